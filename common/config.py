@@ -1,0 +1,90 @@
+"""A guest's configuration: one TOML file, read by every service and the CLI.
+
+The file is the single source of endpoints, disks and identity; services get
+only its path (``--guest-config FILE``)."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES = ("kernel", "userspace", "ubd_io", "sigio")
+DEFAULT_RELEASE = "6.1.0-skas"
+DEFAULT_ENV = ["PATH=/sbin:/usr/sbin:/bin:/usr/bin", "HOME=/", "TERM=linux"]
+
+
+def default_run_root() -> Path:
+    """Per-user directory holding each guest's 0700 run directory."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(xdg) if xdg else Path(f"/tmp/skas-{os.getuid()}")
+    return base / "skas" if xdg else base
+
+
+@dataclass
+class GuestConfig:
+    name: str
+    run_dir: Path
+    disks: dict[str, str]
+    init: list[str]
+    env: list[str] = field(default_factory=lambda: list(DEFAULT_ENV))
+    hostname: str = ""
+    release: str = DEFAULT_RELEASE
+    uid: int = 0
+    gid: int = 0
+    console: str = "stdio"          # "stdio": sigio's own stdout; "log": console.log
+    cpu: int | None = None          # pin all four services (and the guest) to this CPU
+    endpoints: dict[str, str] = field(default_factory=dict)
+    syscall_log: bool = False
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.hostname = self.hostname or self.name
+        for service in SERVICES:
+            self.endpoints.setdefault(service, f"ipc://{self.run_dir}/{service}.sock")
+
+    @property
+    def console_log(self) -> Path:
+        return self.run_dir / "console.log"
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / f"{self.name}.toml"
+
+    def make_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.run_dir, 0o700)
+
+    def to_toml(self) -> str:
+        lines = [f"name = {_q(self.name)}", f"run_dir = {_q(str(self.run_dir))}",
+                 f"init = [{', '.join(_q(a) for a in self.init)}]",
+                 f"env = [{', '.join(_q(a) for a in self.env)}]",
+                 f"hostname = {_q(self.hostname)}", f"release = {_q(self.release)}",
+                 f"uid = {self.uid}", f"gid = {self.gid}", f"console = {_q(self.console)}",
+                 f"syscall_log = {str(self.syscall_log).lower()}"]
+        if self.cpu is not None:
+            lines.append(f"cpu = {self.cpu}")
+        lines.append("\n[disks]")
+        lines += [f"{k} = {_q(v)}" for k, v in self.disks.items()]
+        lines.append("\n[endpoints]")
+        lines += [f"{k} = {_q(v)}" for k, v in self.endpoints.items()]
+        return "\n".join(lines) + "\n"
+
+    def write(self, path: Path | None = None) -> Path:
+        path = Path(path or self.path)
+        path.write_text(self.to_toml())
+        return path
+
+
+def load(path: str | os.PathLike) -> GuestConfig:
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    known = set(GuestConfig.__dataclass_fields__)
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
+    return GuestConfig(**data)
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'

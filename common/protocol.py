@@ -1,0 +1,163 @@
+"""The wire protocol: every message the four services exchange.
+
+In a nutshell: a message is a msgpack array
+``[version, type, id, sender, traceparent, body]`` where ``body`` is a map
+whose fields are fixed per type in ``MESSAGES`` below.  A reply carries the id
+of the request it answers.  ``decode`` checks everything and raises
+``ProtocolError`` with a reason that the receiver sends back in an ``error``
+reply; nothing a peer sends can crash a service.
+
+Nothing outside this module builds or parses an envelope.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+VERSION = 1
+
+INT = (int,)
+BYTES = (bytes,)
+STR = (str,)
+LIST = (list,)
+DICT = (dict,)
+BOOL = (bool,)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One message type: who sends it, who answers, and its fields."""
+    sender: str
+    receiver: str
+    fields: dict[str, tuple]
+    doc: str
+
+
+MESSAGES: dict[str, Spec] = {
+    # any service <-> any service
+    "ping": Spec("any", "any", {}, "liveness probe; answered by pong"),
+    "pong": Spec("any", "any", {"service": STR}, "answer to ping"),
+    "error": Spec("any", "any", {"reason": STR},
+                  "a request could not be served (bad message, unknown type, failure)"),
+    "status": Spec("any", "any", {}, "ask a service for its state; answered by status_reply"),
+    "status_reply": Spec("any", "any", {"service": STR, "state": DICT}, "a service's state"),
+    # userspace <-> kernel: the platform contract
+    "hello": Spec("userspace", "kernel", {"pid": INT},
+                  "userspace is up (its host pid); the kernel may start spawning tasks"),
+    "spawn": Spec("kernel", "userspace", {"task": INT},
+                  "start a fresh stub address space for task and keep it stopped"),
+    "spawned": Spec("userspace", "kernel", {"task": INT, "pid": INT},
+                    "the stub for task runs as host pid, stopped"),
+    "syscall": Spec("userspace", "kernel",
+                    {"task": INT, "nr": INT, "args": LIST, "rip": INT, "rsp": INT},
+                    "task stopped in a trapped system call"),
+    "ret": Spec("kernel", "userspace", {"task": INT, "value": INT},
+                "skip the call on the host, return value, resume"),
+    "host": Spec("kernel", "userspace", {"task": INT},
+                 "run the call on the host as it is, resume"),
+    "ops": Spec("kernel", "userspace",
+                {"task": INT, "ops": LIST, "reply": BOOL, "value": INT},
+                "run address-space ops in task; then answer ops_done (reply) "
+                "or finish the call with value and resume; an op failing in a "
+                "batch with no reply kills the task"),
+    "ops_done": Spec("userspace", "kernel", {"task": INT, "results": LIST},
+                     "results of each op in order, up to the first failure (-errno); "
+                     "exec_stub's is a map {vdso, stack_top}; task stays stopped"),
+    "exited": Spec("userspace", "kernel", {"task": INT, "status": INT},
+                   "the host process of task is gone; its host wait status"),
+    "kill": Spec("kernel", "userspace", {"task": INT}, "kill the host process of task"),
+    # kernel <-> ubd_io
+    "block": Spec("kernel", "ubd_io",
+                  {"dev": INT, "op": STR, "offset": INT, "length": INT, "data": BYTES},
+                  "a block request: READ, WRITE or FLUSH on device dev"),
+    "block_done": Spec("ubd_io", "kernel", {"status": INT, "data": BYTES},
+                       "0 or -errno, and the data read"),
+    # kernel <-> sigio
+    "console_write": Spec("kernel", "sigio", {"seq": INT, "data": BYTES},
+                          "guest console output, numbered from 1 in order"),
+    "console_ack": Spec("sigio", "kernel", {"seq": INT},
+                        "every byte up to seq has been written to the host side"),
+}
+
+OPS = ("exec_stub", "mmap", "munmap", "mprotect", "poke", "set_mm", "set_regs")
+
+
+class ProtocolError(Exception):
+    """A message that cannot be accepted; str(self) is the reason sent back."""
+
+
+@dataclass
+class Message:
+    type: str
+    id: int
+    sender: str
+    body: dict[str, Any]
+    traceparent: str | None = None
+
+    def __getitem__(self, field: str) -> Any:
+        return self.body[field]
+
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def encode(type_: str, id_: int, sender: str, body: dict[str, Any] | None = None,
+           traceparent: str | None = None) -> bytes:
+    """Build one message; refuses (ProtocolError) what decode would refuse."""
+    body = body or {}
+    _check(type_, body)
+    return _packer.pack([VERSION, type_, id_, sender, traceparent, body])
+
+
+def decode(raw: bytes) -> Message:
+    """Parse and validate one message, or raise ProtocolError saying why."""
+    try:
+        frame = msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError(f"not msgpack: {exc.__class__.__name__}") from None
+    if not isinstance(frame, list) or len(frame) != 6:
+        raise ProtocolError("envelope must be a 6-element array "
+                            "[version, type, id, sender, traceparent, body]")
+    version, type_, id_, sender, traceparent, body = frame
+    if version != VERSION:
+        raise ProtocolError(f"protocol version {version!r} not supported (this is {VERSION})")
+    if not isinstance(type_, str):
+        raise ProtocolError("message type must be a string")
+    if not isinstance(id_, int) or isinstance(id_, bool):
+        raise ProtocolError("request id must be an integer")
+    if not isinstance(sender, str):
+        raise ProtocolError("sender must be a string")
+    if traceparent is not None and not isinstance(traceparent, str):
+        raise ProtocolError("traceparent must be a string or nil")
+    if not isinstance(body, dict):
+        raise ProtocolError("body must be a map")
+    _check(type_, body)
+    return Message(type_, id_, sender, body, traceparent)
+
+
+def request_id(raw: bytes) -> int:
+    """Best-effort id of a message that failed to decode, for the error reply."""
+    try:
+        frame = msgpack.unpackb(raw, raw=False)
+        if isinstance(frame, list) and len(frame) > 2 and isinstance(frame[2], int):
+            return frame[2]
+    except Exception:
+        pass
+    return 0
+
+
+def _check(type_: str, body: dict[str, Any]) -> None:
+    spec = MESSAGES.get(type_)
+    if spec is None:
+        raise ProtocolError(f"unknown message type {type_!r}")
+    for name, types in spec.fields.items():
+        if name not in body:
+            raise ProtocolError(f"{type_}: missing field {name!r}")
+        value = body[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ProtocolError(f"{type_}: field {name!r} must be {types[0].__name__}")
+    extra = body.keys() - spec.fields.keys()
+    if extra:
+        raise ProtocolError(f"{type_}: unknown field(s) {sorted(extra)}")

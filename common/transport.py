@@ -1,0 +1,180 @@
+"""ZeroMQ sockets for the services: one way to bind, connect, send and receive.
+
+In a nutshell: every service binds one ROUTER socket at its endpoint from the
+guest config (``Endpoint``) and reaches its peers through DEALER sockets
+(``Link``).  Receiving always goes through ``Channel.drain``, which decodes and
+validates each message and answers a bad one with an ``error`` reply and a log
+line, so a malformed peer can never crash or stall a service.
+
+``AsyncLink`` adds what the kernel needs on an asyncio loop: requests with a
+deadline that are resent when it passes (peers are idempotent), and futures
+keyed by request id.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from typing import Callable, Iterator
+
+import zmq
+
+from common import protocol
+from common.protocol import Message, ProtocolError
+
+log = logging.getLogger(__name__)
+
+_context: zmq.Context | None = None
+
+
+def context() -> zmq.Context:
+    """The process's one ZeroMQ context (pin CPUs before the first call)."""
+    global _context
+    if _context is None:
+        _context = zmq.Context(io_threads=1)
+    return _context
+
+
+def pin_cpu(cpu: int | None) -> None:
+    """Pin this process (and so its guest children and zmq threads) to one CPU.
+
+    Done before the zmq context exists: its I/O thread inherits the mask,
+    and the tracer, the guest and the kernel waking each other on one CPU is
+    cheaper on this VM than crossing CPUs (DESIGN §11)."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+
+def _ipc_path(endpoint: str) -> str | None:
+    return endpoint[len("ipc://"):] if endpoint.startswith("ipc://") else None
+
+
+class Channel:
+    """A socket plus the envelope: send and drain messages."""
+
+    def __init__(self, sock: zmq.Socket, sender: str):
+        self.sock = sock
+        self.sender = sender
+        self.routed = sock.type == zmq.ROUTER
+
+    def send(self, type_: str, id_: int, body: dict | None = None, to: bytes | None = None,
+             traceparent: str | None = None) -> None:
+        raw = protocol.encode(type_, id_, self.sender, body, traceparent)
+        if self.routed:
+            self.sock.send_multipart([to, raw], copy=False)
+        else:
+            self.sock.send(raw, copy=False)
+
+    def error(self, id_: int, reason: str, to: bytes | None = None) -> None:
+        self.send("error", id_, {"reason": reason}, to)
+
+    def drain(self) -> Iterator[tuple[bytes | None, Message]]:
+        """Yield every message waiting now; bad ones are answered, not yielded."""
+        while True:
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            to = frames[0] if self.routed else None
+            raw = frames[-1]
+            if (self.routed and len(frames) != 2) or (not self.routed and len(frames) != 1):
+                log.warning("%s: dropped a message of %d frames", self.sender, len(frames))
+                self.error(0, f"expected one message frame, got {len(frames) - self.routed}", to)
+                continue
+            try:
+                yield to, protocol.decode(raw)
+            except ProtocolError as exc:
+                log.warning("%s: bad message: %s", self.sender, exc)
+                self.error(protocol.request_id(raw), str(exc), to)
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+class Endpoint(Channel):
+    """This service's bound ROUTER socket."""
+
+    def __init__(self, endpoint: str, sender: str):
+        sock = context().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        path = _ipc_path(endpoint)
+        if path and os.path.exists(path):
+            os.unlink(path)  # a stale socket from a killed predecessor
+        sock.bind(endpoint)
+        if path:
+            os.chmod(path, 0o600)
+        super().__init__(sock, sender)
+
+
+class Link(Channel):
+    """A DEALER socket connected to a peer's endpoint."""
+
+    def __init__(self, endpoint: str, sender: str):
+        sock = context().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(endpoint)
+        super().__init__(sock, sender)
+
+
+def on_readable(loop: asyncio.AbstractEventLoop, channel: Channel,
+                handle: Callable[[bytes | None, Message], None]) -> Callable[[], None]:
+    """Call handle for each message arriving on channel, from the asyncio loop.
+
+    zmq's FD is edge-triggered: after every callback (and after sends, via the
+    returned ``kick``) the socket is drained until EVENTS says it is empty."""
+    sock = channel.sock
+
+    def readable() -> None:
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            for to, msg in channel.drain():
+                handle(to, msg)
+
+    loop.add_reader(sock.getsockopt(zmq.FD), readable)
+
+    def kick() -> None:
+        loop.call_soon(readable)
+
+    return kick
+
+
+class AsyncLink:
+    """Requests to one peer from an asyncio loop, with deadlines and resends."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, endpoint: str, sender: str,
+                 deadline: float = 2.0):
+        self.loop = loop
+        self.link = Link(endpoint, sender)
+        self.deadline = deadline
+        self.pending: dict[int, asyncio.Future] = {}
+        self.ids = itertools.count(1)
+        self.kick = on_readable(loop, self.link, self._reply)
+
+    def _reply(self, _to: bytes | None, msg: Message) -> None:
+        fut = self.pending.pop(msg.id, None)
+        if fut is None or fut.done():
+            return  # an answer to a resent request that was answered already
+        fut.set_result(msg)
+
+    async def request(self, type_: str, body: dict, *, retries: int | None = None) -> Message:
+        """Send, and resend after each deadline, until answered (or retries run out)."""
+        id_ = next(self.ids)
+        attempt = 0
+        while True:
+            fut = self.loop.create_future()
+            self.pending[id_] = fut
+            self.link.send(type_, id_, body)
+            self.kick()
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), self.deadline)
+            except asyncio.TimeoutError:
+                attempt += 1
+                if retries is not None and attempt > retries:
+                    self.pending.pop(id_, None)
+                    raise
+                log.warning("%s: no answer to %s #%d after %.1fs, resending",
+                            self.link.sender, type_, id_, self.deadline)
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.link.sock.getsockopt(zmq.FD))
+        self.link.close()

@@ -1,0 +1,1 @@
+"""The four host processes of a guest: kernel, userspace, ubd_io, sigio."""

@@ -1,0 +1,12 @@
+"""kernel: all of a guest's kernel state (UML's kernel thread).
+
+In a nutshell: the kernel receives each trapped guest system call from
+userspace, dispatches it through the one syscall table (``syscalls.py``) to a
+handler in an area module (``fs``, ``proc``, ``mm``, ``signal``, ``time``),
+and answers ``ret``, ``host`` or ``ops``.  It owns tasks and virtual pids,
+credentials, fd tables, the VFS and its filesystems, the page cache, the
+console's tty state and the block cache.  It reads and writes guest memory
+itself (``process_vm_readv``/``writev``); it never calls ptrace, never
+touches a disk image (ubd_io does) and never blocks its asyncio loop:
+handlers that wait are coroutines.
+"""

@@ -1,0 +1,97 @@
+"""copy_from_user / copy_to_user: guest memory by process_vm_readv/writev.
+
+A bad guest pointer is EFAULT, never an exception that escapes a handler."""
+from __future__ import annotations
+
+import ctypes
+import errno
+
+from services.kernel.errors import Errno
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+_readv = _libc.process_vm_readv
+_writev = _libc.process_vm_writev
+for _f in (_readv, _writev):
+    _f.argtypes = (ctypes.c_int, ctypes.POINTER(_iovec), ctypes.c_ulong,
+                   ctypes.POINTER(_iovec), ctypes.c_ulong, ctypes.c_ulong)
+    _f.restype = ctypes.c_ssize_t
+
+PAGE = 4096
+ADDR_LIMIT = 1 << 47   # user addresses end here on x86_64
+MAX_STRING = 4096      # PATH_MAX, and the longest argv/env string we copy in one piece
+
+
+class GuestMemory:
+    """One guest address space, reached through its host pid."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self._local = _iovec()
+        self._remote = _iovec()
+
+    def _xfer(self, fn, addr: int, buf, length: int) -> int:
+        if length == 0:
+            return 0
+        if addr <= 0 or addr + length > ADDR_LIMIT:
+            raise Errno(errno.EFAULT)
+        self._local.base = ctypes.addressof(buf)
+        self._local.len = length
+        self._remote.base = addr
+        self._remote.len = length
+        n = fn(self.pid, ctypes.byref(self._local), 1, ctypes.byref(self._remote), 1, 0)
+        if n < 0:
+            err = ctypes.get_errno()
+            raise Errno(errno.EFAULT if err in (errno.EFAULT, errno.ENOMEM, errno.EINVAL)
+                        else errno.ESRCH if err == errno.ESRCH else errno.EFAULT)
+        return n
+
+    def read(self, addr: int, length: int) -> bytes:
+        buf = ctypes.create_string_buffer(length)
+        if self._xfer(_readv, addr, buf, length) != length:
+            raise Errno(errno.EFAULT)
+        return buf.raw
+
+    def read_some(self, addr: int, length: int) -> bytes:
+        """As much as is readable from addr (at least one byte, or EFAULT)."""
+        buf = ctypes.create_string_buffer(length)
+        n = self._xfer(_readv, addr, buf, length)
+        if n <= 0:
+            raise Errno(errno.EFAULT)
+        return buf.raw[:n]
+
+    def write(self, addr: int, data: bytes) -> None:
+        buf = ctypes.create_string_buffer(data, len(data))
+        if self._xfer(_writev, addr, buf, len(data)) != len(data):
+            raise Errno(errno.EFAULT)
+
+    def read_cstr(self, addr: int, limit: int = MAX_STRING) -> bytes:
+        """A NUL-terminated string; ENAMETOOLONG past limit."""
+        out = b""
+        while len(out) < limit:
+            chunk = self.read_some(addr, min(PAGE - addr % PAGE, limit - len(out)))
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                return out + chunk[:nul]
+            out += chunk
+            addr += len(chunk)
+        raise Errno(errno.ENAMETOOLONG)
+
+    def read_ptrs(self, addr: int, limit: int) -> list[int]:
+        """A NULL-terminated array of pointers (argv, envp); E2BIG past limit."""
+        ptrs: list[int] = []
+        while True:
+            chunk = self.read_some(addr, PAGE - addr % PAGE)
+            for i in range(0, len(chunk) - len(chunk) % 8, 8):
+                p = int.from_bytes(chunk[i:i + 8], "little")
+                if p == 0:
+                    return ptrs
+                ptrs.append(p)
+                if len(ptrs) > limit:
+                    raise Errno(errno.E2BIG)
+            addr += len(chunk) - len(chunk) % 8

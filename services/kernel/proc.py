@@ -1,0 +1,160 @@
+"""Process system calls: ids, exit, exec, uname, limits."""
+from __future__ import annotations
+
+import errno
+import struct
+
+from services.kernel import exec as execmod
+from services.kernel.errors import Errno
+
+HOST = object()      # answer: run the call on the host as it is
+
+RLIM_INFINITY = (1 << 64) - 1
+RLIMIT_STACK, RLIMIT_NOFILE, RLIM_NLIMITS = 3, 7, 16
+PR_SET_NAME, PR_GET_NAME = 15, 16
+MAX_ARGS = 1 << 17
+
+
+class Ops:
+    """answer: run ops in the task, then return value (or resume at set registers)."""
+
+    def __init__(self, ops: list[dict], value: int = 0):
+        self.ops = ops
+        self.value = value
+
+
+def sys_getpid(t, *_):
+    return t.tgid
+
+
+def sys_gettid(t, *_):
+    return t.tid
+
+
+def sys_getppid(t, *_):
+    return t.ppid
+
+
+def sys_getuid(t, *_):
+    return t.cred.uid
+
+
+def sys_geteuid(t, *_):
+    return t.cred.euid
+
+
+def sys_getgid(t, *_):
+    return t.cred.gid
+
+
+def sys_getegid(t, *_):
+    return t.cred.egid
+
+
+def sys_getresuid(t, ruid, euid, suid, *_):
+    for addr, value in ((ruid, t.cred.uid), (euid, t.cred.euid), (suid, t.cred.suid)):
+        t.mem.write(addr, struct.pack("<I", value))
+    return 0
+
+
+def sys_getresgid(t, rgid, egid, sgid, *_):
+    for addr, value in ((rgid, t.cred.gid), (egid, t.cred.egid), (sgid, t.cred.sgid)):
+        t.mem.write(addr, struct.pack("<I", value))
+    return 0
+
+
+def sys_getgroups(t, size, listp, *_):
+    groups = t.cred.groups
+    size &= 0xFFFFFFFF
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        raise Errno(errno.EINVAL)
+    if groups:
+        t.mem.write(listp, struct.pack(f"<{len(groups)}I", *groups))
+    return len(groups)
+
+
+def sys_getpgid(t, pid, *_):
+    if pid not in (0, t.tgid):
+        raise Errno(errno.ESRCH)
+    return t.pgid
+
+
+def sys_getpgrp(t, *_):
+    return t.pgid
+
+
+def sys_getsid(t, pid, *_):
+    if pid not in (0, t.tgid):
+        raise Errno(errno.ESRCH)
+    return t.sid
+
+
+def sys_set_tid_address(t, tidptr, *_):
+    t.clear_child_tid = tidptr
+    return t.tid
+
+
+def sys_exit_group(t, status, *_):
+    t.exit_status = (status & 0xFF) << 8
+    return HOST      # the host process ends; userspace reports it gone
+
+
+def sys_exit(t, status, *_):
+    return sys_exit_group(t, status)
+
+
+def sys_uname(t, buf, *_):
+    k = t.kernel.cfg
+    fields = (b"Linux", k.hostname.encode(), k.release.encode(),
+              b"#1 SMP PREEMPT_DYNAMIC", b"x86_64", b"(none)")
+    t.mem.write(buf, b"".join(f[:64].ljust(65, b"\0") for f in fields))
+    return 0
+
+
+def sys_prlimit64(t, pid, resource, new, old, *_):
+    if pid not in (0, t.tgid):
+        raise Errno(errno.ESRCH)
+    if resource >= RLIM_NLIMITS:
+        raise Errno(errno.EINVAL)
+    limits = t.kernel.rlimits(t)
+    if old:
+        t.mem.write(old, struct.pack("<QQ", *limits[resource]))
+    if new:
+        soft, hard = struct.unpack("<QQ", t.mem.read(new, 16))
+        if soft > hard:
+            raise Errno(errno.EINVAL)
+        if hard > limits[resource][1] and t.cred.euid != 0:
+            raise Errno(errno.EPERM)
+        limits[resource] = (soft, hard)
+        if resource == RLIMIT_NOFILE:
+            t.files.limit = min(soft, 1 << 20)
+    return 0
+
+
+def sys_getrlimit(t, resource, old, *_):
+    return sys_prlimit64(t, 0, resource, 0, old)
+
+
+def sys_setrlimit(t, resource, new, *_):
+    return sys_prlimit64(t, 0, resource, new, 0)
+
+
+def sys_prctl(t, option, arg2, *_):
+    if option == PR_SET_NAME:
+        t.comm = t.mem.read_cstr(arg2, 16)[:15]
+        return 0
+    if option == PR_GET_NAME:
+        t.mem.write(arg2, t.comm.ljust(16, b"\0")[:16])
+        return 0
+    raise Errno(errno.EINVAL)
+
+
+async def sys_execve(t, path_ptr, argv_ptr, envp_ptr, *_):
+    path = t.mem.read_cstr(path_ptr)
+    argv = [t.mem.read_cstr(p, 128 << 10) for p in t.mem.read_ptrs(argv_ptr, MAX_ARGS)] \
+        if argv_ptr else []
+    envp = [t.mem.read_cstr(p, 128 << 10) for p in t.mem.read_ptrs(envp_ptr, MAX_ARGS)] \
+        if envp_ptr else []
+    return Ops(await execmod.execve(t, path, argv, envp))

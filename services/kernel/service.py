@@ -1,0 +1,264 @@
+"""The kernel service: boot, the syscall dispatcher, task lifetimes, shutdown."""
+from __future__ import annotations
+
+import asyncio
+import errno
+import inspect
+import logging
+import signal as host_signal
+import time
+
+from common.config import GuestConfig
+from common.protocol import Message
+from common.transport import AsyncLink, Endpoint, on_readable
+from services.kernel.block import UbdDevice
+from services.kernel.console import Console, ConsoleFile
+from services.kernel.errors import Errno
+from services.kernel.exec import ExecFailed
+from services.kernel.fs.ext2 import Ext2, Ext2Error
+from services.kernel.pagecache import PageCache
+from services.kernel.proc import HOST, RLIM_INFINITY, Ops
+from services.kernel.syscalls import TABLE, name
+from services.kernel.task import Credentials, Task
+from services.kernel.vfs import UBD_MAJOR, Mount, Vfs, makedev
+from services.kernel import exec as execmod
+
+log = logging.getLogger("kernel")
+
+BOOT_FAILED = 125          # exit code: the guest never ran its init
+USERSPACE_SILENCE = 1.5    # seconds without a word from userspace: the guest is dead
+
+
+class TaskGone(Exception):
+    """The task's host process died while the kernel was waiting on it."""
+
+
+class Kernel:
+    def __init__(self, cfg: GuestConfig, loop: asyncio.AbstractEventLoop):
+        self.cfg = cfg
+        self.loop = loop
+        self.me = f"{cfg.name}/kernel"
+        self.endpoint = Endpoint(cfg.endpoints["kernel"], self.me)
+        self.kick = on_readable(loop, self.endpoint, self.on_message)
+        self.ubd = AsyncLink(loop, cfg.endpoints["ubd_io"], self.me)
+        self.console = Console(AsyncLink(loop, cfg.endpoints["sigio"], self.me))
+        self.pagecache = PageCache(cfg.run_dir)
+        self.userspace: bytes | None = None      # routing id of userspace's link
+        self.heard_userspace = time.monotonic()
+        self.tasks: dict[int, Task] = {}
+        self.waiting: dict[int, asyncio.Future] = {}   # task -> ops_done / spawned
+        self.next_tid = 1
+        self.next_id = 1
+        self.vfs: Vfs | None = None
+        self.exit_code: asyncio.Future = loop.create_future()
+        self.enosys_logged: set[int] = set()
+        self.limits: dict[int, list] = {}
+        self.syscall_count = 0
+
+    # --- messages ------------------------------------------------------------------
+    def on_message(self, to: bytes, msg: Message) -> None:
+        if to == self.userspace:
+            self.heard_userspace = time.monotonic()
+        kind = msg.type
+        if kind == "syscall":
+            self.syscall(msg)
+        elif kind in ("ops_done", "spawned"):
+            fut = self.waiting.pop(msg["task"], None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        elif kind == "exited":
+            self.exited(msg["task"], msg["status"])
+        elif kind == "error" and to == self.userspace:
+            log.error("userspace refused request #%d: %s", msg.id, msg["reason"])
+            for fut in self.waiting.values():
+                if not fut.done():
+                    fut.set_exception(TaskGone(msg["reason"]))
+        elif kind == "hello":
+            if self.userspace is None:
+                self.userspace = to
+                asyncio.ensure_future(self.boot())
+            else:
+                self.endpoint.error(msg.id, "a userspace is already attached", to)
+        elif kind == "ping":
+            self.endpoint.send("pong", msg.id, {"service": "kernel"}, to)
+        elif kind == "pong":
+            pass
+        elif kind == "status":
+            self.endpoint.send("status_reply", msg.id, {"service": "kernel",
+                                                        "state": self.state()}, to)
+        else:
+            self.endpoint.error(msg.id, f"the kernel does not serve {kind!r}", to)
+
+    def to_userspace(self, kind: str, id_: int, body: dict) -> None:
+        self.endpoint.send(kind, id_, body, self.userspace)
+        self.kick()
+
+    def state(self) -> dict:
+        return {"tasks": [{"pid": t.tid, "host_pid": t.host_pid, "comm": t.comm.decode(
+                    errors="replace")} for t in self.tasks.values()],
+                "syscalls": self.syscall_count}
+
+    # --- system calls --------------------------------------------------------------
+    def syscall(self, msg: Message) -> None:
+        t = self.tasks.get(msg["task"])
+        if t is None:
+            self.endpoint.error(msg.id, f"no task {msg['task']}", self.userspace)
+            return
+        self.syscall_count += 1
+        t.request_id = msg.id
+        nr = msg["nr"]
+        entry = TABLE.get(nr)
+        if entry is None:
+            if nr not in self.enosys_logged:
+                self.enosys_logged.add(nr)
+                log.warning("unimplemented syscall %s (%d) from %r: ENOSYS", name(nr), nr, t)
+            self.answer(t, -errno.ENOSYS)
+            return
+        args = msg["args"]
+        try:
+            result = entry.handler(t, *args)
+        except Errno as e:
+            result = -e.code
+        except Exception:
+            log.exception("%s: kernel bug in %s", t, entry.name)
+            result = -errno.EIO
+        if inspect.isawaitable(result):
+            asyncio.ensure_future(self.finish(t, entry.name, result))
+        else:
+            self.answer(t, result, entry.name, args)
+
+    async def finish(self, t: Task, call: str, pending) -> None:
+        try:
+            result = await pending
+        except Errno as e:
+            result = -e.code
+        except TaskGone:
+            return
+        except ExecFailed as exc:
+            log.error("%s: %s; killing it", t, exc)
+            self.to_userspace("kill", t.request_id, {"task": t.tid})
+            return
+        except Exception:
+            log.exception("%s: kernel bug in %s", t, call)
+            result = -errno.EIO
+        if t.tid in self.tasks:
+            self.answer(t, result, call)
+
+    def answer(self, t: Task, result, call: str = "", args=()) -> None:
+        if self.cfg.syscall_log:
+            log.info("[%d] %s(%s) = %s", t.tid, call, ", ".join(hex(a) for a in args),
+                     result if isinstance(result, int) else type(result).__name__)
+        if result is HOST:
+            self.to_userspace("host", t.request_id, {"task": t.tid})
+        elif isinstance(result, Ops):
+            self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": result.ops,
+                                                    "reply": False, "value": result.value})
+        else:
+            self.to_userspace("ret", t.request_id, {"task": t.tid, "value": result})
+
+    async def run_ops(self, t: Task, ops: list[dict]) -> list:
+        """Run address-space ops in a stopped task and wait for their results."""
+        fut = self.loop.create_future()
+        self.waiting[t.tid] = fut
+        self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": ops, "reply": True,
+                                                "value": 0})
+        return (await fut)["results"]
+
+    def rlimits(self, t: Task) -> dict[int, list]:
+        if not self.limits:
+            self.limits = {r: [RLIM_INFINITY, RLIM_INFINITY] for r in range(16)}
+            self.limits[3] = [8 << 20, RLIM_INFINITY]       # RLIMIT_STACK
+            self.limits[4] = [0, RLIM_INFINITY]             # RLIMIT_CORE
+            self.limits[7] = [1024, 1 << 20]                # RLIMIT_NOFILE
+            self.limits[8] = [8 << 20, 8 << 20]             # RLIMIT_MEMLOCK
+        return self.limits
+
+    # --- tasks ---------------------------------------------------------------------
+    async def spawn(self, cred: Credentials) -> Task:
+        t = Task(self, self.next_tid, cred, self.vfs.root)
+        self.next_tid += 1
+        self.tasks[t.tid] = t
+        fut = self.loop.create_future()
+        self.waiting[t.tid] = fut
+        t.request_id = self.next_id
+        self.next_id += 1
+        self.to_userspace("spawn", t.request_id, {"task": t.tid})
+        reply = await fut
+        t.attach(reply["pid"])
+        return t
+
+    def exited(self, tid: int, status: int) -> None:
+        t = self.tasks.pop(tid, None)
+        if t is None:
+            return
+        fut = self.waiting.pop(tid, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(TaskGone(tid))
+        if tid == 1:
+            code = status >> 8 & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
+            log.info("init exited (host wait status %#x): the guest halts with %d", status, code)
+            asyncio.ensure_future(self.shutdown(code))
+
+    # --- boot and shutdown ---------------------------------------------------------
+    async def boot(self) -> None:
+        cfg = self.cfg
+        try:
+            fs = await Ext2.mount(UbdDevice(self.ubd, 0))
+        except (Ext2Error, Errno) as exc:
+            log.error("cannot mount ubd0 (%s) as the root filesystem: %s", cfg.disks.get("ubd0"), exc)
+            await self.shutdown(BOOT_FAILED)
+            return
+        self.vfs = Vfs(Mount(fs, makedev(UBD_MAJOR, 0)))
+        cred = Credentials(cfg.uid, cfg.gid, cfg.uid, cfg.gid, cfg.uid, cfg.gid)
+        try:
+            init = await self.spawn(cred)
+        except TaskGone as exc:
+            log.error("userspace could not start init: %s", exc)
+            await self.shutdown(BOOT_FAILED)
+            return
+        for fd in range(3):
+            init.files.install(ConsoleFile(self.console, 0o2))
+        argv = [a.encode() for a in cfg.init]
+        try:
+            ops = await execmod.execve(init, argv[0], argv, [e.encode() for e in cfg.env])
+        except (Errno, ExecFailed, TaskGone) as exc:
+            reason = errno.errorcode.get(exc.code, "") if isinstance(exc, Errno) else str(exc)
+            message = f"skas: cannot run {cfg.init[0]}: {reason}"
+            log.error(message)
+            await self.console.write(message.encode() + b"\n")
+            await self.shutdown(BOOT_FAILED)
+            return
+        log.info("init (%s) runs as host pid %d", " ".join(cfg.init), init.host_pid)
+        self.answer(init, Ops(ops), "execve")
+
+    async def shutdown(self, code: int) -> None:
+        for t in list(self.tasks.values()):
+            self.to_userspace("kill", self.next_id, {"task": t.tid})
+        try:
+            await asyncio.wait_for(self.console.drain(), 5)
+        except asyncio.TimeoutError:
+            log.error("sigio did not take the last console output")
+        if not self.exit_code.done():
+            self.exit_code.set_result(code)
+
+    async def watch_userspace(self) -> None:
+        while not self.exit_code.done():
+            await asyncio.sleep(0.25)
+            if self.userspace and time.monotonic() - self.heard_userspace > USERSPACE_SILENCE:
+                log.error("userspace silent for %.1fs: the guest is dead", USERSPACE_SILENCE)
+                self.exit_code.set_result(BOOT_FAILED if not self.tasks else 128 + 9)
+
+
+async def main(cfg: GuestConfig) -> int:
+    loop = asyncio.get_running_loop()
+    kernel = Kernel(cfg, loop)
+    loop.add_signal_handler(host_signal.SIGTERM, lambda: kernel.exit_code.done()
+                            or kernel.exit_code.set_result(128 + host_signal.SIGTERM))
+    watcher = asyncio.ensure_future(kernel.watch_userspace())
+    code = await kernel.exit_code
+    watcher.cancel()
+    return code
+
+
+def run(cfg: GuestConfig) -> int:
+    return asyncio.run(main(cfg))

@@ -1,0 +1,4 @@
+from common.service import main
+from services.sigio.service import run
+
+main("sigio", run)

@@ -1,0 +1,4 @@
+from common.service import main
+from services.userspace.service import run
+
+main("userspace", run)

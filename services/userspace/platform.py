@@ -1,0 +1,135 @@
+"""What userspace does to guest processes on the kernel's orders.
+
+Spawning a stub address space, and the address-space ops of DESIGN §3 run by
+injected system calls.  Nothing here decides what a guest system call means.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+
+from services.userspace import stub
+from services.userspace.tracee import (
+    O_RDONLY_CLOEXEC, OPTIONS, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM,
+    PR_SET_MM_MAP, SYS_close, SYS_execve, SYS_mmap, SYS_mprotect, SYS_munmap, SYS_open,
+    SYS_prctl, U64, Tracee, TraceeGone, _call)
+
+log = logging.getLogger(__name__)
+
+_MM_MAP = struct.Struct("<11QQII")
+MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
+             "start_stack", "arg_start", "arg_end", "env_start", "env_end")
+EFAULT, EINVAL = 14, 22
+
+
+def spawn(task: int, stub_path: str) -> Tracee:
+    """Start a stub, seize it, install the filter, leave it parked."""
+    pid = os.fork()
+    if pid == 0:  # child: no host fd survives into the guest
+        try:
+            os.chdir("/")
+            os.closerange(0, os.sysconf("SC_OPEN_MAX"))
+            os.execve(stub_path, ["stub"], {})
+        finally:
+            os._exit(127)
+    _, status = os.waitpid(pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):
+        raise OSError(f"stub {pid} did not start (wait status {status:#x})")
+    t = Tracee(task, pid)
+    _call(PTRACE_SEIZE, pid, 0, OPTIONS)
+    while t.wait() >> 8 != PTRACE_EVENT_STOP:   # the group-stop becomes a ptrace stop
+        pass
+    t.getregs()
+    t.open_mem()
+    t.install_filter()
+    t.strip_host_leftovers()
+    return t
+
+
+def run_ops(t: Tracee, ops: list, stub_path: str) -> tuple[list, bool]:
+    """Run a batch in order; stop at the first failure.  Returns the results and
+    whether the batch set the registers (so the tracee must not be given a
+    return value)."""
+    results: list = []
+    set_regs = False
+    for op in ops:
+        try:
+            kind = op["op"]
+            if kind == "set_regs":
+                _set_regs(t, op)
+                set_regs = True
+                result = 0
+            else:
+                result = _OPS[kind](t, op, stub_path)
+        except TraceeGone:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("task %d: malformed op %r: %s", t.task, op, exc)
+            result = -EINVAL
+        except OSError as exc:
+            result = -(exc.errno or EFAULT)
+        results.append(result)
+        if isinstance(result, int) and result < 0:
+            break
+    return results, set_regs
+
+
+def _exec_stub(t: Tracee, _op: dict, stub_path: str) -> int | dict:
+    path = t.write_scratch(0, stub_path.encode() + b"\0")
+    argv = t.write_scratch(len(stub_path) + 8 & ~7, struct.pack("<QQ", path, 0))
+    result = t.inject(SYS_execve, path, argv, argv + 8)
+    if result < 0:
+        return result
+    t.open_mem()
+    t.strip_host_leftovers()
+    return {"vdso": t.vdso, "stack_top": t.stack_top}
+
+
+def _mmap(t: Tracee, op: dict, _stub: str) -> int:
+    path = op.get("path")
+    flags = op["flags"]
+    if path is None:
+        return t.inject(SYS_mmap, op["addr"], op["length"], op["prot"], flags, U64, 0)
+    fd = t.inject(SYS_open, t.write_scratch(0, path.encode() + b"\0"), O_RDONLY_CLOEXEC)
+    if fd < 0:
+        return fd
+    try:
+        return t.inject(SYS_mmap, op["addr"], op["length"], op["prot"], flags, fd, op["offset"])
+    finally:
+        t.inject(SYS_close, fd)
+
+
+def _munmap(t: Tracee, op: dict, _stub: str) -> int:
+    return t.inject(SYS_munmap, op["addr"], op["length"])
+
+
+def _mprotect(t: Tracee, op: dict, _stub: str) -> int:
+    return t.inject(SYS_mprotect, op["addr"], op["length"], op["prot"])
+
+
+def _poke(t: Tracee, op: dict, _stub: str) -> int:
+    t.poke(op["addr"], op["data"])
+    return 0
+
+
+def _set_mm(t: Tracee, op: dict, _stub: str) -> int:
+    """Tell the host where the guest's brk, arguments and environment are, so
+    host brk() grows the guest's heap and not the stub's."""
+    raw = _MM_MAP.pack(*(op[f] for f in MM_FIELDS), 0, 0, 0xFFFFFFFF)
+    addr = t.write_scratch(0, raw)
+    return t.inject(SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, addr, len(raw))
+
+
+def _set_regs(t: Tracee, op: dict) -> None:
+    """The entry state of a new image: every register zero but rip, rsp, eflags."""
+    regs = t.regs
+    for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11",
+                 "r12", "r13", "r14", "r15", "fs_base", "gs_base"):
+        setattr(regs, name, 0)
+    regs.rip, regs.rsp, regs.eflags, regs.orig_rax = op["rip"], op["rsp"], 0x202, U64
+    t.setregs(regs)
+
+
+_OPS = {"exec_stub": _exec_stub, "mmap": _mmap, "munmap": _munmap, "mprotect": _mprotect,
+        "poke": _poke, "set_mm": _set_mm}

@@ -1,0 +1,216 @@
+"""The userspace service's main loop: guest stops in, kernel orders out."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from common.config import GuestConfig
+from common.protocol import Message
+from common.transport import Endpoint, Link
+from services.userspace import platform
+from services.userspace.tracee import (
+    EXEC_STOP, PTRACE_EVENT_STOP, SECCOMP_STOP, Tracee, TraceeGone)
+
+log = logging.getLogger("userspace")
+
+HEARTBEAT = 0.5          # seconds between pings to the kernel
+KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
+WALL = 0x40000000
+
+
+class Userspace:
+    def __init__(self, cfg: GuestConfig):
+        self.cfg = cfg
+        self.stub_path = str(platform.stub.install(cfg.run_dir))
+        self.me = f"{cfg.name}/userspace"
+        self.kernel = Link(cfg.endpoints["kernel"], self.me)
+        self.monitor = self.kernel.sock.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        self.control = Endpoint(cfg.endpoints["userspace"], self.me)
+        self.by_task: dict[int, Tracee] = {}
+        self.by_pid: dict[int, Tracee] = {}
+        self.running = True
+        self.next_id = 1 << 40   # ids this service originates, clear of the kernel's
+        self.last_heard = time.monotonic()
+        self.connected = False
+
+    # --- main loop ----------------------------------------------------------
+    def run(self) -> int:
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
+        poller = zmq.Poller()
+        for sock in (self.kernel.sock, self.control.sock, self.monitor):
+            poller.register(sock, zmq.POLLIN)
+        poller.register(wake_r, zmq.POLLIN)
+        self.send("hello", {"pid": os.getpid()})
+        next_ping = time.monotonic() + HEARTBEAT
+        while self.running:
+            ready = dict(poller.poll(HEARTBEAT * 1000))
+            if wake_r in ready:
+                os.read(wake_r, 4096)
+                self.reap()
+            if self.kernel.sock in ready:
+                self.last_heard = time.monotonic()
+                for _, msg in self.kernel.drain():
+                    self.on_kernel(msg)
+            if self.control.sock in ready:
+                for to, msg in self.control.drain():
+                    self.on_control(to, msg)
+            if self.monitor in ready:
+                self.on_monitor()
+            now = time.monotonic()
+            if now >= next_ping:
+                self.send("ping", {})
+                next_ping = now + HEARTBEAT
+            if self.connected and now - self.last_heard > KERNEL_SILENCE:
+                log.error("kernel silent for %.1fs: the guest is dead", now - self.last_heard)
+                self.running = False
+        self.shutdown()
+        return 0
+
+    def send(self, type_: str, body: dict, id_: int | None = None) -> None:
+        if id_ is None:
+            id_, self.next_id = self.next_id, self.next_id + 1
+        self.kernel.send(type_, id_, body)
+
+    def on_monitor(self) -> None:
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)["event"]
+            if event == zmq.EVENT_CONNECTED:
+                self.connected = True
+                self.last_heard = time.monotonic()
+            elif event == zmq.EVENT_DISCONNECTED and self.connected:
+                log.error("kernel disconnected: the guest is dead")
+                self.running = False
+
+    def shutdown(self) -> None:
+        for t in list(self.by_pid.values()):
+            t.kill()
+        for t in list(self.by_pid.values()):
+            try:
+                os.waitpid(t.pid, WALL)
+            except ChildProcessError:
+                pass
+
+    # --- host process events -----------------------------------------------
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG | WALL)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            t = self.by_pid.get(pid)
+            if t is None:
+                continue
+            try:
+                self.on_stop(t, status)
+            except TraceeGone:
+                self.gone(t, getattr(t, "exit_status", 0))
+
+    def on_stop(self, t: Tracee, status: int) -> None:
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self.gone(t, status)
+            return
+        event = status >> 8
+        if event == SECCOMP_STOP:
+            nr, args = t.at_syscall()
+            id_, self.next_id = self.next_id, self.next_id + 1
+            t.request_id = id_
+            self.kernel.send("syscall", id_, {"task": t.task, "nr": nr, "args": args,
+                                              "rip": t.regs.rip, "rsp": t.regs.rsp})
+        elif event == EXEC_STOP or event >> 8 == PTRACE_EVENT_STOP:
+            t.cont()
+        else:
+            # A host signal (a fault, or int3 in guest code).  Until the kernel
+            # delivers signals itself (issue 3) the host's default action applies.
+            t.cont(event & 0x7F)
+
+    def gone(self, t: Tracee, status: int) -> None:
+        t.close()
+        self.by_pid.pop(t.pid, None)
+        self.by_task.pop(t.task, None)
+        self.send("exited", {"task": t.task, "status": status})
+
+    # --- kernel orders -------------------------------------------------------
+    def on_kernel(self, msg: Message) -> None:
+        if msg.type in ("pong", "error"):
+            if msg.type == "error":
+                log.error("kernel refused message #%d: %s", msg.id, msg["reason"])
+            return
+        if msg.type == "ping":
+            self.kernel.send("pong", msg.id, {"service": "userspace"})
+            return
+        if msg.type == "spawn":
+            self.spawn(msg)
+            return
+        if msg.type not in ("ret", "host", "ops", "kill"):
+            self.kernel.error(msg.id, f"userspace does not serve {msg.type!r}")
+            return
+        t = self.by_task.get(msg["task"])
+        if t is None:
+            # The task died while the kernel was deciding; its exit is reported.
+            return
+        try:
+            self.apply(t, msg)
+        except TraceeGone:
+            self.gone(t, getattr(t, "exit_status", 0))
+
+    def apply(self, t: Tracee, msg: Message) -> None:
+        if msg.type == "kill":
+            t.kill()
+        elif msg.type == "ret":
+            t.finish(msg["value"])
+        elif msg.type == "host":
+            t.cont()
+        else:
+            results, regs_set = platform.run_ops(t, msg["ops"], self.stub_path)
+            failed = results and isinstance(results[-1], int) and results[-1] < 0
+            if msg["reply"]:
+                self.kernel.send("ops_done", msg.id, {"task": t.task, "results": results})
+            elif failed:
+                # A batch with no reply is one the task cannot survive failing
+                # (an exec past the point of no return), as on Linux.
+                log.error("task %d: op %r failed (%d): killing it", t.task,
+                          msg["ops"][len(results) - 1].get("op"), results[-1])
+                t.kill()
+            elif regs_set:
+                t.cont()
+            else:
+                t.finish(msg["value"])   # back to the guest's call site with the result
+
+    def spawn(self, msg: Message) -> None:
+        task = msg["task"]
+        try:
+            t = platform.spawn(task, self.stub_path)
+        except (OSError, TraceeGone) as exc:
+            log.error("cannot spawn task %d: %s", task, exc)
+            self.kernel.error(msg.id, f"spawn failed: {exc}")
+            return
+        self.by_task[task] = t
+        self.by_pid[t.pid] = t
+        log.info("task %d runs as host pid %d", task, t.pid)
+        self.kernel.send("spawned", msg.id, {"task": task, "pid": t.pid})
+
+    # --- control endpoint -----------------------------------------------------
+    def on_control(self, to: bytes, msg: Message) -> None:
+        if msg.type == "ping":
+            self.control.send("pong", msg.id, {"service": "userspace"}, to)
+        elif msg.type == "status":
+            state = {"tasks": [{"task": t.task, "host_pid": t.pid, "state": t.state}
+                               for t in self.by_task.values()]}
+            self.control.send("status_reply", msg.id, {"service": "userspace", "state": state}, to)
+        else:
+            self.control.error(msg.id, f"userspace does not serve {msg.type!r} here", to)
+
+
+def run(cfg: GuestConfig) -> int:
+    return Userspace(cfg).run()

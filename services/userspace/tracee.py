@@ -1,0 +1,225 @@
+"""One traced host process that runs guest code, and the ptrace calls on it.
+
+python-ptrace gives us the ptrace entry point and the register structure; the
+constants it lacks (SEIZE, INTERRUPT, the seccomp event, EXITKILL) are here.
+A tracee is always in one of these states: running; stopped in a trapped
+system call (``SYSCALL``); or parked at the stub gadget's ``int3`` (or at the
+exec event) after injected calls (``PARKED``).
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import struct
+
+from ptrace.binding import func as pt
+from ptrace.binding.linux_struct import user_regs_struct
+
+from services.userspace import seccomp, stub
+
+log = logging.getLogger(__name__)
+
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_GETREGS = 12
+PTRACE_SETREGS = 13
+PTRACE_O_TRACESECCOMP = 0x80
+PTRACE_O_EXITKILL = 0x100000
+PTRACE_EVENT_SECCOMP = 7
+PTRACE_EVENT_STOP = 128
+OPTIONS = (PTRACE_O_EXITKILL | PTRACE_O_TRACESECCOMP | pt.PTRACE_O_TRACEEXEC)
+
+SECCOMP_STOP = signal.SIGTRAP | (PTRACE_EVENT_SECCOMP << 8)
+EXEC_STOP = signal.SIGTRAP | (pt.PTRACE_EVENT_EXEC << 8)
+
+SYS_open, SYS_close, SYS_mmap, SYS_munmap, SYS_mprotect = 2, 3, 9, 11, 10
+SYS_execve, SYS_prctl, SYS_seccomp = 59, 157, 317
+PR_SET_NO_NEW_PRIVS, PR_SET_MM, PR_SET_MM_MAP = 38, 35, 14
+SECCOMP_SET_MODE_FILTER = 1
+O_RDONLY_CLOEXEC = 0o2000000
+MAP_PRIVATE, MAP_FIXED = 0x02, 0x10
+U64 = (1 << 64) - 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_ptrace = _libc.ptrace
+_ptrace.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p)
+_ptrace.restype = ctypes.c_long
+
+RUNNING, SYSCALL, PARKED = "running", "syscall", "parked"
+ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+
+
+class TraceeGone(Exception):
+    """The host process died (or was tampered with and killed) mid-operation."""
+
+
+def _call(request: int, pid: int, addr: int = 0, data=None) -> None:
+    if _ptrace(request, pid, addr, data) == -1:
+        err = ctypes.get_errno()
+        if err == 3:  # ESRCH: gone or not stopped
+            raise TraceeGone(pid)
+        raise OSError(err, f"ptrace({request}) on {pid}: {os.strerror(err)}")
+
+
+def signed(value: int) -> int:
+    return value - (1 << 64) if value & (1 << 63) else value
+
+
+class Tracee:
+    """A host process running a guest task, stopped or running."""
+
+    def __init__(self, task: int, pid: int):
+        self.task = task
+        self.pid = pid
+        self.state = PARKED
+        self.regs = user_regs_struct()     # at the last stop
+        self.syscall_regs: user_regs_struct | None = None
+        self.mem_fd = -1
+        self.request_id = 0                # the kernel request this stop belongs to
+        self.vdso = 0
+        self.stack_top = 0                 # where the host put the stub's stack
+
+    # --- basic ptrace -------------------------------------------------
+    def getregs(self) -> user_regs_struct:
+        _call(PTRACE_GETREGS, self.pid, 0, ctypes.addressof(self.regs))
+        return self.regs
+
+    def setregs(self, regs: user_regs_struct) -> None:
+        _call(PTRACE_SETREGS, self.pid, 0, ctypes.addressof(regs))
+
+    def cont(self, sig: int = 0) -> None:
+        self.state = RUNNING
+        _call(pt.PTRACE_CONT, self.pid, 0, sig)
+
+    def wait(self) -> int:
+        try:
+            _, status = os.waitpid(self.pid, os.__dict__.get("__WALL", 0x40000000))
+        except ChildProcessError:
+            raise TraceeGone(self.pid) from None
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self.exit_status = status
+            raise TraceeGone(self.pid)
+        return status >> 8
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    # --- memory ---------------------------------------------------------
+    def open_mem(self) -> None:
+        """(Re)open /proc/PID/mem: the fd pins one mm, so exec needs a new one."""
+        if self.mem_fd >= 0:
+            os.close(self.mem_fd)
+        self.mem_fd = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+
+    def poke(self, addr: int, data: bytes) -> None:
+        if os.pwrite(self.mem_fd, data, addr) != len(data):
+            raise OSError(14, f"short write to guest memory at {addr:#x}")
+
+    def close(self) -> None:
+        if self.mem_fd >= 0:
+            os.close(self.mem_fd)
+            self.mem_fd = -1
+
+    # --- the syscall stop -------------------------------------------------
+    def at_syscall(self) -> tuple[int, list[int]]:
+        """Enter SYSCALL state: remember the registers, return (nr, args)."""
+        regs = self.getregs()
+        self.state = SYSCALL
+        self.syscall_regs = user_regs_struct.from_buffer_copy(regs)
+        return signed(regs.orig_rax), [getattr(regs, r) for r in ARG_REGS]
+
+    def finish(self, value: int) -> None:
+        """Complete the trapped call with value (skipping it on the host), resume."""
+        regs = self.syscall_regs
+        regs.orig_rax = U64          # -1: the host skips the call
+        regs.rax = value & U64
+        self.setregs(regs)
+        self.cont()
+
+    # --- injection --------------------------------------------------------
+    def inject(self, nr: int, *args: int) -> int:
+        """Run one system call in the tracee and return its result.
+
+        From a syscall stop the pending call itself becomes the injected one
+        (returning to the gadget's int3); otherwise the tracee is pointed at the
+        gadget.  At the filter's stop the call must be exactly ours: a guest
+        that rewrote the gadget cannot get any other call past us."""
+        regs = user_regs_struct.from_buffer_copy(self.syscall_regs if self.state == SYSCALL
+                                                 else self.regs)
+        args = list(args) + [0] * (6 - len(args))
+        for name, value in zip(ARG_REGS, args):
+            setattr(regs, name, value & U64)
+        if self.state == SYSCALL:
+            regs.orig_rax, regs.rax, regs.rip = nr, nr, stub.GADGET_RETURN
+            trapped = True
+        else:
+            regs.orig_rax, regs.rax, regs.rip = U64, nr, stub.GADGET
+            trapped = False   # calls the filter allows (munmap ...) never stop here
+        self.setregs(regs)
+        _call(pt.PTRACE_CONT, self.pid, 0, 0)
+        while True:
+            event = self.wait()
+            if event == SECCOMP_STOP and not trapped:
+                got = self.getregs()
+                if (got.rip != stub.GADGET_RETURN or got.orig_rax != nr
+                        or [getattr(got, r) for r in ARG_REGS] != [a & U64 for a in args]):
+                    log.error("task %d: injected call tampered with; killing it", self.task)
+                    self.kill()
+                    raise TraceeGone(self.pid)
+                trapped = True
+                _call(pt.PTRACE_CONT, self.pid, 0, 0)
+            elif event == signal.SIGTRAP:
+                self.state = PARKED
+                return signed(self.getregs().rax)
+            elif event == EXEC_STOP and nr == SYS_execve:
+                # Still inside execve, which will overwrite rax on its way
+                # out: step onto the int3 so the tracee parks outside it.
+                regs = self.getregs()
+                regs.rip = stub.GADGET_RETURN
+                self.setregs(regs)
+                _call(pt.PTRACE_CONT, self.pid, 0, 0)
+            elif event & 0xFF == signal.SIGSTOP or event >> 8 == PTRACE_EVENT_STOP:
+                _call(pt.PTRACE_CONT, self.pid, 0, 0)   # a stop we did not ask for
+            else:
+                # A host signal meant for the guest while we inject: guest
+                # signals are the kernel's, so the host's copy is dropped.
+                log.info("task %d: dropped host signal %d during injection", self.task, event)
+                _call(pt.PTRACE_CONT, self.pid, 0, 0)
+
+    def write_scratch(self, offset: int, data: bytes) -> int:
+        addr = stub.SCRATCH + offset
+        if offset + len(data) > stub.SCRATCH_SIZE:
+            raise ValueError("op argument larger than the stub's scratch area")
+        self.poke(addr, data)
+        return addr
+
+    def install_filter(self) -> None:
+        if self.inject(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1) != 0:
+            raise OSError("cannot set no_new_privs in the stub")
+        code = seccomp.assemble(seccomp.program())
+        prog = self.write_scratch(64, code)
+        # struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+        fprog = self.write_scratch(0, struct.pack("<H6xQ", len(code) // 8, prog))
+        result = self.inject(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, fprog)
+        if result != 0:
+            raise OSError(-result, f"seccomp filter refused: {os.strerror(-result)}")
+
+
+    def strip_host_leftovers(self) -> None:
+        """Unmap the host's stack from the fresh stub: it holds the stub's host
+        path and environment, which a guest must never read.  Its place (the
+        host randomized it) becomes the guest's stack."""
+        with open(f"/proc/{self.pid}/maps") as f:
+            for line in f:
+                fields = line.split()
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                if line.rstrip().endswith("[stack]"):
+                    self.inject(SYS_munmap, lo, hi - lo)
+                    self.stack_top = hi
+                elif line.rstrip().endswith("[vdso]"):
+                    self.vdso = lo
