@@ -15,7 +15,7 @@ from services.kernel.block import UbdDevice
 from services.kernel.console import Console, ConsoleFile
 from services.kernel.errors import Errno
 from services.kernel.exec import ExecFailed
-from services.kernel.fs.ext2 import Ext2, Ext2Error
+from services.kernel.filesystems.ext2 import Ext2, Ext2Error
 from services.kernel.pagecache import PageCache
 from services.kernel.proc import HOST, RLIM_INFINITY, Ops
 from services.kernel.syscalls import TABLE, name

@@ -1,0 +1,1 @@
+"""Filesystems of the guest kernel."""
