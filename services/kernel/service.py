@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import inspect
+import os
 import logging
 import signal as host_signal
 import time
@@ -219,17 +220,33 @@ class Kernel:
         for fd in range(3):
             init.files.install(ConsoleFile(self.console, 0o2))
         argv = [a.encode() for a in cfg.init]
+        env = [e.encode() for e in cfg.env]
         try:
-            ops = await execmod.execve(init, argv[0], argv, [e.encode() for e in cfg.env])
+            path = await self.init_path(init, argv[0], env)
+            ops = await execmod.execve(init, path, argv, env)
         except (Errno, ExecFailed, TaskGone) as exc:
-            reason = errno.errorcode.get(exc.code, "") if isinstance(exc, Errno) else str(exc)
+            reason = os.strerror(exc.code) if isinstance(exc, Errno) else str(exc)
             message = f"skas: cannot run {cfg.init[0]}: {reason}"
-            log.error(message)
+            log.info(message)
             await self.console.write(message.encode() + b"\n")
             await self.shutdown(BOOT_FAILED)
             return
         log.info("init (%s) runs as host pid %d", " ".join(cfg.init), init.host_pid)
         self.answer(init, Ops(ops), "execve")
+
+    async def init_path(self, init: Task, name: bytes, env: list[bytes]) -> bytes:
+        """init given as a bare name is looked up in its PATH, as a shell would."""
+        if b"/" in name:
+            return name
+        path = next((e[5:] for e in env if e.startswith(b"PATH=")), b"/sbin:/bin")
+        for d in path.split(b":"):
+            candidate = d.rstrip(b"/") + b"/" + name
+            try:
+                await self.vfs.lookup(self.vfs.root, candidate, init.cred)
+                return candidate
+            except Errno:
+                continue
+        raise Errno(errno.ENOENT)
 
     async def shutdown(self, code: int) -> None:
         for t in list(self.tasks.values()):

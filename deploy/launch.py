@@ -1,0 +1,56 @@
+"""Starting and stopping a guest's services as child processes.
+
+The same command line supervisord uses (``python -m services.NAME
+--guest-config FILE``); ``skas run`` and the tests start guests through here,
+the tests sometimes with a double in place of one service."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common.config import SERVICES, GuestConfig
+
+REPO = Path(__file__).resolve().parent.parent
+STOP_GRACE = 2.0
+
+
+def command(service: str, config_path: Path) -> list[str]:
+    return [sys.executable, "-m", f"services.{service}", "--guest-config", str(config_path)]
+
+
+def start(cfg: GuestConfig, services=SERVICES, *, stdout=None) -> dict[str, subprocess.Popen]:
+    """Start services of a guest whose config is written; each logs to
+    RUN_DIR/SERVICE.log, sigio's console output goes to stdout."""
+    procs = {}
+    for service in services:
+        log = open(cfg.run_dir / f"{service}.log", "ab")
+        out = stdout if service == "sigio" else log
+        procs[service] = subprocess.Popen(command(service, cfg.path), cwd=REPO, stdin=subprocess.DEVNULL,
+                                          stdout=out, stderr=log, start_new_session=True)
+        log.close()
+    return procs
+
+
+def stop(procs: dict[str, subprocess.Popen]) -> None:
+    """SIGTERM, then SIGKILL after a grace period; reap everything."""
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    for p in procs.values():
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def log_tail(cfg: GuestConfig, service: str, lines: int = 15) -> str:
+    try:
+        return "\n".join((cfg.run_dir / f"{service}.log").read_text().splitlines()[-lines:])
+    except OSError:
+        return ""
