@@ -1,0 +1,64 @@
+"""Shared fixtures: real disk images, C programs built with gcc -static at test
+time, and guests booted with the real `skas run` or from their services."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy import disk as diskmod
+
+HERE = Path(__file__).parent
+PROGS = HERE / "progs"
+os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+
+
+def build(src: str, out: Path, *flags: str) -> Path:
+    subprocess.run(["gcc", "-O2", *flags, "-o", str(out), str(PROGS / src)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def progs(tmp_path_factory) -> Path:
+    """The test programs, static and static-PIE."""
+    d = tmp_path_factory.mktemp("progs")
+    for name in ("showenv", "escape"):
+        build(f"{name}.c", d / name, "-static")
+    build("showenv.c", d / "showenv-pie", "-static-pie")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tree(tmp_path_factory, progs) -> Path:
+    """The default busybox tree plus the test programs and a data file."""
+    root = tmp_path_factory.mktemp("tree")
+    diskmod.default_tree(root)
+    for p in progs.iterdir():
+        shutil.copy2(p, root / "bin" / p.name)
+    (root / "etc/motd").write_text("a file from the guest's disk\nline two\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def disk(tmp_path_factory, tree) -> Path:
+    img = tmp_path_factory.mktemp("disk") / "disk.img"
+    diskmod.create(img, "64M", tree)
+    yield img
+    diskmod.check(img)   # every test that used the disk leaves it clean
+
+
+def skas(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    """The real command line."""
+    return subprocess.run([sys.executable, "-m", "deploy.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=HERE.parent, **kw)
+
+
+@pytest.fixture
+def run_guest(disk):
+    def run(*cmd: str, **kw) -> subprocess.CompletedProcess:
+        return skas("run", "--disk", str(disk), "--", *cmd, **kw)
+    return run

@@ -1,0 +1,79 @@
+"""Real programs from an ext2 disk run in a guest and behave as they do natively."""
+import os
+import subprocess
+
+from conftest import skas
+
+
+def test_busybox_uname_reports_the_guests_kernel_and_nodename(run_guest):
+    r = run_guest("/bin/busybox", "uname", "-a")
+    assert r.returncode == 0, r.stderr
+    fields = r.stdout.split()
+    assert fields[:3] == ["Linux", f"run-{fields[1].split('-')[1]}", "6.1.0-skas"]
+    assert os.uname().release not in r.stdout and os.uname().nodename not in r.stdout
+
+
+def test_hostname_option_sets_the_nodename(disk):
+    r = skas("run", "--disk", str(disk), "--hostname", "box", "--", "uname", "-n")
+    assert r.stdout == "box\n", r.stderr
+
+
+def test_ls_shows_the_images_root_not_the_hosts(run_guest, tree):
+    r = run_guest("/bin/busybox", "ls", "-1a", "/")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == sorted([".", ".."] + os.listdir(tree) + ["lost+found"])
+    long = run_guest("/bin/busybox", "ls", "-l", "/bin/busybox")
+    assert long.stdout.startswith("-rwx") and " root " in long.stdout
+
+
+def test_cat_reads_a_file_from_the_disk(run_guest):
+    r = run_guest("/bin/busybox", "cat", "/etc/hostname", "/etc/motd")
+    assert r.stdout == "skas\na file from the guest's disk\nline two\n"
+
+
+def native_vs_guest(run_guest, tree, prog):
+    """The same program natively, in a chroot of the image's tree, and in a guest."""
+    argv = [f"/bin/{prog}", "/etc/motd", "two words", ""]
+    env = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
+    native = subprocess.run(["chroot", str(tree), *argv], capture_output=True, text=True, env=env)
+    guest = run_guest(*argv)
+    assert guest.returncode == native.returncode == 7, guest.stderr
+    return native.stdout, guest.stdout
+
+
+def _normalise(out: str) -> str:
+    """Pids differ by design: 1 in the guest."""
+    return "\n".join(ln for ln in out.splitlines() if not ln.startswith("pid="))
+
+
+def test_static_program_matches_native(run_guest, tree):
+    native, guest = native_vs_guest(run_guest, tree, "showenv")
+    assert "pid=1\n" in guest
+    assert _normalise(guest) == _normalise(native)
+
+
+def test_static_pie_program_matches_native(run_guest, tree):
+    native, guest = native_vs_guest(run_guest, tree, "showenv-pie")
+    assert "pid=1\n" in guest
+    assert _normalise(guest) == _normalise(native)
+
+
+def test_exit_status_reaches_the_caller(run_guest):
+    assert run_guest("sh", "-c", "exit 3").returncode == 3
+    r = run_guest("/bin/does-not-exist")
+    assert r.returncode == 125 and "No such file or directory" in r.stdout
+
+
+def test_run_leaves_no_process_behind(run_guest):
+    before = set(os.listdir("/proc"))
+    r = run_guest("true")
+    assert r.returncode == 0
+    leftover = []
+    for pid in set(os.listdir("/proc")) - before:
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"services." in cmd or cmd.startswith(b"stub"):
+            leftover.append(cmd)
+    assert leftover == []
