@@ -1,0 +1,91 @@
+"""The services as processes on real sockets: bad messages, and doubles."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import msgpack
+import pytest
+
+from common import protocol
+from common.config import SERVICES, GuestConfig
+from common.transport import Link
+from deploy import launch
+from conftest import HERE
+
+
+def make_config(tmp_path, disk, init, console="log") -> GuestConfig:
+    cfg = GuestConfig(name="svc", run_dir=tmp_path / "run", disks={"ubd0": str(disk)},
+                      init=init, console=console)
+    cfg.make_run_dir()
+    cfg.write()
+    return cfg
+
+
+def ask(endpoint: str, raw: bytes, timeout: float = 5.0) -> protocol.Message:
+    link = Link(endpoint, "test")
+    try:
+        link.sock.send(raw)
+        assert link.sock.poll(int(timeout * 1000)), f"no reply from {endpoint}"
+        return protocol.decode(link.sock.recv())
+    finally:
+        link.close()
+
+
+BAD = {
+    "garbage": (b"\xc1\xff not msgpack", "not msgpack"),
+    "unknown type": (msgpack.packb([protocol.VERSION, "frobnicate", 7, "t", None, {}]),
+                     "unknown message type"),
+    "wrong version": (msgpack.packb([99, "ping", 7, "t", None, {}]), "protocol version"),
+    "bad field": (msgpack.packb([protocol.VERSION, "block", 7, "t", None,
+                                 {"dev": "zero", "op": "READ", "offset": 0, "length": 1,
+                                  "data": b""}]), "field 'dev'"),
+    "short envelope": (msgpack.packb([protocol.VERSION, "ping"]), "6-element"),
+}
+
+
+@pytest.fixture
+def guest(tmp_path, disk):
+    cfg = make_config(tmp_path, disk, ["/bin/busybox", "sleep", "30"])
+    procs = launch.start(cfg)
+    yield cfg, procs
+    launch.stop(procs)
+
+
+def test_every_service_answers_bad_messages_with_an_error_and_keeps_serving(guest):
+    cfg, procs = guest
+    for service in SERVICES:
+        for case, (raw, reason) in BAD.items():
+            reply = ask(cfg.endpoints[service], raw)
+            assert reply.type == "error" and reason in reply["reason"], (service, case, reply)
+        pong = ask(cfg.endpoints[service], protocol.encode("ping", 8, "test", {}))
+        assert pong.type == "pong" and pong.id == 8
+    assert all(p.poll() is None for p in procs.values())
+
+
+def test_status_shows_the_guest_processes(guest):
+    cfg, _ = guest
+    deadline = time.monotonic() + 10
+    while True:
+        state = ask(cfg.endpoints["kernel"], protocol.encode("status", 1, "test", {}))["state"]
+        if state["tasks"] and state["tasks"][0]["comm"] == "busybox":
+            break
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+    task = state["tasks"][0]
+    assert task["pid"] == 1 and task["host_pid"] > 1
+
+
+def test_guest_runs_with_a_memory_ubd_double(tmp_path, disk):
+    cfg = make_config(tmp_path, disk, ["/bin/busybox", "cat", "/etc/motd"])
+    procs = launch.start(cfg, ("kernel", "userspace", "sigio"))
+    log = open(cfg.run_dir / "memory_ubd.log", "wb")
+    procs["ubd_io"] = subprocess.Popen([sys.executable, "-m", "tests.doubles.memory_ubd",
+                                        "--guest-config", str(cfg.path)],
+                                       cwd=HERE.parent, stderr=log, stdout=log)
+    try:
+        assert procs["kernel"].wait(30) == 0
+    finally:
+        launch.stop(procs)
+    assert cfg.console_log.read_text() == "a file from the guest's disk\nline two\n"
