@@ -205,7 +205,7 @@ class Userspace:
         if msg.type == "ping":
             self.control.send("pong", msg.id, {"service": "userspace"}, to)
         elif msg.type == "status":
-            state = {"tasks": [{"task": t.task, "host_pid": t.pid, "state": t.state}
+            state = {"processes": len(self.by_task), "tasks": [{"task": t.task, "host_pid": t.pid, "state": t.state}
                                for t in self.by_task.values()]}
             self.control.send("status_reply", msg.id, {"service": "userspace", "state": state}, to)
         else:

@@ -1,0 +1,100 @@
+"""Guests under a real supervisord: start, console log, stop, and death of a core service."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from common import config as guest_config
+from conftest import skas
+from deploy import supervisor
+
+
+@pytest.fixture
+def skas_home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("SKAS_HOME", str(home))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    yield home
+    if supervisor.running():
+        supervisor.ctl("shutdown")
+        deadline = time.monotonic() + 10
+        while supervisor.running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _proc(pid) -> tuple[bytes, int, str] | None:
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return cmd, int(fields[1]), fields[0]
+
+
+def guest_pids(name: str) -> set[int]:
+    """Every live host process of the guest: its services and the guest
+    processes they trace (children of userspace)."""
+    procs = {int(p): _proc(p) for p in os.listdir("/proc") if p.isdigit()}
+    procs = {p: v for p, v in procs.items() if v and v[2] != "Z"}
+    mine = {p for p, (cmd, _, _) in procs.items()
+            if b"services." in cmd and f"/{name}/{name}.toml".encode() in cmd}
+    return mine | {p for p, (_, ppid, _) in procs.items() if ppid in mine}
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if (_proc(p) or (b"", 0, "Z"))[2] != "Z"}
+
+
+def wait_until(cond, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def create(name: str, disk, *cmd: str):
+    r = skas("create", name, "--disk", str(disk), "--", *cmd)
+    assert r.returncode == 0, r.stderr
+    return guest_config.load(guest_config.default_run_root() / name / f"{name}.toml")
+
+
+def states(name: str) -> dict[str, str]:
+    return {s: i["statename"] for s, i in supervisor.group_state(name).items()}
+
+
+def test_supervisorctl_starts_the_guest_and_its_output_reaches_the_console_log(skas_home, disk):
+    cfg = create("demo", disk, "/bin/busybox", "sh", "-c", "echo hello from demo; sleep 30")
+    assert supervisor.ctl("start", "demo:*").returncode == 0
+    wait_until(lambda: cfg.console_log.exists() and "hello from demo" in cfg.console_log.read_text(),
+               15, "console output")
+    assert set(states("demo").values()) == {"RUNNING"}
+    status = skas("status", "demo")
+    assert status.returncode == 0 and "  sleep" in status.stdout, status.stdout + status.stderr
+    pids = guest_pids("demo")
+    assert len(pids) == 5
+    supervisor.ctl("stop", "demo:*")
+    wait_until(lambda: not alive(pids), 5, "no guest process left")
+
+
+def test_guest_stops_as_a_group_when_init_exits(skas_home, disk):
+    cfg = create("brief", disk, "/bin/busybox", "echo", "done")
+    supervisor.ctl("start", "brief:*")
+    wait_until(lambda: set(states("brief").values()) <= {"STOPPED", "EXITED"}, 15, "group stopped")
+    assert cfg.console_log.read_text() == "done\n"
+    assert not guest_pids("brief")
+
+
+@pytest.mark.parametrize("victim", ["kernel", "userspace"])
+def test_sigkill_to_a_core_service_takes_the_whole_guest_down(skas_home, disk, victim):
+    name = f"kill-{victim}"
+    create(name, disk, "/bin/busybox", "sleep", "60")
+    supervisor.ctl("start", f"{name}:*")
+    wait_until(lambda: len(guest_pids(name)) == 5, 10, "four services and init")
+    pids = guest_pids(name)
+    os.kill(supervisor.group_state(name)[victim]["pid"], signal.SIGKILL)
+    t0 = time.monotonic()
+    wait_until(lambda: not alive(pids), 2.0, "every host process of the guest gone")
+    assert time.monotonic() - t0 < 2.0
