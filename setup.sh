@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs everything skas needs on Debian: the packages, then a virtualenv
+# in .venv with skas and its test tools.  Safe to run again.
+set -e
+cd "$(dirname "$0")"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+if ! dpkg -s busybox-static e2fsprogs gcc libc6-dev python3-venv uml-utilities >/dev/null 2>&1; then
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q busybox-static e2fsprogs gcc libc6-dev python3 python3-venv \
+        uml-utilities procps
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+echo "skas is installed: .venv/bin/skas --help"
