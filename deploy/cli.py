@@ -135,7 +135,8 @@ def create(name, disk_path, hostname, cpu, env, cmd) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def supervisorctl(args) -> None:
     """supervisorctl for skas's supervisord (e.g. skas supervisorctl start NAME:*)."""
-    os.execvp("supervisorctl", ["supervisorctl", "-c", str(supervisor.main_conf()), *args])
+    cmd = [*supervisor.SUPERVISORCTL, "-c", str(supervisor.main_conf()), *args]
+    os.execv(cmd[0], cmd)
 
 
 def _ask_status(endpoint: str) -> dict | None:

@@ -40,6 +40,10 @@ files = conf.d/*.conf
 """
 
 
+# The supervisor installed next to skas, whatever is on PATH.
+SUPERVISORCTL = [sys.executable, "-m", "supervisor.supervisorctl"]
+
+
 def home() -> Path:
     return Path(os.environ.get("SKAS_HOME") or Path.home() / ".config" / "skas")
 
@@ -91,13 +95,14 @@ def install(cfg: GuestConfig) -> Path:
     if running():
         ctl("update")
     else:
-        subprocess.run(["supervisord", "-c", str(main_conf())], check=True)
+        subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(main_conf())],
+                       check=True)
         wait_running()
     return path
 
 
 def ctl(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run(["supervisorctl", "-c", str(main_conf()), *args],
+    return subprocess.run([*SUPERVISORCTL, "-c", str(main_conf()), *args],
                           capture_output=True, text=True, check=check)
 
 
