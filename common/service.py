@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from typing import Callable
 
@@ -28,3 +29,18 @@ def main(service: str, run: Callable[[GuestConfig], int]) -> None:
         format=f"%(asctime)s {cfg.name}/{service} %(levelname)s %(name)s: %(message)s")
     pin_cpu(cfg.cpu)
     sys.exit(run(cfg))
+
+
+class Running:
+    """True until SIGTERM: a service's loop runs while this is true, so a stop
+    finishes the work in hand instead of dying in the middle of it."""
+
+    def __init__(self) -> None:
+        self.value = True
+        signal.signal(signal.SIGTERM, self.stop)
+
+    def stop(self, *_) -> None:
+        self.value = False
+
+    def __bool__(self) -> bool:
+        return self.value

@@ -12,7 +12,7 @@ import struct
 
 from common.transport import AsyncLink
 from services.kernel.errors import Errno
-from services.kernel.vfs import OpenFile
+from services.kernel.vfs import STAT, OpenFile
 
 BUFFER = 64 << 10
 TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
@@ -82,8 +82,7 @@ class ConsoleFile(OpenFile):
         return await self.console.write(data)
 
     def stat(self) -> bytes:
-        from services.kernel.vfs import _STAT
-        return _STAT.pack(6, 5, 1, 0o20600, 0, 0, 0, CONSOLE_RDEV, 0, 1024, 0,
+        return STAT.pack(6, 5, 1, 0o20600, 0, 0, 0, CONSOLE_RDEV, 0, 1024, 0,
                           0, 0, 0, 0, 0, 0)
 
     def statx(self) -> bytes:

@@ -124,11 +124,11 @@ class Kernel:
             log.exception("%s: kernel bug in %s", t, entry.name)
             result = -errno.EIO
         if inspect.isawaitable(result):
-            asyncio.ensure_future(self.finish(t, entry.name, result))
+            asyncio.ensure_future(self.finish(t, entry.name, args, result))
         else:
             self.answer(t, result, entry.name, args)
 
-    async def finish(self, t: Task, call: str, pending) -> None:
+    async def finish(self, t: Task, call: str, args: list, pending) -> None:
         try:
             result = await pending
         except Errno as e:
@@ -143,7 +143,7 @@ class Kernel:
             log.exception("%s: kernel bug in %s", t, call)
             result = -errno.EIO
         if t.tid in self.tasks:
-            self.answer(t, result, call)
+            self.answer(t, result, call, args)
 
     def answer(self, t: Task, result, call: str = "", args=()) -> None:
         if self.cfg.syscall_log:

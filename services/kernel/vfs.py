@@ -119,7 +119,7 @@ def permitted(inode: Any, cred: Credentials, mask: int) -> bool:
     return (bits & mask & 7) == mask
 
 
-_STAT = struct.Struct("<QQQIIIiQqqqQQQQQQ24x")
+STAT = struct.Struct("<QQQIIIiQqqqQQQQQQ24x")
 _STATX_TS = struct.Struct("<qI4x")
 _STATX_HEAD = struct.Struct("<IIQIIIHxxQQQQ")
 STATX_BASIC_STATS = 0x7FF
@@ -127,7 +127,7 @@ STATX_BASIC_STATS = 0x7FF
 
 def pack_stat(inode: Any, dev: int) -> bytes:
     """struct stat for x86_64."""
-    return _STAT.pack(dev, inode.ino, inode.nlink, inode.mode, inode.uid, inode.gid, 0,
+    return STAT.pack(dev, inode.ino, inode.nlink, inode.mode, inode.uid, inode.gid, 0,
                       inode.rdev, inode.size, 4096, inode.blocks,
                       inode.atime, inode.atime_ns, inode.mtime, inode.mtime_ns,
                       inode.ctime, inode.ctime_ns)

@@ -10,6 +10,7 @@ import zmq
 
 from common.config import GuestConfig
 from common.protocol import Message
+from common.service import Running
 from common.transport import Endpoint
 
 log = logging.getLogger("sigio")
@@ -24,12 +25,15 @@ class ConsoleOut:
         self.fd = fd
         self.queue: collections.deque[tuple[bytes, int, bytes, int]] = collections.deque()
         self.last_seq = 0            # the last seq accepted
+        self.done_seq = 0            # the last seq written out
         self.written = 0
 
     def accept(self, to: bytes, msg: Message) -> str | None:
         seq = msg["seq"]
-        if seq <= self.last_seq and self.last_seq:
-            return "dup"             # a resend of what we already have: ack again
+        if seq <= self.done_seq:
+            return "dup"             # a resend of what is written: ack again
+        if seq <= self.last_seq:
+            return "queued"          # a resend of what waits: its ack will come
         if self.last_seq and seq != self.last_seq + 1:
             return f"console_write seq {seq} out of order (expected {self.last_seq + 1})"
         self.last_seq = seq
@@ -49,6 +53,7 @@ class ConsoleOut:
             if data:
                 break
             self.queue.popleft()
+            self.done_seq = seq
             done.append((to, id_, seq))
         return done
 
@@ -60,13 +65,7 @@ def run(cfg: GuestConfig) -> int:
         fd = 1
     out = ConsoleOut(fd)
     endpoint = Endpoint(cfg.endpoints["sigio"], f"{cfg.name}/sigio")
-    running = True
-
-    def stop(*_):
-        nonlocal running
-        running = False
-
-    signal.signal(signal.SIGTERM, stop)
+    running = Running()
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     poller = zmq.Poller()
     poller.register(endpoint.sock, zmq.POLLIN)
@@ -92,7 +91,7 @@ def handle(endpoint: Endpoint, out: ConsoleOut, to: bytes, msg: Message) -> None
         problem = out.accept(to, msg)
         if problem == "dup":
             endpoint.send("console_ack", msg.id, {"seq": msg["seq"]}, to)
-        elif problem:
+        elif problem and problem != "queued":
             endpoint.error(msg.id, problem, to)
     elif msg.type == "ping":
         endpoint.send("pong", msg.id, {"service": "sigio"}, to)

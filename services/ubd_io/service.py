@@ -4,12 +4,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import signal
 
 import zmq
 
 from common.config import GuestConfig
 from common.protocol import Message
+from common.service import Running
 from common.transport import Endpoint
 
 log = logging.getLogger("ubd_io")
@@ -64,13 +64,7 @@ def run(cfg: GuestConfig) -> int:
         log.error("cannot open the guest's disks: %s", exc)
         return 1
     endpoint = Endpoint(cfg.endpoints["ubd_io"], f"{cfg.name}/ubd_io")
-    running = True
-
-    def stop(*_):
-        nonlocal running
-        running = False
-
-    signal.signal(signal.SIGTERM, stop)
+    running = Running()
     served = 0
     log.info("serving %s", ", ".join(f"ubd{d}={p}" for d, p in disks.names.items()))
     while running:
