@@ -7,7 +7,6 @@ Not a test: numbers depend on the machine.  The guest is pinned to one CPU
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import click
-import zmq
 
 from common.config import SERVICES, GuestConfig, default_run_root
 from common import config as guest_config
@@ -101,7 +100,7 @@ def run(disk_path, hostname, cpu, env, cmd) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        code = procs["kernel"].wait()
+        code = launch.wait_guest(procs)
     finally:
         launch.stop(procs)
     if code == BOOT_FAILED or code < 0:

@@ -35,6 +35,18 @@ def start(cfg: GuestConfig, services=SERVICES, *, stdout=None) -> dict[str, subp
     return procs
 
 
+def wait_guest(procs: dict[str, subprocess.Popen]) -> int:
+    """The kernel's exit code; if userspace dies first the guest is dead too."""
+    kernel, userspace = procs["kernel"], procs.get("userspace")
+    while True:
+        try:
+            return kernel.wait(0.2)
+        except subprocess.TimeoutExpired:
+            if userspace is not None and userspace.poll() is not None:
+                kernel.send_signal(signal.SIGTERM)
+                userspace = None
+
+
 def stop(procs: dict[str, subprocess.Popen]) -> None:
     """SIGTERM, then SIGKILL after a grace period; reap everything."""
     for p in procs.values():

@@ -27,7 +27,6 @@ PAGE = 4096
 ELF_ET_DYN_BASE = 0x555555554000
 STACK_SIZE = 8 << 20          # RLIMIT_STACK's default
 BRK_RANDOM_PAGES = 1 << 13    # brk starts up to 32 MiB past the image, as on Linux
-MAX_ARGS = 0x7FFFFFFF // 8
 ARG_MAX = 2 << 20             # bytes of argv+envp strings (a quarter of the stack)
 BINPRM_BUF = 256
 MAX_INTERP_DEPTH = 4

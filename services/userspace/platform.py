@@ -9,7 +9,6 @@ import logging
 import os
 import struct
 
-from services.userspace import stub
 from services.userspace.tracee import (
     O_RDONLY_CLOEXEC, OPTIONS, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM,
     PR_SET_MM_MAP, SYS_close, SYS_execve, SYS_mmap, SYS_mprotect, SYS_munmap, SYS_open,

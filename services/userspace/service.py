@@ -12,7 +12,7 @@ from zmq.utils.monitor import recv_monitor_message
 from common.config import GuestConfig
 from common.protocol import Message
 from common.transport import Endpoint, Link
-from services.userspace import platform
+from services.userspace import platform, stub
 from services.userspace.tracee import (
     EXEC_STOP, PTRACE_EVENT_STOP, SECCOMP_STOP, Tracee, TraceeGone)
 
@@ -26,7 +26,7 @@ WALL = 0x40000000
 class Userspace:
     def __init__(self, cfg: GuestConfig):
         self.cfg = cfg
-        self.stub_path = str(platform.stub.install(cfg.run_dir))
+        self.stub_path = str(stub.install(cfg.run_dir))
         self.me = f"{cfg.name}/userspace"
         self.kernel = Link(cfg.endpoints["kernel"], self.me)
         self.monitor = self.kernel.sock.get_monitor_socket(

@@ -1,7 +1,7 @@
 """One traced host process that runs guest code, and the ptrace calls on it.
 
 python-ptrace gives us the ptrace entry point and the register structure; the
-constants it lacks (SEIZE, INTERRUPT, the seccomp event, EXITKILL) are here.
+constants it lacks (SEIZE, the seccomp event, EXITKILL) are here.
 A tracee is always in one of these states: running; stopped in a trapped
 system call (``SYSCALL``); or parked at the stub gadget's ``int3`` (or at the
 exec event) after injected calls (``PARKED``).
@@ -22,7 +22,6 @@ from services.userspace import seccomp, stub
 log = logging.getLogger(__name__)
 
 PTRACE_SEIZE = 0x4206
-PTRACE_INTERRUPT = 0x4207
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_O_TRACESECCOMP = 0x80
