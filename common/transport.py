@@ -97,7 +97,7 @@ class Endpoint(Channel):
 
     def __init__(self, endpoint: str, sender: str):
         sock = context().socket(zmq.ROUTER)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        sock.setsockopt(zmq.LINGER, 0)     # never hold up an exit for a dead peer
         path = _ipc_path(endpoint)
         if path and os.path.exists(path):
             os.unlink(path)  # a stale socket from a killed predecessor

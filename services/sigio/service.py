@@ -71,7 +71,7 @@ def run(cfg: GuestConfig) -> int:
     poller.register(endpoint.sock, zmq.POLLIN)
     while running or out.queue:
         poller.register(fd, zmq.POLLOUT if out.queue else 0)
-        ready = dict(poller.poll(500))
+        ready = dict(poller.poll(200))
         if endpoint.sock in ready:
             for to, msg in endpoint.drain():
                 handle(endpoint, out, to, msg)

@@ -68,7 +68,7 @@ def run(cfg: GuestConfig) -> int:
     served = 0
     log.info("serving %s", ", ".join(f"ubd{d}={p}" for d, p in disks.names.items()))
     while running:
-        if not endpoint.sock.poll(500, zmq.POLLIN):
+        if not endpoint.sock.poll(200, zmq.POLLIN):
             continue
         for to, msg in endpoint.drain():
             served += 1
