@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import signal
 import sys
@@ -10,13 +12,15 @@ from pathlib import Path
 
 import click
 
-from common.config import SERVICES, GuestConfig, default_run_root
 from common import config as guest_config
+from common.config import SERVICES, GuestConfig, default_run_root
 from common.transport import Link
 from deploy import disk as diskmod
 from deploy import launch, supervisor
 
-BOOT_FAILED = 125
+BOOT_FAILED = 125           # the kernel's exit code when the guest never ran its init
+GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # a file name and a supervisord group
+STATUS_TIMEOUT_MS = 1000
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,14 +62,21 @@ def disk_check(path: Path) -> None:
         raise click.ClickException(str(exc))
 
 
-# --- one-shot guests ------------------------------------------------------------------
+# --- guest definitions ------------------------------------------------------------------
+
+def _check_env(_ctx, _param, values: tuple[str, ...]) -> tuple[str, ...]:
+    for kv in values:
+        if "=" not in kv.lstrip("="):
+            raise click.BadParameter(f"{kv!r} is not K=V (e.g. --env LANG=C)")
+    return values
+
 
 def _guest_options(f):
     f = click.option("--hostname", help="the guest's nodename (default: the guest's name)")(f)
     f = click.option("--cpu", type=int, help="pin the guest's services to this host CPU "
                      "(default for run: one CPU, chosen by pid; -1: do not pin)")(f)
-    f = click.option("--env", "env", multiple=True, metavar="K=V",
-                     help="add to init's environment (repeatable)")(f)
+    f = click.option("--env", "env", multiple=True, metavar="K=V", callback=_check_env,
+                     help="set in init's environment (repeatable)")(f)
     f = click.option("--disk", "disk_path", required=True,
                      type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="the root disk image (see: skas disk create)")(f)
@@ -74,104 +85,175 @@ def _guest_options(f):
 
 def _config(name: str, run_dir: Path, disk_path: Path, cmd: tuple, hostname, cpu, env,
             console: str) -> GuestConfig:
-    if not cmd:
-        raise click.UsageError("say what to run in the guest: ... -- CMD [ARGS]")
     cfg = GuestConfig(name=name, run_dir=run_dir, disks={"ubd0": str(disk_path.resolve())},
                       init=list(cmd), hostname=hostname or "", console=console,
                       cpu=None if cpu == -1 else cpu)
-    cfg.env += list(env)
+    keys = {kv.split("=", 1)[0] for kv in env}
+    cfg.env = [kv for kv in cfg.env if kv.split("=", 1)[0] not in keys] + list(env)
     return cfg
 
+
+def _need_cmd(cmd: tuple) -> None:
+    if not cmd:
+        raise click.UsageError("say what to run in the guest: ... -- CMD [ARGS]")
+
+
+# --- one-shot guests ------------------------------------------------------------------
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @_guest_options
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def run(disk_path, hostname, cpu, env, cmd) -> None:
-    """Boot a one-shot guest that runs CMD as pid 1; exit with its status.
+    """Run CMD as pid 1 of a one-shot guest.
+
+    skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
+    the guest could not boot.  Ctrl-C, SIGTERM or a hangup stop the guest, and
+    skas exits with 128+N for that signal.
 
     Example: skas run --disk disk.img -- /bin/busybox uname -a"""
+    _need_cmd(cmd)
     if cpu is None:
         cpu = os.getpid() % os.cpu_count()
-    run_dir = Path(tempfile.mkdtemp(prefix="skas-run-"))
-    cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, env, "stdio")
-    cfg.write()
-    procs = launch.start(cfg)
-    stop = lambda *_: procs["kernel"].send_signal(signal.SIGTERM)   # noqa: E731
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    run_dir = Path(tempfile.mkdtemp(prefix="skas-run-"))     # mode 0700
+    try:
+        cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, env, "stdio")
+        cfg.write()
+        code = _run_guest(cfg)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    sys.exit(code)
+
+
+def _run_guest(cfg: GuestConfig) -> int:
+    """Start the services, wait for the kernel, stop the rest; the guest's
+    code, or 128+N when skas itself was stopped by signal N."""
+    procs: dict = {}
+    interrupted: list[int] = []
+
+    def interrupt(signum, _frame):
+        interrupted.append(signum)
+        if procs:                    # the kernel halts the guest
+            procs["kernel"].send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+    procs.update(launch.start(cfg))
+    if interrupted:                  # while starting: stop at once
+        procs["kernel"].send_signal(signal.SIGTERM)
     try:
         code = launch.wait_guest(procs)
     finally:
         launch.stop(procs)
-    if code == BOOT_FAILED or code < 0:
-        errors = [ln for ln in launch.log_tail(cfg, "kernel", 40).splitlines() if " ERROR " in ln]
-        if errors:
-            click.echo("skas: the guest failed; kernel log:\n" + "\n".join(errors), err=True)
+    if interrupted:
+        return 128 + interrupted[0]
+    if code < 0 or code == BOOT_FAILED:
+        how = f"the kernel was killed by signal {-code}" if code < 0 else "the guest could not boot"
+        click.echo(f"skas: {how}; the end of the kernel's log:\n"
+                   f"{launch.log_tail(cfg, 'kernel')}", err=True)
         code = BOOT_FAILED
-    shutil.rmtree(run_dir, ignore_errors=True)
-    sys.exit(code)
+    return code
 
 
 # --- supervised guests -------------------------------------------------------------------
+
+def _guest_dir(name: str) -> Path:
+    return default_run_root() / name
+
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @_guest_options
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def create(name, disk_path, hostname, cpu, env, cmd) -> None:
-    """Define guest NAME for supervisord; start it with supervisorctl start NAME:*."""
-    cfg = _config(name, default_run_root() / name, disk_path, cmd, hostname, cpu, env, "log")
+    """Define guest NAME, to run under supervisord.
+
+    Start it with: skas supervisorctl start 'NAME:*'
+
+    Example: skas create web --disk disk.img -- /bin/busybox httpd -f"""
+    if not GUEST_NAME.fullmatch(name):
+        raise click.UsageError(f"guest name {name!r}: use letters, digits, '_', '.', '-'")
+    _need_cmd(cmd)
+    if supervisor.include_path(name).exists():
+        raise click.ClickException(f"guest {name!r} exists: remove it first (skas destroy {name})")
+    cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, env, "log")
     cfg.make_run_dir()
     cfg.write()
-    include = supervisor.install(cfg)
+    try:
+        include = supervisor.install(cfg)
+    except supervisor.SupervisorError as exc:
+        raise click.ClickException(str(exc))
+    start = shlex.quote(f"{name}:*")
     click.echo(f"guest {name}: config {cfg.path}, supervisord include {include}\n"
-               f"start it:  supervisorctl -c {supervisor.main_conf()} start '{name}:*'\n"
-               f"   or:     skas supervisorctl start '{name}:*'\n"
+               f"start it:  supervisorctl -c {supervisor.main_conf()} start {start}\n"
+               f"   or:     skas supervisorctl start {start}\n"
                f"console:   {cfg.console_log}")
+
+
+def _need_supervisord_conf() -> None:
+    if not supervisor.main_conf().exists():
+        raise click.ClickException(f"no skas supervisord config at {supervisor.main_conf()}: "
+                                   "define a guest first (skas create), or set SKAS_HOME")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def supervisorctl(args) -> None:
-    """supervisorctl for skas's supervisord (e.g. skas supervisorctl start NAME:*)."""
+    """Run supervisorctl against skas's supervisord.
+
+    Example: skas supervisorctl start 'NAME:*'"""
+    _need_supervisord_conf()
     cmd = [*supervisor.SUPERVISORCTL, "-c", str(supervisor.main_conf()), *args]
     os.execv(cmd[0], cmd)
 
 
-def _ask_status(endpoint: str) -> dict | None:
+def _ask_status(endpoint: str) -> str | dict:
+    """A service's status_reply state, or why there is none."""
     link = Link(endpoint, "cli")
     try:
         link.send("status", 1, {})
-        if link.sock.poll(1000):
+        if link.sock.poll(STATUS_TIMEOUT_MS):
             for _, msg in link.drain():
                 if msg.type == "status_reply":
                     return msg["state"]
-        return None
+                if msg.type == "error":
+                    return f"error: {msg['reason']}"
+        return "not answering"
     finally:
         link.close()
+
+
+def _summary(state: str | dict) -> str:
+    if isinstance(state, str):
+        return state
+    return ", ".join(f"{k}={v}" for k, v in state.items() if not isinstance(v, (list, dict)))
 
 
 @main.command()
 @click.argument("name")
 def status(name) -> None:
-    """Show each service of guest NAME and the guest's processes."""
-    path = default_run_root() / name / f"{name}.toml"
+    """Show the services and processes of guest NAME.
+
+    For each service: supervisord's state, and what it says of itself when
+    running; then the guest's processes."""
+    path = _guest_dir(name) / f"{name}.toml"
     if not path.exists():
-        raise click.ClickException(f"no guest {name!r} (expected {path}); see: skas create")
+        raise click.ClickException(f"no guest {name!r} (expected {path}); define one: skas create")
     cfg = guest_config.load(path)
-    procs = supervisor.group_state(name) if supervisor.running() else {}
+    up = supervisor.running()
+    procs = supervisor.group_state(name) if up else {}
     click.echo(f"guest {name}  run dir {cfg.run_dir}")
+    if not up:
+        click.echo("supervisord is not running; start it: "
+                   + shlex.join([*supervisor.SUPERVISORD, "-c", str(supervisor.main_conf())]))
     click.echo(f"{'SERVICE':<10} {'SUPERVISOR':<10} {'PID':>7}  STATE")
     states = {}
     for service in SERVICES:
         info = procs.get(service, {})
-        states[service] = _ask_status(cfg.endpoints[service]) if info.get("pid") else None
-        summary = states[service]
-        text = "not answering" if summary is None else ", ".join(
-            f"{k}={v}" for k, v in summary.items() if not isinstance(v, (list, dict)))
+        states[service] = _ask_status(cfg.endpoints[service]) if info.get("pid") else "-"
         click.echo(f"{service:<10} {info.get('statename', 'unknown'):<10} "
-                   f"{info.get('pid') or '-':>7}  {text}")
-    tasks = (states.get("kernel") or {}).get("tasks", [])
+                   f"{info.get('pid') or '-':>7}  {_summary(states[service])}")
+    kernel = states["kernel"]
+    tasks = kernel.get("tasks", []) if isinstance(kernel, dict) else []
     if tasks:
         click.echo(f"\n{'PID':>5} {'HOST PID':>9}  COMMAND")
         for t in tasks:
@@ -181,14 +263,19 @@ def status(name) -> None:
 @main.command()
 @click.argument("name")
 def destroy(name) -> None:
-    """Stop guest NAME and remove its config and run directory."""
-    if supervisor.running():
+    """Stop guest NAME and remove it.
+
+    Its supervisord include file and run directory go; the disk stays."""
+    include, run_dir = supervisor.include_path(name), _guest_dir(name)
+    if not include.exists() and not run_dir.exists():
+        raise click.ClickException(f"no guest {name!r} (neither {include} nor {run_dir})")
+    up = supervisor.running()
+    if up:
         supervisor.ctl("stop", f"{name}:*")
-    include = supervisor.home() / "conf.d" / f"{name}.conf"
     include.unlink(missing_ok=True)
-    if supervisor.running():
+    if up:
         supervisor.ctl("update")
-    shutil.rmtree(default_run_root() / name, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
     click.echo(f"guest {name} removed")
 
 
@@ -202,4 +289,4 @@ def syscalls() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="skas")

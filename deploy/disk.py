@@ -9,8 +9,7 @@ from pathlib import Path
 
 BUSYBOX = "/usr/bin/busybox"
 SBIN = "/usr/sbin:/sbin"
-DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "tmp", "proc", "dev", "sys",
-        "run", "home")
+EMPTY_DIRS = ("root", "tmp", "proc", "dev", "sys", "run", "home")
 
 
 class DiskError(Exception):
@@ -24,12 +23,12 @@ def _tool(name: str) -> str:
     return path
 
 
-def default_tree(root: Path, hostname: str = "skas") -> int:
+def default_tree(root: Path) -> None:
     """Debian's static busybox with a link per applet, and a minimal /etc."""
     if not os.path.exists(BUSYBOX):
         raise DiskError(f"{BUSYBOX} not found: install Debian's busybox-static "
                         "(apt-get install busybox-static)")
-    for d in DIRS:
+    for d in (*EMPTY_DIRS, "bin", "etc"):
         (root / d).mkdir(parents=True, exist_ok=True)
     os.chmod(root / "tmp", 0o1777)
     os.chmod(root / "root", 0o700)
@@ -38,44 +37,41 @@ def default_tree(root: Path, hostname: str = "skas") -> int:
                              check=True).stdout.split()
     for applet in applets:
         link = root / applet
-        if applet != "bin/busybox" and not link.exists():
+        if applet != "bin/busybox" and not link.is_symlink():
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to("/bin/busybox")
-    (root / "etc/hostname").write_text(hostname + "\n")
-    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
-                                     "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-    (root / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\n")
-    return len(applets) + 4
+    (root / "etc/hostname").write_text("skas\n")
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\n")
 
 
 def create(path: Path, size: str = "64M", source: Path | None = None,
            force: bool = False) -> int:
-    """Build an ext2 image at path from source (or the default tree); returns
-    the number of files in it."""
+    """Build an ext2 image at path holding a copy of source (or the default
+    tree), check it; returns the number of files and directories in it."""
     path = Path(path)
     if path.exists() and not force:
-        raise DiskError(f"{path} exists: pass --force to overwrite it")
+        raise DiskError(f"{path} exists: pass --force to overwrite it, or choose another path")
+    if source is not None and not Path(source).is_dir():
+        raise DiskError(f"{source} is not a directory: --from takes the tree to copy")
     with tempfile.TemporaryDirectory(prefix="skas-disk-") as staging:
         if source is None:
             default_tree(Path(staging))
-            tree = staging
-        else:
-            if not Path(source).is_dir():
-                raise DiskError(f"{source} is not a directory")
-            tree = str(source)
+        tree = str(source or staging)   # mke2fs -d copies the tree; no staging copy needed
         files = sum(len(d) + len(f) for _, d, f in os.walk(tree))
-        result = subprocess.run([_tool("mke2fs"), "-q", "-F", "-t", "ext2", "-d", tree,
-                                 str(path), size], capture_output=True, text=True)
+        result = subprocess.run([_tool("mke2fs"), "-q", "-t", "ext2", "-d", tree, "-F",
+                                 str(path), size], capture_output=True, text=True, check=False)
         if result.returncode:
             raise DiskError(f"mke2fs failed: {result.stderr.strip()} "
-                            f"(is {size} big enough for the tree?)")
+                            f"(is --size {size} big enough for the tree?)")
     check(path)
     return files
 
 
 def check(path: Path) -> str:
     """e2fsck -fn: the image must be clean."""
-    result = subprocess.run([_tool("e2fsck"), "-fn", str(path)], capture_output=True, text=True)
+    result = subprocess.run([_tool("e2fsck"), "-fn", str(path)], capture_output=True, text=True,
+                            check=False)
     if result.returncode:
         raise DiskError(f"e2fsck found problems in {path}:\n{result.stdout}{result.stderr}")
     return result.stdout

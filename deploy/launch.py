@@ -2,7 +2,13 @@
 
 The same command line supervisord uses (``python -m services.NAME
 --guest-config FILE``); ``skas run`` and the tests start guests through here,
-the tests sometimes with a double in place of one service."""
+the tests sometimes with a double in place of one service.
+
+Each service gets a session of its own (supervisord, too, gives each
+program its own process group): the terminal's signals (Ctrl-C, Ctrl-Z,
+hangup) then reach skas alone, which stops the guest in order, instead of
+reaching the services and the guest's host processes (children of
+userspace) behind the kernel's back."""
 from __future__ import annotations
 
 import os
@@ -14,7 +20,7 @@ from pathlib import Path
 
 from common.config import SERVICES, GuestConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent   # holds services/, so -m services.x imports
 STOP_GRACE = 2.0
 
 
@@ -22,16 +28,22 @@ def command(service: str, config_path: Path) -> list[str]:
     return [sys.executable, "-m", f"services.{service}", "--guest-config", str(config_path)]
 
 
-def start(cfg: GuestConfig, services=SERVICES, *, stdout=None) -> dict[str, subprocess.Popen]:
-    """Start services of a guest whose config is written; each logs to
-    RUN_DIR/SERVICE.log, sigio's console output goes to stdout."""
-    procs = {}
-    for service in services:
-        log = open(cfg.run_dir / f"{service}.log", "ab")
-        out = stdout if service == "sigio" else log
-        procs[service] = subprocess.Popen(command(service, cfg.path), cwd=REPO, stdin=subprocess.DEVNULL,
-                                          stdout=out, stderr=log, start_new_session=True)
-        log.close()
+def start(cfg: GuestConfig, services=SERVICES) -> dict[str, subprocess.Popen]:
+    """Start services of a guest whose config is written.  Each logs to
+    RUN_DIR/SERVICE.log; with a stdio console, sigio has skas's stdin and
+    stdout.  If one cannot start, those already started are stopped."""
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for service in services:
+            with open(cfg.run_dir / f"{service}.log", "ab") as log:
+                console = service == "sigio" and cfg.console == "stdio"
+                procs[service] = subprocess.Popen(
+                    command(service, cfg.path), cwd=REPO, stderr=log,
+                    stdin=None if console else subprocess.DEVNULL,
+                    stdout=None if console else log, start_new_session=True)
+    except BaseException:
+        stop(procs)
+        raise
     return procs
 
 
@@ -48,7 +60,8 @@ def wait_guest(procs: dict[str, subprocess.Popen]) -> int:
 
 
 def stop(procs: dict[str, subprocess.Popen]) -> None:
-    """SIGTERM, then SIGKILL after a grace period; reap everything."""
+    """SIGTERM, then SIGKILL to the whole session after a grace period; reap
+    everything."""
     for p in procs.values():
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -61,7 +74,7 @@ def stop(procs: dict[str, subprocess.Popen]) -> None:
             p.wait()
 
 
-def log_tail(cfg: GuestConfig, service: str, lines: int = 15) -> str:
+def log_tail(cfg: GuestConfig, service: str, lines: int = 20) -> str:
     try:
         return "\n".join((cfg.run_dir / f"{service}.log").read_text().splitlines()[-lines:])
     except OSError:

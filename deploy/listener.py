@@ -2,7 +2,9 @@
 exits, the guest is over, so the whole group is stopped.
 
 ``python -m deploy.listener NAME`` speaks supervisord's listener protocol on
-stdin/stdout; it must never die on an event it does not expect."""
+stdin/stdout (READY, header and payload, RESULT 2 OK); stdout is the protocol,
+so it logs to stderr, and it must never die on an event it does not expect:
+a dead listener stops watching the guest."""
 from __future__ import annotations
 
 import os
@@ -13,6 +15,10 @@ from supervisor import childutils
 GUEST_CORE = ("kernel", "userspace")
 
 
+def log(text: str) -> None:
+    print(f"listener: {text}", file=sys.stderr, flush=True)
+
+
 def main(name: str) -> None:
     core = {f"{name}-{s}" for s in GUEST_CORE}
     rpc = childutils.getRPCInterface(os.environ)
@@ -21,13 +27,14 @@ def main(name: str) -> None:
         try:
             fields = dict(tok.split(":", 1) for tok in payload.split("\n", 1)[0].split())
             if fields.get("groupname") == name and fields.get("processname") in core:
-                print(f"{fields['processname']} {headers['eventname']}: stopping {name}",
-                      file=sys.stderr, flush=True)
+                log(f"{fields['processname']} {headers['eventname']}: stopping {name}")
                 rpc.supervisor.stopProcessGroup(name, False)
-        except Exception as exc:   # a listener that dies stops watching the guest
-            print(f"listener: {exc!r} on {headers.get('eventname')}", file=sys.stderr, flush=True)
+        except Exception as exc:   # noqa: BLE001 -- any failure: log it, keep listening
+            log(f"{exc!r} on {headers.get('eventname')} {payload!r}")
         childutils.listener.ok(sys.stdout)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m deploy.listener GUEST_NAME")
     main(sys.argv[1])
