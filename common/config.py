@@ -36,12 +36,22 @@ class GuestConfig:
     cpu: int | None = None          # pin all four services (and the guest) to this CPU
     endpoints: dict[str, str] = field(default_factory=dict)
     syscall_log: bool = False
+    ubd_queue: int = 64             # requests ubd_io holds before it answers busy (UML: 64)
+    curve: dict[str, str] = field(default_factory=dict)   # CURVE certificate file per service
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         self.hostname = self.hostname or self.name
         for service in SERVICES:
             self.endpoints.setdefault(service, f"ipc://{self.run_dir}/{service}.sock")
+
+    def curve_files(self, me: str, peer: str) -> tuple[Path, Path]:
+        """(my key pair, the peer's public key) for a tcp link between
+        two services: the files named in [curve], else RUN_DIR/curve/NAME.key_secret
+        and RUN_DIR/curve/PEER.key, as zmq.auth.create_certificates names them."""
+        keys = self.run_dir / "curve"
+        return (Path(self.curve.get(me) or keys / f"{me}.key_secret"),
+                Path(self.curve.get(peer) or keys / f"{peer}.key"))
 
     @property
     def console_log(self) -> Path:
@@ -61,13 +71,17 @@ class GuestConfig:
                  f"env = [{', '.join(_q(a) for a in self.env)}]",
                  f"hostname = {_q(self.hostname)}", f"release = {_q(self.release)}",
                  f"uid = {self.uid}", f"gid = {self.gid}", f"console = {_q(self.console)}",
-                 f"syscall_log = {str(self.syscall_log).lower()}"]
+                 f"syscall_log = {str(self.syscall_log).lower()}",
+                 f"ubd_queue = {self.ubd_queue}"]
         if self.cpu is not None:
             lines.append(f"cpu = {self.cpu}")
         lines.append("\n[disks]")
         lines += [f"{k} = {_q(v)}" for k, v in self.disks.items()]
         lines.append("\n[endpoints]")
         lines += [f"{k} = {_q(v)}" for k, v in self.endpoints.items()]
+        if self.curve:
+            lines.append("\n[curve]")
+            lines += [f"{k} = {_q(v)}" for k, v in self.curve.items()]
         return "\n".join(lines) + "\n"
 
     def write(self, path: Path | None = None) -> Path:
@@ -84,6 +98,15 @@ def load(path: str | os.PathLike) -> GuestConfig:
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
     return GuestConfig(**data)
+
+
+def parse_disk(spec: str) -> tuple[str, str | None]:
+    """A disk spec: ``IMAGE``, or ``OVERLAY,BACKING`` as in UML's
+    ``ubd0=cow,backing`` (OVERLAY is a UML COW file, made if missing)."""
+    parts = spec.split(",")
+    if len(parts) > 2 or not all(parts):
+        raise ValueError(f"disk {spec!r}: give IMAGE, or OVERLAY,BACKING for a COW overlay")
+    return parts[0], parts[1] if len(parts) == 2 else None
 
 
 def _q(s: str) -> str:

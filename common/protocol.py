@@ -68,12 +68,25 @@ MESSAGES: dict[str, Spec] = {
     "exited": Spec("userspace", "kernel", {"task": INT, "status": INT},
                    "the host process of task is gone; its host wait status"),
     "kill": Spec("kernel", "userspace", {"task": INT}, "kill the host process of task"),
+    "trap": Spec("userspace", "kernel", {"task": INT, "signo": INT, "code": INT, "addr": INT},
+                 "task stopped outside a system call: at the kernel's interrupt (signo 0) "
+                 "or by a host fault (its signal, si_code, si_addr); it stays stopped"),
+    "interrupt": Spec("kernel", "userspace", {"task": INT},
+                      "stop the running task and report a trap (a signal is waiting for "
+                      "it); nothing if it is stopped already"),
+    "resume": Spec("kernel", "userspace", {"task": INT},
+                   "let a stopped task run on from its registers (a new child after clone)"),
     # kernel <-> ubd_io
     "block": Spec("kernel", "ubd_io",
                   {"dev": INT, "op": STR, "offset": INT, "length": INT, "data": BYTES},
-                  "a block request: READ, WRITE or FLUSH on device dev"),
+                  "a block request on device dev: READ, WRITE, FLUSH, DISCARD or "
+                  "WRITE_ZEROES, by byte offset, length at most BLOCK_MAX; idempotent, "
+                  "so it may be resent with the same id"),
     "block_done": Spec("ubd_io", "kernel", {"status": INT, "data": BYTES},
                        "0 or -errno, and the data read"),
+    "busy": Spec("ubd_io", "kernel", {"outstanding": INT, "retry_ms": INT},
+                 "the request was not queued (outstanding requests at the bound); "
+                 "send it again after about retry_ms"),
     # kernel <-> sigio
     "console_write": Spec("kernel", "sigio", {"seq": INT, "data": BYTES},
                           "guest console output, numbered from 1 in order"),
@@ -81,7 +94,10 @@ MESSAGES: dict[str, Spec] = {
                         "every byte up to seq has been written to the host side"),
 }
 
-OPS = ("exec_stub", "mmap", "munmap", "mprotect", "poke", "set_mm", "set_regs")
+BLOCK_MAX = 16 << 20   # bytes in one block READ, WRITE, DISCARD or WRITE_ZEROES
+
+OPS = ("exec_stub", "mmap", "munmap", "mprotect", "poke", "set_mm", "set_regs", "clone",
+       "get_context", "set_context")
 
 
 class ProtocolError(Exception):

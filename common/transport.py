@@ -9,6 +9,11 @@ line, so a malformed peer can never crash or stall a service.
 ``AsyncLink`` adds what the kernel needs on an asyncio loop: requests with a
 deadline that are resent when it passes (peers are idempotent), and futures
 keyed by request id.
+
+A ``tcp://`` endpoint is always secured with ZeroMQ CURVE (``Curve``): the
+server has a key pair and lets in only its one client's public key (a ZAP
+handler); the client has a key pair and knows the server's public key.  A
+tcp endpoint without keys is refused; ipc endpoints rely on the 0700 run dir.
 """
 from __future__ import annotations
 
@@ -16,9 +21,12 @@ import asyncio
 import itertools
 import logging
 import os
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
 
 from common import protocol
 from common.protocol import Message, ProtocolError
@@ -44,6 +52,71 @@ def pin_cpu(cpu: int | None) -> None:
     cheaper on this VM than crossing CPUs (DESIGN §11)."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
+
+
+@dataclass(frozen=True)
+class Curve:
+    """CURVE keys for one tcp link: this side's key pair and the peer's
+    public key (z85, as zmq.auth certificate files hold them)."""
+    public: bytes
+    secret: bytes
+    peer: bytes
+
+    @classmethod
+    def load(cls, own: str | os.PathLike, peer: str | os.PathLike) -> Curve:
+        """From certificate files written by zmq.auth.create_certificates:
+        own must be a ``.key_secret`` file, peer may be the public ``.key``."""
+        try:
+            public, secret = zmq.auth.load_certificate(own)
+            peer_public, _ = zmq.auth.load_certificate(peer)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot load CURVE keys ({exc}); make a key pair with: python -c "
+                             "'import zmq.auth; zmq.auth.create_certificates(DIR, NAME)'") from None
+        if not secret:
+            raise ValueError(f"{own} holds no secret key: give this side's .key_secret file")
+        return cls(public, secret, peer_public)
+
+
+class _Clients:
+    """The ZAP credentials provider: lets in the listed client keys only."""
+
+    def __init__(self) -> None:
+        self.allowed: set[bytes] = set()
+
+    def callback(self, _domain: str, key: bytes) -> bool:
+        if key not in self.allowed:
+            log.warning("refused a CURVE client with an unknown key %s", key.decode())
+        return key in self.allowed
+
+
+_clients: _Clients | None = None
+
+
+Keys = tuple[str | os.PathLike, str | os.PathLike]   # (own .key_secret, peer's .key) files
+
+
+def _secure(sock: zmq.Socket, endpoint: str, keys: Keys | None, server: bool) -> None:
+    """Set CURVE on a socket for a tcp endpoint (and start the ZAP handler once)."""
+    global _clients
+    if not endpoint.startswith("tcp://"):
+        return
+    if keys is None:
+        raise ValueError(f"{endpoint}: a tcp endpoint needs CURVE keys; set [curve] in the "
+                         "guest config or put them in the run dir")
+    curve = Curve.load(*keys)
+    sock.curve_secretkey = curve.secret
+    sock.curve_publickey = curve.public
+    if not server:
+        sock.curve_serverkey = curve.peer
+        return
+    if _clients is None:
+        _clients = _Clients()
+        auth = ThreadAuthenticator(context())
+        auth.start()
+        auth.configure_curve_callback("skas", credentials_provider=_clients)
+    _clients.allowed.add(curve.peer)
+    sock.zap_domain = b"skas"
+    sock.curve_server = True
 
 
 def _ipc_path(endpoint: str) -> str | None:
@@ -95,9 +168,10 @@ class Channel:
 class Endpoint(Channel):
     """This service's bound ROUTER socket."""
 
-    def __init__(self, endpoint: str, sender: str):
+    def __init__(self, endpoint: str, sender: str, keys: Keys | None = None):
         sock = context().socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)     # never hold up an exit for a dead peer
+        _secure(sock, endpoint, keys, server=True)
         path = _ipc_path(endpoint)
         if path and os.path.exists(path):
             os.unlink(path)  # a stale socket from a killed predecessor
@@ -110,9 +184,10 @@ class Endpoint(Channel):
 class Link(Channel):
     """A DEALER socket connected to a peer's endpoint."""
 
-    def __init__(self, endpoint: str, sender: str):
+    def __init__(self, endpoint: str, sender: str, keys: Keys | None = None):
         sock = context().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        _secure(sock, endpoint, keys, server=False)
         sock.connect(endpoint)
         super().__init__(sock, sender)
 
@@ -142,9 +217,9 @@ class AsyncLink:
     """Requests to one peer from an asyncio loop, with deadlines and resends."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, endpoint: str, sender: str,
-                 deadline: float = 2.0):
+                 deadline: float = 2.0, keys: Keys | None = None):
         self.loop = loop
-        self.link = Link(endpoint, sender)
+        self.link = Link(endpoint, sender, keys)
         self.deadline = deadline
         self.pending: dict[int, asyncio.Future] = {}
         self.ids = itertools.count(1)

@@ -34,32 +34,59 @@ def main() -> None:
 
 @main.group()
 def disk() -> None:
-    """Make and check guest disk images (ext2)."""
+    """Make, check and merge guest disk images (ext2) and UML COW overlays."""
 
 
 @disk.command("create")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--size", default="64M", show_default=True, help="image size, as mke2fs takes it")
+@click.option("--size", help="image size, as mke2fs takes it  [default: 64M]")
 @click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="copy this directory tree instead of the default busybox tree")
+@click.option("--cow", "backing", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="make PATH an empty UML COW overlay of this image instead "
+                   "(as uml_mkcow; use it as --disk PATH)")
 @click.option("--force", is_flag=True, help="overwrite PATH if it exists")
-def disk_create(path: Path, size: str, source: Path | None, force: bool) -> None:
-    """Build an ext2 image at PATH (default content: Debian's busybox-static)."""
+def disk_create(path: Path, size: str | None, source: Path | None, backing: Path | None,
+                force: bool) -> None:
+    """Build an ext2 image at PATH (default content: Debian's busybox-static),
+    or with --cow BACKING a COW overlay of BACKING."""
     try:
-        files = diskmod.create(path, size, source, force)
+        if backing is not None:
+            if size or source:
+                raise click.UsageError("--cow makes an overlay of BACKING: it takes no "
+                                       "--size or --from")
+            header = diskmod.create_cow(backing, path, force)
+            click.echo(f"{path}: COW overlay of {header.backing}, {header.size} bytes")
+            return
+        files = diskmod.create(path, size or "64M", source, force)
     except diskmod.DiskError as exc:
         raise click.ClickException(str(exc))
-    click.echo(f"{path}: ext2, {size}, {files} files and directories, e2fsck clean")
+    click.echo(f"{path}: ext2, {size or '64M'}, {files} files and directories, e2fsck clean")
 
 
 @disk.command("check")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def disk_check(path: Path) -> None:
-    """Check an image with e2fsck -fn (read-only)."""
+    """Check an image (or a COW overlay, merged first) with e2fsck -fn (read-only)."""
     try:
         click.echo(diskmod.check(path).strip())
     except diskmod.DiskError as exc:
         raise click.ClickException(str(exc))
+
+
+@disk.command("merge")
+@click.argument("overlay", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="overwrite OUT if it exists")
+def disk_merge(overlay: Path, out: Path, force: bool) -> None:
+    """Write COW OVERLAY over its backing file as a full image OUT (as uml_moo).
+
+    The backing file and the overlay are left as they are."""
+    try:
+        size = diskmod.merge(overlay, out, force)
+    except diskmod.DiskError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"{out}: {size} bytes, {overlay} merged with its backing file")
 
 
 # --- guest definitions ------------------------------------------------------------------
@@ -77,15 +104,32 @@ def _guest_options(f):
                      "(default for run: one CPU, chosen by pid; -1: do not pin)")(f)
     f = click.option("--env", "env", multiple=True, metavar="K=V", callback=_check_env,
                      help="set in init's environment (repeatable)")(f)
-    f = click.option("--disk", "disk_path", required=True,
-                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="the root disk image (see: skas disk create)")(f)
+    f = click.option("--disk", "disk_path", required=True, metavar="IMAGE|OVERLAY,BACKING",
+                     callback=_check_disk,
+                     help="the root disk: an image, or a UML COW overlay and its backing "
+                          "image (the overlay is made if missing; see: skas disk create)")(f)
     return f
 
 
-def _config(name: str, run_dir: Path, disk_path: Path, cmd: tuple, hostname, cpu, env,
+def _check_disk(_ctx, _param, spec: str) -> str:
+    """The disk spec with absolute paths, once its files are there."""
+    try:
+        path, backing = guest_config.parse_disk(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc))
+    must_exist = backing or path          # a missing overlay is made by ubd_io
+    if not Path(must_exist).is_file():
+        raise click.BadParameter(f"{must_exist} is not a file (make one: skas disk create)")
+    try:
+        diskmod.check_overlay(Path(path), backing and Path(backing))
+    except diskmod.DiskError as exc:
+        raise click.BadParameter(str(exc))
+    return ",".join(str(Path(p).resolve()) for p in (path, backing) if p is not None)
+
+
+def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu, env,
             console: str) -> GuestConfig:
-    cfg = GuestConfig(name=name, run_dir=run_dir, disks={"ubd0": str(disk_path.resolve())},
+    cfg = GuestConfig(name=name, run_dir=run_dir, disks={"ubd0": disk_path},
                       init=list(cmd), hostname=hostname or "", console=console,
                       cpu=None if cpu == -1 else cpu)
     keys = {kv.split("=", 1)[0] for kv in env}
@@ -102,8 +146,12 @@ def _need_cmd(cmd: tuple) -> None:
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @_guest_options
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="keep the services' logs (kernel.log ...) in this directory")
+@click.option("--strace", is_flag=True,
+              help="log every guest system call and its result to kernel.log")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def run(disk_path, hostname, cpu, env, cmd) -> None:
+def run(disk_path, hostname, cpu, env, log_dir, strace, cmd) -> None:
     """Run CMD as pid 1 of a one-shot guest.
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
@@ -117,9 +165,14 @@ def run(disk_path, hostname, cpu, env, cmd) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="skas-run-"))     # mode 0700
     try:
         cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, env, "stdio")
+        cfg.syscall_log = strace
         cfg.write()
         code = _run_guest(cfg)
     finally:
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            for log in run_dir.glob("*.log"):
+                shutil.copy(log, log_dir / log.name)
         shutil.rmtree(run_dir, ignore_errors=True)
     sys.exit(code)
 
@@ -206,9 +259,10 @@ def supervisorctl(args) -> None:
     os.execv(cmd[0], cmd)
 
 
-def _ask_status(endpoint: str) -> str | dict:
-    """A service's status_reply state, or why there is none."""
-    link = Link(endpoint, "cli")
+def _ask_status(endpoint: str, keys) -> str | dict:
+    """A service's status_reply state, or why there is none (keys: CURVE
+    files, used when the endpoint is tcp)."""
+    link = Link(endpoint, "cli", keys)
     try:
         link.send("status", 1, {})
         if link.sock.poll(STATUS_TIMEOUT_MS):
@@ -249,7 +303,8 @@ def status(name) -> None:
     states = {}
     for service in SERVICES:
         info = procs.get(service, {})
-        states[service] = _ask_status(cfg.endpoints[service]) if info.get("pid") else "-"
+        states[service] = (_ask_status(cfg.endpoints[service], cfg.curve_files("kernel", service))
+                           if info.get("pid") else "-")
         click.echo(f"{service:<10} {info.get('statename', 'unknown'):<10} "
                    f"{info.get('pid') or '-':>7}  {_summary(states[service])}")
     kernel = states["kernel"]

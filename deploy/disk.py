@@ -1,4 +1,5 @@
-"""Guest disk images: ext2 made by mke2fs -d, checked by e2fsck."""
+"""Guest disk images: ext2 made by mke2fs -d, checked by e2fsck; UML COW
+overlays made, merged and checked (the format is services/ubd_io/cow.py)."""
 from __future__ import annotations
 
 import os
@@ -7,9 +8,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from services.ubd_io import cow
+from services.ubd_io.images import Overlay
+
 BUSYBOX = "/usr/bin/busybox"
 SBIN = "/usr/sbin:/sbin"
 EMPTY_DIRS = ("root", "tmp", "proc", "dev", "sys", "run", "home")
+MERGE_CHUNK = 1 << 20
 
 
 class DiskError(Exception):
@@ -69,9 +74,78 @@ def create(path: Path, size: str = "64M", source: Path | None = None,
 
 
 def check(path: Path) -> str:
-    """e2fsck -fn: the image must be clean."""
-    result = subprocess.run([_tool("e2fsck"), "-fn", str(path)], capture_output=True, text=True,
+    """e2fsck -fn: the image must be clean.  An overlay is merged with its
+    backing file into a temporary image first (e2fsck cannot read COW files)."""
+    if not is_overlay(path):
+        return _e2fsck(path, path)
+    with tempfile.TemporaryDirectory(prefix="skas-check-") as tmp:
+        merged = Path(tmp) / "merged.img"
+        merge(path, merged)
+        return _e2fsck(merged, path)
+
+
+def _e2fsck(image: Path, name: Path) -> str:
+    result = subprocess.run([_tool("e2fsck"), "-fn", str(image)], capture_output=True, text=True,
                             check=False)
     if result.returncode:
-        raise DiskError(f"e2fsck found problems in {path}:\n{result.stdout}{result.stderr}")
+        raise DiskError(f"e2fsck found problems in {name}:\n{result.stdout}{result.stderr}")
     return result.stdout
+
+
+def is_overlay(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return cow.is_cow(f.fileno())
+
+
+def check_overlay(path: Path, backing: Path | None) -> None:
+    """Refuse up front an overlay that ubd_io would refuse (not a COW file,
+    backing file missing or changed); a missing overlay with a backing is fine
+    (ubd_io makes it)."""
+    if not path.exists() or (backing is None and not is_overlay(path)):
+        return
+    try:
+        with open(path, "rb") as f:
+            header = cow.read_header(f.fileno(), str(path))
+        backing = backing or Path(header.backing)
+        if not backing.is_file():
+            raise DiskError(f"{path}: its backing file {backing} is missing: give it as "
+                            "OVERLAY,BACKING")
+        header.check_backing(str(backing))
+    except cow.CowError as exc:
+        raise DiskError(str(exc)) from None
+
+
+def create_cow(backing: Path, overlay: Path, force: bool = False) -> cow.Header:
+    """A new, empty UML COW overlay of backing (what uml_mkcow makes)."""
+    if Path(overlay).exists() and not force:
+        raise DiskError(f"{overlay} exists: pass --force to overwrite it, or choose another path")
+    if not Path(backing).is_file():
+        raise DiskError(f"backing file {backing} is not a file: give the image to overlay")
+    if Path(backing).resolve() == Path(overlay).resolve():
+        raise DiskError("the overlay and its backing file must be different files")
+    try:
+        return cow.create(str(overlay), str(backing), force)
+    except (OSError, cow.CowError) as exc:
+        raise DiskError(f"cannot create {overlay}: {exc}") from None
+
+
+def merge(overlay: Path, out: Path, force: bool = False) -> int:
+    """Write overlay over its backing file as one full image at out (what
+    uml_moo does); returns its size.  out is sparse where the result is zero."""
+    if Path(out).exists() and not force:
+        raise DiskError(f"{out} exists: pass --force to overwrite it, or choose another path")
+    try:
+        source = Overlay(str(overlay), readonly=True)
+    except (OSError, cow.CowError) as exc:
+        raise DiskError(f"cannot read overlay {overlay}: {exc}") from None
+    try:
+        with open(out, "wb") as f:
+            f.truncate(source.size)
+            for offset in range(0, source.size, MERGE_CHUNK):
+                data = source.read(offset, min(MERGE_CHUNK, source.size - offset))
+                if data.count(0) != len(data):
+                    os.pwrite(f.fileno(), data, offset)
+            os.fsync(f.fileno())
+    finally:
+        source.close()
+    return source.size

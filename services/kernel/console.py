@@ -12,6 +12,7 @@ import struct
 
 from common.transport import AsyncLink
 from services.kernel.errors import Errno
+from services.kernel.poll import POLLOUT, POLLWRNORM
 from services.kernel.vfs import STAT, OpenFile
 
 BUFFER = 64 << 10
@@ -80,6 +81,9 @@ class ConsoleFile(OpenFile):
 
     async def write(self, data: bytes, offset: int | None = None) -> int:
         return await self.console.write(data)
+
+    def poll(self, table=None) -> int:
+        return POLLOUT | POLLWRNORM     # no input yet: never readable
 
     def stat(self) -> bytes:
         return STAT.pack(6, 5, 1, 0o20600, 0, 0, 0, CONSOLE_RDEV, 0, 1024, 0,

@@ -258,10 +258,22 @@ async def execve(task, path: bytes, argv: list[bytes], envp: list[bytes]) -> lis
     task.brk = layout["brk"]
     task.exe = loc.path
     task.comm = os.path.basename(path)[:15]
-    for fd, (f, cloexec) in list(task.files.fds.items()):
-        if cloexec:
-            task.files.close(fd)
+    past_point_of_no_return(task)
     return ops
+
+
+def past_point_of_no_return(task) -> None:
+    """What the old image's going changes, as Linux's exec: O_CLOEXEC fds
+    close, caught signals go back to their default (ignored ones stay
+    ignored), the alternate stack goes, a vfork parent may run on."""
+    task.files.close_on_exec()
+    actions = task.process.sigactions
+    for sig, action in list(actions.items()):
+        if struct.unpack_from("<Q", action)[0] > 1:      # a handler, not DFL or IGN
+            del actions[sig]
+    task.altstack = bytes(24)
+    if task.vfork_done is not None and not task.vfork_done.done():
+        task.vfork_done.set_result(None)
 
 
 class ExecFailed(Exception):

@@ -1,32 +1,76 @@
-"""File system calls: open, read, write, stat, directories, links, cwd."""
+"""File system calls: open, read, write, stat, directories, links, attributes, cwd."""
 from __future__ import annotations
 
 import errno
+import os
 import stat as S
 import struct
+import time as _time
 
+from services.kernel import devices
 from services.kernel.errors import Errno
+from services.kernel.pipe import F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, pipe_fcntl
 from services.kernel.vfs import (
-    O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_TRUNC,
-    R_OK, W_OK, X_OK, InodeFile, Location, permitted)
+    MAXSYMLINKS, MS_RELATIME, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
+    O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, X_OK, InodeFile, Location, Mount,
+    check_writable, may_create, may_delete, new_owner, pack_stat, pack_statx, permitted)
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
 AT_EACCESS = 0x200
+AT_SYMLINK_FOLLOW = 0x400
 AT_EMPTY_PATH = 0x1000
+O_NOCTTY, O_LARGEFILE, O_TMPFILE = 0o400, 0o100000, 0o20000000
+O_PATH_KEEPS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC   # what O_PATH leaves of the flags
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+RWF_SUPPORTED = 0x7            # HIPRI DSYNC SYNC: nothing to do for them
+NO_ID = 0xFFFFFFFF             # chown's "leave it"
+ST_VALID, ST_RELATIME = 0x20, 0x1000
 MAX_RW = 0x7FFFF000            # Linux's MAX_RW_COUNT
 CHUNK = 16 << 20               # larger reads are served in pieces of this
 IOV_MAX = 1024
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
-F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
-FD_CLOEXEC = 1
 _IOVEC = struct.Struct("<QQ")
+_STATFS = struct.Struct("<qqQQQQQiiqqq32x")
+_TIMESPEC2 = struct.Struct("<qqqq")
+_TIMEVAL2 = struct.Struct("<qqqq")
+_UTIMBUF = struct.Struct("<qq")
 
 
 def _fd(x: int) -> int:
     """A file descriptor argument: the low 32 bits, signed, as Linux reads an int."""
     x &= 0xFFFFFFFF
     return x - (1 << 32) if x & 0x80000000 else x
+
+
+def _signed(x: int) -> int:
+    """A 64-bit argument Linux reads as loff_t or long."""
+    return x - (1 << 64) if x & (1 << 63) else x
+
+
+def _now() -> tuple[int, int]:
+    return divmod(_time.time_ns(), 1_000_000_000)
+
+
+def _start(t, dirfd: int, path: bytes) -> Location:
+    """Where a relative path starts: the cwd, or the directory dirfd."""
+    if path.startswith(b"/") or dirfd == AT_FDCWD:
+        return t.cwd
+    f = t.files.get(dirfd)
+    if f.loc is None or not S.S_ISDIR(f.loc.inode.mode):
+        raise Errno(errno.ENOTDIR)
+    return f.loc
+
+
+def _fd_loc(t, fd: int) -> Location:
+    """The location of an fd for calls that change it (fchmod ...): EBADF for
+    O_PATH fds, as Linux's fdget."""
+    f = t.files.get(_fd(fd))
+    if f.loc is None or f.flags & O_PATH:
+        raise Errno(errno.EBADF)
+    return f.loc
 
 
 async def resolve(t, dirfd: int, path_ptr: int, *, follow: bool = True,
@@ -43,39 +87,132 @@ async def resolve(t, dirfd: int, path_ptr: int, *, follow: bool = True,
         if f.loc is None:
             raise Errno(errno.EBADF)
         return f.loc
-    start = t.cwd
-    if not path.startswith(b"/") and dirfd != AT_FDCWD:
-        f = t.files.get(dirfd)
-        if f.loc is None or not S.S_ISDIR(f.loc.inode.mode):
-            raise Errno(errno.ENOTDIR)
-        start = f.loc
-    return await t.kernel.vfs.lookup(start, path, t.cred, follow=follow)
+    return await t.kernel.vfs.lookup(_start(t, dirfd, path), path, t.cred, follow=follow)
+
+
+async def resolve_parent(t, dirfd: int, path_ptr: int) -> tuple[Location, bytes, bool]:
+    """For a call that makes or removes a name: the directory, the last name
+    (".", ".." or "/" when the path ends so) and whether the path ends in "/"."""
+    path = t.mem.read_cstr(path_ptr)
+    start = _start(t, _fd(dirfd), path)
+    dir_loc, name = await t.kernel.vfs.lookup_parent(start, path, t.cred)
+    return dir_loc, name, path.endswith(b"/")
+
+
+SPECIAL_NAMES = (b".", b"..", b"/")
+
+
+async def _new_name(t, dirfd: int, path_ptr: int, *, is_dir: bool = False) -> tuple[Location, bytes]:
+    """The directory and name for a new inode, checked in Linux's order
+    (filename_create): EEXIST, a trailing slash on a non-directory, EROFS."""
+    dir_loc, name, slash = await resolve_parent(t, dirfd, path_ptr)
+    if name in SPECIAL_NAMES or await dir_loc.inode.lookup(name) is not None:
+        raise Errno(errno.EEXIST)
+    if slash and not is_dir:
+        raise Errno(errno.ENOENT)
+    check_writable(dir_loc)
+    return dir_loc, name
 
 
 # --- open / close ------------------------------------------------------------
 
+async def _open_create(t, dirfd: int, path_ptr: int, flags: int, mode: int) -> tuple[Location, bool]:
+    """O_CREAT: the file at path and whether it was made now.  A dangling
+    symlink is followed and the file made where it points, as Linux does."""
+    vfs = t.kernel.vfs
+    path = t.mem.read_cstr(path_ptr)
+    start = _start(t, _fd(dirfd), path)
+    links = [0]
+    while True:
+        dir_loc, name = await vfs.lookup_parent(start, path, t.cred, _depth=links)
+        if path.endswith(b"/") or name in SPECIAL_NAMES:
+            raise Errno(errno.EISDIR)
+        inode = await dir_loc.inode.lookup(name)
+        if inode is None:
+            may_create(dir_loc, t.cred)
+            perm, uid, gid = new_owner(dir_loc.inode, t.cred,
+                                       S.S_IFREG | mode & ~t.umask & 0o7777)
+            inode = await dir_loc.inode.create(name, perm, uid, gid, 0)
+            return dir_loc.child(name, inode), True
+        if flags & O_EXCL:
+            raise Errno(errno.EEXIST)
+        if not S.S_ISLNK(inode.mode) or flags & O_NOFOLLOW:
+            return vfs.step_in(dir_loc.child(name, inode)), False
+        links[0] += 1
+        if links[0] > MAXSYMLINKS:
+            raise Errno(errno.ELOOP)
+        start, path = dir_loc, await inode.readlink()
+
+
+def _may_open(t, loc: Location, flags: int) -> None:
+    """Permission to open an existing inode: EROFS for writing a file on a
+    read-only mount (devices are not on it), then the mode bits."""
+    want = {0: R_OK, 1: W_OK}.get(flags & O_ACCMODE, R_OK | W_OK)
+    if flags & O_TRUNC:
+        want |= W_OK
+    mode = loc.inode.mode
+    if want & W_OK and (S.S_ISREG(mode) or S.S_ISDIR(mode) or S.S_ISLNK(mode)):
+        check_writable(loc)
+    if not permitted(loc.inode, t.cred, want):
+        raise Errno(errno.EACCES)
+
+
+def open_file(t, loc: Location, flags: int):
+    """The open file for an inode: its driver for a character device."""
+    mode = loc.inode.mode
+    if flags & O_PATH or S.S_ISREG(mode) or S.S_ISDIR(mode):
+        return InodeFile(loc, flags)
+    if S.S_ISCHR(mode):
+        return devices.open_char(t, loc, flags)
+    raise Errno(errno.ENXIO)      # block devices, sockets, and FIFOs until pipes have names
+
+
+async def _truncate(inode, size: int, touch: bool) -> None:
+    """Set the size; ftruncate and O_TRUNC also stamp mtime and ctime when it
+    does not change."""
+    await inode.truncate(size)
+    if touch:
+        await inode.setattr(mtime=_now())
+
+
 async def sys_openat(t, dirfd, path_ptr, flags, mode, *_):
     flags &= 0xFFFFFFFF
-    loc = await resolve(t, dirfd, path_ptr, follow=not flags & O_NOFOLLOW)
+    if flags & O_PATH:
+        flags &= O_PATH_KEEPS
+    if flags & O_TMPFILE:
+        raise Errno(errno.EOPNOTSUPP)
+    created = False
+    if flags & O_CREAT:
+        loc, created = await _open_create(t, dirfd, path_ptr, flags, mode)
+    else:
+        loc = await resolve(t, dirfd, path_ptr, follow=not flags & O_NOFOLLOW)
     inode = loc.inode
     if S.S_ISLNK(inode.mode) and not flags & O_PATH:
         raise Errno(errno.ELOOP)
     if flags & O_DIRECTORY and not S.S_ISDIR(inode.mode):
         raise Errno(errno.ENOTDIR)
-    acc = flags & O_ACCMODE
     if not flags & O_PATH:
-        if flags & (O_CREAT | O_TRUNC) or acc != 0:
-            if S.S_ISDIR(inode.mode):
-                raise Errno(errno.EISDIR)
-            raise Errno(errno.EROFS)       # the root filesystem is read-only for now
-        if not permitted(inode, t.cred, R_OK):
-            raise Errno(errno.EACCES)
-    f = InodeFile(loc, flags & ~(O_CREAT | O_TRUNC | O_CLOEXEC))
-    return t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
+        if S.S_ISDIR(inode.mode) and (flags & O_ACCMODE or flags & (O_CREAT | O_TRUNC)):
+            raise Errno(errno.EISDIR)
+        if not created:
+            _may_open(t, loc, flags)
+            if flags & O_TRUNC and S.S_ISREG(inode.mode):
+                await _truncate(inode, 0, True)
+    f = open_file(t, loc, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
+                  | O_LARGEFILE)
+    try:
+        return t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
+    except Errno:
+        f.release()
+        raise
 
 
 def sys_open(t, path_ptr, flags, mode, *_):
     return sys_openat(t, AT_FDCWD, path_ptr, flags, mode)
+
+
+def sys_creat(t, path_ptr, mode, *_):
+    return sys_openat(t, AT_FDCWD, path_ptr, O_CREAT | 1 | O_TRUNC, mode)
 
 
 def sys_close(t, fd, *_):
@@ -99,6 +236,15 @@ def _writable(t, fd):
     return f
 
 
+def _position(f, offset: int) -> int:
+    """An explicit file offset (pread, pwrite ...): EINVAL if negative, ESPIPE
+    on pipes and ttys."""
+    if offset >= 1 << 63:
+        raise Errno(errno.EINVAL)
+    f.seekable_size()
+    return offset
+
+
 async def _read_into(t, f, buf: int, count: int, offset: int | None) -> int:
     data = await f.read(min(count, MAX_RW, CHUNK), offset)
     if data:
@@ -111,16 +257,18 @@ async def sys_read(t, fd, buf, count, *_):
 
 
 async def sys_pread64(t, fd, buf, count, offset, *_):
-    if offset >= 1 << 63:
-        raise Errno(errno.EINVAL)
     f = _readable(t, fd)
-    f.seekable_size()   # ESPIPE for pipes and ttys
-    return await _read_into(t, f, buf, count, offset)
+    return await _read_into(t, f, buf, count, _position(f, offset))
 
 
 async def sys_write(t, fd, buf, count, *_):
     f = _writable(t, fd)
     return await f.write(t.mem.read(buf, min(count, MAX_RW)))
+
+
+async def sys_pwrite64(t, fd, buf, count, offset, *_):
+    f = _writable(t, fd)
+    return await f.write(t.mem.read(buf, min(count, MAX_RW)), _position(f, offset))
 
 
 def _iovecs(t, iov: int, iovcnt: int) -> list[tuple[int, int]]:
@@ -135,27 +283,60 @@ def _iovecs(t, iov: int, iovcnt: int) -> list[tuple[int, int]]:
     return vecs
 
 
-async def sys_readv(t, fd, iov, iovcnt, *_):
-    f = _readable(t, fd)
+async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
     total = 0
     for base, length in _iovecs(t, iov, iovcnt):
-        n = await _read_into(t, f, base, length, None)
+        n = await _read_into(t, f, base, length, None if offset is None else offset + total)
         total += n
         if n < length:
             break
     return total
 
 
-async def sys_writev(t, fd, iov, iovcnt, *_):
-    f = _writable(t, fd)
+async def _writev(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
     data = b"".join(t.mem.read(base, length) for base, length in _iovecs(t, iov, iovcnt))
-    return await f.write(data) if data else 0
+    return await f.write(data, offset) if data else 0
+
+
+async def sys_readv(t, fd, iov, iovcnt, *_):
+    return await _readv(t, _readable(t, fd), iov, iovcnt, None)
+
+
+async def sys_writev(t, fd, iov, iovcnt, *_):
+    return await _writev(t, _writable(t, fd), iov, iovcnt, None)
+
+
+async def sys_preadv(t, fd, iov, iovcnt, pos, *_):
+    f = _readable(t, fd)
+    return await _readv(t, f, iov, iovcnt, _position(f, pos))
+
+
+async def sys_pwritev(t, fd, iov, iovcnt, pos, *_):
+    f = _writable(t, fd)
+    return await _writev(t, f, iov, iovcnt, _position(f, pos))
+
+
+async def sys_preadv2(t, fd, iov, iovcnt, pos, _pos_h, flags):
+    """pos -1 means the file position, as readv."""
+    if flags & ~RWF_SUPPORTED:
+        raise Errno(errno.EOPNOTSUPP)
+    f = _readable(t, fd)
+    offset = None if _signed(pos) == -1 else _position(f, pos)
+    return await _readv(t, f, iov, iovcnt, offset)
+
+
+async def sys_pwritev2(t, fd, iov, iovcnt, pos, _pos_h, flags):
+    if flags & ~RWF_SUPPORTED:
+        raise Errno(errno.EOPNOTSUPP)
+    f = _writable(t, fd)
+    offset = None if _signed(pos) == -1 else _position(f, pos)
+    return await _writev(t, f, iov, iovcnt, offset)
 
 
 def sys_lseek(t, fd, offset, whence, *_):
     f = t.files.get(_fd(fd))
     size = f.seekable_size()
-    offset = offset - (1 << 64) if offset & (1 << 63) else offset
+    offset = _signed(offset)
     if whence == SEEK_SET:
         pos = offset
     elif whence == SEEK_CUR:
@@ -172,6 +353,47 @@ def sys_lseek(t, fd, offset, whence, *_):
     return pos
 
 
+async def sys_truncate(t, path_ptr, length, *_):
+    if _signed(length) < 0:
+        raise Errno(errno.EINVAL)
+    loc = await resolve(t, AT_FDCWD, path_ptr)
+    if S.S_ISDIR(loc.inode.mode):
+        raise Errno(errno.EISDIR)
+    if not S.S_ISREG(loc.inode.mode):
+        raise Errno(errno.EINVAL)
+    check_writable(loc)
+    if not permitted(loc.inode, t.cred, W_OK):
+        raise Errno(errno.EACCES)
+    await _truncate(loc.inode, length, False)
+    return 0
+
+
+async def sys_ftruncate(t, fd, length, *_):
+    if _signed(length) < 0:
+        raise Errno(errno.EINVAL)
+    f = t.files.get(_fd(fd))
+    if f.loc is None or not S.S_ISREG(f.loc.inode.mode) or not f.writable:
+        raise Errno(errno.EINVAL)
+    await _truncate(f.loc.inode, length, True)
+    return 0
+
+
+def sys_fsync(t, fd, *_):
+    f = t.files.get(_fd(fd))
+    if f.flags & O_PATH:
+        raise Errno(errno.EBADF)
+    return f.fsync()
+
+
+def sys_sync(t, *_):
+    return 0         # nothing is written back yet: tmpfs holds no dirty state
+
+
+def sys_syncfs(t, fd, *_):
+    t.files.get(_fd(fd))
+    return 0
+
+
 # --- stat ------------------------------------------------------------------------
 
 def sys_fstat(t, fd, statbuf, *_):
@@ -184,7 +406,7 @@ async def sys_newfstatat(t, dirfd, path_ptr, statbuf, flags, *_):
         return sys_fstat(t, dirfd, statbuf)
     loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
                         empty_ok=bool(flags & AT_EMPTY_PATH))
-    t.mem.write(statbuf, InodeFile(loc, 0).stat())
+    t.mem.write(statbuf, pack_stat(loc.inode, loc.mount.dev))
     return 0
 
 
@@ -202,7 +424,31 @@ async def sys_statx(t, dirfd, path_ptr, flags, mask, buf, *_):
         return 0
     loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
                         empty_ok=bool(flags & AT_EMPTY_PATH))
-    t.mem.write(buf, InodeFile(loc, 0).statx())
+    t.mem.write(buf, pack_statx(loc.inode, loc.mount.dev))
+    return 0
+
+
+def pack_statfs(m: Mount) -> bytes:
+    """struct statfs of a mount: its filesystem's counts and its flags as ST_*
+    (the low MS_* bits are the same; relatime moves)."""
+    s = m.fs.statfs()
+    flags = ST_VALID | m.flags & 0xF0F | (ST_RELATIME if m.flags & MS_RELATIME else 0)
+    return _STATFS.pack(s["magic"], s["bsize"], s["blocks"], s["bfree"], s["bavail"],
+                        s["files"], s["ffree"], os.minor(m.dev), os.major(m.dev),
+                        s["namelen"], s["frsize"], flags)
+
+
+async def sys_statfs(t, path_ptr, buf, *_):
+    loc = await resolve(t, AT_FDCWD, path_ptr)
+    t.mem.write(buf, pack_statfs(loc.mount))
+    return 0
+
+
+def sys_fstatfs(t, fd, buf, *_):
+    f = t.files.get(_fd(fd))
+    if f.loc is None:
+        raise Errno(errno.EINVAL)      # pipes and the boot console have no filesystem yet
+    t.mem.write(buf, pack_statfs(f.loc.mount))
     return 0
 
 
@@ -230,14 +476,339 @@ async def sys_readlink(t, path_ptr, buf, size, *_):
     return await sys_readlinkat(t, AT_FDCWD, path_ptr, buf, size)
 
 
+async def sys_mkdirat(t, dirfd, path_ptr, mode, *_):
+    dir_loc, name = await _new_name(t, dirfd, path_ptr, is_dir=True)
+    may_create(dir_loc, t.cred)
+    perm, uid, gid = new_owner(dir_loc.inode, t.cred, S.S_IFDIR | mode & ~t.umask & 0o1777)
+    await dir_loc.inode.mkdir(name, perm & 0o7777, uid, gid)
+    return 0
+
+
+async def sys_mkdir(t, path_ptr, mode, *_):
+    return await sys_mkdirat(t, AT_FDCWD, path_ptr, mode)
+
+
+async def sys_mknodat(t, dirfd, path_ptr, mode, dev, *_):
+    mode &= 0xFFFFFFFF
+    kind = S.S_IFMT(mode) or S.S_IFREG
+    if kind == S.S_IFDIR:
+        raise Errno(errno.EPERM)
+    if kind not in (S.S_IFREG, S.S_IFCHR, S.S_IFBLK, S.S_IFIFO, S.S_IFSOCK):
+        raise Errno(errno.EINVAL)
+    dir_loc, name = await _new_name(t, dirfd, path_ptr)
+    may_create(dir_loc, t.cred)
+    rdev = 0
+    if kind in (S.S_IFCHR, S.S_IFBLK):
+        if t.cred.euid != 0:
+            raise Errno(errno.EPERM)
+        dev &= 0xFFFFFFFF          # Linux's new_decode_dev of an unsigned int
+        rdev = os.makedev((dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00))
+    perm, uid, gid = new_owner(dir_loc.inode, t.cred, kind | mode & ~t.umask & 0o7777)
+    await dir_loc.inode.create(name, perm, uid, gid, rdev)
+    return 0
+
+
+async def sys_mknod(t, path_ptr, mode, dev, *_):
+    return await sys_mknodat(t, AT_FDCWD, path_ptr, mode, dev)
+
+
+async def sys_symlinkat(t, target_ptr, dirfd, path_ptr, *_):
+    target = t.mem.read_cstr(target_ptr)
+    if not target:
+        raise Errno(errno.ENOENT)
+    dir_loc, name = await _new_name(t, dirfd, path_ptr)
+    may_create(dir_loc, t.cred)
+    _, uid, gid = new_owner(dir_loc.inode, t.cred, S.S_IFLNK | 0o777)
+    await dir_loc.inode.symlink(name, target, uid, gid)
+    return 0
+
+
+async def sys_symlink(t, target_ptr, path_ptr, *_):
+    return await sys_symlinkat(t, target_ptr, AT_FDCWD, path_ptr)
+
+
+async def sys_linkat(t, olddirfd, oldpath, newdirfd, newpath, flags, *_):
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        raise Errno(errno.EINVAL)
+    src = await resolve(t, olddirfd, oldpath, follow=bool(flags & AT_SYMLINK_FOLLOW),
+                        empty_ok=bool(flags & AT_EMPTY_PATH))
+    dir_loc, name = await _new_name(t, newdirfd, newpath)
+    if src.mount is not dir_loc.mount:
+        raise Errno(errno.EXDEV)
+    may_create(dir_loc, t.cred)
+    if S.S_ISDIR(src.inode.mode):
+        raise Errno(errno.EPERM)
+    await dir_loc.inode.link(name, src.inode)
+    return 0
+
+
+async def sys_link(t, oldpath, newpath, *_):
+    return await sys_linkat(t, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
+
+
+async def _remove(t, dirfd: int, path_ptr: int, isdir: bool) -> None:
+    """unlink and rmdir, with Linux's errors for ".", ".." and "/", trailing
+    slashes, sticky directories and mount points."""
+    dir_loc, name, slash = await resolve_parent(t, dirfd, path_ptr)
+    if name in SPECIAL_NAMES:
+        raise Errno(errno.EISDIR if not isdir else {b".": errno.EINVAL, b"..": errno.ENOTEMPTY,
+                                                     b"/": errno.EBUSY}[name])
+    check_writable(dir_loc)
+    victim = await dir_loc.inode.lookup(name)
+    if victim is None:
+        raise Errno(errno.ENOENT)
+    if slash and not isdir:
+        raise Errno(errno.EISDIR if S.S_ISDIR(victim.mode) else errno.ENOTDIR)
+    may_delete(dir_loc, victim, t.cred, isdir)
+    if isdir:
+        if t.kernel.vfs.is_mountpoint(dir_loc, victim):
+            raise Errno(errno.EBUSY)
+        await dir_loc.inode.rmdir(name)
+    else:
+        await dir_loc.inode.unlink(name)
+
+
+async def sys_unlinkat(t, dirfd, path_ptr, flags, *_):
+    if flags & ~AT_REMOVEDIR:
+        raise Errno(errno.EINVAL)
+    await _remove(t, dirfd, path_ptr, bool(flags & AT_REMOVEDIR))
+    return 0
+
+
+async def sys_unlink(t, path_ptr, *_):
+    return await sys_unlinkat(t, AT_FDCWD, path_ptr, 0)
+
+
+async def sys_rmdir(t, path_ptr, *_):
+    return await sys_unlinkat(t, AT_FDCWD, path_ptr, AT_REMOVEDIR)
+
+
+async def sys_renameat2(t, olddirfd, oldpath, newdirfd, newpath, flags, *_):
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
+        raise Errno(errno.EINVAL)     # no whiteouts: there is no overlayfs
+    exchange = bool(flags & RENAME_EXCHANGE)
+    vfs = t.kernel.vfs
+    old_dir, old_name, old_slash = await resolve_parent(t, olddirfd, oldpath)
+    new_dir, new_name, new_slash = await resolve_parent(t, newdirfd, newpath)
+    if old_dir.mount is not new_dir.mount:
+        raise Errno(errno.EXDEV)
+    if old_name in SPECIAL_NAMES or new_name in SPECIAL_NAMES:
+        raise Errno(errno.EBUSY)
+    check_writable(old_dir)
+    src = await old_dir.inode.lookup(old_name)
+    if src is None:
+        raise Errno(errno.ENOENT)
+    dst = await new_dir.inode.lookup(new_name)
+    if dst is not None and flags & RENAME_NOREPLACE:
+        raise Errno(errno.EEXIST)
+    if dst is None and exchange:
+        raise Errno(errno.ENOENT)
+    src_dir = S.S_ISDIR(src.mode)
+    dst_dir = S.S_ISDIR(dst.mode) if dst is not None else src_dir
+    if (old_slash and not src_dir) or (new_slash and not (dst_dir if exchange else src_dir)):
+        raise Errno(errno.ENOTDIR)
+    if src_dir and await vfs.is_ancestor(new_dir, src):
+        raise Errno(errno.EINVAL)                  # a directory moved under itself
+    if dst is not None and dst_dir and await vfs.is_ancestor(old_dir, dst):
+        raise Errno(errno.EINVAL if exchange else errno.ENOTEMPTY)
+    if src is dst:
+        return 0
+    may_delete(old_dir, src, t.cred, src_dir)
+    if dst is None:
+        may_create(new_dir, t.cred)
+    else:
+        may_delete(new_dir, dst, t.cred, dst_dir if exchange else src_dir)
+    if new_dir.inode is not old_dir.inode:         # a moved directory's ".." changes
+        for moved in (src, dst if exchange else None):
+            if moved is not None and S.S_ISDIR(moved.mode) and not permitted(moved, t.cred, W_OK):
+                raise Errno(errno.EACCES)
+    if vfs.is_mountpoint(old_dir, src) or (dst is not None and vfs.is_mountpoint(new_dir, dst)):
+        raise Errno(errno.EBUSY)
+    await old_dir.inode.rename(old_name, new_dir.inode, new_name, flags)
+    return 0
+
+
+async def sys_renameat(t, olddirfd, oldpath, newdirfd, newpath, *_):
+    return await sys_renameat2(t, olddirfd, oldpath, newdirfd, newpath, 0)
+
+
+async def sys_rename(t, oldpath, newpath, *_):
+    return await sys_renameat2(t, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
+
+
+# --- attributes -------------------------------------------------------------------------
+
+def _owner_or_root(t, inode) -> bool:
+    return t.cred.euid in (0, inode.uid)
+
+
+def _in_group(cred, gid: int) -> bool:
+    return gid == cred.egid or gid in cred.groups
+
+
+async def _chmod(t, loc: Location, mode: int) -> int:
+    check_writable(loc)
+    inode = loc.inode
+    if not _owner_or_root(t, inode):
+        raise Errno(errno.EPERM)
+    mode &= 0o7777
+    if t.cred.euid != 0 and not _in_group(t.cred, inode.gid):
+        mode &= ~S.S_ISGID            # as Linux: only a member may set the group's bit
+    await inode.setattr(mode=mode)
+    return 0
+
+
+async def sys_fchmodat2(t, dirfd, path_ptr, mode, flags, *_):
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise Errno(errno.EINVAL)
+    loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
+                        empty_ok=bool(flags & AT_EMPTY_PATH))
+    if S.S_ISLNK(loc.inode.mode):
+        raise Errno(errno.EOPNOTSUPP)     # symlinks have no mode of their own
+    return await _chmod(t, loc, mode)
+
+
+async def sys_fchmodat(t, dirfd, path_ptr, mode, *_):
+    return await sys_fchmodat2(t, dirfd, path_ptr, mode, 0)
+
+
+async def sys_chmod(t, path_ptr, mode, *_):
+    return await sys_fchmodat2(t, AT_FDCWD, path_ptr, mode, 0)
+
+
+async def sys_fchmod(t, fd, mode, *_):
+    return await _chmod(t, _fd_loc(t, fd), mode)
+
+
+async def _chown(t, loc: Location, uid: int, gid: int) -> int:
+    """Only root gives a file away; the owner may change its group to one of
+    theirs.  Set-user-ID (and set-group-ID with group execute) go, as on Linux."""
+    uid, gid = uid & 0xFFFFFFFF, gid & 0xFFFFFFFF
+    check_writable(loc)
+    inode, cred = loc.inode, t.cred
+    if cred.euid != 0:
+        if uid != NO_ID and uid != inode.uid:
+            raise Errno(errno.EPERM)
+        if gid != NO_ID and (cred.euid != inode.uid
+                             or gid != inode.gid and not _in_group(cred, gid)):
+            raise Errno(errno.EPERM)
+    mode = None
+    if not S.S_ISDIR(inode.mode):
+        kill = inode.mode & S.S_ISUID | (S.S_ISGID if inode.mode & S.S_IXGRP else 0)
+        if inode.mode & kill:
+            mode = inode.mode & ~kill & 0o7777
+    await inode.setattr(mode=mode, uid=None if uid == NO_ID else uid,
+                        gid=None if gid == NO_ID else gid)
+    return 0
+
+
+async def sys_fchownat(t, dirfd, path_ptr, uid, gid, flags, *_):
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise Errno(errno.EINVAL)
+    loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
+                        empty_ok=bool(flags & AT_EMPTY_PATH))
+    return await _chown(t, loc, uid, gid)
+
+
+async def sys_chown(t, path_ptr, uid, gid, *_):
+    return await sys_fchownat(t, AT_FDCWD, path_ptr, uid, gid, 0)
+
+
+async def sys_lchown(t, path_ptr, uid, gid, *_):
+    return await sys_fchownat(t, AT_FDCWD, path_ptr, uid, gid, AT_SYMLINK_NOFOLLOW)
+
+
+async def sys_fchown(t, fd, uid, gid, *_):
+    return await _chown(t, _fd_loc(t, fd), uid, gid)
+
+
+async def _set_times(t, loc: Location, atime, mtime) -> int:
+    """Each time is (sec, nsec), UTIME_NOW or UTIME_OMIT.  Explicit times need
+    the owner (or root); "now" also whoever may write the file."""
+    if atime == mtime == UTIME_OMIT:
+        return 0
+    check_writable(loc)
+    inode = loc.inode
+    explicit = any(isinstance(x, tuple) for x in (atime, mtime))
+    if not _owner_or_root(t, inode):
+        if explicit:
+            raise Errno(errno.EPERM)
+        if not permitted(inode, t.cred, W_OK):
+            raise Errno(errno.EACCES)
+    now = _now()
+    pick = {UTIME_NOW: now, UTIME_OMIT: None}
+    await inode.setattr(atime=pick.get(atime, atime) if not isinstance(atime, tuple) else atime,
+                        mtime=pick.get(mtime, mtime) if not isinstance(mtime, tuple) else mtime)
+    return 0
+
+
+def _timespec_times(t, ptr: int):
+    if not ptr:
+        return UTIME_NOW, UTIME_NOW
+    a_sec, a_ns, m_sec, m_ns = _TIMESPEC2.unpack(t.mem.read(ptr, _TIMESPEC2.size))
+    out = []
+    for sec, ns in ((a_sec, a_ns), (m_sec, m_ns)):
+        if ns in (UTIME_NOW, UTIME_OMIT):
+            out.append(ns)
+        elif 0 <= ns < 1_000_000_000:
+            out.append((sec, ns))
+        else:
+            raise Errno(errno.EINVAL)
+    return out
+
+
+def _timeval_times(t, ptr: int):
+    if not ptr:
+        return UTIME_NOW, UTIME_NOW
+    a_sec, a_us, m_sec, m_us = _TIMEVAL2.unpack(t.mem.read(ptr, _TIMEVAL2.size))
+    if not (0 <= a_us < 1_000_000 and 0 <= m_us < 1_000_000):
+        raise Errno(errno.EINVAL)
+    return (a_sec, a_us * 1000), (m_sec, m_us * 1000)
+
+
+async def sys_utimensat(t, dirfd, path_ptr, times_ptr, flags, *_):
+    atime, mtime = _timespec_times(t, times_ptr)
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise Errno(errno.EINVAL)
+    if not path_ptr:                      # futimens
+        loc = _fd_loc(t, dirfd)
+    else:
+        loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
+                            empty_ok=bool(flags & AT_EMPTY_PATH))
+    return await _set_times(t, loc, atime, mtime)
+
+
+async def sys_futimesat(t, dirfd, path_ptr, times_ptr, *_):
+    atime, mtime = _timeval_times(t, times_ptr)
+    return await _set_times(t, await resolve(t, dirfd, path_ptr), atime, mtime)
+
+
+async def sys_utimes(t, path_ptr, times_ptr, *_):
+    return await sys_futimesat(t, AT_FDCWD, path_ptr, times_ptr)
+
+
+async def sys_utime(t, path_ptr, buf_ptr, *_):
+    times = (UTIME_NOW, UTIME_NOW)
+    if buf_ptr:
+        actime, modtime = _UTIMBUF.unpack(t.mem.read(buf_ptr, _UTIMBUF.size))
+        times = ((actime, 0), (modtime, 0))
+    return await _set_times(t, await resolve(t, AT_FDCWD, path_ptr), *times)
+
+
+def sys_umask(t, mask, *_):
+    old, t.umask = t.umask, mask & 0o777
+    return old
+
+
 async def sys_faccessat2(t, dirfd, path_ptr, mode, flags, *_):
     if mode & ~7 or flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise Errno(errno.EINVAL)
     loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
                         empty_ok=bool(flags & AT_EMPTY_PATH))
-    if mode & W_OK:
-        raise Errno(errno.EROFS)
-    if mode and not permitted(loc.inode, t.cred, mode & (R_OK | X_OK)):
+    kind = S.S_IFMT(loc.inode.mode)
+    if mode & W_OK and kind in (S.S_IFREG, S.S_IFDIR, S.S_IFLNK):
+        check_writable(loc)
+    if mode and not permitted(loc.inode, t.cred, mode):
         raise Errno(errno.EACCES)
     return 0
 
@@ -278,27 +849,49 @@ def sys_fchdir(t, fd, *_):
 
 # --- descriptors -----------------------------------------------------------------------
 
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
+FD_CLOEXEC = 1
+O_NOATIME = 0o1000000
+SETFL_MASK = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME
+CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
+
+
 def sys_ioctl(t, fd, request, arg, *_):
     return t.files.get(_fd(fd)).ioctl(t, request & 0xFFFFFFFF, arg)
 
 
+def _setfl(t, f, arg: int) -> None:
+    if arg & O_NOATIME and not f.flags & O_NOATIME and f.loc is not None \
+            and t.cred.euid not in (0, f.loc.inode.uid):
+        raise Errno(errno.EPERM)
+    if arg & O_DIRECT and not (isinstance(f, InodeFile) and S.S_ISREG(f.loc.inode.mode)):
+        raise Errno(errno.EINVAL)        # pipes' packet mode is not implemented
+    f.flags = (f.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
+
+
 def sys_fcntl(t, fd, cmd, arg, *_):
-    fd = _fd(fd)
+    fd, cmd = _fd(fd), cmd & 0xFFFFFFFF
     f = t.files.get(fd)
+    if f.flags & O_PATH and cmd not in (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL):
+        raise Errno(errno.EBADF)
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
-        return t.files.install(f, cloexec=cmd == F_DUPFD_CLOEXEC, lowest=_fd(arg))
+        lowest = arg & 0xFFFFFFFF           # an unsigned int to Linux: -1 is too high
+        if lowest >= t.files.limit:
+            raise Errno(errno.EINVAL)
+        return t.files.install(f, cloexec=cmd == F_DUPFD_CLOEXEC, lowest=lowest)
     if cmd == F_GETFD:
-        return FD_CLOEXEC if t.files.fds[fd][1] else 0
+        return FD_CLOEXEC if t.files.cloexec(fd) else 0
     if cmd == F_SETFD:
-        t.files.fds[fd] = (f, bool(arg & FD_CLOEXEC))
+        t.files.set_cloexec(fd, bool(arg & FD_CLOEXEC))
         return 0
     if cmd == F_GETFL:
         return f.flags
     if cmd == F_SETFL:
-        changeable = O_APPEND | 0o4000 | 0o40000 | 0o1000000   # APPEND NONBLOCK DIRECT NOATIME
-        f.flags = (f.flags & ~changeable) | (arg & changeable)
+        _setfl(t, f, arg)
         return 0
-    raise Errno(errno.EINVAL)
+    if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
+        return pipe_fcntl(t, f, cmd, arg)
+    raise Errno(errno.EINVAL)            # locks, owners and signals, leases, seals
 
 
 def sys_dup(t, fd, *_):
@@ -307,13 +900,9 @@ def sys_dup(t, fd, *_):
 
 def sys_dup3(t, oldfd, newfd, flags, *_):
     oldfd, newfd = _fd(oldfd), _fd(newfd)
-    if flags & ~O_CLOEXEC or oldfd == newfd:
+    if flags & 0xFFFFFFFF & ~O_CLOEXEC or oldfd == newfd:
         raise Errno(errno.EINVAL)
-    f = t.files.get(oldfd)
-    if not 0 <= newfd < t.files.limit:
-        raise Errno(errno.EBADF)
-    t.files.fds[newfd] = (f, bool(flags & O_CLOEXEC))
-    return newfd
+    return t.files.dup_to(t.files.get(oldfd), newfd, bool(flags & O_CLOEXEC))
 
 
 def sys_dup2(t, oldfd, newfd, *_):
@@ -321,3 +910,14 @@ def sys_dup2(t, oldfd, newfd, *_):
         t.files.get(_fd(oldfd))
         return _fd(newfd)
     return sys_dup3(t, oldfd, newfd, 0)
+
+
+def sys_close_range(t, first, last, flags, *_):
+    first, last, flags = first & 0xFFFFFFFF, last & 0xFFFFFFFF, flags & 0xFFFFFFFF
+    if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
+        raise Errno(errno.EINVAL)
+    if flags & CLOSE_RANGE_UNSHARE and any(
+            other is not t and other.files is t.files for other in t.kernel.tasks.values()):
+        t.files = t.files.copy()
+    t.files.close_range(first, last, cloexec=bool(flags & CLOSE_RANGE_CLOEXEC))
+    return 0

@@ -75,10 +75,19 @@ def sys_getgroups(t, size, listp, *_):
     return len(groups)
 
 
-def sys_getpgid(t, pid, *_):
-    if pid not in (0, t.tgid):
+def _process(t, pid: int):
+    """The live or zombie process pid names (0: the caller's)."""
+    pid &= 0xFFFFFFFF
+    if pid == 0:
+        return t.process
+    proc = t.kernel.processes.get(pid)
+    if proc is None:
         raise Errno(errno.ESRCH)
-    return t.pgid
+    return proc
+
+
+def sys_getpgid(t, pid, *_):
+    return _process(t, pid).pgid
 
 
 def sys_getpgrp(t, *_):
@@ -86,9 +95,37 @@ def sys_getpgrp(t, *_):
 
 
 def sys_getsid(t, pid, *_):
-    if pid not in (0, t.tgid):
+    return _process(t, pid).sid
+
+
+def sys_setpgid(t, pid, pgid, *_):
+    """Move a process (the caller or a child of it) into a process group of
+    its session, or make it lead a new one."""
+    pid &= 0xFFFFFFFF
+    pgid &= 0xFFFFFFFF
+    if pgid >= 1 << 31:
+        raise Errno(errno.EINVAL)
+    proc = _process(t, pid)
+    if proc is not t.process and proc.parent is not t.process:
         raise Errno(errno.ESRCH)
-    return t.sid
+    if proc.sid != t.sid:
+        raise Errno(errno.EPERM)
+    if proc.sid == proc.pid:                 # a session leader stays where it is
+        raise Errno(errno.EPERM)
+    pgid = pgid or proc.pid
+    if pgid != proc.pid and not any(p.pgid == pgid and p.sid == t.sid and not p.zombie
+                                    for p in t.kernel.processes.values()):
+        raise Errno(errno.EPERM)
+    proc.pgid = pgid
+    return 0
+
+
+def sys_setsid(t, *_):
+    proc = t.process
+    if any(p.pgid == proc.pid for p in t.kernel.processes.values()):
+        raise Errno(errno.EPERM)             # it leads a process group already
+    proc.sid = proc.pgid = proc.pid
+    return proc.sid
 
 
 def sys_set_tid_address(t, tidptr, *_):

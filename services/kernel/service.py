@@ -20,13 +20,17 @@ from services.kernel.filesystems.ext2 import Ext2, Ext2Error
 from services.kernel.pagecache import PageCache
 from services.kernel.proc import HOST, RLIM_INFINITY, Ops
 from services.kernel.syscalls import TABLE, name
-from services.kernel.task import Credentials, Task
-from services.kernel.vfs import UBD_MAJOR, Mount, Vfs, makedev
+from services.kernel.files import FdTable
+from services.kernel.task import Credentials, FsContext, Process, Task
+from services.kernel.mount import boot_vfs
+from services.kernel.vfs import UBD_MAJOR, Vfs, makedev
 from services.kernel import exec as execmod
+from services.kernel import signal, wait
 
 log = logging.getLogger("kernel")
 
 BOOT_FAILED = 125          # exit code: the guest never ran its init
+PID_MAX = 1 << 22          # Linux's pid_max on 64-bit: pids wrap below it
 USERSPACE_SILENCE = 1.5    # seconds without a word from userspace: the guest is dead
 
 
@@ -41,12 +45,15 @@ class Kernel:
         self.me = f"{cfg.name}/kernel"
         self.endpoint = Endpoint(cfg.endpoints["kernel"], self.me)
         self.kick = on_readable(loop, self.endpoint, self.on_message)
-        self.ubd = AsyncLink(loop, cfg.endpoints["ubd_io"], self.me)
+        self.ubd = AsyncLink(loop, cfg.endpoints["ubd_io"], self.me,
+                             keys=cfg.curve_files("kernel", "ubd_io"))
         self.console = Console(AsyncLink(loop, cfg.endpoints["sigio"], self.me))
         self.pagecache = PageCache(cfg.run_dir)
         self.userspace: bytes | None = None      # routing id of userspace's link
         self.heard_userspace = time.monotonic()
-        self.tasks: dict[int, Task] = {}
+        self.tasks: dict[int, Task] = {}                # by tid: every live thread
+        self.processes: dict[int, Process] = {}         # by pid: live ones and zombies
+        self.pids: set[int] = set()                     # tids and pids in use
         self.waiting: dict[int, asyncio.Future] = {}   # task -> ops_done / spawned
         self.next_tid = 1
         self.next_id = 1
@@ -67,8 +74,15 @@ class Kernel:
             fut = self.waiting.pop(msg["task"], None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
+        elif kind == "trap":
+            self.trap(msg)
         elif kind == "exited":
-            self.exited(msg["task"], msg["status"])
+            t = self.tasks.get(msg["task"])
+            if t is not None:
+                fut = self.waiting.pop(t.tid, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(TaskGone(t.tid))
+                wait.task_exited(t, msg["status"])
         elif kind == "error" and to == self.userspace:
             log.error("userspace refused request #%d: %s", msg.id, msg["reason"])
             for fut in self.waiting.values():
@@ -95,8 +109,10 @@ class Kernel:
         self.kick()
 
     def state(self) -> dict:
-        return {"tasks": [{"pid": t.tid, "host_pid": t.host_pid, "comm": t.comm.decode(
-                    errors="replace")} for t in self.tasks.values()],
+        return {"tasks": [{"pid": t.tid, "tgid": t.tgid, "ppid": t.ppid, "host_pid": t.host_pid,
+                           "comm": t.comm.decode(errors="replace")}
+                          for t in self.tasks.values()],
+                "zombies": [p.pid for p in self.processes.values() if p.zombie],
                 "syscalls": self.syscall_count}
 
     # --- system calls --------------------------------------------------------------
@@ -107,13 +123,15 @@ class Kernel:
             return
         self.syscall_count += 1
         t.request_id = msg.id
+        t.in_kernel = True
+        t.user_sp = msg["rsp"]
         nr = msg["nr"]
         entry = TABLE.get(nr)
         if entry is None:
             if nr not in self.enosys_logged:
                 self.enosys_logged.add(nr)
                 log.warning("unimplemented syscall %s (%d) from %r: ENOSYS", name(nr), nr, t)
-            self.answer(t, -errno.ENOSYS)
+            self.answer(t, -errno.ENOSYS, name(nr), msg["args"])
             return
         args = msg["args"]
         try:
@@ -124,17 +142,27 @@ class Kernel:
             log.exception("%s: kernel bug in %s", t, entry.name)
             result = -errno.EIO
         if inspect.isawaitable(result):
-            asyncio.ensure_future(self.finish(t, entry.name, args, result))
+            t.call = asyncio.ensure_future(result)   # what a signal cancels
+            asyncio.ensure_future(self.finish(t, entry.name, args, t.call))
         else:
             self.answer(t, result, entry.name, args)
 
-    async def finish(self, t: Task, call: str, args: list, pending) -> None:
+    async def finish(self, t: Task, call: str, args: list, call_task: asyncio.Future) -> None:
+        """Answer a call whose handler waits, once it is done or cut short."""
+        await asyncio.wait([call_task])
         try:
-            result = await pending
+            result = call_task.result()
         except Errno as e:
             result = -e.code
         except TaskGone:
             return
+        except asyncio.CancelledError:
+            if not t.signalled or t.tid not in self.tasks:
+                return                 # the task is gone
+            t.signalled = False        # a signal cut the wait short
+            result = -(signal.ERESTARTNOHAND if call in signal.NO_RESTART
+                       else signal.ERESTARTNOINTR if call in signal.ALWAYS_RESTART
+                       else signal.ERESTARTSYS)
         except ExecFailed as exc:
             log.error("%s: %s; killing it", t, exc)
             self.to_userspace("kill", t.request_id, {"task": t.tid})
@@ -142,6 +170,8 @@ class Kernel:
         except Exception:
             log.exception("%s: kernel bug in %s", t, call)
             result = -errno.EIO
+        if t.call is call_task:
+            t.call = None
         if t.tid in self.tasks:
             self.answer(t, result, call, args)
 
@@ -149,6 +179,10 @@ class Kernel:
         if self.cfg.syscall_log:
             log.info("[%d] %s(%s) = %s", t.tid, call, ", ".join(hex(a) for a in args),
                      result if isinstance(result, int) else type(result).__name__)
+        if isinstance(result, int) and signal.deliverable(t):
+            asyncio.ensure_future(self.signal_return(t, result))
+            return
+        t.in_kernel = False
         if result is HOST:
             self.to_userspace("host", t.request_id, {"task": t.tid})
         elif isinstance(result, Ops):
@@ -163,7 +197,85 @@ class Kernel:
         self.waiting[t.tid] = fut
         self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": ops, "reply": True,
                                                 "value": 0})
-        return (await fut)["results"]
+        t.in_ops = True
+        try:
+            return (await fut)["results"]
+        finally:
+            t.in_ops = False
+
+    # --- signals -------------------------------------------------------------------
+    def trap(self, msg: Message) -> None:
+        """A task stopped outside a call: a fault, or our interrupt."""
+        t = self.tasks.get(msg["task"])
+        if t is None:
+            return
+        t.request_id = msg.id
+        t.in_kernel = True
+        if msg["signo"]:
+            signal.force(t, msg["signo"], msg["code"], msg["addr"])
+        if signal.deliverable(t):
+            asyncio.ensure_future(self.signal_return(t, None))
+        else:
+            self.resume(t)
+
+    async def context(self, t: Task) -> tuple[dict, bytes]:
+        ctx = (await self.run_ops(t, [{"op": "get_context"}]))[0]
+        if not isinstance(ctx, dict):
+            raise TaskGone(f"no registers: {ctx}")
+        return ctx["regs"], ctx["xstate"]
+
+    async def signal_return(self, t: Task, result: int | None) -> None:
+        """The way back to the guest when a signal waits: its handler's frame
+        (or the default action), then the guest runs on."""
+        try:
+            regs, xstate = await self.context(t)
+        except TaskGone:
+            return
+        if result is not None:
+            regs["rax"] = result & signal.U64
+        before = dict(regs) if self.cfg.syscall_log else None
+        after = await signal.deliver(t, regs, xstate)
+        if before is not None:
+            log.info("[%d] signal: rip %#x rsp %#x rax %#x orig %#x -> %s", t.tid, before["rip"],
+                     before["rsp"], before["rax"], before["orig_rax"],
+                     after and f"rip {after['rip']:#x} rsp {after['rsp']:#x}")
+        self.set_context(t, after)
+
+    def set_context(self, t: Task, regs: dict | None, xstate: bytes | None = None) -> None:
+        t.call = None
+        if regs is None or t.tid not in self.tasks:
+            return                    # the signal killed it
+        t.in_kernel = False
+        op = {"op": "set_context", "regs": regs}
+        if xstate is not None:
+            op["xstate"] = xstate
+        self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": [op], "reply": False,
+                                                "value": 0})
+        if signal.deliverable(t):
+            self.interrupt(t)          # another one came meanwhile: its turn next
+
+    async def sigreturn(self, t: Task) -> Ops:
+        regs, xstate = await self.context(t)
+        try:
+            regs, new_x = signal.sigreturn(t, regs, xstate)
+        except Errno:
+            signal.terminate(t.process, signal.SIGSEGV)
+            raise TaskGone(t.tid)
+        if signal.deliverable(t):
+            regs = await signal.deliver(t, regs, new_x or xstate)
+            if regs is None:
+                raise TaskGone(t.tid)
+        op = {"op": "set_context", "regs": regs}
+        if new_x is not None:
+            op["xstate"] = new_x
+        if self.cfg.syscall_log:
+            log.info("[%d] sigreturn to rip %#x rsp %#x rax %#x", t.tid, regs["rip"], regs["rsp"],
+                     regs["rax"])
+        return Ops([op])
+
+    def interrupt(self, t: Task) -> None:
+        self.next_id += 1
+        self.to_userspace("interrupt", self.next_id, {"task": t.tid})
 
     def rlimits(self, t: Task) -> dict[int, list]:
         if not self.limits:
@@ -175,9 +287,33 @@ class Kernel:
         return self.limits
 
     # --- tasks ---------------------------------------------------------------------
+    def alloc_pid(self) -> int:
+        """The next free pid, counting up and wrapping below PID_MAX as Linux."""
+        pid = self.next_tid
+        while pid in self.pids:
+            pid = pid + 1 if pid + 1 < PID_MAX else 2
+        self.next_tid = pid + 1 if pid + 1 < PID_MAX else 2
+        self.pids.add(pid)
+        return pid
+
+    def free_pid(self, pid: int) -> None:
+        self.pids.discard(pid)
+
+    def resume(self, t: Task) -> None:
+        t.in_kernel = False
+        t.call = None
+        self.next_id += 1
+        self.to_userspace("resume", self.next_id, {"task": t.tid})
+
+    def kill_task(self, t: Task) -> None:
+        self.next_id += 1
+        self.to_userspace("kill", self.next_id, {"task": t.tid})
+
     async def spawn(self, cred: Credentials) -> Task:
-        t = Task(self, self.next_tid, cred, self.vfs.root)
-        self.next_tid += 1
+        pid = self.alloc_pid()
+        proc = Process(self, pid, None, pid, pid)
+        self.processes[pid] = proc
+        t = Task(self, pid, proc, cred, FdTable(), FsContext(self.vfs.root))
         self.tasks[t.tid] = t
         fut = self.loop.create_future()
         self.waiting[t.tid] = fut
@@ -188,17 +324,10 @@ class Kernel:
         t.attach(reply["pid"])
         return t
 
-    def exited(self, tid: int, status: int) -> None:
-        t = self.tasks.pop(tid, None)
-        if t is None:
-            return
-        fut = self.waiting.pop(tid, None)
-        if fut is not None and not fut.done():
-            fut.set_exception(TaskGone(tid))
-        if tid == 1:
-            code = status >> 8 & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
-            log.info("init exited (host wait status %#x): the guest halts with %d", status, code)
-            asyncio.ensure_future(self.shutdown(code))
+    def init_exited(self, status: int) -> None:
+        code = status >> 8 & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
+        log.info("init exited (wait status %#x): the guest halts with %d", status, code)
+        asyncio.ensure_future(self.shutdown(code))
 
     # --- boot and shutdown ---------------------------------------------------------
     async def boot(self) -> None:
@@ -209,7 +338,7 @@ class Kernel:
             log.error("cannot mount ubd0 (%s) as the root filesystem: %s", cfg.disks.get("ubd0"), exc)
             await self.shutdown(BOOT_FAILED)
             return
-        self.vfs = Vfs(Mount(fs, makedev(UBD_MAJOR, 0)))
+        self.vfs = await boot_vfs(fs, makedev(UBD_MAJOR, 0), b"ext2")
         cred = Credentials(cfg.uid, cfg.gid, cfg.uid, cfg.gid, cfg.uid, cfg.gid)
         try:
             init = await self.spawn(cred)
@@ -250,7 +379,7 @@ class Kernel:
 
     async def shutdown(self, code: int) -> None:
         for t in list(self.tasks.values()):
-            self.to_userspace("kill", self.next_id, {"task": t.tid})
+            self.kill_task(t)
         try:
             await asyncio.wait_for(self.console.drain(), 5)
         except asyncio.TimeoutError:

@@ -1,20 +1,46 @@
-"""Signal state: dispositions, the blocked mask and the alternate stack.
+"""Signals: dispositions, masks, the alternate stack, sending and default actions.
 
-Signals belong to the kernel: it keeps each task's sigaction table, mask and
-sigaltstack as Linux does and answers the calls that read and change them.
-Delivering signals to guest handlers comes with the process work (issue 3)."""
+Signals belong to the kernel: it keeps each process's sigaction table and
+each task's mask and sigaltstack as Linux does.  A signal sent to a process
+is discarded if ignored, ends the process if its default action is to
+terminate, and otherwise waits in the process's pending set."""
 from __future__ import annotations
 
 import errno
 import struct
 
+from services.kernel import sigframe
 from services.kernel.errors import Errno
+from services.kernel.task import NO_ALTSTACK
 
 NSIG = 64
-SIGKILL, SIGSTOP = 9, 19
+SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGPIPE = 4, 5, 7, 8, 9, 11, 13
+SIGCHLD, SIGCONT, SIGSTOP = 17, 18, 19
+SIG_DFL, SIG_IGN = 0, 1
+IGNORED_BY_DEFAULT = {SIGCHLD, SIGCONT, 23, 28}        # CHLD CONT URG WINCH
+STOPPING = {SIGSTOP, 20, 21, 22}                        # STOP TSTP TTIN TTOU
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SIGACTION_SIZE = 32        # handler, flags, restorer, mask
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
+SA_NOCLDSTOP, SA_NOCLDWAIT, SA_SIGINFO, SA_RESTORER = 1, 2, 4, 0x04000000
+SA_ONSTACK, SA_RESTART, SA_NODEFER, SA_RESETHAND = 0x08000000, 0x10000000, 0x40000000, 0x80000000
+SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = sigframe.SS_ONSTACK, sigframe.SS_DISABLE, sigframe.SS_AUTODISARM
+
+MINSIGSTKSZ = 2048
+ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
+# calls a handler never restarts (SA_RESTART or not): Linux's ERESTARTNOHAND ones
+NO_RESTART = {"nanosleep", "clock_nanosleep", "poll", "ppoll", "select", "pselect6",
+              "epoll_wait", "epoll_pwait", "epoll_pwait2", "rt_sigsuspend", "pause",
+              "rt_sigtimedwait"}
+# calls that always run again after a handler (Linux's ERESTARTNOINTR ones)
+ALWAYS_RESTART = {"fork", "vfork", "clone", "clone3"}
+SI_USER, SI_TKILL = 0, -6
+U64 = (1 << 64) - 1
+_ACTION = struct.Struct("<QQQQ")        # handler, flags, restorer, mask
+
+
+def bit(sig: int) -> int:
+    return 1 << (sig - 1)
 
 
 def sys_rt_sigaction(t, sig, act, oact, sigsetsize, *_):
@@ -52,8 +78,287 @@ def sys_rt_sigprocmask(t, how, set_ptr, oset_ptr, sigsetsize, *_):
 
 
 def sys_sigaltstack(t, ss, old_ss, *_):
+    on = sigframe.on_stack(t.altstack, t.user_sp)
     if old_ss:
-        t.mem.write(old_ss, t.altstack)
+        ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(t.altstack)
+        if on:
+            flags = SS_ONSTACK | flags & SS_AUTODISARM
+        t.mem.write(old_ss, sigframe.ALTSTACK.pack(ss_sp, flags, 0, size))
     if ss:
-        t.altstack = t.mem.read(ss, 24)
+        ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(t.mem.read(ss, 24))
+        if on:
+            raise Errno(errno.EPERM)
+        if flags & ~SS_AUTODISARM not in (0, SS_ONSTACK, SS_DISABLE):
+            raise Errno(errno.EINVAL)
+        if flags & SS_DISABLE:
+            t.altstack = NO_ALTSTACK
+        else:
+            if size < MINSIGSTKSZ:
+                raise Errno(errno.ENOMEM)
+            t.altstack = sigframe.ALTSTACK.pack(ss_sp, flags & SS_AUTODISARM, 0, size)
     return 0
+
+
+def sys_rt_sigpending(t, set_ptr, sigsetsize, *_):
+    if sigsetsize > 8:
+        raise Errno(errno.EINVAL)
+    pending = 0
+    for sig in t.pending.keys() | t.process.pending.keys():
+        pending |= bit(sig)
+    t.mem.write(set_ptr, struct.pack("<Q", pending & t.sigmask)[:sigsetsize])
+    return 0
+
+
+async def sys_rt_sigsuspend(t, mask_ptr, sigsetsize, *_):
+    if sigsetsize != 8:
+        raise Errno(errno.EINVAL)
+    mask = struct.unpack("<Q", t.mem.read(mask_ptr, 8))[0]
+    t.saved_sigmask = t.sigmask
+    t.sigmask = mask & ~UNBLOCKABLE
+    await _until_signal(t)
+
+
+async def sys_pause(t, *_):
+    await _until_signal(t)
+
+
+async def _until_signal(t):
+    """Sleep until a signal is deliverable: then -EINTR (after its handler)."""
+    while not deliverable(t):
+        await t.signal_wait.wait()
+    raise Errno(errno.EINTR)
+
+
+async def sys_rt_sigreturn(t, *_):
+    """Back from a handler: the registers, mask and altstack of the frame at
+    the stack pointer (the handler's ret popped pretcode)."""
+    return await t.kernel.sigreturn(t)
+
+def handler_of(proc, sig: int) -> int:
+    action = proc.sigactions.get(sig)
+    return struct.unpack_from("<Q", action)[0] if action else SIG_DFL
+
+
+def send_process(proc, sig: int, info: dict | None = None) -> None:
+    """Send sig to a whole process (kill, SIGCHLD ...): any thread not
+    blocking it takes it."""
+    if _discard(proc, sig):
+        return
+    proc.pending.setdefault(sig, info or {"code": SI_USER})
+    for t in proc.threads.values():
+        if sig == SIGKILL or not t.sigmask & bit(sig):
+            _wake(t)
+            return
+
+
+def send_task(t, sig: int, info: dict | None = None) -> None:
+    """Send sig to one thread (tgkill, SIGPIPE, a fault)."""
+    if _discard(t.process, sig):
+        return
+    t.pending.setdefault(sig, info or {"code": SI_USER})
+    if sig == SIGKILL or not t.sigmask & bit(sig):
+        _wake(t)
+
+
+def force(t, sig: int, code: int, addr: int) -> None:
+    """A fault: blocked or ignored, it still reaches the task, with its
+    default action (as Linux's force_sig_fault)."""
+    if t.sigmask & bit(sig) or handler_of(t.process, sig) == SIG_IGN:
+        t.sigmask &= ~bit(sig)
+        t.process.sigactions.pop(sig, None)
+    t.pending[sig] = {"code": code, "addr": addr}
+
+
+def _discard(proc, sig: int) -> bool:
+    """Ignored signals are dropped when sent; a fatal one that some thread
+    does not block ends the process at once."""
+    if proc.zombie or not proc.threads or sig == 0:
+        return True
+    handler = handler_of(proc, sig)
+    if sig == SIGKILL or handler == SIG_DFL and sig not in IGNORED_BY_DEFAULT | STOPPING and any(
+            not t.sigmask & bit(sig) for t in proc.threads.values()):
+        terminate(proc, sig)
+        return True
+    return handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT
+
+
+def _wake(t) -> None:
+    """Get a signal to a task soon: a task waiting in the kernel is woken
+    (its call ends with EINTR or restarts), a running one interrupted."""
+    t.signal_wait.wake()
+    if t.in_kernel:
+        if t.call is not None and not t.call.done() and not t.in_ops:
+            t.signalled = True
+            t.call.cancel()
+    else:
+        t.kernel.interrupt(t)
+
+
+def deliverable(t) -> bool:
+    for sig in (*t.pending, *t.process.pending):
+        if not t.sigmask & bit(sig) or sig == SIGKILL:
+            return True
+    return False
+
+
+def _take(t) -> tuple[int, dict] | None:
+    for pending in (t.pending, t.process.pending):
+        for sig in sorted(pending):
+            if not t.sigmask & bit(sig) or sig == SIGKILL:
+                return sig, pending.pop(sig)
+    return None
+
+
+def siginfo(sig: int, info: dict) -> bytes:
+    head = struct.pack("<iii4x", sig, 0, info.get("code", 0))
+    if "addr" in info:
+        body = struct.pack("<Q", info["addr"])
+    elif "status" in info:
+        body = struct.pack("<iIi4xqq", info["pid"], info["uid"], info["status"], 0, 0)
+    else:
+        body = struct.pack("<iI", info.get("pid", 0), info.get("uid", 0))
+    return (head + body).ljust(sigframe.SIGINFO_SIZE, b"\0")
+
+
+def _signed(x: int) -> int:
+    return x - (1 << 64) if x & (1 << 63) else x
+
+
+def _restart(regs: dict, handler_flags: int | None) -> None:
+    """An interrupted system call: EINTR, or run again (Linux's
+    handle_signal/restart rules); handler_flags None when no handler runs."""
+    if _signed(regs["orig_rax"]) < 0:
+        return
+    rax = -_signed(regs["rax"])
+    if rax == ERESTART_RESTARTBLOCK or handler_flags is not None and (
+            rax == ERESTARTNOHAND or rax == ERESTARTSYS and not handler_flags & SA_RESTART):
+        regs["rax"] = -errno.EINTR & U64
+    elif rax in (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND):
+        regs["rax"] = regs["orig_rax"]
+        regs["rip"] -= 2
+
+
+async def deliver(t, regs: dict, xstate: bytes) -> dict | None:
+    """Take t's next deliverable signal and set up its handler on the guest
+    stack.  Returns the registers to resume with, or None if the signal
+    killed the process."""
+    proc = t.process
+    while (taken := _take(t)) is not None:
+        sig, info = taken
+        action = proc.sigactions.get(sig)
+        handler, flags, restorer, mask = _ACTION.unpack(action) if action else (0, 0, 0, 0)
+        if handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT | STOPPING:
+            continue          # (stopping comes with job control)
+        if handler == SIG_DFL:
+            terminate(proc, sig)
+            return None
+        _restart(regs, flags)
+        saved = t.saved_sigmask if t.saved_sigmask is not None else t.sigmask
+        frame, data, entry = sigframe.build(
+            regs, xstate, sig, siginfo(sig, info), handler, restorer,
+            bool(flags & SA_ONSTACK), t.altstack, saved,
+            info.get("addr", 0) if sig in (SIGSEGV, SIGBUS) else 0)
+        try:
+            if not flags & SA_RESTORER:
+                raise Errno(errno.EFAULT)
+            t.mem.write(frame, data)
+        except Errno:
+            terminate(proc, SIGSEGV)      # no room for the frame: as Linux, SIGSEGV
+            return None
+        t.saved_sigmask = None
+        t.sigmask = (saved | mask | (0 if flags & SA_NODEFER else bit(sig))) & ~UNBLOCKABLE
+        if flags & SA_RESETHAND:
+            proc.sigactions.pop(sig, None)
+        if sigframe.ALTSTACK.unpack(t.altstack)[1] & SS_AUTODISARM and \
+                entry["rsp"] != regs["rsp"] - sigframe.RED_ZONE:
+            t.altstack = NO_ALTSTACK
+        return entry
+    _restart(regs, None)
+    if t.saved_sigmask is not None:
+        t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+    return regs
+
+
+def sigreturn(t, regs: dict, xstate: bytes) -> tuple[dict, bytes | None]:
+    """rt_sigreturn: the frame's registers and xsave image; mask and altstack
+    restored.  A frame that cannot be read is SIGSEGV."""
+    raw = t.mem.read(regs["rsp"], sigframe.FRAME.size - 8)
+    new, mask, ss, fpstate = sigframe.parse(raw, regs)
+    t.sigmask = mask & ~UNBLOCKABLE
+    ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(ss)
+    if not sigframe.on_stack(t.altstack, regs["rsp"]):
+        if flags & SS_DISABLE:
+            t.altstack = NO_ALTSTACK
+        elif size >= MINSIGSTKSZ:
+            t.altstack = sigframe.ALTSTACK.pack(ss_sp, flags & SS_AUTODISARM, 0, size)
+    new_x = t.mem.read(fpstate, len(xstate)) if fpstate else None
+    return new, new_x
+
+
+def terminate(proc, sig: int) -> None:
+    """The default action of a fatal signal: every thread dies; the parent's
+    wait sees the signal (no core is ever written: RLIMIT_CORE is 0)."""
+    if proc.exit_code is None:
+        proc.exit_code = sig & 0x7F
+    for task in list(proc.threads.values()):
+        proc.kernel.kill_task(task)
+
+
+def _target(t, pid: int):
+    """The processes kill(pid) reaches, as Linux: >0 one, 0 own group,
+    -1 every process but init and the caller, <-1 group -pid."""
+    procs = [p for p in t.kernel.processes.values() if not p.zombie]
+    if pid > 0:
+        return [p for p in procs if p.pid == pid]
+    if pid == 0:
+        return [p for p in procs if p.pgid == t.pgid]
+    if pid == -1:
+        return [p for p in procs if p.pid not in (1, t.tgid)]
+    return [p for p in procs if p.pgid == -pid]
+
+
+def _may_signal(t, proc) -> bool:
+    c = t.cred
+    if c.euid == 0:
+        return True
+    target = next(iter(proc.threads.values())).cred
+    return bool({c.uid, c.euid} & {target.uid, target.suid})
+
+
+def _int(x: int) -> int:
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x & 0x80000000 else x
+
+
+def sys_kill(t, pid, sig, *_):
+    pid, sig = _int(pid), _int(sig)
+    if not 0 <= sig <= NSIG:
+        raise Errno(errno.EINVAL)
+    if pid == -(1 << 31):
+        raise Errno(errno.ESRCH)
+    procs = _target(t, pid)
+    if not procs:
+        raise Errno(errno.ESRCH)
+    allowed = [p for p in procs if _may_signal(t, p)]
+    if not allowed:
+        raise Errno(errno.EPERM)
+    for p in allowed:
+        send_process(p, sig, {"code": SI_USER, "pid": t.tgid, "uid": t.cred.uid})
+    return 0
+
+
+def sys_tgkill(t, tgid, tid, sig, *_):
+    tgid, tid, sig = _int(tgid), _int(tid), _int(sig)
+    if tid <= 0 or tgid == 0 or tgid < -1 or not 0 <= sig <= NSIG:
+        raise Errno(errno.EINVAL)
+    task = t.kernel.tasks.get(tid)
+    if task is None or (tgid > 0 and task.tgid != tgid):
+        raise Errno(errno.ESRCH)
+    if not _may_signal(t, task.process):
+        raise Errno(errno.EPERM)
+    send_process(task.process, sig, {"code": -6, "pid": t.tgid, "uid": t.cred.uid})   # SI_TKILL
+    return 0
+
+
+def sys_tkill(t, tid, sig, *_):
+    return sys_tgkill(t, -1, tid, sig)

@@ -1,16 +1,21 @@
-"""A guest task: virtual pid, credentials, files, memory, signal state."""
+"""Guest tasks and processes: virtual pids, the process tree, credentials,
+files, memory, signal state."""
 from __future__ import annotations
 
-import errno
+import asyncio
+import struct
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from services.kernel.errors import Errno
+from services.kernel.files import FdTable
 from services.kernel.memory import GuestMemory
+
+NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
 
 if TYPE_CHECKING:
     from services.kernel.service import Kernel
-    from services.kernel.vfs import OpenFile, Location
+    from services.kernel.vfs import Location
 
 
 @dataclass
@@ -24,59 +29,134 @@ class Credentials:
     groups: list[int] = field(default_factory=list)
 
 
-class FdTable:
-    """File descriptors of a task: fd -> (open file, close-on-exec)."""
+class WaitQueue:
+    """Coroutines waiting for something to change (a child to exit ...).
+
+    A waiter re-checks its condition after every wake-up; cancelling it (a
+    signal) leaves nothing behind."""
 
     def __init__(self) -> None:
-        self.fds: dict[int, tuple[OpenFile, bool]] = {}
-        self.limit = 1024
+        self.waiters: set[asyncio.Future] = set()
 
-    def get(self, fd: int) -> OpenFile:
-        entry = self.fds.get(fd)
-        if entry is None:
-            raise Errno(errno.EBADF)
-        return entry[0]
+    async def wait(self) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters.add(fut)
+        try:
+            await fut
+        finally:
+            self.waiters.discard(fut)
 
-    def install(self, f: OpenFile, cloexec: bool = False, lowest: int = 0) -> int:
-        fd = lowest
-        while fd in self.fds:
-            fd += 1
-        if fd >= self.limit:
-            raise Errno(errno.EMFILE)
-        self.fds[fd] = (f, cloexec)
-        return fd
+    def wake(self) -> None:
+        for fut in self.waiters:
+            if not fut.done():
+                fut.set_result(None)
 
-    def close(self, fd: int) -> OpenFile:
-        entry = self.fds.pop(fd, None)
-        if entry is None:
-            raise Errno(errno.EBADF)
-        return entry[0]
+
+class Process:
+    """A thread group and its place in the process tree: what Linux keeps in
+    signal_struct and the parent/children links.  Its pid is its first
+    thread's tid; it outlives its threads as a zombie until reaped."""
+
+    def __init__(self, kernel: Kernel, pid: int, parent: Process | None, pgid: int, sid: int):
+        self.kernel = kernel
+        self.pid = pid
+        self.parent = parent
+        self.children: list[Process] = []
+        self.threads: dict[int, Task] = {}
+        self.pgid = pgid
+        self.sid = sid
+        self.sigactions: dict[int, bytes] = {}
+        self.pending: dict[int, dict] = {}  # signals sent to the process, not yet taken
+        self.exit_signal = 17          # SIGCHLD to the parent when it ends
+        self.exit_code: int | None = None   # wait status the kernel decided (exit_group, signal)
+        self.status: int | None = None      # wait status once it is a zombie
+        self.child_changed = WaitQueue()    # wait4 sleeps here
+        self.start_time = time.monotonic()
+
+    @property
+    def zombie(self) -> bool:
+        return self.status is not None
+
+    def __repr__(self) -> str:
+        return f"<Process {self.pid}{' zombie' if self.zombie else ''}>"
+
+
+class FsContext:
+    """cwd and umask: shared by threads (CLONE_FS), copied by fork."""
+
+    def __init__(self, cwd: Location, umask: int = 0o022):
+        self.cwd = cwd
+        self.umask = umask
 
 
 class Task:
-    """One guest thread of execution; for now every task is its own process."""
+    """One guest thread of execution, in a Process."""
 
-    def __init__(self, kernel: Kernel, tid: int, cred: Credentials, cwd: Location):
+    def __init__(self, kernel: Kernel, tid: int, process: Process, cred: Credentials,
+                 files: FdTable, fs: FsContext):
         self.kernel = kernel
         self.tid = tid
-        self.tgid = tid
-        self.ppid = 0
-        self.pgid = tid
-        self.sid = tid
+        self.process = process
         self.cred = cred
-        self.files = FdTable()
-        self.cwd = cwd
-        self.umask = 0o022
+        self.files = files
+        self.fs = fs
         self.host_pid = 0
         self.mem: GuestMemory | None = None
         self.comm = b""
         self.exe = b""
         self.request_id = 0          # the userspace request this task is stopped in
+        self.call: asyncio.Future | None = None   # the syscall handler it waits in, if any
         self.exit_status: int | None = None
-        self.sigactions: dict[int, bytes] = {}
+        self.in_kernel = True        # stopped for the kernel (a call, a trap), not running
+        self.in_ops = False          # waiting for userspace to run ops: not interruptible
+        self.signalled = False       # its call was cut short by a signal
+        self.user_sp = 0             # rsp at the trapped call
         self.sigmask = 0
-        self.altstack = b"\0" * 24
+        self.saved_sigmask: int | None = None   # sigsuspend's: restored after the handler
+        self.pending: dict[int, dict] = {}      # signals sent to this thread
+        self.signal_wait = WaitQueue()
+        self.altstack = NO_ALTSTACK
         self.brk = 0
+        self.clear_child_tid = 0
+        self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
+        process.threads[tid] = self
+
+    @property
+    def tgid(self) -> int:
+        return self.process.pid
+
+    @property
+    def ppid(self) -> int:
+        parent = self.process.parent
+        return parent.pid if parent is not None else 0
+
+    @property
+    def pgid(self) -> int:
+        return self.process.pgid
+
+    @property
+    def sid(self) -> int:
+        return self.process.sid
+
+    @property
+    def sigactions(self) -> dict[int, bytes]:
+        return self.process.sigactions
+
+    @property
+    def cwd(self) -> Location:
+        return self.fs.cwd
+
+    @cwd.setter
+    def cwd(self, loc: Location) -> None:
+        self.fs.cwd = loc
+
+    @property
+    def umask(self) -> int:
+        return self.fs.umask
+
+    @umask.setter
+    def umask(self, value: int) -> None:
+        self.fs.umask = value
 
     def attach(self, host_pid: int) -> None:
         self.host_pid = host_pid

@@ -6,10 +6,41 @@ directories).  ``lookup`` walks a path component by component from the root
 or a directory, following symlinks as Linux does (at most 40).  An
 ``OpenFile`` is Linux's ``struct file``: flags and a position shared by every
 fd that refers to it.
+
+Mounts: each ``Mount`` is a filesystem (or, for a bind mount, a directory of
+one) attached on a directory of its parent mount.  Lookup steps onto the top
+mount covering a directory, and ``..`` at a mount's root steps back to its
+mount point first, as Linux's follow_mount / follow_dotdot do.
+
+The inode interface every filesystem implements (all methods async):
+
+- attributes ``ino mode uid gid size nlink blocks rdev`` and ``atime mtime
+  ctime`` with ``atime_ns mtime_ns ctime_ns``;
+- ``read(offset, length)``, ``readdir()`` (``(name, ino, d_type)`` with ``.``
+  and ``..``), ``lookup(name)`` (``..`` included; None if absent),
+  ``readlink()``;
+- writing, for filesystems with ``writable = True`` (the VFS answers EROFS
+  for the others and for read-only mounts, and checks permissions itself):
+  ``create(name, mode, uid, gid, rdev)`` (any non-directory type in mode),
+  ``mkdir(name, mode, uid, gid)``, ``symlink(name, target, uid, gid)``,
+  ``link(name, inode)``, ``unlink(name)`` (EISDIR for a directory),
+  ``rmdir(name)`` (ENOTDIR, ENOTEMPTY), ``rename(name, new_dir, new_name,
+  flags)`` (replaces a file or an empty directory; RENAME_NOREPLACE,
+  RENAME_EXCHANGE), ``write(offset, data)`` (returns bytes written, short
+  when the filesystem fills up), ``truncate(size)``, ``setattr(mode=, uid=,
+  gid=, atime=, mtime=)`` (times are ``(sec, nsec)``; ctime becomes now).
+  Each re-checks what it changes (EEXIST, ENOENT ...), because another task
+  may have run while the VFS looked names up;
+- optionally ``hold()``, called for each open file of the inode; it returns
+  the function to call when that open file is gone (tmpfs frees an unlinked
+  file's pages then).
+
+A filesystem has ``root``, ``statfs()`` (a dict like ext2's) and ``writable``.
 """
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat as S
 import struct
@@ -32,16 +63,34 @@ O_PATH = 0o10000000
 R_OK, W_OK, X_OK = 4, 2, 1
 
 UBD_MAJOR = 98   # the block major User-Mode Linux gives its ubd disks
+DEFAULT_POLLMASK = 0x145   # POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM: files that never wait
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 0x400, 0x800, 0x200000
 
 
 def makedev(major: int, minor: int) -> int:
     return os.makedev(major, minor)
 
 
-@dataclass
+@dataclass(eq=False)
 class Mount:
+    """A filesystem attached to the tree (compared by identity)."""
     fs: Any                  # a filesystem with .root, .statfs()
     dev: int                 # st_dev of its inodes
+    flags: int = MS_RELATIME                # MS_* flags of this mount
+    fstype: bytes = b""
+    source: bytes = b"none"
+    root: Any = None         # the inode at its root: fs.root, or a directory for a bind mount
+    point: Location | None = None           # where it is attached; None for the root mount
+
+    def __post_init__(self) -> None:
+        if self.root is None:
+            self.root = self.fs.root
+
+    @property
+    def readonly(self) -> bool:
+        return bool(self.flags & MS_RDONLY)
 
 
 @dataclass
@@ -58,8 +107,39 @@ class Location:
 class Vfs:
     def __init__(self, root: Mount):
         self.root_mount = root
-        self.root = Location(root, root.fs.root, b"/")
+        self.root = Location(root, root.root, b"/")
+        self.mounts: list[Mount] = [root]
+        self.covers: dict[tuple[Mount, Any], Mount] = {}   # (mount, its directory) -> mount on it
 
+    # --- the mount table ----------------------------------------------------------
+    def attach(self, m: Mount, at: Location) -> None:
+        """Mount m on the directory at, on top of whatever is mounted there."""
+        m.point = at
+        self.covers[(at.mount, at.inode)] = m
+        self.mounts.append(m)
+
+    def detach(self, m: Mount) -> None:
+        del self.covers[(m.point.mount, m.point.inode)]
+        self.mounts.remove(m)
+
+    def submounts(self, m: Mount) -> list[Mount]:
+        return [c for c in self.mounts if c.point is not None and c.point.mount is m]
+
+    def is_mountpoint(self, dir_loc: Location, inode: Any) -> bool:
+        return (dir_loc.mount, inode) in self.covers
+
+    def anon_dev(self) -> int:
+        """A free anonymous device number 0:N, N from 1, for a filesystem with no disk."""
+        used = {os.minor(m.dev) for m in self.mounts if os.major(m.dev) == 0}
+        return makedev(0, next(n for n in itertools.count(1) if n not in used))
+
+    def step_in(self, loc: Location) -> Location:
+        """The root of the top mount on loc, or loc itself."""
+        while (m := self.covers.get((loc.mount, loc.inode))) is not None:
+            loc = Location(m, m.root, loc.path)
+        return loc
+
+    # --- path lookup ------------------------------------------------------------------
     async def lookup(self, start: Location, path: bytes, cred: Credentials, *,
                      follow: bool = True, _depth: list[int] | None = None) -> Location:
         """Resolve path from start (ignored for absolute paths)."""
@@ -78,7 +158,7 @@ class Vfs:
             if not permitted(here.inode, cred, X_OK):
                 raise Errno(errno.EACCES)
             if name == b"..":
-                here = await self.parent(here, cred)
+                here = await self.parent(here)
                 continue
             if len(name) > NAME_MAX:
                 raise Errno(errno.ENAMETOOLONG)
@@ -86,22 +166,110 @@ class Vfs:
             if inode is None:
                 raise Errno(errno.ENOENT)
             if S.S_ISLNK(inode.mode) and (not last or follow or trailing_slash):
-                links[0] += 1
-                if links[0] > MAXSYMLINKS:
-                    raise Errno(errno.ELOOP)
-                target = await inode.readlink()
-                here = await self.lookup(here, target, cred, follow=True, _depth=links)
+                here = await self.follow_link(here, inode, cred, links)
                 continue
-            here = here.child(name, inode)
+            here = self.step_in(here.child(name, inode))
         if trailing_slash and not S.S_ISDIR(here.inode.mode):
             raise Errno(errno.ENOTDIR)
         return here
 
-    async def parent(self, loc: Location, cred: Credentials) -> Location:
-        if loc.path == b"/":
+    async def follow_link(self, dir_loc: Location, link: Any, cred: Credentials,
+                          links: list[int]) -> Location:
+        """Where the symlink link in dir_loc leads (ELOOP past 40 links in one walk)."""
+        links[0] += 1
+        if links[0] > MAXSYMLINKS:
+            raise Errno(errno.ELOOP)
+        return await self.lookup(dir_loc, await link.readlink(), cred, follow=True, _depth=links)
+
+    async def lookup_parent(self, start: Location, path: bytes, cred: Credentials, *,
+                            _depth: list[int] | None = None) -> tuple[Location, bytes]:
+        """The directory that holds (or would hold) path's last component, and
+        that name: "/" for the root, and "." or ".." as written, for the caller
+        to refuse as Linux does for its call."""
+        if not path:
+            raise Errno(errno.ENOENT)
+        if len(path) >= PATH_MAX:
+            raise Errno(errno.ENAMETOOLONG)
+        head, sep, name = path.rstrip(b"/").rpartition(b"/")
+        if sep:
+            dir_loc = await self.lookup(start, head or b"/", cred, _depth=_depth)
+        else:
+            dir_loc = self.root if path.startswith(b"/") else start
+        if not S.S_ISDIR(dir_loc.inode.mode):
+            raise Errno(errno.ENOTDIR)
+        if not permitted(dir_loc.inode, cred, X_OK):
+            raise Errno(errno.EACCES)
+        if len(name) > NAME_MAX:
+            raise Errno(errno.ENAMETOOLONG)
+        return dir_loc, name or b"/"
+
+    async def parent(self, loc: Location) -> Location:
+        """``..``: from a mount's root down to its mount point first, then up."""
+        while loc.inode is loc.mount.root and loc.mount.point is not None:
+            loc = loc.mount.point
+        if loc.inode is loc.mount.root:
             return loc
-        parent_path = loc.path.rsplit(b"/", 1)[0] or b"/"
-        return await self.lookup(self.root, parent_path, cred)
+        inode = await loc.inode.lookup(b"..")
+        return self.step_in(Location(loc.mount, inode, loc.path.rsplit(b"/", 1)[0] or b"/"))
+
+    async def is_ancestor(self, dir_loc: Location, inode: Any) -> bool:
+        """Whether directory inode is dir_loc or one of its ancestors in its mount
+        (rename must not move a directory under itself)."""
+        here = dir_loc.inode
+        while True:
+            if here is inode:
+                return True
+            if here is dir_loc.mount.root:
+                return False
+            up = await here.lookup(b"..")
+            if up is here:
+                return False
+            here = up
+
+
+def check_writable(loc: Location) -> None:
+    if loc.mount.readonly:
+        raise Errno(errno.EROFS)
+
+
+def may_create(dir_loc: Location, cred: Credentials) -> None:
+    """A new name in dir_loc needs a writable mount, and write and search on it."""
+    check_writable(dir_loc)
+    if not permitted(dir_loc.inode, cred, W_OK | X_OK):
+        raise Errno(errno.EACCES)
+
+
+def may_delete(dir_loc: Location, victim: Any, cred: Credentials, isdir: bool) -> None:
+    """Removing a name also needs, in a sticky directory (/tmp), to own the file
+    or the directory; and a directory where the call wants one (rmdir), a
+    non-directory where it does not (unlink), in Linux's order of checks."""
+    may_create(dir_loc, cred)
+    if (dir_loc.inode.mode & S.S_ISVTX and cred.euid != 0
+            and cred.euid not in (victim.uid, dir_loc.inode.uid)):
+        raise Errno(errno.EPERM)
+    if isdir and not S.S_ISDIR(victim.mode):
+        raise Errno(errno.ENOTDIR)
+    if not isdir and S.S_ISDIR(victim.mode):
+        raise Errno(errno.EISDIR)
+
+
+def new_owner(dir_inode: Any, cred: Credentials, mode: int) -> tuple[int, int, int]:
+    """Mode, uid and gid of a new inode: a set-group-ID directory passes on its
+    group (and, to directories, the bit itself)."""
+    gid = cred.egid
+    if dir_inode.mode & S.S_ISGID:
+        gid = dir_inode.gid
+        if S.S_ISDIR(mode):
+            mode |= S.S_ISGID
+    if (not S.S_ISDIR(mode) and mode & S.S_ISGID and mode & S.S_IXGRP and cred.euid != 0
+            and gid != cred.egid and gid not in cred.groups):
+        mode &= ~S.S_ISGID
+    return mode, cred.euid, gid
+
+
+def d_type(mode: int) -> int:
+    """A dirent's d_type: Linux's DT_* are the file type bits shifted down."""
+    return S.S_IFMT(mode) >> 12
 
 
 def permitted(inode: Any, cred: Credentials, mask: int) -> bool:
@@ -152,6 +320,7 @@ class OpenFile:
         self.loc = loc
         self.flags = flags
         self.pos = 0
+        self.refs = 0        # fds referring to it (services/kernel/files.py)
 
     @property
     def readable(self) -> bool:
@@ -182,13 +351,32 @@ class OpenFile:
     def ioctl(self, task: Any, request: int, arg: int) -> int:
         raise Errno(errno.ENOTTY)
 
+    def fsync(self) -> int:
+        """fsync/fdatasync: files with nothing to flush (ttys, pipes) refuse it."""
+        raise Errno(errno.EINVAL)
+
+    def release(self) -> None:
+        """The last fd referring to this file is closed."""
+
+    def poll(self, table: Any = None) -> int:
+        """Readiness bits (POLLIN ...); files whose readiness changes override this
+        and add their wait queues to table (services/kernel/poll.py)."""
+        return DEFAULT_POLLMASK
+
 
 class InodeFile(OpenFile):
-    """A regular file or directory of a disk filesystem."""
+    """A regular file or directory of a filesystem."""
 
     def __init__(self, loc: Location, flags: int):
         super().__init__(loc, flags)
         self.dirents: list[tuple[bytes, int, int]] | None = None
+        hold = getattr(loc.inode, "hold", None)
+        self.unhold = hold() if hold is not None else None
+
+    def release(self) -> None:
+        if self.unhold is not None:
+            self.unhold()
+            self.unhold = None
 
     async def read(self, count: int, offset: int | None = None) -> bytes:
         inode = self.loc.inode
@@ -201,10 +389,25 @@ class InodeFile(OpenFile):
         return data
 
     async def write(self, data: bytes, offset: int | None = None) -> int:
-        raise Errno(errno.EROFS)
+        """At the position, at offset (pwrite), or at the end with O_APPEND
+        (pwrite too, as on Linux, leaving the position alone)."""
+        inode = self.loc.inode
+        if self.flags & O_APPEND:
+            at = inode.size
+        else:
+            at = self.pos if offset is None else offset
+        if not data:
+            return 0
+        n = await inode.write(at, data)
+        if offset is None:
+            self.pos = at + n
+        return n
 
     def seekable_size(self) -> int:
         return self.loc.inode.size
+
+    def fsync(self) -> int:
+        return 0
 
     async def getdents(self, size: int) -> bytes:
         """linux_dirent64 records from the current position (an entry index)."""

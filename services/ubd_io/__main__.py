@@ -1,3 +1,13 @@
+"""ubd_io: the guest's block devices (UML's ubd async IO thread).
+
+In a nutshell: serves numbered devices (``ubd0`` is root) from image files
+named in the guest config, each a plain image or a UML COW overlay over a
+backing file that is never written (``OVERLAY,BACKING``).  READ, WRITE,
+FLUSH, DISCARD and WRITE_ZEROES by byte offset, each answered with the
+request's id and 0 or -errno, or ``busy`` when its bounded queue is full.
+Requests are idempotent, so the kernel resends freely.  It owns the image
+files and never knows what a filesystem is.
+"""
 from common.service import main
 from services.ubd_io.service import run
 

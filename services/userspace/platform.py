@@ -8,18 +8,20 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from typing import Callable
 
 from services.userspace.tracee import (
-    O_RDONLY_CLOEXEC, OPTIONS, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM,
-    PR_SET_MM_MAP, SYS_close, SYS_execve, SYS_mmap, SYS_mprotect, SYS_munmap, SYS_open,
-    SYS_prctl, U64, Tracee, TraceeGone, _call)
+    O_RDONLY_CLOEXEC, OPTIONS, PARKED, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM,
+    PR_SET_MM_MAP, SYS_clone, SYS_close, SYS_execve, SYS_mmap, SYS_mprotect, SYS_munmap,
+    SYS_open, SYS_prctl, U64, Tracee, TraceeGone, _call)
+from ptrace.binding.linux_struct import user_regs_struct
 
 log = logging.getLogger(__name__)
 
 _MM_MAP = struct.Struct("<11QQII")
 MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
              "start_stack", "arg_start", "arg_end", "env_start", "env_end")
-EFAULT, EINVAL = 14, 22
+EAGAIN, EFAULT, EINVAL = 11, 14, 22
 
 
 def spawn(task: int, stub_path: str) -> Tracee:
@@ -46,7 +48,16 @@ def spawn(task: int, stub_path: str) -> Tracee:
     return t
 
 
-def run_ops(t: Tracee, ops: list, stub_path: str) -> tuple[list, bool]:
+class Context:
+    """What ops need besides the tracee: the stub's path, and a way to hand a
+    new child (from ``clone``) to the service that tracks tracees."""
+
+    def __init__(self, stub_path: str, adopt: Callable[[Tracee], None]):
+        self.stub_path = stub_path
+        self.adopt = adopt
+
+
+def run_ops(t: Tracee, ops: list, ctx: Context) -> tuple[list, bool]:
     """Run a batch in order; stop at the first failure.  Returns the results and
     whether the batch set the registers (so the tracee must not be given a
     return value)."""
@@ -60,7 +71,8 @@ def run_ops(t: Tracee, ops: list, stub_path: str) -> tuple[list, bool]:
                 set_regs = True
                 result = 0
             else:
-                result = _OPS[kind](t, op, stub_path)
+                result = _OPS[kind](t, op, ctx)
+                set_regs = set_regs or kind == "set_context"
         except TraceeGone:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -74,7 +86,8 @@ def run_ops(t: Tracee, ops: list, stub_path: str) -> tuple[list, bool]:
     return results, set_regs
 
 
-def _exec_stub(t: Tracee, _op: dict, stub_path: str) -> int | dict:
+def _exec_stub(t: Tracee, _op: dict, ctx: Context) -> int | dict:
+    stub_path = ctx.stub_path
     path = t.write_scratch(0, stub_path.encode() + b"\0")
     argv = t.write_scratch(len(stub_path) + 8 & ~7, struct.pack("<QQ", path, 0))
     result = t.inject(SYS_execve, path, argv, argv + 8)
@@ -85,7 +98,7 @@ def _exec_stub(t: Tracee, _op: dict, stub_path: str) -> int | dict:
     return {"vdso": t.vdso, "stack_top": t.stack_top}
 
 
-def _mmap(t: Tracee, op: dict, _stub: str) -> int:
+def _mmap(t: Tracee, op: dict, _ctx: Context) -> int:
     path = op.get("path")
     flags = op["flags"]
     if path is None:
@@ -99,20 +112,20 @@ def _mmap(t: Tracee, op: dict, _stub: str) -> int:
         t.inject(SYS_close, fd)
 
 
-def _munmap(t: Tracee, op: dict, _stub: str) -> int:
+def _munmap(t: Tracee, op: dict, _ctx: Context) -> int:
     return t.inject(SYS_munmap, op["addr"], op["length"])
 
 
-def _mprotect(t: Tracee, op: dict, _stub: str) -> int:
+def _mprotect(t: Tracee, op: dict, _ctx: Context) -> int:
     return t.inject(SYS_mprotect, op["addr"], op["length"], op["prot"])
 
 
-def _poke(t: Tracee, op: dict, _stub: str) -> int:
+def _poke(t: Tracee, op: dict, _ctx: Context) -> int:
     t.poke(op["addr"], op["data"])
     return 0
 
 
-def _set_mm(t: Tracee, op: dict, _stub: str) -> int:
+def _set_mm(t: Tracee, op: dict, _ctx: Context) -> int:
     """Tell the host where the guest's brk, arguments and environment are, so
     host brk() grows the guest's heap and not the stub's."""
     raw = _MM_MAP.pack(*(op[f] for f in MM_FIELDS), 0, 0, 0xFFFFFFFF)
@@ -130,5 +143,43 @@ def _set_regs(t: Tracee, op: dict) -> None:
     t.setregs(regs)
 
 
-_OPS = {"exec_stub": _exec_stub, "mmap": _mmap, "munmap": _munmap, "mprotect": _mprotect,
+def _clone(t: Tracee, op: dict, ctx: Context) -> int:
+    """fork/clone on the host (copy-on-write is the host's).  The host attaches
+    the child to us before its first instruction; it is left stopped with the
+    registers of a return from the guest's call (0, on the stack it asked
+    for), until the kernel resumes it.  The flags are the kernel's: it keeps
+    host tids out of guest memory and makes every guest process a host child
+    of this service (CLONE_PARENT), which reaps them all."""
+    pid = t.inject(SYS_clone, op["flags"], op["stack"], 0, op["ctid"], op["tls"])
+    if pid < 0:
+        return pid
+    child = Tracee(op["task"], pid)
+    try:
+        while child.wait() >> 8 != PTRACE_EVENT_STOP:   # its first stop
+            pass
+        own = child.getregs()
+    except TraceeGone:       # killed before it ever ran: the guest sees a failed fork
+        return -EAGAIN
+    regs = user_regs_struct.from_buffer_copy(t.syscall_regs)
+    regs.rax, regs.orig_rax = 0, U64
+    regs.rsp, regs.fs_base, regs.gs_base = own.rsp, own.fs_base, own.gs_base
+    child.setregs(regs)
+    child.regs = regs
+    child.state = PARKED
+    child.vdso, child.stack_top = t.vdso, t.stack_top
+    child.open_mem()
+    ctx.adopt(child)
+    return pid
+
+
+def _get_context(t: Tracee, _op: dict, _ctx: Context) -> dict:
+    return t.context()
+
+
+def _set_context(t: Tracee, op: dict, _ctx: Context) -> int:
+    t.set_context(op["regs"], op.get("xstate"))
+    return 0
+
+
+_OPS = {"clone": _clone, "get_context": _get_context, "set_context": _set_context, "exec_stub": _exec_stub, "mmap": _mmap, "munmap": _munmap, "mprotect": _mprotect,
         "poke": _poke, "set_mm": _set_mm}

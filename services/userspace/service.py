@@ -14,7 +14,7 @@ from common.protocol import Message
 from common.transport import Endpoint, Link
 from services.userspace import platform, stub
 from services.userspace.tracee import (
-    EXEC_STOP, PTRACE_EVENT_STOP, SECCOMP_STOP, Tracee, TraceeGone)
+    EXEC_STOP, PARKED, PTRACE_EVENT_STOP, SECCOMP_STOP, Tracee, TraceeGone)
 
 log = logging.getLogger("userspace")
 
@@ -27,6 +27,7 @@ class Userspace:
     def __init__(self, cfg: GuestConfig):
         self.cfg = cfg
         self.stub_path = str(stub.install(cfg.run_dir))
+        self.ops_context = platform.Context(self.stub_path, self.adopt)
         self.me = f"{cfg.name}/userspace"
         self.kernel = Link(cfg.endpoints["kernel"], self.me)
         self.monitor = self.kernel.sock.get_monitor_socket(
@@ -123,16 +124,32 @@ class Userspace:
         event = status >> 8
         if event == SECCOMP_STOP:
             nr, args = t.at_syscall()
+            t.interrupting = False      # the kernel has it now: no trap needed
             id_, self.next_id = self.next_id, self.next_id + 1
             t.request_id = id_
             self.kernel.send("syscall", id_, {"task": t.task, "nr": nr, "args": args,
                                               "rip": t.regs.rip, "rsp": t.regs.rsp})
-        elif event == EXEC_STOP or event >> 8 == PTRACE_EVENT_STOP:
+        elif event >> 8 == PTRACE_EVENT_STOP:
+            if event & 0xFF == signal.SIGTRAP and t.interrupting:
+                self.trap(t, 0, 0, 0)
+            else:
+                t.cont()    # a host group-stop, or an interrupt that is no longer needed
+        elif event == EXEC_STOP:
             t.cont()
         else:
-            # A host signal (a fault, or int3 in guest code).  Until the kernel
-            # delivers signals itself (issue 3) the host's default action applies.
-            t.cont(event & 0x7F)
+            # A host signal for the guest (a fault, int3 in guest code): guest
+            # signals are the kernel's, so it is reported and not delivered here.
+            code, addr = t.siginfo()
+            self.trap(t, event & 0x7F, code, addr)
+
+    def trap(self, t: Tracee, signo: int, code: int, addr: int) -> None:
+        t.interrupting = False
+        t.state = PARKED
+        t.syscall_regs = None         # not in a call: its context is its registers now
+        id_, self.next_id = self.next_id, self.next_id + 1
+        t.request_id = id_
+        self.kernel.send("trap", id_, {"task": t.task, "signo": signo, "code": code,
+                                       "addr": addr})
 
     def gone(self, t: Tracee, status: int) -> None:
         t.close()
@@ -152,7 +169,7 @@ class Userspace:
         if msg.type == "spawn":
             self.spawn(msg)
             return
-        if msg.type not in ("ret", "host", "ops", "kill"):
+        if msg.type not in ("ret", "host", "ops", "kill", "resume", "interrupt"):
             self.kernel.error(msg.id, f"userspace does not serve {msg.type!r}")
             return
         t = self.by_task.get(msg["task"])
@@ -167,12 +184,14 @@ class Userspace:
     def apply(self, t: Tracee, msg: Message) -> None:
         if msg.type == "kill":
             t.kill()
+        elif msg.type == "interrupt":
+            t.interrupt()
         elif msg.type == "ret":
             t.finish(msg["value"])
-        elif msg.type == "host":
+        elif msg.type in ("host", "resume"):
             t.cont()
         else:
-            results, regs_set = platform.run_ops(t, msg["ops"], self.stub_path)
+            results, regs_set = platform.run_ops(t, msg["ops"], self.ops_context)
             failed = results and isinstance(results[-1], int) and results[-1] < 0
             if msg["reply"]:
                 self.kernel.send("ops_done", msg.id, {"task": t.task, "results": results})
@@ -187,6 +206,11 @@ class Userspace:
             else:
                 t.finish(msg["value"])   # back to the guest's call site with the result
 
+    def adopt(self, t: Tracee) -> None:
+        """A child made by a clone op: tracked from now on, stopped."""
+        self.by_task[t.task] = t
+        self.by_pid[t.pid] = t
+
     def spawn(self, msg: Message) -> None:
         task = msg["task"]
         try:
@@ -195,8 +219,7 @@ class Userspace:
             log.error("cannot spawn task %d: %s", task, exc)
             self.kernel.error(msg.id, f"spawn failed: {exc}")
             return
-        self.by_task[task] = t
-        self.by_pid[t.pid] = t
+        self.adopt(t)
         log.info("task %d runs as host pid %d", task, t.pid)
         self.kernel.send("spawned", msg.id, {"task": task, "pid": t.pid})
 

@@ -22,19 +22,28 @@ from services.userspace import seccomp, stub
 log = logging.getLogger(__name__)
 
 PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_GETREGSET, PTRACE_SETREGSET = 0x4204, 0x4205
+PTRACE_GETSIGINFO = 0x4202
+NT_X86_XSTATE = 0x202
+XSTATE_MAX = 1 << 14
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_O_TRACESECCOMP = 0x80
 PTRACE_O_EXITKILL = 0x100000
 PTRACE_EVENT_SECCOMP = 7
 PTRACE_EVENT_STOP = 128
-OPTIONS = (PTRACE_O_EXITKILL | PTRACE_O_TRACESECCOMP | pt.PTRACE_O_TRACEEXEC)
+# Fork, vfork and clone events make the host attach a new child to us before
+# its first instruction (DESIGN §3): a guest process is never untraced.
+OPTIONS = (PTRACE_O_EXITKILL | PTRACE_O_TRACESECCOMP | pt.PTRACE_O_TRACEEXEC
+           | pt.PTRACE_O_TRACEFORK | pt.PTRACE_O_TRACEVFORK | pt.PTRACE_O_TRACECLONE)
+FORK_EVENTS = (pt.PTRACE_EVENT_FORK, pt.PTRACE_EVENT_VFORK, pt.PTRACE_EVENT_CLONE)
 
 SECCOMP_STOP = signal.SIGTRAP | (PTRACE_EVENT_SECCOMP << 8)
 EXEC_STOP = signal.SIGTRAP | (pt.PTRACE_EVENT_EXEC << 8)
 
 SYS_open, SYS_close, SYS_mmap, SYS_munmap, SYS_mprotect = 2, 3, 9, 11, 10
-SYS_execve, SYS_prctl, SYS_seccomp = 59, 157, 317
+SYS_clone, SYS_execve, SYS_prctl, SYS_seccomp = 56, 59, 157, 317
 PR_SET_NO_NEW_PRIVS, PR_SET_MM, PR_SET_MM_MAP = 38, 35, 14
 SECCOMP_SET_MODE_FILTER = 1
 O_RDONLY_CLOEXEC = 0o2000000
@@ -48,6 +57,11 @@ _ptrace.restype = ctypes.c_long
 
 RUNNING, SYSCALL, PARKED = "running", "syscall", "parked"
 ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+REGS = tuple(name for name, _ in user_regs_struct._fields_)
+
+
+class _iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
 class TraceeGone(Exception):
@@ -79,6 +93,7 @@ class Tracee:
         self.request_id = 0                # the kernel request this stop belongs to
         self.vdso = 0
         self.stack_top = 0                 # where the host put the stub's stack
+        self.interrupting = False          # PTRACE_INTERRUPT sent, its stop not seen
 
     # --- basic ptrace -------------------------------------------------
     def getregs(self) -> user_regs_struct:
@@ -90,7 +105,47 @@ class Tracee:
 
     def cont(self, sig: int = 0) -> None:
         self.state = RUNNING
+        self.interrupting = False
         _call(pt.PTRACE_CONT, self.pid, 0, sig)
+
+    def interrupt(self) -> None:
+        """Ask a running tracee to stop (PTRACE_INTERRUPT): a trap stop follows."""
+        if self.state == RUNNING and not self.interrupting:
+            self.interrupting = True
+            _call(PTRACE_INTERRUPT, self.pid, 0, 0)
+
+    def siginfo(self) -> tuple[int, int]:
+        """si_code and si_addr of the signal the tracee is stopped with."""
+        buf = ctypes.create_string_buffer(128)
+        _call(PTRACE_GETSIGINFO, self.pid, 0, ctypes.addressof(buf))
+        code, = struct.unpack_from("<i", buf.raw, 8)
+        addr, = struct.unpack_from("<Q", buf.raw, 16)
+        return code, addr
+
+    def context(self) -> dict:
+        """Every user register and the xsave image (FPU, SSE, AVX ...) at this
+        stop: what a signal frame saves."""
+        # In a system call (even parked after injecting for it) the guest's
+        # registers are those it made the call with, not the gadget's.
+        regs = self.syscall_regs if self.syscall_regs is not None else self.getregs()
+        buf = ctypes.create_string_buffer(XSTATE_MAX)
+        iov = _iovec(ctypes.addressof(buf), XSTATE_MAX)
+        _call(PTRACE_GETREGSET, self.pid, NT_X86_XSTATE, ctypes.addressof(iov))
+        return {"regs": {name: getattr(regs, name) for name in REGS},
+                "xstate": buf.raw[:iov.len]}
+
+    def set_context(self, regs: dict, xstate: bytes | None) -> None:
+        """Load registers (and the xsave image), so that the tracee runs on
+        from there when resumed; a pending system call is skipped."""
+        new = user_regs_struct()
+        for name in REGS:
+            setattr(new, name, regs[name] & U64)
+        new.orig_rax = U64
+        self.setregs(new)
+        if xstate is not None:
+            buf = ctypes.create_string_buffer(xstate, len(xstate))
+            iov = _iovec(ctypes.addressof(buf), len(xstate))
+            _call(PTRACE_SETREGSET, self.pid, NT_X86_XSTATE, ctypes.addressof(iov))
 
     def wait(self) -> int:
         try:
@@ -182,6 +237,8 @@ class Tracee:
                 regs.rip = stub.GADGET_RETURN
                 self.setregs(regs)
                 _call(pt.PTRACE_CONT, self.pid, 0, 0)
+            elif event & 0xFF == signal.SIGTRAP and event >> 8 in FORK_EVENTS:
+                _call(pt.PTRACE_CONT, self.pid, 0, 0)   # the child stops on its own
             elif event & 0xFF == signal.SIGSTOP or event >> 8 == PTRACE_EVENT_STOP:
                 _call(pt.PTRACE_CONT, self.pid, 0, 0)   # a stop we did not ask for
             else:

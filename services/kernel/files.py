@@ -1,0 +1,137 @@
+"""The fd table: a task's file descriptors and the open files they share.
+
+In a nutshell: an fd names an ``OpenFile`` (Linux's struct file) plus a
+close-on-exec flag.  One open file may sit under several fds (dup) and in
+several tables (fork), so it counts its references in ``refs``; when the
+last one goes, its ``release()`` hook runs (a pipe end tells the other side,
+an epoll drops its watches).  Threads sharing a table (CLONE_FILES) share
+one ``FdTable`` object."""
+from __future__ import annotations
+
+import errno
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from services.kernel.errors import Errno
+
+if TYPE_CHECKING:
+    from services.kernel.vfs import OpenFile
+
+
+def c_int(x: int) -> int:
+    """An int argument (an fd, a timeout): the low 32 bits, signed, as Linux reads it."""
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x & 0x80000000 else x
+
+def hold(f: OpenFile) -> OpenFile:
+    """Take a reference to an open file."""
+    f.refs += 1
+    return f
+
+
+def put(f: OpenFile) -> None:
+    """Drop a reference; the last one releases the file."""
+    f.refs -= 1
+    if f.refs == 0:
+        f.release()
+
+
+class FdTable:
+    """File descriptors of a task: fd -> (open file, close-on-exec)."""
+
+    def __init__(self) -> None:
+        self.fds: dict[int, tuple[OpenFile, bool]] = {}
+        self.limit = 1024        # RLIMIT_NOFILE's soft limit
+
+    def get(self, fd: int) -> OpenFile:
+        entry = self.fds.get(fd)
+        if entry is None:
+            raise Errno(errno.EBADF)
+        return entry[0]
+
+    def cloexec(self, fd: int) -> bool:
+        self.get(fd)
+        return self.fds[fd][1]
+
+    def set_cloexec(self, fd: int, cloexec: bool) -> None:
+        self.fds[fd] = (self.get(fd), cloexec)
+
+    def install(self, f: OpenFile, cloexec: bool = False, lowest: int = 0) -> int:
+        """Put f at the lowest free fd >= lowest (EMFILE past the limit)."""
+        fd = lowest
+        while fd in self.fds:
+            fd += 1
+        if fd >= self.limit:
+            raise Errno(errno.EMFILE)
+        self.fds[fd] = (hold(f), cloexec)
+        return fd
+
+    def dup_to(self, f: OpenFile, newfd: int, cloexec: bool) -> int:
+        """Put f at newfd, closing what was there (dup2, dup3)."""
+        if not 0 <= newfd < self.limit:
+            raise Errno(errno.EBADF)
+        old = self.fds.get(newfd)
+        self.fds[newfd] = (hold(f), cloexec)
+        if old is not None:
+            put(old[0])
+        return newfd
+
+    def close(self, fd: int) -> None:
+        entry = self.fds.pop(fd, None)
+        if entry is None:
+            raise Errno(errno.EBADF)
+        put(entry[0])
+
+    def close_range(self, first: int, last: int, cloexec: bool = False) -> None:
+        """Close fds first..last (inclusive), or mark them close-on-exec."""
+        for fd in [fd for fd in self.fds if first <= fd <= last]:
+            if cloexec:
+                self.fds[fd] = (self.fds[fd][0], True)
+            else:
+                self.close(fd)
+
+    def close_on_exec(self) -> None:
+        """What execve does: close every O_CLOEXEC fd."""
+        for fd in [fd for fd, (_, cloexec) in self.fds.items() if cloexec]:
+            self.close(fd)
+
+    def close_all(self) -> None:
+        """What the last task using the table does when it exits."""
+        for fd in list(self.fds):
+            self.close(fd)
+
+    def copy(self) -> FdTable:
+        """A new table with the same open files (fork without CLONE_FILES)."""
+        new = FdTable()
+        new.limit = self.limit
+        new.fds = {fd: (hold(f), cloexec) for fd, (f, cloexec) in self.fds.items()}
+        return new
+
+
+@dataclass
+class PseudoInode:
+    """The inode of a file that lives only in fd tables (a pipe, an eventfd, an
+    epoll): what fstat shows of it."""
+    ino: int
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    nlink: int = 1
+    rdev: int = 0
+    size: int = 0
+    blocks: int = 0
+    atime: int = 0
+    atime_ns: int = 0
+    mtime: int = 0
+    mtime_ns: int = 0
+    ctime: int = 0
+    ctime_ns: int = 0
+
+    def touch(self, *, access: bool = False, modify: bool = False) -> None:
+        """Set atime (a read) or mtime and ctime (a write) to now."""
+        sec, ns = divmod(time.time_ns(), 1_000_000_000)
+        if access:
+            self.atime, self.atime_ns = sec, ns
+        if modify:
+            self.mtime, self.mtime_ns = self.ctime, self.ctime_ns = sec, ns

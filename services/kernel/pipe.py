@@ -1,0 +1,245 @@
+"""Pipes: pipe(2), pipe2(2), and the Pipe a FIFO inode can share.
+
+In a nutshell: a ``Pipe`` is Linux's pipe_inode_info: a ring of page-sized
+buffers (16 by default: 64 KiB), counts of readers and writers, and one wait
+queue.  A ``PipeFile`` is one open end of it; pipe(2) makes two, a FIFO
+opens as many as it likes.  Capacity is counted in pages as Linux counts it,
+so a write merges into the last page only when it fits there, a write of at
+most PIPE_BUF bytes never splits, and a full pipe is one with every slot
+taken.
+"""
+from __future__ import annotations
+
+import errno
+import itertools
+import struct
+from collections import deque
+
+from services.kernel.errors import Errno
+from services.kernel.files import PseudoInode
+from services.kernel.poll import (
+    ALL_EVENTS, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue)
+from services.kernel.vfs import (
+    O_CLOEXEC, O_NONBLOCK, O_WRONLY, Location, OpenFile, makedev, pack_stat, pack_statx)
+
+PAGE = 4096
+PIPE_BUF = PAGE
+PIPE_DEF_BUFFERS = 16
+PIPE_MAX_SIZE = 1 << 20        # /proc/sys/fs/pipe-max-size
+O_DIRECT = 0o40000             # packet mode: not implemented
+F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
+FIONREAD = 0x541B
+PIPEFS_DEV = makedev(0, 13)
+S_IFIFO = 0o010000
+
+_inode_numbers = itertools.count(4096)
+
+
+class _Page:
+    """One ring slot: the unread bytes of a page and where they start in it."""
+    __slots__ = ("data", "offset")
+
+    def __init__(self, data: bytes):
+        self.data = bytearray(data)
+        self.offset = 0
+
+    def room(self) -> int:
+        return PAGE - self.offset - len(self.data)
+
+
+class Pipe:
+    """A pipe's buffer and its ends (Linux's pipe_inode_info)."""
+
+    def __init__(self, uid: int = 0, gid: int = 0):
+        self.pages: deque[_Page] = deque()
+        self.slots = PIPE_DEF_BUFFERS
+        self.nbytes = 0
+        self.readers = 0
+        self.writers = 0
+        self.waitq = WaitQueue()
+        self.inode = PseudoInode(next(_inode_numbers), S_IFIFO | 0o600, uid, gid)
+        self.inode.touch(access=True, modify=True)
+
+    @property
+    def full(self) -> bool:
+        return len(self.pages) >= self.slots
+
+    def mask(self, readable: bool, writable: bool) -> int:
+        mask = 0
+        if readable:
+            if self.pages:
+                mask |= POLLIN | POLLRDNORM
+            if not self.writers:
+                mask |= POLLHUP
+        if writable:
+            if not self.full:
+                mask |= POLLOUT | POLLWRNORM
+            if not self.readers:
+                mask |= POLLERR
+        return mask
+
+    def take(self, count: int) -> bytes:
+        """Up to count bytes, oldest first."""
+        was_full = self.full
+        out = bytearray()
+        while self.pages and len(out) < count:
+            page = self.pages[0]
+            piece = page.data[:count - len(out)]
+            out += piece
+            del page.data[:len(piece)]
+            page.offset += len(piece)
+            if not page.data:
+                self.pages.popleft()
+        self.nbytes -= len(out)
+        self.inode.touch(access=True)
+        if was_full and not self.full:
+            self.waitq.wake(POLLOUT | POLLWRNORM)
+        return bytes(out)
+
+    def merge(self, data: memoryview) -> int:
+        """How a write starts: the bytes that are not a whole page go into the
+        last page if they fit there."""
+        tail = len(data) % PAGE
+        if not tail or not self.pages or self.pages[-1].room() < tail:
+            return 0
+        self.pages[-1].data += data[:tail]
+        self._added(tail)
+        return tail
+
+    def fill(self, data: memoryview) -> int:
+        """As much of data as there are free pages for, a page at a time."""
+        done = 0
+        while done < len(data) and not self.full:
+            self.pages.append(_Page(data[done:done + PAGE]))
+            done += min(PAGE, len(data) - done)
+        if done:
+            self._added(done)
+        return done
+
+    def _added(self, n: int) -> None:
+        self.nbytes += n
+        self.inode.touch(modify=True)
+        self.waitq.wake(POLLIN | POLLRDNORM)
+
+    def resize(self, size: int) -> int:
+        """F_SETPIPE_SZ: whole pages, a power of two of them; the new size."""
+        if size > 1 << 31:
+            raise Errno(errno.EINVAL)
+        pages = 1 if size <= PAGE else 1 << ((size - 1) // PAGE).bit_length()
+        if pages * PAGE > PIPE_MAX_SIZE and pages > self.slots:
+            # Linux lets CAP_SYS_RESOURCE past pipe-max-size; here the kernel's
+            # own memory would pay, so nobody goes past it.
+            raise Errno(errno.EPERM)
+        if pages < len(self.pages):
+            raise Errno(errno.EBUSY)
+        self.slots = pages
+        self.waitq.wake(POLLOUT | POLLWRNORM)
+        return pages * PAGE
+
+    def open_end(self, readable: bool, writable: bool) -> None:
+        self.readers += readable
+        self.writers += writable
+
+    def close_end(self, readable: bool, writable: bool) -> None:
+        self.readers -= readable
+        self.writers -= writable
+        if not self.readers and not self.writers:
+            self.pages.clear()            # a FIFO forgets its data once nobody has it open
+            self.nbytes = 0
+        self.waitq.wake(ALL_EVENTS)
+
+
+class PipeFile(OpenFile):
+    """One open end of a pipe (or of a FIFO, whose location it then has)."""
+
+    def __init__(self, pipe: Pipe, flags: int, loc: Location | None = None):
+        super().__init__(loc, flags)
+        self.pipe = pipe
+        pipe.open_end(self.readable, self.writable)
+
+    def release(self) -> None:
+        self.pipe.close_end(self.readable, self.writable)
+
+    def poll(self, table=None) -> int:
+        if table is not None:
+            table.add(self.pipe.waitq)
+        return self.pipe.mask(self.readable, self.writable)
+
+    async def read(self, count: int, offset: int | None = None) -> bytes:
+        pipe = self.pipe
+        if not count:
+            return b""
+        while not pipe.pages:
+            if not pipe.writers:
+                return b""
+            if self.flags & O_NONBLOCK:
+                raise Errno(errno.EAGAIN)
+            await pipe.waitq.wait(POLLIN | POLLHUP)
+        return pipe.take(count)
+
+    async def write(self, data: bytes, offset: int | None = None) -> int:
+        """Blocks until all is written; a write of at most PIPE_BUF bytes goes
+        in at once or not at all."""
+        pipe = self.pipe
+        if not data:
+            return 0
+        if not pipe.readers:
+            raise Errno(errno.EPIPE)
+        view = memoryview(data)
+        done = pipe.merge(view)
+        while done < len(data):
+            if not pipe.readers:
+                return done
+            done += pipe.fill(view[done:])
+            if done == len(data):
+                break
+            if self.flags & O_NONBLOCK:
+                if done:
+                    return done
+                raise Errno(errno.EAGAIN)
+            await pipe.waitq.wait(POLLOUT | POLLERR)
+        return done
+
+    def ioctl(self, task, request: int, arg: int) -> int:
+        if request != FIONREAD:
+            raise Errno(errno.ENOTTY)
+        task.mem.write(arg, struct.pack("<i", self.pipe.nbytes))
+        return 0
+
+    def stat(self) -> bytes:
+        return super().stat() if self.loc else pack_stat(self.pipe.inode, PIPEFS_DEV)
+
+    def statx(self) -> bytes:
+        return super().statx() if self.loc else pack_statx(self.pipe.inode, PIPEFS_DEV)
+
+
+def pipe_fcntl(t, f: OpenFile, cmd: int, arg: int) -> int:
+    """F_GETPIPE_SZ and F_SETPIPE_SZ; EBADF on anything but a pipe."""
+    if not isinstance(f, PipeFile):
+        raise Errno(errno.EBADF)
+    if cmd == F_SETPIPE_SZ:
+        return f.pipe.resize(arg & 0xFFFFFFFF)
+    return f.pipe.slots * PAGE
+
+
+def sys_pipe2(t, fds_ptr, flags, *_):
+    flags &= 0xFFFFFFFF
+    if flags & ~(O_CLOEXEC | O_NONBLOCK):      # O_DIRECT too: no packet mode
+        raise Errno(errno.EINVAL)
+    pipe = Pipe(t.cred.euid, t.cred.egid)
+    cloexec = bool(flags & O_CLOEXEC)
+    ends = (PipeFile(pipe, flags & O_NONBLOCK), PipeFile(pipe, O_WRONLY | flags & O_NONBLOCK))
+    fds: list[int] = []
+    try:
+        for end in ends:
+            fds.append(t.files.install(end, cloexec))
+        t.mem.write(fds_ptr, struct.pack("<ii", *fds))
+    except Errno:
+        for fd in fds:
+            t.files.close(fd)
+        raise
+    return 0
+
+
+def sys_pipe(t, fds_ptr, *_):
+    return sys_pipe2(t, fds_ptr, 0)

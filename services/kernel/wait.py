@@ -1,0 +1,171 @@
+"""The end of tasks and processes: exit, zombies, reparenting, wait4/waitid.
+
+A task ends when userspace reports its host process (or thread) gone; a
+process ends with its last task and stays a zombie, holding its wait status,
+until its parent reaps it, or at once if the parent ignores SIGCHLD.  Its
+children go to init, as on Linux."""
+from __future__ import annotations
+
+import errno
+import struct
+
+from services.kernel.errors import Errno
+from services.kernel.task import Process, Task
+
+WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
+WNOWAIT, WNOTHREAD, WALL, WCLONE = 0x1000000, 0x20000000, 0x40000000, 0x80000000
+P_ALL, P_PID, P_PGID = 0, 1, 2
+CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
+SIGCHLD = 17
+SIG_IGN = 1
+SA_NOCLDWAIT = 2
+RUSAGE_SIZE = 144
+_SIGINFO_CHLD = struct.Struct("<iii4xiiiq")   # signo errno code, pid uid status, utime...
+INT_MIN = -(1 << 31)
+
+
+def task_exited(t: Task, host_status: int) -> None:
+    """Userspace reports t's host thread gone (exit, exit_group, killed)."""
+    k = t.kernel
+    proc = t.process
+    k.tasks.pop(t.tid, None)
+    proc.threads.pop(t.tid, None)
+    if t.call is not None and not t.call.done():
+        t.call.cancel()            # it was waiting in the kernel (a pipe, wait4 ...)
+    if t.vfork_done is not None and not t.vfork_done.done():
+        t.vfork_done.set_result(None)
+    if not any(o.files is t.files for o in proc.threads.values()):
+        t.files.close_all()
+    if t.tid != proc.pid:
+        k.free_pid(t.tid)
+    if not proc.threads:
+        process_exited(proc, proc.exit_code if proc.exit_code is not None else host_status)
+
+
+def process_exited(proc: Process, status: int) -> None:
+    from services.kernel import signal     # signal sends SIGCHLD; it imports us for exit
+    k = proc.kernel
+    proc.status = status
+    init = k.processes.get(1)
+    for child in proc.children:
+        child.parent = init
+        if init is not None and init is not proc:
+            init.children.append(child)
+    proc.children = []
+    if init is not None and init is not proc:
+        init.child_changed.wake()
+    parent = proc.parent
+    if parent is None:               # init: the guest is over
+        k.init_exited(status)
+        return
+    action = parent.sigactions.get(SIGCHLD)
+    handler, sa_flags = struct.unpack_from("<QQ", action) if action else (0, 0)
+    if proc.exit_signal == SIGCHLD and (handler == SIG_IGN or sa_flags & SA_NOCLDWAIT):
+        release(proc)                # nobody will wait: no zombie
+    if proc.exit_signal:
+        signal.send_process(parent, proc.exit_signal, chld_info(proc))
+    parent.child_changed.wake()
+
+
+def release(proc: Process) -> None:
+    """Reap: the pid is free again."""
+    k = proc.kernel
+    if proc.parent is not None and proc in proc.parent.children:
+        proc.parent.children.remove(proc)
+    k.processes.pop(proc.pid, None)
+    k.free_pid(proc.pid)
+
+
+def chld_info(proc: Process) -> dict:
+    """What SIGCHLD's siginfo and waitid say about an ended child."""
+    status = proc.status
+    if status & 0x7F == 0:
+        code, value = CLD_EXITED, status >> 8 & 0xFF
+    else:
+        code, value = (CLD_DUMPED if status & 0x80 else CLD_KILLED), status & 0x7F
+    return {"code": code, "pid": proc.pid, "uid": 0, "status": value}
+
+
+def _matches(waiter: Process, c: Process, pid: int, options: int) -> bool:
+    if pid > 0 and c.pid != pid:
+        return False
+    if pid == 0 and c.pgid != waiter.pgid:
+        return False
+    if pid < -1 and c.pgid != -pid:
+        return False
+    if options & WALL:
+        return True
+    return (c.exit_signal != SIGCHLD) == bool(options & WCLONE)
+
+
+async def _wait_for(t: Task, pid: int, options: int) -> Process | None:
+    """The first matching zombie child (None with WNOHANG if none yet).
+    Stopped and continued children are not reported yet (job control)."""
+    me = t.process
+    while True:
+        children = [c for c in me.children if _matches(me, c, pid, options)]
+        if not children:
+            raise Errno(errno.ECHILD)
+        for c in children:
+            if c.zombie and options & WEXITED:
+                return c
+        if options & WNOHANG:
+            return None
+        await me.child_changed.wait()
+
+
+async def sys_wait4(t, pid, status_ptr, options, rusage, *_):
+    pid = _int(pid)
+    options &= 0xFFFFFFFF
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE):
+        raise Errno(errno.EINVAL)
+    if pid == INT_MIN:
+        raise Errno(errno.ESRCH)
+    c = await _wait_for(t, pid, options | WEXITED)
+    if c is None:
+        return 0
+    if status_ptr:
+        t.mem.write(status_ptr, struct.pack("<i", c.status))
+    if rusage:
+        t.mem.write(rusage, bytes(RUSAGE_SIZE))
+    release(c)
+    return c.pid
+
+
+async def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
+    options &= 0xFFFFFFFF
+    if options & ~(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD
+                   | WALL | WCLONE) or not options & (WEXITED | WSTOPPED | WCONTINUED):
+        raise Errno(errno.EINVAL)
+    id_ = _int(id_)
+    if idtype == P_ALL:
+        pid = -1
+    elif idtype == P_PID:
+        if id_ <= 0:
+            raise Errno(errno.EINVAL)
+        pid = id_
+    elif idtype == P_PGID:
+        if id_ < 0:
+            raise Errno(errno.EINVAL)
+        pid = -id_ if id_ else 0
+    else:
+        raise Errno(errno.EINVAL)
+    c = await _wait_for(t, pid, options)
+    if infop:
+        if c is None:
+            t.mem.write(infop, bytes(128))
+        else:
+            info = chld_info(c)
+            t.mem.write(infop, _SIGINFO_CHLD.pack(SIGCHLD, 0, info["code"], c.pid,
+                                                  info["uid"], info["status"], 0).ljust(128,
+                                                                                         b"\0"))
+    if rusage:
+        t.mem.write(rusage, bytes(RUSAGE_SIZE))
+    if c is not None and not options & WNOWAIT:
+        release(c)
+    return 0
+
+
+def _int(x: int) -> int:
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x & 0x80000000 else x

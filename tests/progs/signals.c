@@ -1,0 +1,124 @@
+/* Signal delivery as Linux defines it: printed the same natively and in a guest. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t got, on_alt;
+static volatile int info_code, info_pid_ok;
+static char *altbase;
+static sigjmp_buf env;
+static volatile void *fault_addr;
+
+static void on_usr1(int sig, siginfo_t *si, void *uc) {
+    char here;
+    got = sig;
+    info_code = si->si_code;
+    info_pid_ok = si->si_pid == getpid();
+    on_alt = &here >= altbase && &here < altbase + SIGSTKSZ * 4;
+    (void)uc;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc) {
+    (void)sig; (void)uc;
+    fault_addr = si->si_addr;
+    siglongjmp(env, 1);
+}
+
+static void on_alarm(int sig) { (void)sig; got = sig; }
+
+static double fpu_value(double x) {
+    /* floating point state survives a handler that uses the FPU too */
+    volatile double y = x * 3.0;
+    raise(SIGUSR2);
+    return y / 3.0;
+}
+
+static void on_usr2(int sig) { volatile double z = 1.0; for (int i = 0; i < 10; i++) z *= 7.5; (void)sig; (void)z; }
+
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    /* SA_SIGINFO on an alternate stack */
+    stack_t ss = {.ss_sp = altbase = malloc(SIGSTKSZ * 4), .ss_size = SIGSTKSZ * 4};
+    if (sigaltstack(&ss, NULL)) perror("sigaltstack");
+    struct sigaction sa = {.sa_sigaction = on_usr1, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+    sigaction(SIGUSR1, &sa, NULL);
+    kill(getpid(), SIGUSR1);
+    printf("usr1: got=%d code=%d pid_ok=%d on_alt=%d\n", got, info_code, info_pid_ok, on_alt);
+    stack_t cur;
+    sigaltstack(NULL, &cur);
+    printf("altstack flags after=%d size_ok=%d\n", cur.ss_flags, cur.ss_size == SIGSTKSZ * 4);
+
+    /* blocked, pending, then delivered when unblocked */
+    sigset_t set, old, pend;
+    sigemptyset(&set); sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    got = 0;
+    raise(SIGUSR1);
+    sigpending(&pend);
+    printf("blocked: got=%d pending=%d\n", got, sigismember(&pend, SIGUSR1));
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    printf("unblocked: got=%d\n", got);
+
+    /* FPU state across a handler */
+    signal(SIGUSR2, on_usr2);
+    printf("fpu: %.3f\n", fpu_value(2.5));
+
+    /* SIGSEGV from a NULL dereference, caught, with si_addr */
+    struct sigaction sv = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO};
+    sigaction(SIGSEGV, &sv, NULL);
+    if (sigsetjmp(env, 1) == 0) {
+        *(volatile int *)16 = 1;
+        printf("no fault?\n");
+    } else {
+        printf("segv at %p\n", (void *)fault_addr);
+    }
+
+    /* a child killed by SIGSEGV is reported as signalled */
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        *(volatile int *)8 = 1;
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("child: signalled=%d sig=%d\n", WIFSIGNALED(st), WTERMSIG(st));
+
+    /* EINTR vs SA_RESTART on a blocking pipe read */
+    for (int restart = 0; restart < 2; restart++) {
+        int p[2];
+        pipe(p);
+        struct sigaction al = {.sa_handler = on_alarm, .sa_flags = restart ? SA_RESTART : 0};
+        sigaction(SIGALRM, &al, NULL);
+        pid_t w = fork();
+        if (w == 0) {
+            usleep(200000);
+            kill(getppid(), SIGALRM);
+            usleep(200000);
+            write(p[1], "x", 1);
+            _exit(0);
+        }
+        char c;
+        got = 0;
+        ssize_t n = read(p[0], &c, 1);
+        printf("read restart=%d: n=%zd errno=%s got=%d\n", restart, n, n < 0 ? strerror(errno) : "-", got);
+        waitpid(w, NULL, 0);
+        close(p[0]); close(p[1]);
+    }
+
+    /* SIG_IGN'd SIGCHLD: children leave no zombie, wait gives ECHILD */
+    signal(SIGCHLD, SIG_IGN);
+    if (fork() == 0) _exit(3);
+    usleep(100000);
+    errno = 0;
+    int r = wait(NULL);
+    printf("ignored chld: wait=%d errno=%s\n", r, strerror(errno));
+    return 0;
+}

@@ -1,0 +1,115 @@
+"""Processes, threads and signals: fork/exec/wait, pthreads, handlers, a
+busybox shell script corpus, compared with native runs in a chroot of the
+same tree."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from common import protocol
+from deploy import disk as diskmod, launch
+from conftest import HERE, build, skas
+from test_services import ask, make_config
+
+PROGS = ("signals", "threads", "forkmany", "escape_signals")
+NATIVE_ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
+
+
+@pytest.fixture(scope="module")
+def ptree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ptree")
+    diskmod.default_tree(root)
+    for name in PROGS:
+        build(f"{name}.c", root / "bin" / name, "-static", "-pthread")
+    (root / "scripts").mkdir()
+    shutil.copy(HERE / "scripts/shell_corpus.sh", root / "scripts/corpus.sh")
+    return root
+
+
+@pytest.fixture(scope="module")
+def pdisk(tmp_path_factory, ptree) -> Path:
+    img = tmp_path_factory.mktemp("pdisk") / "disk.img"
+    diskmod.create(img, "64M", ptree)
+    yield img
+    diskmod.check(img)
+
+
+def native(tree: Path, *argv: str) -> subprocess.CompletedProcess:
+    """stderr joins stdout, as both go to the guest's one console."""
+    return subprocess.run(["chroot", str(tree), *argv], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=NATIVE_ENV, timeout=60)
+
+
+def guest(img: Path, *argv: str) -> subprocess.CompletedProcess:
+    return skas("run", "--disk", str(img), "--", *argv, timeout=120)
+
+
+@pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"],
+                                  ["/bin/sh", "/scripts/corpus.sh"]],
+                         ids=["signal-handlers", "pthreads", "shell-corpus"])
+def test_same_output_natively_and_in_a_guest(ptree, pdisk, argv):
+    want = native(ptree, *argv)
+    got = guest(pdisk, *argv)
+    assert want.returncode == 0, want.stdout
+    assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+def test_200_children_at_once_are_all_reaped_and_nothing_is_left(tmp_path, pdisk):
+    cfg = make_config(tmp_path, pdisk, ["/bin/sh", "-c", "forkmany 200 > /dev/console; sleep 30; true"],
+                      console="log")
+    procs = launch.start(cfg)
+    try:
+        deadline = time.monotonic() + 60
+        while "reaped=200" not in _console(cfg):
+            assert time.monotonic() < deadline and procs["kernel"].poll() is None, _console(cfg)
+            time.sleep(0.1)
+        assert "reaped=200 sum=19900" in _console(cfg)
+        state = ask(cfg.endpoints["kernel"], protocol.encode("status", 1, "test", {}))["state"]
+        assert sorted(t["comm"] for t in state["tasks"]) == ["sh", "sleep"]
+        assert state["zombies"] == []
+        stubs = _guest_host_processes(cfg)
+        assert len(stubs) == 2, stubs
+    finally:
+        launch.stop(procs)
+    assert _guest_host_processes(cfg) == []
+
+
+def _console(cfg) -> str:
+    try:
+        return (cfg.run_dir / "console.log").read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _guest_host_processes(cfg) -> list[int]:
+    """Host processes running this guest's code: their image is its stub."""
+    stub = str(cfg.run_dir / "stub")
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/exe") == stub:
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_guest_signals_reach_only_guest_processes(ptree, pdisk):
+    """kill, tgkill and wait name guest pids only: the host's pid 1, the
+    services, a host process with a small pid are all out of reach."""
+    r = guest(pdisk, "/bin/escape_signals", str(os.getpid()))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "kill host pid: ESRCH", "kill -1: only guest", "tgkill host tid: ESRCH",
+        "wait other: ECHILD", "getpgid host: ESRCH", "kill self pgrp ok: 1"]
+
+
+def test_a_process_killed_by_a_signal_reports_it_to_skas(pdisk):
+    r = guest(pdisk, "/bin/sh", "-c", "kill -USR1 $$")
+    assert r.returncode == 128 + signal.SIGUSR1

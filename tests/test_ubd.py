@@ -1,0 +1,315 @@
+"""ubd_io as a process on a real socket: every op, bad requests, resends,
+the bounded queue and its busy answers, the kernel's UbdDevice against it,
+and a tcp endpoint secured with CURVE."""
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import itertools
+import os
+import socket
+
+import pytest
+import zmq
+import zmq.auth
+from zmq.utils.monitor import recv_monitor_message
+
+from common import protocol
+from common.config import GuestConfig
+from common.transport import AsyncLink, Channel, Link, context
+from deploy import launch
+from services.kernel.block import UbdDevice
+from services.kernel.errors import Errno
+from services.ubd_io.block_queue import INLINE_MAX
+
+MiB = 1 << 20
+
+
+class Client:
+    """The kernel's side of the wire, by hand: block messages on a DEALER."""
+
+    def __init__(self, endpoint: str, keys=None):
+        self.link = Link(endpoint, "test", keys)
+        self.ids = itertools.count(1)
+
+    def send(self, op: str, offset: int = 0, length: int = 0, data: bytes = b"", dev: int = 0,
+             id_: int | None = None) -> int:
+        id_ = next(self.ids) if id_ is None else id_
+        self.link.send("block", id_, {"dev": dev, "op": op, "offset": offset, "length": length,
+                                      "data": data})
+        return id_
+
+    def recv(self, timeout: float = 10) -> protocol.Message:
+        assert self.link.sock.poll(int(timeout * 1000)), "no answer from ubd_io"
+        return protocol.decode(self.link.sock.recv())
+
+    def call(self, op: str, offset: int = 0, length: int = 0, data: bytes = b"",
+             dev: int = 0) -> protocol.Message:
+        id_ = self.send(op, offset, length, data, dev)
+        while (reply := self.recv()).id != id_:
+            pass
+        return reply
+
+    def status(self) -> dict:
+        self.link.send("status", 0, {})
+        return self.recv()["state"]
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class Ubd:
+    """A ubd_io service started as skas starts it, for a config written here."""
+
+    def __init__(self, tmp_path, disks: dict[str, str], **settings):
+        self.cfg = GuestConfig(name="ubd", run_dir=tmp_path / "run", disks=disks,
+                               init=["/bin/true"], console="log", **settings)
+        self.cfg.make_run_dir()
+        self.cfg.write()
+        self.procs: dict = {}
+        self.clients: list[Client] = []
+
+    def start(self) -> Ubd:
+        self.procs = launch.start(self.cfg, ("ubd_io",))
+        return self
+
+    def client(self, keys=None) -> Client:
+        self.clients.append(Client(self.cfg.endpoints["ubd_io"], keys))
+        return self.clients[-1]
+
+    def log(self) -> str:
+        return (self.cfg.run_dir / "ubd_io.log").read_text()
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        launch.stop(self.procs)
+
+
+@pytest.fixture
+def ubd(tmp_path):
+    started: list[Ubd] = []
+
+    def start(disks: dict[str, str], **settings) -> Ubd:
+        started.append(Ubd(tmp_path, disks, **settings).start())
+        return started[-1]
+    yield start
+    for u in started:
+        u.stop()
+
+
+@pytest.fixture
+def image(tmp_path):
+    """4 MiB of random bytes: a plain image whose every byte is checkable."""
+    path = tmp_path / "raw.img"
+    path.write_bytes(os.urandom(4 * MiB))
+    return path
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_write_read_and_flush_reach_the_image_file(ubd, image):
+    before = image.read_bytes()
+    c = ubd({"ubd0": str(image)}).client()
+    assert c.call("READ", 4096, 8192)["data"] == before[4096:12288]
+    new = os.urandom(3000)
+    assert c.call("WRITE", 1234, len(new), new)["status"] == 0     # unaligned is fine
+    assert c.call("READ", 0, 8192)["data"] == before[:1234] + new + before[4234:8192]
+    assert c.call("FLUSH")["status"] == 0
+    assert image.read_bytes() == before[:1234] + new + before[4234:]
+
+
+def test_discard_punches_a_hole_and_write_zeroes_zeroes_in_place(ubd, image):
+    before = image.read_bytes()
+    blocks = os.stat(image).st_blocks
+    c = ubd({"ubd0": str(image)}).client()
+    assert c.call("DISCARD", MiB, MiB, b"")["status"] == 0
+    assert c.call("WRITE_ZEROES", 3 * MiB, 4096)["status"] == 0
+    assert c.call("READ", MiB, MiB)["data"] == bytes(MiB)
+    c.call("FLUSH")
+    after = image.read_bytes()
+    assert after == before[:MiB] + bytes(MiB) + before[2 * MiB:3 * MiB] + bytes(4096) \
+        + before[3 * MiB + 4096:]
+    assert os.stat(image).st_blocks <= blocks - (MiB // 512)     # the hole is really there
+    assert os.path.getsize(image) == 4 * MiB
+
+
+def test_bad_requests_get_an_errno_and_change_nothing(ubd, image):
+    digest = sha(image)
+    c = ubd({"ubd0": str(image)}).client()
+    cases = [
+        ({"op": "READ", "dev": 7}, errno.ENXIO),
+        ({"op": "TRIM"}, errno.EOPNOTSUPP),
+        ({"op": "READ", "offset": 4 * MiB - 10, "length": 20}, errno.EIO),
+        ({"op": "WRITE", "offset": 4 * MiB, "length": 1, "data": b"x"}, errno.EIO),
+        ({"op": "DISCARD", "offset": 4 * MiB - 512, "length": 1024}, errno.EIO),
+        ({"op": "WRITE", "length": 10, "data": b"short"}, errno.EINVAL),
+        ({"op": "READ", "offset": -512, "length": 512}, errno.EINVAL),
+        ({"op": "READ", "length": protocol.BLOCK_MAX + 1}, errno.EINVAL),
+        ({"op": "FLUSH", "data": b"x"}, errno.EINVAL),
+    ]
+    for fields, err in cases:
+        body = {"offset": 0, "length": 0, "data": b"", "dev": 0, **fields}
+        reply = c.call(body.pop("op"), **body)
+        assert (reply.type, reply["status"]) == ("block_done", -err), fields
+    assert c.call("READ", 0, 16)["status"] == 0
+    assert c.status()["errors"] == len(cases)
+    assert sha(image) == digest
+
+
+def test_a_resent_request_is_answered_with_its_id_and_keeps_its_place(ubd, image):
+    c = ubd({"ubd0": str(image)}).client()
+    old, new = os.urandom(65536), os.urandom(65536)
+    c.send("WRITE", MiB, len(old), old, id_=500)
+    c.send("WRITE", MiB, len(old), old, id_=500)          # the kernel's resend
+    c.send("WRITE", MiB, len(new), new, id_=501)          # then the next write there
+    read = c.send("READ", MiB, len(new), id_=502)
+    seen = []
+    while (reply := c.recv()).id != read:
+        assert (reply.type, reply["status"]) == ("block_done", 0)
+        seen.append(reply.id)
+    assert set(seen) == {500, 501} and seen.count(501) == 1
+    assert reply["data"] == new
+
+
+BIG = 2 * INLINE_MAX     # big enough to go through the queue, not run at once
+
+
+def test_a_full_queue_answers_busy_and_what_it_accepts_runs_in_order(ubd, image):
+    u = ubd({"ubd0": str(image)}, ubd_queue=2)
+    c = u.client()
+    writes = {c.send("WRITE", 8192, BIG, bytes([i]) * BIG): i for i in range(1, 201)}
+    answers = {}
+    while len(answers) < len(writes):
+        reply = c.recv()
+        assert reply.id not in answers, "one answer per request"
+        answers[reply.id] = reply
+    busy = [i for i, r in answers.items() if r.type == "busy"]
+    done = [i for i, r in answers.items() if r.type == "block_done" and r["status"] == 0]
+    assert busy and len(busy) + len(done) == len(writes)
+    assert all(answers[i]["outstanding"] >= 2 for i in busy)
+    assert c.call("READ", 8192, BIG)["data"] == bytes([writes[max(done)]]) * BIG
+    state = c.status()
+    assert state["busy"] == len(busy) and state["outstanding"] == 0 and state["depth"] == 2
+
+
+def run_async(coro):
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro(loop))
+    finally:
+        loop.close()
+
+
+def test_ubd_device_retries_busy_answers_and_keeps_the_order_of_its_calls(ubd, image):
+    u = ubd({"ubd0": str(image)}, ubd_queue=1)
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
+        # 8 blocks written 16 times each, all at once: calls on the same
+        # block must land in call order, whatever ubd_io answers busy
+        await asyncio.gather(*(dev.write(BIG * (i % 8), bytes([i]) * BIG)
+                               for i in range(128)))
+        await dev.flush()
+        data = await dev.read(0, 8 * BIG)
+        with pytest.raises(Errno) as beyond:
+            await dev.read(4 * MiB, 512)
+        await dev.discard(0, BIG)
+        await dev.write_zeroes(BIG, BIG)
+        return dev.busy, data, beyond.value.code, await dev.read(0, 3 * BIG)
+
+    busy, data, beyond, zeroed = run_async(go)
+    assert busy > 0
+    assert data == b"".join(bytes([120 + b]) * BIG for b in range(8))
+    assert beyond == errno.EIO
+    assert zeroed == bytes(2 * BIG) + bytes([122]) * BIG
+
+
+def test_status_describes_the_devices_and_the_queue(ubd, image):
+    state = ubd({"ubd0": str(image)}).client().status()
+    assert state["devices"] == {"ubd0": {"path": str(image), "size": 4 * MiB, "kind": "image"}}
+    assert state["depth"] == 64 and state["outstanding"] == 0
+
+
+def test_a_missing_image_stops_ubd_io_with_a_clear_error(tmp_path):
+    u = Ubd(tmp_path, {"ubd0": str(tmp_path / "nope.img")})
+    u.procs = launch.start(u.cfg, ("ubd_io",))
+    assert u.procs["ubd_io"].wait(30) == 1
+    assert "cannot open the guest's disks" in u.log() and "nope.img" in u.log()
+
+
+# --- tcp with CURVE -------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def tcp_ubd(ubd, image, tmp_path):
+    keys = tmp_path / "run" / "curve"
+    keys.mkdir(parents=True)
+    for name in ("ubd_io", "kernel", "intruder"):
+        zmq.auth.create_certificates(keys, name)
+    u = ubd({"ubd0": str(image)}, endpoints={"ubd_io": f"tcp://127.0.0.1:{free_port()}"})
+    return u, keys
+
+
+def handshake(link: Channel) -> str:
+    """The first handshake event of a link's connection, and it is sent a ping."""
+    names = {getattr(zmq, n): n for n in dir(zmq) if n.startswith("EVENT_HANDSHAKE")}
+    monitor = link.sock.get_monitor_socket()
+    try:
+        link.send("ping", 1, {})
+        while monitor.poll(30_000):
+            event = recv_monitor_message(monitor)["event"]
+            if event in names:
+                return names[event]
+        raise AssertionError("no handshake")
+    finally:
+        link.sock.disable_monitor()
+        monitor.close()
+
+
+def test_tcp_ubd_io_serves_the_client_with_the_right_keys(tcp_ubd):
+    u, keys = tcp_ubd
+    c = u.client((keys / "kernel.key_secret", keys / "ubd_io.key"))
+    assert handshake(c.link) == "EVENT_HANDSHAKE_SUCCEEDED"
+    assert c.recv().type == "pong"
+    assert c.call("READ", 0, 512)["status"] == 0
+
+
+@pytest.mark.parametrize("who", ["no keys", "wrong server key", "unknown client key"])
+def test_tcp_ubd_io_gives_nothing_to_a_client_without_the_right_keys(tcp_ubd, who):
+    u, keys = tcp_ubd
+    if who == "no keys":
+        sock = context().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(u.cfg.endpoints["ubd_io"])
+        link = Channel(sock, "test")
+    else:
+        own, server = {"wrong server key": ("kernel", "intruder"),
+                       "unknown client key": ("intruder", "ubd_io")}[who]
+        link = Link(u.cfg.endpoints["ubd_io"], "test", (keys / f"{own}.key_secret",
+                                                         keys / f"{server}.key"))
+    try:
+        assert handshake(link).startswith("EVENT_HANDSHAKE_FAILED")
+        assert not link.sock.poll(0)
+    finally:
+        link.close()
+    if who == "unknown client key":
+        assert "refused a CURVE client with an unknown key" in u.log()
+    good = u.client((keys / "kernel.key_secret", keys / "ubd_io.key"))
+    assert good.call("READ", 0, 512)["status"] == 0          # and the service serves on
+
+
+def test_a_tcp_endpoint_without_keys_is_refused_with_what_to_do(ubd, image):
+    u = ubd({"ubd0": str(image)}, endpoints={"ubd_io": f"tcp://127.0.0.1:{free_port()}"})
+    assert u.procs["ubd_io"].wait(30) == 1
+    assert "create_certificates" in u.log()
+    with pytest.raises(ValueError, match="CURVE"):
+        Link(u.cfg.endpoints["ubd_io"], "test")
