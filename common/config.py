@@ -4,6 +4,8 @@ The file is the single source of endpoints, disks and identity; services get
 only its path (``--guest-config FILE``)."""
 from __future__ import annotations
 
+import json
+
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -110,4 +112,6 @@ def parse_disk(spec: str) -> tuple[str, str | None]:
 
 
 def _q(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A TOML basic string: JSON's escapes (newlines, quotes, control
+    characters) are TOML's too."""
+    return json.dumps(s)

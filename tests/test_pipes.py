@@ -61,6 +61,7 @@ def test_poll_select_timeouts_hangup_and_error(pipes_tree, pipes_disk):
     out = native_and_guest(pipes_tree, pipes_disk, "poll")
     for line in ("poll empty, 30 ms = 0: 0", "poll four = 2: 0 0x4 0 0x20",
                  "left 0 0, r 0", "poll after the writer left = 1: 0x11",
+                 "SIGUSR1 blocked after ppoll 0",
                  "poll a write end with no reader = 1: 0xc"):
         assert line in out
 
@@ -79,3 +80,12 @@ def test_eventfd_counter_semaphore_and_limits(pipes_tree, pipes_disk):
                  "semaphore read = -1 EAGAIN", "a write of 2 is = 1: 0x1/5"):
         assert line in out
 
+
+
+def test_blocking_calls_wake_when_another_process_acts(pipes_tree, pipes_disk):
+    out = native_and_guest(pipes_tree, pipes_disk, "fork")
+    for line in ("read blocks until the child writes = 4", "epoll_wait -1 until the child writes = 1",
+                 "write 200000 bytes = 200000", "child read 200000", "records 128 torn 0",
+                 "round trips 200", "read after the echo left = 0", "reader killed by 9",
+                 "the edge is still there = 1", "so is the data = 4"):
+        assert line in out

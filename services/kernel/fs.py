@@ -7,7 +7,7 @@ import stat as S
 import struct
 import time as _time
 
-from services.kernel import devices
+from services.kernel import devices, signal
 from services.kernel.errors import Errno
 from services.kernel.pipe import F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, pipe_fcntl
 from services.kernel.vfs import (
@@ -261,14 +261,24 @@ async def sys_pread64(t, fd, buf, count, offset, *_):
     return await _read_into(t, f, buf, count, _position(f, offset))
 
 
+async def _write(t, f, data: bytes, offset: int | None) -> int:
+    """Every write: one with no reader left is EPIPE and SIGPIPE, as Linux."""
+    try:
+        return await f.write(data, offset)
+    except Errno as e:
+        if e.code == errno.EPIPE:
+            signal.send_task(t, signal.SIGPIPE)
+        raise
+
+
 async def sys_write(t, fd, buf, count, *_):
     f = _writable(t, fd)
-    return await f.write(t.mem.read(buf, min(count, MAX_RW)))
+    return await _write(t, f, t.mem.read(buf, min(count, MAX_RW)), None)
 
 
 async def sys_pwrite64(t, fd, buf, count, offset, *_):
     f = _writable(t, fd)
-    return await f.write(t.mem.read(buf, min(count, MAX_RW)), _position(f, offset))
+    return await _write(t, f, t.mem.read(buf, min(count, MAX_RW)), _position(f, offset))
 
 
 def _iovecs(t, iov: int, iovcnt: int) -> list[tuple[int, int]]:
@@ -295,7 +305,7 @@ async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
 
 async def _writev(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
     data = b"".join(t.mem.read(base, length) for base, length in _iovecs(t, iov, iovcnt))
-    return await f.write(data, offset) if data else 0
+    return await _write(t, f, data, offset) if data else 0
 
 
 async def sys_readv(t, fd, iov, iovcnt, *_):

@@ -243,6 +243,9 @@ static void section_poll(void) {
     sigaddset(&mask, SIGUSR1);
     drain(p[0]);
     SHOW("ppoll empty, 20 ms, mask", ppoll(fds, 1, &ts, &mask));
+    sigset_t now;
+    sigprocmask(SIG_BLOCK, NULL, &now);
+    printf("SIGUSR1 blocked after ppoll %d\n", sigismember(&now, SIGUSR1));
     SHOW("ppoll bad sigsetsize", syscall(SYS_ppoll, fds, 1, &ts, &mask, 4));
     struct timespec bad = {0, 1000000000};
     SHOW("ppoll bad timespec", ppoll(fds, 1, &bad, NULL));
@@ -544,12 +547,43 @@ static void section_fork(void) {
     reap(a);
     reap(b);
 
+    /* A reader killed while it waits takes nothing with it. */
+    pipe(p);
+    int status;
+    ep = epoll_create1(0);
+    ev.events = EPOLLIN | EPOLLET;
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+    pid_t readers[2];
+    for (int i = 0; i < 2; i++) {
+        readers[i] = fork();
+        if (readers[i] == 0) {
+            if (i == 0)
+                read(p[0], buf, 4);
+            else
+                epoll_wait(ep, &got, 1, -1);
+            _exit(1);
+        }
+    }
+    usleep(30000);
+    for (int i = 0; i < 2; i++) {
+        kill(readers[i], SIGKILL);
+        waitpid(readers[i], &status, 0);
+        printf("reader killed by %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    }
+    write(p[1], "abcd", 4);
+    SHOW("the edge is still there", epoll_wait(ep, &got, 1, 0));
+    SHOW("so is the data", read(p[0], buf, sizeof buf));
+    close(p[0]);
+    close(p[1]);
+
     /* Ping-pong. */
     int up[2], down[2];
     pipe(up);
     pipe(down);
     pid_t echo = fork();
     if (echo == 0) {
+        close(down[1]);
+        close(up[0]);
         while (read(down[0], buf, 1) == 1)
             write(up[1], buf, 1);
         _exit(0);
