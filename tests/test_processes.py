@@ -17,7 +17,7 @@ from deploy import disk as diskmod, launch
 from conftest import HERE, build, skas
 from test_services import ask, make_config
 
-PROGS = ("signals", "threads", "forkmany", "escape_signals")
+PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl")
 NATIVE_ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
 
 
@@ -50,9 +50,9 @@ def guest(img: Path, *argv: str) -> subprocess.CompletedProcess:
     return skas("run", "--disk", str(img), "--", *argv, timeout=120)
 
 
-@pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"],
+@pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"], ["/bin/jobctl"],
                                   ["/bin/sh", "/scripts/corpus.sh"]],
-                         ids=["signal-handlers", "pthreads", "shell-corpus"])
+                         ids=["signal-handlers", "pthreads", "job-control", "shell-corpus"])
 def test_same_output_natively_and_in_a_guest(ptree, pdisk, argv):
     want = native(ptree, *argv)
     got = guest(pdisk, *argv)

@@ -105,6 +105,11 @@ class Kernel:
             self.endpoint.error(msg.id, f"the kernel does not serve {kind!r}", to)
 
     def to_userspace(self, kind: str, id_: int, body: dict) -> None:
+        if kind in ("ret", "host", "resume") or kind == "ops" and not body["reply"]:
+            t = self.tasks.get(body["task"])
+            if t is not None and t.process.stopped:
+                t.held = (kind, id_, body)     # let go by SIGCONT
+                return
         self.endpoint.send(kind, id_, body, self.userspace)
         self.kick()
 

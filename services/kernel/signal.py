@@ -35,6 +35,7 @@ NO_RESTART = {"nanosleep", "clock_nanosleep", "poll", "ppoll", "select", "pselec
 # calls that always run again after a handler (Linux's ERESTARTNOINTR ones)
 ALWAYS_RESTART = {"fork", "vfork", "clone", "clone3"}
 SI_USER, SI_TKILL = 0, -6
+CLD_STOPPED, CLD_CONTINUED = 5, 6
 U64 = (1 << 64) - 1
 _ACTION = struct.Struct("<QQQQ")        # handler, flags, restorer, mask
 
@@ -170,16 +171,61 @@ def force(t, sig: int, code: int, addr: int) -> None:
 
 
 def _discard(proc, sig: int) -> bool:
-    """Ignored signals are dropped when sent; a fatal one that some thread
-    does not block ends the process at once."""
+    """What happens at sending time: SIGCONT continues a stopped process and
+    a stop signal stops it (job control); ignored signals are dropped; a
+    fatal one that some thread does not block ends the process at once."""
     if proc.zombie or not proc.threads or sig == 0:
         return True
     handler = handler_of(proc, sig)
-    if sig == SIGKILL or handler == SIG_DFL and sig not in IGNORED_BY_DEFAULT | STOPPING and any(
-            not t.sigmask & bit(sig) for t in proc.threads.values()):
+    unblocked = any(not t.sigmask & bit(sig) for t in proc.threads.values())
+    if sig == SIGCONT:
+        for pending in (proc.pending, *(t.pending for t in proc.threads.values())):
+            for stop in STOPPING & pending.keys():
+                del pending[stop]
+        _continue(proc)
+    elif sig in STOPPING:
+        proc.pending.pop(SIGCONT, None)
+        if sig == SIGSTOP or handler == SIG_DFL and unblocked:
+            _stop(proc, sig)
+            return True
+    if sig == SIGKILL or handler == SIG_DFL and sig not in IGNORED_BY_DEFAULT | STOPPING \
+            and unblocked:
         terminate(proc, sig)
         return True
     return handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT
+
+
+def _stop(proc, sig: int) -> None:
+    """Every thread stays stopped (the kernel holds what would resume it)
+    until SIGCONT; the parent's wait sees it (WUNTRACED)."""
+    if proc.stopped:
+        return
+    proc.stopped, proc.stop_sig, proc.report = True, sig, "stop"
+    for t in proc.threads.values():
+        if not t.in_kernel:
+            t.kernel.interrupt(t)
+    _tell_parent(proc, CLD_STOPPED, sig)
+
+
+def _continue(proc) -> None:
+    if not proc.stopped:
+        return
+    proc.stopped, proc.report = False, "cont"
+    for t in proc.threads.values():
+        if t.held is not None:
+            held, t.held = t.held, None
+            t.kernel.to_userspace(*held)
+    _tell_parent(proc, CLD_CONTINUED, SIGCONT)
+
+
+def _tell_parent(proc, code: int, sig: int) -> None:
+    parent = proc.parent
+    if parent is None:
+        return
+    parent.child_changed.wake()
+    action = parent.sigactions.get(SIGCHLD)
+    if not (action and _ACTION.unpack(action)[1] & SA_NOCLDSTOP):
+        send_process(parent, SIGCHLD, {"code": code, "pid": proc.pid, "uid": 0, "status": sig})
 
 
 def _wake(t) -> None:
@@ -247,8 +293,11 @@ async def deliver(t, regs: dict, xstate: bytes) -> dict | None:
         sig, info = taken
         action = proc.sigactions.get(sig)
         handler, flags, restorer, mask = _ACTION.unpack(action) if action else (0, 0, 0, 0)
-        if handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT | STOPPING:
-            continue          # (stopping comes with job control)
+        if handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT:
+            continue
+        if handler == SIG_DFL and sig in STOPPING:
+            _stop(proc, sig)          # it was blocked when sent
+            continue
         if handler == SIG_DFL:
             terminate(proc, sig)
             return None

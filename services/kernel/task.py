@@ -68,10 +68,14 @@ class Process:
         self.sigactions: dict[int, bytes] = {}
         self.pending: dict[int, dict] = {}  # signals sent to the process, not yet taken
         self.exit_signal = 17          # SIGCHLD to the parent when it ends
+        self.stopped = False           # by SIGSTOP & co: its tasks are held, not resumed
+        self.stop_sig = 0
+        self.report: str | None = None      # "stop" or "cont", for the parent's wait
         self.exit_code: int | None = None   # wait status the kernel decided (exit_group, signal)
         self.status: int | None = None      # wait status once it is a zombie
         self.child_changed = WaitQueue()    # wait4 sleeps here
         self.start_time = time.monotonic()
+        self.itimers: dict = {}             # which -> time.ITimer (setitimer, alarm)
 
     @property
     def zombie(self) -> bool:
@@ -119,6 +123,7 @@ class Task:
         self.brk = 0
         self.clear_child_tid = 0
         self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
+        self.held: tuple | None = None   # the message that resumes it, while its process is stopped
         process.threads[tid] = self
 
     @property

@@ -1,16 +1,45 @@
-"""Sleeping: the guest's timers wait on the kernel's loop, never on the host."""
+"""Sleeping, interval timers and the time accounting calls.
+
+The guest's timers wait on the kernel's loop, never on the host: a sleep is
+an ``asyncio.sleep`` the kernel cancels when a signal arrives, an
+ITIMER_REAL (and ``alarm``) a loop timer that sends SIGALRM to the process.
+CPU times come from the host's /proc entry of the task's host process."""
 from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import struct
 import time as _time
 
+from services.kernel import signal
 from services.kernel.errors import Errno
 
 TIMER_ABSTIME = 1
 CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
-_TS = struct.Struct("<qq")
+ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
+RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
+SIGALRM = 14
+SI_KERNEL = 0x80
+CLK_TCK = 100                       # USER_HZ: what times() and clock_t count
+_HOST_TCK = os.sysconf("SC_CLK_TCK")
+_TS = struct.Struct("<qq")          # timespec, timeval
+_ITIMERVAL = struct.Struct("<qqqq")     # it_interval, it_value (timevals)
+_TMS = struct.Struct("<qqqq")
+_RUSAGE = struct.Struct("<qqqq14q")
+_SYSINFO = struct.Struct("<q3Q6QH6x2QI4x")
+
+BOOT = _time.monotonic()            # the kernel starts when the guest boots
+
+
+def uptime() -> float:
+    """Seconds since the guest booted."""
+    return _time.monotonic() - BOOT
+
+
+def _int(x: int) -> int:
+    """An int argument (32 bits, signed)."""
+    return ((x & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
 
 
 def _timespec(t, addr: int) -> float:
@@ -20,9 +49,30 @@ def _timespec(t, addr: int) -> float:
     return sec + nsec / 1e9
 
 
-async def sys_nanosleep(t, req, rem, *_):
-    await asyncio.sleep(_timespec(t, req))
+def _pack_ts(seconds: float, unit: int = 1_000_000_000) -> tuple[int, int]:
+    """(sec, nsec) or, with unit 1e6, (sec, usec); never negative."""
+    n = max(0, round(seconds * unit))
+    return n // unit, n % unit
+
+
+async def _sleep(t, delay: float, rem: int) -> int:
+    """Sleep on the loop; cut short by a signal, tell the guest how long was
+    left (in rem, when given) and let the kernel's restart logic decide."""
+    end = t.kernel.loop.time() + delay
+    try:
+        await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        if rem:
+            try:
+                t.mem.write(rem, _TS.pack(*_pack_ts(end - t.kernel.loop.time())))
+            except Errno:
+                pass
+        raise
     return 0
+
+
+async def sys_nanosleep(t, req, rem, *_):
+    return await _sleep(t, _timespec(t, req), rem)
 
 
 async def sys_clock_nanosleep(t, clock, flags, req, rem, *_):
@@ -31,6 +81,180 @@ async def sys_clock_nanosleep(t, clock, flags, req, rem, *_):
     delay = _timespec(t, req)
     if flags & TIMER_ABSTIME:
         now = _time.clock_gettime(clock)
-        delay = max(0.0, delay - now)
-    await asyncio.sleep(delay)
+        return await _sleep(t, max(0.0, delay - now), 0)
+    return await _sleep(t, delay, rem)
+
+
+# --- interval timers ---------------------------------------------------------
+class ITimer:
+    """One of a process's interval timers.  ITIMER_REAL runs on the kernel's
+    loop, re-armed from its last expiry (no drift); the CPU-time ones only
+    keep what was set (they never fire)."""
+
+    def __init__(self, proc, which: int):
+        self.proc = proc
+        self.which = which
+        self.interval = 0.0
+        self.value = 0.0                     # what was set (VIRTUAL, PROF)
+        self.expires: float | None = None    # loop time of the next expiry (REAL)
+        self.handle: asyncio.TimerHandle | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self.expires is not None if self.which == ITIMER_REAL else bool(self.value)
+
+    def remaining(self) -> float:
+        if self.which != ITIMER_REAL:
+            return self.value
+        if self.expires is None:
+            return 0.0
+        return max(self.expires - self.proc.kernel.loop.time(), 1e-6)   # armed: never 0
+
+    def set(self, value: float, interval: float) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle = self.expires = None
+        self.interval = interval if value else 0.0
+        if self.which != ITIMER_REAL:
+            self.value = value
+        elif value:
+            self._arm(self.proc.kernel.loop.time() + value)
+
+    def _arm(self, when: float) -> None:
+        self.expires = when
+        self.handle = self.proc.kernel.loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        last, self.handle, self.expires = self.expires, None, None
+        proc = self.proc
+        if proc.zombie or not proc.threads:
+            return                             # timers end with their process
+        if self.interval:
+            self._arm(max(last + self.interval, proc.kernel.loop.time()))
+        signal.send_process(proc, SIGALRM, {"code": SI_KERNEL})
+
+
+def _itimer(proc, which: int) -> ITimer:
+    timers = proc.itimers
+    if which not in timers:
+        timers[which] = ITimer(proc, which)
+    return timers[which]
+
+
+def _put_itimerval(t, addr: int, timer: ITimer) -> None:
+    t.mem.write(addr, _ITIMERVAL.pack(*_pack_ts(timer.interval, 1_000_000),
+                                      *_pack_ts(timer.remaining(), 1_000_000)))
+
+
+def _timeval(sec: int, usec: int) -> float:
+    if sec < 0 or not 0 <= usec < 1_000_000:
+        raise Errno(errno.EINVAL)
+    return sec + usec / 1e6
+
+
+def sys_getitimer(t, which, value, *_):
+    which = _int(which)
+    if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
+        raise Errno(errno.EINVAL)
+    _put_itimerval(t, value, _itimer(t.process, which))
+    return 0
+
+
+def sys_setitimer(t, which, new, old, *_):
+    which = _int(which)
+    if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
+        raise Errno(errno.EINVAL)
+    isec, iusec, vsec, vusec = _ITIMERVAL.unpack(t.mem.read(new, 32)) if new else (0, 0, 0, 0)
+    interval, value = _timeval(isec, iusec), _timeval(vsec, vusec)
+    timer = _itimer(t.process, which)
+    if old:
+        _put_itimerval(t, old, timer)
+    timer.set(value, interval)
+    return 0
+
+
+def sys_alarm(t, seconds, *_):
+    timer = _itimer(t.process, ITIMER_REAL)
+    left = timer.remaining() if timer.armed else 0.0
+    timer.set(float(seconds & 0xFFFFFFFF), 0.0)
+    if not left:
+        return 0
+    sec, usec = _pack_ts(left, 1_000_000)
+    return max(1, sec + (usec >= 500_000))    # as Linux: rounded, never 0 if armed
+
+
+# --- accounting --------------------------------------------------------------
+def _host_stat(host_pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the comm (index 0 is field 3, state)."""
+    try:
+        with open(f"/proc/{host_pid}/stat", "rb") as f:
+            data = f.read().decode(errors="replace")
+        return data[data.rindex(")") + 2:].split()
+    except (OSError, ValueError):
+        return []
+
+
+def _cpu_times(t) -> tuple[float, float, int, int]:
+    """(utime, stime) seconds, minor and major faults of t's host process."""
+    f = _host_stat(t.host_pid) if t.host_pid else []
+    if len(f) < 13:
+        return 0.0, 0.0, 0, 0
+    return int(f[11]) / _HOST_TCK, int(f[12]) / _HOST_TCK, int(f[7]), int(f[9])
+
+
+def _maxrss_kb(host_pid: int) -> int:
+    try:
+        with open(f"/proc/{host_pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _ticks(seconds: float) -> int:
+    return int(seconds * CLK_TCK)
+
+
+def sys_times(t, buf, *_):
+    if buf:
+        utime, stime, _, _ = _cpu_times(t)
+        t.mem.write(buf, _TMS.pack(_ticks(utime), _ticks(stime), 0, 0))   # children: 0
+    return _ticks(uptime())
+
+
+def sys_getrusage(t, who, buf, *_):
+    who = _int(who)
+    if who not in (RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD):
+        raise Errno(errno.EINVAL)
+    fields = [0] * 18
+    if who != RUSAGE_CHILDREN:
+        utime, stime, minflt, majflt = _cpu_times(t)
+        fields[0:4] = (*_pack_ts(utime, 1_000_000), *_pack_ts(stime, 1_000_000))
+        fields[4] = _maxrss_kb(t.host_pid) if t.host_pid else 0
+        fields[10], fields[11] = minflt, majflt
+    t.mem.write(buf, _RUSAGE.pack(*fields))
+    return 0
+
+
+def _meminfo() -> dict[str, int]:
+    out = {}
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                key, _, rest = line.decode().partition(":")
+                out[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def sys_sysinfo(t, buf, *_):
+    m = _meminfo()
+    t.mem.write(buf, _SYSINFO.pack(
+        int(uptime()), 0, 0, 0,                               # no guest load averages
+        m.get("MemTotal", 0), m.get("MemFree", 0), m.get("Shmem", 0), m.get("Buffers", 0),
+        m.get("SwapTotal", 0), m.get("SwapFree", 0),
+        min(len(t.kernel.tasks), 0xFFFF), 0, 0, 1))
     return 0

@@ -15,8 +15,8 @@ from services.kernel.task import Process, Task
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
 WNOWAIT, WNOTHREAD, WALL, WCLONE = 0x1000000, 0x20000000, 0x40000000, 0x80000000
 P_ALL, P_PID, P_PGID = 0, 1, 2
-CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
-SIGCHLD = 17
+CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 5, 6
+SIGCHLD, SIGCONT = 17, 18
 SIG_IGN = 1
 SA_NOCLDWAIT = 2
 RUSAGE_SIZE = 144
@@ -98,9 +98,10 @@ def _matches(waiter: Process, c: Process, pid: int, options: int) -> bool:
     return (c.exit_signal != SIGCHLD) == bool(options & WCLONE)
 
 
-async def _wait_for(t: Task, pid: int, options: int) -> Process | None:
-    """The first matching zombie child (None with WNOHANG if none yet).
-    Stopped and continued children are not reported yet (job control)."""
+async def _wait_for(t: Task, pid: int, options: int) -> tuple[Process, str] | None:
+    """The first matching child with something to report: ("exit") a zombie,
+    ("stop") stopped by a signal (WUNTRACED/WSTOPPED), ("cont") continued
+    (WCONTINUED).  None with WNOHANG if there is nothing yet."""
     me = t.process
     while True:
         children = [c for c in me.children if _matches(me, c, pid, options)]
@@ -108,10 +109,35 @@ async def _wait_for(t: Task, pid: int, options: int) -> Process | None:
             raise Errno(errno.ECHILD)
         for c in children:
             if c.zombie and options & WEXITED:
-                return c
+                return c, "exit"
+            if c.report == "stop" and options & WSTOPPED:
+                return c, "stop"
+            if c.report == "cont" and options & WCONTINUED:
+                return c, "cont"
         if options & WNOHANG:
             return None
         await me.child_changed.wait()
+
+
+def _status(c: Process, event: str) -> int:
+    if event == "stop":
+        return 0x7F | c.stop_sig << 8
+    return 0xFFFF if event == "cont" else c.status
+
+
+def _report_info(c: Process, event: str) -> dict:
+    if event == "exit":
+        return chld_info(c)
+    if event == "stop":
+        return {"code": CLD_STOPPED, "pid": c.pid, "uid": 0, "status": c.stop_sig}
+    return {"code": CLD_CONTINUED, "pid": c.pid, "uid": 0, "status": SIGCONT}
+
+
+def _consume(c: Process, event: str) -> None:
+    if event == "exit":
+        release(c)
+    else:
+        c.report = None
 
 
 async def sys_wait4(t, pid, status_ptr, options, rusage, *_):
@@ -121,14 +147,15 @@ async def sys_wait4(t, pid, status_ptr, options, rusage, *_):
         raise Errno(errno.EINVAL)
     if pid == INT_MIN:
         raise Errno(errno.ESRCH)
-    c = await _wait_for(t, pid, options | WEXITED)
-    if c is None:
+    found = await _wait_for(t, pid, options | WEXITED)
+    if found is None:
         return 0
+    c, event = found
     if status_ptr:
-        t.mem.write(status_ptr, struct.pack("<i", c.status))
+        t.mem.write(status_ptr, struct.pack("<i", _status(c, event)))
     if rusage:
         t.mem.write(rusage, bytes(RUSAGE_SIZE))
-    release(c)
+    _consume(c, event)
     return c.pid
 
 
@@ -150,19 +177,19 @@ async def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
         pid = -id_ if id_ else 0
     else:
         raise Errno(errno.EINVAL)
-    c = await _wait_for(t, pid, options)
+    found = await _wait_for(t, pid, options)
     if infop:
-        if c is None:
+        if found is None:
             t.mem.write(infop, bytes(128))
         else:
-            info = chld_info(c)
-            t.mem.write(infop, _SIGINFO_CHLD.pack(SIGCHLD, 0, info["code"], c.pid,
-                                                  info["uid"], info["status"], 0).ljust(128,
-                                                                                         b"\0"))
+            info = _report_info(*found)
+            t.mem.write(infop, _SIGINFO_CHLD.pack(SIGCHLD, 0, info["code"], info["pid"],
+                                                  info["uid"], info["status"], 0).ljust(
+                                                      128, b"\0"))
     if rusage:
         t.mem.write(rusage, bytes(RUSAGE_SIZE))
-    if c is not None and not options & WNOWAIT:
-        release(c)
+    if found is not None and not options & WNOWAIT:
+        _consume(*found)
     return 0
 
 

@@ -1,0 +1,41 @@
+/* Job control: a child stopped by SIGSTOP and SIGTSTP, seen by waitpid
+   (WUNTRACED) and waitid, continued (WCONTINUED), then killed. */
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void show(const char *what, int st) {
+    if (WIFSTOPPED(st)) printf("%s: stopped by %d\n", what, WSTOPSIG(st));
+    else if (WIFCONTINUED(st)) printf("%s: continued\n", what);
+    else if (WIFSIGNALED(st)) printf("%s: killed by %d\n", what, WTERMSIG(st));
+    else printf("%s: exited %d\n", what, WEXITSTATUS(st));
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    int p[2];
+    pipe(p);
+    pid_t c = fork();
+    if (c == 0) {                      /* counts while it runs */
+        close(p[0]);
+        raise(SIGTSTP);               /* stops itself first */
+        for (unsigned long i = 0;; i++)
+            if (i % 100000000 == 0) write(p[1], "", 0);
+    }
+    close(p[1]);
+    int st;
+    waitpid(c, &st, WUNTRACED); show("self", st);
+    kill(c, SIGCONT);
+    waitpid(c, &st, WCONTINUED); show("cont", st);
+    kill(c, SIGSTOP);
+    waitpid(c, &st, WUNTRACED); show("sigstop", st);
+    printf("nohang while stopped: %d\n", waitpid(c, &st, WNOHANG | WUNTRACED));
+    siginfo_t si = {0};
+    kill(c, SIGCONT);
+    waitid(P_PID, c, &si, WCONTINUED);
+    printf("waitid: code=%d status=%d pid_ok=%d\n", si.si_code, si.si_status, si.si_pid == c);
+    kill(c, SIGTERM);
+    waitpid(c, &st, 0); show("term", st);
+    return 0;
+}

@@ -1,0 +1,135 @@
+/* Timers and time accounting: alarm, setitimer/getitimer, nanosleep cut
+ * short by a signal, times, getrusage, sysinfo.  Prints only facts that do
+ * not depend on timing, so a native run and a guest run print the same. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
+#include <sys/time.h>
+#include <sys/times.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t alarms;
+static volatile sig_atomic_t disarm_at;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+    if (disarm_at && alarms == disarm_at) {
+        struct itimerval off = {{0, 0}, {0, 0}};
+        setitimer(ITIMER_REAL, &off, NULL);
+    }
+}
+
+static void handle(int flags)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = flags;
+    sigaction(SIGALRM, &sa, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc > 1 && strcmp(argv[1], "exec") == 0) {   /* an alarm outlives exec */
+        alarm(1);
+        execl("/bin/sleep", "sleep", "5", (char *)NULL);
+        return 1;
+    }
+    handle(0);
+
+    /* alarm then pause: the handler runs, pause fails with EINTR */
+    alarms = 0;
+    alarm(1);
+    int r = pause();
+    printf("pause: r=%d errno=%s alarms=%d\n", r, r < 0 && errno == EINTR ? "EINTR" : "?", alarms);
+
+    /* a 50 ms interval timer: three SIGALRMs, then the handler disarms it */
+    alarms = 0;
+    disarm_at = 3;
+    struct itimerval it = {{0, 50000}, {0, 50000}}, old, cur;
+    r = setitimer(ITIMER_REAL, &it, &old);
+    printf("setitimer: r=%d old=%ld.%06ld\n", r, (long)old.it_value.tv_sec, (long)old.it_value.tv_usec);
+    while (alarms < 3)
+        pause();
+    struct timespec settle = {0, 200000000};
+    r = nanosleep(&settle, NULL);
+    getitimer(ITIMER_REAL, &cur);
+    printf("interval: alarms=%d settle=%d after=%ld.%06ld/%ld.%06ld\n", alarms, r,
+           (long)cur.it_value.tv_sec, (long)cur.it_value.tv_usec,
+           (long)cur.it_interval.tv_sec, (long)cur.it_interval.tv_usec);
+    disarm_at = 0;
+
+    /* setitimer returns the old value; getitimer counts down */
+    struct itimerval ten = {{0, 0}, {10, 0}};
+    setitimer(ITIMER_REAL, &ten, NULL);
+    getitimer(ITIMER_REAL, &cur);
+    printf("getitimer: armed=%d\n", cur.it_value.tv_sec <= 10 &&
+           (cur.it_value.tv_sec > 0 || cur.it_value.tv_usec > 0));
+    pid_t pid = fork();
+    if (pid == 0) {          /* a child does not inherit its parent's timers */
+        getitimer(ITIMER_REAL, &cur);
+        printf("child: timer=%ld.%06ld\n", (long)cur.it_value.tv_sec, (long)cur.it_value.tv_usec);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, &old);
+    printf("disarm: old_armed=%d\n", old.it_value.tv_sec > 0 && old.it_value.tv_sec <= 10);
+
+    /* nanosleep cut short by an alarm: EINTR and what was left, even with SA_RESTART */
+    for (int flags = 0; flags <= 1; flags++) {
+        handle(flags ? SA_RESTART : 0);
+        alarms = 0;
+        alarm(1);
+        struct timespec req = {2, 0}, rem = {-1, -1};
+        r = nanosleep(&req, &rem);
+        int e = errno;
+        printf("nanosleep%s: r=%d errno=%s alarms=%d rem_ok=%d\n", flags ? "(SA_RESTART)" : "",
+               r, r < 0 && e == EINTR ? "EINTR" : "?", alarms,
+               rem.tv_sec >= 0 && rem.tv_sec < 2 && rem.tv_nsec >= 0 && rem.tv_nsec < 1000000000 &&
+               (rem.tv_sec > 0 || rem.tv_nsec > 0));
+    }
+    handle(0);
+    alarms = 0;
+    alarm(1);
+    struct timespec req = {2, 0}, rem = {-1, -1};
+    r = clock_nanosleep(CLOCK_MONOTONIC, 0, &req, &rem);
+    printf("clock_nanosleep: r=%s alarms=%d rem_ok=%d\n", r == EINTR ? "EINTR" : "?", alarms,
+           rem.tv_sec >= 0 && rem.tv_sec < 2 && (rem.tv_sec > 0 || rem.tv_nsec > 0));
+
+    /* alarm returns what was left of the previous one */
+    alarm(5);
+    unsigned left = alarm(0);
+    printf("alarm: left_ok=%d then=%u\n", left >= 4 && left <= 5, alarm(0));
+
+    /* times: ticks that go forward */
+    struct tms tms;
+    clock_t t1 = times(&tms);
+    struct timespec tick = {0, 30000000};
+    nanosleep(&tick, NULL);
+    clock_t t2 = times(&tms);
+    printf("times: ok=%d increasing=%d\n", t1 != (clock_t)-1, t2 > t1);
+
+    struct sysinfo si;
+    r = sysinfo(&si);
+    printf("sysinfo: r=%d procs_ok=%d uptime_ok=%d unit_ok=%d ram_ok=%d\n", r, si.procs >= 1,
+           si.uptime >= 0, si.mem_unit >= 1, si.totalram > 0 && si.freeram <= si.totalram);
+
+    struct rusage ru;
+    int a = getrusage(RUSAGE_SELF, &ru);
+    int b = getrusage(RUSAGE_CHILDREN, &ru);
+    int c = getrusage(RUSAGE_THREAD, &ru);
+    int d = getrusage(42, &ru);
+    printf("getrusage: self=%d children=%d thread=%d bad=%s\n", a, b, c,
+           d < 0 && errno == EINVAL ? "EINVAL" : "?");
+    return 0;
+}

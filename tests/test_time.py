@@ -1,0 +1,59 @@
+"""Timers and time accounting (alarm, setitimer, nanosleep cut short by a
+signal, times, getrusage, sysinfo): a C program prints only facts that do not
+depend on timing, natively in a chroot and in a guest."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploy import disk as diskmod
+from conftest import build
+from test_processes import guest, native
+
+EXPECTED = """\
+pause: r=-1 errno=EINTR alarms=1
+setitimer: r=0 old=0.000000
+interval: alarms=3 settle=0 after=0.000000/0.000000
+getitimer: armed=1
+child: timer=0.000000
+disarm: old_armed=1
+nanosleep: r=-1 errno=EINTR alarms=1 rem_ok=1
+nanosleep(SA_RESTART): r=-1 errno=EINTR alarms=1 rem_ok=1
+clock_nanosleep: r=EINTR alarms=1 rem_ok=1
+alarm: left_ok=1 then=0
+times: ok=1 increasing=1
+sysinfo: r=0 procs_ok=1 uptime_ok=1 unit_ok=1 ram_ok=1
+getrusage: self=0 children=0 thread=0 bad=EINVAL
+"""
+
+
+@pytest.fixture(scope="module")
+def ttree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ttree")
+    diskmod.default_tree(root)
+    build("timers.c", root / "bin" / "timers", "-static")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tdisk(tmp_path_factory, ttree) -> Path:
+    img = tmp_path_factory.mktemp("tdisk") / "disk.img"
+    diskmod.create(img, "64M", ttree)
+    yield img
+    diskmod.check(img)
+
+
+def test_timers_natively_and_in_a_guest(ttree, tdisk):
+    want = native(ttree, "/bin/timers")
+    assert (want.returncode, want.stdout) == (0, EXPECTED)
+    got = guest(tdisk, "/bin/timers")
+    assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+def test_an_alarm_outlives_exec(ttree, tdisk):
+    argv = ["/bin/sh", "-c", "/bin/timers exec; echo status=$?"]
+    want = native(ttree, *argv)
+    assert want.stdout == "Alarm clock\nstatus=142\n"
+    got = guest(tdisk, *argv)
+    assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
