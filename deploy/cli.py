@@ -310,9 +310,12 @@ def status(name) -> None:
     kernel = states["kernel"]
     tasks = kernel.get("tasks", []) if isinstance(kernel, dict) else []
     if tasks:
-        click.echo(f"\n{'PID':>5} {'HOST PID':>9}  COMMAND")
-        for t in tasks:
-            click.echo(f"{t['pid']:>5} {t['host_pid']:>9}  {t['comm']}")
+        click.echo(f"\n{'PID':>5} {'TID':>5} {'PPID':>5} S {'HOST PID':>9}  COMMAND")
+        for t in sorted(tasks, key=lambda t: (t["tgid"], t["pid"])):
+            click.echo(f"{t['tgid']:>5} {t['pid']:>5} {t['ppid']:>5} {t['state']} "
+                       f"{t['host_pid']:>9}  {t['comm']}")
+        for pid in kernel.get("zombies", []):
+            click.echo(f"{pid:>5} {pid:>5} {'':>5} Z {'-':>9}  <defunct>")
 
 
 @main.command()

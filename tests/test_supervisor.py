@@ -66,15 +66,20 @@ def states(name: str) -> dict[str, str]:
 
 
 def test_supervisorctl_starts_the_guest_and_its_output_reaches_the_console_log(skas_home, disk):
-    cfg = create("demo", disk, "/bin/busybox", "sh", "-c", "echo hello from demo; sleep 30")
+    cfg = create("demo", disk, "/bin/busybox", "sh", "-c",
+                 "echo hello from demo; sleep 30 & sleep 31; true")
     assert supervisor.ctl("start", "demo:*").returncode == 0
     wait_until(lambda: cfg.console_log.exists() and "hello from demo" in cfg.console_log.read_text(),
                15, "console output")
     assert set(states("demo").values()) == {"RUNNING"}
-    status = skas("status", "demo")
-    assert status.returncode == 0 and "  sleep" in status.stdout, status.stdout + status.stderr
+    wait_until(lambda: skas("status", "demo").stdout.count("  sleep") == 2, 10, "two sleeps")
+    rows = [line.split() for line in skas("status", "demo").stdout.splitlines()
+            if line.endswith(("  busybox", "  sleep"))]
+    # PID TID PPID STATE HOST-PID COMMAND: guest pids, init is 1, both sleeps its children
+    assert sorted((r[0], r[2], r[5]) for r in rows) == [("1", "0", "busybox"), ("2", "1", "sleep"),
+                                                        ("3", "1", "sleep")], rows
     pids = guest_pids("demo")
-    assert len(pids) == 5
+    assert len(pids) == 4 + 3       # the services, and sh with its two sleeps
     supervisor.ctl("stop", "demo:*")
     wait_until(lambda: not alive(pids), 5, "no guest process left")
 

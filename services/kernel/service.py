@@ -115,7 +115,8 @@ class Kernel:
 
     def state(self) -> dict:
         return {"tasks": [{"pid": t.tid, "tgid": t.tgid, "ppid": t.ppid, "host_pid": t.host_pid,
-                           "comm": t.comm.decode(errors="replace")}
+                           "comm": t.comm.decode(errors="replace"),
+                           "state": "T" if t.process.stopped else "S" if t.in_kernel else "R"}
                           for t in self.tasks.values()],
                 "zombies": [p.pid for p in self.processes.values() if p.zombie],
                 "syscalls": self.syscall_count}
