@@ -262,7 +262,7 @@ def siginfo(sig: int, info: dict) -> bytes:
     elif "status" in info:
         body = struct.pack("<iIi4xqq", info["pid"], info["uid"], info["status"], 0, 0)
     else:
-        body = struct.pack("<iI", info.get("pid", 0), info.get("uid", 0))
+        body = struct.pack("<iIQ", info.get("pid", 0), info.get("uid", 0), info.get("value", 0))
     return (head + body).ljust(sigframe.SIGINFO_SIZE, b"\0")
 
 
@@ -411,3 +411,23 @@ def sys_tgkill(t, tgid, tid, sig, *_):
 
 def sys_tkill(t, tid, sig, *_):
     return sys_tgkill(t, -1, tid, sig)
+
+
+def sys_rt_sigqueueinfo(t, tgid, sig, uinfo, *_):
+    """A signal with the sender's own siginfo; only a negative si_code (as
+    sigqueue's SI_QUEUE) may be sent to another process, as on Linux."""
+    tgid, sig = _int(tgid), _int(sig)
+    if not 0 < sig <= NSIG:
+        raise Errno(errno.EINVAL)
+    code, = struct.unpack("<i", t.mem.read(uinfo + 8, 4))
+    value, = struct.unpack("<Q", t.mem.read(uinfo + 24, 8))
+    procs = _target(t, tgid) if tgid > 0 else []
+    if not procs:
+        raise Errno(errno.ESRCH)
+    if (code >= 0 or code == SI_TKILL) and procs[0] is not t.process:
+        raise Errno(errno.EPERM)
+    if not _may_signal(t, procs[0]):
+        raise Errno(errno.EPERM)
+    send_process(procs[0], sig, {"code": code, "pid": t.tgid, "uid": t.cred.uid,
+                                 "value": value})
+    return 0

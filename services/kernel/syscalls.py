@@ -90,6 +90,7 @@ _ENTRIES = [
     (124, proc.sys_getsid, FULL, ""),
     (127, signal.sys_rt_sigpending, FULL, ""),
     (130, signal.sys_rt_sigsuspend, FULL, ""),
+    (129, signal.sys_rt_sigqueueinfo, FULL, "guest pids only"),
     (131, signal.sys_sigaltstack, FULL, ""),
     (157, proc.sys_prctl, PARTIAL, "PR_SET_NAME, PR_GET_NAME"),
     (160, proc.sys_setrlimit, FULL, ""),

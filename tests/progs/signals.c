@@ -33,6 +33,13 @@ static void on_segv(int sig, siginfo_t *si, void *uc) {
 
 static void on_alarm(int sig) { (void)sig; got = sig; }
 
+static volatile int queued_value, queued_code;
+static void on_rt(int sig, siginfo_t *si, void *uc) {
+    (void)sig; (void)uc;
+    queued_value = si->si_value.sival_int;
+    queued_code = si->si_code;
+}
+
 static double fpu_value(double x) {
     /* floating point state survives a handler that uses the FPU too */
     volatile double y = x * 3.0;
@@ -112,6 +119,12 @@ int main(void) {
         waitpid(w, NULL, 0);
         close(p[0]); close(p[1]);
     }
+
+    /* sigqueue: a value and SI_QUEUE reach the handler */
+    struct sigaction rt = {.sa_sigaction = on_rt, .sa_flags = SA_SIGINFO};
+    sigaction(SIGRTMIN + 1, &rt, NULL);
+    sigqueue(getpid(), SIGRTMIN + 1, (union sigval){.sival_int = 4242});
+    printf("sigqueue: value=%d code=%d\n", queued_value, queued_code);
 
     /* SIG_IGN'd SIGCHLD: children leave no zombie, wait gives ECHILD */
     signal(SIGCHLD, SIG_IGN);
