@@ -11,6 +11,7 @@ import struct
 
 from services.kernel import sigframe
 from services.kernel.errors import Errno
+from services.kernel.files import c_int
 from services.kernel.task import NO_ALTSTACK
 
 NSIG = 64
@@ -374,13 +375,9 @@ def _may_signal(t, proc) -> bool:
     return bool({c.uid, c.euid} & {target.uid, target.suid})
 
 
-def _int(x: int) -> int:
-    x &= 0xFFFFFFFF
-    return x - (1 << 32) if x & 0x80000000 else x
-
 
 def sys_kill(t, pid, sig, *_):
-    pid, sig = _int(pid), _int(sig)
+    pid, sig = c_int(pid), c_int(sig)
     if not 0 <= sig <= NSIG:
         raise Errno(errno.EINVAL)
     if pid == -(1 << 31):
@@ -397,7 +394,7 @@ def sys_kill(t, pid, sig, *_):
 
 
 def sys_tgkill(t, tgid, tid, sig, *_):
-    tgid, tid, sig = _int(tgid), _int(tid), _int(sig)
+    tgid, tid, sig = c_int(tgid), c_int(tid), c_int(sig)
     if tid <= 0 or tgid == 0 or tgid < -1 or not 0 <= sig <= NSIG:
         raise Errno(errno.EINVAL)
     task = t.kernel.tasks.get(tid)
@@ -416,7 +413,7 @@ def sys_tkill(t, tid, sig, *_):
 def sys_rt_sigqueueinfo(t, tgid, sig, uinfo, *_):
     """A signal with the sender's own siginfo; only a negative si_code (as
     sigqueue's SI_QUEUE) may be sent to another process, as on Linux."""
-    tgid, sig = _int(tgid), _int(sig)
+    tgid, sig = c_int(tgid), c_int(sig)
     if not 0 < sig <= NSIG:
         raise Errno(errno.EINVAL)
     code, = struct.unpack("<i", t.mem.read(uinfo + 8, 4))

@@ -10,6 +10,7 @@ import errno
 import struct
 
 from services.kernel.errors import Errno
+from services.kernel.files import c_int
 from services.kernel.task import Process, Task
 
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
@@ -141,7 +142,7 @@ def _consume(c: Process, event: str) -> None:
 
 
 async def sys_wait4(t, pid, status_ptr, options, rusage, *_):
-    pid = _int(pid)
+    pid = c_int(pid)
     options &= 0xFFFFFFFF
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE):
         raise Errno(errno.EINVAL)
@@ -164,7 +165,7 @@ async def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
     if options & ~(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD
                    | WALL | WCLONE) or not options & (WEXITED | WSTOPPED | WCONTINUED):
         raise Errno(errno.EINVAL)
-    id_ = _int(id_)
+    id_ = c_int(id_)
     if idtype == P_ALL:
         pid = -1
     elif idtype == P_PID:
@@ -192,7 +193,3 @@ async def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
         _consume(*found)
     return 0
 
-
-def _int(x: int) -> int:
-    x &= 0xFFFFFFFF
-    return x - (1 << 32) if x & 0x80000000 else x
