@@ -65,8 +65,8 @@ async def _sleep(t, delay: float, rem: int) -> int:
         if rem:
             try:
                 t.mem.write(rem, _TS.pack(*_pack_ts(end - t.kernel.loop.time())))
-            except Errno:
-                pass
+            except (Errno, OSError):
+                pass                   # the task is gone, or rem is bad
         raise
     return 0
 

@@ -85,6 +85,18 @@ int main(int argc, char **argv)
     setitimer(ITIMER_REAL, &off, &old);
     printf("disarm: old_armed=%d\n", old.it_value.tv_sec > 0 && old.it_value.tv_sec <= 10);
 
+    /* the CPU-time timers are accepted; bad arguments are EINVAL */
+    struct itimerval virt = {{0, 0}, {100, 0}}, bad = {{0, 0}, {0, 1000000}};
+    int v1 = setitimer(ITIMER_VIRTUAL, &virt, NULL), v2 = getitimer(ITIMER_VIRTUAL, &cur);
+    int v3 = cur.it_value.tv_sec > 0 && cur.it_value.tv_sec <= 100;
+    int v4 = setitimer(ITIMER_VIRTUAL, &off, NULL), v5 = setitimer(ITIMER_PROF, &off, NULL);
+    errno = 0;
+    int e1 = setitimer(7, &off, NULL) < 0 && errno == EINVAL;
+    errno = 0;
+    int e2 = setitimer(ITIMER_REAL, &bad, NULL) < 0 && errno == EINVAL;
+    printf("itimer_virtual: r=%d,%d armed=%d off=%d,%d bad_which=%d bad_usec=%d\n",
+           v1, v2, v3, v4, v5, e1, e2);
+
     /* nanosleep cut short by an alarm: EINTR and what was left, even with SA_RESTART */
     for (int flags = 0; flags <= 1; flags++) {
         handle(flags ? SA_RESTART : 0);
