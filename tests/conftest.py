@@ -32,11 +32,29 @@ def progs(tmp_path_factory) -> Path:
     return d
 
 
+def make_tree(tmp_path_factory, name: str, progs=(), *flags: str) -> Path:
+    """The default busybox tree plus C programs from tests/progs, built
+    with gcc -static (and flags) into its /bin."""
+    root = tmp_path_factory.mktemp(name)
+    diskmod.default_tree(root)
+    for prog in progs:
+        build(f"{prog}.c", root / "bin" / prog, "-static", *flags)
+    return root
+
+
+def disk_of(tmp_path_factory, tree: Path, size: str = "64M"):
+    """For a fixture to `yield from`: an image of tree, which must still pass
+    e2fsck -fn after the tests that used it."""
+    img = tmp_path_factory.mktemp(tree.name + "-disk") / "disk.img"
+    diskmod.create(img, size, tree)
+    yield img
+    diskmod.check(img)
+
+
 @pytest.fixture(scope="session")
 def tree(tmp_path_factory, progs) -> Path:
     """The default busybox tree plus the test programs and a data file."""
-    root = tmp_path_factory.mktemp("tree")
-    diskmod.default_tree(root)
+    root = make_tree(tmp_path_factory, "tree")
     for p in progs.iterdir():
         shutil.copy2(p, root / "bin" / p.name)
     (root / "etc/motd").write_text("a file from the guest's disk\nline two\n")
@@ -45,10 +63,7 @@ def tree(tmp_path_factory, progs) -> Path:
 
 @pytest.fixture(scope="session")
 def disk(tmp_path_factory, tree) -> Path:
-    img = tmp_path_factory.mktemp("disk") / "disk.img"
-    diskmod.create(img, "64M", tree)
-    yield img
-    diskmod.check(img)   # every test that used the disk leaves it clean
+    yield from disk_of(tmp_path_factory, tree)
 
 
 def skas(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:

@@ -5,27 +5,21 @@ import subprocess
 
 import pytest
 
-from conftest import build, skas
-from deploy import disk as diskmod
+from conftest import disk_of, make_tree, skas
 
 DATA = "0123456789abcdef\n"
 
 
 @pytest.fixture(scope="module")
 def pipes_tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipes-tree")
-    diskmod.default_tree(root)
-    build("pipes.c", root / "bin" / "pipes", "-static")
+    root = make_tree(tmp_path_factory, "pipes-tree", ["pipes"])
     (root / "etc" / "data").write_text(DATA)
     return root
 
 
 @pytest.fixture(scope="module")
 def pipes_disk(tmp_path_factory, pipes_tree):
-    img = tmp_path_factory.mktemp("pipes-disk") / "disk.img"
-    diskmod.create(img, "32M", pipes_tree)
-    yield img
-    diskmod.check(img)
+    yield from disk_of(tmp_path_factory, pipes_tree, "32M")
 
 
 def native_and_guest(tree, img, section: str) -> str:

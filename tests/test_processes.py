@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from common import protocol
-from deploy import disk as diskmod, launch
-from conftest import HERE, build, skas
+from deploy import launch
+from conftest import HERE, disk_of, make_tree, skas
 from test_services import ask, make_config
 
 PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl")
@@ -23,10 +23,7 @@ NATIVE_ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "lin
 
 @pytest.fixture(scope="module")
 def ptree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ptree")
-    diskmod.default_tree(root)
-    for name in PROGS:
-        build(f"{name}.c", root / "bin" / name, "-static", "-pthread")
+    root = make_tree(tmp_path_factory, "ptree", PROGS, "-pthread")
     (root / "scripts").mkdir()
     shutil.copy(HERE / "scripts/shell_corpus.sh", root / "scripts/corpus.sh")
     return root
@@ -34,10 +31,7 @@ def ptree(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pdisk(tmp_path_factory, ptree) -> Path:
-    img = tmp_path_factory.mktemp("pdisk") / "disk.img"
-    diskmod.create(img, "64M", ptree)
-    yield img
-    diskmod.check(img)
+    yield from disk_of(tmp_path_factory, ptree)
 
 
 def native(tree: Path, *argv: str) -> subprocess.CompletedProcess:
@@ -70,8 +64,12 @@ def test_200_children_at_once_are_all_reaped_and_nothing_is_left(tmp_path, pdisk
             assert time.monotonic() < deadline and procs["kernel"].poll() is None, _console(cfg)
             time.sleep(0.1)
         assert "reaped=200 sum=19900" in _console(cfg)
-        state = ask(cfg.endpoints["kernel"], protocol.encode("status", 1, "test", {}))["state"]
-        assert sorted(t["comm"] for t in state["tasks"]) == ["sh", "sleep"]
+        while True:      # until sh's next child has exec'd sleep
+            state = ask(cfg.endpoints["kernel"], protocol.encode("status", 1, "test", {}))["state"]
+            if sorted(t["comm"] for t in state["tasks"]) == ["sh", "sleep"]:
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
         assert state["zombies"] == []
         stubs = _guest_host_processes(cfg)
         assert len(stubs) == 2, stubs

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy import disk as diskmod
-from conftest import build
+from conftest import disk_of, make_tree
 from test_processes import guest, native
 
 EXPECTED = """\
@@ -31,18 +30,12 @@ getrusage: self=0 children=0 thread=0 bad=EINVAL
 
 @pytest.fixture(scope="module")
 def ttree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ttree")
-    diskmod.default_tree(root)
-    build("timers.c", root / "bin" / "timers", "-static")
-    return root
+    return make_tree(tmp_path_factory, "ttree", ["timers"])
 
 
 @pytest.fixture(scope="module")
 def tdisk(tmp_path_factory, ttree) -> Path:
-    img = tmp_path_factory.mktemp("tdisk") / "disk.img"
-    diskmod.create(img, "64M", ttree)
-    yield img
-    diskmod.check(img)
+    yield from disk_of(tmp_path_factory, ttree)
 
 
 def test_timers_natively_and_in_a_guest(ttree, tdisk):

@@ -12,8 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import build, skas
-from deploy import disk as diskmod
+from conftest import disk_of, make_tree, skas
 from services.kernel.errors import Errno
 from services.kernel.filesystems.tmpfs import PAGE, Tmpfs
 
@@ -45,10 +44,7 @@ echo nope > /etc/nope || echo "status $?"
 @pytest.fixture(scope="module")
 def fstree(tmp_path_factory):
     """The busybox tree, the test programs, and device nodes on the disk itself."""
-    root = tmp_path_factory.mktemp("fstree")
-    diskmod.default_tree(root)
-    for prog in ("fsops", "fill"):
-        build(f"{prog}.c", root / "bin" / prog, "-static")
+    root = make_tree(tmp_path_factory, "fstree", ["fsops", "fill"])
     (root / "bin/tmpfs-script").write_text(SCRIPT)
     nodes = root / "devnodes"
     nodes.mkdir()
@@ -61,10 +57,7 @@ def fstree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fsdisk(tmp_path_factory, fstree):
-    img = tmp_path_factory.mktemp("fsdisk") / "disk.img"
-    diskmod.create(img, "64M", fstree)
-    yield img
-    diskmod.check(img)
+    yield from disk_of(tmp_path_factory, fstree)
 
 
 @pytest.fixture(scope="module")

@@ -258,6 +258,7 @@ async def execve(task, path: bytes, argv: list[bytes], envp: list[bytes]) -> lis
     task.brk = layout["brk"]
     task.exe = loc.path
     task.comm = os.path.basename(path)[:15]
+    task.mm_ranges = dict(ranges, exe_dev=loc.mount.dev, exe_ino=loc.inode.ino)   # for /proc
     past_point_of_no_return(task)
     return ops
 

@@ -12,6 +12,7 @@ import stat as S
 
 from services.kernel.devices import populate_dev
 from services.kernel.errors import Errno
+from services.kernel.filesystems.procfs import ProcFs
 from services.kernel.filesystems.tmpfs import Tmpfs
 from services.kernel.fs import AT_FDCWD, resolve
 from services.kernel.task import Credentials
@@ -27,12 +28,13 @@ MS_PROPAGATION = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20)   # unbindable pr
 MS_MGC_MSK, MS_MGC_VAL = 0xFFFF0000, 0xC0ED0000
 MNT_FORCE, MNT_DETACH, UMOUNT_NOFOLLOW = 1, 2, 8
 
-FILESYSTEMS = {b"tmpfs": Tmpfs.from_options}
+FILESYSTEMS = {b"tmpfs": Tmpfs.from_options, b"proc": ProcFs.from_options}
 
-# path, mode, flags, and what fills it: the tmpfs mounts every guest boots with
+# path, mode, flags, and what fills it (b"proc": a procfs instead of a tmpfs): the mounts every guest boots with
 BOOT_MOUNTS = [(b"/dev", 0o755, MS_NOSUID, populate_dev),
                (b"/tmp", 0o1777, MS_NOSUID | MS_NODEV, None),
-               (b"/run", 0o755, MS_NOSUID | MS_NODEV, None)]
+               (b"/run", 0o755, MS_NOSUID | MS_NODEV, None),
+               (b"/proc", 0o555, MS_NOSUID | MS_NODEV | MS_NOEXEC, b"proc")]
 
 
 def mount_flags(flags: int) -> int:
@@ -42,9 +44,9 @@ def mount_flags(flags: int) -> int:
 
 
 async def boot_vfs(root_fs, dev: int, fstype: bytes) -> Vfs:
-    """The root filesystem (read-only if it cannot be written), and a tmpfs on
-    /dev (with the device nodes), /tmp and /run where the disk has those
-    directories."""
+    """The root filesystem (read-only if it cannot be written), a tmpfs on
+    /dev (with the device nodes), /tmp and /run, and proc on /proc, where the
+    disk has those directories."""
     ro = 0 if getattr(root_fs, "writable", False) else MS_RDONLY
     vfs = Vfs(Mount(root_fs, dev, MS_RELATIME | ro, fstype, b"/dev/root"))
     for path, mode, flags, populate in BOOT_MOUNTS:
@@ -53,6 +55,9 @@ async def boot_vfs(root_fs, dev: int, fstype: bytes) -> Vfs:
         except Errno as exc:
             log.warning("no %s on the root filesystem (%s): not mounting a tmpfs there",
                         path.decode(), errno.errorcode.get(exc.code, exc.code))
+            continue
+        if populate == b"proc":
+            vfs.attach(Mount(ProcFs(), vfs.anon_dev(), MS_RELATIME | flags, b"proc", b"proc"), at)
             continue
         fs = Tmpfs(mode=mode)
         if populate is not None:

@@ -21,7 +21,7 @@ from services.kernel.pagecache import PageCache
 from services.kernel.proc import HOST, RLIM_INFINITY, Ops
 from services.kernel.syscalls import TABLE, name
 from services.kernel.files import FdTable
-from services.kernel.task import Credentials, FsContext, Process, Task
+from services.kernel.task import CURRENT, Credentials, FsContext, Process, Task
 from services.kernel.mount import boot_vfs
 from services.kernel.vfs import UBD_MAJOR, Vfs, makedev
 from services.kernel import exec as execmod
@@ -140,6 +140,7 @@ class Kernel:
             self.answer(t, -errno.ENOSYS, name(nr), msg["args"])
             return
         args = msg["args"]
+        token = CURRENT.set(t)
         try:
             result = entry.handler(t, *args)
         except Errno as e:
@@ -148,9 +149,11 @@ class Kernel:
             log.exception("%s: kernel bug in %s", t, entry.name)
             result = -errno.EIO
         if inspect.isawaitable(result):
-            t.call = asyncio.ensure_future(result)   # what a signal cancels
+            t.call = asyncio.ensure_future(result)   # what a signal cancels; keeps CURRENT
+            CURRENT.reset(token)
             asyncio.ensure_future(self.finish(t, entry.name, args, t.call))
         else:
+            CURRENT.reset(token)
             self.answer(t, result, entry.name, args)
 
     async def finish(self, t: Task, call: str, args: list, call_task: asyncio.Future) -> None:

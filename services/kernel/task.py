@@ -3,6 +3,7 @@ files, memory, signal state."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import struct
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,10 @@ from services.kernel.files import FdTable
 from services.kernel.memory import GuestMemory
 
 NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
+
+# The task whose system call is being served: set by the dispatcher, and
+# inherited by the asyncio task a waiting handler runs in (/proc/self needs it).
+CURRENT: contextvars.ContextVar = contextvars.ContextVar("current_task", default=None)
 
 if TYPE_CHECKING:
     from services.kernel.service import Kernel
