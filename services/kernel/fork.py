@@ -67,6 +67,7 @@ async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int)
                  t.files if flags & CLONE_FILES else t.files.copy(),
                  t.fs if flags & CLONE_FS else FsContext(t.cwd, t.umask))
     child.comm, child.exe, child.sigmask, child.brk = t.comm, t.exe, t.sigmask, t.brk
+    child.mm_ranges = t.mm_ranges
     if not flags & CLONE_VM or flags & CLONE_VFORK:
         child.altstack = t.altstack
     if flags & CLONE_THREAD:

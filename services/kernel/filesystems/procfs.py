@@ -477,13 +477,5 @@ class ProcFs:
 
     @staticmethod
     def ranges(t) -> dict:
-        """What exec recorded of t's image; a child that has not exec'd since
-        fork has its parent's image (its ancestors' record)."""
-        proc = t.process if t is not None else None
-        while proc is not None:
-            for task in ([t] if proc is t.process else []) + list(proc.threads.values()):
-                r = getattr(task, "mm_ranges", None)
-                if r:
-                    return r
-            proc = proc.parent
-        return {}
+        """What exec recorded of t's image (fork copies it)."""
+        return t.mm_ranges if t is not None else {}
