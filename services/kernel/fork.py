@@ -75,7 +75,19 @@ async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int)
     else:
         host = CLONE_PARENT | SIGCHLD | flags & (CLONE_VM | CLONE_SETTLS | CLONE_CHILD_CLEARTID)
     op = {"op": "clone", "task": tid, "flags": host, "stack": stack,
-          "ctid": ctid if flags & CLONE_CHILD_CLEARTID else 0, "tls": tls}
+          "ctid": ctid if flags & CLONE_CHILD_CLEARTID else 0, "tls": tls,
+          "settid": ctid if flags & CLONE_CHILD_SETTID else 0}
+    # The child is known before it runs: userspace announces its host pid
+    # (``spawned``) and lets it go within the op, before any call of its own.
+    k.tasks[tid] = child
+    child.in_kernel = False
+    if proc is not t.process:
+        k.processes[tid] = proc
+        proc.parent.children.append(proc)
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = ctid
+    if flags & CLONE_VFORK:
+        child.vfork_done = k.loop.create_future()
     try:
         result = (await k.run_ops(t, [op]))[0]
     except BaseException:
@@ -84,20 +96,8 @@ async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int)
     if isinstance(result, int) and result < 0:
         _undo(t, child)
         raise Errno(-result)
-    child.attach(result)
-    k.tasks[tid] = child
-    if proc is not t.process:
-        k.processes[tid] = proc
-        proc.parent.children.append(proc)
     if flags & CLONE_PARENT_SETTID:
         _put_tid(t, ptid, tid)
-    if flags & CLONE_CHILD_SETTID:
-        _put_tid(child, ctid, tid)
-    if flags & CLONE_CHILD_CLEARTID:
-        child.clear_child_tid = ctid
-    if flags & CLONE_VFORK:
-        child.vfork_done = k.loop.create_future()
-    k.resume(child)
     if child.vfork_done is not None:
         t.in_ops = True              # not cut short by signals: vfork must not run twice
         try:
@@ -109,10 +109,15 @@ async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int)
 
 def _undo(parent: Task, child: Task) -> None:
     """The host clone failed: forget the child."""
+    k = child.kernel
+    k.tasks.pop(child.tid, None)
     del child.process.threads[child.tid]
+    if child.process is not parent.process:
+        k.processes.pop(child.tid, None)
+        child.process.parent.children.remove(child.process)
     if child.files is not parent.files:
         child.files.close_all()
-    child.kernel.free_pid(child.tid)
+    k.free_pid(child.tid)
 
 
 def _put_tid(t: Task, addr: int, tid: int) -> None:

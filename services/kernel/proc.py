@@ -133,15 +133,6 @@ def sys_set_tid_address(t, tidptr, *_):
     return t.tid
 
 
-def sys_exit_group(t, status, *_):
-    t.exit_status = (status & 0xFF) << 8
-    return HOST      # the host process ends; userspace reports it gone
-
-
-def sys_exit(t, status, *_):
-    return sys_exit_group(t, status)
-
-
 def sys_uname(t, buf, *_):
     k = t.kernel.cfg
     fields = (b"Linux", k.hostname.encode(), k.release.encode(),

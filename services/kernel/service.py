@@ -74,6 +74,10 @@ class Kernel:
             fut = self.waiting.pop(msg["task"], None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
+            elif kind == "spawned":            # a clone child, about to run
+                t = self.tasks.get(msg["task"])
+                if t is not None and not t.host_pid:
+                    t.attach(msg["pid"])
         elif kind == "trap":
             self.trap(msg)
         elif kind == "exited":

@@ -65,7 +65,6 @@ _ENTRIES = [
     (57, fork.sys_fork, FULL, ""),
     (58, fork.sys_vfork, FULL, "the parent waits in the kernel until the child execs or exits"),
     (59, proc.sys_execve, PARTIAL, "static and static-PIE ELF, #! scripts"),
-    (60, proc.sys_exit, FULL, ""),
     (61, wait.sys_wait4, PARTIAL, "rusage is zeros"),
     (62, signal.sys_kill, FULL, "guest pids only"),
     (63, proc.sys_uname, FULL, "the guest's own release and nodename"),
@@ -100,7 +99,6 @@ _ENTRIES = [
     (202, futex.sys_futex, PARTIAL, "shared futexes on the host; no PI futexes"),
     (218, proc.sys_set_tid_address, FULL, "virtual tid"),
     (230, time.sys_clock_nanosleep, FULL, "on the kernel's loop; interrupted by signals, rem written"),
-    (231, proc.sys_exit_group, FULL, ""),
     (234, signal.sys_tgkill, FULL, "guest tids only"),
     (247, wait.sys_waitid, PARTIAL, "rusage is zeros"),
     (257, fs.sys_openat, PARTIAL, "ext2 read-only; FIFOs, sockets, block devices ENXIO; no O_TMPFILE"),
@@ -174,7 +172,7 @@ _ENTRIES = [
 ]
 
 # Run on the host by the filter (services/userspace/seccomp.py); listed for the record.
-_HOST_CALLS = [12, 10, 11, 25, 28, 24, 96, 158, 201, 228, 229, 273, 318, 334]
+_HOST_CALLS = [12, 10, 11, 25, 28, 24, 60, 96, 158, 201, 228, 229, 231, 273, 318, 334]
 
 TABLE: dict[int, Syscall] = {
     nr: Syscall(SYSCALL_NAMES.get(nr, f"syscall_{nr}"), handler, support, note)

@@ -115,7 +115,6 @@ class Task:
         self.exe = b""
         self.request_id = 0          # the userspace request this task is stopped in
         self.call: asyncio.Future | None = None   # the syscall handler it waits in, if any
-        self.exit_status: int | None = None
         self.in_kernel = True        # stopped for the kernel (a call, a trap), not running
         self.in_ops = False          # waiting for userspace to run ops: not interruptible
         self.signalled = False       # its call was cut short by a signal

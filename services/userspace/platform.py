@@ -54,7 +54,7 @@ class Context:
 
     def __init__(self, stub_path: str, adopt: Callable[[Tracee], None]):
         self.stub_path = stub_path
-        self.adopt = adopt
+        self.adopt = adopt        # track it; tell the kernel its host pid
 
 
 def run_ops(t: Tracee, ops: list, ctx: Context) -> tuple[list, bool]:
@@ -145,9 +145,9 @@ def _set_regs(t: Tracee, op: dict) -> None:
 
 def _clone(t: Tracee, op: dict, ctx: Context) -> int:
     """fork/clone on the host (copy-on-write is the host's).  The host attaches
-    the child to us before its first instruction; it is left stopped with the
-    registers of a return from the guest's call (0, on the stack it asked
-    for), until the kernel resumes it.  The flags are the kernel's: it keeps
+    the child to us before its first instruction; it gets the registers of a
+    return from the guest's call (0, on the stack it asked for), the kernel
+    hears its host pid (``spawned``), and it runs.  The flags are the kernel's: it keeps
     host tids out of guest memory and makes every guest process a host child
     of this service (CLONE_PARENT), which reaps them all."""
     pid = t.inject(SYS_clone, op["flags"], op["stack"], 0, op["ctid"], op["tls"])
@@ -168,7 +168,10 @@ def _clone(t: Tracee, op: dict, ctx: Context) -> int:
     child.state = PARKED
     child.vdso, child.stack_top = t.vdso, t.stack_top
     child.open_mem()
+    if op["settid"]:          # CLONE_CHILD_SETTID, with the kernel's tid
+        child.poke(op["settid"], struct.pack("<i", op["task"]))
     ctx.adopt(child)
+    child.cont()
     return pid
 
 

@@ -207,9 +207,10 @@ class Userspace:
                 t.finish(msg["value"])   # back to the guest's call site with the result
 
     def adopt(self, t: Tracee) -> None:
-        """A child made by a clone op: tracked from now on, stopped."""
+        """A new tracee: tracked from now on, and its host pid told to the kernel."""
         self.by_task[t.task] = t
         self.by_pid[t.pid] = t
+        self.kernel.send("spawned", t.request_id or self.next_id, {"task": t.task, "pid": t.pid})
 
     def spawn(self, msg: Message) -> None:
         task = msg["task"]
@@ -219,9 +220,9 @@ class Userspace:
             log.error("cannot spawn task %d: %s", task, exc)
             self.kernel.error(msg.id, f"spawn failed: {exc}")
             return
+        t.request_id = msg.id
         self.adopt(t)
         log.info("task %d runs as host pid %d", task, t.pid)
-        self.kernel.send("spawned", msg.id, {"task": task, "pid": t.pid})
 
     # --- control endpoint -----------------------------------------------------
     def on_control(self, to: bytes, msg: Message) -> None:
