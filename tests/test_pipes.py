@@ -39,7 +39,9 @@ def test_pipe_eof_capacity_nonblocking_and_epipe(pipes_tree, pipes_disk):
     for line in ("read at EOF = 0", "read empty nonblocking = -1 EAGAIN",
                  "capacity 64-byte writes 65536", "capacity 1000-byte writes 64000",
                  "write 200 into 100 free = -1 EAGAIN", "fifo 1 perm 600",
-                 "write with no reader = -1 EPIPE", "F_SETPIPE_SZ 100000 = 131072"):
+                 "write with no reader = -1 EPIPE", "F_SETPIPE_SZ 100000 = 131072",
+                 "readv of 3 bytes into 3+8 = 3", "readv of 7 bytes into 3+8 = 7",
+                 "scattered abc|defg"):
         assert line in out
 
 

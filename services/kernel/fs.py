@@ -294,13 +294,20 @@ def _iovecs(t, iov: int, iovcnt: int) -> list[tuple[int, int]]:
 
 
 async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
-    total = 0
-    for base, length in _iovecs(t, iov, iovcnt):
-        n = await _read_into(t, f, base, length, None if offset is None else offset + total)
-        total += n
-        if n < length:
+    """One read of the total, scattered over the buffers: a pipe holding just
+    the first buffer's worth returns it, as on Linux, instead of blocking."""
+    vecs = _iovecs(t, iov, iovcnt)
+    want = sum(length for _, length in vecs)
+    if not want:
+        return 0
+    data = await f.read(min(want, CHUNK), offset)
+    at = 0
+    for base, length in vecs:
+        if at >= len(data):
             break
-    return total
+        t.mem.write(base, data[at:at + length])
+        at += length
+    return len(data)
 
 
 async def _writev(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
