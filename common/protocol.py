@@ -74,6 +74,8 @@ MESSAGES: dict[str, Spec] = {
     "interrupt": Spec("kernel", "userspace", {"task": INT},
                       "stop the running task and report a trap (a signal is waiting for "
                       "it); nothing if it is stopped already"),
+    "clone_failed": Spec("userspace", "kernel", {"task": INT, "errno": INT},
+                         "the host clone for new task failed; the caller got -errno"),
     "resume": Spec("kernel", "userspace", {"task": INT},
                    "let a stopped task run on from its registers (a new child after clone)"),
     # kernel <-> ubd_io

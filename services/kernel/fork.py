@@ -21,6 +21,7 @@ import struct
 from dataclasses import replace
 
 from services.kernel.errors import Errno
+from services.kernel.proc import Ops
 from services.kernel.task import FsContext, Process, Task
 
 CSIGNAL = 0xFF
@@ -45,8 +46,8 @@ CLONE_ARGS_SIZE_VER0 = 64
 _TID = struct.Struct("<i")
 
 
-async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
-    """The one way a task is made; returns the child's virtual tid."""
+async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int | Ops:
+    """The one way a task is made; the call returns the child's virtual tid."""
     if flags & UNSUPPORTED:
         raise Errno(errno.EINVAL)
     if (flags & CLONE_THREAD and not flags & CLONE_SIGHAND) or (
@@ -86,8 +87,14 @@ async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int)
         proc.parent.children.append(proc)
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = ctid
-    if flags & CLONE_VFORK:
-        child.vfork_done = k.loop.create_future()
+    if not flags & CLONE_VFORK:
+        # Nothing to wait for: the call ends with the op, returning the tid
+        # (if the host clone fails, userspace returns its errno and says so).
+        if flags & CLONE_PARENT_SETTID:
+            _put_tid(t, ptid, tid)
+        child.created_by = t
+        return Ops([op], tid)
+    child.vfork_done = k.loop.create_future()
     try:
         result = (await k.run_ops(t, [op]))[0]
     except BaseException:
@@ -105,6 +112,11 @@ async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int)
         finally:
             t.in_ops = False
     return tid
+
+
+def clone_failed(child: Task) -> None:
+    """Userspace could not make the host process of a clone: no child."""
+    _undo(child.created_by, child)
 
 
 def _undo(parent: Task, child: Task) -> None:

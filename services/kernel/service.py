@@ -25,7 +25,7 @@ from services.kernel.task import CURRENT, Credentials, FsContext, Process, Task
 from services.kernel.mount import boot_vfs
 from services.kernel.vfs import UBD_MAJOR, Vfs, makedev
 from services.kernel import exec as execmod
-from services.kernel import signal, wait
+from services.kernel import fork, signal, wait
 
 log = logging.getLogger("kernel")
 
@@ -80,6 +80,11 @@ class Kernel:
                     t.attach(msg["pid"])
         elif kind == "trap":
             self.trap(msg)
+        elif kind == "clone_failed":
+            child = self.tasks.get(msg["task"])
+            if child is not None and child.created_by is not None and not child.host_pid:
+                log.warning("%s: host clone failed (%d)", child.created_by, -msg["errno"])
+                fork.clone_failed(child)
         elif kind == "exited":
             t = self.tasks.get(msg["task"])
             if t is not None:

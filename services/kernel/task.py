@@ -128,6 +128,7 @@ class Task:
         self.mm_ranges: dict = {}    # argv/env ranges and the image's dev/ino, for /proc
         self.clear_child_tid = 0
         self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
+        self.created_by: Task | None = None   # the task whose clone op makes it
         self.held: tuple | None = None   # the message that resumes it, while its process is stopped
         process.threads[tid] = self
 

@@ -195,6 +195,11 @@ class Userspace:
             failed = results and isinstance(results[-1], int) and results[-1] < 0
             if msg["reply"]:
                 self.kernel.send("ops_done", msg.id, {"task": t.task, "results": results})
+            elif failed and msg["ops"][len(results) - 1].get("op") == "clone":
+                # fork's batch: the caller gets the error, the kernel forgets the child
+                op = msg["ops"][len(results) - 1]
+                self.send("clone_failed", {"task": op["task"], "errno": -results[-1]})
+                t.finish(results[-1])
             elif failed:
                 # A batch with no reply is one the task cannot survive failing
                 # (an exec past the point of no return), as on Linux.
