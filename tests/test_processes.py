@@ -17,7 +17,7 @@ from deploy import launch
 from conftest import HERE, disk_of, make_tree, skas
 from test_services import ask, make_config
 
-PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl")
+PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl", "execat")
 NATIVE_ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
 
 
@@ -45,8 +45,9 @@ def guest(img: Path, *argv: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"], ["/bin/jobctl"],
-                                  ["/bin/sh", "/scripts/corpus.sh"]],
-                         ids=["signal-handlers", "pthreads", "job-control", "shell-corpus"])
+                                  ["/bin/execat"], ["/bin/sh", "/scripts/corpus.sh"]],
+                         ids=["signal-handlers", "pthreads", "job-control", "execveat",
+                              "shell-corpus"])
 def test_same_output_natively_and_in_a_guest(ptree, pdisk, argv):
     want = native(ptree, *argv)
     got = guest(pdisk, *argv)

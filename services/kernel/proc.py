@@ -179,8 +179,22 @@ def sys_prctl(t, option, arg2, *_):
     raise Errno(errno.EINVAL)
 
 
+async def sys_execveat(t, dirfd, path_ptr, argv_ptr, envp_ptr, flags, *_):
+    """execve of a path relative to dirfd, or of dirfd itself (AT_EMPTY_PATH,
+    fexecve): the program is named by its guest path (Linux says /dev/fd/N)."""
+    from services.kernel.fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, resolve
+    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
+        raise Errno(errno.EINVAL)
+    loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
+                        empty_ok=bool(flags & AT_EMPTY_PATH))
+    return await _execve(t, loc.path, argv_ptr, envp_ptr)
+
+
 async def sys_execve(t, path_ptr, argv_ptr, envp_ptr, *_):
-    path = t.mem.read_cstr(path_ptr)
+    return await _execve(t, t.mem.read_cstr(path_ptr), argv_ptr, envp_ptr)
+
+
+async def _execve(t, path: bytes, argv_ptr: int, envp_ptr: int) -> Ops:
     argv = [t.mem.read_cstr(p, 128 << 10) for p in t.mem.read_ptrs(argv_ptr, MAX_ARGS)] \
         if argv_ptr else []
     envp = [t.mem.read_cstr(p, 128 << 10) for p in t.mem.read_ptrs(envp_ptr, MAX_ARGS)] \

@@ -167,6 +167,7 @@ _ENTRIES = [
     (441, poll.sys_epoll_pwait2, FULL, ""),
     (302, proc.sys_prlimit64, PARTIAL, "own process only"),
     (332, fs.sys_statx, FULL, ""),
+    (322, proc.sys_execveat, PARTIAL, "the program is named by its guest path, not /dev/fd/N"),
     (435, fork.sys_clone3, PARTIAL, "as clone; no set_tid or cgroup"),
     (439, fs.sys_faccessat2, FULL, ""),
 ]
