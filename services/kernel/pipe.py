@@ -17,8 +17,8 @@ from collections import deque
 
 from services.kernel.errors import Errno
 from services.kernel.files import PseudoInode
-from services.kernel.poll import (
-    ALL_EVENTS, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue)
+from services.kernel.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
+from services.kernel.waitqueue import ALL_EVENTS, WaitQueue
 from services.kernel.vfs import (
     O_CLOEXEC, O_NONBLOCK, O_WRONLY, Location, OpenFile, makedev, pack_stat, pack_statx)
 

@@ -21,11 +21,11 @@ from services.kernel.errors import Errno
 from services.kernel.files import PseudoInode, c_int
 from services.kernel.memory import ADDR_LIMIT
 from services.kernel.signal import UNBLOCKABLE
+from services.kernel.waitqueue import PollTable, WaitQueue
 from services.kernel.vfs import O_CLOEXEC, O_NONBLOCK, O_RDWR, OpenFile, makedev, pack_stat, pack_statx
 
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
 POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND = 0x40, 0x80, 0x100, 0x200
-ALL_EVENTS = 0xFFFFFFFF
 # What select counts as readable, writable, exceptional (Linux's POLL*_SET).
 POLLIN_SET = POLLRDNORM | POLLRDBAND | POLLIN | POLLHUP | POLLERR
 POLLOUT_SET = POLLWRBAND | POLLWRNORM | POLLOUT | POLLERR
@@ -42,64 +42,6 @@ NSEC, USEC = 1_000_000_000, 1_000_000
 
 
 # --- the readiness mechanism -------------------------------------------------
-
-class WaitQueue:
-    """Who waits on one object: callbacks run with the POLL* bits of each wake
-    (Linux's wait_queue_head with keyed wake-ups)."""
-
-    def __init__(self) -> None:
-        self.callbacks: dict[Callable[[int], None], None] = {}   # an ordered set
-
-    def add(self, callback: Callable[[int], None]) -> None:
-        self.callbacks[callback] = None
-
-    def remove(self, callback: Callable[[int], None]) -> None:
-        self.callbacks.pop(callback, None)
-
-    def wake(self, events: int = ALL_EVENTS) -> None:
-        for callback in list(self.callbacks):
-            callback(events)
-
-    async def wait(self, events: int = ALL_EVENTS) -> None:
-        """Sleep until a wake with any of events; the caller re-checks its condition."""
-        table = PollTable(events)
-        table.add(self)
-        try:
-            await table.sleep(None)
-        finally:
-            table.close()
-
-
-class PollTable:
-    """One sleeper's registrations on wait queues (Linux's poll_table)."""
-
-    def __init__(self, events: int = ALL_EVENTS):
-        self.events = events
-        self.woken = asyncio.get_running_loop().create_future()
-        self.queues: list[WaitQueue] = []
-
-    def add(self, queue: WaitQueue) -> None:
-        queue.add(self._wake)
-        self.queues.append(queue)
-
-    def _wake(self, events: int) -> None:
-        if events & self.events and not self.woken.done():
-            self.woken.set_result(None)
-
-    async def sleep(self, deadline: float | None) -> None:
-        timer = None
-        if deadline is not None:
-            timer = asyncio.get_running_loop().call_at(deadline, self._wake, ALL_EVENTS)
-        try:
-            await self.woken
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    def close(self) -> None:
-        for queue in self.queues:
-            queue.remove(self._wake)
-
 
 async def wait_until(scan: Callable[[PollTable | None], tuple[int, object]],
                      deadline: float | None) -> tuple[int, object]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from services.kernel.files import FdTable
 from services.kernel.memory import GuestMemory
+from services.kernel.waitqueue import WaitQueue
 
 NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
 
@@ -32,29 +33,6 @@ class Credentials:
     suid: int = 0
     sgid: int = 0
     groups: list[int] = field(default_factory=list)
-
-
-class WaitQueue:
-    """Coroutines waiting for something to change (a child to exit ...).
-
-    A waiter re-checks its condition after every wake-up; cancelling it (a
-    signal) leaves nothing behind."""
-
-    def __init__(self) -> None:
-        self.waiters: set[asyncio.Future] = set()
-
-    async def wait(self) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters.add(fut)
-        try:
-            await fut
-        finally:
-            self.waiters.discard(fut)
-
-    def wake(self) -> None:
-        for fut in self.waiters:
-            if not fut.done():
-                fut.set_result(None)
 
 
 class Process:
