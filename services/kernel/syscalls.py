@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
+from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _PTRACE_NAMES
 
 from services.kernel import fork, fs, futex, mm, mount, pipe, poll, proc, signal, time, wait
 from services.kernel.proc import HOST
 
 FULL, PARTIAL, HOST_RUN = "full", "partial", "host"
+# python-ptrace's list stops at Linux 5.x; the newer calls we serve:
+SYSCALL_NAMES = {**_PTRACE_NAMES, 435: "clone3", 436: "close_range", 439: "faccessat2",
+                 441: "epoll_pwait2", 452: "fchmodat2"}
 
 
 @dataclass(frozen=True)
