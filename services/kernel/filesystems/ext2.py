@@ -1,4 +1,4 @@
-"""ext2, read-only for now, in the on-disk format mke2fs and e2fsck agree on.
+"""ext2 in the on-disk format mke2fs and e2fsck agree on.
 
 In a nutshell: the superblock (byte 1024) and group descriptors are read and
 checked at mount; inodes are found through their group's inode table and
@@ -9,16 +9,31 @@ with ``dir_index`` are read linearly, which their format allows.
 
 Metadata (inode tables, indirect blocks) and file data have separate block
 caches, so that reading a big file cannot push the inode tables out.
-Directories keep their parsed entries, the filesystem being read-only.
+Directories keep their parsed entries, updated as entries come and go.
+
+Writing (not yet enabled for mounts: ``writable`` stays False until the sync
+calls reach ``sync``): changed blocks are kept dirty in memory, at most
+``DIRTY_LIMIT`` of them, and written back, adjacent ones merged, when there are
+more, on ``sync`` (which then writes the superblock and group descriptors and
+ends with a device FLUSH), ``Inode.fsync`` and ``unmount``.  Blocks and inodes
+are allocated through the group bitmaps, the group and superblock free counts
+(and each group's directory count) kept right.  An indexed (dir_index)
+directory that is changed loses its EXT2_INDEX_FL, as Linux's ext2 does, so
+it is read linearly afterwards and stays valid.  Mutations hold the
+filesystem's lock, so each is atomic with respect to the others.
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import stat as S
 import struct
+import time
 from collections import OrderedDict
 from typing import Protocol
+
+from services.kernel.errors import Errno
 
 
 class BlockSource(Protocol):
@@ -40,6 +55,14 @@ INCOMPAT_NAMES = {0x0001: "compression", 0x0004: "needs_recovery", 0x0008: "jour
                   0x2000: "metadata_csum_seed", 0x4000: "large_dir", 0x8000: "inline_data",
                   0x10000: "encrypt", 0x20000: "casefold"}
 RO_COMPAT_SPARSE_SUPER = 0x0001
+RO_COMPAT_LARGE_FILE = 0x0002
+INDEX_FL = 0x1000          # EXT2_INDEX_FL: the directory has an htree
+DIRTY_LIMIT = 1024         # dirty blocks held before they are written back
+FT_FROM_MODE = {S.S_IFREG: 1, S.S_IFDIR: 2, S.S_IFCHR: 3, S.S_IFBLK: 4, S.S_IFIFO: 5,
+                S.S_IFSOCK: 6, S.S_IFLNK: 7}
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+_GD = struct.Struct("<3I3H")   # block bitmap, inode bitmap, inode table, free blocks/inodes, dirs
+_INODE_HEAD = struct.Struct("<HHIIIIIHHII")
 MAX_RUN_BYTES = 1 << 20    # data fetched in one device request
 CACHE_BLOCKS = 1024
 
@@ -96,12 +119,45 @@ class BlockCache:
             self.blocks.popitem(last=False)
 
 
+def _now() -> tuple[int, int]:
+    return divmod(time.time_ns(), 1_000_000_000)
+
+
+def _encode_time(sec: int, ns: int) -> tuple[int, int]:
+    """The 32-bit seconds and the extra field (epoch bits, ns << 2) Linux stores."""
+    lo = sec & 0xFFFFFFFF
+    epoch = ((sec - ((lo ^ 0x80000000) - 0x80000000)) >> 32) & 3
+    return lo, (ns << 2) | epoch
+
+
+def _find_zero(bm: bytes, start: int, nbits: int) -> int | None:
+    """The first clear bit from start (then from 0) below nbits."""
+    for begin in (start, 0):
+        i = begin
+        while i < nbits:
+            byte = bm[i >> 3]
+            if byte == 0xFF:
+                i = (i | 7) + 1
+                continue
+            if not byte >> (i & 7) & 1:
+                return i
+            i += 1
+        if begin == 0:
+            break
+    return None
+
+
 class Ext2:
+    writable = False       # True once the kernel's sync calls reach sync()
+
     def __init__(self, dev: BlockSource):
         self.dev = dev
         self.meta_cache = BlockCache(CACHE_BLOCKS)
         self.data_cache = BlockCache(CACHE_BLOCKS)
         self.inodes: dict[int, Inode] = {}
+        self.dirty: OrderedDict[int, bytes] = OrderedDict()
+        self.lock = asyncio.Lock()
+        self.meta_dirty = False      # superblock or group descriptors changed
 
     @classmethod
     async def mount(cls, dev: BlockSource) -> Ext2:
@@ -134,7 +190,16 @@ class Ext2:
         gdt = await fs._fetch((first_data + 1) * bs, gdt_blocks * bs)
         groups = [_GROUP.unpack_from(gdt, g * _GROUP.size) for g in range(fs.ngroups)]
         fs.inode_tables = [table for table, _, _ in groups]
-        fs.group_free = [(blocks, inodes) for _, blocks, inodes in groups]
+        fs.group_free = [[blocks, inodes] for _, blocks, inodes in groups]
+        descs = [_GD.unpack_from(gdt, g * _GROUP.size) for g in range(fs.ngroups)]
+        fs.block_bitmaps = [d[0] for d in descs]
+        fs.inode_bitmaps = [d[1] for d in descs]
+        fs.used_dirs = [d[5] for d in descs]
+        fs.sb = bytearray(raw)
+        fs.gdt = bytearray(gdt)
+        fs.first_data = first_data
+        fs.first_ino = _U32.unpack_from(raw, 84)[0] if rev >= 1 else 11
+        fs.rev = rev
         itb_per_group = fs.inodes_per_group // (bs // fs.inode_size)
         if any(t == 0 or t + itb_per_group > fs.blocks_count for t in fs.inode_tables):
             raise Ext2Error(errno.EUCLEAN, "inode table outside the filesystem")
@@ -169,7 +234,7 @@ class Ext2:
 
     async def block(self, block: int) -> bytes:
         """One metadata block, through the metadata cache."""
-        data = self.meta_cache.get(block)
+        data = self.dirty.get(block) or self.meta_cache.get(block)
         if data is None:
             if not 0 < block < self.blocks_count:
                 raise Ext2Error(errno.EUCLEAN, f"block {block} outside the filesystem")
@@ -186,7 +251,7 @@ class Ext2:
         else in one device request."""
         cached = []
         for b in range(block, block + count):
-            data = self.data_cache.get(b)
+            data = self.dirty.get(b) or self.data_cache.get(b)
             if data is None:
                 break
             cached.append(data)
@@ -196,9 +261,163 @@ class Ext2:
             raise Ext2Error(errno.EUCLEAN, f"blocks {block}+{count} outside the filesystem")
         bs = self.block_size
         data = await self._fetch(block * bs, count * bs)
+        if self.dirty:
+            parts = [self.dirty.get(block + i) or data[i * bs:(i + 1) * bs] for i in range(count)]
+            data = b"".join(parts)
         for i in range(max(0, count - self.data_cache.limit), count):
-            self.data_cache.put(block + i, data[i * bs:(i + 1) * bs])
+            if block + i not in self.dirty:
+                self.data_cache.put(block + i, data[i * bs:(i + 1) * bs])
         return data
+
+    # --- writing back -------------------------------------------------------------
+    async def put(self, block: int, data: bytes) -> None:
+        """A block's new contents, held dirty until written back."""
+        if not 0 < block < self.blocks_count or len(data) != self.block_size:
+            raise Ext2Error(errno.EUCLEAN, f"bad write of block {block}")
+        self.meta_cache.blocks.pop(block, None)
+        self.data_cache.blocks.pop(block, None)
+        self.dirty[block] = bytes(data)
+        self.dirty.move_to_end(block)
+        if len(self.dirty) > DIRTY_LIMIT:
+            await self.write_back()
+
+    def forget(self, block: int) -> None:
+        """A freed block: its contents no longer matter."""
+        self.meta_cache.blocks.pop(block, None)
+        self.data_cache.blocks.pop(block, None)
+        self.dirty.pop(block, None)
+
+    async def write_back(self) -> None:
+        """Write every dirty block, runs of adjacent ones in one request."""
+        snapshot = sorted(self.dirty.items())
+        bs = self.block_size
+        max_run = MAX_RUN_BYTES // bs
+        i = 0
+        while i < len(snapshot):
+            j = i + 1
+            while (j < len(snapshot) and j - i < max_run
+                   and snapshot[j][0] == snapshot[j - 1][0] + 1):
+                j += 1
+            await self.dev.write(snapshot[i][0] * bs, b"".join(d for _, d in snapshot[i:j]))
+            for block, data in snapshot[i:j]:
+                if self.dirty.get(block) is data:     # not changed again meanwhile
+                    del self.dirty[block]
+                    self.data_cache.put(block, data)
+            i = j
+
+    async def sync(self) -> None:
+        """Dirty blocks, then the group descriptors and superblock, then a FLUSH."""
+        await self.write_back()
+        if self.meta_dirty:
+            self.meta_dirty = False
+            for g in range(self.ngroups):
+                _GD.pack_into(self.gdt, g * _GROUP.size, self.block_bitmaps[g],
+                              self.inode_bitmaps[g], self.inode_tables[g],
+                              self.group_free[g][0], self.group_free[g][1], self.used_dirs[g])
+            await self.dev.write((self.first_data + 1) * self.block_size, bytes(self.gdt))
+            struct.pack_into("<II", self.sb, 12, sum(b for b, _ in self.group_free),
+                             sum(i for _, i in self.group_free))
+            struct.pack_into("<I", self.sb, 48, int(time.time()))     # s_wtime
+            await self.dev.write(1024, bytes(self.sb))
+        await self.dev.flush()
+
+    async def unmount(self) -> None:
+        async with self.lock:
+            await self.sync()
+
+    # --- allocation ----------------------------------------------------------------
+    def _group_blocks(self, g: int) -> int:
+        return min(self.blocks_per_group,
+                   self.blocks_count - self.first_data - g * self.blocks_per_group)
+
+    async def alloc_block(self, goal: int) -> int:
+        """A free block, the first at or after goal in its group if there is one."""
+        first, bpg = self.first_data, self.blocks_per_group
+        if not first <= goal < self.blocks_count:
+            goal = first
+        g0 = (goal - first) // bpg
+        for k in range(self.ngroups):
+            g = (g0 + k) % self.ngroups
+            if self.group_free[g][0] <= 0:
+                continue
+            bm = await self.block(self.block_bitmaps[g])
+            start = goal - first - g * bpg if k == 0 else 0
+            bit = _find_zero(bm, start, self._group_blocks(g))
+            if bit is None:
+                continue
+            new = bytearray(bm)
+            new[bit >> 3] |= 1 << (bit & 7)
+            await self.put(self.block_bitmaps[g], new)
+            self.group_free[g][0] -= 1
+            self.meta_dirty = True
+            return first + g * bpg + bit
+        raise Errno(errno.ENOSPC)
+
+    async def free_block(self, block: int) -> None:
+        if not self.first_data <= block < self.blocks_count:
+            raise Ext2Error(errno.EUCLEAN, f"freeing block {block} outside the filesystem")
+        g, bit = divmod(block - self.first_data, self.blocks_per_group)
+        bm = bytearray(await self.block(self.block_bitmaps[g]))
+        if not bm[bit >> 3] >> (bit & 7) & 1:
+            raise Ext2Error(errno.EUCLEAN, f"freeing block {block}, already free")
+        bm[bit >> 3] &= ~(1 << (bit & 7)) & 0xFF
+        await self.put(self.block_bitmaps[g], bm)
+        self.forget(block)
+        self.group_free[g][0] += 1
+        self.meta_dirty = True
+
+    async def alloc_inode(self, near: int, is_dir: bool) -> int:
+        """A free inode number, from the group of inode near if it has one."""
+        g0 = (near - 1) // self.inodes_per_group
+        for k in range(self.ngroups):
+            g = (g0 + k) % self.ngroups
+            if self.group_free[g][1] <= 0:
+                continue
+            bm = await self.block(self.inode_bitmaps[g])
+            start = max(0, self.first_ino - 1 - g * self.inodes_per_group)
+            bit = _find_zero(bm, start, self.inodes_per_group)
+            if bit is not None and g * self.inodes_per_group + bit + 1 < self.first_ino:
+                bit = None
+            if bit is None:
+                continue
+            ino = g * self.inodes_per_group + bit + 1
+            if ino > self.inodes_count:
+                continue
+            new = bytearray(bm)
+            new[bit >> 3] |= 1 << (bit & 7)
+            await self.put(self.inode_bitmaps[g], new)
+            self.group_free[g][1] -= 1
+            self.used_dirs[g] += is_dir
+            self.meta_dirty = True
+            return ino
+        raise Errno(errno.ENOSPC)
+
+    async def free_inode(self, ino: int, is_dir: bool) -> None:
+        g, bit = divmod(ino - 1, self.inodes_per_group)
+        bm = bytearray(await self.block(self.inode_bitmaps[g]))
+        if not bm[bit >> 3] >> (bit & 7) & 1:
+            raise Ext2Error(errno.EUCLEAN, f"freeing inode {ino}, already free")
+        bm[bit >> 3] &= ~(1 << (bit & 7)) & 0xFF
+        await self.put(self.inode_bitmaps[g], bm)
+        self.group_free[g][1] += 1
+        self.used_dirs[g] -= is_dir
+        self.meta_dirty = True
+        self.inodes.pop(ino, None)
+
+    async def new_inode(self, parent: Inode, mode: int, uid: int, gid: int) -> Inode:
+        ino = await self.alloc_inode(parent.ino, S.S_ISDIR(mode))
+        raw = bytearray(self.inode_size)
+        if self.inode_size > 128:
+            _U16.pack_into(raw, 128, 32 if self.inode_size >= 160 else 0)
+        struct.pack_into("<I", raw, 100, int.from_bytes(os.urandom(4), "little"))  # generation
+        inode = Inode(self, ino, bytes(raw))
+        inode.mode, inode.uid, inode.gid = mode, uid, gid
+        now = _now()
+        inode.atime, inode.atime_ns = now
+        inode.mtime, inode.mtime_ns = now
+        inode.ctime, inode.ctime_ns = now
+        self.inodes[ino] = inode
+        return inode
 
     async def inode(self, ino: int) -> Inode:
         cached = self.inodes.get(ino)
@@ -219,7 +438,10 @@ class Inode:
     def __init__(self, fs: Ext2, ino: int, raw: bytes):
         self.fs = fs
         self.ino = ino
-        (self.mode, uid_lo, size_lo, atime, ctime, mtime, _dtime, gid_lo,
+        self.raw = bytearray(raw)
+        self.opens = 0
+        self.goal = 0               # where the next data block is best allocated
+        (self.mode, uid_lo, size_lo, atime, ctime, mtime, self.dtime, gid_lo,
          self.nlink, self.blocks, self.flags, self.i_block, _gen, self.file_acl, size_hi,
          _faddr) = _INODE.unpack_from(raw)
         uid_hi, gid_hi = _IDS_HI.unpack_from(raw, 120)
@@ -348,3 +570,561 @@ class Inode:
         if self.blocks - xattr_blocks == 0:      # a fast symlink, as Linux tells them
             return self.i_block[:self.size]
         return await self.read(0, self.size)
+
+    # --- writing ------------------------------------------------------------------------
+    async def save(self) -> None:
+        """Put the inode back into its inode table block."""
+        fs = self.fs
+        r = self.raw
+        atime, atime_x = _encode_time(self.atime, self.atime_ns)
+        ctime, ctime_x = _encode_time(self.ctime, self.ctime_ns)
+        mtime, mtime_x = _encode_time(self.mtime, self.mtime_ns)
+        _INODE_HEAD.pack_into(r, 0, self.mode, self.uid & 0xFFFF, self.size & 0xFFFFFFFF, atime,
+                              ctime, mtime, self.dtime, self.gid & 0xFFFF, self.nlink,
+                              self.blocks, self.flags)
+        r[40:100] = self.i_block
+        _U32.pack_into(r, 104, self.file_acl)
+        if S.S_ISREG(self.mode):
+            _U32.pack_into(r, 108, self.size >> 32)
+            if self.size >= 1 << 31 and not fs.feature_ro_compat & RO_COMPAT_LARGE_FILE:
+                fs.feature_ro_compat |= RO_COMPAT_LARGE_FILE
+                _U32.pack_into(fs.sb, 100, fs.feature_ro_compat)
+                fs.meta_dirty = True
+        _IDS_HI.pack_into(r, 120, self.uid >> 16, self.gid >> 16)
+        if len(r) > 128:
+            covered = 128 + _U16.unpack_from(r, 128)[0]
+            for off, val in ((132, ctime_x), (136, mtime_x), (140, atime_x)):
+                if off + 4 <= min(covered, len(r)):
+                    _U32.pack_into(r, off, val)
+        group, index = divmod(self.ino - 1, fs.inodes_per_group)
+        offset = index * fs.inode_size
+        block = fs.inode_tables[group] + offset // fs.block_size
+        table = bytearray(await fs.block(block))
+        start = offset % fs.block_size
+        table[start:start + fs.inode_size] = r
+        await fs.put(block, table)
+
+    def _set_ptrs(self, ptrs: list[int]) -> None:
+        self.blockptrs = tuple(ptrs)
+        self.i_block = _BLOCKPTRS.pack(*ptrs)
+
+    def _touch(self, m: bool = True) -> None:
+        now = _now()
+        self.ctime, self.ctime_ns = now
+        if m:
+            self.mtime, self.mtime_ns = now
+
+    async def _new_block(self, zero: bool) -> int:
+        fs = self.fs
+        goal = self.goal or (fs.first_data + (self.ino - 1) // fs.inodes_per_group
+                             * fs.blocks_per_group)
+        block = await fs.alloc_block(goal)
+        self.goal = block + 1
+        self.blocks += fs.block_size // 512
+        if zero:
+            await fs.put(block, bytes(fs.block_size))
+        return block
+
+    async def _free(self, block: int) -> None:
+        await self.fs.free_block(block)
+        self.blocks -= self.fs.block_size // 512
+
+    async def _bmap(self, lb: int, create: bool) -> tuple[int, bool]:
+        """The physical block of logical block lb, allocated if create (then
+        whether it is new): indirect tables are allocated on the way."""
+        fs = self.fs
+        per = fs.block_size // 4
+        ptrs = list(self.blockptrs)
+        if lb < NDIR_BLOCKS:
+            if ptrs[lb] or not create:
+                return ptrs[lb], False
+            ptrs[lb] = await self._new_block(False)
+            self._set_ptrs(ptrs)
+            return ptrs[lb], True
+        rel, depth, span = lb - NDIR_BLOCKS, 1, per
+        while rel >= span:
+            rel -= span
+            depth += 1
+            span *= per
+            if depth > 3:
+                raise Errno(errno.EFBIG)
+        slot = NDIR_BLOCKS - 1 + depth
+        path = []
+        for _ in range(depth):
+            path.insert(0, rel % per)
+            rel //= per
+        block = ptrs[slot]
+        if not block:
+            if not create:
+                return 0, False
+            block = ptrs[slot] = await self._new_block(True)
+            self._set_ptrs(ptrs)
+        for level, i in enumerate(path):
+            table = await fs.block(block)
+            nxt = _U32.unpack_from(table, 4 * i)[0]
+            if not nxt:
+                if not create:
+                    return 0, False
+                last = level == len(path) - 1
+                nxt = await self._new_block(not last)
+                table = bytearray(await fs.block(block))
+                _U32.pack_into(table, 4 * i, nxt)
+                await fs.put(block, table)
+                if last:
+                    return nxt, True
+            block = nxt
+        return block, False
+
+    async def _write(self, offset: int, data: bytes) -> int:
+        fs = self.fs
+        bs = fs.block_size
+        pos, end = offset, offset + len(data)
+        try:
+            while pos < end:
+                lb, skip = divmod(pos, bs)
+                take = min(bs - skip, end - pos)
+                phys, new = await self._bmap(lb, True)
+                chunk = data[pos - offset:pos - offset + take]
+                if take < bs:
+                    old = bytes(bs) if new else await fs.data(phys, 1)
+                    chunk = old[:skip] + chunk + old[skip + take:]
+                await fs.put(phys, chunk)
+                pos += take
+        except Errno as exc:
+            if exc.code != errno.ENOSPC or pos == offset:
+                await self.save()
+                raise
+        if pos > self.size:
+            self.size = pos
+        self._touch()
+        await self.save()
+        return pos - offset
+
+    async def write(self, offset: int, data: bytes) -> int:
+        async with self.fs.lock:
+            return await self._write(offset, bytes(data))
+
+    async def _free_tree(self, block: int, depth: int) -> None:
+        """An indirect table of this depth (1: pointers to data) and all below it."""
+        for p in self.fs.ptrs.unpack(await self.fs.block(block)):
+            if p:
+                if depth > 1:
+                    await self._free_tree(p, depth - 1)
+                else:
+                    await self._free(p)
+        await self._free(block)
+
+    async def _trim(self, block: int, depth: int, keep: int) -> None:
+        """Free what the table covers past its first keep (> 0) logical blocks."""
+        per = self.fs.block_size // 4
+        sub = per ** (depth - 1)
+        table = list(self.fs.ptrs.unpack(await self.fs.block(block)))
+        changed = False
+        for i, p in enumerate(table):
+            if not p:
+                continue
+            lo = i * sub
+            if lo >= keep:
+                if depth > 1:
+                    await self._free_tree(p, depth - 1)
+                else:
+                    await self._free(p)
+                table[i] = 0
+                changed = True
+            elif lo + sub > keep and depth > 1:
+                await self._trim(p, depth - 1, keep - lo)
+        if changed:
+            await self.fs.put(block, self.fs.ptrs.pack(*table))
+
+    async def _truncate_blocks(self, keep: int) -> None:
+        """Free every block past the first keep logical ones, tables included."""
+        ptrs = list(self.blockptrs)
+        for i in range(keep, NDIR_BLOCKS):
+            if ptrs[i]:
+                await self._free(ptrs[i])
+                ptrs[i] = 0
+        per = self.fs.block_size // 4
+        base, span = NDIR_BLOCKS, per
+        for depth, slot in ((1, 12), (2, 13), (3, 14)):
+            if ptrs[slot]:
+                if keep <= base:
+                    await self._free_tree(ptrs[slot], depth)
+                    ptrs[slot] = 0
+                elif keep < base + span:
+                    await self._trim(ptrs[slot], depth, keep - base)
+            base += span
+            span *= per
+        self._set_ptrs(ptrs)
+
+    def _has_block_map(self) -> bool:
+        """Whether i_block holds block pointers (not a device number or fast symlink)."""
+        if S.S_ISCHR(self.mode) or S.S_ISBLK(self.mode) or S.S_ISFIFO(self.mode) \
+                or S.S_ISSOCK(self.mode):
+            return False
+        if S.S_ISLNK(self.mode):
+            xattr_blocks = self.fs.block_size // 512 if self.file_acl else 0
+            return self.blocks - xattr_blocks > 0
+        return True
+
+    async def _truncate(self, size: int) -> None:
+        bs = self.fs.block_size
+        if size < self.size:
+            await self._truncate_blocks(-(-size // bs))
+            if size % bs:                      # zero the tail, for a later extension
+                phys, _ = await self._bmap(size // bs, False)
+                if phys:
+                    old = await self.fs.data(phys, 1)
+                    await self.fs.put(phys, old[:size % bs] + bytes(bs - size % bs))
+        self.size = size
+        self._touch()
+        await self.save()
+
+    async def truncate(self, size: int) -> None:
+        if not S.S_ISREG(self.mode):
+            raise Errno(errno.EINVAL)
+        async with self.fs.lock:
+            await self._truncate(size)
+
+    async def setattr(self, mode: int | None = None, uid: int | None = None,
+                      gid: int | None = None, atime: tuple[int, int] | None = None,
+                      mtime: tuple[int, int] | None = None) -> None:
+        async with self.fs.lock:
+            if mode is not None:
+                self.mode = S.S_IFMT(self.mode) | (mode & 0o7777)
+            if uid is not None:
+                self.uid = uid
+            if gid is not None:
+                self.gid = gid
+            if atime is not None:
+                self.atime, self.atime_ns = atime
+            if mtime is not None:
+                self.mtime, self.mtime_ns = mtime
+            self._touch(m=False)
+            await self.save()
+
+    async def fsync(self) -> None:
+        async with self.fs.lock:
+            await self.fs.sync()
+
+    def hold(self):
+        self.opens += 1
+
+        def unhold() -> None:
+            self.opens -= 1
+            if self.opens == 0 and self.nlink == 0 and self.ino in self.fs.inodes:
+                asyncio.get_running_loop().create_task(self._evict_locked())
+        return unhold
+
+    async def _evict_locked(self) -> None:
+        async with self.fs.lock:
+            if self.nlink == 0 and self.ino in self.fs.inodes:
+                await self._evict()
+
+    async def _evict(self) -> None:
+        """The last name and open file are gone: free the blocks and the inode."""
+        if self._has_block_map():
+            await self._truncate_blocks(0)
+        if self.file_acl:                      # an xattr block, shared by a reference count
+            xattr = bytearray(await self.fs.block(self.file_acl))
+            refs = _U32.unpack_from(xattr, 4)[0]
+            if refs <= 1:
+                await self._free(self.file_acl)
+            else:
+                _U32.pack_into(xattr, 4, refs - 1)
+                await self.fs.put(self.file_acl, xattr)
+                self.blocks -= self.fs.block_size // 512
+            self.file_acl = 0
+        self.size = 0
+        self.dtime = int(time.time()) & 0xFFFFFFFF
+        self._touch()
+        await self.save()
+        await self.fs.free_inode(self.ino, S.S_ISDIR(self.mode))
+
+    async def _drop_link(self) -> None:
+        self.nlink -= 1
+        self._touch(m=False)
+        if self.nlink == 0 and self.opens == 0:
+            await self._evict()
+        else:
+            await self.save()
+
+    # --- directory entries ----------------------------------------------------------------
+    def _check_dir(self) -> None:
+        if not self.is_dir():
+            raise Errno(errno.ENOTDIR)
+
+    def _unindex(self) -> None:
+        """Changed without its htree kept up: read linearly from now on."""
+        self.flags &= ~INDEX_FL
+
+    async def _add_entry(self, name: bytes, inode: Inode) -> None:
+        fs = self.fs
+        bs = fs.block_size
+        filetype = fs.feature_incompat & INCOMPAT_FILETYPE
+        ft = FT_FROM_MODE.get(S.S_IFMT(inode.mode), 0) if filetype else 0
+        need = (8 + len(name) + 3) & ~3
+        self._unindex()
+        for lb in range(self.size // bs):
+            phys, _ = await self._bmap(lb, False)
+            if not phys:
+                continue
+            blk = await fs.data(phys, 1)
+            pos = 0
+            while pos < bs:
+                ino, rec_len, name_len, ftype = _DIRENT.unpack_from(blk, pos)
+                if rec_len < 8:
+                    raise Ext2Error(errno.EUCLEAN, f"corrupt directory {self.ino}")
+                if not filetype:
+                    name_len |= ftype << 8
+                used = (8 + name_len + 3) & ~3 if ino else 0
+                if rec_len - used >= need:
+                    new = bytearray(blk)
+                    at = pos
+                    if ino:
+                        _U16.pack_into(new, pos + 4, used)
+                        at = pos + used
+                    _DIRENT.pack_into(new, at, inode.ino, rec_len - (at - pos), len(name), ft)
+                    new[at + 8:at + 8 + len(name)] = name
+                    await fs.put(phys, new)
+                    return await self._added(name, inode)
+                pos += rec_len
+        lb = self.size // bs
+        phys, _ = await self._bmap(lb, True)
+        new = bytearray(bs)
+        _DIRENT.pack_into(new, 0, inode.ino, bs, len(name), ft)
+        new[8:8 + len(name)] = name
+        await fs.put(phys, new)
+        self.size += bs
+        await self._added(name, inode)
+
+    async def _added(self, name: bytes, inode: Inode) -> None:
+        if self._entries is not None:
+            self._entries.append((name, inode.ino, DT_FROM_MODE.get(S.S_IFMT(inode.mode), 0)))
+        if self._names is not None:
+            self._names[name] = inode.ino
+        self._touch()
+        await self.save()
+
+    async def _remove_entry(self, name: bytes) -> None:
+        fs = self.fs
+        bs = fs.block_size
+        filetype = fs.feature_incompat & INCOMPAT_FILETYPE
+        self._unindex()
+        for lb in range(self.size // bs):
+            phys, _ = await self._bmap(lb, False)
+            if not phys:
+                continue
+            blk = await fs.data(phys, 1)
+            pos, prev = 0, None
+            while pos < bs:
+                ino, rec_len, name_len, ftype = _DIRENT.unpack_from(blk, pos)
+                if rec_len < 8:
+                    raise Ext2Error(errno.EUCLEAN, f"corrupt directory {self.ino}")
+                if not filetype:
+                    name_len |= ftype << 8
+                if ino and blk[pos + 8:pos + 8 + name_len] == name:
+                    new = bytearray(blk)
+                    if prev is None:
+                        _U32.pack_into(new, pos, 0)
+                    else:
+                        _U16.pack_into(new, prev + 4, pos - prev + rec_len)
+                    await fs.put(phys, new)
+                    if self._entries is not None:
+                        self._entries = [e for e in self._entries if e[0] != name]
+                    if self._names is not None:
+                        self._names.pop(name, None)
+                    self._touch()
+                    await self.save()
+                    return
+                prev = pos
+                pos += rec_len
+        raise Errno(errno.ENOENT)
+
+    async def _set_entry(self, name: bytes, inode: Inode) -> None:
+        """Point the existing entry name at inode (for rename over a name)."""
+        await self._remove_entry(name)
+        await self._add_entry(name, inode)
+
+    async def _must_be_absent(self, name: bytes) -> None:
+        self._check_dir()
+        if await self.lookup(name) is not None:
+            raise Errno(errno.EEXIST)
+
+    async def create(self, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0) -> Inode:
+        async with self.fs.lock:
+            await self._must_be_absent(name)
+            inode = await self.fs.new_inode(self, mode, uid, gid)
+            inode.nlink = 1
+            if S.S_ISCHR(mode) or S.S_ISBLK(mode):
+                major, minor = os.major(rdev), os.minor(rdev)
+                ptrs = [0] * 15
+                if major < 256 and minor < 256:
+                    ptrs[0] = major << 8 | minor
+                else:
+                    ptrs[1] = (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+                inode._set_ptrs(ptrs)
+                inode.rdev = rdev
+            await inode.save()
+            await self._add_entry(name, inode)
+            return inode
+
+    async def mkdir(self, name: bytes, mode: int, uid: int, gid: int) -> Inode:
+        async with self.fs.lock:
+            await self._must_be_absent(name)
+            fs = self.fs
+            bs = fs.block_size
+            inode = await fs.new_inode(self, S.S_IFDIR | (mode & 0o7777), uid, gid)
+            inode.nlink = 2
+            phys, _ = await inode._bmap(0, True)
+            ft = 2 if fs.feature_incompat & INCOMPAT_FILETYPE else 0
+            blk = bytearray(bs)
+            _DIRENT.pack_into(blk, 0, inode.ino, 12, 1, ft)
+            blk[8:9] = b"."
+            _DIRENT.pack_into(blk, 12, self.ino, bs - 12, 2, ft)
+            blk[20:22] = b".."
+            await fs.put(phys, blk)
+            inode.size = bs
+            await inode.save()
+            self.nlink += 1
+            await self._add_entry(name, inode)
+            return inode
+
+    async def symlink(self, name: bytes, target: bytes, uid: int, gid: int) -> Inode:
+        async with self.fs.lock:
+            await self._must_be_absent(name)
+            inode = await self.fs.new_inode(self, S.S_IFLNK | 0o777, uid, gid)
+            inode.nlink = 1
+            if len(target) < 60:           # a fast symlink, in i_block
+                inode.i_block = target.ljust(60, b"\0")
+                inode.blockptrs = _BLOCKPTRS.unpack(inode.i_block)
+                inode.size = len(target)
+                await inode.save()
+            else:
+                await inode._write(0, target)
+            await self._add_entry(name, inode)
+            return inode
+
+    async def link(self, name: bytes, inode: Inode) -> None:
+        async with self.fs.lock:
+            await self._must_be_absent(name)
+            if inode.nlink == 0:
+                raise Errno(errno.ENOENT)
+            if inode.nlink >= 65000:
+                raise Errno(errno.EMLINK)
+            inode.nlink += 1
+            inode._touch(m=False)
+            await inode.save()
+            await self._add_entry(name, inode)
+
+    async def unlink(self, name: bytes) -> None:
+        async with self.fs.lock:
+            self._check_dir()
+            inode = await self.lookup(name)
+            if inode is None:
+                raise Errno(errno.ENOENT)
+            if inode.is_dir():
+                raise Errno(errno.EISDIR)
+            await self._remove_entry(name)
+            await inode._drop_link()
+
+    async def _is_empty(self) -> bool:
+        return all(n in (b".", b"..") for n, _, _ in await self.readdir())
+
+    async def rmdir(self, name: bytes) -> None:
+        async with self.fs.lock:
+            self._check_dir()
+            inode = await self.lookup(name)
+            if inode is None:
+                raise Errno(errno.ENOENT)
+            if not inode.is_dir():
+                raise Errno(errno.ENOTDIR)
+            if not await inode._is_empty():
+                raise Errno(errno.ENOTEMPTY)
+            await self._remove_entry(name)
+            self.nlink -= 1
+            await self.save()
+            inode.nlink = 0
+            inode._touch(m=False)
+            if inode.opens == 0:
+                await inode._evict()
+            else:
+                await inode.save()
+
+    async def _set_dotdot(self, parent: Inode) -> None:
+        """A moved directory's ".." entry (the second of its first block)."""
+        phys, _ = await self._bmap(0, False)
+        blk = bytearray(await self.fs.data(phys, 1))
+        rec = _U16.unpack_from(blk, 4)[0]
+        _U32.pack_into(blk, rec, parent.ino)
+        await self.fs.put(phys, blk)
+        self._unindex()
+        if self._names is not None:
+            self._names[b".."] = parent.ino
+        if self._entries is not None:
+            self._entries = [(n, parent.ino if n == b".." else i, t) for n, i, t in self._entries]
+
+    async def rename(self, name: bytes, new_dir: Inode, new_name: bytes, flags: int = 0) -> None:
+        async with self.fs.lock:
+            self._check_dir()
+            new_dir._check_dir()
+            src = await self.lookup(name)
+            if src is None:
+                raise Errno(errno.ENOENT)
+            dst = await new_dir.lookup(new_name)
+            if flags & RENAME_NOREPLACE and dst is not None:
+                raise Errno(errno.EEXIST)
+            if flags & RENAME_EXCHANGE:
+                if dst is None:
+                    raise Errno(errno.ENOENT)
+                if src is dst:
+                    return
+                await self._remove_entry(name)
+                await new_dir._remove_entry(new_name)
+                await new_dir._add_entry(new_name, src)
+                await self._add_entry(name, dst)
+                if self is not new_dir:
+                    for moved, old, new in ((src, self, new_dir), (dst, new_dir, self)):
+                        if moved.is_dir():
+                            await moved._set_dotdot(new)
+                            old.nlink -= 1
+                            new.nlink += 1
+                    await self.save()
+                    await new_dir.save()
+                src._touch(m=False)
+                dst._touch(m=False)
+                await src.save()
+                await dst.save()
+                return
+            if dst is src:
+                return
+            if dst is not None:
+                if dst.is_dir() and not src.is_dir():
+                    raise Errno(errno.EISDIR)
+                if src.is_dir() and not dst.is_dir():
+                    raise Errno(errno.ENOTDIR)
+                if dst.is_dir() and not await dst._is_empty():
+                    raise Errno(errno.ENOTEMPTY)
+            await self._remove_entry(name)
+            if dst is not None:
+                await new_dir._remove_entry(new_name)
+            await new_dir._add_entry(new_name, src)
+            if src.is_dir() and self is not new_dir:
+                await src._set_dotdot(new_dir)
+                self.nlink -= 1
+                new_dir.nlink += 1
+                await self.save()
+                await new_dir.save()
+            src._touch(m=False)
+            await src.save()
+            if dst is not None:
+                if dst.is_dir():
+                    new_dir.nlink -= 1
+                    await new_dir.save()
+                    dst.nlink = 0
+                    dst._touch(m=False)
+                    if dst.opens == 0:
+                        await dst._evict()
+                    else:
+                        await dst.save()
+                else:
+                    await dst._drop_link()

@@ -1,0 +1,344 @@
+"""ext2 writing, driving the filesystem object over mke2fs images; e2fsck and
+debugfs judge the result."""
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+
+import pytest
+
+from services.kernel.errors import Errno
+from services.kernel.filesystems import ext2 as ext2mod
+from services.kernel.filesystems.ext2 import Ext2
+
+INDEX_FL = 0x1000
+
+
+class ImageDevice:
+    """The image file, read and written directly: a double for ubd_io."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDWR)
+        self.ops: list[str] = []
+
+    async def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self.fd, length, offset)
+
+    async def write(self, offset: int, data: bytes) -> None:
+        self.ops.append("write")
+        assert os.pwrite(self.fd, data, offset) == len(data)
+
+    async def flush(self) -> None:
+        self.ops.append("flush")
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def make_image(path, block_size=1024, size="64M", source=None, index=False):
+    cmd = ["mke2fs", "-q", "-F", "-t", "ext2", "-b", str(block_size), "-I", "256"]
+    if source is not None:
+        cmd += ["-d", str(source)]
+    subprocess.run(cmd + [str(path), size], check=True)
+    if index:
+        subprocess.run(["e2fsck", "-fyD", str(path)], check=False, capture_output=True)
+    fsck(path)
+    return path
+
+
+def fsck(img) -> None:
+    r = subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def debugfs(img, request: str) -> bytes:
+    return subprocess.run(["debugfs", "-R", request, str(img)], check=True,
+                          capture_output=True).stdout
+
+
+def counts(img) -> tuple[int, int]:
+    out = subprocess.run(["dumpe2fs", "-h", str(img)], check=True, capture_output=True,
+                         text=True).stdout
+    field = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in out.splitlines())}
+    return int(field["Free blocks"]), int(field["Free inodes"])
+
+
+def session(img, body):
+    """Mount img, run body(fs), sync, close the device; body's result."""
+    async def go():
+        dev = ImageDevice(img)
+        try:
+            fs = await Ext2.mount(dev)
+            result = await body(fs)
+            await fs.unmount()
+            assert dev.ops[-1] == "flush"
+            return result
+        finally:
+            dev.close()
+    return asyncio.run(go())
+
+
+async def walk(fs, path: str):
+    inode = fs.root
+    for part in path.strip("/").split("/"):
+        if part:
+            inode = await inode.lookup(part.encode())
+    return inode
+
+
+@pytest.fixture(params=[1024, 4096])
+def image(request, tmp_path):
+    return make_image(tmp_path / "fs.img", request.param)
+
+
+def test_many_small_files(image):
+    contents = {f"f{i:03d}": os.urandom(i * 37 % 5000) for i in range(300)}
+
+    async def body(fs):
+        d = await fs.root.mkdir(b"small", 0o755, 0, 0)
+        for name, data in contents.items():
+            f = await d.create(name.encode(), stat.S_IFREG | 0o644, 1000, 1000)
+            assert await f.write(0, data) == len(data)
+        for name, data in list(contents.items())[:20]:
+            assert await (await walk(fs, "small/" + name)).read(0, 10000) == data
+    session(image, body)
+    fsck(image)
+    for name in ("f000", "f001", "f123", "f299"):
+        assert debugfs(image, f"cat /small/{name}") == contents[name]
+    listing = debugfs(image, "ls -l /small").decode()
+    assert all(name in listing for name in contents)
+    # and a fresh mount reads it all back
+    async def check(fs):
+        for name, data in contents.items():
+            assert await (await walk(fs, "small/" + name)).read(0, 10000) == data
+    session(image, check)
+
+
+def test_big_file_into_double_indirect(image, tmp_path, monkeypatch):
+    monkeypatch.setattr(ext2mod, "DIRTY_LIMIT", 100)     # written back along the way
+
+    async def body(fs):
+        per = fs.block_size // 4
+        size = (12 + per + 3 * per // 2) * fs.block_size + 123      # into double indirect
+        data = bytearray(os.urandom(size))
+        f = await fs.root.create(b"big", stat.S_IFREG | 0o600, 0, 0)
+        pos = 0
+        while pos < size:                       # appends of odd sizes
+            n = min(7777, size - pos)
+            assert await f.write(pos, bytes(data[pos:pos + n])) == n
+            pos += n
+        assert len(fs.dirty) <= 100 and "write" in fs.dev.ops
+        for off in (5, fs.block_size * 12 - 3, fs.block_size * (12 + per) + 17, size - 10):
+            patch = os.urandom(2000)[:size - off]
+            await f.write(off, patch)
+            data[off:off + len(patch)] = patch
+        assert await f.read(0, size) == bytes(data)
+        return bytes(data)
+    data = session(image, body)
+    fsck(image)
+    out = tmp_path / "big.out"
+    debugfs(image, f"dump /big {out}")
+    assert out.read_bytes() == data
+
+
+def test_sparse_file(image, tmp_path):
+    async def body(fs):
+        f = await fs.root.create(b"sparse", stat.S_IFREG | 0o644, 0, 0)
+        await f.write(0, b"head")
+        await f.write(20 << 20, b"tail")
+        await f.write(5 << 20, b"middle")
+        assert f.blocks * 512 < 16 * fs.block_size
+        assert await f.read(1 << 20, 100) == bytes(100)
+        return f.size
+    assert session(image, body) == (20 << 20) + 4
+    fsck(image)
+    out = tmp_path / "sparse.out"
+    debugfs(image, f"dump /sparse {out}")
+    data = out.read_bytes()
+    assert data[:4] == b"head" and data[5 << 20:(5 << 20) + 6] == b"middle"
+    assert data[-4:] == b"tail" and data.count(0) == len(data) - 14
+
+
+def test_truncate_then_unlink_gives_everything_back(image):
+    before = counts(image)
+
+    async def body(fs):
+        f = await fs.root.create(b"t", stat.S_IFREG | 0o644, 0, 0)
+        await f.write(0, os.urandom(3 << 20))
+        await f.write(100 << 20, b"x")          # and a lone block far out
+    session(image, body)
+    fsck(image)
+
+    async def shrink(fs):
+        f = await walk(fs, "t")
+        await f.truncate(3)
+        assert f.blocks == fs.block_size // 512
+        await f.truncate(fs.block_size * 20)    # grows with a hole: the tail reads zeros
+        assert await f.read(0, 100) == (await f.read(0, 3)) + bytes(97)
+        await f.truncate(3)
+    session(image, shrink)
+    fsck(image)
+    blocks, inodes = counts(image)
+    assert (blocks, inodes) == (before[0] - 1, before[1] - 1)
+    assert len(debugfs(image, "cat /t")) == 3
+
+    async def remove(fs):
+        await fs.root.unlink(b"t")
+        assert await fs.root.lookup(b"t") is None
+    session(image, remove)
+    fsck(image)
+    assert counts(image) == before
+
+
+def test_unlink_everything_restores_the_counts(image):
+    before = counts(image)
+
+    async def body(fs):
+        d = await fs.root.mkdir(b"d", 0o755, 0, 0)
+        sub = await d.mkdir(b"sub", 0o700, 5, 6)
+        for i in range(150):
+            f = await (d if i % 2 else sub).create(f"n{i}".encode(), stat.S_IFREG | 0o644, 0, 0)
+            await f.write(0, os.urandom(i * 300))
+        await d.symlink(b"fast", b"n1", 0, 0)
+        await d.symlink(b"slow", b"/" + b"y" * 200, 0, 0)
+        await d.create(b"fifo", stat.S_IFIFO | 0o644, 0, 0)
+        await d.create(b"dev", stat.S_IFCHR | 0o600, 0, 0, os.makedev(300, 70000))
+        await d.link(b"hard", await d.lookup(b"n1"))
+    session(image, body)
+    fsck(image)
+    assert debugfs(image, "cat /d/hard") == debugfs(image, "cat /d/n1")
+    listing = debugfs(image, "ls -l /d").decode()
+    assert "fast" in listing and "slow" in listing and "sub" in listing
+
+    async def check(fs):
+        d = await walk(fs, "d")
+        assert await (await d.lookup(b"fast")).readlink() == b"n1"
+        assert await (await d.lookup(b"slow")).readlink() == b"/" + b"y" * 200
+        assert (await d.lookup(b"dev")).rdev == os.makedev(300, 70000)
+        assert (await d.lookup(b"n1")).nlink == 2
+        assert d.nlink == 3
+        with pytest.raises(Errno):
+            await fs.root.rmdir(b"d")          # not empty
+        with pytest.raises(Errno):
+            await d.unlink(b"sub")             # a directory
+        sub = await d.lookup(b"sub")
+        for name, _, _ in await sub.readdir():
+            if name not in (b".", b".."):
+                await sub.unlink(name)
+        await d.rmdir(b"sub")
+        for name, _, _ in await d.readdir():
+            if name not in (b".", b".."):
+                await d.unlink(name)
+        await fs.root.rmdir(b"d")
+    session(image, check)
+    fsck(image)
+    assert counts(image) == before
+
+
+def test_setattr_and_rename(image):
+    async def body(fs):
+        a = await fs.root.mkdir(b"a", 0o755, 0, 0)
+        b = await fs.root.mkdir(b"b", 0o755, 0, 0)
+        f = await a.create(b"f", stat.S_IFREG | 0o644, 0, 0)
+        await f.write(0, b"hello")
+        await f.setattr(mode=0o600, uid=100_000, gid=7, mtime=(1_700_000_000, 5), atime=(3, 0))
+        await a.rename(b"f", b, b"g")
+        sub = await a.mkdir(b"sub", 0o755, 0, 0)
+        await a.rename(b"sub", b, b"sub2")
+        await b.create(b"victim", stat.S_IFREG | 0o644, 0, 0)
+        await b.rename(b"g", b, b"victim")
+        assert sub.nlink == 2 and a.nlink == 2 and b.nlink == 3
+    session(image, body)
+    fsck(image)
+    assert debugfs(image, "cat /b/victim") == b"hello"
+    st = debugfs(image, "stat /b/victim").decode().split()
+    assert st[st.index("User:") + 1] == "100000" and st[st.index("Group:") + 1] == "7"
+    assert st[st.index("Mode:") + 1] == "0600"
+    assert debugfs(image, "ls /b/sub2/..").count(b"victim") == 1
+
+    async def check(fs):
+        f = await walk(fs, "b/victim")
+        assert (f.mode, f.uid, f.gid, f.mtime, f.mtime_ns) == \
+            (stat.S_IFREG | 0o600, 100_000, 7, 1_700_000_000, 5)
+        assert await (await walk(fs, "b")).lookup(b"g") is None
+    session(image, check)
+
+
+def test_rename_flags_and_directories(image):
+    async def body(fs):
+        a = await fs.root.mkdir(b"a", 0o755, 0, 0)
+        b = await fs.root.mkdir(b"b", 0o755, 0, 0)
+        x = await a.create(b"x", stat.S_IFREG | 0o644, 0, 0)
+        await x.write(0, b"X")
+        d = await b.mkdir(b"d", 0o755, 0, 0)
+        with pytest.raises(Errno):
+            await a.rename(b"x", b, b"d")                   # a file over a directory
+        await a.rename(b"x", b, b"d", ext2mod.RENAME_EXCHANGE)
+        assert await a.lookup(b"x") is d and await b.lookup(b"d") is x
+        assert a.nlink == 3 and b.nlink == 2 and (await d.lookup(b"..")) is a
+        e = await b.mkdir(b"e", 0o755, 0, 0)
+        with pytest.raises(Errno):
+            await a.rename(b"x", b, b"e", ext2mod.RENAME_NOREPLACE)
+        await a.rename(b"x", b, b"e")                       # over an empty directory
+        assert e.nlink == 0 and b.nlink == 3 and a.nlink == 2
+        for i in range(50):
+            await (await a.create(b"r%d" % i, stat.S_IFREG, 0, 0)).write(0, b"%d" % i)
+            await a.rename(b"r%d" % i, b if i % 2 else a, b"s%d" % i)
+    session(image, body)
+    fsck(image)
+    assert debugfs(image, "cat /b/d") == b"X" and debugfs(image, "cat /b/s49") == b"49"
+    assert b"e" in debugfs(image, "ls /b").split()          # d, moved over e
+    assert b"s49" in debugfs(image, "ls /b/e/..").split()   # its ".." follows it
+
+
+def test_writing_into_an_indexed_directory(tmp_path):
+    src = tmp_path / "src"
+    (src / "many").mkdir(parents=True)
+    for i in range(2000):
+        (src / "many" / f"entry-{i:04d}").write_text(str(i))
+    img = make_image(tmp_path / "fs.img", 1024, source=src, index=True)
+
+    async def body(fs):
+        many = await walk(fs, "many")
+        assert many.flags & INDEX_FL
+        for i in range(0, 2000, 7):
+            await many.unlink(f"entry-{i:04d}".encode())
+        for i in range(300):
+            f = await many.create(f"new-{i}".encode(), stat.S_IFREG | 0o644, 0, 0)
+            await f.write(0, b"n%d" % i)
+        await many.mkdir(b"newdir", 0o755, 0, 0)
+        assert not many.flags & INDEX_FL
+    session(img, body)
+    fsck(img)
+    assert debugfs(img, "cat /many/new-299") == b"n299"
+    assert debugfs(img, "cat /many/entry-0001") == b"1"
+    listing = debugfs(img, "ls /many").decode()
+    assert "entry-0007" not in listing and "new-17" in listing and "newdir" in listing
+
+
+def test_full_disk_gives_enospc_and_space_back(tmp_path):
+    img = make_image(tmp_path / "small.img", 1024, size="2M")
+    before = counts(img)
+
+    async def body(fs):
+        f = await fs.root.create(b"fill", stat.S_IFREG | 0o644, 0, 0)
+        written = await f.write(0, bytes(4 << 20))
+        assert 0 < written < 4 << 20
+        with pytest.raises(Errno):
+            await f.write(written, b"more")
+        assert fs.statfs()["bfree"] == 0
+    session(img, body)
+    fsck(img)
+
+    async def remove(fs):
+        await fs.root.unlink(b"fill")
+    session(img, remove)
+    fsck(img)
+    assert counts(img) == before
+
+
+def test_root_stays_read_only_until_enabled():
+    assert Ext2.writable is False
