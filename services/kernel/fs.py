@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import stat as S
 import struct
@@ -395,19 +396,35 @@ async def sys_ftruncate(t, fd, length, *_):
     return 0
 
 
-def sys_fsync(t, fd, *_):
+async def sys_fsync(t, fd, *_):
     f = t.files.get(_fd(fd))
     if f.flags & O_PATH:
         raise Errno(errno.EBADF)
-    return f.fsync()
+    result = f.fsync()
+    return await result if inspect.isawaitable(result) else result
 
 
-def sys_sync(t, *_):
-    return 0         # nothing is written back yet: tmpfs holds no dirty state
+async def _sync(fs) -> None:
+    """A filesystem that writes back (a writable ext2) to its disk, ending
+    with a FLUSH; others have nothing to write."""
+    if getattr(fs, "writable", False) and hasattr(fs, "sync"):
+        await fs.sync()
 
 
-def sys_syncfs(t, fd, *_):
-    t.files.get(_fd(fd))
+async def sync_all(vfs) -> None:
+    for m in list(vfs.mounts):
+        await _sync(m.fs)
+
+
+async def sys_sync(t, *_):
+    await sync_all(t.kernel.vfs)
+    return 0
+
+
+async def sys_syncfs(t, fd, *_):
+    f = t.files.get(_fd(fd))
+    if f.loc is not None:
+        await _sync(f.loc.mount.fs)
     return 0
 
 

@@ -15,6 +15,7 @@ from common.transport import AsyncLink, Endpoint, on_readable
 from services.kernel.block import UbdDevice
 from services.kernel.console import Console, ConsoleFile
 from services.kernel.errors import Errno
+from services.kernel.fs import sync_all
 from services.kernel.exec import ExecFailed
 from services.kernel.filesystems.ext2 import Ext2, Ext2Error
 from services.kernel.pagecache import PageCache
@@ -398,6 +399,11 @@ class Kernel:
     async def shutdown(self, code: int) -> None:
         for t in list(self.tasks.values()):
             self.kill_task(t)
+        if self.vfs is not None:
+            try:
+                await asyncio.wait_for(sync_all(self.vfs), 10)
+            except (asyncio.TimeoutError, Errno) as exc:
+                log.error("could not write the filesystems back at halt: %r", exc)
         try:
             await asyncio.wait_for(self.console.drain(), 5)
         except asyncio.TimeoutError:

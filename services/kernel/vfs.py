@@ -406,7 +406,12 @@ class InodeFile(OpenFile):
     def seekable_size(self) -> int:
         return self.loc.inode.size
 
-    def fsync(self) -> int:
+    async def fsync(self) -> int:
+        """The inode's data and metadata to the disk (a filesystem that writes
+        back gives its inodes an ``fsync``; tmpfs has nothing to write)."""
+        fsync = getattr(self.loc.inode, "fsync", None)
+        if fsync is not None:
+            await fsync()
         return 0
 
     async def getdents(self, size: int) -> bytes:
