@@ -38,6 +38,7 @@ class GuestConfig:
     cpu: int | None = None          # pin all four services (and the guest) to this CPU
     endpoints: dict[str, str] = field(default_factory=dict)
     syscall_log: bool = False
+    read_only: bool = False         # mount the root read-only (UML's "ro")
     ubd_queue: int = 64             # requests ubd_io holds before it answers busy (UML: 64)
     curve: dict[str, str] = field(default_factory=dict)   # CURVE certificate file per service
 
@@ -74,6 +75,7 @@ class GuestConfig:
                  f"hostname = {_q(self.hostname)}", f"release = {_q(self.release)}",
                  f"uid = {self.uid}", f"gid = {self.gid}", f"console = {_q(self.console)}",
                  f"syscall_log = {str(self.syscall_log).lower()}",
+                 f"read_only = {str(self.read_only).lower()}",
                  f"ubd_queue = {self.ubd_queue}"]
         if self.cpu is not None:
             lines.append(f"cpu = {self.cpu}")

@@ -99,6 +99,8 @@ def _check_env(_ctx, _param, values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _guest_options(f):
+    f = click.option("--read-only", is_flag=True,
+                     help="mount the root disk read-only (UML's \"ro\")")(f)
     f = click.option("--hostname", help="the guest's nodename (default: the guest's name)")(f)
     f = click.option("--cpu", type=int, help="pin the guest's services to this host CPU "
                      "(default for run: one CPU, chosen by pid; -1: do not pin)")(f)
@@ -128,10 +130,10 @@ def _check_disk(_ctx, _param, spec: str) -> str:
 
 
 def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu, env,
-            console: str) -> GuestConfig:
+            console: str, read_only: bool) -> GuestConfig:
     cfg = GuestConfig(name=name, run_dir=run_dir, disks={"ubd0": disk_path},
                       init=list(cmd), hostname=hostname or "", console=console,
-                      cpu=None if cpu == -1 else cpu)
+                      cpu=None if cpu == -1 else cpu, read_only=read_only)
     keys = {kv.split("=", 1)[0] for kv in env}
     cfg.env = [kv for kv in cfg.env if kv.split("=", 1)[0] not in keys] + list(env)
     return cfg
@@ -151,7 +153,7 @@ def _need_cmd(cmd: tuple) -> None:
 @click.option("--strace", is_flag=True,
               help="log every guest system call and its result to kernel.log")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def run(disk_path, hostname, cpu, env, log_dir, strace, cmd) -> None:
+def run(disk_path, hostname, read_only, cpu, env, log_dir, strace, cmd) -> None:
     """Run CMD as pid 1 of a one-shot guest.
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
@@ -164,7 +166,8 @@ def run(disk_path, hostname, cpu, env, log_dir, strace, cmd) -> None:
         cpu = os.getpid() % os.cpu_count()
     run_dir = Path(tempfile.mkdtemp(prefix="skas-run-"))     # mode 0700
     try:
-        cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, env, "stdio")
+        cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, env, "stdio",
+                      read_only)
         cfg.syscall_log = strace
         cfg.write()
         code = _run_guest(cfg)
@@ -217,7 +220,7 @@ def _guest_dir(name: str) -> Path:
 @click.argument("name")
 @_guest_options
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def create(name, disk_path, hostname, cpu, env, cmd) -> None:
+def create(name, disk_path, hostname, read_only, cpu, env, cmd) -> None:
     """Define guest NAME, to run under supervisord.
 
     Start it with: skas supervisorctl start 'NAME:*'
@@ -228,7 +231,7 @@ def create(name, disk_path, hostname, cpu, env, cmd) -> None:
     _need_cmd(cmd)
     if supervisor.include_path(name).exists():
         raise click.ClickException(f"guest {name!r} exists: remove it first (skas destroy {name})")
-    cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, env, "log")
+    cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, env, "log", read_only)
     cfg.make_run_dir()
     cfg.write()
     try:

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from conftest import disk_of, make_tree, skas
 from services.kernel.errors import Errno
 from services.kernel.filesystems import ext2 as ext2mod
 from services.kernel.filesystems.ext2 import Ext2
@@ -340,5 +341,26 @@ def test_full_disk_gives_enospc_and_space_back(tmp_path):
     assert counts(img) == before
 
 
-def test_root_stays_read_only_until_enabled():
-    assert Ext2.writable is False
+GUEST_WRITES = ("mkdir -p /data/sub && for i in $(seq 1 50); do echo file $i > /data/sub/f$i; done"
+                "; cp /bin/busybox /data/bb; ln -s /data/bb /data/link; ln /data/sub/f1 /data/hard"
+                "; rm /data/sub/f2; mv /data/sub/f3 /data/moved; echo appended >> /data/moved"
+                "; ls /data; cat /data/moved")
+
+
+def test_a_guest_writes_its_root_and_the_image_is_clean(tmp_path_factory):
+    """Files written by a guest's shell are on the image after it halts: e2fsck
+    passes and debugfs reads them back; with --read-only the same is EROFS."""
+    tree = make_tree(tmp_path_factory, "wtree")
+    img = next(disk_of(tmp_path_factory, tree))
+    r = skas("run", "--disk", str(img), "--", "/bin/sh", "-c", GUEST_WRITES)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split() == ["bb", "hard", "link", "moved", "sub", "file", "3", "appended"]
+    fsck(img)
+    assert debugfs(img, "cat /data/sub/f50") == b"file 50\n"
+    assert debugfs(img, "cat /data/hard") == b"file 1\n"
+    with open("/bin/busybox", "rb") as f:
+        assert debugfs(img, "cat /data/bb") == f.read()
+    ro = skas("run", "--read-only", "--disk", str(img), "--", "/bin/sh", "-c",
+              "echo x > /data/new")
+    assert ro.returncode != 0 and "Read-only file system" in ro.stdout
+    fsck(img)

@@ -43,11 +43,11 @@ def mount_flags(flags: int) -> int:
     return kept if flags & (MS_NOATIME | MS_STRICTATIME) else kept | MS_RELATIME
 
 
-async def boot_vfs(root_fs, dev: int, fstype: bytes) -> Vfs:
-    """The root filesystem (read-only if it cannot be written), a tmpfs on
+async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False) -> Vfs:
+    """The root filesystem (read-only if asked or if it cannot be written), a tmpfs on
     /dev (with the device nodes), /tmp and /run, and proc on /proc, where the
     disk has those directories."""
-    ro = 0 if getattr(root_fs, "writable", False) else MS_RDONLY
+    ro = 0 if getattr(root_fs, "writable", False) and not read_only else MS_RDONLY
     vfs = Vfs(Mount(root_fs, dev, MS_RELATIME | ro, fstype, b"/dev/root"))
     for path, mode, flags, populate in BOOT_MOUNTS:
         try:

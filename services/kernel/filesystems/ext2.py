@@ -11,8 +11,7 @@ Metadata (inode tables, indirect blocks) and file data have separate block
 caches, so that reading a big file cannot push the inode tables out.
 Directories keep their parsed entries, updated as entries come and go.
 
-Writing (not yet enabled for mounts: ``writable`` stays False until the sync
-calls reach ``sync``): changed blocks are kept dirty in memory, at most
+Writing: changed blocks are kept dirty in memory, at most
 ``DIRTY_LIMIT`` of them, and written back, adjacent ones merged, when there are
 more, on ``sync`` (which then writes the superblock and group descriptors and
 ends with a device FLUSH), ``Inode.fsync`` and ``unmount``.  Blocks and inodes
@@ -148,7 +147,7 @@ def _find_zero(bm: bytes, start: int, nbits: int) -> int | None:
 
 
 class Ext2:
-    writable = False       # True once the kernel's sync calls reach sync()
+    writable = True        # the root is mounted read-write unless the guest asks "ro"
 
     def __init__(self, dev: BlockSource):
         self.dev = dev
