@@ -272,6 +272,22 @@ def d_type(mode: int) -> int:
     return S.S_IFMT(mode) >> 12
 
 
+def set_attrs(inode: Any, mode: int | None, uid: int | None, gid: int | None,
+              atime: tuple[int, int] | None, mtime: tuple[int, int] | None) -> None:
+    """setattr's changes, as every filesystem applies them (None: unchanged);
+    the caller updates ctime and writes the inode."""
+    if mode is not None:
+        inode.mode = S.S_IFMT(inode.mode) | mode & 0o7777
+    if uid is not None:
+        inode.uid = uid
+    if gid is not None:
+        inode.gid = gid
+    if atime is not None:
+        inode.atime, inode.atime_ns = atime
+    if mtime is not None:
+        inode.mtime, inode.mtime_ns = mtime
+
+
 def permitted(inode: Any, cred: Credentials, mask: int) -> bool:
     """Unix permission check with the task's effective ids (root may do all but
     execute a file with no execute bit at all)."""

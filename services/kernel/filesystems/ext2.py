@@ -33,6 +33,7 @@ from collections import OrderedDict
 from typing import Protocol
 
 from services.kernel.errors import Errno
+from services.kernel.vfs import set_attrs
 
 
 class BlockSource(Protocol):
@@ -788,16 +789,7 @@ class Inode:
                       gid: int | None = None, atime: tuple[int, int] | None = None,
                       mtime: tuple[int, int] | None = None) -> None:
         async with self.fs.lock:
-            if mode is not None:
-                self.mode = S.S_IFMT(self.mode) | (mode & 0o7777)
-            if uid is not None:
-                self.uid = uid
-            if gid is not None:
-                self.gid = gid
-            if atime is not None:
-                self.atime, self.atime_ns = atime
-            if mtime is not None:
-                self.mtime, self.mtime_ns = mtime
+            set_attrs(self, mode, uid, gid, atime, mtime)
             self._touch(m=False)
             await self.save()
 
@@ -1040,14 +1032,19 @@ class Inode:
             if not await inode._is_empty():
                 raise Errno(errno.ENOTEMPTY)
             await self._remove_entry(name)
-            self.nlink -= 1
-            await self.save()
-            inode.nlink = 0
-            inode._touch(m=False)
-            if inode.opens == 0:
-                await inode._evict()
-            else:
-                await inode.save()
+            await self._drop_subdir(inode)
+
+    async def _drop_subdir(self, victim: Inode) -> None:
+        """An empty subdirectory whose entry is gone: its ".." no longer
+        counts here; it is freed now, or at its last close."""
+        self.nlink -= 1
+        await self.save()
+        victim.nlink = 0
+        victim._touch(m=False)
+        if victim.opens == 0:
+            await victim._evict()
+        else:
+            await victim.save()
 
     async def _set_dotdot(self, parent: Inode) -> None:
         """A moved directory's ".." entry (the second of its first block)."""
@@ -1117,13 +1114,6 @@ class Inode:
             await src.save()
             if dst is not None:
                 if dst.is_dir():
-                    new_dir.nlink -= 1
-                    await new_dir.save()
-                    dst.nlink = 0
-                    dst._touch(m=False)
-                    if dst.opens == 0:
-                        await dst._evict()
-                    else:
-                        await dst.save()
+                    await new_dir._drop_subdir(dst)
                 else:
                     await dst._drop_link()

@@ -18,7 +18,7 @@ import stat as S
 import time
 
 from services.kernel.errors import Errno
-from services.kernel.vfs import d_type
+from services.kernel.vfs import d_type, set_attrs
 
 PAGE = 4096
 DEFAULT_SIZE = 64 << 20        # until the guest has a memory setting
@@ -214,16 +214,7 @@ class Inode:
     async def setattr(self, mode: int | None = None, uid: int | None = None,
                       gid: int | None = None, atime: tuple[int, int] | None = None,
                       mtime: tuple[int, int] | None = None) -> None:
-        if mode is not None:
-            self.mode = S.S_IFMT(self.mode) | mode & 0o7777
-        if uid is not None:
-            self.uid = uid
-        if gid is not None:
-            self.gid = gid
-        if atime is not None:
-            self.atime, self.atime_ns = atime
-        if mtime is not None:
-            self.mtime, self.mtime_ns = mtime
+        set_attrs(self, mode, uid, gid, atime, mtime)
         self.touch("ctime")
 
     async def readlink(self) -> bytes:
