@@ -364,3 +364,17 @@ def test_a_guest_writes_its_root_and_the_image_is_clean(tmp_path_factory):
               "echo x > /data/new")
     assert ro.returncode != 0 and "Read-only file system" in ro.stdout
     fsck(img)
+
+
+def test_a_full_disk_is_enospc_in_a_guest_and_the_space_comes_back(tmp_path_factory):
+    tree = make_tree(tmp_path_factory, "fulltree")
+    img = next(disk_of(tmp_path_factory, tree, "8M"))
+    r = skas("run", "--disk", str(img), "--", "/bin/sh", "-c",
+             "df / | tail -1; dd if=/dev/zero of=/big bs=64k; echo dd status $?; sync; "
+             "df / | tail -1; rm /big; sync; df / | tail -1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert "No space left on device" in r.stdout and "dd status 1" in lines
+    before, full, after = [ln.split() for ln in lines if ln.startswith("/dev/root")]
+    assert full[3] == "0" and after == before           # available: none, then all back
+    fsck(img)
