@@ -18,6 +18,7 @@ import stat as S
 import struct
 from dataclasses import dataclass
 
+from services.kernel import signal
 from services.kernel.errors import Errno
 from services.kernel.vfs import X_OK, permitted
 
@@ -268,10 +269,10 @@ def past_point_of_no_return(task) -> None:
     close, caught signals go back to their default (ignored ones stay
     ignored), the alternate stack goes, a vfork parent may run on."""
     task.files.close_on_exec()
-    actions = task.process.sigactions
-    for sig, action in list(actions.items()):
-        if struct.unpack_from("<Q", action)[0] > 1:      # a handler, not DFL or IGN
-            del actions[sig]
+    proc = task.process
+    for sig in list(proc.sigactions):
+        if signal.handler_of(proc, sig) not in (signal.SIG_DFL, signal.SIG_IGN):
+            del proc.sigactions[sig]
     task.altstack = bytes(24)
     if task.vfork_done is not None and not task.vfork_done.done():
         task.vfork_done.set_result(None)

@@ -1,4 +1,4 @@
-"""Process system calls: ids, exit, exec, uname, limits."""
+"""Process system calls: ids, process groups and sessions, exec, uname, limits."""
 from __future__ import annotations
 
 import errno

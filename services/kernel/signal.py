@@ -136,9 +136,14 @@ async def sys_rt_sigreturn(t, *_):
     the stack pointer (the handler's ret popped pretcode)."""
     return await t.kernel.sigreturn(t)
 
+def action(proc, sig: int) -> tuple[int, int, int, int]:
+    """The disposition of sig: (handler, flags, restorer, mask)."""
+    raw = proc.sigactions.get(sig)
+    return _ACTION.unpack(raw) if raw else (SIG_DFL, 0, 0, 0)
+
+
 def handler_of(proc, sig: int) -> int:
-    action = proc.sigactions.get(sig)
-    return struct.unpack_from("<Q", action)[0] if action else SIG_DFL
+    return action(proc, sig)[0]
 
 
 def send_process(proc, sig: int, info: dict | None = None) -> None:
@@ -224,8 +229,7 @@ def _tell_parent(proc, code: int, sig: int) -> None:
     if parent is None:
         return
     parent.child_changed.wake()
-    action = parent.sigactions.get(SIGCHLD)
-    if not (action and _ACTION.unpack(action)[1] & SA_NOCLDSTOP):
+    if not action(parent, SIGCHLD)[1] & SA_NOCLDSTOP:
         send_process(parent, SIGCHLD, {"code": code, "pid": proc.pid, "uid": 0, "status": sig})
 
 
@@ -292,8 +296,7 @@ async def deliver(t, regs: dict, xstate: bytes) -> dict | None:
     proc = t.process
     while (taken := _take(t)) is not None:
         sig, info = taken
-        action = proc.sigactions.get(sig)
-        handler, flags, restorer, mask = _ACTION.unpack(action) if action else (0, 0, 0, 0)
+        handler, flags, restorer, mask = action(proc, sig)
         if handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT:
             continue
         if handler == SIG_DFL and sig in STOPPING:

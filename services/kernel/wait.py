@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import struct
 
+from services.kernel import signal
 from services.kernel.errors import Errno
 from services.kernel.files import c_int
 from services.kernel.task import Process, Task
@@ -18,10 +19,7 @@ WNOWAIT, WNOTHREAD, WALL, WCLONE = 0x1000000, 0x20000000, 0x40000000, 0x80000000
 P_ALL, P_PID, P_PGID = 0, 1, 2
 CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 5, 6
 SIGCHLD, SIGCONT = 17, 18
-SIG_IGN = 1
-SA_NOCLDWAIT = 2
 RUSAGE_SIZE = 144
-_SIGINFO_CHLD = struct.Struct("<iii4xiiiq")   # signo errno code, pid uid status, utime...
 INT_MIN = -(1 << 31)
 
 
@@ -44,7 +42,6 @@ def task_exited(t: Task, host_status: int) -> None:
 
 
 def process_exited(proc: Process, status: int) -> None:
-    from services.kernel import signal     # signal sends SIGCHLD; it imports us for exit
     k = proc.kernel
     proc.status = status
     init = k.processes.get(1)
@@ -59,9 +56,9 @@ def process_exited(proc: Process, status: int) -> None:
     if parent is None:               # init: the guest is over
         k.init_exited(status)
         return
-    action = parent.sigactions.get(SIGCHLD)
-    handler, sa_flags = struct.unpack_from("<QQ", action) if action else (0, 0)
-    if proc.exit_signal == SIGCHLD and (handler == SIG_IGN or sa_flags & SA_NOCLDWAIT):
+    handler, sa_flags, _, _ = signal.action(parent, SIGCHLD)
+    if proc.exit_signal == SIGCHLD and (handler == signal.SIG_IGN
+                                        or sa_flags & signal.SA_NOCLDWAIT):
         release(proc)                # nobody will wait: no zombie
     if proc.exit_signal:
         signal.send_process(parent, proc.exit_signal, chld_info(proc))
@@ -183,10 +180,7 @@ async def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
         if found is None:
             t.mem.write(infop, bytes(128))
         else:
-            info = _report_info(*found)
-            t.mem.write(infop, _SIGINFO_CHLD.pack(SIGCHLD, 0, info["code"], info["pid"],
-                                                  info["uid"], info["status"], 0).ljust(
-                                                      128, b"\0"))
+            t.mem.write(infop, signal.siginfo(SIGCHLD, _report_info(*found)))
     if rusage:
         t.mem.write(rusage, bytes(RUSAGE_SIZE))
     if found is not None and not options & WNOWAIT:

@@ -215,7 +215,7 @@ class Userspace:
         """A new tracee: tracked from now on, and its host pid told to the kernel."""
         self.by_task[t.task] = t
         self.by_pid[t.pid] = t
-        self.kernel.send("spawned", t.request_id or self.next_id, {"task": t.task, "pid": t.pid})
+        self.send("spawned", {"task": t.task, "pid": t.pid}, t.request_id or None)
 
     def spawn(self, msg: Message) -> None:
         task = msg["task"]

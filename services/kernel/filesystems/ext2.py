@@ -848,39 +848,49 @@ class Inode:
         """Changed without its htree kept up: read linearly from now on."""
         self.flags &= ~INDEX_FL
 
-    async def _add_entry(self, name: bytes, inode: Inode) -> None:
+    async def _records(self):
+        """Every record in the directory's blocks, in order:
+        (block number, block bytes, offset, previous record's offset, ino,
+        rec_len, name_len)."""
         fs = self.fs
         bs = fs.block_size
         filetype = fs.feature_incompat & INCOMPAT_FILETYPE
-        ft = FT_FROM_MODE.get(S.S_IFMT(inode.mode), 0) if filetype else 0
-        need = (8 + len(name) + 3) & ~3
-        self._unindex()
         for lb in range(self.size // bs):
             phys, _ = await self._bmap(lb, False)
             if not phys:
                 continue
             blk = await fs.data(phys, 1)
-            pos = 0
+            pos, prev = 0, None
             while pos < bs:
                 ino, rec_len, name_len, ftype = _DIRENT.unpack_from(blk, pos)
                 if rec_len < 8:
                     raise Ext2Error(errno.EUCLEAN, f"corrupt directory {self.ino}")
                 if not filetype:
                     name_len |= ftype << 8
-                used = (8 + name_len + 3) & ~3 if ino else 0
-                if rec_len - used >= need:
-                    new = bytearray(blk)
-                    at = pos
-                    if ino:
-                        _U16.pack_into(new, pos + 4, used)
-                        at = pos + used
-                    _DIRENT.pack_into(new, at, inode.ino, rec_len - (at - pos), len(name), ft)
-                    new[at + 8:at + 8 + len(name)] = name
-                    await fs.put(phys, new)
-                    return await self._added(name, inode)
-                pos += rec_len
-        lb = self.size // bs
-        phys, _ = await self._bmap(lb, True)
+                yield phys, blk, pos, prev, ino, rec_len, name_len
+                prev, pos = pos, pos + rec_len
+
+    async def _add_entry(self, name: bytes, inode: Inode) -> None:
+        """Into the first record with room to split, else a new block."""
+        fs = self.fs
+        bs = fs.block_size
+        ft = FT_FROM_MODE.get(S.S_IFMT(inode.mode), 0) if (
+            fs.feature_incompat & INCOMPAT_FILETYPE) else 0
+        need = (8 + len(name) + 3) & ~3
+        self._unindex()
+        async for phys, blk, pos, _, ino, rec_len, name_len in self._records():
+            used = (8 + name_len + 3) & ~3 if ino else 0
+            if rec_len - used >= need:
+                new = bytearray(blk)
+                at = pos
+                if ino:
+                    _U16.pack_into(new, pos + 4, used)
+                    at = pos + used
+                _DIRENT.pack_into(new, at, inode.ino, rec_len - (at - pos), len(name), ft)
+                new[at + 8:at + 8 + len(name)] = name
+                await fs.put(phys, new)
+                return await self._added(name, inode)
+        phys, _ = await self._bmap(self.size // bs, True)
         new = bytearray(bs)
         _DIRENT.pack_into(new, 0, inode.ino, bs, len(name), ft)
         new[8:8 + len(name)] = name
@@ -897,38 +907,23 @@ class Inode:
         await self.save()
 
     async def _remove_entry(self, name: bytes) -> None:
-        fs = self.fs
-        bs = fs.block_size
-        filetype = fs.feature_incompat & INCOMPAT_FILETYPE
+        """Merge the record into the previous one (or free it if first)."""
         self._unindex()
-        for lb in range(self.size // bs):
-            phys, _ = await self._bmap(lb, False)
-            if not phys:
-                continue
-            blk = await fs.data(phys, 1)
-            pos, prev = 0, None
-            while pos < bs:
-                ino, rec_len, name_len, ftype = _DIRENT.unpack_from(blk, pos)
-                if rec_len < 8:
-                    raise Ext2Error(errno.EUCLEAN, f"corrupt directory {self.ino}")
-                if not filetype:
-                    name_len |= ftype << 8
-                if ino and blk[pos + 8:pos + 8 + name_len] == name:
-                    new = bytearray(blk)
-                    if prev is None:
-                        _U32.pack_into(new, pos, 0)
-                    else:
-                        _U16.pack_into(new, prev + 4, pos - prev + rec_len)
-                    await fs.put(phys, new)
-                    if self._entries is not None:
-                        self._entries = [e for e in self._entries if e[0] != name]
-                    if self._names is not None:
-                        self._names.pop(name, None)
-                    self._touch()
-                    await self.save()
-                    return
-                prev = pos
-                pos += rec_len
+        async for phys, blk, pos, prev, ino, rec_len, name_len in self._records():
+            if ino and blk[pos + 8:pos + 8 + name_len] == name:
+                new = bytearray(blk)
+                if prev is None:
+                    _U32.pack_into(new, pos, 0)
+                else:
+                    _U16.pack_into(new, prev + 4, pos - prev + rec_len)
+                await self.fs.put(phys, new)
+                if self._entries is not None:
+                    self._entries = [e for e in self._entries if e[0] != name]
+                if self._names is not None:
+                    self._names.pop(name, None)
+                self._touch()
+                await self.save()
+                return
         raise Errno(errno.ENOENT)
 
     async def _set_entry(self, name: bytes, inode: Inode) -> None:
