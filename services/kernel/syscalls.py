@@ -38,7 +38,7 @@ _ENTRIES = [
     # nr, handler, support, note
     (0, fs.sys_read, FULL, ""),
     (1, fs.sys_write, FULL, ""),
-    (2, fs.sys_open, PARTIAL, "ext2 read-only; FIFOs, sockets, block devices ENXIO; no O_TMPFILE"),
+    (2, fs.sys_open, PARTIAL, "FIFOs, sockets, block devices ENXIO; no O_TMPFILE"),
     (3, fs.sys_close, FULL, ""),
     (4, fs.sys_stat, FULL, ""),
     (5, fs.sys_fstat, FULL, ""),
@@ -104,7 +104,7 @@ _ENTRIES = [
     (230, time.sys_clock_nanosleep, FULL, "on the kernel's loop; interrupted by signals, rem written"),
     (234, signal.sys_tgkill, FULL, "guest tids only"),
     (247, wait.sys_waitid, PARTIAL, "rusage is zeros"),
-    (257, fs.sys_openat, PARTIAL, "ext2 read-only; FIFOs, sockets, block devices ENXIO; no O_TMPFILE"),
+    (257, fs.sys_openat, PARTIAL, "FIFOs, sockets, block devices ENXIO; no O_TMPFILE"),
     (262, fs.sys_newfstatat, FULL, ""),
     (267, fs.sys_readlinkat, FULL, ""),
     # writable filesystems, /dev and mounts
