@@ -19,6 +19,10 @@ int main(void) {
     pid_t c = fork();
     if (c == 0) {                      /* counts while it runs */
         close(p[0]);
+        /* its own group, whose parent is in another group of the session:
+           not orphaned, so the host does not discard SIGTSTP wherever
+           the test runs */
+        setpgid(0, 0);
         raise(SIGTSTP);               /* stops itself first */
         for (unsigned long i = 0;; i++)
             if (i % 100000000 == 0) write(p[1], "", 0);
