@@ -49,7 +49,8 @@ MESSAGES: dict[str, Spec] = {
     "spawn": Spec("kernel", "userspace", {"task": INT},
                   "start a fresh stub address space for task and keep it stopped"),
     "spawned": Spec("userspace", "kernel", {"task": INT, "pid": INT},
-                    "the stub for task runs as host pid, stopped"),
+                    "task runs as host pid: the answer to spawn (a stopped stub), or, "
+                    "unasked, a clone child's, sent ahead of userspace's next message"),
     "syscall": Spec("userspace", "kernel",
                     {"task": INT, "nr": INT, "args": LIST, "rip": INT, "rsp": INT},
                     "task stopped in a trapped system call"),

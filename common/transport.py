@@ -196,8 +196,9 @@ def on_readable(loop: asyncio.AbstractEventLoop, channel: Channel,
                 handle: Callable[[bytes | None, Message], None]) -> Callable[[], None]:
     """Call handle for each message arriving on channel, from the asyncio loop.
 
-    zmq's FD is edge-triggered: after every callback (and after sends, via the
-    returned ``kick``) the socket is drained until EVENTS says it is empty."""
+    zmq's FD is edge-triggered: after every callback the socket is drained
+    until EVENTS says it is empty, and after sends the returned ``kick`` asks
+    EVENTS again (a send can swallow the edge of a message that came in)."""
     sock = channel.sock
 
     def readable() -> None:
@@ -208,7 +209,9 @@ def on_readable(loop: asyncio.AbstractEventLoop, channel: Channel,
     loop.add_reader(sock.getsockopt(zmq.FD), readable)
 
     def kick() -> None:
-        loop.call_soon(readable)
+        # Asking EVENTS re-arms the edge; a loop turn only if a message waits.
+        if sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            loop.call_soon(readable)
 
     return kick
 

@@ -91,4 +91,5 @@ def test_run_leaves_no_process_behind_even_when_interrupted(disk):
         time.sleep(0.05)
     p.send_signal(signal.SIGTERM)
     assert p.wait(10) == 128 + signal.SIGTERM
-    assert _processes_matching(guest_argv, b"skas-run-") == []
+    # this run's services: their config file is named for skas run's pid
+    assert _processes_matching(guest_argv, b"/run-%d.toml" % p.pid) == []

@@ -46,8 +46,10 @@ CLONE_ARGS_SIZE_VER0 = 64
 _TID = struct.Struct("<i")
 
 
-async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int | Ops:
-    """The one way a task is made; the call returns the child's virtual tid."""
+def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
+    """The one way a task is made; the call returns the child's virtual tid.
+    Only vfork waits (a coroutine); fork and clone are answered at once
+    with the op that makes the host process."""
     if flags & UNSUPPORTED:
         raise Errno(errno.EINVAL)
     if (flags & CLONE_THREAD and not flags & CLONE_SIGHAND) or (
@@ -78,8 +80,8 @@ async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int)
     op = {"op": "clone", "task": tid, "flags": host, "stack": stack,
           "ctid": ctid if flags & CLONE_CHILD_CLEARTID else 0, "tls": tls,
           "settid": ctid if flags & CLONE_CHILD_SETTID else 0}
-    # The child is known before it runs: userspace announces its host pid
-    # (``spawned``) and lets it go within the op, before any call of its own.
+    # The child is known before it runs: userspace lets it go within the op
+    # and announces its host pid (``spawned``) ahead of its next message.
     k.tasks[tid] = child
     child.in_kernel = False
     if proc is not t.process:
@@ -95,6 +97,12 @@ async def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int)
         child.created_by = t
         return Ops([op], tid)
     child.vfork_done = k.loop.create_future()
+    return _vfork(t, child, op, flags, ptid)
+
+
+async def _vfork(t: Task, child: Task, op: dict, flags: int, ptid: int) -> int:
+    """Make the child, then hold the parent until it execs or exits."""
+    k, tid = t.kernel, child.tid
     try:
         result = (await k.run_ops(t, [op]))[0]
     except BaseException:
@@ -140,19 +148,19 @@ def _put_tid(t: Task, addr: int, tid: int) -> None:
         pass
 
 
-async def sys_clone(t, flags, stack, ptid, ctid, tls, *_):
-    return await clone(t, flags & 0xFFFFFFFF, stack, ptid, ctid, tls)
+def sys_clone(t, flags, stack, ptid, ctid, tls, *_):
+    return clone(t, flags & 0xFFFFFFFF, stack, ptid, ctid, tls)
 
 
-async def sys_fork(t, *_):
-    return await clone(t, SIGCHLD, 0, 0, 0, 0)
+def sys_fork(t, *_):
+    return clone(t, SIGCHLD, 0, 0, 0, 0)
 
 
-async def sys_vfork(t, *_):
-    return await clone(t, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0)
+def sys_vfork(t, *_):
+    return clone(t, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0)
 
 
-async def sys_clone3(t, args, size, *_):
+def sys_clone3(t, args, size, *_):
     if size < CLONE_ARGS_SIZE_VER0 or size > 4096:
         raise Errno(errno.EINVAL)
     raw = t.mem.read(args, size)
@@ -164,5 +172,5 @@ async def sys_clone3(t, args, size, *_):
         raise Errno(errno.EINVAL)
     if bool(stack) != bool(stack_size):
         raise Errno(errno.EINVAL)
-    return await clone(t, flags | exit_signal, stack + stack_size if stack else 0,
+    return clone(t, flags | exit_signal, stack + stack_size if stack else 0,
                        ptid, ctid, tls)

@@ -75,7 +75,7 @@ class Kernel:
             fut = self.waiting.pop(msg["task"], None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
-            elif kind == "spawned":            # a clone child, about to run
+            elif kind == "spawned":            # a clone child's: before any word of it
                 t = self.tasks.get(msg["task"])
                 if t is not None and not t.host_pid:
                     t.attach(msg["pid"])
@@ -161,14 +161,13 @@ class Kernel:
         if inspect.isawaitable(result):
             t.call = asyncio.ensure_future(result)   # what a signal cancels; keeps CURRENT
             CURRENT.reset(token)
-            asyncio.ensure_future(self.finish(t, entry.name, args, t.call))
+            t.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
         else:
             CURRENT.reset(token)
             self.answer(t, result, entry.name, args)
 
-    async def finish(self, t: Task, call: str, args: list, call_task: asyncio.Future) -> None:
-        """Answer a call whose handler waits, once it is done or cut short."""
-        await asyncio.wait([call_task])
+    def finish(self, t: Task, call: str, args: list, call_task: asyncio.Future) -> None:
+        """Answer a call whose handler waited, now that it is done or cut short."""
         try:
             result = call_task.result()
         except Errno as e:

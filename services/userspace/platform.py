@@ -42,7 +42,6 @@ def spawn(task: int, stub_path: str) -> Tracee:
     while t.wait() >> 8 != PTRACE_EVENT_STOP:   # the group-stop becomes a ptrace stop
         pass
     t.getregs()
-    t.open_mem()
     t.install_filter()
     t.strip_host_leftovers()
     return t
@@ -93,7 +92,7 @@ def _exec_stub(t: Tracee, _op: dict, ctx: Context) -> int | dict:
     result = t.inject(SYS_execve, path, argv, argv + 8)
     if result < 0:
         return result
-    t.open_mem()
+    t.close()
     t.strip_host_leftovers()
     return {"vdso": t.vdso, "stack_top": t.stack_top}
 
@@ -167,7 +166,6 @@ def _clone(t: Tracee, op: dict, ctx: Context) -> int:
     child.regs = regs
     child.state = PARKED
     child.vdso, child.stack_top = t.vdso, t.stack_top
-    child.open_mem()
     if op["settid"]:          # CLONE_CHILD_SETTID, with the kernel's tid
         child.poke(op["settid"], struct.pack("<i", op["task"]))
     ctx.adopt(child)

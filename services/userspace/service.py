@@ -19,6 +19,7 @@ from services.userspace.tracee import (
 log = logging.getLogger("userspace")
 
 HEARTBEAT = 0.5          # seconds between pings to the kernel
+BIRTH_DELAY = 0.01       # longest a clone child's host pid waits for a message to ride
 KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
 WALL = 0x40000000
 
@@ -39,6 +40,7 @@ class Userspace:
         self.next_id = 1 << 40   # ids this service originates, clear of the kernel's
         self.last_heard = time.monotonic()
         self.connected = False
+        self.births: list[Tracee] = []   # clone children not yet announced
 
     # --- main loop ----------------------------------------------------------
     def run(self) -> int:
@@ -53,7 +55,9 @@ class Userspace:
         self.send("hello", {"pid": os.getpid()})
         next_ping = time.monotonic() + HEARTBEAT
         while self.running:
-            ready = dict(poller.poll(HEARTBEAT * 1000))
+            ready = dict(poller.poll(BIRTH_DELAY * 1000 if self.births else HEARTBEAT * 1000))
+            if not ready and self.births:
+                self.announce_births()
             if wake_r in ready:
                 os.read(wake_r, 4096)
                 self.reap()
@@ -76,10 +80,24 @@ class Userspace:
         self.shutdown()
         return 0
 
-    def send(self, type_: str, body: dict, id_: int | None = None) -> None:
+    def send(self, type_: str, body: dict, id_: int | None = None) -> int:
+        """Every message to the kernel; births it has not heard of go first."""
+        if self.births:
+            self.announce_births()
         if id_ is None:
             id_, self.next_id = self.next_id, self.next_id + 1
         self.kernel.send(type_, id_, body)
+        return id_
+
+    def announce_births(self) -> None:
+        """Tell the kernel the host pids of new clone children.  Held back until
+        the next message (or BIRTH_DELAY): anything in the guest that could
+        need one is a call that reaches the kernel after it, and a fork costs
+        a message less."""
+        births, self.births = self.births, []
+        for t in births:
+            self.kernel.send("spawned", self.next_id, {"task": t.task, "pid": t.pid})
+            self.next_id += 1
 
     def on_monitor(self) -> None:
         while self.monitor.poll(0):
@@ -125,10 +143,8 @@ class Userspace:
         if event == SECCOMP_STOP:
             nr, args = t.at_syscall()
             t.interrupting = False      # the kernel has it now: no trap needed
-            id_, self.next_id = self.next_id, self.next_id + 1
-            t.request_id = id_
-            self.kernel.send("syscall", id_, {"task": t.task, "nr": nr, "args": args,
-                                              "rip": t.regs.rip, "rsp": t.regs.rsp})
+            t.request_id = self.send("syscall", {"task": t.task, "nr": nr, "args": args,
+                                                 "rip": t.regs.rip, "rsp": t.regs.rsp})
         elif event >> 8 == PTRACE_EVENT_STOP:
             if event & 0xFF == signal.SIGTRAP and t.interrupting:
                 self.trap(t, 0, 0, 0)
@@ -146,10 +162,8 @@ class Userspace:
         t.interrupting = False
         t.state = PARKED
         t.syscall_regs = None         # not in a call: its context is its registers now
-        id_, self.next_id = self.next_id, self.next_id + 1
-        t.request_id = id_
-        self.kernel.send("trap", id_, {"task": t.task, "signo": signo, "code": code,
-                                       "addr": addr})
+        t.request_id = self.send("trap", {"task": t.task, "signo": signo, "code": code,
+                                          "addr": addr})
 
     def gone(self, t: Tracee, status: int) -> None:
         t.close()
@@ -164,7 +178,7 @@ class Userspace:
                 log.error("kernel refused message #%d: %s", msg.id, msg["reason"])
             return
         if msg.type == "ping":
-            self.kernel.send("pong", msg.id, {"service": "userspace"})
+            self.send("pong", {"service": "userspace"}, msg.id)
             return
         if msg.type == "spawn":
             self.spawn(msg)
@@ -194,7 +208,7 @@ class Userspace:
             results, regs_set = platform.run_ops(t, msg["ops"], self.ops_context)
             failed = results and isinstance(results[-1], int) and results[-1] < 0
             if msg["reply"]:
-                self.kernel.send("ops_done", msg.id, {"task": t.task, "results": results})
+                self.send("ops_done", {"task": t.task, "results": results}, msg.id)
             elif failed and msg["ops"][len(results) - 1].get("op") == "clone":
                 # fork's batch: the caller gets the error, the kernel forgets the child
                 op = msg["ops"][len(results) - 1]
@@ -212,10 +226,11 @@ class Userspace:
                 t.finish(msg["value"])   # back to the guest's call site with the result
 
     def adopt(self, t: Tracee) -> None:
-        """A new tracee: tracked from now on, and its host pid told to the kernel."""
+        """A clone child: tracked from now on; the kernel hears its host pid
+        with userspace's next message."""
         self.by_task[t.task] = t
         self.by_pid[t.pid] = t
-        self.send("spawned", {"task": t.task, "pid": t.pid}, t.request_id or None)
+        self.births.append(t)
 
     def spawn(self, msg: Message) -> None:
         task = msg["task"]
@@ -225,8 +240,9 @@ class Userspace:
             log.error("cannot spawn task %d: %s", task, exc)
             self.kernel.error(msg.id, f"spawn failed: {exc}")
             return
-        t.request_id = msg.id
-        self.adopt(t)
+        self.by_task[task] = t
+        self.by_pid[t.pid] = t
+        self.send("spawned", {"task": task, "pid": t.pid}, msg.id)
         log.info("task %d runs as host pid %d", task, t.pid)
 
     # --- control endpoint -----------------------------------------------------

@@ -164,17 +164,14 @@ class Tracee:
             pass
 
     # --- memory ---------------------------------------------------------
-    def open_mem(self) -> None:
-        """(Re)open /proc/PID/mem: the fd pins one mm, so exec needs a new one."""
-        if self.mem_fd >= 0:
-            os.close(self.mem_fd)
-        self.mem_fd = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
-
     def poke(self, addr: int, data: bytes) -> None:
+        if self.mem_fd < 0:      # opened on first use: most forks never poke
+            self.mem_fd = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
         if os.pwrite(self.mem_fd, data, addr) != len(data):
             raise OSError(14, f"short write to guest memory at {addr:#x}")
 
     def close(self) -> None:
+        """Drop the /proc/PID/mem fd: it pins one mm, so exec must drop it too."""
         if self.mem_fd >= 0:
             os.close(self.mem_fd)
             self.mem_fd = -1
