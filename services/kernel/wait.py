@@ -96,25 +96,39 @@ def _matches(waiter: Process, c: Process, pid: int, options: int) -> bool:
     return (c.exit_signal != SIGCHLD) == bool(options & WCLONE)
 
 
-async def _wait_for(t: Task, pid: int, options: int) -> tuple[Process, str] | None:
+def _ready(me: Process, pid: int, options: int) -> tuple[Process, str] | None:
     """The first matching child with something to report: ("exit") a zombie,
     ("stop") stopped by a signal (WUNTRACED/WSTOPPED), ("cont") continued
-    (WCONTINUED).  None with WNOHANG if there is nothing yet."""
-    me = t.process
+    (WCONTINUED); None if there is nothing yet."""
+    children = [c for c in me.children if _matches(me, c, pid, options)]
+    if not children:
+        raise Errno(errno.ECHILD)
+    for c in children:
+        if c.zombie and options & WEXITED:
+            return c, "exit"
+        if c.report == "stop" and options & WSTOPPED:
+            return c, "stop"
+        if c.report == "cont" and options & WCONTINUED:
+            return c, "cont"
+    return None
+
+
+def _wait(t: Task, pid: int, options: int, answer):
+    """answer(what _ready found) at once when a child has something to report
+    (or with WNOHANG, None): most waits find their child done already.
+    Otherwise a coroutine that sleeps until a child changes."""
+    found = _ready(t.process, pid, options)
+    if found is not None or options & WNOHANG:
+        return answer(found)
+    return _sleep_until_ready(t, pid, options, answer)
+
+
+async def _sleep_until_ready(t: Task, pid: int, options: int, answer):
     while True:
-        children = [c for c in me.children if _matches(me, c, pid, options)]
-        if not children:
-            raise Errno(errno.ECHILD)
-        for c in children:
-            if c.zombie and options & WEXITED:
-                return c, "exit"
-            if c.report == "stop" and options & WSTOPPED:
-                return c, "stop"
-            if c.report == "cont" and options & WCONTINUED:
-                return c, "cont"
-        if options & WNOHANG:
-            return None
-        await me.child_changed.wait()
+        await t.process.child_changed.wait()
+        found = _ready(t.process, pid, options)
+        if found is not None:
+            return answer(found)
 
 
 def _status(c: Process, event: str) -> int:
@@ -138,26 +152,28 @@ def _consume(c: Process, event: str) -> None:
         c.report = None
 
 
-async def sys_wait4(t, pid, status_ptr, options, rusage, *_):
+def sys_wait4(t, pid, status_ptr, options, rusage, *_):
     pid = c_int(pid)
     options &= 0xFFFFFFFF
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE):
         raise Errno(errno.EINVAL)
     if pid == INT_MIN:
         raise Errno(errno.ESRCH)
-    found = await _wait_for(t, pid, options | WEXITED)
-    if found is None:
-        return 0
-    c, event = found
-    if status_ptr:
-        t.mem.write(status_ptr, struct.pack("<i", _status(c, event)))
-    if rusage:
-        t.mem.write(rusage, bytes(RUSAGE_SIZE))
-    _consume(c, event)
-    return c.pid
+
+    def answer(found):
+        if found is None:
+            return 0
+        c, event = found
+        if status_ptr:
+            t.mem.write(status_ptr, struct.pack("<i", _status(c, event)))
+        if rusage:
+            t.mem.write(rusage, bytes(RUSAGE_SIZE))
+        _consume(c, event)
+        return c.pid
+    return _wait(t, pid, options | WEXITED, answer)
 
 
-async def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
+def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
     options &= 0xFFFFFFFF
     if options & ~(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD
                    | WALL | WCLONE) or not options & (WEXITED | WSTOPPED | WCONTINUED):
@@ -175,15 +191,17 @@ async def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
         pid = -id_ if id_ else 0
     else:
         raise Errno(errno.EINVAL)
-    found = await _wait_for(t, pid, options)
-    if infop:
-        if found is None:
-            t.mem.write(infop, bytes(128))
-        else:
-            t.mem.write(infop, signal.siginfo(SIGCHLD, _report_info(*found)))
-    if rusage:
-        t.mem.write(rusage, bytes(RUSAGE_SIZE))
-    if found is not None and not options & WNOWAIT:
-        _consume(*found)
-    return 0
+
+    def answer(found):
+        if infop:
+            if found is None:
+                t.mem.write(infop, bytes(128))
+            else:
+                t.mem.write(infop, signal.siginfo(SIGCHLD, _report_info(*found)))
+        if rusage:
+            t.mem.write(rusage, bytes(RUSAGE_SIZE))
+        if found is not None and not options & WNOWAIT:
+            _consume(*found)
+        return 0
+    return _wait(t, pid, options, answer)
 
