@@ -143,10 +143,13 @@ class Channel:
         self.send("error", id_, {"reason": reason}, to)
 
     def drain(self) -> Iterator[tuple[bytes | None, Message]]:
-        """Yield every message waiting now; bad ones are answered, not yielded."""
-        while True:
+        """Yield every message waiting now; bad ones are answered, not yielded.
+        EVENTS says when to stop (cheaper than the EAGAIN of one more recv),
+        and asking it after the last message re-arms zmq's edge-triggered FD."""
+        sock = self.sock
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 return
             to = frames[0] if self.routed else None
@@ -196,15 +199,14 @@ def on_readable(loop: asyncio.AbstractEventLoop, channel: Channel,
                 handle: Callable[[bytes | None, Message], None]) -> Callable[[], None]:
     """Call handle for each message arriving on channel, from the asyncio loop.
 
-    zmq's FD is edge-triggered: after every callback the socket is drained
-    until EVENTS says it is empty, and after sends the returned ``kick`` asks
-    EVENTS again (a send can swallow the edge of a message that came in)."""
+    zmq's FD is edge-triggered: each callback drains the socket until EVENTS
+    says it is empty, and after sends the returned ``kick`` asks EVENTS again
+    (a send can swallow the edge of a message that came in)."""
     sock = channel.sock
 
     def readable() -> None:
-        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            for to, msg in channel.drain():
-                handle(to, msg)
+        for to, msg in channel.drain():
+            handle(to, msg)
 
     loop.add_reader(sock.getsockopt(zmq.FD), readable)
 
