@@ -45,9 +45,10 @@ def guest(img: Path, *argv: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"], ["/bin/jobctl"],
-                                  ["/bin/execat"], ["/bin/sh", "/scripts/corpus.sh"]],
+                                  ["/bin/execat"], ["/bin/forkmany", "500", "seq"],
+                                  ["/bin/sh", "/scripts/corpus.sh"]],
                          ids=["signal-handlers", "pthreads", "job-control", "execveat",
-                              "shell-corpus"])
+                              "fork-wait-loop", "shell-corpus"])
 def test_same_output_natively_and_in_a_guest(ptree, pdisk, argv):
     want = native(ptree, *argv)
     got = guest(pdisk, *argv)

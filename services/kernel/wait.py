@@ -124,11 +124,13 @@ def _wait(t: Task, pid: int, options: int, answer):
 
 
 async def _sleep_until_ready(t: Task, pid: int, options: int, answer):
+    # It looks again before it sleeps: a child may have changed between the
+    # call and the first step of this coroutine.
     while True:
-        await t.process.child_changed.wait()
         found = _ready(t.process, pid, options)
         if found is not None:
             return answer(found)
+        await t.process.child_changed.wait()
 
 
 def _status(c: Process, event: str) -> int:
