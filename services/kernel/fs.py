@@ -133,7 +133,12 @@ async def _open_create(t, dirfd: int, path_ptr: int, flags: int, mode: int) -> t
             may_create(dir_loc, t.cred)
             perm, uid, gid = new_owner(dir_loc.inode, t.cred,
                                        S.S_IFREG | mode & ~t.umask & 0o7777)
-            inode = await dir_loc.inode.create(name, perm, uid, gid, 0)
+            try:
+                inode = await dir_loc.inode.create(name, perm, uid, gid, 0)
+            except Errno as e:
+                if e.code != errno.EEXIST or flags & O_EXCL:
+                    raise
+                continue        # another task made it meanwhile: open that one
             return dir_loc.child(name, inode), True
         if flags & O_EXCL:
             raise Errno(errno.EEXIST)

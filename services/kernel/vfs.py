@@ -39,11 +39,13 @@ A filesystem has ``root``, ``statfs()`` (a dict like ext2's) and ``writable``.
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import itertools
 import os
 import stat as S
 import struct
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,7 +305,7 @@ def permitted(inode: Any, cred: Credentials, mask: int) -> bool:
     return (bits & mask & 7) == mask
 
 
-STAT = struct.Struct("<QQQIIIiQqqqQQQQQQ24x")
+STAT = struct.Struct("<QQQIIIiQqqqqQqQqQ24x")   # times signed: before 1970 is negative
 _STATX_TS = struct.Struct("<qI4x")
 _STATX_HEAD = struct.Struct("<IIQIIIHxxQQQQ")
 STATX_BASIC_STATS = 0x7FF
@@ -380,6 +382,12 @@ class OpenFile:
         return DEFAULT_POLLMASK
 
 
+# Linux's inode lock, for writes: one at a time per inode, so that an
+# O_APPEND write's end, or a position shared since fork, is read and moved
+# by one writer and not overwritten by the next
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 class InodeFile(OpenFile):
     """A regular file or directory of a filesystem."""
 
@@ -408,15 +416,16 @@ class InodeFile(OpenFile):
         """At the position, at offset (pwrite), or at the end with O_APPEND
         (pwrite too, as on Linux, leaving the position alone)."""
         inode = self.loc.inode
-        if self.flags & O_APPEND:
-            at = inode.size
-        else:
-            at = self.pos if offset is None else offset
         if not data:
             return 0
-        n = await inode.write(at, data)
-        if offset is None:
-            self.pos = at + n
+        async with _WRITE_LOCKS.setdefault(inode, asyncio.Lock()):
+            if self.flags & O_APPEND:
+                at = inode.size
+            else:
+                at = self.pos if offset is None else offset
+            n = await inode.write(at, data)
+            if offset is None:
+                self.pos = at + n
         return n
 
     def seekable_size(self) -> int:

@@ -58,6 +58,7 @@ RO_COMPAT_SPARSE_SUPER = 0x0001
 RO_COMPAT_LARGE_FILE = 0x0002
 INDEX_FL = 0x1000          # EXT2_INDEX_FL: the directory has an htree
 DIRTY_LIMIT = 1024         # dirty blocks held before they are written back
+LINK_MAX = 65000           # links to an inode, as Linux's ext4 driver (serving ext2) allows
 FT_FROM_MODE = {S.S_IFREG: 1, S.S_IFDIR: 2, S.S_IFCHR: 3, S.S_IFBLK: 4, S.S_IFIFO: 5,
                 S.S_IFSOCK: 6, S.S_IFLNK: 7}
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
@@ -92,6 +93,24 @@ def _has_super(group: int) -> bool:
         if n == 1:
             return True
     return False
+
+
+def _max_size(bits: int) -> int:
+    """Linux's ext2_max_size for blocks of 1 << bits bytes: what the block map
+    addresses, unless i_blocks (32 bits of 512-byte sectors, indirect blocks
+    included) runs out first."""
+    ppb = 1 << (bits - 2)
+    limit = ((1 << 32) - 1) >> (bits - 9)
+    blocks = NDIR_BLOCKS + ppb + ppb ** 2 + ppb ** 3
+    if blocks + 3 + 2 * ppb + ppb ** 2 <= limit:
+        return blocks << bits
+    rest = limit - NDIR_BLOCKS - ppb
+    if rest < ppb ** 2:
+        meta = 2 + -(-rest // ppb)
+    else:
+        rest -= ppb ** 2
+        meta = 3 + ppb + -(-rest // ppb) + -(-rest // ppb ** 2)
+    return (limit - meta) << bits
 
 
 def _decode_time(base: int, extra: int) -> tuple[int, int]:
@@ -177,6 +196,7 @@ class Ext2:
         if log_bs > 6:
             raise Ext2Error(errno.EINVAL, f"unsupported block size 1024 << {log_bs}")
         bs = fs.block_size = 1024 << log_bs
+        fs.max_size = _max_size(10 + log_bs)
         fs.inode_size = inode_size if rev >= 1 else 128
         if fs.inode_size < 128 or fs.inode_size > bs or fs.inode_size & (fs.inode_size - 1):
             raise Ext2Error(errno.EUCLEAN, f"bad inode size {fs.inode_size}")
@@ -306,24 +326,32 @@ class Ext2:
             i = j
 
     async def sync(self) -> None:
-        """Dirty blocks, then the group descriptors and superblock, then a FLUSH."""
-        await self.write_back()
-        if self.meta_dirty:
-            self.meta_dirty = False
-            for g in range(self.ngroups):
-                _GD.pack_into(self.gdt, g * _GROUP.size, self.block_bitmaps[g],
-                              self.inode_bitmaps[g], self.inode_tables[g],
-                              self.group_free[g][0], self.group_free[g][1], self.used_dirs[g])
-            await self.dev.write((self.first_data + 1) * self.block_size, bytes(self.gdt))
-            struct.pack_into("<II", self.sb, 12, sum(b for b, _ in self.group_free),
-                             sum(i for _, i in self.group_free))
-            struct.pack_into("<I", self.sb, 48, int(time.time()))     # s_wtime
-            await self.dev.write(1024, bytes(self.sb))
-        await self.dev.flush()
+        """Dirty blocks, then the group descriptors and superblock, then a FLUSH;
+        under the lock, so that no change (an unlinked file freed as its last
+        user exits, say) lands between the blocks and the counts written."""
+        async with self.lock:
+            await self.write_back()
+            if self.meta_dirty:
+                self.meta_dirty = False
+                for g in range(self.ngroups):
+                    _GD.pack_into(self.gdt, g * _GROUP.size, self.block_bitmaps[g],
+                                  self.inode_bitmaps[g], self.inode_tables[g],
+                                  self.group_free[g][0], self.group_free[g][1],
+                                  self.used_dirs[g])
+                await self.dev.write((self.first_data + 1) * self.block_size, bytes(self.gdt))
+                struct.pack_into("<II", self.sb, 12, sum(b for b, _ in self.group_free),
+                                 sum(i for _, i in self.group_free))
+                struct.pack_into("<I", self.sb, 48, int(time.time()))     # s_wtime
+                await self.dev.write(1024, bytes(self.sb))
+            await self.dev.flush()
 
     async def unmount(self) -> None:
+        """The last sync: no file is open any more, so unlinked ones that
+        still were are freed first (ext2 has no orphan list for a later mount)."""
         async with self.lock:
-            await self.sync()
+            for inode in [i for i in self.inodes.values() if i.nlink == 0 and i.opens]:
+                await inode._evict()
+        await self.sync()
 
     # --- allocation ----------------------------------------------------------------
     def _group_blocks(self, g: int) -> int:
@@ -460,6 +488,7 @@ class Inode:
         self.rdev = self._rdev() if S.S_ISCHR(self.mode) or S.S_ISBLK(self.mode) else 0
         self._entries: list[tuple[bytes, int, int]] | None = None   # a directory's, once read
         self._names: dict[bytes, int] | None = None
+        self._room: dict[int, int] = {}     # a directory block's largest gap, by logical block
 
     def is_dir(self) -> bool:
         return S.S_ISDIR(self.mode)
@@ -701,8 +730,11 @@ class Inode:
         return pos - offset
 
     async def write(self, offset: int, data: bytes) -> int:
+        """As Linux: EFBIG at the largest file size, a short write up to it."""
+        if offset >= self.fs.max_size:
+            raise Errno(errno.EFBIG)
         async with self.fs.lock:
-            return await self._write(offset, bytes(data))
+            return await self._write(offset, bytes(data[:self.fs.max_size - offset]))
 
     async def _free_tree(self, block: int, depth: int) -> None:
         """An indirect table of this depth (1: pointers to data) and all below it."""
@@ -782,6 +814,8 @@ class Inode:
     async def truncate(self, size: int) -> None:
         if not S.S_ISREG(self.mode):
             raise Errno(errno.EINVAL)
+        if size > self.fs.max_size:
+            raise Errno(errno.EFBIG)
         async with self.fs.lock:
             await self._truncate(size)
 
@@ -794,8 +828,7 @@ class Inode:
             await self.save()
 
     async def fsync(self) -> None:
-        async with self.fs.lock:
-            await self.fs.sync()
+        await self.fs.sync()
 
     def hold(self):
         self.opens += 1
@@ -848,39 +881,53 @@ class Inode:
         """Changed without its htree kept up: read linearly from now on."""
         self.flags &= ~INDEX_FL
 
-    async def _records(self):
-        """Every record in the directory's blocks, in order:
-        (block number, block bytes, offset, previous record's offset, ino,
-        rec_len, name_len)."""
+    async def _records(self, need: int = 0):
+        """Every record in the directory's blocks, in order: (logical block,
+        block number, block bytes, offset, previous record's offset, ino,
+        rec_len, name_len).  Blocks known to have no gap of need bytes are
+        skipped: the largest gap of each block read to its end is kept in
+        _room (until the block changes), so that adding to a big directory
+        does not parse all of it each time."""
         fs = self.fs
         bs = fs.block_size
         filetype = fs.feature_incompat & INCOMPAT_FILETYPE
         for lb in range(self.size // bs):
+            if self._room.get(lb, bs) < need:
+                continue
             phys, _ = await self._bmap(lb, False)
             if not phys:
                 continue
             blk = await fs.data(phys, 1)
-            pos, prev = 0, None
+            pos, prev, room = 0, None, 0
             while pos < bs:
                 ino, rec_len, name_len, ftype = _DIRENT.unpack_from(blk, pos)
                 if rec_len < 8:
                     raise Ext2Error(errno.EUCLEAN, f"corrupt directory {self.ino}")
                 if not filetype:
                     name_len |= ftype << 8
-                yield phys, blk, pos, prev, ino, rec_len, name_len
+                yield lb, phys, blk, pos, prev, ino, rec_len, name_len
+                room = max(room, rec_len - ((8 + name_len + 3) & ~3 if ino else 0))
                 prev, pos = pos, pos + rec_len
+            self._room[lb] = room
+
+    def _ft(self, inode: Inode) -> int:
+        """The file type byte of an entry for inode (0 without the feature)."""
+        if self.fs.feature_incompat & INCOMPAT_FILETYPE:
+            return FT_FROM_MODE.get(S.S_IFMT(inode.mode), 0)
+        return 0
 
     async def _add_entry(self, name: bytes, inode: Inode) -> None:
-        """Into the first record with room to split, else a new block."""
+        """Into the first record with room to split, else a new block (ENOSPC
+        if there is none: nothing is entered then)."""
         fs = self.fs
         bs = fs.block_size
-        ft = FT_FROM_MODE.get(S.S_IFMT(inode.mode), 0) if (
-            fs.feature_incompat & INCOMPAT_FILETYPE) else 0
+        ft = self._ft(inode)
         need = (8 + len(name) + 3) & ~3
         self._unindex()
-        async for phys, blk, pos, _, ino, rec_len, name_len in self._records():
+        async for lb, phys, blk, pos, _, ino, rec_len, name_len in self._records(need):
             used = (8 + name_len + 3) & ~3 if ino else 0
             if rec_len - used >= need:
+                self._room.pop(lb, None)
                 new = bytearray(blk)
                 at = pos
                 if ino:
@@ -890,7 +937,11 @@ class Inode:
                 new[at + 8:at + 8 + len(name)] = name
                 await fs.put(phys, new)
                 return await self._added(name, inode)
-        phys, _ = await self._bmap(self.size // bs, True)
+        try:
+            phys, _ = await self._bmap(self.size // bs, True)
+        except Errno:
+            await self.save()           # an indirect block it may have got on the way
+            raise
         new = bytearray(bs)
         _DIRENT.pack_into(new, 0, inode.ino, bs, len(name), ft)
         new[8:8 + len(name)] = name
@@ -909,8 +960,9 @@ class Inode:
     async def _remove_entry(self, name: bytes) -> None:
         """Merge the record into the previous one (or free it if first)."""
         self._unindex()
-        async for phys, blk, pos, prev, ino, rec_len, name_len in self._records():
+        async for lb, phys, blk, pos, prev, ino, rec_len, name_len in self._records():
             if ino and blk[pos + 8:pos + 8 + name_len] == name:
+                self._room.pop(lb, None)
                 new = bytearray(blk)
                 if prev is None:
                     _U32.pack_into(new, pos, 0)
@@ -927,9 +979,43 @@ class Inode:
         raise Errno(errno.ENOENT)
 
     async def _set_entry(self, name: bytes, inode: Inode) -> None:
-        """Point the existing entry name at inode (for rename over a name)."""
-        await self._remove_entry(name)
-        await self._add_entry(name, inode)
+        """Point the existing entry name at inode, in place (rename over a
+        name, as Linux's ext2_set_link: nothing to allocate, so nothing fails)."""
+        async for _, phys, blk, pos, _, ino, _, name_len in self._records():
+            if ino and blk[pos + 8:pos + 8 + name_len] == name:
+                new = bytearray(blk)
+                _U32.pack_into(new, pos, inode.ino)
+                new[pos + 7] = self._ft(inode)
+                await self.fs.put(phys, new)
+                dtype = DT_FROM_MODE.get(S.S_IFMT(inode.mode), 0)
+                if self._entries is not None:
+                    self._entries = [(n, inode.ino, dtype) if n == name else (n, i, t)
+                                     for n, i, t in self._entries]
+                if self._names is not None:
+                    self._names[name] = inode.ino
+                self._touch()
+                await self.save()
+                return
+        raise Errno(errno.ENOENT)
+
+    async def _enter_new(self, name: bytes, inode: Inode, fill) -> Inode:
+        """Fill an inode made just now (fill: its first write, awaited here)
+        and enter it; if either runs out of space, the inode is freed again,
+        as if never made."""
+        try:
+            await fill
+            await self._add_entry(name, inode)
+            return inode
+        except Errno:
+            inode.nlink = 0
+            await inode._evict()
+            raise
+
+    def _may_link(self) -> None:
+        """One more link (a name, or a new subdirectory's ".."), as the 16-bit
+        count and Linux allow."""
+        if self.nlink >= LINK_MAX:
+            raise Errno(errno.EMLINK)
 
     async def _must_be_absent(self, name: bytes) -> None:
         self._check_dir()
@@ -950,30 +1036,32 @@ class Inode:
                     ptrs[1] = (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
                 inode._set_ptrs(ptrs)
                 inode.rdev = rdev
-            await inode.save()
-            await self._add_entry(name, inode)
-            return inode
+            return await self._enter_new(name, inode, inode.save())
 
     async def mkdir(self, name: bytes, mode: int, uid: int, gid: int) -> Inode:
         async with self.fs.lock:
             await self._must_be_absent(name)
-            fs = self.fs
-            bs = fs.block_size
-            inode = await fs.new_inode(self, S.S_IFDIR | (mode & 0o7777), uid, gid)
+            self._may_link()
+            inode = await self.fs.new_inode(self, S.S_IFDIR | (mode & 0o7777), uid, gid)
             inode.nlink = 2
-            phys, _ = await inode._bmap(0, True)
-            ft = 2 if fs.feature_incompat & INCOMPAT_FILETYPE else 0
-            blk = bytearray(bs)
-            _DIRENT.pack_into(blk, 0, inode.ino, 12, 1, ft)
-            blk[8:9] = b"."
-            _DIRENT.pack_into(blk, 12, self.ino, bs - 12, 2, ft)
-            blk[20:22] = b".."
-            await fs.put(phys, blk)
-            inode.size = bs
-            await inode.save()
+            await self._enter_new(name, inode, inode._first_block(self))
             self.nlink += 1
-            await self._add_entry(name, inode)
+            await self.save()
             return inode
+
+    async def _first_block(self, parent: Inode) -> None:
+        """A new directory's block of "." and ".."."""
+        bs = self.fs.block_size
+        phys, _ = await self._bmap(0, True)
+        ft = self._ft(self)
+        blk = bytearray(bs)
+        _DIRENT.pack_into(blk, 0, self.ino, 12, 1, ft)
+        blk[8:9] = b"."
+        _DIRENT.pack_into(blk, 12, parent.ino, bs - 12, 2, ft)
+        blk[20:22] = b".."
+        await self.fs.put(phys, blk)
+        self.size = bs
+        await self.save()
 
     async def symlink(self, name: bytes, target: bytes, uid: int, gid: int) -> Inode:
         async with self.fs.lock:
@@ -984,23 +1072,24 @@ class Inode:
                 inode.i_block = target.ljust(60, b"\0")
                 inode.blockptrs = _BLOCKPTRS.unpack(inode.i_block)
                 inode.size = len(target)
-                await inode.save()
-            else:
-                await inode._write(0, target)
-            await self._add_entry(name, inode)
-            return inode
+                return await self._enter_new(name, inode, inode.save())
+            return await self._enter_new(name, inode, inode._target(target))
+
+    async def _target(self, target: bytes) -> None:
+        """A new slow symlink's target: all of it, or ENOSPC (not a short link)."""
+        if await self._write(0, target) < len(target):
+            raise Errno(errno.ENOSPC)
 
     async def link(self, name: bytes, inode: Inode) -> None:
         async with self.fs.lock:
             await self._must_be_absent(name)
             if inode.nlink == 0:
                 raise Errno(errno.ENOENT)
-            if inode.nlink >= 65000:
-                raise Errno(errno.EMLINK)
+            inode._may_link()
+            await self._add_entry(name, inode)
             inode.nlink += 1
             inode._touch(m=False)
             await inode.save()
-            await self._add_entry(name, inode)
 
     async def unlink(self, name: bytes) -> None:
         async with self.fs.lock:
@@ -1069,10 +1158,8 @@ class Inode:
                     raise Errno(errno.ENOENT)
                 if src is dst:
                     return
-                await self._remove_entry(name)
-                await new_dir._remove_entry(new_name)
-                await new_dir._add_entry(new_name, src)
-                await self._add_entry(name, dst)
+                await new_dir._set_entry(new_name, src)
+                await self._set_entry(name, dst)
                 if self is not new_dir:
                     for moved, old, new in ((src, self, new_dir), (dst, new_dir, self)):
                         if moved.is_dir():
@@ -1095,10 +1182,12 @@ class Inode:
                     raise Errno(errno.ENOTDIR)
                 if dst.is_dir() and not await dst._is_empty():
                     raise Errno(errno.ENOTEMPTY)
+                await new_dir._set_entry(new_name, src)
+            else:
+                if src.is_dir() and self is not new_dir:
+                    new_dir._may_link()
+                await new_dir._add_entry(new_name, src)   # first: ENOSPC leaves all as it was
             await self._remove_entry(name)
-            if dst is not None:
-                await new_dir._remove_entry(new_name)
-            await new_dir._add_entry(new_name, src)
             if src.is_dir() and self is not new_dir:
                 await src._set_dotdot(new_dir)
                 self.nlink -= 1
