@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
 import subprocess
+import sys
 
 import pytest
 
-from conftest import disk_of, make_tree, skas
+from conftest import HERE, disk_of, make_tree, skas
 from services.kernel.errors import Errno
 from services.kernel.filesystems import ext2 as ext2mod
 from services.kernel.filesystems.ext2 import Ext2
@@ -377,4 +379,25 @@ def test_a_full_disk_is_enospc_in_a_guest_and_the_space_comes_back(tmp_path_fact
     assert "No space left on device" in r.stdout and "dd status 1" in lines
     before, full, after = [ln.split() for ln in lines if ln.startswith("/dev/root")]
     assert full[3] == "0" and after == before           # available: none, then all back
+    fsck(img)
+
+
+def test_a_stopped_guest_loses_nothing_it_wrote(tmp_path_factory):
+    """SIGTERM to skas run halts the guest as init's end does: files written
+    (never synced) are on the image, and one unlinked while still open by a
+    process alive at halt is freed (ext2 has no orphan list): e2fsck clean."""
+    tree = make_tree(tmp_path_factory, "termtree")
+    img = next(disk_of(tmp_path_factory, tree))
+    p = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(img), "--",
+                          "/bin/sh", "-c", "echo kept > /kept; exec 4>/gone; rm /gone; "
+                          "echo held >&4; echo ready; sleep 60"],
+                         stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 128 + signal.SIGTERM
+    fsck(img)
+    assert debugfs(img, "cat /kept") == b"kept\n"
+    r = skas("run", "--disk", str(img), "--", "/bin/sh", "-c",
+             "(exec 4>/gone2; rm /gone2; echo held >&4; sleep 30) & sleep 0.5")
+    assert r.returncode == 0, r.stdout + r.stderr
     fsck(img)

@@ -421,6 +421,16 @@ async def sync_all(vfs) -> None:
         await _sync(m.fs)
 
 
+async def unmount_all(vfs) -> None:
+    """At halt, when no file is open any more: each writable filesystem's
+    last write-back (ext2 frees unlinked files that were still open then)."""
+    for m in list(vfs.mounts):
+        if getattr(m.fs, "writable", False) and hasattr(m.fs, "unmount"):
+            await m.fs.unmount()
+        else:
+            await _sync(m.fs)
+
+
 async def sys_sync(t, *_):
     await sync_all(t.kernel.vfs)
     return 0

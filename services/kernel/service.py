@@ -15,7 +15,7 @@ from common.transport import AsyncLink, Endpoint, on_readable
 from services.kernel.block import UbdDevice
 from services.kernel.console import Console, ConsoleFile
 from services.kernel.errors import Errno
-from services.kernel.fs import sync_all
+from services.kernel.fs import unmount_all
 from services.kernel.exec import ExecFailed
 from services.kernel.filesystems.ext2 import Ext2, Ext2Error
 from services.kernel.pagecache import PageCache
@@ -63,6 +63,7 @@ class Kernel:
         self.enosys_logged: set[int] = set()
         self.limits: dict[int, list] = {}
         self.syscall_count = 0
+        self.halting = False
 
     # --- messages ------------------------------------------------------------------
     def on_message(self, to: bytes, msg: Message) -> None:
@@ -396,11 +397,16 @@ class Kernel:
         raise Errno(errno.ENOENT)
 
     async def shutdown(self, code: int) -> None:
+        """Halt: every task killed, the disks written back, the console out."""
+        if self.halting:
+            return
+        self.halting = True
         for t in list(self.tasks.values()):
             self.kill_task(t)
+            t.files.close_all()     # killed: nothing of theirs is open any more
         if self.vfs is not None:
             try:
-                await asyncio.wait_for(sync_all(self.vfs), 10)
+                await asyncio.wait_for(unmount_all(self.vfs), 10)
             except (asyncio.TimeoutError, Errno) as exc:
                 log.error("could not write the filesystems back at halt: %r", exc)
         try:
@@ -421,12 +427,21 @@ class Kernel:
 async def main(cfg: GuestConfig) -> int:
     loop = asyncio.get_running_loop()
     kernel = Kernel(cfg, loop)
-    loop.add_signal_handler(host_signal.SIGTERM, lambda: kernel.exit_code.done()
-                            or kernel.exit_code.set_result(128 + host_signal.SIGTERM))
+    loop.add_signal_handler(host_signal.SIGTERM, lambda: on_sigterm(kernel))
     watcher = asyncio.ensure_future(kernel.watch_userspace())
     code = await kernel.exit_code
     watcher.cancel()
     return code
+
+
+def on_sigterm(kernel: Kernel) -> None:
+    """The guest is stopped: halt as when init ends (nothing written is lost);
+    a second SIGTERM while halting ends the kernel at once."""
+    code = 128 + host_signal.SIGTERM
+    if not kernel.halting:
+        asyncio.ensure_future(kernel.shutdown(code))
+    elif not kernel.exit_code.done():
+        kernel.exit_code.set_result(code)
 
 
 def run(cfg: GuestConfig) -> int:
