@@ -3,6 +3,7 @@ debugfs judge the result."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import stat
@@ -400,4 +401,33 @@ def test_a_stopped_guest_loses_nothing_it_wrote(tmp_path_factory):
     r = skas("run", "--disk", str(img), "--", "/bin/sh", "-c",
              "(exec 4>/gone2; rm /gone2; echo held >&4; sleep 30) & sleep 0.5")
     assert r.returncode == 0, r.stdout + r.stderr
+    fsck(img)
+
+
+def test_fallocate_backs_holes_with_zeros_and_gives_back_on_enospc(tmp_path):
+    img = make_image(tmp_path / "small.img", 1024, "2M")
+    before = counts(img)
+
+    async def body(fs):
+        f = await fs.root.create(b"pre", stat.S_IFREG | 0o644, 0, 0)
+        await f.write(0, b"data")
+        await f.allocate(1024, 9216)            # past the end: size grows, blocks backed
+        assert f.size == 10240 and f.blocks * 512 == 10240
+        assert await f.read(0, 10240) == b"data" + bytes(10236)
+        await f.write(100 << 10, b"far")        # a hole from 10 KiB to 100 KiB
+        blocks = f.blocks
+        await f.allocate(0, 50 << 10)           # inside: filled, size unchanged
+        assert f.size == (100 << 10) + 3 and f.blocks > blocks
+        g = await fs.root.create(b"huge", stat.S_IFREG | 0o644, 0, 0)
+        with pytest.raises(Errno) as e:
+            await g.allocate(0, 8 << 20)
+        assert e.value.code == errno.ENOSPC and g.size == 0 and g.blocks == 0
+        await fs.root.unlink(b"huge")
+        return await f.read(0, f.size)
+    data = session(img, body)
+    assert data == b"data" + bytes((100 << 10) - 4) + b"far"
+    fsck(img)
+    assert counts(img)[0] < before[0]
+    r = session(img, lambda fs: fs.root.unlink(b"pre"))
+    assert r is None and counts(img) == before
     fsck(img)

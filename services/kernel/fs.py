@@ -10,7 +10,7 @@ import time as _time
 
 from services.kernel import devices, signal
 from services.kernel.errors import Errno
-from services.kernel.pipe import F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, pipe_fcntl
+from services.kernel.pipe import F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, PipeFile, pipe_fcntl
 from services.kernel.vfs import (
     MAXSYMLINKS, MS_RELATIME, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
     O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, X_OK, InodeFile, Location, Mount,
@@ -398,6 +398,28 @@ async def sys_ftruncate(t, fd, length, *_):
     if f.loc is None or not S.S_ISREG(f.loc.inode.mode) or not f.writable:
         raise Errno(errno.EINVAL)
     await _truncate(f.loc.inode, length, True)
+    return 0
+
+
+async def sys_fallocate(t, fd, mode, offset, length, *_):
+    """Mode 0 only, on filesystems that can (ext2): others, and the other
+    modes, are EOPNOTSUPP, which makes glibc's posix_fallocate write zeros."""
+    offset, length = _signed(offset), _signed(length)
+    if offset < 0 or length <= 0:
+        raise Errno(errno.EINVAL)
+    f = t.files.get(_fd(fd))
+    if not f.writable:
+        raise Errno(errno.EBADF)
+    if f.loc is None:
+        raise Errno(errno.ESPIPE if isinstance(f, PipeFile) else errno.ENODEV)
+    inode = f.loc.inode
+    if S.S_ISDIR(inode.mode):
+        raise Errno(errno.EISDIR)
+    if not S.S_ISREG(inode.mode):
+        raise Errno(errno.ENODEV)
+    if mode & 0xFFFFFFFF or not hasattr(inode, "allocate"):
+        raise Errno(errno.EOPNOTSUPP)
+    await inode.allocate(offset, length)
     return 0
 
 

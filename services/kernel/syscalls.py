@@ -113,6 +113,7 @@ _ENTRIES = [
     (75, fs.sys_fsync, FULL, "fdatasync: as fsync"),
     (76, fs.sys_truncate, FULL, ""),
     (77, fs.sys_ftruncate, FULL, ""),
+    (285, fs.sys_fallocate, PARTIAL, "mode 0 on ext2; other modes and filesystems EOPNOTSUPP"),
     (82, fs.sys_rename, FULL, ""),
     (83, fs.sys_mkdir, FULL, ""),
     (84, fs.sys_rmdir, FULL, ""),

@@ -819,6 +819,31 @@ class Inode:
         async with self.fs.lock:
             await self._truncate(size)
 
+    async def allocate(self, offset: int, length: int) -> None:
+        """fallocate mode 0: every block of the range backed (holes get zeroed
+        blocks), the size grown to its end.  Out of space, it gives back what
+        it took past the old end and says ENOSPC.  (Linux's ext2 has no
+        fallocate, and glibc's posix_fallocate then writes zeros: the guest
+        sees the same file either way.)"""
+        end = offset + length
+        if end > self.fs.max_size:
+            raise Errno(errno.EFBIG)
+        bs = self.fs.block_size
+        async with self.fs.lock:
+            try:
+                for lb in range(offset // bs, -(-end // bs)):
+                    phys, new = await self._bmap(lb, True)
+                    if new:
+                        await self.fs.put(phys, bytes(bs))
+            except Errno:
+                await self._truncate_blocks(-(-self.size // bs))
+                await self.save()
+                raise
+            if end > self.size:
+                self.size = end
+            self._touch()
+            await self.save()
+
     async def setattr(self, mode: int | None = None, uid: int | None = None,
                       gid: int | None = None, atime: tuple[int, int] | None = None,
                       mtime: tuple[int, int] | None = None) -> None:
