@@ -10,6 +10,7 @@ taken.
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import itertools
 import struct
@@ -197,7 +198,12 @@ class PipeFile(OpenFile):
                 if done:
                     return done
                 raise Errno(errno.EAGAIN)
-            await pipe.waitq.wait(POLLOUT | POLLERR)
+            try:
+                await pipe.waitq.wait(POLLOUT | POLLERR)
+            except asyncio.CancelledError:
+                if done:         # a signal: what went in stays in, and counts
+                    return done
+                raise
         return done
 
     def ioctl(self, task, request: int, arg: int) -> int:

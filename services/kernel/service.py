@@ -171,6 +171,7 @@ class Kernel:
         """Answer a call whose handler waited, now that it is done or cut short."""
         try:
             result = call_task.result()
+            t.signalled = False        # a signal may have cut it short to a partial result
         except Errno as e:
             result = -e.code
         except TaskGone:

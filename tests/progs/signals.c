@@ -120,6 +120,32 @@ int main(void) {
         close(p[0]); close(p[1]);
     }
 
+    /* a write into a full pipe cut short by a handled signal: the bytes that
+       went in are counted, with or without SA_RESTART (never written twice) */
+    for (int restart = 0; restart < 2; restart++) {
+        int p[2];
+        pipe(p);
+        struct sigaction al = {.sa_handler = on_alarm, .sa_flags = restart ? SA_RESTART : 0};
+        sigaction(SIGALRM, &al, NULL);
+        pid_t w = fork();
+        if (w == 0) {
+            usleep(200000);
+            kill(getppid(), SIGALRM);
+            _exit(0);
+        }
+        static char big[200000];
+        got = 0;
+        ssize_t n = write(p[1], big, sizeof big);
+        waitpid(w, NULL, 0);
+        close(p[1]);
+        long total = 0;
+        char buf[4096];
+        ssize_t r;
+        while ((r = read(p[0], buf, sizeof buf)) > 0) total += r;
+        printf("write restart=%d: n=%zd got=%d in pipe=%ld\n", restart, n, got, total);
+        close(p[0]);
+    }
+
     /* sigqueue: a value and SI_QUEUE reach the handler */
     struct sigaction rt = {.sa_sigaction = on_rt, .sa_flags = SA_SIGINFO};
     sigaction(SIGRTMIN + 1, &rt, NULL);
