@@ -66,8 +66,11 @@ MESSAGES: dict[str, Spec] = {
     "ops_done": Spec("userspace", "kernel", {"task": INT, "results": LIST},
                      "results of each op in order, up to the first failure (-errno); "
                      "exec_stub's is a map {vdso, stack_top}; task stays stopped"),
-    "exited": Spec("userspace", "kernel", {"task": INT, "status": INT},
-                   "the host process of task is gone; its host wait status"),
+    "exited": Spec("userspace", "kernel",
+                   {"task": INT, "status": INT, "usage": LIST},
+                   "the host process of task is gone; its host wait status and the "
+                   "resources it used, from the host's wait4: [utime us, stime us, "
+                   "maxrss KiB, minor faults, major faults] (zeros if unknown)"),
     "kill": Spec("kernel", "userspace", {"task": INT}, "kill the host process of task"),
     "trap": Spec("userspace", "kernel", {"task": INT, "signo": INT, "code": INT, "addr": INT},
                  "task stopped outside a system call: at the kernel's interrupt (signo 0) "

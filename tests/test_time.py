@@ -25,6 +25,7 @@ alarm: left_ok=1 then=0
 times: ok=1 increasing=1
 sysinfo: r=0 procs_ok=1 uptime_ok=1 unit_ok=1 ram_ok=1
 getrusage: self=0 children=0 thread=0 bad=EINVAL
+children: wait4_ok=1 getrusage_ok=1 maxrss_ok=1 times_ok=1
 """
 
 

@@ -93,7 +93,7 @@ class Kernel:
                 fut = self.waiting.pop(t.tid, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(TaskGone(t.tid))
-                wait.task_exited(t, msg["status"])
+                wait.task_exited(t, msg["status"], msg["usage"])
         elif kind == "error" and to == self.userspace:
             log.error("userspace refused request #%d: %s", msg.id, msg["reason"])
             for fut in self.waiting.values():

@@ -59,6 +59,8 @@ class Process:
         self.child_changed = WaitQueue()    # wait4 sleeps here
         self.start_time = time.monotonic()
         self.itimers: dict = {}             # which -> time.ITimer (setitimer, alarm)
+        self.usage = Usage()                # of its ended threads
+        self.children_usage = Usage()       # of the children it waited for, and theirs
 
     @property
     def zombie(self) -> bool:
@@ -66,6 +68,25 @@ class Process:
 
     def __repr__(self) -> str:
         return f"<Process {self.pid}{' zombie' if self.zombie else ''}>"
+
+
+class Usage:
+    """Resources used, as the host's wait4 reports them for each ended thread:
+    what getrusage(RUSAGE_CHILDREN), times() and wait4's rusage add up."""
+
+    def __init__(self) -> None:
+        self.utime_us = self.stime_us = self.maxrss_kb = self.minflt = self.majflt = 0
+
+    def add(self, utime_us: int, stime_us: int, maxrss_kb: int, minflt: int,
+            majflt: int) -> None:
+        self.utime_us += utime_us
+        self.stime_us += stime_us
+        self.maxrss_kb = max(self.maxrss_kb, maxrss_kb)
+        self.minflt += minflt
+        self.majflt += majflt
+
+    def fields(self) -> tuple[int, int, int, int, int]:
+        return self.utime_us, self.stime_us, self.maxrss_kb, self.minflt, self.majflt
 
 
 class FsContext:

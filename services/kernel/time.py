@@ -3,7 +3,9 @@
 The guest's timers wait on the kernel's loop, never on the host: a sleep is
 an ``asyncio.sleep`` the kernel cancels when a signal arrives, an
 ITIMER_REAL (and ``alarm``) a loop timer that sends SIGALRM to the process.
-CPU times come from the host's /proc entry of the task's host process."""
+A task's own CPU times come from its host thread's /proc entry; children's
+from the host's wait4 of each ended thread (``exited``), added up as Linux
+does: into the parent when it waits for the child."""
 from __future__ import annotations
 
 import asyncio
@@ -217,10 +219,21 @@ def _ticks(seconds: float) -> int:
     return int(seconds * CLK_TCK)
 
 
+def pack_rusage(utime_us: int, stime_us: int, maxrss_kb: int, minflt: int,
+                majflt: int) -> bytes:
+    """struct rusage: the times, maxrss and faults (the rest Linux leaves 0 too)."""
+    fields = [0] * 18
+    fields[0:4] = (*divmod(utime_us, 1_000_000), *divmod(stime_us, 1_000_000))
+    fields[4], fields[10], fields[11] = maxrss_kb, minflt, majflt
+    return _RUSAGE.pack(*fields)
+
+
 def sys_times(t, buf, *_):
     if buf:
         utime, stime, _, _ = _cpu_times(t)
-        t.mem.write(buf, _TMS.pack(_ticks(utime), _ticks(stime), 0, 0))   # children: 0
+        c = t.process.children_usage
+        t.mem.write(buf, _TMS.pack(_ticks(utime), _ticks(stime), _ticks(c.utime_us / 1e6),
+                                   _ticks(c.stime_us / 1e6)))
     return _ticks(uptime())
 
 
@@ -228,13 +241,12 @@ def sys_getrusage(t, who, buf, *_):
     who = _int(who)
     if who not in (RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD):
         raise Errno(errno.EINVAL)
-    fields = [0] * 18
-    if who != RUSAGE_CHILDREN:
-        utime, stime, minflt, majflt = _cpu_times(t)
-        fields[0:4] = (*_pack_ts(utime, 1_000_000), *_pack_ts(stime, 1_000_000))
-        fields[4] = _maxrss_kb(t.host_pid) if t.host_pid else 0
-        fields[10], fields[11] = minflt, majflt
-    t.mem.write(buf, _RUSAGE.pack(*fields))
+    if who == RUSAGE_CHILDREN:
+        t.mem.write(buf, pack_rusage(*t.process.children_usage.fields()))
+        return 0
+    utime, stime, minflt, majflt = _cpu_times(t)
+    t.mem.write(buf, pack_rusage(round(utime * 1e6), round(stime * 1e6),
+                                 _maxrss_kb(t.host_pid) if t.host_pid else 0, minflt, majflt))
     return 0
 
 

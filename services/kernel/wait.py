@@ -12,7 +12,8 @@ import struct
 from services.kernel import signal
 from services.kernel.errors import Errno
 from services.kernel.files import c_int
-from services.kernel.task import Process, Task
+from services.kernel import time
+from services.kernel.task import Process, Task, Usage
 
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
 WNOWAIT, WNOTHREAD, WALL, WCLONE = 0x1000000, 0x20000000, 0x40000000, 0x80000000
@@ -23,10 +24,13 @@ RUSAGE_SIZE = 144
 INT_MIN = -(1 << 31)
 
 
-def task_exited(t: Task, host_status: int) -> None:
-    """Userspace reports t's host thread gone (exit, exit_group, killed)."""
+def task_exited(t: Task, host_status: int, usage: list) -> None:
+    """Userspace reports t's host thread gone (exit, exit_group, killed),
+    with what the host says it used."""
     k = t.kernel
     proc = t.process
+    if len(usage) == 5 and all(isinstance(v, int) and v >= 0 for v in usage):
+        proc.usage.add(*usage)
     k.tasks.pop(t.tid, None)
     proc.threads.pop(t.tid, None)
     if t.call is not None and not t.call.done():
@@ -147,8 +151,21 @@ def _report_info(c: Process, event: str) -> dict:
     return {"code": CLD_CONTINUED, "pid": c.pid, "uid": 0, "status": SIGCONT}
 
 
-def _consume(c: Process, event: str) -> None:
+def _usage_of(c: Process, event: str) -> tuple:
+    """wait's rusage: an ended child's and its waited-for children's."""
+    total = Usage()
     if event == "exit":
+        for used in (c.usage, c.children_usage):
+            total.add(*used.fields())
+    return total.fields()
+
+
+def _consume(c: Process, event: str) -> None:
+    """A report taken by wait: a zombie's resources become its parent's
+    children's (Linux's cutime/cstime: counted only for children waited for)."""
+    if event == "exit":
+        for used in (c.usage, c.children_usage):
+            c.parent.children_usage.add(*used.fields())
         release(c)
     else:
         c.report = None
@@ -169,7 +186,7 @@ def sys_wait4(t, pid, status_ptr, options, rusage, *_):
         if status_ptr:
             t.mem.write(status_ptr, struct.pack("<i", _status(c, event)))
         if rusage:
-            t.mem.write(rusage, bytes(RUSAGE_SIZE))
+            t.mem.write(rusage, time.pack_rusage(*_usage_of(c, event)))
         _consume(c, event)
         return c.pid
     return _wait(t, pid, options | WEXITED, answer)
@@ -201,7 +218,8 @@ def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
             else:
                 t.mem.write(infop, signal.siginfo(SIGCHLD, _report_info(*found)))
         if rusage:
-            t.mem.write(rusage, bytes(RUSAGE_SIZE))
+            t.mem.write(rusage, time.pack_rusage(*_usage_of(*found)) if found
+                        else bytes(RUSAGE_SIZE))
         if found is not None and not options & WNOWAIT:
             _consume(*found)
         return 0

@@ -122,7 +122,7 @@ class Userspace:
     def reap(self) -> None:
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG | WALL)
+                pid, status, usage = os.wait4(-1, os.WNOHANG | WALL)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -131,14 +131,14 @@ class Userspace:
             if t is None:
                 continue
             try:
-                self.on_stop(t, status)
+                if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                    self.gone(t, status, usage)
+                else:
+                    self.on_stop(t, status)
             except TraceeGone:
                 self.gone(t, getattr(t, "exit_status", 0))
 
     def on_stop(self, t: Tracee, status: int) -> None:
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            self.gone(t, status)
-            return
         event = status >> 8
         if event == SECCOMP_STOP:
             nr, args = t.at_syscall()
@@ -165,11 +165,16 @@ class Userspace:
         t.request_id = self.send("trap", {"task": t.task, "signo": signo, "code": code,
                                           "addr": addr})
 
-    def gone(self, t: Tracee, status: int) -> None:
+    def gone(self, t: Tracee, status: int, usage=None) -> None:
+        """The host process ended; usage is the host's rusage when it was reaped
+        here (one reaped inside an op is reported with zeros)."""
         t.close()
         self.by_pid.pop(t.pid, None)
         self.by_task.pop(t.task, None)
-        self.send("exited", {"task": t.task, "status": status})
+        used = [0] * 5 if usage is None else [
+            round(usage.ru_utime * 1e6), round(usage.ru_stime * 1e6), usage.ru_maxrss,
+            usage.ru_minflt, usage.ru_majflt]
+        self.send("exited", {"task": t.task, "status": status, "usage": used})
 
     # --- kernel orders -------------------------------------------------------
     def on_kernel(self, msg: Message) -> None:

@@ -143,5 +143,35 @@ int main(int argc, char **argv)
     int d = getrusage(42, &ru);
     printf("getrusage: self=%d children=%d thread=%d bad=%s\n", a, b, c,
            d < 0 && errno == EINVAL ? "EINVAL" : "?");
+
+    /* a child that burns 0.3 s of CPU: wait4's rusage, then the children's
+       totals in getrusage and times (the grandchild's too, waited for by it) */
+    struct rusage before, wru, after;
+    getrusage(RUSAGE_CHILDREN, &before);
+    pid = fork();
+    if (pid == 0) {
+        pid_t g = fork();
+        volatile unsigned long x = 0;
+        struct timespec s0, s1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &s0);
+        do {
+            for (int i = 0; i < 1000000; i++) x += i;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &s1);
+        } while ((s1.tv_sec - s0.tv_sec) * 1000 + (s1.tv_nsec - s0.tv_nsec) / 1000000 < 300);
+        if (g == 0) _exit(0);
+        waitpid(g, NULL, 0);
+        _exit(0);
+    }
+    wait4(pid, NULL, 0, &wru);
+    getrusage(RUSAGE_CHILDREN, &after);
+    times(&tms);
+#define SECS(tv) ((tv).tv_sec + (tv).tv_usec / 1e6)
+    /* 0.6 s in all; the host splits user and system time by ticks */
+    double wu = SECS(wru.ru_utime) + SECS(wru.ru_stime);
+    double cu = SECS(after.ru_utime) + SECS(after.ru_stime)
+              - SECS(before.ru_utime) - SECS(before.ru_stime);
+    printf("children: wait4_ok=%d getrusage_ok=%d maxrss_ok=%d times_ok=%d\n",
+           wu >= 0.3 && wu < 5, cu >= 0.3 && cu < 5, after.ru_maxrss > 0,
+           tms.tms_cutime + tms.tms_cstime >= 30);
     return 0;
 }
