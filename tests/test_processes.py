@@ -17,7 +17,7 @@ from deploy import launch
 from conftest import HERE, disk_of, make_tree, skas
 from test_services import ask, make_config
 
-PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl", "execat")
+PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl", "execat", "dethread")
 NATIVE_ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
 
 
@@ -45,10 +45,11 @@ def guest(img: Path, *argv: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"], ["/bin/jobctl"],
-                                  ["/bin/execat"], ["/bin/forkmany", "500", "seq"],
+                                  ["/bin/execat"], ["/bin/dethread"],
+                                  ["/bin/forkmany", "500", "seq"],
                                   ["/bin/sh", "/scripts/corpus.sh"]],
                          ids=["signal-handlers", "pthreads", "job-control", "execveat",
-                              "fork-wait-loop", "shell-corpus"])
+                              "exec-from-a-thread", "fork-wait-loop", "shell-corpus"])
 def test_same_output_natively_and_in_a_guest(ptree, pdisk, argv):
     want = native(ptree, *argv)
     got = guest(pdisk, *argv)

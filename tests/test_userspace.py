@@ -34,7 +34,8 @@ def test_spawned_stub_is_filtered_holds_no_fd_and_no_host_stack(tmp_path):
             {"op": "mmap", "addr": 0x10000000, "length": 8192, "prot": 3, "flags": 0x32,
              "offset": 0},
             {"op": "poke", "addr": 0x10000000, "data": b"guest"}],
-            platform.Context(str(tmp_path / "stub"), adopt=lambda child: None))
+            platform.Context(str(tmp_path / "stub"), adopt=lambda child: None,
+                             wait_group=None, took_over=None))
         assert results[0]["vdso"] > 0 and results[1:] == [0x10000000, 0] and not regs_set
         assert os.pread(t.mem_fd, 5, 0x10000000) == b"guest"
     finally:

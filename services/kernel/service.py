@@ -55,7 +55,8 @@ class Kernel:
         self.tasks: dict[int, Task] = {}                # by tid: every live thread
         self.processes: dict[int, Process] = {}         # by pid: live ones and zombies
         self.pids: set[int] = set()                     # tids and pids in use
-        self.waiting: dict[int, asyncio.Future] = {}   # task -> ops_done / spawned
+        self.waiting: dict[int, asyncio.Future] = {}   # task -> its ops_done
+        self.spawning: dict[int, asyncio.Future] = {}  # task -> spawned, for a spawn
         self.next_tid = 1
         self.next_id = 1
         self.vfs: Vfs | None = None
@@ -72,14 +73,18 @@ class Kernel:
         kind = msg.type
         if kind == "syscall":
             self.syscall(msg)
-        elif kind in ("ops_done", "spawned"):
+        elif kind == "ops_done":
             fut = self.waiting.pop(msg["task"], None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
-            elif kind == "spawned":            # a clone child's: before any word of it
-                t = self.tasks.get(msg["task"])
-                if t is not None and not t.host_pid:
-                    t.attach(msg["pid"])
+        elif kind == "spawned":
+            fut = self.spawning.pop(msg["task"], None)
+            t = self.tasks.get(msg["task"])
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+            elif t is not None and t.host_pid != msg["pid"]:
+                t.attach(msg["pid"])     # a clone child, or a thread whose exec
+                                         # made it its group's leader (its pid)
         elif kind == "trap":
             self.trap(msg)
         elif kind == "clone_failed":
@@ -96,7 +101,7 @@ class Kernel:
                 wait.task_exited(t, msg["status"], msg["usage"])
         elif kind == "error" and to == self.userspace:
             log.error("userspace refused request #%d: %s", msg.id, msg["reason"])
-            for fut in self.waiting.values():
+            for fut in (*self.waiting.values(), *self.spawning.values()):
                 if not fut.done():
                     fut.set_exception(TaskGone(msg["reason"]))
         elif kind == "hello":
@@ -336,7 +341,7 @@ class Kernel:
         t = Task(self, pid, proc, cred, FdTable(), FsContext(self.vfs.root))
         self.tasks[t.tid] = t
         fut = self.loop.create_future()
-        self.waiting[t.tid] = fut
+        self.spawning[t.tid] = fut
         t.request_id = self.next_id
         self.next_id += 1
         self.to_userspace("spawn", t.request_id, {"task": t.tid})

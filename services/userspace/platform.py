@@ -22,6 +22,7 @@ _MM_MAP = struct.Struct("<11QQII")
 MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
              "start_stack", "arg_start", "arg_end", "env_start", "env_end")
 EAGAIN, EFAULT, EINVAL = 11, 14, 22
+CLONE_THREAD = 0x10000
 
 
 def spawn(task: int, stub_path: str) -> Tracee:
@@ -51,9 +52,13 @@ class Context:
     """What ops need besides the tracee: the stub's path, and a way to hand a
     new child (from ``clone``) to the service that tracks tracees."""
 
-    def __init__(self, stub_path: str, adopt: Callable[[Tracee], None]):
+    def __init__(self, stub_path: str, adopt: Callable[[Tracee], None],
+                 wait_group: Callable[[int, int], tuple[int, int]],
+                 took_over: Callable[[Tracee, int], None]):
         self.stub_path = stub_path
         self.adopt = adopt        # track it; tell the kernel its host pid
+        self.wait_group = wait_group    # the next event of either of two host pids
+        self.took_over = took_over      # an exec made a thread its group's leader
 
 
 def run_ops(t: Tracee, ops: list, ctx: Context) -> tuple[list, bool]:
@@ -89,7 +94,11 @@ def _exec_stub(t: Tracee, _op: dict, ctx: Context) -> int | dict:
     stub_path = ctx.stub_path
     path = t.write_scratch(0, stub_path.encode() + b"\0")
     argv = t.write_scratch(len(stub_path) + 8 & ~7, struct.pack("<QQ", path, 0))
-    result = t.inject(SYS_execve, path, argv, argv + 8)
+    was = t.pid
+    result = t.inject(SYS_execve, path, argv, argv + 8,
+                      wait_group=ctx.wait_group if t.tgid != t.pid else None)
+    if t.pid != was:
+        ctx.took_over(t, was)
     if result < 0:
         return result
     t.close()
@@ -153,6 +162,8 @@ def _clone(t: Tracee, op: dict, ctx: Context) -> int:
     if pid < 0:
         return pid
     child = Tracee(op["task"], pid)
+    if op["flags"] & CLONE_THREAD:
+        child.tgid = t.tgid
     try:
         while child.wait() >> 8 != PTRACE_EVENT_STOP:   # its first stop
             pass

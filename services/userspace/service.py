@@ -28,7 +28,8 @@ class Userspace:
     def __init__(self, cfg: GuestConfig):
         self.cfg = cfg
         self.stub_path = str(stub.install(cfg.run_dir))
-        self.ops_context = platform.Context(self.stub_path, self.adopt)
+        self.ops_context = platform.Context(self.stub_path, self.adopt, self.wait_group,
+                                            self.took_over)
         self.me = f"{cfg.name}/userspace"
         self.kernel = Link(cfg.endpoints["kernel"], self.me)
         self.monitor = self.kernel.sock.get_monitor_socket(
@@ -41,6 +42,7 @@ class Userspace:
         self.last_heard = time.monotonic()
         self.connected = False
         self.births: list[Tracee] = []   # clone children not yet announced
+        self.deferred: list[tuple] = []  # host events wait_group took for others
 
     # --- main loop ----------------------------------------------------------
     def run(self) -> int:
@@ -121,12 +123,15 @@ class Userspace:
     # --- host process events -----------------------------------------------
     def reap(self) -> None:
         while True:
-            try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG | WALL)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+            if self.deferred:
+                pid, status, usage = self.deferred.pop(0)
+            else:
+                try:
+                    pid, status, usage = os.wait4(-1, os.WNOHANG | WALL)
+                except ChildProcessError:
+                    return
+                if pid == 0:
+                    return
             t = self.by_pid.get(pid)
             if t is None:
                 continue
@@ -157,6 +162,27 @@ class Userspace:
             # signals are the kernel's, so it is reported and not delivered here.
             code, addr = t.siginfo()
             self.trap(t, event & 0x7F, code, addr)
+
+    def wait_group(self, pid: int, tgid: int) -> tuple[int, int]:
+        """Block for the next event of pid or tgid; others' wait for reap."""
+        while True:
+            try:
+                got = os.wait4(-1, WALL)
+            except ChildProcessError:
+                raise TraceeGone(pid) from None
+            if got[0] in (pid, tgid):
+                return got[0], got[1]
+            self.deferred.append(got)
+
+    def took_over(self, t: Tracee, was: int) -> None:
+        """A thread's exec ended the rest of its group (they report their ends,
+        but the leader does not: the thread goes on under its pid)."""
+        leader = self.by_pid.get(t.pid)
+        if leader is not None and leader is not t:
+            self.gone(leader, 0)
+        self.by_pid.pop(was, None)
+        self.by_pid[t.pid] = t
+        self.births.append(t)           # its new host pid, for the kernel
 
     def trap(self, t: Tracee, signo: int, code: int, addr: int) -> None:
         t.interrupting = False

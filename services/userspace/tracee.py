@@ -86,6 +86,7 @@ class Tracee:
     def __init__(self, task: int, pid: int):
         self.task = task
         self.pid = pid
+        self.tgid = pid                    # its host thread group (leader's pid)
         self.state = PARKED
         self.regs = user_regs_struct()     # at the last stop
         self.syscall_regs: user_regs_struct | None = None
@@ -157,6 +158,15 @@ class Tracee:
             raise TraceeGone(self.pid)
         return status >> 8
 
+    def _wait_group(self, wait_group) -> int:
+        pid, status = wait_group(self.pid, self.tgid)
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self.exit_status = status
+            raise TraceeGone(self.pid)
+        if pid != self.pid and status >> 8 == EXEC_STOP:
+            self.pid = pid               # the exec made it the leader
+        return status >> 8
+
     def kill(self) -> None:
         try:
             os.kill(self.pid, signal.SIGKILL)
@@ -193,13 +203,17 @@ class Tracee:
         self.cont()
 
     # --- injection --------------------------------------------------------
-    def inject(self, nr: int, *args: int) -> int:
+    def inject(self, nr: int, *args: int, wait_group=None) -> int:
         """Run one system call in the tracee and return its result.
 
         From a syscall stop the pending call itself becomes the injected one
         (returning to the gadget's int3); otherwise the tracee is pointed at the
         gadget.  At the filter's stop the call must be exactly ours: a guest
-        that rewrote the gadget cannot get any other call past us."""
+        that rewrote the gadget cannot get any other call past us.
+
+        An execve in a thread that is not its group's leader ends the other
+        threads, and the thread carries on under the leader's pid: its events
+        may come from either, so wait_group(pid, tgid) waits for both."""
         regs = user_regs_struct.from_buffer_copy(self.syscall_regs if self.state == SYSCALL
                                                  else self.regs)
         args = list(args) + [0] * (6 - len(args))
@@ -214,7 +228,7 @@ class Tracee:
         self.setregs(regs)
         _call(pt.PTRACE_CONT, self.pid, 0, 0)
         while True:
-            event = self.wait()
+            event = self.wait() if wait_group is None else self._wait_group(wait_group)
             if event == SECCOMP_STOP and not trapped:
                 got = self.getregs()
                 if (got.rip != stub.GADGET_RETURN or got.orig_rax != nr
