@@ -1,12 +1,16 @@
 """Run the benchmarks natively (in a chroot of the image tree) and in a
 guest; print µs per operation and ratios.
 
-    .venv/bin/python bench/run.py [--calls N] [--procs N]
+    .venv/bin/python bench/run.py [--calls N] [--procs N] [--only SECTION] [--mib N]
 
 bench/syscalls.c times getppid and open+read+close; bench/processes.c
 fork+_exit+waitpid, fork+execve(/bin/true)+waitpid and a pipe ping-pong;
 the busybox shell loop of issue 3 is timed whole, less the time of a guest
-that runs `true` (booting and halting).  Not a test: numbers depend on the
+that runs `true` (booting and halting); bench/storage.c measures sequential
+write+fsync and cached reads in MB/s, open+read+close and stat, and busybox
+tar creating and extracting 2000 small files, natively on the same ext2
+image loop-mounted on the host (a chroot of the tree on the host's
+filesystem when it cannot be mounted).  Not a test: numbers depend on the
 machine.  The guest is pinned to one CPU (skas run's default), which is what
 the budgets assume."""
 from __future__ import annotations
@@ -34,6 +38,61 @@ def parse(out: str) -> dict[str, tuple[float, float]]:
 
 SHELL_LOOP = ("i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo $i > /tmp/x; "
               "cat /tmp/x >/dev/null; done")
+STORAGE_DISK = "1G"     # 4 KiB blocks, as mke2fs gives a real disk; room for the 64 MiB file
+STORAGE_DIR = "/storage-bench"
+
+
+def parse_storage(out: str) -> dict[str, tuple[str, float]]:
+    """storage.c's lines: NAME MBps X, NAME seconds X, NAME median_us M mean_us A."""
+    rows = {}
+    for line in out.splitlines():
+        name, unit, value, *_ = line.split()
+        rows[name] = ("µs" if unit == "median_us" else unit, float(value))
+    return rows
+
+
+def native_storage(tmp: Path, tree: Path, img: Path, cmd: list[str]) -> tuple[str, str]:
+    """storage run natively in a chroot of a copy of the guest's image,
+    loop-mounted (so both sides write ext2 to an image file); of the tree
+    on the host's own filesystem if the image cannot be mounted."""
+    copy, mnt = tmp / "native.img", tmp / "mnt"
+    subprocess.run(["cp", "--sparse=always", str(img), str(copy)], check=True)
+    mnt.mkdir()
+    if subprocess.run(["mount", "-o", "loop", str(copy), str(mnt)],
+                      capture_output=True).returncode:
+        return subprocess.run(["chroot", str(tree), *cmd], capture_output=True, text=True,
+                              check=True).stdout, "a chroot of the tree on the host's filesystem"
+    try:
+        return subprocess.run(["chroot", str(mnt), *cmd], capture_output=True, text=True,
+                              check=True).stdout, "the same ext2 image loop-mounted"
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+        copy.unlink()
+
+
+def storage(tmp: Path, tree: Path, mib: int, calls: int) -> None:
+    subprocess.run(["gcc", "-O2", "-static", "-o", str(tree / "bin" / "storage"),
+                    str(HERE / "storage.c")], check=True)
+    img = tmp / "storage.img"
+    disk.create(img, STORAGE_DISK, tree)
+    cmd = ["/bin/storage", STORAGE_DIR, str(mib), str(calls)]
+    native, where = native_storage(tmp, tree, img, cmd)
+    guest = subprocess.run([sys.executable, "-m", "deploy.cli", "run", "--disk", str(img),
+                            "--", *cmd], capture_output=True, text=True, check=True,
+                           cwd=HERE.parent).stdout
+    n, g = parse_storage(native), parse_storage(guest)
+    print(f"\nstorage: {mib} MiB file, {STORAGE_DISK} ext2 image; native on {where}")
+    print(f"{'operation':<18} {'native':>12} {'guest':>12} {'guest/native':>13}")
+    for name, (unit, value) in n.items():
+        ratio = g[name][1] / value
+        print(f"{name:<18} {value:>9.2f} {unit:<3}{g[name][1]:>9.2f} {unit:<3}{ratio:>12.3f}x")
+    write = g["write_fsync"][1] / n["write_fsync"][1]
+    print(f"budget: write+fsync at least half of native: {write:.2f} of native, "
+          f"{'met' if write >= 0.5 else 'NOT met'}")
+    for name in ("read_64k", "read_1m"):
+        read = g[name][1]
+        print(f"budget: cached read at least 500 MB/s: {name} {read:.0f} MB/s, "
+              f"{'met' if read >= 500 else 'NOT met'}")
 
 
 def both(tree: Path, img: Path, cmd: list[str]) -> tuple[str, str, float, float]:
@@ -52,30 +111,42 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=5000, help="iterations of each syscall loop")
     ap.add_argument("--procs", type=int, default=200, help="iterations of each process loop")
+    ap.add_argument("--only", choices=("syscalls", "processes", "shell", "storage"),
+                    help="run one section only")
+    ap.add_argument("--mib", type=int, default=64, help="size of the storage file in MiB")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="skas-bench-") as tmp:
         tmp = Path(tmp)
         tree = tmp / "tree"
         disk.default_tree(tree)
+        sections = [args.only] if args.only else ["syscalls", "processes", "shell", "storage"]
         for prog in ("syscalls", "processes"):
             subprocess.run(["gcc", "-O2", "-static", "-o", str(tree / "bin" / prog),
                             str(HERE / f"{prog}.c")], check=True)
         img = tmp / "bench.img"
         disk.create(img, "64M", tree)
-        print(f"{'operation':<18} {'native µs':>10} {'guest µs':>10} {'ratio':>8}   (medians)")
-        for cmd in (["/bin/syscalls", str(args.calls), "/etc/hostname"],
-                    ["/bin/processes", str(args.procs)]):
-            native, guest, _, _ = both(tree, img, cmd)
+        cmds = {"syscalls": ["/bin/syscalls", str(args.calls), "/etc/hostname"],
+                "processes": ["/bin/processes", str(args.procs)]}
+        if {"syscalls", "processes"} & set(sections):
+            print(f"{'operation':<18} {'native µs':>10} {'guest µs':>10} {'ratio':>8}"
+                  "   (medians)")
+        for section in ("syscalls", "processes"):
+            if section not in sections:
+                continue
+            native, guest, _, _ = both(tree, img, cmds[section])
             n, g = parse(native), parse(guest)
             for name in n:
                 print(f"{name:<18} {n[name][0]:>10.2f} {g[name][0]:>10.2f} "
                       f"{g[name][0] / n[name][0]:>8.1f}x")
-        _, _, native_boot, guest_boot = both(tree, img, ["/bin/true"])
-        _, _, native_loop, guest_loop = both(tree, img, ["/bin/sh", "-c", SHELL_LOOP])
-        native_s, guest_s = native_loop - native_boot, guest_loop - guest_boot
-        print(f"{'shell loop (s)':<18} {native_s:>10.2f} {guest_s:>10.2f} "
-              f"{guest_s / native_s:>8.1f}x   (2000 iterations; guest boot "
-              f"{guest_boot:.2f} s subtracted)")
+        if "shell" in sections:
+            _, _, native_boot, guest_boot = both(tree, img, ["/bin/true"])
+            _, _, native_loop, guest_loop = both(tree, img, ["/bin/sh", "-c", SHELL_LOOP])
+            native_s, guest_s = native_loop - native_boot, guest_loop - guest_boot
+            print(f"{'shell loop (s)':<18} {native_s:>10.2f} {guest_s:>10.2f} "
+                  f"{guest_s / native_s:>8.1f}x   (2000 iterations; guest boot "
+                  f"{guest_boot:.2f} s subtracted)")
+        if "storage" in sections:
+            storage(tmp, tree, args.mib, args.calls)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ tcp endpoint without keys is refused; ipc endpoints rely on the 0700 run dir.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import itertools
 import logging
 import os
@@ -42,6 +43,28 @@ def context() -> zmq.Context:
     if _context is None:
         _context = zmq.Context(io_threads=1)
     return _context
+
+
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3      # glibc's mallopt
+KEEP_FREED = 64 << 20
+
+
+def keep_freed_memory() -> None:
+    """Make glibc keep freed memory for reuse (up to KEEP_FREED) instead of
+    giving it back to the host at once, in a process that moves MiB-sized
+    messages (the kernel's disk and ubd_io): with glibc's defaults each such
+    buffer is mmapped or grown anew and page-faulted in, page by page.
+    Measured: the kernel's ext2 read of 1 MiB from its device cache took
+    1.74 ms of CPU, 0.60 ms with this; ubd_io's CPU for a guest's 64 MiB
+    of 1 MiB writes fell from about 85 to 45 ms."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):      # not glibc
+        return
+    # buffers up to 32 MiB (glibc's limit; BLOCK_MAX is 16) from the heap, not mmap
+    for option, value in ((M_MMAP_THRESHOLD, 32 << 20), (M_TRIM_THRESHOLD, KEEP_FREED),
+                          (M_TOP_PAD, 16 << 20)):
+        mallopt(option, value)
 
 
 def pin_cpu(cpu: int | None) -> None:

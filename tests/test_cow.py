@@ -1,6 +1,7 @@
 """UML COW overlays: served by ubd_io, made and merged by skas and by Debian's
 uml-utilities (uml_mkcow, uml_moo) both ways, checked by e2fsck; the backing
-file never changes; a guest boots from an overlay.
+file never changes; a guest boots from an overlay, and one writing files into
+an overlay leaves exactly its writes in what uml_moo merges.
 
 A filesystem change is made natively on a copy of the backing image with
 debugfs -w; the blocks that differ are then written (or, where they became
@@ -286,3 +287,65 @@ def test_a_guest_boots_from_an_overlay_and_reads_what_was_written_into_it(tmp_pa
     uml_moo(overlay, tmp_path / "merged.img")
     assert e2fsck_clean(tmp_path / "merged.img")
     assert debugfs(tmp_path / "merged.img", "cat /etc/hostname") == "moo!\n"
+
+
+GUEST_WRITES = ("umask 022 && echo written by the guest > /root/new.txt && "
+                "mkdir -p /newdir/sub && seq 1 20000 > /newdir/sub/seq && "
+                "echo appended by the guest >> /etc/motd && rm /etc/hostname && "
+                "ln -s /root/new.txt /newdir/link && mv /etc/group /newdir/group")
+
+
+def snapshot(root) -> dict[str, tuple]:
+    """Every path under root (but lost+found): its type, permission bits and
+    contents or link target.  (Not the sticky bit: debugfs rdump drops it.)"""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "lost+found" or dirpath != str(root)]
+        for name in dirs + files:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                what = os.readlink(path)
+            elif os.path.isdir(path):
+                what = None
+            else:
+                what = hashlib.sha256(open(path, "rb").read()).hexdigest()
+            out[os.path.relpath(path, root)] = (st.st_mode & ~0o7000, what)
+    return out
+
+
+@pytest.mark.parametrize("make", ["uml_mkcow", "skas"])      # skas: skas disk create --cow
+def test_a_writing_guest_changes_only_its_overlay_and_uml_moo_merges_its_writes(
+        tmp_path, tree, make):
+    backing = tmp_path / "root.img"
+    diskmod.create(backing, "16M", tree)
+    digest, mtime = sha(backing), os.stat(backing).st_mtime_ns
+    overlay = tmp_path / "root.cow"
+    if make == "uml_mkcow":
+        uml_mkcow(overlay, backing)
+    else:
+        r = skas("disk", "create", "--cow", str(backing), str(overlay))
+        assert r.returncode == 0, r.stderr
+    r = skas("run", "--disk", f"{overlay},{backing}", "--", "/bin/sh", "-c",
+             GUEST_WRITES + " && echo ok")
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
+    assert (sha(backing), os.stat(backing).st_mtime_ns) == (digest, mtime)
+
+    merged = tmp_path / "merged.img"
+    uml_moo(overlay, merged)
+    assert e2fsck_clean(merged)
+    assert debugfs(merged, "cat /root/new.txt") == "written by the guest\n"
+    assert debugfs(merged, "cat /etc/motd") == (tree / "etc/motd").read_text() + \
+        "appended by the guest\n"
+    assert "not found" in subprocess.run(["debugfs", "-R", "stat /etc/hostname", str(merged)],
+                                         capture_output=True, text=True).stderr
+    assert debugfs(merged, "cat /newdir/sub/seq") == "".join(f"{i}\n" for i in range(1, 20001))
+    # Exactly the guest's writes: the merged image holds what the same
+    # commands make natively in a copy of the backing image's tree.
+    expected = tmp_path / "expected"
+    shutil.copytree(tree, expected, symlinks=True)
+    subprocess.run(["chroot", str(expected), "/bin/sh", "-c", GUEST_WRITES], check=True)
+    dumped = tmp_path / "dumped"
+    dumped.mkdir()
+    debugfs(merged, f"rdump / {dumped}")
+    assert snapshot(dumped) == snapshot(expected)

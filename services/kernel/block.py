@@ -8,22 +8,96 @@ Because a request may be resent or held back by a busy answer, the order
 ubd_io sees is not the order of the calls: so a request here waits for every
 earlier one it overlaps when either writes, and a flush waits for every
 earlier write.  Callers may then issue requests concurrently and still get
-the results of issuing them one by one."""
+the results of issuing them one by one.
+
+Reads go through the device's page cache (``PageCache``, as Linux caches a
+block device's pages): whole 4 KiB pages read or written are kept, up to
+CACHE_BYTES, least recently used dropped first.  It is updated when a request
+completes, before any later overlapping request may start, and a read is
+served from it only when no write to its range is in flight; so it always
+holds what ubd_io would answer.  Measured: a filesystem's cache misses on a
+64 MiB file otherwise cost a ubd_io round trip each (64 KiB in 300-650 µs,
+100-200 MB/s); from this cache they take tens of µs.
+
+Writes are posted, as to a disk with a write cache: ``write`` returns once
+the request is registered (so every later request is ordered after it) and
+runs on its own, at most POSTED_MAX or POSTED_BYTES at once; ``flush`` waits
+for all of them and raises the error of any that failed since the last
+flush, as Linux's fsync reports a failed write-back.  A filesystem writing
+back many runs then keeps ubd_io's workers busy instead of waiting for each
+(measured in-process: 64 MiB written and synced through ext2 at 144 MB/s,
+105 MB/s with each write awaited)."""
 from __future__ import annotations
 
 import asyncio
 import errno
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from common.protocol import BLOCK_MAX
-from common.transport import AsyncLink
+from common.transport import AsyncLink, keep_freed_memory
 from services.kernel.errors import Errno
 
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST = 0.001
 BACKOFF_MAX = 0.2
+PAGE = 4096
+CACHE_BYTES = 128 << 20
+POSTED_MAX = 32            # writes in flight before write() waits for one
+POSTED_BYTES = 32 << 20
+
+
+class PageCache:
+    """Whole pages of the device by page number, least recently used dropped
+    past a limit."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit = limit_bytes // PAGE
+        self.pages: OrderedDict[int, bytes] = OrderedDict()
+
+    def get(self, offset: int, length: int) -> bytes | None:
+        """The range if it is page-aligned and every page of it is cached."""
+        if offset % PAGE or length % PAGE or not length or not self.limit:
+            return None
+        pages = self.pages
+        first = offset // PAGE
+        parts = []
+        for n in range(first, first + length // PAGE):
+            data = pages.get(n)
+            if data is None:
+                return None
+            pages.move_to_end(n)
+            parts.append(data)
+        return b"".join(parts)
+
+    def put(self, offset: int, data: bytes) -> None:
+        """Data now at offset (read or written): its whole pages are kept,
+        the partial ones at either end dropped."""
+        first = -(-offset // PAGE)
+        last = (offset + len(data)) // PAGE          # exclusive
+        self.drop(offset, len(data))
+        if not self.limit:
+            return
+        view = memoryview(data)
+        pages = self.pages
+        for n in range(first, last):
+            at = n * PAGE - offset
+            pages[n] = bytes(view[at:at + PAGE])
+        while len(pages) > self.limit:
+            pages.popitem(last=False)
+
+    def drop(self, offset: int, length: int) -> None:
+        """Forget every page the range touches."""
+        pages = self.pages
+        first, last = offset // PAGE, -(-(offset + length) // PAGE)
+        if last - first > len(pages):
+            for n in [n for n in pages if first <= n < last]:
+                del pages[n]
+        else:
+            for n in range(first, last):
+                pages.pop(n, None)
 
 
 @dataclass(eq=False)
@@ -46,23 +120,73 @@ class _InFlight:
 
 
 class UbdDevice:
-    def __init__(self, link: AsyncLink, dev: int):
+    def __init__(self, link: AsyncLink, dev: int, cache_bytes: int = CACHE_BYTES):
         self.link = link
         self.dev = dev
         self.in_flight: list[_InFlight] = []
         self.busy = 0                      # busy answers so far (for status and tests)
+        self.cache = PageCache(cache_bytes)
+        keep_freed_memory()
+        self.posted: dict[asyncio.Future, int] = {}     # writes running on their own: bytes
+        self.posted_bytes = 0
+        self.write_error: BaseException | None = None   # of a posted write, for the next flush
 
-    async def _request(self, op: str, offset: int, length: int, data: bytes = b"") -> bytes:
+    def _enter(self, op: str, offset: int, length: int) -> tuple[_InFlight, list[_InFlight]]:
+        """Register a request in call order: what it must wait for."""
         me = _InFlight(op, offset, offset + length)
         earlier = [p for p in self.in_flight if me.must_follow(p)]
         self.in_flight.append(me)
+        return me, earlier
+
+    async def _run(self, me: _InFlight, earlier: list[_InFlight], data: bytes = b"") -> bytes:
+        op, offset, length = me.op, me.start, me.end - me.start
         try:
             for p in earlier:
                 await p.done.wait()
-            return await self._send(op, offset, length, data)
+            try:
+                result = await self._send(op, offset, length, data)
+            except BaseException:
+                if me.mutates:
+                    self.cache.drop(offset, length)     # what it left is unknown
+                raise
+            if op == "READ":
+                self.cache.put(offset, result)
+            elif op == "WRITE":
+                self.cache.put(offset, data)
+            elif me.mutates:
+                self.cache.drop(offset, length)
+            return result
         finally:
             self.in_flight.remove(me)
             me.done.set()
+
+    async def _request(self, op: str, offset: int, length: int, data: bytes = b"") -> bytes:
+        me, earlier = self._enter(op, offset, length)
+        return await self._run(me, earlier, data)
+
+    async def _post(self, offset: int, data: bytes) -> None:
+        """A write that runs on its own: ordered as if it had completed
+        here; its failure is raised by the next flush."""
+        while self.posted and (len(self.posted) >= POSTED_MAX
+                               or self.posted_bytes + len(data) > POSTED_BYTES):
+            await asyncio.wait(list(self.posted), return_when=asyncio.FIRST_COMPLETED)
+        me, earlier = self._enter("WRITE", offset, len(data))
+        task = asyncio.ensure_future(self._run(me, earlier, data))
+        self.posted[task] = len(data)
+        self.posted_bytes += len(data)
+        task.add_done_callback(self._posted_done)
+
+    def _posted_done(self, task: asyncio.Future) -> None:
+        self.posted_bytes -= self.posted.pop(task)
+        if not task.cancelled() and task.exception() is not None and self.write_error is None:
+            self.write_error = task.exception()
+
+    def _cached(self, offset: int, length: int) -> bytes | None:
+        """The range from the cache, unless a request that changes it is in flight."""
+        end = offset + length
+        if any(p.mutates and p.start < end and offset < p.end for p in self.in_flight):
+            return None
+        return self.cache.get(offset, length)
 
     async def _send(self, op: str, offset: int, length: int, data: bytes) -> bytes:
         body = {"dev": self.dev, "op": op, "offset": offset, "length": length, "data": data}
@@ -86,6 +210,9 @@ class UbdDevice:
         return reply["data"]
 
     async def read(self, offset: int, length: int) -> bytes:
+        cached = self._cached(offset, length)
+        if cached is not None:
+            return cached
         parts = []
         for pos, n in _chunks(offset, length):
             data = await self._request("READ", pos, n)
@@ -95,9 +222,14 @@ class UbdDevice:
         return b"".join(parts)
 
     async def write(self, offset: int, data: bytes) -> None:
+        """Posted: returns once queued (see the module's docstring); a
+        failure is raised by the next flush."""
+        if len(data) <= BLOCK_MAX:
+            await self._post(offset, bytes(data))
+            return
         view = memoryview(data)
         for pos, n in _chunks(offset, len(data)):
-            await self._request("WRITE", pos, n, bytes(view[pos - offset:pos - offset + n]))
+            await self._post(pos, bytes(view[pos - offset:pos - offset + n]))
 
     async def discard(self, offset: int, length: int) -> None:
         """The range reads as zeros afterwards (ubd_io punches a hole);
@@ -111,8 +243,12 @@ class UbdDevice:
             await self._request("WRITE_ZEROES", pos, n)
 
     async def flush(self) -> None:
-        """Everything written before is on the host's disk when this returns."""
+        """Everything written before is on the host's disk when this returns;
+        raises the first error of a write posted since the last flush."""
         await self._request("FLUSH", 0, 0)
+        error, self.write_error = self.write_error, None
+        if error is not None:
+            raise error
 
 
 def _chunks(offset: int, length: int):

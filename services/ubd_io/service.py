@@ -9,7 +9,7 @@ import zmq
 from common.config import GuestConfig, parse_disk
 from common.protocol import Message
 from common.service import Running
-from common.transport import Endpoint
+from common.transport import Endpoint, keep_freed_memory
 from services.ubd_io.block_queue import BlockQueue
 from services.ubd_io.cow import CowError
 from services.ubd_io.images import Image, open_image
@@ -44,6 +44,7 @@ def run(cfg: GuestConfig) -> int:
     except (ValueError, zmq.ZMQError) as exc:
         log.error("cannot serve at %s: %s", address, exc)
         return 1
+    keep_freed_memory()
     blocks = BlockQueue(images, cfg.ubd_queue)
     poller = zmq.Poller()
     poller.register(endpoint.sock, zmq.POLLIN)
