@@ -8,9 +8,11 @@ Each service gets a session of its own (supervisord, too, gives each
 program its own process group): the terminal's signals (Ctrl-C, Ctrl-Z,
 hangup) then reach skas alone, which stops the guest in order, instead of
 reaching the services and the guest's host processes (children of
-userspace) behind the kernel's back."""
+userspace) behind the kernel's back.  Each also gets SIGTERM when skas
+dies, however it dies."""
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -22,10 +24,21 @@ from common.config import SERVICES, GuestConfig
 
 REPO = Path(__file__).resolve().parent.parent   # holds services/, so -m services.x imports
 STOP_GRACE = 2.0
+PR_SET_PDEATHSIG = 1
 
 
 def command(service: str, config_path: Path) -> list[str]:
     return [sys.executable, "-m", f"services.{service}", "--guest-config", str(config_path)]
+
+
+def _die_with(parent: int):
+    """For Popen's preexec_fn: SIGTERM when the parent dies, so that a skas run
+    killed outright (SIGKILL) does not leave its guest running."""
+    def arm() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:       # it died before we asked
+            os._exit(1)
+    return arm
 
 
 def start(cfg: GuestConfig, services=SERVICES) -> dict[str, subprocess.Popen]:
@@ -40,7 +53,8 @@ def start(cfg: GuestConfig, services=SERVICES) -> dict[str, subprocess.Popen]:
                 procs[service] = subprocess.Popen(
                     command(service, cfg.path), cwd=REPO, stderr=log,
                     stdin=None if console else subprocess.DEVNULL,
-                    stdout=None if console else log, start_new_session=True)
+                    stdout=None if console else log, start_new_session=True,
+                    preexec_fn=_die_with(os.getpid()))
     except BaseException:
         stop(procs)
         raise

@@ -81,6 +81,23 @@ def _processes_matching(argv: bytes, needle: bytes = b"\x01") -> list[bytes]:
     return found
 
 
+def test_a_killed_skas_run_takes_its_guest_with_it(disk):
+    """SIGKILL gives skas no chance to stop the services: they go on their own."""
+    guest_argv = b"/bin/busybox\x00sleep\x00078\x00"
+    p = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(disk), "--",
+                          "/bin/busybox", "sleep", "078"], cwd=HERE.parent)
+    deadline = time.monotonic() + 20
+    while not _processes_matching(guest_argv):
+        assert time.monotonic() < deadline and p.poll() is None, "the guest never started"
+        time.sleep(0.05)
+    p.kill()
+    p.wait()
+    deadline = time.monotonic() + 30
+    while _processes_matching(guest_argv, b"/run-%d.toml" % p.pid):
+        assert time.monotonic() < deadline, "the services outlived skas run"
+        time.sleep(0.1)
+
+
 def test_run_leaves_no_process_behind_even_when_interrupted(disk):
     guest_argv = b"/bin/busybox\x00sleep\x00077\x00"
     p = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(disk), "--",
