@@ -37,7 +37,8 @@ def test_spawned_stub_is_filtered_holds_no_fd_and_no_host_stack(tmp_path):
             platform.Context(str(tmp_path / "stub"), adopt=lambda child: None,
                              wait_group=None, took_over=None))
         assert results[0]["vdso"] > 0 and results[1:] == [0x10000000, 0] and not regs_set
-        assert os.pread(t.mem_fd, 5, 0x10000000) == b"guest"
+        with open(f"/proc/{t.pid}/mem", "rb", buffering=0) as mem:
+            assert os.pread(mem.fileno(), 5, 0x10000000) == b"guest"
     finally:
         t.kill()
         os.waitpid(t.pid, 0)

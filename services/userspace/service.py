@@ -197,6 +197,8 @@ class Userspace:
         t.close()
         self.by_pid.pop(t.pid, None)
         self.by_task.pop(t.task, None)
+        if t in self.births:          # gone before the kernel needed its host pid
+            self.births.remove(t)
         used = [0] * 5 if usage is None else [
             round(usage.ru_utime * 1e6), round(usage.ru_stime * 1e6), usage.ru_maxrss,
             usage.ru_minflt, usage.ru_majflt]

@@ -64,6 +64,12 @@ class _iovec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
+_vm_writev = _libc.process_vm_writev
+_vm_writev.argtypes = (ctypes.c_int, ctypes.POINTER(_iovec), ctypes.c_ulong,
+                       ctypes.POINTER(_iovec), ctypes.c_ulong, ctypes.c_ulong)
+_vm_writev.restype = ctypes.c_ssize_t
+
+
 class TraceeGone(Exception):
     """The host process died (or was tampered with and killed) mid-operation."""
 
@@ -175,7 +181,14 @@ class Tracee:
 
     # --- memory ---------------------------------------------------------
     def poke(self, addr: int, data: bytes) -> None:
-        if self.mem_fd < 0:      # opened on first use: most forks never poke
+        """Write guest memory: process_vm_writev (no fd to open: a fork's
+        CHILD_SETTID word costs one call), or /proc/PID/mem for what that
+        refuses (read-only pages, which the mem file may write)."""
+        buf = ctypes.create_string_buffer(bytes(data), len(data))
+        local, remote = _iovec(ctypes.addressof(buf), len(data)), _iovec(addr, len(data))
+        if _vm_writev(self.pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) == len(data):
+            return
+        if self.mem_fd < 0:
             self.mem_fd = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
         if os.pwrite(self.mem_fd, data, addr) != len(data):
             raise OSError(14, f"short write to guest memory at {addr:#x}")
