@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import struct
 from typing import Callable
 
@@ -28,8 +29,9 @@ CLONE_THREAD = 0x10000
 def spawn(task: int, stub_path: str) -> Tracee:
     """Start a stub, seize it, install the filter, leave it parked."""
     pid = os.fork()
-    if pid == 0:  # child: no host fd survives into the guest
+    if pid == 0:  # child: no host fd survives into the guest, no signal stays blocked
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
             os.chdir("/")
             os.closerange(0, os.sysconf("SC_OPEN_MAX"))
             os.execve(stub_path, ["stub"], {})

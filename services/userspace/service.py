@@ -1,6 +1,7 @@
 """The userspace service's main loop: guest stops in, kernel orders out."""
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -18,6 +19,8 @@ from services.userspace.tracee import (
 
 log = logging.getLogger("userspace")
 
+SFD_NONBLOCK, SFD_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+_libc = ctypes.CDLL(None, use_errno=True)
 HEARTBEAT = 0.5          # seconds between pings to the kernel
 BIRTH_DELAY = 0.01       # longest a clone child's host pid waits for a message to ride
 KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
@@ -46,9 +49,7 @@ class Userspace:
 
     # --- main loop ----------------------------------------------------------
     def run(self) -> int:
-        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        wake_r = _sigchld_fd()
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
         poller = zmq.Poller()
         for sock in (self.kernel.sock, self.control.sock, self.monitor):
@@ -61,7 +62,7 @@ class Userspace:
             if not ready and self.births:
                 self.announce_births()
             if wake_r in ready:
-                os.read(wake_r, 4096)
+                _drain(wake_r)
                 self.reap()
             if self.kernel.sock in ready:
                 self.last_heard = time.monotonic()
@@ -290,5 +291,26 @@ class Userspace:
             self.control.error(msg.id, f"userspace does not serve {msg.type!r} here", to)
 
 
+def _sigchld_fd() -> int:
+    """A signalfd for SIGCHLD (blocked since before any thread was made): a
+    tracee's stop wakes the loop through poll, with no signal handler run
+    and no poll interrupted, several times per guest fork."""
+    mask = (ctypes.c_uint64 * 16)(1 << (signal.SIGCHLD - 1))
+    fd = _libc.signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "signalfd for SIGCHLD")
+    return fd
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 128 * 16):
+            pass
+    except BlockingIOError:
+        pass
+
+
 def run(cfg: GuestConfig) -> int:
+    # before zmq starts its thread, which would otherwise take SIGCHLD
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     return Userspace(cfg).run()
