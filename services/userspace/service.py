@@ -123,16 +123,20 @@ class Userspace:
 
     # --- host process events -----------------------------------------------
     def reap(self) -> None:
+        """Every host event waiting now, ends first: a parent's wait4 and its
+        child's exit often stop together, and the kernel answers the wait at
+        once if it has heard of the exit."""
+        events, self.deferred = self.deferred, []
         while True:
-            if self.deferred:
-                pid, status, usage = self.deferred.pop(0)
-            else:
-                try:
-                    pid, status, usage = os.wait4(-1, os.WNOHANG | WALL)
-                except ChildProcessError:
-                    return
-                if pid == 0:
-                    return
+            try:
+                got = os.wait4(-1, os.WNOHANG | WALL)
+            except ChildProcessError:
+                break
+            if got[0] == 0:
+                break
+            events.append(got)
+        events.sort(key=lambda e: not (os.WIFEXITED(e[1]) or os.WIFSIGNALED(e[1])))
+        for pid, status, usage in events:
             t = self.by_pid.get(pid)
             if t is None:
                 continue
@@ -303,9 +307,9 @@ def _sigchld_fd() -> int:
 
 
 def _drain(fd: int) -> None:
+    """SIGCHLD is not queued twice: one siginfo at most to read."""
     try:
-        while os.read(fd, 128 * 16):
-            pass
+        os.read(fd, 128)
     except BlockingIOError:
         pass
 
