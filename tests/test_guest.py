@@ -81,15 +81,22 @@ def _processes_matching(argv: bytes, needle: bytes = b"\x01") -> list[bytes]:
     return found
 
 
-def test_a_killed_skas_run_takes_its_guest_with_it(disk):
-    """SIGKILL gives skas no chance to stop the services: they go on their own."""
-    guest_argv = b"/bin/busybox\x00sleep\x00078\x00"
+def _sleeping_guest(disk, seconds: str) -> tuple[subprocess.Popen, bytes]:
+    """skas run of `busybox sleep SECONDS`, once the guest's process is up;
+    and what that process's command line is."""
+    guest_argv = b"/bin/busybox\x00sleep\x00" + seconds.encode() + b"\x00"
     p = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(disk), "--",
-                          "/bin/busybox", "sleep", "078"], cwd=HERE.parent)
+                          "/bin/busybox", "sleep", seconds], cwd=HERE.parent)
     deadline = time.monotonic() + 20
     while not _processes_matching(guest_argv):
         assert time.monotonic() < deadline and p.poll() is None, "the guest never started"
         time.sleep(0.05)
+    return p, guest_argv
+
+
+def test_a_killed_skas_run_takes_its_guest_with_it(disk):
+    """SIGKILL gives skas no chance to stop the services: they go on their own."""
+    p, guest_argv = _sleeping_guest(disk, "078")
     p.kill()
     p.wait()
     deadline = time.monotonic() + 30
@@ -99,13 +106,7 @@ def test_a_killed_skas_run_takes_its_guest_with_it(disk):
 
 
 def test_run_leaves_no_process_behind_even_when_interrupted(disk):
-    guest_argv = b"/bin/busybox\x00sleep\x00077\x00"
-    p = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(disk), "--",
-                          "/bin/busybox", "sleep", "077"], cwd=HERE.parent)
-    deadline = time.monotonic() + 20
-    while not _processes_matching(guest_argv):
-        assert time.monotonic() < deadline and p.poll() is None, "the guest never started"
-        time.sleep(0.05)
+    p, guest_argv = _sleeping_guest(disk, "077")
     p.send_signal(signal.SIGTERM)
     assert p.wait(10) == 128 + signal.SIGTERM
     # this run's services: their config file is named for skas run's pid

@@ -49,6 +49,24 @@ static double fpu_value(double x) {
 
 static void on_usr2(int sig) { volatile double z = 1.0; for (int i = 0; i < 10; i++) z *= 7.5; (void)sig; (void)z; }
 
+/* SIGALRM handled (with SA_RESTART or not) and sent to us in 0.2 s by a
+   child, which then writes a byte to fd (if not -1) 0.2 s later */
+static pid_t alarm_soon(int restart, int fd) {
+    struct sigaction al = {.sa_handler = on_alarm, .sa_flags = restart ? SA_RESTART : 0};
+    sigaction(SIGALRM, &al, NULL);
+    pid_t w = fork();
+    if (w == 0) {
+        usleep(200000);
+        kill(getppid(), SIGALRM);
+        if (fd >= 0) {
+            usleep(200000);
+            write(fd, "x", 1);
+        }
+        _exit(0);
+    }
+    return w;
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     /* SA_SIGINFO on an alternate stack */
@@ -102,16 +120,7 @@ int main(void) {
     for (int restart = 0; restart < 2; restart++) {
         int p[2];
         pipe(p);
-        struct sigaction al = {.sa_handler = on_alarm, .sa_flags = restart ? SA_RESTART : 0};
-        sigaction(SIGALRM, &al, NULL);
-        pid_t w = fork();
-        if (w == 0) {
-            usleep(200000);
-            kill(getppid(), SIGALRM);
-            usleep(200000);
-            write(p[1], "x", 1);
-            _exit(0);
-        }
+        pid_t w = alarm_soon(restart, p[1]);
         char c;
         got = 0;
         ssize_t n = read(p[0], &c, 1);
@@ -125,14 +134,7 @@ int main(void) {
     for (int restart = 0; restart < 2; restart++) {
         int p[2];
         pipe(p);
-        struct sigaction al = {.sa_handler = on_alarm, .sa_flags = restart ? SA_RESTART : 0};
-        sigaction(SIGALRM, &al, NULL);
-        pid_t w = fork();
-        if (w == 0) {
-            usleep(200000);
-            kill(getppid(), SIGALRM);
-            _exit(0);
-        }
+        pid_t w = alarm_soon(restart, -1);
         static char big[200000];
         got = 0;
         ssize_t n = write(p[1], big, sizeof big);
