@@ -85,3 +85,11 @@ def test_blocking_calls_wake_when_another_process_acts(pipes_tree, pipes_disk):
                  "round trips 200", "read after the echo left = 0", "reader killed by 9",
                  "the edge is still there = 1", "so is the data = 4"):
         assert line in out
+
+
+def test_fifos_on_tmpfs_and_ext2_open_as_linux_opens_them(pipes_tree, pipes_disk):
+    out = native_and_guest(pipes_tree, pipes_disk, "fifo")
+    for line in ("open write nonblock, no reader = -1 ENXIO", "open read nonblock, no writer: ok",
+                 "read = 7", "fstat fifo 1 size 0", "blocking opens met: from the child",
+                 "read after the writer left = 0", "O_RDWR read = 1"):
+        assert out.count(line) == 2, line

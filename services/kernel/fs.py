@@ -10,7 +10,8 @@ import time as _time
 
 from services.kernel import devices, signal
 from services.kernel.errors import Errno
-from services.kernel.pipe import F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, PipeFile, pipe_fcntl
+from services.kernel.pipe import (
+    F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, PipeFile, open_fifo, pipe_fcntl)
 from services.kernel.vfs import (
     MAXSYMLINKS, MS_RELATIME, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
     O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, X_OK, InodeFile, Location, Mount,
@@ -170,7 +171,7 @@ def open_file(t, loc: Location, flags: int):
         return InodeFile(loc, flags)
     if S.S_ISCHR(mode):
         return devices.open_char(t, loc, flags)
-    raise Errno(errno.ENXIO)      # block devices, sockets, and FIFOs until pipes have names
+    raise Errno(errno.ENXIO)      # block devices, and sockets until there are sockets
 
 
 async def _truncate(inode, size: int, touch: bool) -> None:
@@ -204,8 +205,11 @@ async def sys_openat(t, dirfd, path_ptr, flags, mode, *_):
             _may_open(t, loc, flags)
             if flags & O_TRUNC and S.S_ISREG(inode.mode):
                 await _truncate(inode, 0, True)
-    f = open_file(t, loc, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
-                  | O_LARGEFILE)
+    flags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE
+    if S.S_ISFIFO(inode.mode) and not flags & O_PATH:
+        f = await open_fifo(loc, flags & ~O_CLOEXEC)
+    else:
+        f = open_file(t, loc, flags & ~O_CLOEXEC)
     try:
         return t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
     except Errno:

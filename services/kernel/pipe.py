@@ -60,6 +60,8 @@ class Pipe:
         self.waitq = WaitQueue()
         self.inode = PseudoInode(next(_inode_numbers), S_IFIFO | 0o600, uid, gid)
         self.inode.touch(access=True, modify=True)
+        self.opened_r = self.opened_w = 0       # ends ever opened: what a FIFO's open awaits
+        self.fifo: tuple | None = None          # its key in _FIFOS, for a FIFO
 
     @property
     def full(self) -> bool:
@@ -140,6 +142,9 @@ class Pipe:
     def open_end(self, readable: bool, writable: bool) -> None:
         self.readers += readable
         self.writers += writable
+        self.opened_r += readable
+        self.opened_w += writable
+        self.waitq.wake(ALL_EVENTS)
 
     def close_end(self, readable: bool, writable: bool) -> None:
         self.readers -= readable
@@ -147,6 +152,7 @@ class Pipe:
         if not self.readers and not self.writers:
             self.pages.clear()            # a FIFO forgets its data once nobody has it open
             self.nbytes = 0
+            _FIFOS.pop(self.fifo, None)
         self.waitq.wake(ALL_EVENTS)
 
 
@@ -217,6 +223,40 @@ class PipeFile(OpenFile):
 
     def statx(self) -> bytes:
         return super().statx() if self.loc else pack_statx(self.pipe.inode, PIPEFS_DEV)
+
+
+_FIFOS: dict[tuple, Pipe] = {}    # (filesystem, inode number) -> the pipe of an open FIFO
+
+
+async def open_fifo(loc: Location, flags: int) -> PipeFile:
+    """Open a FIFO as Linux's fifo_open does: every opener of the inode shares
+    one pipe; a reader waits for a writer and a writer for a reader (a
+    nonblocking reader does not wait, a nonblocking writer with no reader is
+    ENXIO); O_RDWR never waits."""
+    key = (loc.mount.fs, loc.inode.ino)
+    pipe = _FIFOS.get(key)
+    if pipe is None:
+        pipe = _FIFOS[key] = Pipe(loc.inode.uid, loc.inode.gid)
+        pipe.fifo = key
+    mode = flags & 3
+    if mode == O_WRONLY and flags & O_NONBLOCK and not pipe.readers:
+        if not pipe.writers:
+            _FIFOS.pop(key, None)
+        raise Errno(errno.ENXIO)
+    f = PipeFile(pipe, flags, loc)
+    try:
+        if mode == 0 and not flags & O_NONBLOCK:
+            seen = pipe.opened_w
+            while not pipe.writers and pipe.opened_w == seen:
+                await pipe.waitq.wait(ALL_EVENTS)
+        elif mode == O_WRONLY:
+            seen = pipe.opened_r
+            while not pipe.readers and pipe.opened_r == seen:
+                await pipe.waitq.wait(ALL_EVENTS)
+    except BaseException:
+        f.release()
+        raise
+    return f
 
 
 def pipe_fcntl(t, f: OpenFile, cmd: int, arg: int) -> int:

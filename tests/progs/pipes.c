@@ -610,6 +610,49 @@ static void section_fork(void) {
     reap(echo);
 }
 
+/* A FIFO at path: opens that wait for the other end, or do not. */
+static void fifo_at(const char *path) {
+    char buf[64];
+    unlink(path);
+    SHOW("mkfifo", mkfifo(path, 0600));
+    SHOW("open write nonblock, no reader", open(path, O_WRONLY | O_NONBLOCK));
+    int r = open(path, O_RDONLY | O_NONBLOCK);
+    printf("open read nonblock, no writer: %s\n", r >= 0 ? "ok" : strerrorname_np(errno));
+    SHOW("read, no writer yet", read(r, buf, sizeof buf));
+    int w = open(path, O_WRONLY | O_NONBLOCK);
+    printf("open write nonblock, a reader: %s\n", w >= 0 ? "ok" : strerrorname_np(errno));
+    SHOW("write", write(w, "through", 7));
+    SHOW("read", read(r, buf, sizeof buf));
+    struct stat st;
+    fstat(r, &st);
+    printf("fstat fifo %d size %ld\n", S_ISFIFO(st.st_mode), (long)st.st_size);
+    close(w);
+    close(r);
+    pid_t pid = fork();
+    if (pid == 0) {                /* blocks until the parent opens to read */
+        int fd = open(path, O_WRONLY);
+        write(fd, "from the child", 14);
+        _exit(0);
+    }
+    usleep(100000);
+    r = open(path, O_RDONLY);      /* the child is waiting: no wait here */
+    ssize_t n = read(r, buf, sizeof buf);
+    printf("blocking opens met: %.*s\n", (int)(n > 0 ? n : 0), buf);
+    SHOW("read after the writer left", read(r, buf, sizeof buf));
+    close(r);
+    reap(pid);
+    int rw = open(path, O_RDWR);   /* never waits */
+    SHOW("O_RDWR write", write(rw, "x", 1));
+    SHOW("O_RDWR read", read(rw, buf, 1));
+    close(rw);
+    SHOW("unlink", unlink(path));
+}
+
+static void section_fifo(void) {
+    fifo_at("/tmp/fifo");          /* tmpfs in a guest */
+    fifo_at("/fifo");              /* its ext2 root */
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
@@ -620,6 +663,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "epoll")) section_epoll();
         else if (!strcmp(argv[i], "eventfd")) section_eventfd();
         else if (!strcmp(argv[i], "fork")) section_fork();
+        else if (!strcmp(argv[i], "fifo")) section_fifo();
         else { printf("unknown section\n"); return 2; }
     }
     return 0;
