@@ -313,3 +313,34 @@ def test_a_tcp_endpoint_without_keys_is_refused_with_what_to_do(ubd, image):
     assert "create_certificates" in u.log()
     with pytest.raises(ValueError, match="CURVE"):
         Link(u.cfg.endpoints["ubd_io"], "test")
+
+
+def test_sequential_reads_are_read_ahead_and_a_write_still_wins(ubd, image):
+    """4 KiB reads one after another: read-ahead brings the following ones
+    into the cache, so far fewer requests reach ubd_io; a write in the middle
+    is read back, not the older bytes read ahead."""
+    u = ubd({"ubd0": str(image)})
+    want = os.urandom(1 * MiB)
+    with open(image, "r+b") as f:
+        f.write(want)
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
+        reads = []
+        send = dev._send
+
+        async def counted(op, offset, length, data):
+            if op == "READ":
+                reads.append(length)
+            return await send(op, offset, length, data)
+        dev._send = counted
+        got = [await dev.read(pos, 4096) for pos in range(0, 512 << 10, 4096)]
+        await dev.write(256 << 10, b"w" * 4096)
+        again = [await dev.read(pos, 4096) for pos in range(0, 1 * MiB, 4096)]
+        await asyncio.wait([dev.ahead])
+        return b"".join(got), b"".join(again), reads
+
+    first, again, reads = run_async(go)
+    assert first == want[:512 << 10]
+    assert again == want[:256 << 10] + b"w" * 4096 + want[(256 << 10) + 4096:]
+    assert len(reads) < 40 and max(reads) == 128 << 10     # 384 reads of 4 KiB asked

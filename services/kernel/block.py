@@ -45,6 +45,7 @@ BACKOFF_FIRST = 0.001
 BACKOFF_MAX = 0.2
 PAGE = 4096
 CACHE_BYTES = 128 << 20
+READAHEAD_MIN, READAHEAD_MAX = 16 << 10, 128 << 10   # Linux's default read_ahead_kb: 128
 POSTED_MAX = 32            # writes in flight before write() waits for one
 POSTED_BYTES = 32 << 20
 
@@ -130,6 +131,10 @@ class UbdDevice:
         self.posted: dict[asyncio.Future, int] = {}     # writes running on their own: bytes
         self.posted_bytes = 0
         self.write_error: BaseException | None = None   # of a posted write, for the next flush
+        self.read_end = -1                 # where the last read ended: is the next sequential?
+        self.window = 0                    # the read-ahead window, while reads are sequential
+        self.ahead: asyncio.Future | None = None        # the read-ahead in flight
+        self.ahead_range = (0, 0)
 
     def _enter(self, op: str, offset: int, length: int) -> tuple[_InFlight, list[_InFlight]]:
         """Register a request in call order: what it must wait for."""
@@ -210,16 +215,45 @@ class UbdDevice:
         return reply["data"]
 
     async def read(self, offset: int, length: int) -> bytes:
-        cached = self._cached(offset, length)
-        if cached is not None:
-            return cached
-        parts = []
-        for pos, n in _chunks(offset, length):
-            data = await self._request("READ", pos, n)
-            if len(data) != n:
-                raise Errno(errno.EIO)
-            parts.append(data)
-        return b"".join(parts)
+        sequential = offset == self.read_end
+        self.read_end = offset + length
+        start, end = self.ahead_range
+        if self.ahead is not None and start <= offset and offset + length <= end:
+            await asyncio.wait([self.ahead])     # what we want is on its way
+        data = self._cached(offset, length)
+        if data is None:
+            parts = []
+            for pos, n in _chunks(offset, length):
+                part = await self._request("READ", pos, n)
+                if len(part) != n:
+                    raise Errno(errno.EIO)
+                parts.append(part)
+            data = b"".join(parts)
+        self._read_ahead(offset + length if sequential else -1)
+        return data
+
+    def _read_ahead(self, start: int) -> None:
+        """Reads that follow each other: the next window (doubling, up to
+        READAHEAD_MAX) is read into the page cache in the background, one
+        read-ahead at a time, as Linux's readahead; a jump resets it.  Its
+        failure (past the end of the device, say) is nobody's: a read of
+        that range asks again."""
+        if start < 0:
+            self.window = 0
+            return
+        if self.ahead is not None and not self.ahead.done():
+            return
+        self.window = min(max(2 * self.window, READAHEAD_MIN), READAHEAD_MAX)
+        first = -(-start // PAGE)
+        end = first + self.window // PAGE
+        while first < end and first in self.cache.pages:    # what is cached already
+            first += 1
+        if first == end:
+            return
+        self.ahead_range = (first * PAGE, end * PAGE)
+        self.ahead = asyncio.ensure_future(self._request("READ", first * PAGE,
+                                                         (end - first) * PAGE))
+        self.ahead.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def write(self, offset: int, data: bytes) -> None:
         """Posted: returns once queued (see the module's docstring); a
