@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import random
 import signal
 import stat
 import subprocess
@@ -431,3 +432,104 @@ def test_fallocate_backs_holes_with_zeros_and_gives_back_on_enospc(tmp_path):
     r = session(img, lambda fs: fs.root.unlink(b"pre"))
     assert r is None and counts(img) == before
     fsck(img)
+
+
+def test_bitmap_search_agrees_with_bit_by_bit():
+    """The byte-skipping searches, against a plain scan of random bitmaps."""
+    rng = random.Random(7)
+    for _ in range(2000):
+        bm = bytes(rng.choice([0xFF, 0xFF, 0, rng.randrange(256)])
+                   for _ in range(rng.randint(1, 40)))
+        nbits = rng.randint(1, 8 * len(bm))
+        start = rng.randint(0, nbits)
+        clear = [i for i in range(nbits) if not bm[i >> 3] >> (i & 7) & 1]
+        first = next((i for i in clear if i >= start), clear[0] if clear else None)
+        assert ext2mod._find_zero(bm, start, nbits) == first
+        if first is None:
+            continue
+        end = rng.randint(first + 1, nbits)
+        run = 1
+        while first + run < end and first + run in clear:
+            run += 1
+        assert ext2mod._clear_run(bm, first, end) == run
+        new = bytearray(bm)
+        ext2mod._set_run(new, first, run)
+        assert [i for i in range(nbits) if not new[i >> 3] >> (i & 7) & 1] == \
+            [i for i in clear if not first <= i < first + run]
+
+
+def test_runs_across_fragments_tables_and_groups(tmp_path):
+    """Big writes into fragmented free space (every other small file gone):
+    runs end at used blocks, at the direct/indirect boundaries and at the end
+    of a group (8192 blocks of 1 KiB); partial overwrites of old runs and a
+    hole filled between existing blocks keep every byte."""
+    img = make_image(tmp_path / "fs.img", 1024, size="32M")
+
+    async def body(fs):
+        holes = [await fs.root.create(b"h%d" % i, stat.S_IFREG | 0o644, 0, 0) for i in range(60)]
+        for i, h in enumerate(holes):
+            await h.write(0, os.urandom(1024 * (1 + i % 5)))
+        for i in range(0, 60, 2):
+            await fs.root.unlink(b"h%d" % i)
+        f = await fs.root.create(b"big", stat.S_IFREG | 0o644, 0, 0)
+        size = 12 << 20                 # past a group's end, into double indirect
+        data = bytearray(os.urandom(size))
+        pos = 0
+        while pos < size:
+            n = min(300_001, size - pos)
+            assert await f.write(pos, bytes(data[pos:pos + n])) == n
+            pos += n
+        for off, n in ((5, 3000), (11 * 1024 + 7, 9000), (268 * 1024 - 3, 70_000),
+                       (8000 * 1024 + 9, 600_000)):
+            patch = os.urandom(n)
+            await f.write(off, patch)
+            data[off:off + n] = patch
+        assert await f.read(0, size) == bytes(data)
+        s = await fs.root.create(b"sparse", stat.S_IFREG | 0o644, 0, 0)
+        await s.write(0, b"a" * 3000)
+        await s.write(40 * 1024, b"z" * 5000)
+        middle = os.urandom(40 * 1024)      # from inside the first run, over a hole, into the next
+        await s.write(2000, middle)
+        expect = b"a" * 2000 + middle + b"z" * (40 * 1024 + 5000 - 2000 - len(middle))
+        assert await s.read(0, 1 << 20) == expect
+        return bytes(data), expect
+    data, sparse = session(img, body)
+    fsck(img)
+    out = tmp_path / "out"
+    debugfs(img, f"dump /big {out}")
+    assert out.read_bytes() == data
+    debugfs(img, f"dump /sparse {out}")
+    assert out.read_bytes() == sparse
+
+
+def test_enospc_inside_a_run_keeps_what_was_written(tmp_path):
+    """A write bigger than the free space, fragmented: the short count it
+    returns is what the file holds; e2fsck is clean and all comes back."""
+    img = make_image(tmp_path / "small.img", 1024, size="2M")
+    before = counts(img)
+
+    async def body(fs):
+        for i in range(40):
+            await (await fs.root.create(b"s%d" % i, stat.S_IFREG, 0, 0)).write(0, bytes(2048))
+        for i in range(0, 40, 3):
+            await fs.root.unlink(b"s%d" % i)
+        f = await fs.root.create(b"fill", stat.S_IFREG | 0o644, 0, 0)
+        data = os.urandom(3 << 20)
+        written = await f.write(100, data)
+        assert 0 < written < len(data) and f.size == 100 + written
+        assert fs.statfs()["bfree"] == 0
+        assert await f.read(0, f.size) == bytes(100) + data[:written]
+        return bytes(100) + data[:written]
+    data = session(img, body)
+    fsck(img)
+    out = tmp_path / "out"
+    debugfs(img, f"dump /fill {out}")
+    assert out.read_bytes() == data
+
+    async def remove(fs):
+        for name, _, _ in await fs.root.readdir():
+            if name.startswith((b"s", b"fill")):
+                await fs.root.unlink(name)
+    session(img, remove)
+    fsck(img)
+    assert counts(img) == before
