@@ -7,7 +7,11 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from typing import Callable
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from common import config as guest_config
 from common.config import GuestConfig
@@ -33,14 +37,32 @@ def main(service: str, run: Callable[[GuestConfig], int]) -> None:
 
 class Running:
     """True until SIGTERM: a service's loop runs while this is true, so a stop
-    finishes the work in hand instead of dying in the middle of it."""
+    finishes the work in hand instead of dying in the middle of it.
 
-    def __init__(self) -> None:
-        self.value = True
+    A service the kernel uses (ubd_io, sigio) passes its endpoint: after
+    SIGTERM it serves on while a peer is still connected, for LINGER seconds
+    at most.  ``supervisorctl stop NAME:*`` stops all four services at once,
+    and the kernel's halt still writes the disks back and the console out
+    through them; under ``skas run`` the kernel has ended first, and they go
+    at once."""
+
+    LINGER = 2.5         # under supervisord's stopwaitsecs (3)
+
+    def __init__(self, endpoint=None) -> None:
+        self.stopped_at: float | None = None
+        self.peers = 0
+        self.monitor = None if endpoint is None else endpoint.sock.get_monitor_socket(
+            zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         signal.signal(signal.SIGTERM, self.stop)
 
     def stop(self, *_) -> None:
-        self.value = False
+        self.stopped_at = time.monotonic()
 
     def __bool__(self) -> bool:
-        return self.value
+        if self.monitor is not None:
+            while self.monitor.poll(0):
+                event = recv_monitor_message(self.monitor)["event"]
+                self.peers = max(0, self.peers + (1 if event == zmq.EVENT_ACCEPTED else -1))
+        if self.stopped_at is None:
+            return True
+        return self.peers > 0 and time.monotonic() - self.stopped_at < self.LINGER

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
 from common import config as guest_config
-from conftest import skas
+from conftest import disk_of, make_tree, skas
+from deploy import disk as diskmod
 from deploy import supervisor
 
 
@@ -103,3 +105,18 @@ def test_sigkill_to_a_core_service_takes_the_whole_guest_down(skas_home, disk, v
     t0 = time.monotonic()
     wait_until(lambda: not alive(pids), 2.0, "every host process of the guest gone")
     assert time.monotonic() - t0 < 2.0
+
+
+def test_supervisorctl_stop_writes_the_guest_disk_back(skas_home, tmp_path_factory):
+    """The kernel stops first, while ubd_io and sigio still serve it: what the
+    guest wrote (never synced) is on the image, which e2fsck passes."""
+    img = next(disk_of(tmp_path_factory, make_tree(tmp_path_factory, "stoptree")))
+    cfg = create("keep", img, "/bin/sh", "-c", "echo kept > /kept; echo written; sleep 60")
+    supervisor.ctl("start", "keep:*")
+    wait_until(lambda: cfg.console_log.exists() and "written" in cfg.console_log.read_text(),
+               15, "the guest's write")
+    assert supervisor.ctl("stop", "keep:*").returncode == 0
+    assert set(states("keep").values()) <= {"STOPPED", "EXITED"}
+    diskmod.check(img)
+    assert subprocess.run(["debugfs", "-R", "cat /kept", str(img)], capture_output=True,
+                          check=True).stdout == b"kept\n"

@@ -65,7 +65,7 @@ def run(cfg: GuestConfig) -> int:
         fd = 1
     out = ConsoleOut(fd)
     endpoint = Endpoint(cfg.endpoints["sigio"], f"{cfg.name}/sigio")
-    running = Running()
+    running = Running(endpoint)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     poller = zmq.Poller()
     poller.register(endpoint.sock, zmq.POLLIN)

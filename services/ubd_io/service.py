@@ -49,7 +49,7 @@ def run(cfg: GuestConfig) -> int:
     poller = zmq.Poller()
     poller.register(endpoint.sock, zmq.POLLIN)
     poller.register(blocks.fd, zmq.POLLIN)
-    running = Running()
+    running = Running(endpoint)
     log.info("serving %s at %s", ", ".join(f"ubd{d}={i.path} ({i.kind})"
                                            for d, i in images.items()), address)
     while running:
