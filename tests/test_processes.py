@@ -46,10 +46,11 @@ def guest(img: Path, *argv: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"], ["/bin/jobctl"],
                                   ["/bin/execat"], ["/bin/dethread"],
-                                  ["/bin/forkmany", "500", "seq"],
+                                  ["/bin/forkmany", "500", "seq"], ["/bin/forkmany", "redzone"],
                                   ["/bin/sh", "/scripts/corpus.sh"]],
                          ids=["signal-handlers", "pthreads", "job-control", "execveat",
-                              "exec-from-a-thread", "fork-wait-loop", "shell-corpus"])
+                              "exec-from-a-thread", "fork-wait-loop", "fork-keeps-the-red-zone",
+                              "shell-corpus"])
 def test_same_output_natively_and_in_a_guest(ptree, pdisk, argv):
     want = native(ptree, *argv)
     got = guest(pdisk, *argv)

@@ -35,7 +35,7 @@ def test_spawned_stub_is_filtered_holds_no_fd_and_no_host_stack(tmp_path):
              "offset": 0},
             {"op": "poke", "addr": 0x10000000, "data": b"guest"}],
             platform.Context(str(tmp_path / "stub"), adopt=lambda child: None,
-                             wait_group=None, took_over=None))
+                             wait_group=None, took_over=None, gone=None))
         assert results[0]["vdso"] > 0 and results[1:] == [0x10000000, 0] and not regs_set
         with open(f"/proc/{t.pid}/mem", "rb", buffering=0) as mem:
             assert os.pread(mem.fileno(), 5, 0x10000000) == b"guest"

@@ -12,7 +12,7 @@ import struct
 from typing import Callable
 
 from services.userspace.tracee import (
-    O_RDONLY_CLOEXEC, OPTIONS, PARKED, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM,
+    O_RDONLY_CLOEXEC, OPTIONS, PARKED, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM, SYSCALL,
     PR_SET_MM_MAP, SYS_clone, SYS_close, SYS_execve, SYS_mmap, SYS_mprotect, SYS_munmap,
     SYS_open, SYS_prctl, U64, Tracee, TraceeGone, _call)
 from ptrace.binding.linux_struct import user_regs_struct
@@ -23,7 +23,7 @@ _MM_MAP = struct.Struct("<11QQII")
 MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
              "start_stack", "arg_start", "arg_end", "env_start", "env_end")
 EAGAIN, EFAULT, EINVAL = 11, 14, 22
-CLONE_THREAD = 0x10000
+CLONE_VM, CLONE_THREAD = 0x100, 0x10000
 
 
 def spawn(task: int, stub_path: str) -> Tracee:
@@ -56,11 +56,13 @@ class Context:
 
     def __init__(self, stub_path: str, adopt: Callable[[Tracee], None],
                  wait_group: Callable[[int, int], tuple[int, int]],
-                 took_over: Callable[[Tracee, int], None]):
+                 took_over: Callable[[Tracee, int], None],
+                 gone: Callable[[Tracee, int], None]):
         self.stub_path = stub_path
         self.adopt = adopt        # track it; tell the kernel its host pid
         self.wait_group = wait_group    # the next event of either of two host pids
         self.took_over = took_over      # an exec made a thread its group's leader
+        self.gone = gone                # a tracee ended: tell the kernel
 
 
 def run_ops(t: Tracee, ops: list, ctx: Context) -> tuple[list, bool]:
@@ -159,31 +161,53 @@ def _clone(t: Tracee, op: dict, ctx: Context) -> int:
     return from the guest's call (0, on the stack it asked for), the kernel
     hears its host pid (``spawned``), and it runs.  The flags are the kernel's: it keeps
     host tids out of guest memory and makes every guest process a host child
-    of this service (CLONE_PARENT), which reaps them all."""
-    pid = t.inject(SYS_clone, op["flags"], op["stack"], 0, op["ctid"], op["tls"])
+    of this service (CLONE_PARENT), which reaps them all.  A plain fork
+    returns through the stub's fork code instead (``fork_in_place``): the
+    parent runs on without stopping again, and the child's registers are
+    already those of the return."""
+    in_place = not op["flags"] & CLONE_VM and not op["stack"] and t.state == SYSCALL
+    pid = -1
+    if in_place:
+        try:
+            pid = t.fork_in_place(op["flags"], op["ctid"], op["tls"], op["task"])
+        except OSError:              # no stack below the red zone to use
+            in_place = False
+    if not in_place:
+        pid = t.inject(SYS_clone, op["flags"], op["stack"], 0, op["ctid"], op["tls"])
     if pid < 0:
         return pid
     child = Tracee(op["task"], pid)
     if op["flags"] & CLONE_THREAD:
         child.tgid = t.tgid
+    child.vdso, child.stack_top = t.vdso, t.stack_top
     try:
         while child.wait() >> 8 != PTRACE_EVENT_STOP:   # its first stop
             pass
-        own = child.getregs()
-    except TraceeGone:       # killed before it ever ran: the guest sees a failed fork
-        return -EAGAIN
-    regs = user_regs_struct.from_buffer_copy(t.syscall_regs)
-    regs.rax, regs.orig_rax = 0, U64
-    regs.rsp, regs.fs_base, regs.gs_base = own.rsp, own.fs_base, own.gs_base
-    child.setregs(regs)
-    child.regs = regs
+        if not in_place:
+            _return_regs(t, child)
+    except TraceeGone:       # killed before it ever ran
+        if not in_place:
+            return -EAGAIN   # the guest sees a failed fork
+        ctx.adopt(child)     # the parent has its tid: the child ended at once
+        ctx.gone(child, getattr(child, "exit_status", 0))
+        return pid
     child.state = PARKED
-    child.vdso, child.stack_top = t.vdso, t.stack_top
     if op["settid"]:          # CLONE_CHILD_SETTID, with the kernel's tid
         child.poke(op["settid"], struct.pack("<i", op["task"]))
     ctx.adopt(child)
     child.cont()
     return pid
+
+
+def _return_regs(t: Tracee, child: Tracee) -> None:
+    """The child's registers: those of a return from the parent's call, with
+    0, on the stack and TLS the host clone gave it."""
+    own = child.getregs()
+    regs = user_regs_struct.from_buffer_copy(t.syscall_regs)
+    regs.rax, regs.orig_rax = 0, U64
+    regs.rsp, regs.fs_base, regs.gs_base = own.rsp, own.fs_base, own.gs_base
+    child.setregs(regs)
+    child.regs = regs
 
 
 def _get_context(t: Tracee, _op: dict, _ctx: Context) -> dict:

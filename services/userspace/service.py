@@ -15,7 +15,7 @@ from common.protocol import Message
 from common.transport import Endpoint, Link
 from services.userspace import platform, stub
 from services.userspace.tracee import (
-    EXEC_STOP, PARKED, PTRACE_EVENT_STOP, SECCOMP_STOP, Tracee, TraceeGone)
+    EXEC_STOP, PARKED, PTRACE_EVENT_STOP, RUNNING, SECCOMP_STOP, Tracee, TraceeGone)
 
 log = logging.getLogger("userspace")
 
@@ -32,7 +32,7 @@ class Userspace:
         self.cfg = cfg
         self.stub_path = str(stub.install(cfg.run_dir))
         self.ops_context = platform.Context(self.stub_path, self.adopt, self.wait_group,
-                                            self.took_over)
+                                            self.took_over, self.gone)
         self.me = f"{cfg.name}/userspace"
         self.kernel = Link(cfg.endpoints["kernel"], self.me)
         self.monitor = self.kernel.sock.get_monitor_socket(
@@ -260,6 +260,8 @@ class Userspace:
                 t.kill()
             elif regs_set:
                 t.cont()
+            elif t.state == RUNNING:
+                pass                     # the batch let it go (a fork in place)
             else:
                 t.finish(msg["value"])   # back to the guest's call site with the result
 

@@ -4,7 +4,8 @@ Generated here, byte by byte, so no compiler is needed at run time.  It maps
 one 64 KiB RWX segment at ``STUB_BASE``, far from where executables, the
 static-PIE base and the top-down mmap area go.  Its code stops itself
 (``kill(getpid(), SIGSTOP)``) so the tracer can seize it, and is followed by
-the ``syscall; int3`` gadget every injected system call runs through.  The
+the ``syscall; int3`` gadget every injected system call runs through, and
+the code a fork returns through.  The
 rest of the segment (from ``SCRATCH``) is room for the BPF program, paths and
 structs that injected calls point at.
 """
@@ -32,14 +33,32 @@ _CODE = bytes.fromhex(
     "0f05"          # syscall
 )
 _GADGET_CODE = bytes.fromhex("0f05cc")  # syscall; int3
+# Where a fork done as the guest's own call returns (Tracee.fork_in_place).
+# Below the red zone the caller's stack holds FORK_WORDS: the child's
+# virtual tid, the guest's rdi rsi rdx r10 r8 (the clone's arguments took
+# their place), and the return address.
+_FORK_CODE = bytes.fromhex(
+    "4885c0"        # test rax, rax
+    "7810"          # js fail           the host clone failed: stop for userspace
+    "7503"          # jnz parent
+    "59"            # pop rcx           the child: rax stays 0 (rcx is the syscall's)
+    "eb01"          # jmp tail
+    "58"            # parent: pop rax   the child's virtual tid
+    "5f5e5a415a4158"  # tail: pop rdi, rsi, rdx, r10, r8
+    "c28000"        # ret 128           back to the call site, rsp as it was
+    "cc"            # fail: int3
+)
+FORK_WORDS = ("vtid", "rdi", "rsi", "rdx", "r10", "r8", "rip")
+FORK_SLOTS = 128 + 8 * len(FORK_WORDS)   # the red zone is the guest's: below it
 ENTRY = STUB_BASE + _HEADERS
 GADGET = ENTRY + len(_CODE)
 GADGET_RETURN = GADGET + 2  # rip after the gadget's syscall: the int3
+FORK_RETURN = GADGET + len(_GADGET_CODE)
 
 
 def build() -> bytes:
     """The stub ELF image."""
-    code = _CODE + _GADGET_CODE
+    code = _CODE + _GADGET_CODE + _FORK_CODE
     filesz = _HEADERS + len(code)
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, LE, SysV
     ehdr = _EHDR.pack(ident, 2, 62, 1, ENTRY, _EHDR.size, 0, 0,

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_GETREGSET, PTRACE_SETREGSET = 0x4204, 0x4205
-PTRACE_GETSIGINFO = 0x4202
+PTRACE_GETSIGINFO, PTRACE_GETEVENTMSG = 0x4202, 0x4201
 NT_X86_XSTATE = 0x202
 XSTATE_MAX = 1 << 14
 PTRACE_GETREGS = 12
@@ -270,6 +270,37 @@ class Tracee:
                 # signals are the kernel's, so the host's copy is dropped.
                 log.info("task %d: dropped host signal %d during injection", self.task, event)
                 _call(pt.PTRACE_CONT, self.pid, 0, 0)
+
+    def fork_in_place(self, flags: int, ctid: int, tls: int, vtid: int) -> int:
+        """A fork (no shared memory, no new stack) done as the guest's own
+        call, which then returns through the stub's fork code: the parent
+        gets vtid and the child 0, both straight back at the call site, so
+        the parent needs no stop after the clone.  The words that code pops
+        (vtid, the argument registers the call overwrote, the return address)
+        go on the caller's stack below its red zone, where a signal frame
+        would not reach them either.  Returns
+        the child's host pid, the parent running on; or -errno, the parent
+        parked as after ``inject``.  OSError if the stack cannot take them."""
+        regs = user_regs_struct.from_buffer_copy(self.syscall_regs)
+        sp = regs.rsp - stub.FORK_SLOTS
+        words = [vtid & U64] + [getattr(regs, r) for r in stub.FORK_WORDS[1:]]
+        self.poke(sp, struct.pack(f"<{len(words)}Q", *words))
+        regs.orig_rax = regs.rax = SYS_clone
+        regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8 = flags & U64, 0, 0, ctid, tls
+        regs.rip, regs.rsp = stub.FORK_RETURN, sp
+        self.setregs(regs)
+        _call(pt.PTRACE_CONT, self.pid, 0, 0)
+        while True:
+            event = self.wait()
+            if event >> 8 == pt.PTRACE_EVENT_FORK:
+                pid = ctypes.c_ulong()
+                _call(PTRACE_GETEVENTMSG, self.pid, 0, ctypes.addressof(pid))
+                self.cont()
+                return pid.value
+            if event == signal.SIGTRAP:
+                self.state = PARKED
+                return signed(self.getregs().rax)
+            _call(pt.PTRACE_CONT, self.pid, 0, 0)     # a stop we did not ask for
 
     def write_scratch(self, offset: int, data: bytes) -> int:
         addr = stub.SCRATCH + offset

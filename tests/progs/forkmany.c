@@ -3,10 +3,39 @@
    heads into waitpid (the exit and the wait race in the kernel). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* fork(2) made by hand with words in the red zone (the 128 bytes below rsp
+   that a leaf function may use without moving rsp): both processes must
+   find them as they were, the parent with the child's pid in rax. */
+__attribute__((noinline)) static long raw_fork(long *near, long *far) {
+    long ret;
+    __asm__ volatile(
+        "movabsq $0x1111111111, %%r8\n\tmovq %%r8, -8(%%rsp)\n\t"
+        "movabsq $0x2222222222, %%r8\n\tmovq %%r8, -128(%%rsp)\n\t"
+        "movl $57, %%eax\n\tsyscall\n\t"
+        "movq -8(%%rsp), %%r8\n\tmovq %%r8, (%1)\n\t"
+        "movq -128(%%rsp), %%r8\n\tmovq %%r8, (%2)\n\t"
+        : "=a"(ret) : "r"(near), "r"(far) : "rcx", "r11", "r8", "memory");
+    return ret;
+}
+
+static int red_zone(void) {
+    long near = 0, far = 0;
+    long pid = raw_fork(&near, &far);
+    int kept = near == 0x1111111111 && far == 0x2222222222;
+    if (pid == 0) _exit(kept ? 42 : 1);
+    int st;
+    long waited = waitpid(pid, &st, 0);
+    printf("red zone kept: parent %d child %d, rax is the child's pid %d\n", kept,
+           WEXITSTATUS(st) == 42, waited == pid);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "redzone")) return red_zone();
     int n = argc > 1 ? atoi(argv[1]) : 200;
     if (argc > 2) {
         long sum = 0;
