@@ -17,6 +17,7 @@ interval: alarms=3 settle=0 after=0.000000/0.000000
 getitimer: armed=1
 child: timer=0.000000
 disarm: old_armed=1
+cpu timers: vtalrm=1 prof>=3 1
 itimer_virtual: r=0,0 armed=1 off=0,0 bad_which=1 bad_usec=1
 nanosleep: r=-1 errno=EINTR alarms=1 rem_ok=1
 nanosleep(SA_RESTART): r=-1 errno=EINTR alarms=1 rem_ok=1

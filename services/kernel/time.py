@@ -90,41 +90,55 @@ async def sys_clock_nanosleep(t, clock, flags, req, rem, *_):
 # --- interval timers ---------------------------------------------------------
 class ITimer:
     """One of a process's interval timers.  ITIMER_REAL runs on the kernel's
-    loop, re-armed from its last expiry (no drift); the CPU-time ones only
-    keep what was set (they never fire)."""
+    loop, re-armed from its last expiry (no drift).  The CPU-time ones
+    (VIRTUAL: user time, SIGVTALRM; PROF: user and system, SIGPROF) count the
+    host process's CPU time, read from /proc at most once per tick: a watch
+    sleeps on the loop for what is left (the guest's CPU time cannot run
+    faster than the clock on its one CPU), looks, and fires or sleeps again."""
 
     def __init__(self, proc, which: int):
         self.proc = proc
         self.which = which
         self.interval = 0.0
-        self.value = 0.0                     # what was set (VIRTUAL, PROF)
-        self.expires: float | None = None    # loop time of the next expiry (REAL)
-        self.handle: asyncio.TimerHandle | None = None
+        self.expires: float | None = None    # loop time (REAL) or process CPU time of expiry
+        self.handle: asyncio.TimerHandle | asyncio.Task | None = None
 
     @property
     def armed(self) -> bool:
-        return self.expires is not None if self.which == ITIMER_REAL else bool(self.value)
+        return self.expires is not None
 
     def remaining(self) -> float:
-        if self.which != ITIMER_REAL:
-            return self.value
         if self.expires is None:
             return 0.0
-        return max(self.expires - self.proc.kernel.loop.time(), 1e-6)   # armed: never 0
+        return max(self.expires - self._now(), 1e-6)   # armed: never 0
+
+    def _now(self) -> float:
+        if self.which == ITIMER_REAL:
+            return self.proc.kernel.loop.time()
+        return _process_cpu(self.proc, self.which == ITIMER_PROF)
 
     def set(self, value: float, interval: float) -> None:
         if self.handle is not None:
             self.handle.cancel()
         self.handle = self.expires = None
         self.interval = interval if value else 0.0
-        if self.which != ITIMER_REAL:
-            self.value = value
-        elif value:
-            self._arm(self.proc.kernel.loop.time() + value)
+        if value:
+            self._arm(self._now() + value)
 
     def _arm(self, when: float) -> None:
         self.expires = when
-        self.handle = self.proc.kernel.loop.call_at(when, self._fire)
+        if self.which == ITIMER_REAL:
+            self.handle = self.proc.kernel.loop.call_at(when, self._fire)
+        else:
+            self.handle = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while (left := self.expires - self._now()) > 0:
+            if self.proc.zombie or not self.proc.threads:
+                return
+            await asyncio.sleep(max(left, 1 / _HOST_TCK))
+        self.handle = None
+        self._fire()
 
     def _fire(self) -> None:
         last, self.handle, self.expires = self.expires, None, None
@@ -132,8 +146,21 @@ class ITimer:
         if proc.zombie or not proc.threads:
             return                             # timers end with their process
         if self.interval:
-            self._arm(max(last + self.interval, proc.kernel.loop.time()))
-        signal.send_process(proc, SIGALRM, {"code": SI_KERNEL})
+            self._arm(max(last + self.interval, self._now()))
+        signal.send_process(proc, _SIGNAL_OF[self.which], {"code": SI_KERNEL})
+
+
+_SIGNAL_OF = {ITIMER_REAL: SIGALRM, ITIMER_VIRTUAL: 26, ITIMER_PROF: 27}  # SIGVTALRM, SIGPROF
+
+
+def _process_cpu(proc, system: bool) -> float:
+    """The process's user (and system) seconds: /proc of any of its host
+    threads shows the whole thread group's, ended threads included."""
+    for t in proc.threads.values():
+        f = _host_stat(t.host_pid) if t.host_pid else []
+        if len(f) >= 13:
+            return (int(f[11]) + (int(f[12]) if system else 0)) / _HOST_TCK
+    return 0.0
 
 
 def _itimer(proc, which: int) -> ITimer:

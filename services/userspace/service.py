@@ -156,7 +156,10 @@ class Userspace:
             t.request_id = self.send("syscall", {"task": t.task, "nr": nr, "args": args,
                                                  "rip": t.regs.rip, "rsp": t.regs.rsp})
         elif event >> 8 == PTRACE_EVENT_STOP:
-            if event & 0xFF == signal.SIGTRAP and t.interrupting:
+            # Our interrupt's stop: its signal is SIGTRAP, or SIGSTOP in a
+            # process the host still counts as group-stopped (the first
+            # stub stopped itself before it was seized, and no SIGCONT came).
+            if t.interrupting:
                 self.trap(t, 0, 0, 0)
             else:
                 t.cont()    # a host group-stop, or an interrupt that is no longer needed

@@ -36,6 +36,20 @@ static void handle(int flags)
     sigaction(SIGALRM, &sa, NULL);
 }
 
+static volatile int vtalrms, profs;
+static void on_cpu_timer(int sig) { if (sig == SIGVTALRM) vtalrms++; else profs++; }
+
+/* Spin until *count reaches want, or 3 s of CPU time. */
+static void burn_until(volatile int *count, int want) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    volatile unsigned long x = 0;
+    do {
+        for (int i = 0; i < 100000; i++) x += i;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    } while (*count < want && t1.tv_sec - t0.tv_sec < 3);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -84,6 +98,19 @@ int main(int argc, char **argv)
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, &old);
     printf("disarm: old_armed=%d\n", old.it_value.tv_sec > 0 && old.it_value.tv_sec <= 10);
+
+    /* the CPU-time timers fire as CPU time is used: 30 ms of user time for
+       SIGVTALRM, then a 20 ms SIGPROF interval three times */
+    struct sigaction cpu = {.sa_handler = on_cpu_timer};
+    sigaction(SIGVTALRM, &cpu, NULL);
+    sigaction(SIGPROF, &cpu, NULL);
+    struct itimerval vt = {{0, 0}, {0, 30000}}, prof = {{0, 20000}, {0, 20000}}, zero = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_VIRTUAL, &vt, NULL);
+    burn_until(&vtalrms, 1);
+    setitimer(ITIMER_PROF, &prof, NULL);
+    burn_until(&profs, 3);
+    setitimer(ITIMER_PROF, &zero, NULL);
+    printf("cpu timers: vtalrm=%d prof>=3 %d\n", vtalrms, profs >= 3);
 
     /* the CPU-time timers are accepted; bad arguments are EINVAL */
     struct itimerval virt = {{0, 0}, {100, 0}}, bad = {{0, 0}, {0, 1000000}};
