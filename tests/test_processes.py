@@ -44,7 +44,8 @@ def guest(img: Path, *argv: str) -> subprocess.CompletedProcess:
     return skas("run", "--disk", str(img), "--", *argv, timeout=120)
 
 
-@pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"], ["/bin/jobctl"],
+@pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"],
+                                  ["/bin/sh", "-c", "/bin/jobctl; /bin/jobctl orphaned"],
                                   ["/bin/execat"], ["/bin/dethread"],
                                   ["/bin/forkmany", "500", "seq"], ["/bin/forkmany", "redzone"],
                                   ["/bin/sh", "/scripts/corpus.sh"]],

@@ -192,13 +192,27 @@ def _discard(proc, sig: int) -> bool:
     elif sig in STOPPING:
         proc.pending.pop(SIGCONT, None)
         if sig == SIGSTOP or handler == SIG_DFL and unblocked:
-            _stop(proc, sig)
+            if sig == SIGSTOP or not orphaned(proc):
+                _stop(proc, sig)
             return True
     if sig == SIGKILL or handler == SIG_DFL and sig not in IGNORED_BY_DEFAULT | STOPPING \
             and unblocked:
         terminate(proc, sig)
         return True
     return handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT
+
+
+def orphaned(proc) -> bool:
+    """Whether proc's process group is orphaned (Linux's
+    will_become_orphaned_pgrp): no member has a parent in another group of
+    the same session, children of init not counting.  The terminal's stop
+    signals (TSTP, TTIN, TTOU) are discarded there: nobody would continue it."""
+    for p in proc.kernel.processes.values():
+        if p.pgid != proc.pgid or p.zombie or p.parent is None or p.parent.pid == 1:
+            continue
+        if p.parent.pgid != proc.pgid and p.parent.sid == p.sid:
+            return False
+    return True
 
 
 def _stop(proc, sig: int) -> None:
@@ -300,7 +314,8 @@ async def deliver(t, regs: dict, xstate: bytes) -> dict | None:
         if handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT:
             continue
         if handler == SIG_DFL and sig in STOPPING:
-            _stop(proc, sig)          # it was blocked when sent
+            if sig == SIGSTOP or not orphaned(proc):
+                _stop(proc, sig)      # it was blocked when sent
             continue
         if handler == SIG_DFL:
             terminate(proc, sig)

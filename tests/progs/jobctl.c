@@ -12,8 +12,29 @@ static void show(const char *what, int st) {
     else printf("%s: exited %d\n", what, WEXITSTATUS(st));
 }
 
-int main(void) {
+/* SIGTSTP to a process group with no parent outside it in the session (an
+   orphaned group: here, a new session) is discarded; SIGSTOP is not. */
+static int orphaned_group(void) {
+    pid_t c = fork();
+    if (c == 0) {
+        setsid();
+        raise(SIGTSTP);               /* discarded: goes on */
+        printf("orphaned: TSTP discarded\n");
+        raise(SIGSTOP);               /* stops */
+        _exit(3);
+    }
+    int st;
+    waitpid(c, &st, WUNTRACED);
+    show("orphaned: then", st);
+    kill(c, SIGCONT);
+    waitpid(c, &st, 0);
+    show("orphaned: end", st);
+    return 0;
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc > 1) return orphaned_group();
     int p[2];
     pipe(p);
     pid_t c = fork();
