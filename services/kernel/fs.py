@@ -896,8 +896,12 @@ async def sys_access(t, path_ptr, mode, *_):
     return await sys_faccessat2(t, AT_FDCWD, path_ptr, mode, 0)
 
 
-def sys_getcwd(t, buf, size, *_):
-    path = t.cwd.path + b"\0"
+async def sys_getcwd(t, buf, size, *_):
+    """The cwd's path as it is now; ENOENT once it is removed, as Linux."""
+    path = await t.kernel.vfs.current_path(t.cwd)
+    if path is None:
+        raise Errno(errno.ENOENT)
+    path += b"\0"
     if size < len(path):
         raise Errno(errno.ERANGE)
     t.mem.write(buf, path)

@@ -1,8 +1,9 @@
 """The VFS: mounts, path lookup, open files, and the stat a guest sees.
 
 In a nutshell: a ``Location`` is an inode plus the canonical guest path that
-reached it (getcwd and /proc need paths, and there are no hard-linked
-directories).  ``lookup`` walks a path component by component from the root
+reached it (/proc and error messages need paths, and there are no
+hard-linked directories); ``current_path`` finds a directory's path as it is
+now, for getcwd after an ancestor was renamed.  ``lookup`` walks a path component by component from the root
 or a directory, following symlinks as Linux does (at most 40).  An
 ``OpenFile`` is Linux's ``struct file``: flags and a position shared by every
 fd that refers to it.
@@ -213,6 +214,27 @@ class Vfs:
             return loc
         inode = await loc.inode.lookup(b"..")
         return self.step_in(Location(loc.mount, inode, loc.path.rsplit(b"/", 1)[0] or b"/"))
+
+    async def current_path(self, loc: Location) -> bytes | None:
+        """loc's path as it is now (Linux's d_path): each name found again in
+        its parent, up to the root, so that a rename of an ancestor shows
+        (the path a Location was reached by is not updated); None if the
+        directory has been removed."""
+        names = []
+        while True:
+            while loc.inode is loc.mount.root and loc.mount.point is not None:
+                loc = loc.mount.point
+            if loc.inode is loc.mount.root:
+                return b"/" + b"/".join(reversed(names))
+            if not loc.inode.nlink:
+                return None
+            parent = await loc.inode.lookup(b"..")
+            name = next((n for n, ino, _ in await parent.readdir()
+                         if ino == loc.inode.ino and n not in (b".", b"..")), None)
+            if name is None:
+                return None
+            names.append(name)
+            loc = Location(loc.mount, parent, b"")
 
     async def is_ancestor(self, dir_loc: Location, inode: Any) -> bool:
         """Whether directory inode is dir_loc or one of its ancestors in its mount

@@ -43,3 +43,7 @@ true && echo and; false || echo or
 for i in 1 2 3; do echo "loop $i"; done | tail -1
 echo "== ps"
 ps -o pid,comm | head -2 | tail -1 | wc -l
+echo "== getcwd after the directories above it move"
+mkdir -p /tmp/cwd/a/b && cd /tmp/cwd/a/b && mv /tmp/cwd/a /tmp/cwd/z && /bin/pwd
+mkdir /tmp/cwd/gone && cd /tmp/cwd/gone && rmdir /tmp/cwd/gone && /bin/pwd; echo "pwd status $?"
+cd / && rm -rf /tmp/cwd
