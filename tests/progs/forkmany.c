@@ -1,6 +1,10 @@
 /* 200 children forked at once, all reaped; each exit status checked.
    With "seq": one child at a time, each exiting at once while its parent
-   heads into waitpid (the exit and the wait race in the kernel). */
+   heads into waitpid (the exit and the wait race in the kernel).  With
+   "redzone": forks from unusual places (a thread, a handler on the
+   alternate stack, a raw fork(2) with live words in the red zone). */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +26,37 @@ __attribute__((noinline)) static long raw_fork(long *near, long *far) {
     return ret;
 }
 
+/* fork from a thread, and from a handler running on the alternate stack */
+static void *fork_in_thread(void *arg) {
+    (void)arg;
+    int st;
+    pid_t p = fork();
+    if (p == 0) _exit(7);
+    waitpid(p, &st, 0);
+    printf("fork in a thread: child status %d\n", WEXITSTATUS(st));
+    return NULL;
+}
+
+static volatile int handler_child;
+static void fork_in_handler(int sig) {
+    (void)sig;
+    int st;
+    pid_t p = fork();
+    if (p == 0) _exit(9);
+    waitpid(p, &st, 0);
+    handler_child = WEXITSTATUS(st);
+}
+
 static int red_zone(void) {
+    pthread_t th;
+    pthread_create(&th, NULL, fork_in_thread, NULL);
+    pthread_join(th, NULL);
+    stack_t ss = {.ss_sp = malloc(65536), .ss_size = 65536};
+    sigaltstack(&ss, NULL);
+    struct sigaction sa = {.sa_handler = fork_in_handler, .sa_flags = SA_ONSTACK};
+    sigaction(SIGUSR1, &sa, NULL);
+    raise(SIGUSR1);
+    printf("fork in a handler on the alternate stack: child status %d\n", handler_child);
     long near = 0, far = 0;
     long pid = raw_fork(&near, &far);
     int kept = near == 0x1111111111 && far == 0x2222222222;
