@@ -11,11 +11,13 @@ write+fsync and cached reads in MB/s, open+read+close and stat, and busybox
 tar creating and extracting 2000 small files, natively on the same ext2
 image loop-mounted on the host (a chroot of the tree on the host's
 filesystem when it cannot be mounted).  Not a test: numbers depend on the
-machine.  The guest is pinned to one CPU (skas run's default), which is what
-the budgets assume."""
+machine.  The guest is pinned to one CPU (skas run's default); the syscall
+and process sections also run the native program pinned to one CPU, for a
+comparison on the same footing."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -128,16 +130,21 @@ def main() -> None:
         cmds = {"syscalls": ["/bin/syscalls", str(args.calls), "/etc/hostname"],
                 "processes": ["/bin/processes", str(args.procs)]}
         if {"syscalls", "processes"} & set(sections):
-            print(f"{'operation':<18} {'native µs':>10} {'guest µs':>10} {'ratio':>8}"
-                  "   (medians)")
+            print(f"{'operation':<18} {'native µs':>10} {'1-CPU µs':>10} {'guest µs':>10} "
+                  f"{'ratio':>8} {'to 1-CPU':>9}   (medians; 1-CPU: native pinned to "
+                  "one CPU, as the guest is)")
         for section in ("syscalls", "processes"):
             if section not in sections:
                 continue
             native, guest, _, _ = both(tree, img, cmds[section])
             n, g = parse(native), parse(guest)
+            one = parse(subprocess.run(["chroot", str(tree), *cmds[section]], check=True,
+                                       capture_output=True, text=True,
+                                       preexec_fn=lambda: os.sched_setaffinity(0, {0})).stdout)
             for name in n:
-                print(f"{name:<18} {n[name][0]:>10.2f} {g[name][0]:>10.2f} "
-                      f"{g[name][0] / n[name][0]:>8.1f}x")
+                print(f"{name:<18} {n[name][0]:>10.2f} {one[name][0]:>10.2f} "
+                      f"{g[name][0]:>10.2f} {g[name][0] / n[name][0]:>8.1f}x "
+                      f"{g[name][0] / one[name][0]:>8.1f}x")
         if "shell" in sections:
             _, _, native_boot, guest_boot = both(tree, img, ["/bin/true"])
             _, _, native_loop, guest_loop = both(tree, img, ["/bin/sh", "-c", SHELL_LOOP])
