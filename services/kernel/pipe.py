@@ -21,7 +21,7 @@ from services.kernel.files import PseudoInode
 from services.kernel.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from services.kernel.waitqueue import ALL_EVENTS, WaitQueue
 from services.kernel.vfs import (
-    O_CLOEXEC, O_NONBLOCK, O_WRONLY, Location, OpenFile, makedev, pack_stat, pack_statx)
+    O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_WRONLY, Location, OpenFile, makedev, pack_stat, pack_statx)
 
 PAGE = 4096
 PIPE_BUF = PAGE
@@ -238,7 +238,7 @@ async def open_fifo(loc: Location, flags: int) -> PipeFile:
     if pipe is None:
         pipe = _FIFOS[key] = Pipe(loc.inode.uid, loc.inode.gid)
         pipe.fifo = key
-    mode = flags & 3
+    mode = flags & O_ACCMODE
     if mode == O_WRONLY and flags & O_NONBLOCK and not pipe.readers:
         if not pipe.writers:
             _FIFOS.pop(key, None)

@@ -192,8 +192,7 @@ def _discard(proc, sig: int) -> bool:
     elif sig in STOPPING:
         proc.pending.pop(SIGCONT, None)
         if sig == SIGSTOP or handler == SIG_DFL and unblocked:
-            if sig == SIGSTOP or not orphaned(proc):
-                _stop(proc, sig)
+            _stop(proc, sig)
             return True
     if sig == SIGKILL or handler == SIG_DFL and sig not in IGNORED_BY_DEFAULT | STOPPING \
             and unblocked:
@@ -217,8 +216,9 @@ def orphaned(proc) -> bool:
 
 def _stop(proc, sig: int) -> None:
     """Every thread stays stopped (the kernel holds what would resume it)
-    until SIGCONT; the parent's wait sees it (WUNTRACED)."""
-    if proc.stopped:
+    until SIGCONT; the parent's wait sees it (WUNTRACED).  Only SIGSTOP
+    stops an orphaned process group."""
+    if proc.stopped or sig != SIGSTOP and orphaned(proc):
         return
     proc.stopped, proc.stop_sig, proc.report = True, sig, "stop"
     for t in proc.threads.values():
@@ -314,8 +314,7 @@ async def deliver(t, regs: dict, xstate: bytes) -> dict | None:
         if handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT:
             continue
         if handler == SIG_DFL and sig in STOPPING:
-            if sig == SIGSTOP or not orphaned(proc):
-                _stop(proc, sig)      # it was blocked when sent
+            _stop(proc, sig)          # it was blocked when sent
             continue
         if handler == SIG_DFL:
             terminate(proc, sig)

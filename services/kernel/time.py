@@ -156,11 +156,11 @@ _SIGNAL_OF = {ITIMER_REAL: SIGALRM, ITIMER_VIRTUAL: 26, ITIMER_PROF: 27}  # SIGV
 def _process_cpu(proc, system: bool) -> float:
     """The process's user (and system) seconds: /proc of any of its host
     threads shows the whole thread group's, ended threads included."""
-    for t in proc.threads.values():
-        f = _host_stat(t.host_pid) if t.host_pid else []
-        if len(f) >= 13:
-            return (int(f[11]) + (int(f[12]) if system else 0)) / _HOST_TCK
-    return 0.0
+    live = next((t for t in proc.threads.values() if t.host_pid), None)
+    if live is None:
+        return 0.0
+    utime, stime, _, _ = _cpu_times(live)
+    return utime + stime if system else utime
 
 
 def _itimer(proc, which: int) -> ITimer:

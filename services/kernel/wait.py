@@ -9,10 +9,9 @@ from __future__ import annotations
 import errno
 import struct
 
-from services.kernel import signal
+from services.kernel import signal, time
 from services.kernel.errors import Errno
 from services.kernel.files import c_int
-from services.kernel import time
 from services.kernel.task import Process, Task, Usage
 
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
@@ -164,8 +163,7 @@ def _consume(c: Process, event: str) -> None:
     """A report taken by wait: a zombie's resources become its parent's
     children's (Linux's cutime/cstime: counted only for children waited for)."""
     if event == "exit":
-        for used in (c.usage, c.children_usage):
-            c.parent.children_usage.add(*used.fields())
+        c.parent.children_usage.add(*_usage_of(c, event))
         release(c)
     else:
         c.report = None

@@ -154,18 +154,16 @@ class Tracee:
             iov = _iovec(ctypes.addressof(buf), len(xstate))
             _call(PTRACE_SETREGSET, self.pid, NT_X86_XSTATE, ctypes.addressof(iov))
 
-    def wait(self) -> int:
-        try:
-            _, status = os.waitpid(self.pid, os.__dict__.get("__WALL", 0x40000000))
-        except ChildProcessError:
-            raise TraceeGone(self.pid) from None
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            self.exit_status = status
-            raise TraceeGone(self.pid)
-        return status >> 8
-
-    def _wait_group(self, wait_group) -> int:
-        pid, status = wait_group(self.pid, self.tgid)
+    def wait(self, wait_group=None) -> int:
+        """The next event of this host pid; with wait_group, of it or of its
+        group's leader, whose pid an exec makes its own."""
+        if wait_group is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.__dict__.get("__WALL", 0x40000000))
+            except ChildProcessError:
+                raise TraceeGone(self.pid) from None
+        else:
+            pid, status = wait_group(self.pid, self.tgid)
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             self.exit_status = status
             raise TraceeGone(self.pid)
@@ -241,7 +239,7 @@ class Tracee:
         self.setregs(regs)
         _call(pt.PTRACE_CONT, self.pid, 0, 0)
         while True:
-            event = self.wait() if wait_group is None else self._wait_group(wait_group)
+            event = self.wait(wait_group)
             if event == SECCOMP_STOP and not trapped:
                 got = self.getregs()
                 if (got.rip != stub.GADGET_RETURN or got.orig_rax != nr
@@ -278,9 +276,9 @@ class Tracee:
         the parent needs no stop after the clone.  The words that code pops
         (vtid, the argument registers the call overwrote, the return address)
         go on the caller's stack below its red zone, where a signal frame
-        would not reach them either.  Returns
-        the child's host pid, the parent running on; or -errno, the parent
-        parked as after ``inject``.  OSError if the stack cannot take them."""
+        would not reach them either.  Returns the child's host pid, the
+        parent running on; or -errno, the parent parked as after ``inject``.
+        OSError if the stack cannot take the words."""
         regs = user_regs_struct.from_buffer_copy(self.syscall_regs)
         sp = regs.rsp - stub.FORK_SLOTS
         words = [vtid & U64] + [getattr(regs, r) for r in stub.FORK_WORDS[1:]]
