@@ -10,6 +10,12 @@ line, so a malformed peer can never crash or stall a service.
 deadline that are resent when it passes (peers are idempotent), and futures
 keyed by request id.
 
+The kernel's own endpoint is the exception to libzmq: every guest system
+call crosses it, so the kernel's loop serves it (``LoopEndpoint``) and
+userspace reaches it (``DirectLink``) speaking ZMTP themselves
+(``common/zmtp.py``), without libzmq's I/O threads.  Its clients may still
+be libzmq DEALERs; the envelope and its checks are the same.
+
 A ``tcp://`` endpoint is always secured with ZeroMQ CURVE (``Curve``): the
 server has a key pair and lets in only its one client's public key (a ZAP
 handler); the client has a key pair and knows the server's public key.  A
@@ -29,7 +35,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from common import protocol
+from common import protocol, zmtp
 from common.protocol import Message, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -152,8 +158,30 @@ _EVENTS, _POLLIN, _NOBLOCK, _SNDMORE = (int(c) for c in (zmq.EVENTS, zmq.POLLIN,
                                                            zmq.SNDMORE))
 
 
-class Channel:
-    """A socket plus the envelope: send and drain messages."""
+class _Envelope:
+    """What every socket wrapper shares: error replies, and accepting one
+    received message (a bad one is answered with an error and a log line)."""
+
+    sender: str
+
+    def error(self, id_: int, reason: str, to: bytes | None = None) -> None:
+        self.send("error", id_, {"reason": reason}, to)
+
+    def accept(self, to: bytes | None, frames: list[bytes]) -> Message | None:
+        if len(frames) != 1:
+            log.warning("%s: dropped a message of %d frames", self.sender, len(frames))
+            self.error(0, f"expected one message frame, got {len(frames)}", to)
+            return None
+        try:
+            return protocol.decode(frames[0])
+        except ProtocolError as exc:
+            log.warning("%s: bad message: %s", self.sender, exc)
+            self.error(protocol.request_id(frames[0]), str(exc), to)
+            return None
+
+
+class Channel(_Envelope):
+    """A libzmq socket plus the envelope: send and drain messages."""
 
     def __init__(self, sock: zmq.Socket, sender: str):
         self.sock = sock
@@ -169,9 +197,6 @@ class Channel:
         else:
             self.sock.send(raw, copy=False)
 
-    def error(self, id_: int, reason: str, to: bytes | None = None) -> None:
-        self.send("error", id_, {"reason": reason}, to)
-
     def drain(self) -> Iterator[tuple[bytes | None, Message]]:
         """Yield every message waiting now; bad ones are answered, not yielded.
         EVENTS says when to stop (cheaper than the EAGAIN of one more recv),
@@ -183,16 +208,9 @@ class Channel:
             except zmq.Again:
                 return
             to = frames[0] if self.routed else None
-            raw = frames[-1]
-            if (self.routed and len(frames) != 2) or (not self.routed and len(frames) != 1):
-                log.warning("%s: dropped a message of %d frames", self.sender, len(frames))
-                self.error(0, f"expected one message frame, got {len(frames) - self.routed}", to)
-                continue
-            try:
-                yield to, protocol.decode(raw)
-            except ProtocolError as exc:
-                log.warning("%s: bad message: %s", self.sender, exc)
-                self.error(protocol.request_id(raw), str(exc), to)
+            msg = self.accept(to, frames[1:] if self.routed else frames)
+            if msg is not None:
+                yield to, msg
 
     def close(self) -> None:
         self.sock.close(linger=0)
@@ -246,6 +264,62 @@ def on_readable(loop: asyncio.AbstractEventLoop, channel: Channel,
             loop.call_soon(readable)
 
     return kick
+
+
+class LoopEndpoint(_Envelope):
+    """The kernel's bound endpoint, a ROUTER served on its asyncio loop by the
+    loop's own thread (``zmtp.Router``): handle(to, msg) for each message."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, endpoint: str, sender: str,
+                 handle: Callable[[bytes, Message], None]):
+        self.sender = sender
+        self.handle = handle
+        self.router = zmtp.Router(loop, endpoint, self._received)
+
+    def _received(self, to: bytes, frames: list[bytes]) -> None:
+        msg = self.accept(to, frames)
+        if msg is not None:
+            self.handle(to, msg)
+
+    def send(self, type_: str, id_: int, body: dict | None = None, to: bytes | None = None,
+             traceparent: str | None = None) -> None:
+        self.router.send(to, [protocol.encode(type_, id_, self.sender, body, traceparent)])
+
+    def close(self) -> None:
+        self.router.close()
+
+
+class DirectLink(_Envelope):
+    """Userspace's link to a ``LoopEndpoint`` (``zmtp.Dealer``): sends before
+    ``connect`` succeeds wait and go first; ``drain`` raises ConnectionError
+    once the peer is gone."""
+
+    def __init__(self, endpoint: str, sender: str):
+        self.sender = sender
+        self.dealer = zmtp.Dealer(endpoint)
+
+    @property
+    def connected(self) -> bool:
+        return self.dealer.sock is not None
+
+    def connect(self) -> bool:
+        return self.dealer.connect()
+
+    def fileno(self) -> int:
+        return self.dealer.fileno()
+
+    def send(self, type_: str, id_: int, body: dict | None = None, to: bytes | None = None,
+             traceparent: str | None = None) -> None:
+        self.dealer.send([protocol.encode(type_, id_, self.sender, body, traceparent)])
+
+    def drain(self) -> Iterator[tuple[None, Message]]:
+        for frames in self.dealer.recv():
+            msg = self.accept(None, frames)
+            if msg is not None:
+                yield None, msg
+
+    def close(self) -> None:
+        self.dealer.close()
 
 
 class AsyncLink:

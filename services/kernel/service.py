@@ -13,7 +13,7 @@ import uvloop
 
 from common.config import GuestConfig
 from common.protocol import Message
-from common.transport import AsyncLink, Endpoint, on_readable
+from common.transport import AsyncLink, LoopEndpoint
 from services.kernel.block import UbdDevice
 from services.kernel.console import Console, ConsoleFile
 from services.kernel.errors import Errno
@@ -46,8 +46,7 @@ class Kernel:
         self.cfg = cfg
         self.loop = loop
         self.me = f"{cfg.name}/kernel"
-        self.endpoint = Endpoint(cfg.endpoints["kernel"], self.me)
-        self.kick = on_readable(loop, self.endpoint, self.on_message)
+        self.endpoint = LoopEndpoint(loop, cfg.endpoints["kernel"], self.me, self.on_message)
         self.ubd = AsyncLink(loop, cfg.endpoints["ubd_io"], self.me,
                              keys=cfg.curve_files("kernel", "ubd_io"))
         self.console = Console(AsyncLink(loop, cfg.endpoints["sigio"], self.me))
@@ -129,7 +128,6 @@ class Kernel:
                 t.held = (kind, id_, body)     # let go by SIGCONT
                 return
         self.endpoint.send(kind, id_, body, self.userspace)
-        self.kick()
 
     def state(self) -> dict:
         return {"tasks": [{"pid": t.tid, "tgid": t.tgid, "ppid": t.ppid, "host_pid": t.host_pid,

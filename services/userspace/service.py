@@ -8,11 +8,10 @@ import signal
 import time
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from common.config import GuestConfig
 from common.protocol import Message
-from common.transport import Endpoint, Link
+from common.transport import DirectLink, Endpoint
 from services.userspace import platform, stub
 from services.userspace.tracee import (
     EXEC_STOP, PARKED, PTRACE_EVENT_STOP, RUNNING, SECCOMP_STOP, Tracee, TraceeGone)
@@ -24,6 +23,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 HEARTBEAT = 0.5          # seconds between pings to the kernel
 BIRTH_DELAY = 0.01       # longest a clone child's host pid waits for a message to ride
 KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
+CONNECT_RETRY = 0.1      # seconds between tries to reach a kernel not yet listening
 WALL = 0x40000000
 
 
@@ -34,16 +34,13 @@ class Userspace:
         self.ops_context = platform.Context(self.stub_path, self.adopt, self.wait_group,
                                             self.took_over, self.gone)
         self.me = f"{cfg.name}/userspace"
-        self.kernel = Link(cfg.endpoints["kernel"], self.me)
-        self.monitor = self.kernel.sock.get_monitor_socket(
-            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        self.kernel = DirectLink(cfg.endpoints["kernel"], self.me)
         self.control = Endpoint(cfg.endpoints["userspace"], self.me)
         self.by_task: dict[int, Tracee] = {}
         self.by_pid: dict[int, Tracee] = {}
         self.running = True
         self.next_id = 1 << 40   # ids this service originates, clear of the kernel's
         self.last_heard = time.monotonic()
-        self.connected = False
         self.births: list[Tracee] = []   # clone children not yet announced
         self.deferred: list[tuple] = []  # host events wait_group took for others
 
@@ -52,36 +49,53 @@ class Userspace:
         wake_r = _sigchld_fd()
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
         poller = zmq.Poller()
-        for sock in (self.kernel.sock, self.control.sock, self.monitor):
-            poller.register(sock, zmq.POLLIN)
+        poller.register(self.control.sock, zmq.POLLIN)
         poller.register(wake_r, zmq.POLLIN)
-        self.send("hello", {"pid": os.getpid()})
+        self.send("hello", {"pid": os.getpid()})     # goes once connected
+        kernel = -1
         next_ping = time.monotonic() + HEARTBEAT
         while self.running:
-            ready = dict(poller.poll(BIRTH_DELAY * 1000 if self.births else HEARTBEAT * 1000))
+            if kernel < 0 and self.connect_kernel():
+                kernel = self.kernel.fileno()
+                poller.register(kernel, zmq.POLLIN)
+            wait = BIRTH_DELAY if self.births else HEARTBEAT if kernel >= 0 else CONNECT_RETRY
+            ready = dict(poller.poll(wait * 1000))
             if not ready and self.births:
                 self.announce_births()
             if wake_r in ready:
                 _drain(wake_r)
                 self.reap()
-            if self.kernel.sock in ready:
+            if kernel in ready:
                 self.last_heard = time.monotonic()
-                for _, msg in self.kernel.drain():
-                    self.on_kernel(msg)
+                try:
+                    for _, msg in self.kernel.drain():
+                        self.on_kernel(msg)
+                except ConnectionError as exc:
+                    log.error("kernel disconnected (%s): the guest is dead", exc)
+                    self.running = False
             if self.control.sock in ready:
                 for to, msg in self.control.drain():
                     self.on_control(to, msg)
-            if self.monitor in ready:
-                self.on_monitor()
             now = time.monotonic()
             if now >= next_ping:
                 self.send("ping", {})
                 next_ping = now + HEARTBEAT
-            if self.connected and now - self.last_heard > KERNEL_SILENCE:
+            if kernel >= 0 and now - self.last_heard > KERNEL_SILENCE:
                 log.error("kernel silent for %.1fs: the guest is dead", now - self.last_heard)
                 self.running = False
         self.shutdown()
         return 0
+
+    def connect_kernel(self) -> bool:
+        try:
+            if not self.kernel.connect():
+                return False
+        except ConnectionError as exc:
+            log.error("cannot reach the kernel: %s", exc)
+            self.running = False
+            return False
+        self.last_heard = time.monotonic()
+        return True
 
     def send(self, type_: str, body: dict, id_: int | None = None) -> int:
         """Every message to the kernel; births it has not heard of go first."""
@@ -101,16 +115,6 @@ class Userspace:
         for t in births:
             self.kernel.send("spawned", self.next_id, {"task": t.task, "pid": t.pid})
             self.next_id += 1
-
-    def on_monitor(self) -> None:
-        while self.monitor.poll(0):
-            event = recv_monitor_message(self.monitor)["event"]
-            if event == zmq.EVENT_CONNECTED:
-                self.connected = True
-                self.last_heard = time.monotonic()
-            elif event == zmq.EVENT_DISCONNECTED and self.connected:
-                log.error("kernel disconnected: the guest is dead")
-                self.running = False
 
     def shutdown(self) -> None:
         for t in list(self.by_pid.values()):
