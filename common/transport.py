@@ -268,13 +268,15 @@ def on_readable(loop: asyncio.AbstractEventLoop, channel: Channel,
 
 class LoopEndpoint(_Envelope):
     """The kernel's bound endpoint, a ROUTER served on its asyncio loop by the
-    loop's own thread (``zmtp.Router``): handle(to, msg) for each message."""
+    loop's own thread (``zmtp.Router``): handle(to, msg) for each message,
+    lost(to) when that peer's connection closes."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, endpoint: str, sender: str,
-                 handle: Callable[[bytes, Message], None]):
+                 handle: Callable[[bytes, Message], None],
+                 lost: Callable[[bytes], None] = lambda _to: None):
         self.sender = sender
         self.handle = handle
-        self.router = zmtp.Router(loop, endpoint, self._received)
+        self.router = zmtp.Router(loop, endpoint, self._received, lost)
 
     def _received(self, to: bytes, frames: list[bytes]) -> None:
         msg = self.accept(to, frames)

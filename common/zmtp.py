@@ -171,10 +171,12 @@ def ipc_path(endpoint: str) -> str:
 class Router:
     """A ROUTER socket served on an asyncio loop: each connection gets a
     routing id (libzmq's form, or the peer's Identity), and on_message(id,
-    frames) is called for each message, in the loop's thread."""
+    frames) is called for each message, in the loop's thread; on_lost(id)
+    when that connection closes (libzmq's ROUTER would not tell)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, endpoint: str,
-                 on_message: Callable[[bytes, list[bytes]], None]):
+                 on_message: Callable[[bytes, list[bytes]], None],
+                 on_lost: Callable[[bytes], None] = lambda _id: None):
         path = ipc_path(endpoint)
         if os.path.exists(path):
             os.unlink(path)             # a stale socket from a killed predecessor
@@ -184,6 +186,7 @@ class Router:
         sock.listen(64)
         sock.setblocking(False)
         self.on_message = on_message
+        self.on_lost = on_lost
         self.peers: dict[bytes, asyncio.Transport] = {}
         self.ids = itertools.count(0x6B8B4567)          # libzmq starts at a random uint32
         self.server = loop.create_task(
@@ -235,6 +238,7 @@ class _RouterPeer(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         if self.id is not None and self.router.peers.get(self.id) is self.transport:
             del self.router.peers[self.id]
+            self.router.on_lost(self.id)
 
 
 class Dealer:

@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 import random
+import re
 import signal
 import stat
 import subprocess
@@ -62,6 +63,15 @@ def fsck(img) -> None:
 def debugfs(img, request: str) -> bytes:
     return subprocess.run(["debugfs", "-R", request, str(img)], check=True,
                           capture_output=True).stdout
+
+
+def live_names(img, path: str) -> list[str]:
+    """The names in a directory that debugfs lists with an inode: a removed
+    entry that starts a block keeps its name with inode 0, as on Linux, and
+    debugfs shows it too."""
+    listing = debugfs(img, f"ls {path}").decode()
+    return [name for ino, name in re.findall(r"(\d+)\s+\(\d+\)\s+(\S+)", listing)
+            if ino != "0"]
 
 
 def counts(img) -> tuple[int, int]:
@@ -262,7 +272,7 @@ def test_setattr_and_rename(image):
     st = debugfs(image, "stat /b/victim").decode().split()
     assert st[st.index("User:") + 1] == "100000" and st[st.index("Group:") + 1] == "7"
     assert st[st.index("Mode:") + 1] == "0600"
-    assert debugfs(image, "ls /b/sub2/..").count(b"victim") == 1
+    assert live_names(image, "/b/sub2/..").count("victim") == 1
 
     async def check(fs):
         f = await walk(fs, "b/victim")
@@ -320,7 +330,7 @@ def test_writing_into_an_indexed_directory(tmp_path):
     fsck(img)
     assert debugfs(img, "cat /many/new-299") == b"n299"
     assert debugfs(img, "cat /many/entry-0001") == b"1"
-    listing = debugfs(img, "ls /many").decode()
+    listing = live_names(img, "/many")
     assert "entry-0007" not in listing and "new-17" in listing and "newdir" in listing
 
 

@@ -46,7 +46,8 @@ class Kernel:
         self.cfg = cfg
         self.loop = loop
         self.me = f"{cfg.name}/kernel"
-        self.endpoint = LoopEndpoint(loop, cfg.endpoints["kernel"], self.me, self.on_message)
+        self.endpoint = LoopEndpoint(loop, cfg.endpoints["kernel"], self.me, self.on_message,
+                                     self.on_lost)
         self.ubd = AsyncLink(loop, cfg.endpoints["ubd_io"], self.me,
                              keys=cfg.curve_files("kernel", "ubd_io"))
         self.console = Console(AsyncLink(loop, cfg.endpoints["sigio"], self.me))
@@ -422,12 +423,25 @@ class Kernel:
         if not self.exit_code.done():
             self.exit_code.set_result(code)
 
+    def on_lost(self, to: bytes) -> None:
+        """Userspace's link closed: it died (its tracees die with it,
+        PTRACE_O_EXITKILL), and so has the guest."""
+        if to == self.userspace:
+            self.userspace_dead("userspace's link closed")
+
     async def watch_userspace(self) -> None:
+        """A userspace that hangs keeps its link open: silence ends the guest too."""
         while not self.exit_code.done():
             await asyncio.sleep(0.25)
             if self.userspace and time.monotonic() - self.heard_userspace > USERSPACE_SILENCE:
-                log.error("userspace silent for %.1fs: the guest is dead", USERSPACE_SILENCE)
-                self.exit_code.set_result(BOOT_FAILED if not self.tasks else 128 + 9)
+                self.userspace_dead(f"userspace silent for {USERSPACE_SILENCE:.1f}s")
+
+    def userspace_dead(self, why: str) -> None:
+        """The guest is dead; what it wrote is still written back."""
+        if self.halting:
+            return
+        log.error("%s: the guest is dead", why)
+        asyncio.ensure_future(self.shutdown(BOOT_FAILED if not self.tasks else 128 + 9))
 
 
 async def main(cfg: GuestConfig) -> int:
@@ -437,6 +451,12 @@ async def main(cfg: GuestConfig) -> int:
     watcher = asyncio.ensure_future(kernel.watch_userspace())
     code = await kernel.exit_code
     watcher.cancel()
+    # Halted: the code is decided and a stop has nothing left to stop.  The
+    # loop's close would put SIGTERM back to its default, and skas run, which
+    # stops the kernel when userspace goes (userspace goes when this loop
+    # closes the kernel's endpoint), would then kill a kernel on its way out.
+    loop.remove_signal_handler(host_signal.SIGTERM)
+    host_signal.signal(host_signal.SIGTERM, host_signal.SIG_IGN)
     return code
 
 
