@@ -17,7 +17,7 @@ import pytest
 from conftest import HERE, disk_of, make_tree, skas
 from services.kernel.errors import Errno
 from services.kernel.filesystems import ext2 as ext2mod
-from services.kernel.filesystems.ext2 import Ext2
+from services.kernel.filesystems.ext2 import Ext2, Ext2Error
 
 INDEX_FL = 0x1000
 
@@ -175,6 +175,33 @@ def test_sparse_file(image, tmp_path):
     data = out.read_bytes()
     assert data[:4] == b"head" and data[5 << 20:(5 << 20) + 6] == b"middle"
     assert data[-4:] == b"tail" and data.count(0) == len(data) - 14
+
+
+def test_a_block_owned_twice_is_reported_and_nothing_is_freed(tmp_path):
+    """A corrupt file that points at one block twice: truncating it is
+    EUCLEAN (as Linux's ext2 reports "freeing block already free"), and the
+    bitmap and free counts are left as they were, not half freed."""
+    img = make_image(tmp_path / "fs.img", 1024)
+
+    async def body(fs):
+        f = await fs.root.create(b"twice", stat.S_IFREG | 0o644, 0, 0)
+        await f.write(0, bytes(3 * fs.block_size))
+    session(img, body)
+    first = int(debugfs(img, "bmap /twice 0").split()[0])
+    subprocess.run(["debugfs", "-w", "-R", f"sif /twice block[2] {first}", str(img)],
+                   check=True, capture_output=True)
+    before = counts(img)
+
+    async def shrink(fs):
+        f = await walk(fs, "twice")
+        free = [g[0] for g in fs.group_free]
+        with pytest.raises(Ext2Error) as exc:
+            await f.truncate(0)
+        assert exc.value.errno == errno.EUCLEAN and "already free" in str(exc.value)
+        assert [g[0] for g in fs.group_free] == free
+    session(img, shrink)
+    assert counts(img) == before
+    assert int(debugfs(img, "bmap /twice 1").split()[0]) != 0
 
 
 def test_truncate_then_unlink_gives_everything_back(image):

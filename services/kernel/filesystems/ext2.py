@@ -426,18 +426,31 @@ class Ext2:
             return first + g * bpg + bit, n
         raise Errno(errno.ENOSPC)
 
-    async def free_block(self, block: int) -> None:
-        if not self.first_data <= block < self.blocks_count:
-            raise Ext2Error(errno.EUCLEAN, f"freeing block {block} outside the filesystem")
-        g, bit = divmod(block - self.first_data, self.blocks_per_group)
-        bm = bytearray(await self.block(self.block_bitmaps[g]))
-        if not bm[bit >> 3] >> (bit & 7) & 1:
-            raise Ext2Error(errno.EUCLEAN, f"freeing block {block}, already free")
-        bm[bit >> 3] &= ~(1 << (bit & 7)) & 0xFF
-        await self.put(self.block_bitmaps[g], bm)
-        self.forget(block)
-        self.group_free[g][0] += 1
-        self.meta_dirty = True
+    async def free_blocks(self, blocks: list[int]) -> None:
+        """Free blocks, in any order: each bitmap block changes once (a 64 MiB
+        file's truncate was 16,384 puts of a bitmap, 27 ms), and none at all
+        if one of the blocks is outside the filesystem or already free."""
+        bits: dict[int, list[int]] = {}
+        for block in blocks:
+            if not self.first_data <= block < self.blocks_count:
+                raise Ext2Error(errno.EUCLEAN, f"freeing block {block} outside the filesystem")
+            g, bit = divmod(block - self.first_data, self.blocks_per_group)
+            bits.setdefault(g, []).append(bit)
+        maps = {}
+        for g, group_bits in bits.items():
+            bm = bytearray(await self.block(self.block_bitmaps[g]))
+            for bit in group_bits:
+                if not bm[bit >> 3] >> (bit & 7) & 1:
+                    block = self.first_data + g * self.blocks_per_group + bit
+                    raise Ext2Error(errno.EUCLEAN, f"freeing block {block}, already free")
+                bm[bit >> 3] &= ~(1 << (bit & 7)) & 0xFF
+            maps[g] = bm
+        for g, bm in maps.items():
+            await self.put(self.block_bitmaps[g], bm)
+            self.group_free[g][0] += len(bits[g])
+            self.meta_dirty = True
+        for block in blocks:
+            self.forget(block)
 
     async def alloc_inode(self, near: int, is_dir: bool) -> int:
         """A free inode number, from the group of inode near if it has one."""
@@ -692,9 +705,9 @@ class Inode:
             await fs.put(block, bytes(n * fs.block_size))
         return block, n
 
-    async def _free(self, block: int) -> None:
-        await self.fs.free_block(block)
-        self.blocks -= self.fs.block_size // 512
+    async def _free(self, *blocks: int) -> None:
+        await self.fs.free_blocks(list(blocks))
+        self.blocks -= len(blocks) * (self.fs.block_size // 512)
 
     async def _slots(self, holder: int | None, i: int, end: int) -> tuple[int, ...]:
         """Entries i..end-1 of indirect table holder (None: of i_block)."""
@@ -820,18 +833,20 @@ class Inode:
         async with self.fs.lock:
             return await self._write(offset, bytes(data[:self.fs.max_size - offset]))
 
-    async def _free_tree(self, block: int, depth: int) -> None:
-        """An indirect table of this depth (1: pointers to data) and all below it."""
+    async def _tree(self, block: int, depth: int, doomed: list[int]) -> None:
+        """Add an indirect table of this depth (1: pointers to data) and every
+        block below it to doomed."""
         for p in self.fs.ptrs.unpack(await self.fs.block(block)):
             if p:
                 if depth > 1:
-                    await self._free_tree(p, depth - 1)
+                    await self._tree(p, depth - 1, doomed)
                 else:
-                    await self._free(p)
-        await self._free(block)
+                    doomed.append(p)
+        doomed.append(block)
 
-    async def _trim(self, block: int, depth: int, keep: int) -> None:
-        """Free what the table covers past its first keep (> 0) logical blocks."""
+    async def _trim(self, block: int, depth: int, keep: int, doomed: list[int]) -> None:
+        """Add what the table covers past its first keep (> 0) logical blocks to
+        doomed, and clear its pointers to them."""
         per = self.fs.block_size // 4
         sub = per ** (depth - 1)
         table = list(self.fs.ptrs.unpack(await self.fs.block(block)))
@@ -842,34 +857,37 @@ class Inode:
             lo = i * sub
             if lo >= keep:
                 if depth > 1:
-                    await self._free_tree(p, depth - 1)
+                    await self._tree(p, depth - 1, doomed)
                 else:
-                    await self._free(p)
+                    doomed.append(p)
                 table[i] = 0
                 changed = True
             elif lo + sub > keep and depth > 1:
-                await self._trim(p, depth - 1, keep - lo)
+                await self._trim(p, depth - 1, keep - lo, doomed)
         if changed:
             await self.fs.put(block, self.fs.ptrs.pack(*table))
 
     async def _truncate_blocks(self, keep: int) -> None:
-        """Free every block past the first keep logical ones, tables included."""
+        """Free every block past the first keep logical ones, tables included,
+        all in one go."""
         ptrs = list(self.blockptrs)
+        doomed = []
         for i in range(keep, NDIR_BLOCKS):
             if ptrs[i]:
-                await self._free(ptrs[i])
+                doomed.append(ptrs[i])
                 ptrs[i] = 0
         per = self.fs.block_size // 4
         base, span = NDIR_BLOCKS, per
         for depth, slot in ((1, 12), (2, 13), (3, 14)):
             if ptrs[slot]:
                 if keep <= base:
-                    await self._free_tree(ptrs[slot], depth)
+                    await self._tree(ptrs[slot], depth, doomed)
                     ptrs[slot] = 0
                 elif keep < base + span:
-                    await self._trim(ptrs[slot], depth, keep - base)
+                    await self._trim(ptrs[slot], depth, keep - base, doomed)
             base += span
             span *= per
+        await self._free(*doomed)
         self._set_ptrs(ptrs)
 
     def _has_block_map(self) -> bool:
