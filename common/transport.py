@@ -292,9 +292,9 @@ class LoopEndpoint(_Envelope):
 
 
 class DirectLink(_Envelope):
-    """Userspace's link to a ``LoopEndpoint`` (``zmtp.Dealer``): sends before
-    ``connect`` succeeds wait and go first; ``drain`` raises ConnectionError
-    once the peer is gone."""
+    """Userspace's link to a ``LoopEndpoint`` (``zmtp.Dealer``): sends wait
+    for ``flush`` (and for ``connect``); ``flush`` and ``drain`` raise
+    ConnectionError once the peer is gone."""
 
     def __init__(self, endpoint: str, sender: str):
         self.sender = sender
@@ -313,6 +313,11 @@ class DirectLink(_Envelope):
     def send(self, type_: str, id_: int, body: dict | None = None, to: bytes | None = None,
              traceparent: str | None = None) -> None:
         self.dealer.send([protocol.encode(type_, id_, self.sender, body, traceparent)])
+
+    def flush(self) -> None:
+        """Write what was sent since the last flush; ConnectionError if the
+        peer is gone."""
+        self.dealer.flush()
 
     def drain(self) -> Iterator[tuple[None, Message]]:
         for frames in self.dealer.recv():

@@ -243,8 +243,8 @@ class _RouterPeer(asyncio.Protocol):
 
 class Dealer:
     """A DEALER connected to a Router: blocking writes (the peer's loop reads
-    whatever comes), nonblocking reads.  Until connect() succeeds, sends are
-    kept and go first."""
+    whatever comes), nonblocking reads.  Sends are kept until flush(), and
+    until connect() succeeds."""
 
     def __init__(self, endpoint: str):
         self.path = ipc_path(endpoint)
@@ -285,10 +285,14 @@ class Dealer:
         return self.sock.fileno()
 
     def send(self, frames: list[bytes]) -> None:
-        data = message(frames)
-        if self.sock is None:
-            self.queued.append(data)
-        else:
+        """Kept until flush (or connect): what one turn of the caller's loop
+        sends goes out in one write and wakes the peer once."""
+        self.queued.append(message(frames))
+
+    def flush(self) -> None:
+        if self.sock is not None and self.queued:
+            data = b"".join(self.queued)
+            self.queued.clear()
             self.sock.sendall(data)
 
     def recv(self) -> list[list[bytes]]:

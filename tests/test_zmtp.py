@@ -56,7 +56,7 @@ def test_a_libzmq_dealer_talks_to_the_router(tmp_path):
     asyncio.run(main())
 
 
-def test_the_dealer_talks_to_a_libzmq_router_and_sends_what_was_queued_first(tmp_path):
+def test_the_dealer_talks_to_a_libzmq_router_sending_what_was_queued_first_and_at_flush(tmp_path):
     endpoint = f"ipc://{tmp_path}/z.sock"
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
@@ -64,9 +64,13 @@ def test_the_dealer_talks_to_a_libzmq_router_and_sends_what_was_queued_first(tmp
     dealer = zmtp.Dealer(endpoint)
     dealer.send([b"early"])
     assert dealer.connect()
+    first = router.recv_multipart()
     dealer.send([b"late", BIG])
-    first, second = router.recv_multipart(), router.recv_multipart()
-    assert first[1:] == [b"early"] and second[1:] == [b"late", BIG]
+    dealer.send([b"later"])
+    assert router.poll(50) == 0           # kept for one write at flush
+    dealer.flush()
+    second, third = router.recv_multipart(), router.recv_multipart()
+    assert first[1:] == [b"early"] and second[1:] == [b"late", BIG] and third[1:] == [b"later"]
     router.send_multipart([first[0], b"back", BIG])
     got = []
     deadline = time.monotonic() + 5
@@ -115,6 +119,7 @@ def test_what_is_not_zmtp_is_dropped_and_the_router_serves_on(tmp_path):
         dealer = zmtp.Dealer(endpoint)
         assert await loop.run_in_executor(None, dealer.connect)
         dealer.send([b"still here"])
+        dealer.flush()
         got = []
         await _until(lambda: got.extend(dealer.recv()) or got)
         assert got == [[b"re", b"still here"]] and [f for _, f in seen] == [[b"still here"]]

@@ -58,6 +58,8 @@ class Userspace:
             if kernel < 0 and self.connect_kernel():
                 kernel = self.kernel.fileno()
                 poller.register(kernel, zmq.POLLIN)
+            if kernel >= 0:
+                self.flush()     # this turn's messages, in one write
             wait = BIRTH_DELAY if self.births else HEARTBEAT if kernel >= 0 else CONNECT_RETRY
             ready = dict(poller.poll(wait * 1000))
             if not ready and self.births:
@@ -71,8 +73,7 @@ class Userspace:
                     for _, msg in self.kernel.drain():
                         self.on_kernel(msg)
                 except ConnectionError as exc:
-                    log.error("kernel disconnected (%s): the guest is dead", exc)
-                    self.running = False
+                    self.kernel_gone(exc)
             if self.control.sock in ready:
                 for to, msg in self.control.drain():
                     self.on_control(to, msg)
@@ -85,6 +86,16 @@ class Userspace:
                 self.running = False
         self.shutdown()
         return 0
+
+    def flush(self) -> None:
+        try:
+            self.kernel.flush()
+        except ConnectionError as exc:
+            self.kernel_gone(exc)
+
+    def kernel_gone(self, exc: Exception) -> None:
+        log.error("kernel disconnected (%s): the guest is dead", exc)
+        self.running = False
 
     def connect_kernel(self) -> bool:
         try:
