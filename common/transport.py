@@ -272,8 +272,7 @@ class LoopEndpoint(_Envelope):
     lost(to) when that peer's connection closes."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, endpoint: str, sender: str,
-                 handle: Callable[[bytes, Message], None],
-                 lost: Callable[[bytes], None] = lambda _to: None):
+                 handle: Callable[[bytes, Message], None], lost: Callable[[bytes], None]):
         self.sender = sender
         self.handle = handle
         self.router = zmtp.Router(loop, endpoint, self._received, lost)

@@ -56,6 +56,31 @@ def test_a_libzmq_dealer_talks_to_the_router(tmp_path):
     asyncio.run(main())
 
 
+def test_the_router_tells_when_a_peer_closes(tmp_path):
+    """on_lost(id) when a connection ends: how the kernel hears userspace die."""
+    endpoint = f"ipc://{tmp_path}/l.sock"
+
+    async def main():
+        seen, lost = [], []
+        router = zmtp.Router(asyncio.get_running_loop(), endpoint,
+                             lambda to, frames: seen.append(to), lost.append)
+        ctx = zmq.Context()
+        a, b = ctx.socket(zmq.DEALER), ctx.socket(zmq.DEALER)
+        b.setsockopt(zmq.IDENTITY, b"stays")
+        for s in (a, b):
+            s.connect(endpoint)
+            s.send(b"hi")
+        await _until(lambda: len(seen) == 2)
+        a.close(linger=0)
+        await _until(lambda: lost)
+        assert lost == [next(to for to in seen if to != b"stays")]
+        assert list(router.peers) == [b"stays"]
+        router.close()
+        ctx.destroy(linger=0)
+
+    asyncio.run(main())
+
+
 def test_the_dealer_talks_to_a_libzmq_router_sending_what_was_queued_first_and_at_flush(tmp_path):
     endpoint = f"ipc://{tmp_path}/z.sock"
     ctx = zmq.Context()
