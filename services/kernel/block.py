@@ -83,9 +83,9 @@ class PageCache:
             return
         view = memoryview(data)
         pages = self.pages
-        for n in range(first, last):
-            at = n * PAGE - offset
-            pages[n] = bytes(view[at:at + PAGE])
+        start = first * PAGE - offset
+        pages.update(zip(range(first, last), [bytes(view[at:at + PAGE]) for at in
+                                              range(start, start + (last - first) * PAGE, PAGE)]))
         while len(pages) > self.limit:
             pages.popitem(last=False)
 
