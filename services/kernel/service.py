@@ -14,6 +14,7 @@ import uvloop
 from common.config import GuestConfig
 from common.protocol import Message
 from common.transport import AsyncLink, LoopEndpoint
+from services.kernel import eager
 from services.kernel.block import UbdDevice
 from services.kernel.console import Console, ConsoleFile
 from services.kernel.errors import Errno
@@ -165,7 +166,15 @@ class Kernel:
         except Exception:
             log.exception("%s: kernel bug in %s", t, entry.name)
             result = -errno.EIO
-        if inspect.isawaitable(result):
+        if type(result) is eager.Coroutine:
+            t.call = self.loop.create_future()       # what a signal cancels
+            t.call = eager.start(self.loop, result, t.call)   # a Task keeps CURRENT
+            CURRENT.reset(token)
+            if t.call.done():
+                self.finish(t, entry.name, args, t.call)
+            else:
+                t.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
+        elif inspect.isawaitable(result):
             t.call = asyncio.ensure_future(result)   # what a signal cancels; keeps CURRENT
             CURRENT.reset(token)
             t.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
