@@ -96,15 +96,15 @@ def test_guest_stops_as_a_group_when_init_exits(skas_home, disk):
 
 @pytest.mark.parametrize("victim", ["kernel", "userspace"])
 def test_sigkill_to_a_core_service_takes_the_whole_guest_down(skas_home, disk, victim):
+    """Init sleeps 600 s, so a guest gone well before that went because of
+    the kill (the bound is generous: a busy machine does not fail it)."""
     name = f"kill-{victim}"
-    create(name, disk, "/bin/busybox", "sleep", "60")
+    create(name, disk, "/bin/busybox", "sleep", "600")
     supervisor.ctl("start", f"{name}:*")
     wait_until(lambda: len(guest_pids(name)) == 5, 10, "four services and init")
     pids = guest_pids(name)
     os.kill(supervisor.group_state(name)[victim]["pid"], signal.SIGKILL)
-    t0 = time.monotonic()
-    wait_until(lambda: not alive(pids), 2.0, "every host process of the guest gone")
-    assert time.monotonic() - t0 < 2.0
+    wait_until(lambda: not alive(pids), 60, "every host process of the guest gone")
 
 
 def test_supervisorctl_stop_writes_the_guest_disk_back(skas_home, tmp_path_factory):
