@@ -4,9 +4,12 @@ same tree."""
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +20,8 @@ from deploy import launch
 from conftest import HERE, disk_of, make_tree, skas
 from test_services import ask, make_config
 
-PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl", "execat", "dethread")
+PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl", "execat", "dethread",
+         "forkfail")
 NATIVE_ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
 
 
@@ -116,3 +120,55 @@ def test_guest_signals_reach_only_guest_processes(ptree, pdisk):
 def test_a_process_killed_by_a_signal_reports_it_to_skas(pdisk):
     r = guest(pdisk, "/bin/sh", "-c", "kill -USR1 $$")
     assert r.returncode == 128 + signal.SIGUSR1
+
+
+PIDS_CGROUP = Path("/sys/fs/cgroup/pids")
+
+
+def _host_pids_running(argv0: bytes) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if (Path("/proc", entry, "cmdline").read_bytes().split(b"\0")[0]) == argv0:
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.skipif(not os.access(PIDS_CGROUP, os.W_OK), reason="no writable cgroup-v1 pids")
+def test_a_fork_the_host_refuses_is_eagain_and_leaves_no_child(tmp_path, pdisk):
+    """The host clone fails (a pids cgroup at its limit, as with Linux's
+    pids.max): the guest's fork is EAGAIN, as Linux's is there, the kernel forgets
+    the child it had made for it (wait is ECHILD), and forks work again
+    once the host allows them (userspace's clone_failed)."""
+    group = PIDS_CGROUP / f"skas-test-{os.getpid()}"
+    group.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(pdisk), "--",
+                          "/bin/forkfail"], stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in p.stdout], daemon=True).start()
+
+    def line() -> str:
+        try:
+            return lines.get(timeout=60)
+        except queue.Empty:
+            return "(nothing for 60 s)"
+    try:
+        assert line() == "ready\n"
+        (host_pid,) = _host_pids_running(b"/bin/forkfail") or [None]
+        assert host_pid, "the guest's host process"
+        (group / "pids.max").write_text("1")
+        (group / "cgroup.procs").write_text(str(host_pid))
+        assert line() == "fork failed: EAGAIN\n"
+        assert line() == "wait: ECHILD\n"
+        (group / "pids.max").write_text("max")
+        assert line() == "fork works again\n"
+        assert p.wait(timeout=60) == 0
+    finally:
+        p.kill()
+        p.wait()
+        for pid in (group / "cgroup.procs").read_text().split():
+            (PIDS_CGROUP / "cgroup.procs").write_text(pid)
+        group.rmdir()
