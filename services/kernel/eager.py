@@ -48,12 +48,9 @@ async def _carry_on(coro, step, cancelled: bool):
     done already is thrown into the coroutine instead."""
     throw = False
     while True:
-        if cancelled:
+        if cancelled:                 # the coroutine sees its wait cancelled, or is told
             cancelled = False
-            if step is not None and step.cancel():
-                pass                  # the coroutine sees its wait cancelled
-            else:
-                throw = True
+            throw = step is None or not step.cancel()
         if not throw:
             if step is None:
                 try:

@@ -167,8 +167,8 @@ class Kernel:
             log.exception("%s: kernel bug in %s", t, entry.name)
             result = -errno.EIO
         if type(result) is eager.Coroutine:
-            t.call = self.loop.create_future()       # what a signal cancels
-            t.call = eager.start(self.loop, result, t.call)   # a Task keeps CURRENT
+            t.call = first = self.loop.create_future()   # what a signal cancels meanwhile
+            t.call = eager.start(self.loop, result, first)   # a Task keeps CURRENT
             CURRENT.reset(token)
             if t.call.done():
                 self.finish(t, entry.name, args, t.call)

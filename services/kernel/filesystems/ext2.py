@@ -413,6 +413,7 @@ class Ext2:
         are not kept in a cache here: the device's page cache keeps what is
         written, and a big file streamed out would push everything else out.
         Under the lock, as every change is: nothing is dirtied meanwhile."""
+        assert self.lock.locked(), "ext2 written back without its lock"
         dirty = self.dirty
         bs = self.block_size
         for first, count in list(_runs(sorted(dirty), MAX_RUN_BYTES // bs)):
