@@ -88,6 +88,12 @@ MESSAGES: dict[str, Spec] = {
                   "a block request on device dev: READ, WRITE, FLUSH, DISCARD or "
                   "WRITE_ZEROES, by byte offset, length at most BLOCK_MAX; idempotent, "
                   "so it may be resent with the same id"),
+    "write_shared": Spec("kernel", "ubd_io",
+                         {"dev": INT, "offset": INT, "length": INT, "buffer": STR, "at": INT},
+                         "a WRITE whose data is the length bytes at byte at of the kernel's "
+                         "shared buffer (common/shared_buffer.py), a memfd ubd_io opens by "
+                         "its /proc path; answered as block is, or error if ubd_io cannot "
+                         "use that buffer (the kernel then sends block)"),
     "block_done": Spec("ubd_io", "kernel", {"status": INT, "data": BYTES},
                        "0 or -errno, and the data read"),
     "busy": Spec("ubd_io", "kernel", {"outstanding": INT, "retry_ms": INT},

@@ -334,8 +334,10 @@ class AsyncLink:
     def __init__(self, loop: asyncio.AbstractEventLoop, endpoint: str, sender: str,
                  deadline: float = 2.0, keys: Keys | None = None):
         self.loop = loop
+        self.endpoint = endpoint
         self.link = Link(endpoint, sender, keys)
         self.deadline = deadline
+        self.resends = 0               # so far: a request outstanding meanwhile may be twice in the peer
         self.pending: dict[int, asyncio.Future] = {}
         self.ids = itertools.count(1)
         self.kick = on_readable(loop, self.link, self._reply)
@@ -359,6 +361,7 @@ class AsyncLink:
                 return await asyncio.wait_for(asyncio.shield(fut), self.deadline)
             except asyncio.TimeoutError:
                 attempt += 1
+                self.resends += 1
                 if retries is not None and attempt > retries:
                     self.pending.pop(id_, None)
                     raise

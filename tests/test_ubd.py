@@ -8,6 +8,7 @@ import errno
 import hashlib
 import itertools
 import os
+import signal
 import socket
 
 import pytest
@@ -17,6 +18,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from common import protocol
 from common.config import GuestConfig
+from common.shared_buffer import SLOTS, SharedBuffer
 from common.transport import AsyncLink, Channel, Link, context
 from deploy import launch
 from services.kernel.block import UbdDevice
@@ -344,3 +346,93 @@ def test_sequential_reads_are_read_ahead_and_a_write_still_wins(ubd, image):
     assert first == want[:512 << 10]
     assert again == want[:256 << 10] + b"w" * 4096 + want[(256 << 10) + 4096:]
     assert len(reads) < 40 and max(reads) == 128 << 10     # 384 reads of 4 KiB asked
+
+
+def test_a_write_shared_is_written_from_the_kernels_buffer(ubd, image):
+    """A local ubd_io takes a posted write's data from the kernel's memfd."""
+    before = image.read_bytes()
+    c = ubd({"ubd0": str(image)}).client()
+    buf = SharedBuffer(slots=2, slot=MiB)
+    new = os.urandom(MiB)
+    at = buf.put(new)
+    c.link.send("write_shared", 7, {"dev": 0, "offset": 4096, "length": MiB,
+                                    "buffer": buf.path, "at": at})
+    assert c.recv()["status"] == 0
+    assert c.call("FLUSH")["status"] == 0
+    assert image.read_bytes() == before[:4096] + new + before[4096 + MiB:]
+    assert c.status()["shared"] == 1
+
+
+def test_write_shared_reads_nothing_but_a_kernel_buffer(ubd, image, tmp_path):
+    """A request cannot make ubd_io copy some other file into a disk: a
+    plain file, an fd link to one, a memfd of another name and bytes
+    outside the buffer are each refused with an error, and the image is
+    left as it was."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"s" * 8192)
+    c = ubd({"ubd0": str(image)}).client()
+    before = sha(image)
+    buf = SharedBuffer(slots=1, slot=8192)
+    other = os.memfd_create("not-skas")
+    os.write(other, b"o" * 8192)
+    opened = os.open(secret, os.O_RDONLY)
+    try:
+        for path, at in ((str(secret), 0), (f"/proc/{os.getpid()}/fd/{opened}", 0),
+                         (f"/proc/{os.getpid()}/fd/{other}", 0), ("/proc/self/fd/0", 0),
+                         (buf.path, 8192 - 100)):
+            c.link.send("write_shared", 9, {"dev": 0, "offset": 0, "length": 4096,
+                                            "buffer": path, "at": at})
+            reply = c.recv()
+            assert reply.type == "error" and "cannot use buffer" in reply["reason"], path
+    finally:
+        os.close(opened)
+        os.close(other)
+    assert c.call("FLUSH")["status"] == 0
+    assert sha(image) == before
+
+
+def test_the_kernel_sends_the_data_itself_if_ubd_io_cannot_use_its_buffer(ubd, image):
+    u = ubd({"ubd0": str(image)})
+    data = os.urandom(BIG)
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
+        assert dev.sharing
+        dev.shared.path = "/proc/1/fd/0"           # not a buffer ubd_io accepts
+        await dev.write(BIG, data)
+        await dev.flush()
+        return dev.sharing
+
+    assert run_async(go) is False
+    assert image.read_bytes()[BIG:2 * BIG] == data
+    assert "cannot use the kernel's buffer" in u.log()
+
+
+def test_a_resent_shared_write_keeps_its_slot_until_a_flush(ubd, image):
+    """ubd_io stopped past the deadline: the write is sent again, so a copy
+    of it may still be queued when the answer comes; its slot must not take
+    other data before a FLUSH (which ubd_io runs after every earlier write)."""
+    u = ubd({"ubd0": str(image)})
+    pid = u.procs["ubd_io"].pid
+    data = os.urandom(BIG)
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel", deadline=0.2), 0)
+        await dev.write(0, b"warm" * 1024)
+        await dev.flush()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await dev.write(0, data)
+            await asyncio.sleep(0.7)              # resent three times meanwhile
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        while dev.posted:
+            await asyncio.sleep(0.01)
+        held, free = list(dev.quarantine), len(dev.shared.free)
+        await dev.flush()
+        return held, free, list(dev.quarantine), len(dev.shared.free), dev.link.resends
+
+    held, free, after, free_after, resends = run_async(go)
+    assert resends >= 2 and len(held) == 1
+    assert free == SLOTS - 1 and after == [] and free_after == SLOTS
+    assert image.read_bytes()[:BIG] == data

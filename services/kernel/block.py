@@ -35,7 +35,8 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from common.protocol import BLOCK_MAX
+from common.protocol import BLOCK_MAX, Message
+from common.shared_buffer import SharedBuffer
 from common.transport import AsyncLink, keep_freed_memory
 from services.kernel.errors import Errno
 
@@ -135,6 +136,10 @@ class UbdDevice:
         self.window = 0                    # the read-ahead window, while reads are sequential
         self.ahead: asyncio.Future | None = None        # the read-ahead in flight
         self.ahead_range = (0, 0)
+        # posted writes' data for a local ubd_io to pwrite from (common/shared_buffer.py)
+        self.sharing = link.endpoint.startswith("ipc://")
+        self.shared = SharedBuffer() if self.sharing else None
+        self.quarantine: list[int] = []    # its slots held until the next FLUSH
 
     def _enter(self, op: str, offset: int, length: int) -> tuple[_InFlight, list[_InFlight]]:
         """Register a request in call order: what it must wait for."""
@@ -194,15 +199,12 @@ class UbdDevice:
         return self.cache.get(offset, length)
 
     async def _send(self, op: str, offset: int, length: int, data: bytes) -> bytes:
-        body = {"dev": self.dev, "op": op, "offset": offset, "length": length, "data": data}
-        delay = 0.0
-        while True:
-            reply = await self.link.request("block", body)
-            if reply.type != "busy":
-                break
-            self.busy += 1
-            delay = min(BACKOFF_MAX, max(delay * 2, reply["retry_ms"] / 1000, BACKOFF_FIRST))
-            await asyncio.sleep(delay)
+        reply = None
+        if op == "WRITE" and self.sharing:
+            reply = await self._send_shared(offset, data)
+        if reply is None:
+            reply = await self._ask("block", {"dev": self.dev, "op": op, "offset": offset,
+                                              "length": length, "data": data})
         if reply.type == "error":
             log.error("ubd%d %s at %d+%d refused: %s", self.dev, op, offset, length,
                       reply["reason"])
@@ -213,6 +215,44 @@ class UbdDevice:
         if reply["status"] < 0:
             raise Errno(-reply["status"])
         return reply["data"]
+
+    async def _ask(self, kind: str, body: dict) -> Message:
+        """The answer to a request, sent again after a backoff while busy."""
+        delay = 0.0
+        while True:
+            reply = await self.link.request(kind, body)
+            if reply.type != "busy":
+                return reply
+            self.busy += 1
+            delay = min(BACKOFF_MAX, max(delay * 2, reply["retry_ms"] / 1000, BACKOFF_FIRST))
+            await asyncio.sleep(delay)
+
+    async def _send_shared(self, offset: int, data: bytes) -> Message | None:
+        """A WRITE with its data in the shared buffer: the answer, or None if
+        no slot is free or ubd_io cannot use the buffer (it is then not
+        offered again).  A slot is reused once its request is answered,
+        unless a resend may have put a second copy in ubd_io's queue: then
+        it waits for the next FLUSH, which ubd_io runs after every earlier
+        write (else that copy could write the slot's next contents)."""
+        at = self.shared.put(data)
+        if at is None:
+            return None
+        resends, clean = self.link.resends, False
+        try:
+            reply = await self._ask("write_shared", {"dev": self.dev, "offset": offset,
+                                                     "length": len(data),
+                                                     "buffer": self.shared.path, "at": at})
+            clean = self.link.resends == resends
+        finally:
+            if clean:
+                self.shared.release(at)
+            else:
+                self.quarantine.append(at)
+        if reply.type == "error" and self.sharing:
+            log.warning("ubd%d: ubd_io cannot read the kernel's buffer (%s); sending the "
+                        "data in the messages instead", self.dev, reply["reason"])
+            self.sharing = False
+        return None if reply.type == "error" else reply
 
     async def read(self, offset: int, length: int) -> bytes:
         sequential = offset == self.read_end
@@ -279,7 +319,14 @@ class UbdDevice:
     async def flush(self) -> None:
         """Everything written before is on the host's disk when this returns;
         raises the first error of a write posted since the last flush."""
-        await self._request("FLUSH", 0, 0)
+        held, self.quarantine = self.quarantine, []
+        try:
+            await self._request("FLUSH", 0, 0)
+        except BaseException:
+            self.quarantine += held
+            raise
+        for at in held:
+            self.shared.release(at)
         error, self.write_error = self.write_error, None
         if error is not None:
             raise error

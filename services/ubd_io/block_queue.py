@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from common.protocol import BLOCK_MAX, Message
+from common.shared_buffer import Mapped
 from services.ubd_io.cow import SECTOR
 from services.ubd_io.images import Image
 
@@ -52,7 +53,7 @@ class BlockRequest:
     op: str
     offset: int
     length: int
-    data: bytes
+    data: bytes | memoryview                            # memoryview: in the kernel's buffer
     blockers: int = 0                                   # earlier requests still to finish
     waiters: list[BlockRequest] = field(default_factory=list)
 
@@ -88,15 +89,32 @@ class BlockQueue:
         self.keys: set[tuple[bytes | None, int]] = set()
         self.outstanding = 0
         self.queued_bytes = 0
-        self.stats = {"requests": 0, "busy": 0, "duplicates": 0, "errors": 0}
+        self.stats = {"requests": 0, "shared": 0, "busy": 0, "duplicates": 0, "errors": 0}
+        self.buffers: dict[str, Mapped] = {}
         self.done: queue.SimpleQueue = queue.SimpleQueue()
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="ubd_io")
 
-    def check(self, msg: Message) -> int:
+    def shared(self, path: str) -> Mapped:
+        """The kernel buffer at path, mapped once (again if the path now
+        names another memfd: a new kernel whose pid and fd match an old one)."""
+        mapped = self.buffers.get(path)
+        if mapped is None or os.stat(path).st_ino != mapped.ino:
+            mapped = self.buffers[path] = Mapped(path)
+        return mapped
+
+    def fields(self, msg: Message) -> tuple[int, str, int, int, bytes | memoryview]:
+        """dev, op, offset, length and data of a block or write_shared
+        request; OSError or ValueError if its shared data cannot be had."""
+        if msg.type == "write_shared":
+            self.stats["shared"] += 1
+            data = self.shared(msg["buffer"]).data(msg["at"], msg["length"])
+            return msg["dev"], "WRITE", msg["offset"], msg["length"], data
+        return msg["dev"], msg["op"], msg["offset"], msg["length"], msg["data"]
+
+    def check(self, dev: int, op: str, offset: int, length: int, data) -> int:
         """0, or the -errno that answers a request that cannot run."""
-        image = self.images.get(msg["dev"])
-        op, offset, length, data = msg["op"], msg["offset"], msg["length"], msg["data"]
+        image = self.images.get(dev)
         if image is None:
             return -errno.ENXIO
         if op not in OPS:
@@ -114,15 +132,20 @@ class BlockQueue:
         busy, or the result of a small request run at once); None when it is
         queued or is a resend of one in flight."""
         self.stats["requests"] += 1
-        status = self.check(msg)
+        try:
+            fields = self.fields(msg)
+        except (OSError, ValueError) as exc:
+            self.stats["errors"] += 1
+            log.warning("cannot use the kernel's buffer %s: %s", msg["buffer"], exc)
+            return "error", {"reason": f"cannot use buffer {msg['buffer']}: {exc}"}
+        status = self.check(*fields)
         if status:
             self.stats["errors"] += 1
             return "block_done", {"status": status, "data": b""}
         if (to, msg.id) in self.keys:
             self.stats["duplicates"] += 1
             return None
-        req = BlockRequest(to, msg.id, msg["dev"], msg["op"], msg["offset"], msg["length"],
-                           msg["data"])
+        req = BlockRequest(to, msg.id, *fields)
         pending = self.pending[req.dev]
         blockers = [earlier for earlier in pending if req.must_follow(earlier)]
         if not blockers and req.op in ("READ", "WRITE") and req.length <= INLINE_MAX:

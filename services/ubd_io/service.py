@@ -64,7 +64,7 @@ def run(cfg: GuestConfig) -> int:
 
 
 def serve(endpoint: Endpoint, blocks: BlockQueue, to: bytes, msg: Message) -> None:
-    if msg.type == "block":
+    if msg.type in ("block", "write_shared"):
         reply = blocks.add(to, msg)
         if reply:
             kind, body = reply
