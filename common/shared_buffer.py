@@ -42,13 +42,17 @@ class SharedBuffer:
         self.path = f"/proc/{os.getpid()}/fd/{fd}"
         self.free = list(range(slots))
 
-    def put(self, data: bytes) -> int | None:
-        """data copied into a free slot: its byte offset; None if none is
-        free or data is bigger than a slot."""
-        if len(data) > self.slot or not self.free:
+    def put(self, data: bytes | list[bytes]) -> int | None:
+        """data (a list: in parts, in order) copied into a free slot: its
+        byte offset; None if none is free or data is bigger than a slot."""
+        parts = data if type(data) is list else [data]
+        if sum(map(len, parts)) > self.slot or not self.free:
             return None
-        at = self.free.pop() * self.slot
-        self.map[at:at + len(data)] = data
+        at = pos = self.free.pop() * self.slot
+        m = self.map
+        for part in parts:
+            m[pos:pos + len(part)] = part
+            pos += len(part)
         return at
 
     def release(self, at: int) -> None:

@@ -36,6 +36,9 @@ class ImageDevice:
         self.ops.append("write")
         assert os.pwrite(self.fd, data, offset) == len(data)
 
+    async def write_parts(self, offset: int, parts: list[bytes]) -> None:
+        await self.write(offset, b"".join(parts))
+
     async def flush(self) -> None:
         self.ops.append("flush")
         os.fsync(self.fd)

@@ -436,3 +436,30 @@ def test_a_resent_shared_write_keeps_its_slot_until_a_flush(ubd, image):
     assert resends >= 2 and len(held) == 1
     assert free == SLOTS - 1 and after == [] and free_after == SLOTS
     assert image.read_bytes()[:BIG] == data
+
+
+def test_written_parts_reach_the_image_and_the_cache_keeps_no_bytearray(ubd, image):
+    """ext2 writes back its dirty blocks as parts (some bytearrays it
+    changes in place): ubd_io gets their join, through the shared buffer
+    and, when that is refused, in the message; the page cache keeps each
+    page as immutable bytes, so a later change to a bytearray is not read."""
+    u = ubd({"ubd0": str(image)})
+    parts = [os.urandom(4096), bytearray(os.urandom(4096)), os.urandom(4096)]
+    joined = b"".join(parts)
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
+        await dev.write_parts(8192, parts)
+        await dev.flush()
+        parts[1][:4] = b"XXXX"                 # ext2 would not, once written back
+        cached = await dev.read(8192, 3 * 4096)
+        kinds = {type(p) for p in dev.cache.pages.values()}
+        dev.sharing = False
+        await dev.write_parts(MiB + 512, [b"a" * 1000, b"b" * 24])   # unaligned: joined
+        await dev.flush()
+        return cached, kinds, await dev.read(MiB, 4096)
+
+    cached, kinds, unaligned = run_async(go)
+    assert cached == joined and kinds == {bytes}
+    assert image.read_bytes()[8192:8192 + 3 * 4096] == joined
+    assert unaligned[512:1536] == b"a" * 1000 + b"b" * 24

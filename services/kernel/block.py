@@ -74,9 +74,23 @@ class PageCache:
             parts.append(data)
         return b"".join(parts)
 
-    def put(self, offset: int, data: bytes) -> None:
-        """Data now at offset (read or written): its whole pages are kept,
-        the partial ones at either end dropped."""
+    def put(self, offset: int, data: bytes | list[bytes]) -> None:
+        """Data now at offset (read or written; a list: in parts, in order):
+        its whole pages are kept, the partial ones at either end dropped.
+        Parts that are each one aligned page are kept as they are (a
+        bytearray as bytes), not copied out of their join."""
+        if type(data) is list:
+            if offset % PAGE or any(len(p) != PAGE for p in data):
+                data = b"".join(data)
+            else:
+                self.drop(offset, len(data) * PAGE)
+                if self.limit:
+                    pages = self.pages
+                    pages.update(zip(range(offset // PAGE, offset // PAGE + len(data)),
+                                     [p if type(p) is bytes else bytes(p) for p in data]))
+                    while len(pages) > self.limit:
+                        pages.popitem(last=False)
+                return
         first = -(-offset // PAGE)
         last = (offset + len(data)) // PAGE          # exclusive
         self.drop(offset, len(data))
@@ -174,16 +188,17 @@ class UbdDevice:
         me, earlier = self._enter(op, offset, length)
         return await self._run(me, earlier, data)
 
-    async def _post(self, offset: int, data: bytes) -> None:
-        """A write that runs on its own: ordered as if it had completed
-        here; its failure is raised by the next flush."""
+    async def _post(self, offset: int, data: bytes | list[bytes], length: int) -> None:
+        """A write (of length bytes, data perhaps in parts) that runs on its
+        own: ordered as if it had completed here; its failure is raised by
+        the next flush."""
         while self.posted and (len(self.posted) >= POSTED_MAX
-                               or self.posted_bytes + len(data) > POSTED_BYTES):
+                               or self.posted_bytes + length > POSTED_BYTES):
             await asyncio.wait(list(self.posted), return_when=asyncio.FIRST_COMPLETED)
-        me, earlier = self._enter("WRITE", offset, len(data))
+        me, earlier = self._enter("WRITE", offset, length)
         task = asyncio.ensure_future(self._run(me, earlier, data))
-        self.posted[task] = len(data)
-        self.posted_bytes += len(data)
+        self.posted[task] = length
+        self.posted_bytes += length
         task.add_done_callback(self._posted_done)
 
     def _posted_done(self, task: asyncio.Future) -> None:
@@ -198,11 +213,14 @@ class UbdDevice:
             return None
         return self.cache.get(offset, length)
 
-    async def _send(self, op: str, offset: int, length: int, data: bytes) -> bytes:
+    async def _send(self, op: str, offset: int, length: int,
+                    data: bytes | list[bytes]) -> bytes:
         reply = None
         if op == "WRITE" and self.sharing:
-            reply = await self._send_shared(offset, data)
+            reply = await self._send_shared(offset, data, length)
         if reply is None:
+            if type(data) is list:
+                data = b"".join(data)
             reply = await self._ask("block", {"dev": self.dev, "op": op, "offset": offset,
                                               "length": length, "data": data})
         if reply.type == "error":
@@ -227,7 +245,8 @@ class UbdDevice:
             delay = min(BACKOFF_MAX, max(delay * 2, reply["retry_ms"] / 1000, BACKOFF_FIRST))
             await asyncio.sleep(delay)
 
-    async def _send_shared(self, offset: int, data: bytes) -> Message | None:
+    async def _send_shared(self, offset: int, data: bytes | list[bytes],
+                           length: int) -> Message | None:
         """A WRITE with its data in the shared buffer: the answer, or None if
         no slot is free or ubd_io cannot use the buffer (it is then not
         offered again).  A slot is reused once its request is answered,
@@ -240,7 +259,7 @@ class UbdDevice:
         resends, clean = self.link.resends, False
         try:
             reply = await self._ask("write_shared", {"dev": self.dev, "offset": offset,
-                                                     "length": len(data),
+                                                     "length": length,
                                                      "buffer": self.shared.path, "at": at})
             clean = self.link.resends == resends
         finally:
@@ -299,11 +318,23 @@ class UbdDevice:
         """Posted: returns once queued (see the module's docstring); a
         failure is raised by the next flush."""
         if len(data) <= BLOCK_MAX:
-            await self._post(offset, bytes(data))
+            await self._post(offset, bytes(data), len(data))
             return
         view = memoryview(data)
         for pos, n in _chunks(offset, len(data)):
-            await self._post(pos, bytes(view[pos - offset:pos - offset + n]))
+            await self._post(pos, bytes(view[pos - offset:pos - offset + n]), n)
+
+    async def write_parts(self, offset: int, parts: list[bytes]) -> None:
+        """write of the parts' join, without joining them where it can (ext2
+        writing back its dirty blocks): they go into the shared buffer one
+        by one, and into the page cache as they are.  Measured: joining a
+        64 KiB write's blocks and cutting the join into pages again cost
+        the kernel ~7 µs."""
+        length = sum(map(len, parts))
+        if length > BLOCK_MAX:
+            await self.write(offset, b"".join(parts))
+        else:
+            await self._post(offset, parts, length)
 
     async def discard(self, offset: int, length: int) -> None:
         """The range reads as zeros afterwards (ubd_io punches a hole);

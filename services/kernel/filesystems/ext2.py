@@ -418,7 +418,7 @@ class Ext2:
         bs = self.block_size
         for first, count in list(_runs(sorted(dirty), MAX_RUN_BYTES // bs)):
             run = range(first, first + count)
-            await self.dev.write(first * bs, b"".join(map(dirty.__getitem__, run)))
+            await self.dev.write_parts(first * bs, list(map(dirty.__getitem__, run)))
             for block in run:
                 del dirty[block]
 
