@@ -242,6 +242,7 @@ class Ext2:
         self.data_cache = BlockCache(CACHE_BLOCKS)
         self.inodes: dict[int, Inode] = {}
         self.dirty: dict[int, bytes] = {}
+        self.unsaved: set[Inode] = set()   # written to: put in their tables at write-back
         self.lock = asyncio.Lock()
         self.meta_dirty = False      # superblock or group descriptors changed
 
@@ -414,6 +415,8 @@ class Ext2:
         written, and a big file streamed out would push everything else out.
         Under the lock, as every change is: nothing is dirtied meanwhile."""
         assert self.lock.locked(), "ext2 written back without its lock"
+        while self.unsaved:
+            await self.unsaved.pop().save()
         dirty = self.dirty
         bs = self.block_size
         for first, count in list(_runs(sorted(dirty), MAX_RUN_BYTES // bs)):
@@ -548,7 +551,7 @@ class Ext2:
         self.group_free[g][1] += 1
         self.used_dirs[g] -= is_dir
         self.meta_dirty = True
-        self.inodes.pop(ino, None)
+        self.unsaved.discard(self.inodes.pop(ino, None))
 
     async def new_inode(self, parent: Inode, mode: int, uid: int, gid: int) -> Inode:
         ino = await self.alloc_inode(parent.ino, S.S_ISDIR(mode))
@@ -713,6 +716,7 @@ class Inode:
     async def save(self) -> None:
         """Put the inode back into its inode table block."""
         fs = self.fs
+        fs.unsaved.discard(self)
         r = self.raw
         atime, atime_x = _encode_time(self.atime, self.atime_ns)
         ctime, ctime_x = _encode_time(self.ctime, self.ctime_ns)
@@ -879,7 +883,7 @@ class Inode:
         if pos > self.size:
             self.size = pos
         self._touch()
-        await self.save()
+        fs.unsaved.add(self)     # packing it on every write cost ~3 µs of ~20
         return pos - offset
 
     async def write(self, offset: int, data: bytes) -> int:
