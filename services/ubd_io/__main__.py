@@ -4,7 +4,9 @@ In a nutshell: serves numbered devices (``ubd0`` is root) from image files
 named in the guest config, each a plain image or a UML COW overlay over a
 backing file that is never written (``OVERLAY,BACKING``).  READ, WRITE,
 FLUSH, DISCARD and WRITE_ZEROES by byte offset, each answered with the
-request's id and 0 or -errno, or ``busy`` when its bounded queue is full.
+request's id and 0 or -errno, or ``busy`` when its bounded queue is full;
+a local kernel's WRITE may instead name where its data is in the kernel's
+shared buffer (``write_shared``, common/shared_buffer.py).
 Requests are idempotent, so the kernel resends freely.  It owns the image
 files and never knows what a filesystem is.
 """
