@@ -36,6 +36,8 @@ class GuestConfig:
     gid: int = 0
     console: str = "stdio"          # "stdio": sigio's own stdout; "log": console.log
     cpu: int | None = None          # pin all four services (and the guest) to this CPU
+    io_cpu: int | None = None       # but ubd_io to this one (its writes are posted: off the
+                                    # trap path, they overlap the guest on another CPU)
     endpoints: dict[str, str] = field(default_factory=dict)
     syscall_log: bool = False
     read_only: bool = False         # mount the root read-only (UML's "ro")
@@ -79,6 +81,8 @@ class GuestConfig:
                  f"ubd_queue = {self.ubd_queue}"]
         if self.cpu is not None:
             lines.append(f"cpu = {self.cpu}")
+        if self.io_cpu is not None:
+            lines.append(f"io_cpu = {self.io_cpu}")
         lines.append("\n[disks]")
         lines += [f"{k} = {_q(v)}" for k, v in self.disks.items()]
         lines.append("\n[endpoints]")

@@ -31,7 +31,7 @@ def main(service: str, run: Callable[[GuestConfig], int]) -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr,
         format=f"%(asctime)s {cfg.name}/{service} %(levelname)s %(name)s: %(message)s")
-    pin_cpu(cfg.cpu)
+    pin_cpu(cfg.io_cpu if service == "ubd_io" and cfg.io_cpu is not None else cfg.cpu)
     sys.exit(run(cfg))
 
 

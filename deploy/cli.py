@@ -104,6 +104,9 @@ def _guest_options(f):
     f = click.option("--hostname", help="the guest's nodename (default: the guest's name)")(f)
     f = click.option("--cpu", type=int, help="pin the guest's services to this host CPU "
                      "(default for run: one CPU, chosen by pid; -1: do not pin)")(f)
+    f = click.option("--io-cpu", type=int, help="pin ubd_io, the disk I/O, to this host CPU "
+                     "instead (default: the CPU after --cpu's, if the host has more than "
+                     "one; -1: with the rest)")(f)
     f = click.option("--env", "env", multiple=True, metavar="K=V", callback=_check_env,
                      help="set in init's environment (repeatable)")(f)
     f = click.option("--disk", "disk_path", required=True, metavar="IMAGE|OVERLAY,BACKING",
@@ -129,11 +132,14 @@ def _check_disk(_ctx, _param, spec: str) -> str:
     return ",".join(str(Path(p).resolve()) for p in (path, backing) if p is not None)
 
 
-def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu, env,
-            console: str, read_only: bool) -> GuestConfig:
+def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu, io_cpu,
+            env, console: str, read_only: bool) -> GuestConfig:
+    cpu = None if cpu == -1 else cpu
+    if io_cpu is None and cpu is not None and (os.cpu_count() or 1) > 1:
+        io_cpu = (cpu + 1) % os.cpu_count()    # measured: 64 KiB write+fsync 380 -> 445 MB/s
     cfg = GuestConfig(name=name, run_dir=run_dir, disks={"ubd0": disk_path},
                       init=list(cmd), hostname=hostname or "", console=console,
-                      cpu=None if cpu == -1 else cpu, read_only=read_only)
+                      cpu=cpu, io_cpu=None if io_cpu == -1 else io_cpu, read_only=read_only)
     keys = {kv.split("=", 1)[0] for kv in env}
     cfg.env = [kv for kv in cfg.env if kv.split("=", 1)[0] not in keys] + list(env)
     return cfg
@@ -153,7 +159,7 @@ def _need_cmd(cmd: tuple) -> None:
 @click.option("--strace", is_flag=True,
               help="log every guest system call and its result to kernel.log")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def run(disk_path, hostname, read_only, cpu, env, log_dir, strace, cmd) -> None:
+def run(disk_path, hostname, read_only, cpu, io_cpu, env, log_dir, strace, cmd) -> None:
     """Run CMD as pid 1 of a one-shot guest.
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
@@ -166,8 +172,8 @@ def run(disk_path, hostname, read_only, cpu, env, log_dir, strace, cmd) -> None:
         cpu = os.getpid() % os.cpu_count()
     run_dir = Path(tempfile.mkdtemp(prefix="skas-run-"))     # mode 0700
     try:
-        cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, env, "stdio",
-                      read_only)
+        cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, io_cpu, env,
+                      "stdio", read_only)
         cfg.syscall_log = strace
         cfg.write()
         code = _run_guest(cfg)
@@ -220,7 +226,7 @@ def _guest_dir(name: str) -> Path:
 @click.argument("name")
 @_guest_options
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def create(name, disk_path, hostname, read_only, cpu, env, cmd) -> None:
+def create(name, disk_path, hostname, read_only, cpu, io_cpu, env, cmd) -> None:
     """Define guest NAME, to run under supervisord.
 
     Start it with: skas supervisorctl start 'NAME:*'
@@ -231,7 +237,8 @@ def create(name, disk_path, hostname, read_only, cpu, env, cmd) -> None:
     _need_cmd(cmd)
     if supervisor.include_path(name).exists():
         raise click.ClickException(f"guest {name!r} exists: remove it first (skas destroy {name})")
-    cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, env, "log", read_only)
+    cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "log",
+                  read_only)
     cfg.make_run_dir()
     cfg.write()
     try:

@@ -1,6 +1,7 @@
 """The services as processes on real sockets: bad messages, and doubles."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -89,3 +90,46 @@ def test_guest_runs_with_a_memory_ubd_double(tmp_path, disk):
     finally:
         launch.stop(procs)
     assert cfg.console_log.read_text() == "a file from the guest's disk\nline two\n"
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            kids += [int(k) for k in f.read().split()]
+    return kids
+
+
+def _placed(skas_pid: int) -> dict[str, set[int]]:
+    """Each service's CPUs (and the guest's, as 'guest'), once all are up
+    and pinned."""
+    placed = {}
+    for pid in _children(skas_pid):
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        if b"-m" in argv:
+            name = argv[argv.index(b"-m") + 1].decode().removeprefix("services.")
+            placed[name] = os.sched_getaffinity(pid)
+            if name == "userspace":
+                for guest in _children(pid):
+                    placed["guest"] = os.sched_getaffinity(guest)
+    return placed
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two host CPUs")
+@pytest.mark.parametrize("flags, io", [((), {1}), (("--io-cpu", "-1"), {0})])
+def test_a_pinned_guest_runs_its_disk_io_on_the_next_cpu_unless_told(disk, flags, io):
+    """skas run --cpu 0: the kernel, userspace, sigio and the guest on CPU 0,
+    ubd_io (posted writes, off the trap path) on CPU 1; --io-cpu -1 keeps it
+    with the rest."""
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--cpu", "0", *flags,
+                             "--disk", str(disk), "--", "/bin/busybox", "sleep", "60"],
+                            cwd=HERE.parent, stdout=subprocess.DEVNULL)
+    try:
+        want = {"kernel": {0}, "userspace": {0}, "sigio": {0}, "ubd_io": io, "guest": {0}}
+        deadline = time.monotonic() + 30
+        while (placed := _placed(proc.pid)) != want and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert placed == want
+    finally:
+        proc.terminate()
+        proc.wait(30)
