@@ -16,6 +16,7 @@ the data in the message from then on.  ubd_io opens nothing but a memfd of
 this name, so a request cannot make it read some other file into a disk."""
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import re
@@ -63,15 +64,21 @@ class SharedBuffer:
         os.close(self.fd)
 
 
+def _is_buffer(link: str) -> bool:
+    return os.readlink(link).startswith(f"/memfd:{NAME} ")
+
+
 class Mapped:
     """ubd_io's side: one kernel's buffer, mapped read-only."""
 
     def __init__(self, path: str):
         """OSError (EACCES) unless path is a /proc fd link to a skas buffer."""
-        if not _PATH.fullmatch(path) or not os.readlink(path).startswith(f"/memfd:{NAME} "):
-            raise OSError(13, f"{path} is not a skas ubd buffer")
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        if not _PATH.fullmatch(path) or not _is_buffer(path):
+            raise OSError(errno.EACCES, f"{path} is not a skas ubd buffer")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
+            if not _is_buffer(f"/proc/self/fd/{fd}"):     # what was opened, not what was named
+                raise OSError(errno.EACCES, f"{path} is not a skas ubd buffer")
             self.map = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
             self.ino = os.fstat(fd).st_ino
         finally:

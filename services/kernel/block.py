@@ -327,9 +327,9 @@ class UbdDevice:
     async def write_parts(self, offset: int, parts: list[bytes]) -> None:
         """write of the parts' join, without joining them where it can (ext2
         writing back its dirty blocks): they go into the shared buffer one
-        by one, and into the page cache as they are.  Measured: joining a
-        64 KiB write's blocks and cutting the join into pages again cost
-        the kernel ~7 µs."""
+        by one, and into the page cache as they are.  Measured: joining the
+        blocks and cutting the join into pages again cost the kernel ~7 µs
+        per 64 KiB written."""
         length = sum(map(len, parts))
         if length > BLOCK_MAX:
             await self.write(offset, b"".join(parts))

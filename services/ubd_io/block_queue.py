@@ -107,8 +107,8 @@ class BlockQueue:
         """dev, op, offset, length and data of a block or write_shared
         request; OSError or ValueError if its shared data cannot be had."""
         if msg.type == "write_shared":
-            self.stats["shared"] += 1
             data = self.shared(msg["buffer"]).data(msg["at"], msg["length"])
+            self.stats["shared"] += 1
             return msg["dev"], "WRITE", msg["offset"], msg["length"], data
         return msg["dev"], msg["op"], msg["offset"], msg["length"], msg["data"]
 
