@@ -13,7 +13,7 @@ from common import protocol
 from common.config import SERVICES, GuestConfig
 from common.transport import Link
 from deploy import launch
-from conftest import HERE
+from conftest import HERE, skas
 
 
 def make_config(tmp_path, disk, init, console="log") -> GuestConfig:
@@ -133,3 +133,10 @@ def test_a_pinned_guest_runs_its_disk_io_on_the_next_cpu_unless_told(disk, flags
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.mark.parametrize("option", ["--cpu", "--io-cpu"])
+def test_a_cpu_the_host_will_not_give_is_a_usage_error(disk, option):
+    r = skas("run", option, str(os.cpu_count() + 3), "--disk", str(disk), "--", "/bin/true")
+    assert r.returncode == 2 and f"Invalid value for {option}" in r.stderr
+    assert "is not one this process may use" in r.stderr
