@@ -463,3 +463,20 @@ def test_written_parts_reach_the_image_and_the_cache_keeps_no_bytearray(ubd, ima
     assert cached == joined and kinds == {bytes}
     assert image.read_bytes()[8192:8192 + 3 * 4096] == joined
     assert unaligned[512:1536] == b"a" * 1000 + b"b" * 24
+
+
+def test_without_a_memfd_the_kernel_sends_the_data_itself(ubd, image, monkeypatch):
+    def no_memfd(*_):
+        raise OSError(errno.ENOSYS, "memfd_create")
+    monkeypatch.setattr("common.shared_buffer.os.memfd_create", no_memfd)
+    u = ubd({"ubd0": str(image)})
+    data = os.urandom(BIG)
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
+        await dev.write(0, data)
+        await dev.flush()
+        return dev.sharing
+
+    assert run_async(go) is False
+    assert image.read_bytes()[:BIG] == data

@@ -152,7 +152,13 @@ class UbdDevice:
         self.ahead_range = (0, 0)
         # posted writes' data for a local ubd_io to pwrite from (common/shared_buffer.py)
         self.sharing = link.endpoint.startswith("ipc://")
-        self.shared = SharedBuffer() if self.sharing else None
+        self.shared: SharedBuffer | None = None
+        if self.sharing:
+            try:
+                self.shared = SharedBuffer()
+            except OSError as exc:            # no memfd here: the data goes in the messages
+                log.warning("ubd%d: no shared write buffer (%s)", dev, exc)
+                self.sharing = False
         self.quarantine: list[int] = []    # its slots held until the next FLUSH
 
     def _enter(self, op: str, offset: int, length: int) -> tuple[_InFlight, list[_InFlight]]:
