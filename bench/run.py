@@ -12,9 +12,8 @@ tar creating and extracting 2000 small files, natively on the same ext2
 image loop-mounted on the host (a chroot of the tree on the host's
 filesystem when it cannot be mounted).  Not a test: numbers depend on the
 machine.  The guest is pinned to one CPU, its ubd_io to the next (skas run's
-default); the syscall
-and process sections also run the native program pinned to one CPU, for a
-comparison on the same footing."""
+default); the syscall and process sections also run the native program
+pinned to one CPU, for a comparison on the same footing."""
 from __future__ import annotations
 
 import argparse
