@@ -39,7 +39,7 @@ class SharedBuffer:
         except BaseException:
             os.close(fd)
             raise
-        self.fd = fd
+        self.fd = fd                # kept open for the kernel's life: path names it
         self.path = f"/proc/{os.getpid()}/fd/{fd}"
         self.free = list(range(slots))
 
@@ -58,10 +58,6 @@ class SharedBuffer:
 
     def release(self, at: int) -> None:
         self.free.append(at // self.slot)
-
-    def close(self) -> None:
-        self.map.close()
-        os.close(self.fd)
 
 
 def _is_buffer(link: str) -> bool:
