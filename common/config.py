@@ -43,6 +43,7 @@ class GuestConfig:
     read_only: bool = False         # mount the root read-only (UML's "ro")
     ubd_queue: int = 64             # requests ubd_io holds before it answers busy (UML: 64)
     curve: dict[str, str] = field(default_factory=dict)   # CURVE certificate file per service
+    notify: bool = True             # frequent calls through the seccomp listener, not ptrace
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -57,6 +58,11 @@ class GuestConfig:
         keys = self.run_dir / "curve"
         return (Path(self.curve.get(me) or keys / f"{me}.key_secret"),
                 Path(self.curve.get(peer) or keys / f"{peer}.key"))
+
+    @property
+    def fd_socket(self) -> Path:
+        """Where the kernel takes host fds from userspace (the seccomp listener)."""
+        return self.run_dir / "kernel-fds.sock"
 
     @property
     def console_log(self) -> Path:
@@ -78,7 +84,7 @@ class GuestConfig:
                  f"uid = {self.uid}", f"gid = {self.gid}", f"console = {_q(self.console)}",
                  f"syscall_log = {str(self.syscall_log).lower()}",
                  f"read_only = {str(self.read_only).lower()}",
-                 f"ubd_queue = {self.ubd_queue}"]
+                 f"ubd_queue = {self.ubd_queue}", f"notify = {str(self.notify).lower()}"]
         if self.cpu is not None:
             lines.append(f"cpu = {self.cpu}")
         if self.io_cpu is not None:

@@ -48,9 +48,14 @@ MESSAGES: dict[str, Spec] = {
                   "userspace is up (its host pid); the kernel may start spawning tasks"),
     "spawn": Spec("kernel", "userspace", {"task": INT},
                   "start a fresh stub address space for task and keep it stopped"),
-    "spawned": Spec("userspace", "kernel", {"task": INT, "pid": INT},
+    "spawned": Spec("userspace", "kernel", {"task": INT, "pid": INT, "listener": BOOL},
                     "task runs as host pid: the answer to spawn (a stopped stub), or, "
-                    "unasked, a clone child's, sent ahead of userspace's next message"),
+                    "unasked, a clone child's, sent ahead of userspace's next message; "
+                    "listener: the stub's seccomp listener was sent to the kernel's fd "
+                    "socket (GuestConfig.fd_socket) for task"),
+    "who": Spec("kernel", "userspace", {"pid": INT},
+                "a call came through the listener from host pid, which the kernel "
+                "does not know yet: announce the clone children now"),
     "syscall": Spec("userspace", "kernel",
                     {"task": INT, "nr": INT, "args": LIST, "rip": INT, "rsp": INT},
                     "task stopped in a trapped system call"),

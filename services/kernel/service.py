@@ -21,6 +21,7 @@ from services.kernel.errors import Errno
 from services.kernel.fs import unmount_all
 from services.kernel.exec import ExecFailed
 from services.kernel.filesystems.ext2 import Ext2, Ext2Error
+from services.kernel.listener import FdSocket, Listener
 from services.kernel.pagecache import PageCache
 from services.kernel.proc import HOST, RLIM_INFINITY, Ops
 from services.kernel.syscalls import TABLE, name
@@ -68,6 +69,11 @@ class Kernel:
         self.limits: dict[int, list] = {}
         self.syscall_count = 0
         self.halting = False
+        self.fd_socket = FdSocket(loop, cfg.fd_socket, self.took_listener)
+        self.listeners: dict[int, Listener] = {}       # by the spawned task they came with
+        self.listener_waits: dict[int, asyncio.Future] = {}
+        self.by_host: dict[int, Task] = {}             # host pid (tid) -> task
+        self.strangers: dict[int, list] = {}           # listener calls from pids not yet known
 
     # --- messages ------------------------------------------------------------------
     def on_message(self, to: bytes, msg: Message) -> None:
@@ -86,8 +92,8 @@ class Kernel:
             if fut is not None and not fut.done():
                 fut.set_result(msg)
             elif t is not None and t.host_pid != msg["pid"]:
-                t.attach(msg["pid"])     # a clone child, or a thread whose exec
-                                         # made it its group's leader (its pid)
+                self.attach(t, msg["pid"])   # a clone child, or a thread whose exec
+                                             # made it its group's leader (its pid)
         elif kind == "trap":
             self.trap(msg)
         elif kind == "clone_failed":
@@ -98,6 +104,8 @@ class Kernel:
         elif kind == "exited":
             t = self.tasks.get(msg["task"])
             if t is not None:
+                if self.by_host.get(t.host_pid) is t:
+                    del self.by_host[t.host_pid]
                 fut = self.waiting.pop(t.tid, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(TaskGone(t.tid))
@@ -145,19 +153,21 @@ class Kernel:
         if t is None:
             self.endpoint.error(msg.id, f"no task {msg['task']}", self.userspace)
             return
-        self.syscall_count += 1
         t.request_id = msg.id
         t.in_kernel = True
         t.user_sp = msg["rsp"]
-        nr = msg["nr"]
+        self.dispatch(t, msg["nr"], msg["args"])
+
+    def dispatch(self, t: Task, nr: int, args: list[int]) -> None:
+        """A call, trapped or from the listener: its handler, then the answer."""
+        self.syscall_count += 1
         entry = TABLE.get(nr)
         if entry is None:
             if nr not in self.enosys_logged:
                 self.enosys_logged.add(nr)
                 log.warning("unimplemented syscall %s (%d) from %r: ENOSYS", name(nr), nr, t)
-            self.answer(t, -errno.ENOSYS, name(nr), msg["args"])
+            self.answer(t, -errno.ENOSYS, name(nr), args)
             return
-        args = msg["args"]
         token = CURRENT.set(t)
         try:
             result = entry.handler(t, *args)
@@ -214,6 +224,8 @@ class Kernel:
         if self.cfg.syscall_log:
             log.info("[%d] %s(%s) = %s", t.tid, call, ", ".join(hex(a) for a in args),
                      result if isinstance(result, int) else type(result).__name__)
+        if t.notif is not None and self.answer_notified(t, result, call, args):
+            return
         if isinstance(result, int) and signal.deliverable(t):
             asyncio.ensure_future(self.signal_return(t, result))
             return
@@ -226,8 +238,84 @@ class Kernel:
         else:
             self.to_userspace("ret", t.request_id, {"task": t.tid, "value": result})
 
+    # --- calls through the seccomp listener (listener.py) ----------------------
+    def took_listener(self, task: int, fd: int) -> None:
+        """userspace handed over a spawned task's listener."""
+        old = self.listeners.pop(task, None)
+        if old is not None:
+            old.close()
+        self.listeners[task] = Listener(self.loop, fd, self.on_call)
+        fut = self.listener_waits.pop(task, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def attach(self, t: Task, host_pid: int) -> None:
+        t.attach(host_pid)
+        self.by_host[host_pid] = t
+        for call in self.strangers.pop(host_pid, ()):
+            self.on_call(*call)
+
+    def on_call(self, listener: Listener, nid: int, pid: int, nr: int, args: list[int]) -> None:
+        """A call waiting in the listener: served as a trapped one is."""
+        t = self.by_host.get(pid)
+        if t is None or t.host_pid != pid or self.tasks.get(t.tid) is not t:
+            # A clone child whose host pid userspace has not announced yet.
+            if pid not in self.strangers:
+                self.next_id += 1
+                self.endpoint.send("who", self.next_id, {"pid": pid}, self.userspace)
+            self.strangers.setdefault(pid, []).append((listener, nid, pid, nr, args))
+            return
+        t.notif = (listener, nid)
+        t.in_kernel = True
+        self.dispatch(t, nr, args)
+
+    def answer_notified(self, t: Task, result, call: str, args) -> bool:
+        """Answer a listener call: a number (or HOST) goes back through the
+        listener; anything else needs the task stopped, so userspace stops
+        it (its wait in the listener ends, the call cut short) and the
+        answer waits for that trap.  False: answer it as a trapped call."""
+        listener, nid = t.notif
+        if not t.process.stopped:
+            sent = None
+            if type(result) is int and not signal.deliverable(t):
+                sent = listener.answer(nid, result)
+            elif result is HOST:
+                sent = listener.run_on_host(nid)
+            if sent:
+                t.notif = None
+                t.in_kernel = False
+                return True
+            # sent False: a host stop cut the wait short, its trap is coming
+        t.unsent = (result, call, args)
+        self.stop_notified(t)
+        return True
+
+    def stop_notified(self, t: Task) -> asyncio.Future:
+        """Have userspace stop a task waiting in the listener; done at its trap."""
+        if t.stopping is None:
+            t.stopping = self.loop.create_future()
+            self.interrupt(t)
+        return t.stopping
+
+    def stopped_notified(self, t: Task) -> None:
+        """The trap of a task that was waiting in the listener: from now on
+        its call is a trapped one (userspace has its registers)."""
+        t.notif = None
+        fut, t.stopping = t.stopping, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+        if t.unsent is not None:
+            (result, call, args), t.unsent = t.unsent, None
+            self.answer(t, result, call, args)
+        elif (signal.deliverable(t) and t.call is not None and not t.call.done()
+              and not t.in_ops):
+            t.signalled = True           # as signal._wake: the call ends for the signal
+            t.call.cancel()
+
     async def run_ops(self, t: Task, ops: list[dict]) -> list:
         """Run address-space ops in a stopped task and wait for their results."""
+        if t.notif is not None:
+            await self.stop_notified(t)
         fut = self.loop.create_future()
         self.waiting[t.tid] = fut
         self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": ops, "reply": True,
@@ -248,6 +336,9 @@ class Kernel:
         t.in_kernel = True
         if msg["signo"]:
             signal.force(t, msg["signo"], msg["code"], msg["addr"])
+        if t.notif is not None:
+            self.stopped_notified(t)    # its call goes on, answered as a trapped one
+            return
         if signal.deliverable(t):
             asyncio.ensure_future(self.signal_return(t, None))
         else:
@@ -356,7 +447,13 @@ class Kernel:
         self.next_id += 1
         self.to_userspace("spawn", t.request_id, {"task": t.tid})
         reply = await fut
-        t.attach(reply["pid"])
+        if reply["listener"] and t.tid not in self.listeners:
+            waiting = self.listener_waits[t.tid] = self.loop.create_future()
+            try:
+                await asyncio.wait_for(waiting, 5)
+            except asyncio.TimeoutError:
+                raise TaskGone(f"its seccomp listener never reached {self.cfg.fd_socket}") from None
+        self.attach(t, reply["pid"])
         return t
 
     def init_exited(self, status: int) -> None:

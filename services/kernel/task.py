@@ -129,6 +129,10 @@ class Task:
         self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
         self.created_by: Task | None = None   # the task whose clone op makes it
         self.held: tuple | None = None   # the message that resumes it, while its process is stopped
+        # A call that came through the seccomp listener (kernel.on_call):
+        self.notif: tuple | None = None  # (listener, id) while the task waits in the listener
+        self.unsent: tuple | None = None     # an answer only a ptrace stop can give
+        self.stopping: asyncio.Future | None = None   # userspace is stopping it for us
         process.threads[tid] = self
 
     @property

@@ -26,8 +26,9 @@ EAGAIN, EFAULT, EINVAL = 11, 14, 22
 CLONE_VM, CLONE_THREAD = 0x100, 0x10000
 
 
-def spawn(task: int, stub_path: str) -> Tracee:
-    """Start a stub, seize it, install the filter, leave it parked."""
+def spawn(task: int, stub_path: str, notify: bool = False) -> Tracee:
+    """Start a stub, seize it, install the filter, leave it parked; with
+    notify, its listener is ``t.listener`` (-1 if the host has none)."""
     pid = os.fork()
     if pid == 0:  # child: no host fd survives into the guest, no signal stays blocked
         try:
@@ -45,7 +46,7 @@ def spawn(task: int, stub_path: str) -> Tracee:
     while t.wait() >> 8 != PTRACE_EVENT_STOP:   # the group-stop becomes a ptrace stop
         pass
     t.getregs()
-    t.install_filter()
+    t.listener = t.install_filter(notify)
     t.strip_host_leftovers()
     return t
 

@@ -5,6 +5,8 @@ import ctypes
 import logging
 import os
 import signal
+import socket
+import struct
 import time
 
 import zmq
@@ -124,7 +126,8 @@ class Userspace:
         a message less."""
         births, self.births = self.births, []
         for t in births:
-            self.kernel.send("spawned", self.next_id, {"task": t.task, "pid": t.pid})
+            self.kernel.send("spawned", self.next_id, {"task": t.task, "pid": t.pid,
+                                                       "listener": False})
             self.next_id += 1
 
     def shutdown(self) -> None:
@@ -210,7 +213,7 @@ class Userspace:
     def trap(self, t: Tracee, signo: int, code: int, addr: int) -> None:
         t.interrupting = False
         t.state = PARKED
-        t.syscall_regs = None         # not in a call: its context is its registers now
+        t.stopped_in_call()           # else its context is its registers now
         t.request_id = self.send("trap", {"task": t.task, "signo": signo, "code": code,
                                           "addr": addr})
 
@@ -238,6 +241,9 @@ class Userspace:
             return
         if msg.type == "spawn":
             self.spawn(msg)
+            return
+        if msg.type == "who":         # a listener call from a child not yet announced
+            self.announce_births()
             return
         if msg.type not in ("ret", "host", "ops", "kill", "resume", "interrupt"):
             self.kernel.error(msg.id, f"userspace does not serve {msg.type!r}")
@@ -293,15 +299,35 @@ class Userspace:
     def spawn(self, msg: Message) -> None:
         task = msg["task"]
         try:
-            t = platform.spawn(task, self.stub_path)
+            t = platform.spawn(task, self.stub_path, self.cfg.notify)
+            listener = t.listener >= 0
+            if listener:
+                self.hand_over(task, t)
         except (OSError, TraceeGone) as exc:
             log.error("cannot spawn task %d: %s", task, exc)
             self.kernel.error(msg.id, f"spawn failed: {exc}")
             return
         self.by_task[task] = t
         self.by_pid[t.pid] = t
-        self.send("spawned", {"task": task, "pid": t.pid}, msg.id)
+        self.send("spawned", {"task": task, "pid": t.pid, "listener": listener}, msg.id)
         log.info("task %d runs as host pid %d", task, t.pid)
+
+    def hand_over(self, task: int, t: Tracee) -> None:
+        """The stub's seccomp listener to the kernel, which serves the calls
+        it notifies: sent over the kernel's fd socket (SCM_RIGHTS) before
+        ``spawned``, and closed here."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.sendmsg([struct.pack("<q", task)],
+                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<i", t.listener))],
+                          0, str(self.cfg.fd_socket))
+        except OSError as exc:
+            t.kill()
+            raise OSError(exc.errno, f"cannot hand the seccomp listener to the kernel "
+                                     f"({self.cfg.fd_socket}): {exc.strerror}") from None
+        finally:
+            os.close(t.listener)
+            t.listener = -1
 
     # --- control endpoint -----------------------------------------------------
     def on_control(self, to: bytes, msg: Message) -> None:

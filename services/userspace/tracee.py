@@ -44,6 +44,9 @@ EXEC_STOP = signal.SIGTRAP | (pt.PTRACE_EVENT_EXEC << 8)
 
 SYS_open, SYS_close, SYS_mmap, SYS_munmap, SYS_mprotect = 2, 3, 9, 11, 10
 SYS_clone, SYS_execve, SYS_prctl, SYS_seccomp = 56, 59, 157, 317
+SYS_pidfd_getfd = 438
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
+ERESTARTSYS = -512            # a call cut short by our interrupt, to restart
 PR_SET_NO_NEW_PRIVS, PR_SET_MM, PR_SET_MM_MAP = 38, 35, 14
 SECCOMP_SET_MODE_FILTER = 1
 O_RDONLY_CLOEXEC = 0o2000000
@@ -101,6 +104,7 @@ class Tracee:
         self.vdso = 0
         self.stack_top = 0                 # where the host put the stub's stack
         self.interrupting = False          # PTRACE_INTERRUPT sent, its stop not seen
+        self.listener = -1                 # a spawned stub's seccomp listener, until sent on
 
     # --- basic ptrace -------------------------------------------------
     def getregs(self) -> user_regs_struct:
@@ -197,6 +201,15 @@ class Tracee:
             os.close(self.mem_fd)
             self.mem_fd = -1
 
+    def stopped_in_call(self) -> None:
+        """At a stop outside a trapped call: if it cut a call short (one the
+        kernel was serving through the listener, or a host futex wait), that
+        call's registers, so that the kernel can still finish it (``finish``
+        sets the result and keeps the host from restarting it)."""
+        regs = self.getregs()
+        cut = regs.rax == ERESTARTSYS & U64 and regs.orig_rax != U64
+        self.syscall_regs = user_regs_struct.from_buffer_copy(regs) if cut else None
+
     # --- the syscall stop -------------------------------------------------
     def at_syscall(self) -> tuple[int, list[int]]:
         """Enter SYSCALL state: remember the registers, return (nr, args)."""
@@ -208,7 +221,7 @@ class Tracee:
     def finish(self, value: int) -> None:
         """Complete the trapped call with value (skipping it on the host), resume."""
         regs = self.syscall_regs
-        regs.orig_rax = U64          # -1: the host skips the call
+        regs.orig_rax = U64          # -1: the host skips (or does not restart) the call
         regs.rax = value & U64
         self.setregs(regs)
         self.cont()
@@ -307,16 +320,41 @@ class Tracee:
         self.poke(addr, data)
         return addr
 
-    def install_filter(self) -> None:
+    def install_filter(self, notify: bool) -> int:
+        """The filter; with notify, the one that sends NOTIFIED calls to a
+        listener, which is taken out of the stub (it must hold no fd) and
+        returned, or -1 if the host has no listeners (the filter then
+        traps every call)."""
         if self.inject(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1) != 0:
             raise OSError("cannot set no_new_privs in the stub")
-        code = seccomp.assemble(seccomp.program())
-        prog = self.write_scratch(64, code)
-        # struct sock_fprog { unsigned short len; struct sock_filter *filter; }
-        fprog = self.write_scratch(0, struct.pack("<H6xQ", len(code) // 8, prog))
-        result = self.inject(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, fprog)
-        if result != 0:
-            raise OSError(-result, f"seccomp filter refused: {os.strerror(-result)}")
+        for listen in ((True, False) if notify else (False,)):
+            code = seccomp.assemble(seccomp.program(listen))
+            prog = self.write_scratch(64, code)
+            # struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+            fprog = self.write_scratch(0, struct.pack("<H6xQ", len(code) // 8, prog))
+            flags = SECCOMP_FILTER_FLAG_NEW_LISTENER if listen else 0
+            result = self.inject(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, fprog)
+            if result >= 0:
+                return self._take_fd(result) if listen else -1
+            if not listen:
+                raise OSError(-result, f"seccomp filter refused: {os.strerror(-result)}")
+            log.warning("no seccomp listener here (%s): every call traps",
+                        os.strerror(-result))
+        return -1
+
+    def _take_fd(self, fd: int) -> int:
+        """Move host fd fd out of the stub into this process (pidfd_getfd)."""
+        pidfd = os.pidfd_open(self.pid)
+        try:
+            mine = _libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+            err = ctypes.get_errno()
+        finally:
+            os.close(pidfd)
+        self.inject(SYS_close, fd)
+        if mine < 0:
+            raise OSError(err, f"cannot take the seccomp listener: {os.strerror(err)}")
+        os.set_inheritable(mine, False)
+        return mine
 
 
     def strip_host_leftovers(self) -> None:
