@@ -101,6 +101,9 @@ def _check_env(_ctx, _param, values: tuple[str, ...]) -> tuple[str, ...]:
 def _guest_options(f):
     f = click.option("--read-only", is_flag=True,
                      help="mount the root disk read-only (UML's \"ro\")")(f)
+    f = click.option("--ptrace-only", is_flag=True,
+                     help="stop every guest call for the tracer, none through the seccomp "
+                          "listener (slower: for comparison, or a host without listeners)")(f)
     f = click.option("--hostname", help="the guest's nodename (default: the guest's name)")(f)
     f = click.option("--cpu", type=int, help="pin the guest's services to this host CPU "
                      "(default for run: one CPU, chosen by pid; -1: do not pin)")(f)
@@ -141,7 +144,7 @@ def _usable_cpu(cpu: int | None, option: str, allowed: list[int]) -> int | None:
 
 
 def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu, io_cpu,
-            env, console: str, read_only: bool) -> GuestConfig:
+            env, console: str, read_only: bool, ptrace_only: bool) -> GuestConfig:
     allowed = sorted(os.sched_getaffinity(0))
     cpu = _usable_cpu(None if cpu == -1 else cpu, "--cpu", allowed)
     io_cpu = _usable_cpu(io_cpu, "--io-cpu", allowed)
@@ -150,7 +153,8 @@ def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu,
         io_cpu = next((c for c in allowed if c > cpu), allowed[0])
     cfg = GuestConfig(name=name, run_dir=run_dir, disks={"ubd0": disk_path},
                       init=list(cmd), hostname=hostname or "", console=console,
-                      cpu=cpu, io_cpu=None if io_cpu == -1 else io_cpu, read_only=read_only)
+                      cpu=cpu, io_cpu=None if io_cpu == -1 else io_cpu, read_only=read_only,
+                      notify=not ptrace_only)
     keys = {kv.split("=", 1)[0] for kv in env}
     cfg.env = [kv for kv in cfg.env if kv.split("=", 1)[0] not in keys] + list(env)
     return cfg
@@ -170,7 +174,8 @@ def _need_cmd(cmd: tuple) -> None:
 @click.option("--strace", is_flag=True,
               help="log every guest system call and its result to kernel.log")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def run(disk_path, hostname, read_only, cpu, io_cpu, env, log_dir, strace, cmd) -> None:
+def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, log_dir, strace,
+        cmd) -> None:
     """Run CMD as pid 1 of a one-shot guest.
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
@@ -185,7 +190,7 @@ def run(disk_path, hostname, read_only, cpu, io_cpu, env, log_dir, strace, cmd) 
     run_dir = Path(tempfile.mkdtemp(prefix="skas-run-"))     # mode 0700
     try:
         cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, io_cpu, env,
-                      "stdio", read_only)
+                      "stdio", read_only, ptrace_only)
         cfg.syscall_log = strace
         cfg.write()
         code = _run_guest(cfg)
@@ -238,7 +243,7 @@ def _guest_dir(name: str) -> Path:
 @click.argument("name")
 @_guest_options
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def create(name, disk_path, hostname, read_only, cpu, io_cpu, env, cmd) -> None:
+def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, cmd) -> None:
     """Define guest NAME, to run under supervisord.
 
     Start it with: skas supervisorctl start 'NAME:*'
@@ -250,7 +255,7 @@ def create(name, disk_path, hostname, read_only, cpu, io_cpu, env, cmd) -> None:
     if supervisor.include_path(name).exists():
         raise click.ClickException(f"guest {name!r} exists: remove it first (skas destroy {name})")
     cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "log",
-                  read_only)
+                  read_only, ptrace_only)
     cfg.make_run_dir()
     cfg.write()
     try:

@@ -3,6 +3,8 @@ import os
 import signal
 import subprocess
 
+from services.userspace import stub
+
 
 def test_int80_kills_the_guest_process(run_guest):
     r = run_guest("/bin/escape", "int80")
@@ -15,6 +17,18 @@ def test_host_only_path_is_not_there(run_guest, tree):
         assert os.path.exists(path) and not os.path.exists(f"{tree}{path}")
         r = run_guest("/bin/escape", "open", path)
         assert r.stdout == f"open {path}: No such file or directory\n"
+
+
+def test_calls_made_from_the_stub_are_the_kernels_too(run_guest):
+    """The filter sends no call made at the stub's address to the listener
+    (userspace's injected calls come from there); a guest that jumps to the
+    stub's syscall instruction is still served by the kernel, as a ptrace
+    stop: it sees the guest's files and pids, not the host's."""
+    host_only = os.path.abspath(__file__)
+    r = run_guest("/bin/escape", "gadget", hex(stub.GADGET), host_only)
+    assert r.stdout == f"open {host_only}: No such file or directory\ngetppid 0\n", r.stderr
+    r = run_guest("/bin/escape", "gadget", hex(stub.GADGET), "/etc/motd")
+    assert r.stdout == "open /etc/motd: opened\ngetppid 0\n", r.stderr
 
 
 def test_guest_cannot_signal_or_see_a_host_pid(run_guest):

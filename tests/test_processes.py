@@ -44,8 +44,8 @@ def native(tree: Path, *argv: str) -> subprocess.CompletedProcess:
                           stderr=subprocess.STDOUT, text=True, env=NATIVE_ENV, timeout=60)
 
 
-def guest(img: Path, *argv: str) -> subprocess.CompletedProcess:
-    return skas("run", "--disk", str(img), "--", *argv, timeout=120)
+def guest(img: Path, *argv: str, options: tuple = ()) -> subprocess.CompletedProcess:
+    return skas("run", "--disk", str(img), *options, "--", *argv, timeout=120)
 
 
 @pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"],
@@ -60,6 +60,17 @@ def test_same_output_natively_and_in_a_guest(ptree, pdisk, argv):
     want = native(ptree, *argv)
     got = guest(pdisk, *argv)
     assert want.returncode == 0, want.stdout
+    assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+@pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"],
+                                  ["/bin/sh", "/scripts/corpus.sh"]],
+                         ids=["signal-handlers", "pthreads", "shell-corpus"])
+def test_every_call_as_a_ptrace_stop_gives_the_same_output(ptree, pdisk, argv):
+    """--ptrace-only: no call through the seccomp listener (the path a host
+    without listeners takes), the same answers."""
+    want = native(ptree, *argv)
+    got = guest(pdisk, *argv, options=("--ptrace-only",))
     assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
 
 

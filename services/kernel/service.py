@@ -12,6 +12,7 @@ import time
 import uvloop
 
 from common.config import GuestConfig
+from common.notified import NOTIFIED_NRS
 from common.protocol import Message
 from common.transport import AsyncLink, LoopEndpoint
 from services.kernel import eager
@@ -359,6 +360,11 @@ class Kernel:
             return
         if result is not None:
             regs["rax"] = result & signal.U64
+        elif (regs["rax"] == -signal.ERESTARTSYS & signal.U64
+              and regs["orig_rax"] in NOTIFIED_NRS):
+            # a listener call our stop cut short before the kernel saw it:
+            # nothing of it happened, so it runs again, handler or not
+            regs["rax"] = -signal.ERESTARTNOINTR & signal.U64
         before = dict(regs) if self.cfg.syscall_log else None
         after = await signal.deliver(t, regs, xstate)
         if before is not None:

@@ -1,5 +1,11 @@
 /* Escape attempts, one per mode; each prints what it saw.
-   escape int80 | open PATH | kill HOSTPID | efault */
+   escape int80 | open PATH | kill HOSTPID | efault | gadget ADDR PATH
+   gadget: open PATH and getppid made by jumping to the stub's own
+   "syscall; int3" at ADDR (the filter never notifies calls from the stub,
+   so these must still be the kernel's); the int3's SIGTRAP handler reads
+   the result out of the saved registers. */
+#define _GNU_SOURCE
+#include <ucontext.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -8,6 +14,25 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+
+static volatile long gadget_result;
+static void on_trap(int sig, siginfo_t *si, void *ctx) {
+    ucontext_t *uc = ctx;
+    gadget_result = uc->uc_mcontext.gregs[REG_RAX];
+    /* back to the caller: the return address the call pushed */
+    greg_t *sp = &uc->uc_mcontext.gregs[REG_RSP];
+    uc->uc_mcontext.gregs[REG_RIP] = *(greg_t *)*sp;
+    *sp += 8;
+}
+
+static long via_gadget(unsigned long gadget, long nr, long a0) {
+    register long rax __asm__("rax") = nr;
+    register long rdi __asm__("rdi") = a0;
+    register long rsi __asm__("rsi") = 0;
+    __asm__ volatile ("call *%3" : "+r"(rax), "+r"(rdi), "+r"(rsi) : "r"(gadget)
+                      : "rcx", "r11", "rdx", "r8", "r9", "r10", "memory");
+    return gadget_result;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
@@ -36,6 +61,15 @@ int main(int argc, char **argv) {
         r = syscall(SYS_write, 1, (void *)0x7fffffffffff00, 10);
         printf("write(unmapped) = %ld errno %s\n", r, r < 0 ? strerror(errno) : "-");
         printf("still served\n");
+        return 0;
+    }
+    if (!strcmp(argv[1], "gadget")) {
+        struct sigaction sa = {.sa_sigaction = on_trap, .sa_flags = SA_SIGINFO};
+        sigaction(SIGTRAP, &sa, 0);
+        unsigned long gadget = strtoul(argv[2], 0, 0);
+        long fd = via_gadget(gadget, SYS_open, (long)argv[3]);
+        printf("open %s: %s\n", argv[3], fd < 0 ? strerror(-fd) : "opened");
+        printf("getppid %ld\n", via_gadget(gadget, SYS_getppid, 0));
         return 0;
     }
     return 2;
