@@ -24,6 +24,9 @@ ZERO_CHUNK = 1 << 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+_libc.sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+SYNC_FILE_RANGE_WRITE = 2
+EARLY_WRITEBACK = 1 << 20
 
 
 def zero_range(fd: int, offset: int, length: int, unmap: bool) -> None:
@@ -67,9 +70,12 @@ class Image:
 
     def write(self, offset: int, data: bytes) -> None:
         view = memoryview(data)
+        start = offset
         while view:
             done = os.pwrite(self.fd, view, offset)
             view, offset = view[done:], offset + done
+        if len(data) >= EARLY_WRITEBACK:
+            _libc.sync_file_range(self.fd, start, len(data), SYNC_FILE_RANGE_WRITE)
 
     def zero(self, offset: int, length: int, unmap: bool) -> None:
         zero_range(self.fd, offset, length, unmap)
