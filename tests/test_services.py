@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -65,17 +67,45 @@ def test_every_service_answers_bad_messages_with_an_error_and_keeps_serving(gues
     assert all(p.poll() is None for p in procs.values())
 
 
-def test_status_shows_the_guest_processes(guest):
-    cfg, _ = guest
+def _running(cfg) -> dict:
+    """The kernel's state once init runs busybox."""
     deadline = time.monotonic() + 10
     while True:
         state = ask(cfg.endpoints["kernel"], protocol.encode("status", 1, "test", {}))["state"]
         if state["tasks"] and state["tasks"][0]["comm"] == "busybox":
-            break
+            return state
         assert time.monotonic() < deadline, state
         time.sleep(0.1)
-    task = state["tasks"][0]
+
+
+def test_status_shows_the_guest_processes(guest):
+    cfg, _ = guest
+    task = _running(cfg)["tasks"][0]
     assert task["pid"] == 1 and task["host_pid"] > 1
+
+
+def test_the_kernel_drops_bad_hand_overs_on_its_fd_socket(guest):
+    """Only a seccomp listener, with a task id, from the kernel's own uid is
+    taken; anything else is logged and dropped, and the guest runs on."""
+    cfg, procs = guest
+    _running(cfg)
+    r, w = os.pipe()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b"no fd here", str(cfg.fd_socket))
+            s.sendmsg([struct.pack("<q", 1)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                struct.pack("<i", r))], 0, str(cfg.fd_socket))
+            s.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("<ii", r, w))],
+                      0, str(cfg.fd_socket))
+    finally:
+        os.close(r)
+        os.close(w)
+    deadline = time.monotonic() + 10
+    while (cfg.run_dir / "kernel.log").read_text().count("fd socket:") < 3:
+        assert time.monotonic() < deadline, (cfg.run_dir / "kernel.log").read_text()
+        time.sleep(0.1)
+    assert [t["comm"] for t in _running(cfg)["tasks"]] == ["busybox"]
+    assert all(p.poll() is None for p in procs.values())
 
 
 def test_guest_runs_with_a_memory_ubd_double(tmp_path, disk):

@@ -241,10 +241,13 @@ class Kernel:
 
     # --- calls through the seccomp listener (listener.py) ----------------------
     def took_listener(self, task: int, fd: int) -> None:
-        """userspace handed over a spawned task's listener."""
-        old = self.listeners.pop(task, None)
-        if old is not None:
-            old.close()
+        """userspace handed over a spawned task's listener: taken only while
+        that task is being spawned, and only once."""
+        if task in self.listeners or task not in self.listener_waits:
+            log.error("a seccomp listener for task %d, which is not being spawned: dropped",
+                      task)
+            os.close(fd)
+            return
         self.listeners[task] = Listener(self.loop, fd, self.on_call)
         fut = self.listener_waits.pop(task, None)
         if fut is not None and not fut.done():
@@ -449,16 +452,18 @@ class Kernel:
         self.tasks[t.tid] = t
         fut = self.loop.create_future()
         self.spawning[t.tid] = fut
+        listener = self.listener_waits[t.tid] = self.loop.create_future()
         t.request_id = self.next_id
         self.next_id += 1
         self.to_userspace("spawn", t.request_id, {"task": t.tid})
-        reply = await fut
-        if reply["listener"] and t.tid not in self.listeners:
-            waiting = self.listener_waits[t.tid] = self.loop.create_future()
-            try:
-                await asyncio.wait_for(waiting, 5)
-            except asyncio.TimeoutError:
-                raise TaskGone(f"its seccomp listener never reached {self.cfg.fd_socket}") from None
+        try:
+            if (await fut)["listener"]:
+                await asyncio.wait_for(listener, 5)
+        except asyncio.TimeoutError:
+            raise TaskGone(f"its seccomp listener never reached {self.cfg.fd_socket}") from None
+        finally:
+            self.listener_waits.pop(t.tid, None)
+        reply = fut.result()
         self.attach(t, reply["pid"])
         return t
 
