@@ -2,6 +2,7 @@
 guest; print µs per operation and ratios.
 
     .venv/bin/python bench/run.py [--calls N] [--procs N] [--only SECTION] [--mib N]
+                                  [--ptrace-only]
 
 bench/syscalls.c times getppid and open+read+close; bench/processes.c
 fork+_exit+waitpid, fork+execve(/bin/true)+waitpid and a pipe ping-pong;
@@ -79,8 +80,7 @@ def storage(tmp: Path, tree: Path, mib: int, calls: int) -> None:
     disk.create(img, STORAGE_DISK, tree)
     cmd = ["/bin/storage", STORAGE_DIR, str(mib), str(calls)]
     native, where = native_storage(tmp, tree, img, cmd)
-    guest = subprocess.run([sys.executable, "-m", "deploy.cli", "run", "--disk", str(img),
-                            "--", *cmd], capture_output=True, text=True, check=True,
+    guest = subprocess.run(skas_run(img, cmd), capture_output=True, text=True, check=True,
                            cwd=HERE.parent).stdout
     n, g = parse_storage(native), parse_storage(guest)
     print(f"\nstorage: {mib} MiB file, {STORAGE_DISK} ext2 image; native on {where}")
@@ -97,14 +97,21 @@ def storage(tmp: Path, tree: Path, mib: int, calls: int) -> None:
               f"{'met' if read >= 500 else 'NOT met'}")
 
 
+GUEST_OPTIONS: list[str] = []     # --ptrace-only passes on to skas run
+
+
+def skas_run(img: Path, cmd: list[str]) -> list[str]:
+    return [sys.executable, "-m", "deploy.cli", "run", "--disk", str(img), *GUEST_OPTIONS,
+            "--", *cmd]
+
+
 def both(tree: Path, img: Path, cmd: list[str]) -> tuple[str, str, float, float]:
     """stdout and wall seconds natively and in a guest."""
     start = time.monotonic()
     native = subprocess.run(["chroot", str(tree), *cmd], capture_output=True, text=True,
                             check=True).stdout
     mid = time.monotonic()
-    guest = subprocess.run([sys.executable, "-m", "deploy.cli", "run", "--disk", str(img),
-                            "--", *cmd], capture_output=True, text=True, check=True,
+    guest = subprocess.run(skas_run(img, cmd), capture_output=True, text=True, check=True,
                            cwd=HERE.parent).stdout
     return native, guest, mid - start, time.monotonic() - mid
 
@@ -116,7 +123,11 @@ def main() -> None:
     ap.add_argument("--only", choices=("syscalls", "processes", "shell", "storage"),
                     help="run one section only")
     ap.add_argument("--mib", type=int, default=64, help="size of the storage file in MiB")
+    ap.add_argument("--ptrace-only", action="store_true",
+                    help="run the guest with skas run --ptrace-only (every call a ptrace stop)")
     args = ap.parse_args()
+    if args.ptrace_only:
+        GUEST_OPTIONS.append("--ptrace-only")
     with tempfile.TemporaryDirectory(prefix="skas-bench-") as tmp:
         tmp = Path(tmp)
         tree = tmp / "tree"
