@@ -1,7 +1,8 @@
 """kernel: all of a guest's kernel state (UML's kernel thread).
 
-In a nutshell: the kernel receives each trapped guest system call from
-userspace, dispatches it through the one syscall table (``syscalls.py``) to a
+In a nutshell: the kernel receives each guest system call, most straight
+from the host through the seccomp listener (``listener.py``), the rest as
+trapped calls from userspace, dispatches it through the one syscall table (``syscalls.py``) to a
 handler in an area module (``fs``, ``proc``, ``mm``, ``signal``, ``time``),
 and answers ``ret``, ``host`` or ``ops``.  It owns tasks and virtual pids,
 credentials, fd tables, the VFS and its filesystems, the page cache, the
