@@ -17,6 +17,7 @@ import errno
 import fcntl
 import logging
 import os
+import select
 import socket
 import struct
 from pathlib import Path
@@ -36,6 +37,8 @@ NOTIF_RECV = _iowr(0, _NOTIF.size)
 NOTIF_SEND = _iowr(1, _RESP.size)
 FLAG_CONTINUE = 1                       # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _EMPTY = bytes(_NOTIF.size)             # RECV wants a zeroed struct
+MAX_ERRNO = 4095
+U64 = (1 << 64) - 1
 
 
 class Listener:
@@ -46,9 +49,17 @@ class Listener:
         self.loop = loop
         self.fd = fd
         self.on_call = on_call
+        self.poll = select.poll()      # a hung-up listener reads as ready for ever
+        self.poll.register(fd, select.POLLIN)
         loop.add_reader(fd, self._ready)
 
     def _ready(self) -> None:
+        events = self.poll.poll(0)
+        if events and events[0][1] & (select.POLLHUP | select.POLLERR):
+            self.close()               # no guest process is left to call
+            return
+        if not events:
+            return
         buf = bytearray(_EMPTY)
         try:
             fcntl.ioctl(self.fd, NOTIF_RECV, buf)
@@ -63,14 +74,18 @@ class Listener:
     def answer(self, nid: int, value: int) -> bool:
         """Return value from the call; False if the caller is no longer
         waiting for it (interrupted by a stop, or dead)."""
-        resp = _RESP.pack(nid, 0, value, 0) if value < 0 else _RESP.pack(nid, value, 0, 0)
-        return self._send(resp)
+        if -MAX_ERRNO <= value < 0:
+            return self._send(_RESP.pack(nid, 0, value, 0))
+        value &= U64                   # as rax holds it (lseek's offsets, say)
+        return self._send(_RESP.pack(nid, value - (1 << 64) if value >> 63 else value, 0, 0))
 
     def run_on_host(self, nid: int) -> bool:
         """Let the host run the call as it is (the kernel's ``HOST``)."""
         return self._send(_RESP.pack(nid, 0, 0, FLAG_CONTINUE))
 
     def _send(self, resp: bytes) -> bool:
+        if self.fd < 0:
+            return False               # closed at halt
         try:
             fcntl.ioctl(self.fd, NOTIF_SEND, resp)
         except OSError as exc:
@@ -80,16 +95,19 @@ class Listener:
         return True
 
     def close(self) -> None:
-        self.loop.remove_reader(self.fd)
-        os.close(self.fd)
+        if self.fd >= 0:
+            self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+            self.fd = -1
 
 
 class FdSocket:
     """A datagram socket in the run directory where userspace hands the
-    kernel a spawned task's listener: [task id as 8 bytes] + the fd."""
+    kernel a spawned task's listener: [task id as 8 bytes] + the fd;
+    on_fd(sender's pid, task, fd)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, path: Path,
-                 on_fd: Callable[[int, int], None]):
+                 on_fd: Callable[[int, int, int], None]):
         self.loop = loop
         self.on_fd = on_fd
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
@@ -102,7 +120,8 @@ class FdSocket:
 
     def _ready(self) -> None:
         try:
-            data, anc, _, _ = self.sock.recvmsg(16, socket.CMSG_SPACE(4) + socket.CMSG_SPACE(12))
+            data, anc, _, _ = self.sock.recvmsg(16, socket.CMSG_SPACE(4) + socket.CMSG_SPACE(12),
+                                                socket.MSG_CMSG_CLOEXEC)
         except BlockingIOError:
             return
         fds, sender = [], None
@@ -121,8 +140,7 @@ class FdSocket:
             log.error("fd socket: handed an fd that is not a seccomp listener: dropped")
             os.close(fds[0])
             return
-        os.set_inheritable(fds[0], False)
-        self.on_fd(struct.unpack("<q", data)[0], fds[0])
+        self.on_fd(sender[0], struct.unpack("<q", data)[0], fds[0])
 
     def close(self) -> None:
         self.loop.remove_reader(self.sock.fileno())

@@ -73,6 +73,7 @@ class Kernel:
         self.fd_socket = FdSocket(loop, cfg.fd_socket, self.took_listener)
         self.listeners: dict[int, Listener] = {}       # by the spawned task they came with
         self.listener_waits: dict[int, asyncio.Future] = {}
+        self.userspace_pid = 0                         # from its hello
         self.by_host: dict[int, Task] = {}             # host pid (tid) -> task
         self.strangers: dict[int, list] = {}           # listener calls from pids not yet known
 
@@ -119,6 +120,7 @@ class Kernel:
         elif kind == "hello":
             if self.userspace is None:
                 self.userspace = to
+                self.userspace_pid = msg["pid"]
                 asyncio.ensure_future(self.boot())
             else:
                 self.endpoint.error(msg.id, "a userspace is already attached", to)
@@ -240,12 +242,12 @@ class Kernel:
             self.to_userspace("ret", t.request_id, {"task": t.tid, "value": result})
 
     # --- calls through the seccomp listener (listener.py) ----------------------
-    def took_listener(self, task: int, fd: int) -> None:
-        """userspace handed over a spawned task's listener: taken only while
-        that task is being spawned, and only once."""
-        if task in self.listeners or task not in self.listener_waits:
-            log.error("a seccomp listener for task %d, which is not being spawned: dropped",
-                      task)
+    def took_listener(self, sender: int, task: int, fd: int) -> None:
+        """userspace handed over a spawned task's listener: taken only from
+        userspace, while that task is being spawned, and only once."""
+        if sender != self.userspace_pid or task in self.listeners or task not in self.listener_waits:
+            log.error("a seccomp listener for task %d from pid %d, not userspace spawning "
+                      "it: dropped", task, sender)
             os.close(fd)
             return
         self.listeners[task] = Listener(self.loop, fd, self.on_call)
@@ -254,6 +256,8 @@ class Kernel:
             fut.set_result(None)
 
     def attach(self, t: Task, host_pid: int) -> None:
+        if self.by_host.get(t.host_pid) is t:
+            del self.by_host[t.host_pid]     # a thread's exec gave it the leader's pid
         t.attach(host_pid)
         self.by_host[host_pid] = t
         for call in self.strangers.pop(host_pid, ()):
@@ -268,6 +272,10 @@ class Kernel:
                 self.next_id += 1
                 self.endpoint.send("who", self.next_id, {"pid": pid}, self.userspace)
             self.strangers.setdefault(pid, []).append((listener, nid, pid, nr, args))
+            return
+        if t.notif is not None:      # cannot be: it waits in the listener for that one
+            log.error("%r: a listener call while one is being served: refused", t)
+            listener.answer(nid, -errno.EAGAIN)
             return
         t.notif = (listener, nid)
         t.in_kernel = True
@@ -528,6 +536,8 @@ class Kernel:
         for t in list(self.tasks.values()):
             self.kill_task(t)
             t.files.close_all()     # killed: nothing of theirs is open any more
+        for listener in self.listeners.values():
+            listener.close()        # their callers are being killed
         if self.vfs is not None:
             try:
                 await asyncio.wait_for(unmount_all(self.vfs), 10)

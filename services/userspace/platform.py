@@ -42,12 +42,22 @@ def spawn(task: int, stub_path: str, notify: bool = False) -> Tracee:
     if not os.WIFSTOPPED(status):
         raise OSError(f"stub {pid} did not start (wait status {status:#x})")
     t = Tracee(task, pid)
-    _call(PTRACE_SEIZE, pid, 0, OPTIONS)
-    while t.wait() >> 8 != PTRACE_EVENT_STOP:   # the group-stop becomes a ptrace stop
-        pass
-    t.getregs()
-    t.listener = t.install_filter(notify)
-    t.strip_host_leftovers()
+    try:
+        _call(PTRACE_SEIZE, pid, 0, OPTIONS)
+        while t.wait() >> 8 != PTRACE_EVENT_STOP:   # the group-stop becomes a ptrace stop
+            pass
+        t.getregs()
+        t.listener = t.install_filter(notify)
+        t.strip_host_leftovers()
+    except BaseException:
+        t.kill()                                    # no half-made stub is left behind
+        if t.listener >= 0:
+            os.close(t.listener)
+        try:
+            os.waitpid(pid, 0x40000000)
+        except ChildProcessError:
+            pass
+        raise
     return t
 
 

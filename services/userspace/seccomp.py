@@ -76,7 +76,9 @@ def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
         insns.append((_LD_W_ABS, 0, 0, _arg_lo(arg)))
         insns.append((_JSET_K, "allow", "trace", flag))
     if notify:
-        insns[-1] = (_JSET_K, "allow", 0, flag)          # on to the notified calls
+        code, jt, _, k = insns[-1]
+        insns[-1] = (code, jt, 0, k)          # the last condition fails on to the notified calls
+        assert stub.STUB_BASE & 0xFFFFFFFF == 0 and stub.STUB_SIZE < 1 << 32
         # Calls made from the stub are userspace's injected ones: never notified.
         insns.append((_LD_W_ABS, 0, 0, _IP + 4))
         insns.append((_JEQ_K, 0, 2, stub.STUB_BASE >> 32))

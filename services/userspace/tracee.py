@@ -327,6 +327,9 @@ class Tracee:
         traps every call)."""
         if self.inject(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1) != 0:
             raise OSError("cannot set no_new_privs in the stub")
+        if notify and _libc.syscall(SYS_pidfd_getfd, -1, 0, 0) == -1 and ctypes.get_errno() == 38:
+            log.warning("no pidfd_getfd here (Linux < 5.6): every call traps")
+            notify = False             # the listener could not be taken out of the stub
         for listen in ((True, False) if notify else (False,)):
             code = seccomp.assemble(seccomp.program(listen))
             prog = self.write_scratch(64, code)
