@@ -112,6 +112,8 @@ class Kernel:
                 if fut is not None and not fut.done():
                     fut.set_exception(TaskGone(t.tid))
                 wait.task_exited(t, msg["status"], msg["usage"])
+            if self.strangers:
+                self.forget_strangers()
         elif kind == "error" and to == self.userspace:
             log.error("userspace refused request #%d: %s", msg.id, msg["reason"])
             for fut in (*self.waiting.values(), *self.spawning.values()):
@@ -262,6 +264,15 @@ class Kernel:
         self.by_host[host_pid] = t
         for call in self.strangers.pop(host_pid, ()):
             self.on_call(*call)
+
+    def forget_strangers(self) -> None:
+        """Listener calls of clone children that died before userspace
+        announced them: nobody waits for their answers any more."""
+        for pid in list(self.strangers):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                del self.strangers[pid]
 
     def on_call(self, listener: Listener, nid: int, pid: int, nr: int, args: list[int]) -> None:
         """A call waiting in the listener: served as a trapped one is."""
