@@ -9,7 +9,7 @@ cut short, but nothing of it has happened, so it always runs again.
 from __future__ import annotations
 
 # The calls the kernel almost always answers with a number (measured: a
-# guest's getppid 52 -> 5.6 µs, a 64 KiB ext2 write 155 -> 87 µs).  Calls
+# guest's getppid 52 -> 6.3 µs, a 64 KiB ext2 write 155 -> 87-95 µs).  Calls
 # that change the address space or the registers (exec, fork, clone, mmap,
 # rt_sigreturn, sigaltstack, which needs the caller's rsp) or that always
 # end in a signal's delivery (pause, rt_sigsuspend) stay ptrace stops: the

@@ -4,7 +4,7 @@ here, straight from the host kernel, and are answered here.
 A notified caller waits inside the host kernel (``SECCOMP_RET_USER_NOTIF``)
 until the listener's holder answers with a number: no ptrace stop, no
 userspace turn, one wake-up each way.  Measured on the development VM, one
-CPU: a guest's getppid 52 µs as a ptrace stop, 5.6 µs here.  userspace
+CPU: a guest's getppid 52 µs as a ptrace stop, 6.3 µs here.  userspace
 installs the filter and takes the listener out of the stub (the guest holds
 no fd); it reaches the kernel over ``FdSocket`` (SCM_RIGHTS).  The kernel
 never calls ptrace: a notified call that needs a stopped task (a signal
