@@ -345,7 +345,8 @@ def test_sequential_reads_are_read_ahead_and_a_write_still_wins(ubd, image):
     first, again, reads = run_async(go)
     assert first == want[:512 << 10]
     assert again == want[:256 << 10] + b"w" * 4096 + want[(256 << 10) + 4096:]
-    assert len(reads) < 40 and max(reads) == 128 << 10     # 384 reads of 4 KiB asked
+    # 384 reads of 4 KiB asked; the windows grow (to 128 KiB, less what is cached)
+    assert len(reads) < 40 and max(reads) > 64 << 10
 
 
 def test_a_write_shared_is_written_from_the_kernels_buffer(ubd, image):
@@ -436,6 +437,49 @@ def test_a_resent_shared_write_keeps_its_slot_until_a_flush(ubd, image):
     assert resends >= 2 and len(held) == 1
     assert free == SLOTS - 1 and after == [] and free_after == SLOTS
     assert image.read_bytes()[:BIG] == data
+
+
+def test_a_write_in_flight_is_read_back_at_once_and_a_discard_in_flight_is_waited_for(
+        ubd, image):
+    """A posted write's data is in the page cache from the moment it is
+    posted (as Linux reads a page under write-back): reading it back needs
+    no ubd_io, even a stopped one.  A DISCARD drops its range at once, so a
+    read of it waits for ubd_io and gets zeros, never the older bytes."""
+    u = ubd({"ubd0": str(image)})
+    pid = u.procs["ubd_io"].pid
+    new = os.urandom(64 << 10)
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
+        assert await dev.read(MiB, 64 << 10) == image.read_bytes()[MiB:MiB + (64 << 10)]
+        reads = []
+        send = dev._send
+
+        async def counted(op, offset, length, data):
+            if op == "READ":
+                reads.append((offset, length))
+            return await send(op, offset, length, data)
+        dev._send = counted
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await dev.write(MiB, new)
+            during = await asyncio.wait_for(dev.read(MiB, 64 << 10), 1)
+            held = list(reads)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await dev.discard(MiB, 64 << 10)
+        assert await dev.read(2 * MiB, 4096) == image.read_bytes()[2 * MiB:2 * MiB + 4096]
+        task = asyncio.ensure_future(dev.discard(2 * MiB, 4096))
+        await asyncio.sleep(0)                 # the discard is registered, not done
+        zeros = await dev.read(2 * MiB, 4096)
+        await task
+        await dev.flush()
+        return during, held, zeros, reads
+
+    during, held, zeros, reads = run_async(go)
+    assert during == new and held == []
+    assert zeros == bytes(4096) and reads[-1] == (2 * MiB, 4096)
+    assert image.read_bytes()[MiB:MiB + (64 << 10)] == bytes(64 << 10)
 
 
 def test_written_parts_reach_the_image_and_the_cache_keeps_no_bytearray(ubd, image):
