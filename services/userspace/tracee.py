@@ -353,7 +353,12 @@ class Tracee:
             err = ctypes.get_errno()
         finally:
             os.close(pidfd)
-        self.inject(SYS_close, fd)
+        try:
+            self.inject(SYS_close, fd)
+        except BaseException:
+            if mine >= 0:
+                os.close(mine)
+            raise
         if mine < 0:
             raise OSError(err, f"cannot take the seccomp listener: {os.strerror(err)}")
         os.set_inheritable(mine, False)
