@@ -14,8 +14,8 @@ from services.kernel.pipe import (
     F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, PipeFile, open_fifo, pipe_fcntl)
 from services.kernel.vfs import (
     MAXSYMLINKS, MS_RELATIME, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
-    O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, X_OK, InodeFile, Location, Mount,
-    check_writable, may_create, may_delete, new_owner, pack_stat, pack_statx, permitted)
+    O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, WRITE_CHUNK, X_OK, InodeFile,
+    Location, Mount, check_writable, may_create, may_delete, new_owner, pack_stat, pack_statx, permitted)
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -281,14 +281,22 @@ async def _write(t, f, data: bytes, offset: int | None) -> int:
         raise
 
 
+async def _write_guest(t, f, buf: int, count: int, offset: int | None) -> int:
+    """A write from guest memory: to a regular file, read a chunk at a time
+    as it is written (InodeFile.write_from); elsewhere in one piece."""
+    count = min(count, MAX_RW)
+    if count > WRITE_CHUNK and isinstance(f, InodeFile) and S.S_ISREG(f.loc.inode.mode):
+        return await f.write_from(lambda skip, n: t.mem.read(buf + skip, n), count, offset)
+    return await _write(t, f, t.mem.read(buf, count), offset)
+
+
 async def sys_write(t, fd, buf, count, *_):
-    f = _writable(t, fd)
-    return await _write(t, f, t.mem.read(buf, min(count, MAX_RW)), None)
+    return await _write_guest(t, _writable(t, fd), buf, count, None)
 
 
 async def sys_pwrite64(t, fd, buf, count, offset, *_):
     f = _writable(t, fd)
-    return await _write(t, f, t.mem.read(buf, min(count, MAX_RW)), _position(f, offset))
+    return await _write_guest(t, f, buf, count, _position(f, offset))
 
 
 def _iovecs(t, iov: int, iovcnt: int) -> list[tuple[int, int]]:

@@ -407,6 +407,7 @@ class OpenFile:
 # Linux's inode lock, for writes: one at a time per inode, so that an
 # O_APPEND write's end, or a position shared since fork, is read and moved
 # by one writer and not overwritten by the next
+WRITE_CHUNK = 16 << 20        # the most of one write held in the kernel at once
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
@@ -437,18 +438,38 @@ class InodeFile(OpenFile):
     async def write(self, data: bytes, offset: int | None = None) -> int:
         """At the position, at offset (pwrite), or at the end with O_APPEND
         (pwrite too, as on Linux, leaving the position alone)."""
+        return await self.write_from(
+            lambda skip, n: data if n == len(data) else data[skip:skip + n], len(data), offset)
+
+    async def write_from(self, read, total: int, offset: int | None = None) -> int:
+        """write of the total bytes read(skip, n) gives (guest memory, say),
+        WRITE_CHUNK at a time under the one write lock: a guest's 2 GiB
+        write never sits in the kernel's memory whole, as Linux copies it a
+        page at a time.  A chunk that fails after others were written ends
+        the call with their count, as on Linux."""
         inode = self.loc.inode
-        if not data:
+        if not total:
             return 0
         async with _WRITE_LOCKS.setdefault(inode, asyncio.Lock()):
             if self.flags & O_APPEND:
                 at = inode.size
             else:
                 at = self.pos if offset is None else offset
-            n = await inode.write(at, data)
+            done = 0
+            while done < total:
+                want = min(WRITE_CHUNK, total - done)
+                try:
+                    n = await inode.write(at + done, read(done, want))
+                except Errno:
+                    if not done:
+                        raise
+                    break
+                done += n
+                if n < want:
+                    break
             if offset is None:
-                self.pos = at + n
-        return n
+                self.pos = at + done
+        return done
 
     def seekable_size(self) -> int:
         return self.loc.inode.size

@@ -1,31 +1,35 @@
-/* Write argv[2] MiB to argv[1] in 1 MiB writes, each 4 KiB block i of the
- * file being "%08d" of i repeated, so that a block in the wrong place shows.
- * usage: ext2_pattern FILE MIB */
+/* Write argv[2] MiB to argv[1], argv[3] MiB per write() (default 1), each
+ * 4 KiB block i of the file being "%08d" of i repeated, so that a block in
+ * the wrong place shows.
+ * usage: ext2_pattern FILE MIB [MIB_PER_WRITE] */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static char chunk[1 << 20];
-
 int main(int argc, char **argv)
 {
-    if (argc != 3)
+    if (argc != 3 && argc != 4)
         return 2;
     int fd = open(argv[1], O_CREAT | O_TRUNC | O_WRONLY, 0644), mib = atoi(argv[2]);
-    if (fd < 0) {
+    int per = argc == 4 ? atoi(argv[3]) : 1;
+    size_t size = (size_t)per << 20;
+    char *chunk = malloc(size);
+    if (fd < 0 || !chunk || per < 1 || mib % per) {
         perror(argv[1]);
         return 1;
     }
-    for (int m = 0; m < mib; m++) {
-        for (int b = 0; b < 256; b++) {
+    for (int m = 0; m < mib; m += per) {
+        for (int b = 0; b < 256 * per; b++) {
             char word[12];
             snprintf(word, sizeof word, "%08d", m * 256 + b);
             for (int k = 0; k < 4096; k += 8)
-                memcpy(chunk + b * 4096 + k, word, 8);
+                memcpy(chunk + (size_t)b * 4096 + k, word, 8);
         }
-        if (write(fd, chunk, sizeof chunk) != sizeof chunk) {
+        ssize_t n = write(fd, chunk, size);
+        if (n != (ssize_t)size) {
+            fprintf(stderr, "write: %zd of %zu\n", n, size);
             perror("write");
             return 1;
         }
