@@ -198,13 +198,14 @@ def test_big_file_truncated_and_a_sparse_file_past_4gib(tmp_path_factory):
     assert counts(img) == (before[0] - 1, before[1] - 1)      # /big keeps one block
 
 
-def test_one_write_bigger_than_the_kernel_holds_at_once(tmp_path_factory):
-    """A 40 MiB write() is read from the guest and written 16 MiB at a time
-    (vfs.WRITE_CHUNK): every block lands where it belongs, and the call
-    returns the whole count."""
+@pytest.mark.parametrize("how", ["", "v"], ids=["write", "writev"])
+def test_one_write_bigger_than_the_kernel_holds_at_once(tmp_path_factory, how):
+    """A 40 MiB write() (or writev() of 3 MiB buffers) is read from the
+    guest and written 16 MiB at a time (vfs.WRITE_CHUNK): every block lands
+    where it belongs, and the call returns the whole count."""
     tree = make_tree(tmp_path_factory, "onewrite", ["ext2_pattern"])
     img = next(disk_of(tmp_path_factory, tree, "100M"))
-    assert guest(img, "ext2_pattern /big 40 40 && sync && stat -c '%s' /big").split() == [
+    assert guest(img, f"ext2_pattern /big 40 40 {how} && sync && stat -c '%s' /big").split() == [
         "wrote", "40", "MiB", str(40 << 20)]
     fsck(img)
     with mounted(img) as mnt, open(mnt / "big", "rb") as f:

@@ -281,22 +281,37 @@ async def _write(t, f, data: bytes, offset: int | None) -> int:
         raise
 
 
-async def _write_guest(t, f, buf: int, count: int, offset: int | None) -> int:
+def _gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
+    """n bytes of guest memory from skip bytes into the buffers vecs."""
+    parts = []
+    for base, length in vecs:
+        if skip >= length:
+            skip -= length
+            continue
+        take = min(length - skip, n)
+        parts.append(t.mem.read(base + skip, take))
+        n, skip = n - take, 0
+        if not n:
+            break
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) -> int:
     """A write from guest memory: to a regular file, read a chunk at a time
     as it is written (InodeFile.write_from); elsewhere in one piece."""
-    count = min(count, MAX_RW)
-    if count > WRITE_CHUNK and isinstance(f, InodeFile) and S.S_ISREG(f.loc.inode.mode):
-        return await f.write_from(lambda skip, n: t.mem.read(buf + skip, n), count, offset)
-    return await _write(t, f, t.mem.read(buf, count), offset)
+    total = sum(length for _, length in vecs)
+    if total > WRITE_CHUNK and isinstance(f, InodeFile) and S.S_ISREG(f.loc.inode.mode):
+        return await f.write_from(lambda skip, n: _gather(t, vecs, skip, n), total, offset)
+    return await _write(t, f, _gather(t, vecs, 0, total), offset)
 
 
 async def sys_write(t, fd, buf, count, *_):
-    return await _write_guest(t, _writable(t, fd), buf, count, None)
+    return await _write_guest(t, _writable(t, fd), [(buf, min(count, MAX_RW))], None)
 
 
 async def sys_pwrite64(t, fd, buf, count, offset, *_):
     f = _writable(t, fd)
-    return await _write_guest(t, f, buf, count, _position(f, offset))
+    return await _write_guest(t, f, [(buf, min(count, MAX_RW))], _position(f, offset))
 
 
 def _iovecs(t, iov: int, iovcnt: int) -> list[tuple[int, int]]:
@@ -329,8 +344,8 @@ async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
 
 
 async def _writev(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
-    data = b"".join(t.mem.read(base, length) for base, length in _iovecs(t, iov, iovcnt))
-    return await _write(t, f, data, offset) if data else 0
+    vecs = [(base, length) for base, length in _iovecs(t, iov, iovcnt) if length]
+    return await _write_guest(t, f, vecs, offset) if vecs else 0
 
 
 async def sys_readv(t, fd, iov, iovcnt, *_):
