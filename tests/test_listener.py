@@ -28,7 +28,6 @@ def test_answers_reach_the_caller_and_a_hung_up_listener_is_closed(tmp_path):
 
     async def serve():
         loop = asyncio.get_running_loop()
-        listener = None
 
         def on_call(lst, nid, pid, nr, args):
             calls_seen.append((pid, nr))

@@ -15,7 +15,8 @@ from services.kernel.pipe import (
 from services.kernel.vfs import (
     MAXSYMLINKS, MS_RELATIME, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
     O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, WRITE_CHUNK, X_OK, InodeFile,
-    Location, Mount, check_writable, may_create, may_delete, new_owner, pack_stat, pack_statx, permitted)
+    Location, Mount, check_writable, may_create, may_delete, new_owner, pack_stat, pack_statx,
+    permitted)
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100

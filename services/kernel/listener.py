@@ -141,7 +141,3 @@ class FdSocket:
             os.close(fds[0])
             return
         self.on_fd(sender[0], struct.unpack("<q", data)[0], fds[0])
-
-    def close(self) -> None:
-        self.loop.remove_reader(self.sock.fileno())
-        self.sock.close()

@@ -247,7 +247,8 @@ class Kernel:
     def took_listener(self, sender: int, task: int, fd: int) -> None:
         """userspace handed over a spawned task's listener: taken only from
         userspace, while that task is being spawned, and only once."""
-        if sender != self.userspace_pid or task in self.listeners or task not in self.listener_waits:
+        if (sender != self.userspace_pid or task in self.listeners
+                or task not in self.listener_waits):
             log.error("a seccomp listener for task %d from pid %d, not userspace spawning "
                       "it: dropped", task, sender)
             os.close(fd)

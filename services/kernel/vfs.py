@@ -404,10 +404,10 @@ class OpenFile:
         return DEFAULT_POLLMASK
 
 
+WRITE_CHUNK = 16 << 20        # the most of one write held in the kernel at once
 # Linux's inode lock, for writes: one at a time per inode, so that an
 # O_APPEND write's end, or a position shared since fork, is read and moved
 # by one writer and not overwritten by the next
-WRITE_CHUNK = 16 << 20        # the most of one write held in the kernel at once
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 

@@ -9,6 +9,7 @@ exec event) after injected calls (``PARKED``).
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import signal
@@ -327,7 +328,8 @@ class Tracee:
         traps every call)."""
         if self.inject(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1) != 0:
             raise OSError("cannot set no_new_privs in the stub")
-        if notify and _libc.syscall(SYS_pidfd_getfd, -1, 0, 0) == -1 and ctypes.get_errno() == 38:
+        if (notify and _libc.syscall(SYS_pidfd_getfd, -1, 0, 0) == -1
+                and ctypes.get_errno() == errno.ENOSYS):
             log.warning("no pidfd_getfd here (Linux < 5.6): every call traps")
             notify = False             # the listener could not be taken out of the stub
         for listen in ((True, False) if notify else (False,)):
