@@ -17,6 +17,7 @@ import pytest
 
 from common import protocol
 from deploy import launch
+from services.userspace import jail
 from conftest import HERE, disk_of, make_tree, skas
 from test_services import ask, make_config
 
@@ -106,12 +107,14 @@ def _console(cfg) -> str:
 
 
 def _guest_host_processes(cfg) -> list[int]:
-    """Host processes running this guest's code: their image is its stub."""
-    stub = str(cfg.run_dir / "stub")
+    """Host processes running this guest's code: their image is the stub (in
+    their jail's root), and their uid the guest's."""
+    uid = f"Uid:\t{jail.guest_uid(cfg.name)}\t"
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if os.readlink(f"/proc/{pid}/exe") == stub:
+            if (os.readlink(f"/proc/{pid}/exe") == "/stub"
+                    and uid in open(f"/proc/{pid}/status").read()):
                 found.append(int(pid))
         except OSError:
             continue

@@ -5,13 +5,15 @@ import subprocess
 import pytest
 
 from services.userspace import platform, seccomp, stub
+from services.userspace.jail import Jail
+from services.userspace.tracee import Overdue, TraceeGone, deadline
 
 
 def test_stub_is_an_elf_the_host_accepts(tmp_path):
     path = stub.install(tmp_path)
     header = subprocess.run(["readelf", "-hl", str(path)], capture_output=True, text=True).stdout
     assert "EXEC (Executable file)" in header and "X86-64" in header
-    assert f"0x{stub.STUB_BASE:016x}" in header and "RWE" in header
+    assert f"0x{stub.STUB_BASE:016x}" in header and " R E " in header   # never writable
 
 
 @pytest.mark.parametrize("notify", [False, True])
@@ -29,7 +31,8 @@ def test_filter_jumps_stay_inside_the_program(notify):
 
 @pytest.mark.parametrize("notify", [False, True])
 def test_spawned_stub_is_filtered_holds_no_fd_and_no_host_stack(tmp_path, notify):
-    t = platform.spawn(1, str(stub.install(tmp_path)), notify)
+    stub.install(tmp_path)
+    t = platform.spawn(1, Jail(tmp_path, "test", 16), stub.Scratch(tmp_path), notify)
     try:
         status = open(f"/proc/{t.pid}/status").read()
         assert "Seccomp:\t2" in status and "NoNewPrivs:\t1" in status
@@ -39,19 +42,54 @@ def test_spawned_stub_is_filtered_holds_no_fd_and_no_host_stack(tmp_path, notify
         else:
             assert t.listener == -1
         maps = open(f"/proc/{t.pid}/maps").read()
-        assert "[stack]" not in maps and str(tmp_path) in maps   # only the stub is a file
+        assert "[stack]" not in maps and str(tmp_path) not in maps   # jailed: no host path
+        assert f"{stub.STUB_BASE:x}-{stub.SCRATCH:x} r-xp" in maps and " /stub" in maps
+        assert f"{stub.SCRATCH:x}-{stub.STUB_END:x} r--s" in maps and " /scratch" in maps
         results, regs_set = platform.run_ops(t, [
             {"op": "exec_stub"},
             {"op": "mmap", "addr": 0x10000000, "length": 8192, "prot": 3, "flags": 0x32,
              "offset": 0},
             {"op": "poke", "addr": 0x10000000, "data": b"guest"}],
-            platform.Context(str(tmp_path / "stub"), adopt=lambda child: None,
-                             wait_group=None, took_over=None, gone=None))
+            platform.Context(adopt=lambda child: None, wait_group=None, took_over=None,
+                             gone=None))
         assert results[0]["vdso"] > 0 and results[1:] == [0x10000000, 0] and not regs_set
         with open(f"/proc/{t.pid}/mem", "rb", buffering=0) as mem:
             assert os.pread(mem.fileno(), 5, 0x10000000) == b"guest"
     finally:
         if t.listener >= 0:
             os.close(t.listener)
+        t.kill()
+        os.waitpid(t.pid, 0)
+
+
+def _parked_stub(tmp_path, notify=False):
+    stub.install(tmp_path)
+    return platform.spawn(1, Jail(tmp_path, "test", 16), stub.Scratch(tmp_path), notify)
+
+
+def test_an_injected_call_that_meets_another_stop_kills_the_task(tmp_path):
+    """The gadget's int3 rewritten (here from the host, through the mem file,
+    as no guest can) into a second syscall: the tracer sees a seccomp stop it
+    did not ask for and kills the task instead of letting the call run."""
+    t = _parked_stub(tmp_path)
+    try:
+        with open(f"/proc/{t.pid}/mem", "r+b", buffering=0) as mem:
+            os.pwrite(mem.fileno(), b"\x0f\x05\xcc", stub.GADGET_RETURN)
+        with pytest.raises(TraceeGone):
+            t.inject(39)                                  # getpid, then "syscall" again
+        _, status = os.waitpid(t.pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
+    finally:
+        t.kill()
+
+
+def test_a_wait_on_a_tracee_has_a_deadline(tmp_path):
+    """An injected call that never ends (pause) raises Overdue rather than
+    holding userspace: the guest's other processes go on being served."""
+    t = _parked_stub(tmp_path)
+    try:
+        with pytest.raises(Overdue), deadline(0.2):
+            t.inject(34)
+    finally:
         t.kill()
         os.waitpid(t.pid, 0)

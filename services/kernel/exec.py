@@ -18,6 +18,7 @@ import stat as S
 import struct
 from dataclasses import dataclass
 
+from common.layout import ADDR_LIMIT, touches_stub
 from services.kernel import signal
 from services.kernel.errors import Errno
 from services.kernel.vfs import X_OK, permitted
@@ -243,6 +244,7 @@ async def execve(task, path: bytes, argv: list[bytes], envp: list[bytes]) -> lis
     bias = 0
     if elf.type == 3:   # static-PIE: a randomized base, as Linux's ELF_ET_DYN_BASE + mmap_rnd
         bias = ELF_ET_DYN_BASE + (random.getrandbits(28) << 12) - _page_down(elf.segments[0].vaddr)
+    _check_layout(elf, bias)
     results = await task.kernel.run_ops(task, [{"op": "exec_stub"}])
     if not results or not isinstance(results[0], dict):
         raise ExecFailed(f"exec_stub failed: {results}")
@@ -262,6 +264,16 @@ async def execve(task, path: bytes, argv: list[bytes], envp: list[bytes]) -> lis
     task.mm_ranges = dict(ranges, exe_dev=loc.mount.dev, exe_ino=loc.inode.ino)   # for /proc
     past_point_of_no_return(task)
     return ops
+
+
+def _check_layout(elf: Elf, bias: int) -> None:
+    """Every segment inside user space and off the stub's range, checked
+    before the old image goes: a program mapped over the stub would run its
+    own code where userspace's injected calls return (docs/security.md)."""
+    for seg in elf.segments:
+        start, end = _page_down(bias + seg.vaddr), bias + seg.vaddr + seg.memsz
+        if end > ADDR_LIMIT or touches_stub(start, end - start):
+            raise Errno(errno.ENOEXEC)
 
 
 def past_point_of_no_return(task) -> None:

@@ -1,28 +1,48 @@
-"""Memory system calls that need the kernel: mmap of a file.
+"""Memory system calls that need the kernel: mmap of a file, and the memory
+calls the filter could not clear.
 
-Anonymous mappings never reach here (the filter runs them on the host).  A
-file mapping is served from the page cache: userspace maps the host copy of
-the inode into the task."""
+The filter runs anonymous mmap, munmap, mprotect, madvise and mremap on the
+host when their range is plainly clear of the stub's (common/layout.py);
+the others trap here, are checked exactly, and run on the host unless they
+touch the stub.  A file mapping is served from the page cache: userspace
+maps the host copy of the inode into the task."""
 from __future__ import annotations
 
 import errno
 import stat as S
 
+from common.layout import touches_stub
 from services.kernel.errors import Errno
 from services.kernel.fs import _fd
+from services.kernel.proc import HOST
 from services.kernel.vfs import InodeFile
 
-MAP_SHARED, MAP_SHARED_VALIDATE = 0x1, 0x3
+MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE = 0x1, 0x3, 0xF
+MAP_FIXED, MAP_ANONYMOUS = 0x10, 0x20
 PROT_WRITE = 0x2
+MREMAP_FIXED = 0x2
+# arch_prctl codes that act on the caller alone (the filter allows the FS
+# and GS ones): CPUID faulting and the AMX state permissions.
+ARCH_LOCAL = {0x1011, 0x1012, 0x1021, 0x1022, 0x1023, 0x1024, 0x1025}
+
+
+def _off_stub(addr: int, length: int, err: int = errno.ENOMEM) -> None:
+    """The stub's range is not the guest's: as if nothing were mapped there."""
+    if touches_stub(addr, length):
+        raise Errno(err)
 
 
 async def sys_mmap(t, addr, length, prot, flags, fd, offset):
+    if flags & MAP_FIXED:
+        _off_stub(addr, length)
+    if flags & MAP_ANONYMOUS:
+        return HOST
     f = t.files.get(_fd(fd))
     if not isinstance(f, InodeFile) or not S.S_ISREG(f.loc.inode.mode):
         raise Errno(errno.ENODEV)
     if not f.readable:
         raise Errno(errno.EACCES)
-    if flags & MAP_SHARED_VALIDATE and prot & PROT_WRITE:
+    if flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE) and prot & PROT_WRITE:
         raise Errno(errno.EACCES)          # shared writable maps need a writable file
     if offset % 4096:
         raise Errno(errno.EINVAL)
@@ -31,3 +51,31 @@ async def sys_mmap(t, addr, length, prot, flags, fd, offset):
                                           "prot": prot, "flags": flags, "path": path,
                                           "offset": offset}])
     return results[0]
+
+
+def sys_munmap(t, addr, length, *_):
+    _off_stub(addr, length, errno.EINVAL)
+    return HOST
+
+
+def sys_mprotect(t, addr, length, *_):
+    _off_stub(addr, length)
+    return HOST
+
+
+def sys_madvise(t, addr, length, *_):
+    _off_stub(addr, length)
+    return HOST
+
+
+def sys_mremap(t, addr, old_length, new_length, flags, new_addr, *_):
+    _off_stub(addr, old_length)
+    if flags & MREMAP_FIXED:
+        _off_stub(new_addr, new_length, errno.EINVAL)
+    return HOST
+
+
+def sys_arch_prctl(t, code, *_):
+    if code not in ARCH_LOCAL:
+        raise Errno(errno.EINVAL)
+    return HOST

@@ -8,15 +8,17 @@ Calls the filter runs on the host (anonymous mmap, brk, futex, clocks ...)
 are listed too, as ``host``, so this table documents the whole ABI."""
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Callable
 
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _PTRACE_NAMES
 
 from services.kernel import fork, fs, futex, mm, mount, pipe, poll, proc, signal, time, wait
+from services.kernel.errors import Errno
 from services.kernel.proc import HOST
 
-FULL, PARTIAL, HOST_RUN = "full", "partial", "host"
+FULL, PARTIAL, HOST_RUN, REFUSED = "full", "partial", "host", "refused"
 # python-ptrace's list stops at Linux 5.x; the newer calls we serve:
 SYSCALL_NAMES = {**_PTRACE_NAMES, 435: "clone3", 436: "close_range", 439: "faccessat2",
                  441: "epoll_pwait2", 452: "fchmodat2"}
@@ -34,6 +36,10 @@ def _host(_t, *_):
     return HOST
 
 
+def _refused(_t, *_):
+    raise Errno(errno.ENOSYS)
+
+
 _ENTRIES = [
     # nr, handler, support, note
     (0, fs.sys_read, FULL, ""),
@@ -44,7 +50,14 @@ _ENTRIES = [
     (5, fs.sys_fstat, FULL, ""),
     (6, fs.sys_lstat, FULL, ""),
     (8, fs.sys_lseek, PARTIAL, "no SEEK_DATA/SEEK_HOLE"),
-    (9, mm.sys_mmap, PARTIAL, "files: private or read-only shared maps"),
+    (9, mm.sys_mmap, PARTIAL, "files: private or read-only shared maps; anonymous on the host"),
+    (10, mm.sys_mprotect, HOST_RUN, "on the host, off the stub's range"),
+    (11, mm.sys_munmap, HOST_RUN, "on the host, off the stub's range"),
+    (25, mm.sys_mremap, HOST_RUN, "on the host, off the stub's range"),
+    (28, mm.sys_madvise, HOST_RUN, "on the host, off the stub's range"),
+    (158, mm.sys_arch_prctl, PARTIAL, "FS/GS, CPUID faulting, AMX permissions; on the host"),
+    (334, _refused, REFUSED, "ENOSYS: a critical section over the stub could steer "
+                             "an injected call (glibc runs without)"),
     (13, signal.sys_rt_sigaction, FULL, ""),
     (14, signal.sys_rt_sigprocmask, FULL, ""),
     (15, signal.sys_rt_sigreturn, FULL, "traps: the frame and mask are the kernel's"),
@@ -99,7 +112,7 @@ _ENTRIES = [
     (186, proc.sys_gettid, FULL, "virtual tid"),
     (200, signal.sys_tkill, FULL, "guest tids only"),
     (217, fs.sys_getdents64, FULL, ""),
-    (202, futex.sys_futex, PARTIAL, "shared futexes on the host; no PI futexes"),
+    (202, futex.sys_futex, PARTIAL, "on the host; no PI futexes (they store host tids)"),
     (218, proc.sys_set_tid_address, FULL, "virtual tid"),
     (230, time.sys_clock_nanosleep, FULL, "on the kernel's loop; interrupted by signals, rem written"),
     (234, signal.sys_tgkill, FULL, "guest tids only"),
@@ -177,7 +190,7 @@ _ENTRIES = [
 ]
 
 # Run on the host by the filter (services/userspace/seccomp.py); listed for the record.
-_HOST_CALLS = [12, 10, 11, 25, 28, 24, 60, 96, 158, 201, 228, 229, 231, 273, 318, 334]
+_HOST_CALLS = [12, 24, 60, 96, 201, 228, 229, 231, 273, 318]
 
 TABLE: dict[int, Syscall] = {
     nr: Syscall(SYSCALL_NAMES.get(nr, f"syscall_{nr}"), handler, support, note)

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import struct
 from typing import Callable
 
+from common.layout import touches_stub
+from services.userspace import stub
+from services.userspace.jail import Jail
 from services.userspace.tracee import (
     O_RDONLY_CLOEXEC, OPTIONS, PARKED, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM, SYSCALL,
     PR_SET_MM_MAP, SYS_clone, SYS_close, SYS_execve, SYS_mmap, SYS_mprotect, SYS_munmap,
-    SYS_open, SYS_prctl, U64, Tracee, TraceeGone, _call)
+    SYS_open, SYS_prctl, U64, MAP_FIXED, Tracee, TraceeGone, _call)
 from ptrace.binding.linux_struct import user_regs_struct
 
 log = logging.getLogger(__name__)
@@ -24,31 +28,42 @@ MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "b
              "start_stack", "arg_start", "arg_end", "env_start", "env_end")
 EAGAIN, EFAULT, EINVAL = 11, 14, 22
 CLONE_VM, CLONE_THREAD = 0x100, 0x10000
+_PAGECACHE_NAME = re.compile(r"pagecache/[0-9A-Za-z.-]+")
 
 
-def spawn(task: int, stub_path: str, notify: bool = False) -> Tracee:
-    """Start a stub, seize it, install the filter, leave it parked; with
-    notify, its listener is ``t.listener`` (-1 if the host has none)."""
+def spawn(task: int, jail: Jail, scratch: stub.Scratch, notify: bool = False) -> Tracee:
+    """Start a stub, confined (jail.py), seize it, map its scratch, install
+    the filter, leave it parked; with notify, its listener is ``t.listener``
+    (-1 if the host has none)."""
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # child: no host fd survives into the guest, no signal stays blocked
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
-            os.chdir("/")
-            os.closerange(0, os.sysconf("SC_OPEN_MAX"))
-            os.execve(stub_path, ["stub"], {})
+            os.closerange(0, report_w)
+            os.closerange(report_w + 1, os.sysconf("SC_OPEN_MAX"))
+            jail.enter()
+            os.execve(stub.STUB_NAME, ["stub"], {})
+        except BaseException as exc:   # noqa: BLE001 -- the parent says what failed
+            os.write(report_w, str(exc).encode(errors="replace")[:1024])
         finally:
             os._exit(127)
-    _, status = os.waitpid(pid, os.WUNTRACED)
-    if not os.WIFSTOPPED(status):
-        raise OSError(f"stub {pid} did not start (wait status {status:#x})")
+    os.close(report_w)
+    try:
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):
+            why = os.read(report_r, 1024).decode(errors="replace") or f"wait status {status:#x}"
+            raise OSError(f"stub {pid} did not start: {why}")
+    finally:
+        os.close(report_r)
     t = Tracee(task, pid)
     try:
         _call(PTRACE_SEIZE, pid, 0, OPTIONS)
         while t.wait() >> 8 != PTRACE_EVENT_STOP:   # the group-stop becomes a ptrace stop
             pass
         t.getregs()
+        t.prepare_space(scratch)
         t.listener = t.install_filter(notify)
-        t.strip_host_leftovers()
     except BaseException:
         t.kill()                                    # no half-made stub is left behind
         if t.listener >= 0:
@@ -62,14 +77,13 @@ def spawn(task: int, stub_path: str, notify: bool = False) -> Tracee:
 
 
 class Context:
-    """What ops need besides the tracee: the stub's path, and a way to hand a
-    new child (from ``clone``) to the service that tracks tracees."""
+    """What ops need besides the tracee: a way to hand a new child (from
+    ``clone``) to the service that tracks tracees, and to wait for a group."""
 
-    def __init__(self, stub_path: str, adopt: Callable[[Tracee], None],
+    def __init__(self, adopt: Callable[[Tracee], None],
                  wait_group: Callable[[int, int], tuple[int, int]],
                  took_over: Callable[[Tracee, int], None],
                  gone: Callable[[Tracee, int], None]):
-        self.stub_path = stub_path
         self.adopt = adopt        # track it; tell the kernel its host pid
         self.wait_group = wait_group    # the next event of either of two host pids
         self.took_over = took_over      # an exec made a thread its group's leader
@@ -106,26 +120,31 @@ def run_ops(t: Tracee, ops: list, ctx: Context) -> tuple[list, bool]:
 
 
 def _exec_stub(t: Tracee, _op: dict, ctx: Context) -> int | dict:
-    stub_path = ctx.stub_path
-    path = t.write_scratch(0, stub_path.encode() + b"\0")
-    argv = t.write_scratch(len(stub_path) + 8 & ~7, struct.pack("<QQ", path, 0))
+    """A fresh stub address space in the guest's process (its name and argv
+    are the stub's own constants: nothing a guest thread could rewrite)."""
     was = t.pid
-    result = t.inject(SYS_execve, path, argv, argv + 8,
+    result = t.inject(SYS_execve, stub.STUB_PATH, stub.ARGV, stub.ARGV + 8,
                       wait_group=ctx.wait_group if t.tgid != t.pid else None)
     if t.pid != was:
         ctx.took_over(t, was)
     if result < 0:
         return result
     t.close()
-    t.strip_host_leftovers()
+    t.prepare_space(t.scratch)
     return {"vdso": t.vdso, "stack_top": t.stack_top}
 
 
 def _mmap(t: Tracee, op: dict, _ctx: Context) -> int:
-    path = op.get("path")
-    flags = op["flags"]
+    """An anonymous map, or one of a page-cache file: its name relative to
+    the run directory ("pagecache/KEY"), which is the guest process's working
+    directory or its jail's root."""
+    path, flags = op.get("path"), op["flags"]
+    if touches_stub(op["addr"], op["length"]) and flags & MAP_FIXED:
+        return -EINVAL
     if path is None:
         return t.inject(SYS_mmap, op["addr"], op["length"], op["prot"], flags, U64, 0)
+    if not _PAGECACHE_NAME.fullmatch(path):
+        raise ValueError(f"not a page-cache file: {path!r}")
     fd = t.inject(SYS_open, t.write_scratch(0, path.encode() + b"\0"), O_RDONLY_CLOEXEC)
     if fd < 0:
         return fd
@@ -136,10 +155,14 @@ def _mmap(t: Tracee, op: dict, _ctx: Context) -> int:
 
 
 def _munmap(t: Tracee, op: dict, _ctx: Context) -> int:
+    if touches_stub(op["addr"], op["length"]):
+        return -EINVAL
     return t.inject(SYS_munmap, op["addr"], op["length"])
 
 
 def _mprotect(t: Tracee, op: dict, _ctx: Context) -> int:
+    if touches_stub(op["addr"], op["length"]):
+        return -EINVAL
     return t.inject(SYS_mprotect, op["addr"], op["length"], op["prot"])
 
 
@@ -190,7 +213,7 @@ def _clone(t: Tracee, op: dict, ctx: Context) -> int:
     child = Tracee(op["task"], pid)
     if op["flags"] & CLONE_THREAD:
         child.tgid = t.tgid
-    child.vdso, child.stack_top = t.vdso, t.stack_top
+    child.vdso, child.stack_top, child.scratch = t.vdso, t.stack_top, t.scratch
     try:
         while child.wait() >> 8 != PTRACE_EVENT_STOP:   # its first stop
             pass

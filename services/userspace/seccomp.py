@@ -1,8 +1,10 @@
 """The syscall filter every guest process runs under: classic BPF, built here.
 
-Policy (DESIGN §4): a call from another ABI (``int 0x80``, x32) kills the
-process; calls whose effect stays inside the caller's own address space and
-time run on the host; everything else goes to the kernel: the calls in
+Policy (DESIGN §4, docs/security.md): a call from another ABI (``int 0x80``,
+x32) kills the process; calls whose effect stays inside the caller's own
+address space and time run on the host, for arguments that keep them there
+(memory calls off the stub's range, futex commands by value, no PI);
+everything else goes to the kernel: the calls in
 ``NOTIFIED`` through the filter's listener (``SECCOMP_RET_USER_NOTIF``: the
 caller waits in the host kernel and the guest kernel answers it there, with
 no ptrace stop and no userspace turn), the rest as a stop in the tracer
@@ -15,7 +17,7 @@ from __future__ import annotations
 import struct
 
 from common.notified import NOTIFIED
-from services.userspace import stub
+from common.layout import STUB_BASE, STUB_SIZE
 
 AUDIT_ARCH_X86_64 = 0xC000003E
 X32_SYSCALL_BIT = 0x40000000
@@ -27,6 +29,8 @@ RET_ALLOW = 0x7FFF0000
 
 # BPF opcodes
 _LD_W_ABS = 0x20
+_ALU_AND_K = 0x54
+_JA = 0x05
 _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
@@ -40,30 +44,49 @@ def _arg_lo(i: int) -> int:
     return 16 + 8 * i
 
 
-MAP_ANONYMOUS = 0x20
-FUTEX_PRIVATE_FLAG = 128
+def _arg_hi(i: int) -> int:
+    return 20 + 8 * i
 
-# Calls confined to the caller: memory of its own, its own futexes, its own
-# clocks, its own end (exit and exit_group: the kernel learns of it, with the
-# host wait status, when userspace reaps the process).
-# (rt_sigreturn traps: the signal mask and frame it restores are the kernel's.)
+
+MAP_ANONYMOUS = 0x20
+MREMAP_FIXED, MREMAP_DONTUNMAP = 0x2, 0x4
+FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
+# Futex commands that touch nothing but the words they name: no PI (which
+# stores the owner's host tid in the word), no requeue to PI.
+FUTEX_LOCAL_OPS = {"WAIT": 0, "WAKE": 1, "REQUEUE": 3, "CMP_REQUEUE": 4, "WAKE_OP": 5,
+                   "WAIT_BITSET": 9, "WAKE_BITSET": 10}
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+
+# Calls confined to the caller: its own time, its own end (exit and
+# exit_group: the kernel learns of it, with the host wait status, when
+# userspace reaps the process).  rt_sigreturn traps: the signal mask and
+# frame it restores are the kernel's.  rseq traps (the kernel refuses it): a
+# critical section over the stub would let the host move rip from an
+# injected call's int3 into guest code.
 ALLOWED = {
-    "brk": 12, "mprotect": 10, "munmap": 11, "mremap": 25, "madvise": 28,
-    "sched_yield": 24, "exit": 60, "gettimeofday": 96, "arch_prctl": 158, "exit_group": 231,
+    "brk": 12, "sched_yield": 24, "exit": 60, "gettimeofday": 96, "exit_group": 231,
     "time": 201, "clock_gettime": 228, "clock_getres": 229, "set_robust_list": 273,
-    "getrandom": 318, "rseq": 334,
+    "getrandom": 318,
 }
-# Allowed only when an argument flag keeps them local.
-CONDITIONAL = {
-    "mmap": (9, 3, MAP_ANONYMOUS),          # anonymous: the fd is ignored
-    "futex": (202, 1, FUTEX_PRIVATE_FLAG),  # private futexes only
-}
+# Memory calls, allowed only off the stub's range (address and length are
+# their first two arguments).  The check is coarse and safe: a length under
+# 4 GiB from an address whose high half is neither the stub's nor the one
+# below cannot reach the stub; anything else traps and the kernel checks it
+# exactly (services/kernel/mm.py).  mmap must be anonymous too, and mremap
+# must leave the new place to the host.
+RANGE_CHECKED = {"mprotect": 10, "munmap": 11, "madvise": 28, "mmap": 9, "mremap": 25}
+FUTEX, ARCH_PRCTL = 202, 158
 
 
 def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
     """The filter as (code, jt, jf, k) instructions; with notify, the calls
     in NOTIFIED go to the listener."""
-    insns: list[tuple] = []  # jump targets may name a label: "trace", "kill", "allow", "notify"
+    assert STUB_BASE & 0xFFFFFFFF == 0 and STUB_SIZE < 1 << 32
+    insns: list = []  # jump targets may name a label; ("label", name) marks one
+
+    def label(name: str) -> None:
+        insns.append(("label", name))
+
     insns.append((_LD_W_ABS, 0, 0, _ARCH))
     insns.append((_JEQ_K, 0, "kill", AUDIT_ARCH_X86_64))
     insns.append((_LD_W_ABS, 0, 0, _NR))
@@ -71,31 +94,78 @@ def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
     insns.append((_JGE_K, "kill", 0, X32_SYSCALL_BIT))
     for nr in sorted(ALLOWED.values()):
         insns.append((_JEQ_K, "allow", 0, nr))
-    for nr, arg, flag in CONDITIONAL.values():
-        insns.append((_JEQ_K, 0, 2, nr))                 # not this call: A still holds nr
-        insns.append((_LD_W_ABS, 0, 0, _arg_lo(arg)))
-        insns.append((_JSET_K, "allow", "trace", flag))
+    for name, nr in RANGE_CHECKED.items():
+        insns.append((_JEQ_K, name, 0, nr))
+    insns.append((_JEQ_K, "futex", 0, FUTEX))
+    insns.append((_JEQ_K, "arch_prctl", 0, ARCH_PRCTL))
+    insns.append((_JA, 0, 0, "rest"))
+
+    label("mmap")                                     # anonymous only: the fd is ignored
+    insns.append((_LD_W_ABS, 0, 0, _arg_lo(3)))
+    insns.append((_JSET_K, 0, "trace", MAP_ANONYMOUS))
+    insns.append((_JA, 0, 0, "range_0_1"))
+    label("mremap")                                   # the host picks where it moves
+    insns.append((_LD_W_ABS, 0, 0, _arg_lo(3)))
+    insns.append((_JSET_K, "trace", "range_0_1", MREMAP_FIXED | MREMAP_DONTUNMAP))
+    for name in ("mprotect", "munmap", "madvise"):
+        label(name)
+        insns.append((_JA, 0, 0, "range_0_1"))
+    label("range_0_1")
+    insns.append((_LD_W_ABS, 0, 0, _arg_hi(1)))
+    insns.append((_JEQ_K, 0, "trace", 0))
+    insns.append((_LD_W_ABS, 0, 0, _arg_hi(0)))
+    insns.append((_JEQ_K, "trace", 0, STUB_BASE >> 32))
+    insns.append((_JEQ_K, "trace", "allow", (STUB_BASE >> 32) - 1))
+    label("futex")
+    insns.append((_LD_W_ABS, 0, 0, _arg_lo(1)))
+    insns.append((_ALU_AND_K, 0, 0, 0xFFFFFFFF & ~FUTEX_CLOCK_REALTIME))
+    for op in sorted(FUTEX_LOCAL_OPS.values()):
+        insns.append((_JEQ_K, "allow", 0, op | FUTEX_PRIVATE_FLAG))
+    insns.append((_JA, 0, 0, "trace"))
+    label("arch_prctl")
+    insns.append((_LD_W_ABS, 0, 0, _arg_lo(0)))
+    for code in (ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS):
+        insns.append((_JEQ_K, "allow", 0, code))
+    insns.append((_JA, 0, 0, "trace"))
+
+    label("rest")
     if notify:
-        code, jt, _, k = insns[-1]
-        insns[-1] = (code, jt, 0, k)          # the last condition fails on to the notified calls
-        assert stub.STUB_BASE & 0xFFFFFFFF == 0 and stub.STUB_SIZE < 1 << 32
         # Calls made from the stub are userspace's injected ones: never notified.
         insns.append((_LD_W_ABS, 0, 0, _IP + 4))
-        insns.append((_JEQ_K, 0, 2, stub.STUB_BASE >> 32))
+        insns.append((_JEQ_K, 0, 2, STUB_BASE >> 32))
         insns.append((_LD_W_ABS, 0, 0, _IP))
-        insns.append((_JGE_K, 0, "trace", (stub.STUB_BASE & 0xFFFFFFFF) + stub.STUB_SIZE))
+        insns.append((_JGE_K, 0, "trace", (STUB_BASE & 0xFFFFFFFF) + STUB_SIZE))
         insns.append((_LD_W_ABS, 0, 0, _NR))
         for nr in sorted(NOTIFIED.values()):
             insns.append((_JEQ_K, "notify", 0, nr))
-    labels = {"trace": len(insns), "kill": len(insns) + 1, "allow": len(insns) + 2,
-              "notify": len(insns) + 3}
-    insns += [(_RET_K, 0, 0, RET_TRACE), (_RET_K, 0, 0, RET_KILL_PROCESS),
-              (_RET_K, 0, 0, RET_ALLOW)] + [(_RET_K, 0, 0, RET_USER_NOTIF)] * notify
-    out = []
-    for pc, (code, jt, jf, k) in enumerate(insns):
+    label("trace")
+    insns.append((_RET_K, 0, 0, RET_TRACE))
+    label("kill")
+    insns.append((_RET_K, 0, 0, RET_KILL_PROCESS))
+    label("allow")
+    insns.append((_RET_K, 0, 0, RET_ALLOW))
+    if notify:
+        label("notify")
+        insns.append((_RET_K, 0, 0, RET_USER_NOTIF))
+    return _resolve(insns)
+
+
+def _resolve(insns: list) -> list[tuple[int, int, int, int]]:
+    """Labels to relative jumps (conditional ones reach 255 ahead at most)."""
+    labels, pc = {}, 0
+    for i in insns:
+        if i[0] == "label":
+            labels[i[1]] = pc
+        else:
+            pc += 1
+    out: list[tuple[int, int, int, int]] = []
+    for code, jt, jf, k in (i for i in insns if i[0] != "label"):
+        pc = len(out)
+        if code == _JA:
+            k = labels[k] - pc - 1 if isinstance(k, str) else k
         jt = labels[jt] - pc - 1 if isinstance(jt, str) else jt
         jf = labels[jf] - pc - 1 if isinstance(jf, str) else jf
-        assert 0 <= jt < 256 and 0 <= jf < 256
+        assert 0 <= jt < 256 and 0 <= jf < 256 and k >= 0
         out.append((code, jt, jf, k))
     return out
 

@@ -15,8 +15,10 @@ from common.config import GuestConfig
 from common.protocol import Message
 from common.transport import DirectLink, Endpoint
 from services.userspace import platform, stub
+from services.userspace.jail import Jail
 from services.userspace.tracee import (
-    EXEC_STOP, PARKED, PTRACE_EVENT_STOP, RUNNING, SECCOMP_STOP, Tracee, TraceeGone)
+    EXEC_STOP, PARKED, PTRACE_EVENT_STOP, RUNNING, SECCOMP_STOP, Overdue, Tracee, TraceeGone,
+    deadline)
 
 log = logging.getLogger("userspace")
 
@@ -25,6 +27,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 HEARTBEAT = 0.5          # seconds between pings to the kernel
 BIRTH_DELAY = 0.01       # longest a clone child's host pid waits for a message to ride
 KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
+OPS_DEADLINE = 1.0       # longest a batch of ops (or a spawn) may wait on a tracee; the
+                         # kernel gives up on a userspace silent for 1.5 s
 CONNECT_RETRY = 0.1      # seconds between tries to reach a kernel not yet listening
 WALL = 0x40000000
 
@@ -32,9 +36,11 @@ WALL = 0x40000000
 class Userspace:
     def __init__(self, cfg: GuestConfig):
         self.cfg = cfg
-        self.stub_path = str(stub.install(cfg.run_dir))
-        self.ops_context = platform.Context(self.stub_path, self.adopt, self.wait_group,
-                                            self.took_over, self.gone)
+        stub.install(cfg.run_dir)
+        self.scratch = stub.Scratch(cfg.run_dir)
+        self.jail = Jail(cfg.run_dir, cfg.name, cfg.max_tasks, cfg.host_uid)
+        self.ops_context = platform.Context(self.adopt, self.wait_group, self.took_over,
+                                            self.gone)
         self.me = f"{cfg.name}/userspace"
         self.kernel = DirectLink(cfg.endpoints["kernel"], self.me)
         self.control = Endpoint(cfg.endpoints["userspace"], self.me)
@@ -48,6 +54,7 @@ class Userspace:
 
     # --- main loop ----------------------------------------------------------
     def run(self) -> int:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})   # deadlines: this thread's
         wake_r = _sigchld_fd()
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
         poller = zmq.Poller()
@@ -253,9 +260,18 @@ class Userspace:
             # The task died while the kernel was deciding; its exit is reported.
             return
         try:
-            self.apply(t, msg)
+            if msg.type == "ops":
+                with deadline(OPS_DEADLINE):
+                    self.apply(t, msg)
+            else:
+                self.apply(t, msg)
         except TraceeGone:
             self.gone(t, getattr(t, "exit_status", 0))
+        except Overdue:
+            log.error("task %d: ops %r outlasted %.1fs: killing it", t.task,
+                      [op.get("op") for op in msg["ops"]], OPS_DEADLINE)
+            t.kill()
+            self.gone(t, signal.SIGKILL)
 
     def apply(self, t: Tracee, msg: Message) -> None:
         if msg.type == "kill":
@@ -299,11 +315,12 @@ class Userspace:
     def spawn(self, msg: Message) -> None:
         task = msg["task"]
         try:
-            t = platform.spawn(task, self.stub_path, self.cfg.notify)
+            with deadline(OPS_DEADLINE):
+                t = platform.spawn(task, self.jail, self.scratch, self.cfg.notify)
             listener = t.listener >= 0
             if listener:
                 self.hand_over(task, t)
-        except (OSError, TraceeGone) as exc:
+        except (OSError, TraceeGone, Overdue) as exc:
             log.error("cannot spawn task %d: %s", task, exc)
             self.kernel.error(msg.id, f"spawn failed: {exc}")
             return
@@ -361,6 +378,6 @@ def _drain(fd: int) -> None:
 
 
 def run(cfg: GuestConfig) -> int:
-    # before zmq starts its thread, which would otherwise take SIGCHLD
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    # before zmq starts its thread, which would otherwise take SIGCHLD and SIGALRM
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGALRM})
     return Userspace(cfg).run()

@@ -1,24 +1,39 @@
 """The stub: the tiny static ELF whose address space every guest image is built in.
 
 Generated here, byte by byte, so no compiler is needed at run time.  It maps
-one 64 KiB RWX segment at ``STUB_BASE``, far from where executables, the
-static-PIE base and the top-down mmap area go.  Its code stops itself
-(``kill(getpid(), SIGSTOP)``) so the tracer can seize it, and is followed by
-the ``syscall; int3`` gadget every injected system call runs through, and
-the code a fork returns through.  The
-rest of the segment (from ``SCRATCH``) is room for the BPF program, paths and
-structs that injected calls point at.
+one read-and-execute page at ``STUB_BASE`` (common/layout.py), far from
+where executables, the static-PIE base and the top-down mmap area go.  Its
+code stops itself (``kill(getpid(), SIGSTOP)``) so the tracer can seize it,
+and is followed by the ``syscall; int3`` gadget every injected system call
+runs through, the code a fork returns through, and the constant paths and
+argv that userspace's injected ``open`` and ``execve`` name before any
+scratch exists.
+
+The page after it, up to ``STUB_END``, is the scratch: the file
+``RUN_DIR/scratch`` mapped shared and read-only into every guest process
+(from an fd opened read-only, so no ``mprotect`` can make it writable),
+written only by userspace through its own mapping (``Scratch``).  Host
+data an injected call points at (a BPF program, a page-cache file name, the
+``PR_SET_MM_MAP`` struct) lives there, where no guest thread can change it
+between the write and the call.  Both pages are sealed (``mseal``) once
+mapped, and the filter and the kernel keep guest calls off them.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from pathlib import Path
 
-STUB_BASE = 0x7E0000000000
-STUB_SIZE = 0x10000
-SCRATCH = STUB_BASE + 0x1000
-SCRATCH_SIZE = STUB_SIZE - 0x1000
+from common.layout import STUB_BASE, STUB_END, STUB_SIZE  # noqa: F401 (re-exported)
+
+PAGE = 0x1000
+SCRATCH = STUB_BASE + PAGE
+SCRATCH_SIZE = STUB_SIZE - PAGE
+# Names relative to a guest process's working directory: the root of its
+# mount namespace (services/userspace/jail.py), or the run directory where
+# the host gives no namespaces.  No host path is ever in guest memory.
+STUB_NAME, SCRATCH_NAME = "stub", "scratch"
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
@@ -53,25 +68,65 @@ FORK_SLOTS = 128 + 8 * len(FORK_WORDS)   # the red zone is the guest's: below it
 ENTRY = STUB_BASE + _HEADERS
 GADGET = ENTRY + len(_CODE)
 GADGET_RETURN = GADGET + 2  # rip after the gadget's syscall: the int3
+GADGET_TRAPPED = GADGET_RETURN + 1   # rip at the int3's SIGTRAP: an injected call's end
 FORK_RETURN = GADGET + len(_GADGET_CODE)
+_CODE_END = FORK_RETURN + len(_FORK_CODE)
+FORK_FAILED = _CODE_END     # rip at the fork code's int3's SIGTRAP
+# The constants: argv {STUB_NAME, NULL} (its NULL is also an empty envp),
+# then the two names.
+ARGV = (_CODE_END + 7) & ~7
+STUB_PATH = ARGV + 16
+SCRATCH_PATH = STUB_PATH + len(STUB_NAME) + 1
+_DATA = (struct.pack("<QQ", STUB_PATH, 0) + STUB_NAME.encode() + b"\0"
+         + SCRATCH_NAME.encode() + b"\0")
 
 
 def build() -> bytes:
-    """The stub ELF image."""
+    """The stub ELF image: one PT_LOAD, read and execute, one page."""
     code = _CODE + _GADGET_CODE + _FORK_CODE
+    code += bytes(ARGV - _CODE_END) + _DATA
     filesz = _HEADERS + len(code)
+    assert filesz <= PAGE
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, LE, SysV
     ehdr = _EHDR.pack(ident, 2, 62, 1, ENTRY, _EHDR.size, 0, 0,
                       _EHDR.size, _PHDR.size, 1, 0, 0, 0)
-    phdr = _PHDR.pack(1, 7, 0, STUB_BASE, STUB_BASE, filesz, STUB_SIZE, 0x1000)  # PT_LOAD RWX
+    phdr = _PHDR.pack(1, 5, 0, STUB_BASE, STUB_BASE, filesz, PAGE, PAGE)  # PT_LOAD R-X
     return ehdr + phdr + code
 
 
 def install(run_dir: Path) -> Path:
-    """Write the stub into the guest's run directory (owner-only) and return its path."""
-    path = Path(run_dir) / "stub"
+    """Write the stub into the guest's run directory and return its path.
+    Readable and executable by all: the guest's host processes run as an
+    unprivileged uid (the run directory itself stays the owner's)."""
+    path = Path(run_dir) / STUB_NAME
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(build())
-    os.chmod(tmp, 0o500)
+    os.chmod(tmp, 0o555)
     os.replace(tmp, path)
     return path
+
+
+class Scratch:
+    """Userspace's writable mapping of the scratch file every guest process
+    maps read-only at ``SCRATCH``.  Userspace is single-threaded and runs
+    one injected call at a time, so one scratch serves every process."""
+
+    def __init__(self, run_dir: Path):
+        path = Path(run_dir) / SCRATCH_NAME
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
+        try:
+            os.ftruncate(fd, SCRATCH_SIZE)
+            self.map = mmap.mmap(fd, SCRATCH_SIZE, mmap.MAP_SHARED,
+                                 mmap.PROT_READ | mmap.PROT_WRITE)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        self.path = path
+
+    def write(self, offset: int, data: bytes) -> int:
+        """Put data at offset; returns its guest address."""
+        if offset < 0 or offset + len(data) > SCRATCH_SIZE:
+            raise ValueError("op argument larger than the stub's scratch area")
+        self.map[offset:offset + len(data)] = data
+        return SCRATCH + offset

@@ -8,6 +8,7 @@ exec event) after injected calls (``PARKED``).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -45,13 +46,14 @@ EXEC_STOP = signal.SIGTRAP | (pt.PTRACE_EVENT_EXEC << 8)
 
 SYS_open, SYS_close, SYS_mmap, SYS_munmap, SYS_mprotect = 2, 3, 9, 11, 10
 SYS_clone, SYS_execve, SYS_prctl, SYS_seccomp = 56, 59, 157, 317
-SYS_pidfd_getfd = 438
+SYS_pidfd_getfd, SYS_mseal = 438, 462
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
 ERESTARTSYS = -512            # a call cut short by our interrupt, to restart
 PR_SET_NO_NEW_PRIVS, PR_SET_MM, PR_SET_MM_MAP = 38, 35, 14
 SECCOMP_SET_MODE_FILTER = 1
 O_RDONLY_CLOEXEC = 0o2000000
-MAP_PRIVATE, MAP_FIXED = 0x02, 0x10
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x01, 0x02, 0x10
+PROT_READ = 0x1
 U64 = (1 << 64) - 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -76,6 +78,36 @@ _vm_writev.restype = ctypes.c_ssize_t
 
 class TraceeGone(Exception):
     """The host process died (or was tampered with and killed) mid-operation."""
+
+
+class Overdue(Exception):
+    """A tracee did not reach the stop userspace waited for in time."""
+
+
+_in_deadline = False
+
+
+def _overdue(_signo, _frame) -> None:
+    if _in_deadline:        # a SIGALRM that comes late finds no deadline: ignored
+        raise Overdue()
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """Userspace never waits for a tracee without one: a wait that outlasts
+    it raises Overdue (SIGALRM, which must reach this thread: zmq's block
+    it).  Shorter than the kernel's patience with a silent userspace, so an
+    overdue task is killed before its whole guest would be."""
+    global _in_deadline
+    if signal.getsignal(signal.SIGALRM) is not _overdue:
+        signal.signal(signal.SIGALRM, _overdue)
+    _in_deadline = True
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        _in_deadline = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _call(request: int, pid: int, addr: int = 0, data=None) -> None:
@@ -106,6 +138,7 @@ class Tracee:
         self.stack_top = 0                 # where the host put the stub's stack
         self.interrupting = False          # PTRACE_INTERRUPT sent, its stop not seen
         self.listener = -1                 # a spawned stub's seccomp listener, until sent on
+        self.scratch: stub.Scratch | None = None   # mapped at stub.SCRATCH (prepare_space)
 
     # --- basic ptrace -------------------------------------------------
     def getregs(self) -> user_regs_struct:
@@ -233,8 +266,11 @@ class Tracee:
 
         From a syscall stop the pending call itself becomes the injected one
         (returning to the gadget's int3); otherwise the tracee is pointed at the
-        gadget.  At the filter's stop the call must be exactly ours: a guest
-        that rewrote the gadget cannot get any other call past us.
+        gadget.  The call ends only at the gadget's int3, having been exactly
+        ours at the filter's stop; any other stop on the way (a second
+        seccomp stop, a signal, a trap elsewhere) means guest code ran, and
+        the task is killed: nothing the guest controls may run between an
+        injected call and its end (docs/security.md).
 
         An execve in a thread that is not its group's leader ends the other
         threads, and the thread carries on under the leader's pid: its events
@@ -252,36 +288,47 @@ class Tracee:
             trapped = False   # calls the filter allows (munmap ...) never stop here
         self.setregs(regs)
         _call(pt.PTRACE_CONT, self.pid, 0, 0)
+        stops = 0
         while True:
             event = self.wait(wait_group)
             if event == SECCOMP_STOP and not trapped:
                 got = self.getregs()
                 if (got.rip != stub.GADGET_RETURN or got.orig_rax != nr
                         or [getattr(got, r) for r in ARG_REGS] != [a & U64 for a in args]):
-                    log.error("task %d: injected call tampered with; killing it", self.task)
-                    self.kill()
-                    raise TraceeGone(self.pid)
+                    self.hijacked(f"a seccomp stop for call {signed(got.orig_rax)} at "
+                                  f"{got.rip:#x}")
                 trapped = True
-                _call(pt.PTRACE_CONT, self.pid, 0, 0)
             elif event == signal.SIGTRAP:
+                got = self.getregs()
+                if got.rip != stub.GADGET_TRAPPED:
+                    self.hijacked(f"a trap at {got.rip:#x}")
                 self.state = PARKED
-                return signed(self.getregs().rax)
+                return signed(got.rax)
             elif event == EXEC_STOP and nr == SYS_execve:
                 # Still inside execve, which will overwrite rax on its way
                 # out: step onto the int3 so the tracee parks outside it.
                 regs = self.getregs()
                 regs.rip = stub.GADGET_RETURN
                 self.setregs(regs)
-                _call(pt.PTRACE_CONT, self.pid, 0, 0)
-            elif event & 0xFF == signal.SIGTRAP and event >> 8 in FORK_EVENTS:
-                _call(pt.PTRACE_CONT, self.pid, 0, 0)   # the child stops on its own
-            elif event & 0xFF == signal.SIGSTOP or event >> 8 == PTRACE_EVENT_STOP:
-                _call(pt.PTRACE_CONT, self.pid, 0, 0)   # a stop we did not ask for
+            elif nr == SYS_clone and event & 0xFF == signal.SIGTRAP and event >> 8 in FORK_EVENTS:
+                pass                                   # the child stops on its own
+            elif self._ours(event, stops):
+                stops += 1
             else:
-                # A host signal meant for the guest while we inject: guest
-                # signals are the kernel's, so the host's copy is dropped.
-                log.info("task %d: dropped host signal %d during injection", self.task, event)
-                _call(pt.PTRACE_CONT, self.pid, 0, 0)
+                self.hijacked(f"stop {event:#x}")
+            _call(pt.PTRACE_CONT, self.pid, 0, 0)
+
+    @staticmethod
+    def _ours(event: int, stops: int) -> bool:
+        """A stop userspace or the host made, not the guest: our interrupt's,
+        or the host's group-stop of the first stub, a few at most."""
+        return stops < 4 and (event & 0xFF == signal.SIGSTOP or event >> 8 == PTRACE_EVENT_STOP)
+
+    def hijacked(self, what: str) -> None:
+        """Guest code ran where only userspace's may: kill the task."""
+        log.error("task %d: %s during an injected call: killing it", self.task, what)
+        self.kill()
+        raise TraceeGone(self.pid)
 
     def fork_in_place(self, flags: int, ctid: int, tls: int, vtid: int) -> int:
         """A fork (no shared memory, no new stack) done as the guest's own
@@ -302,6 +349,7 @@ class Tracee:
         regs.rip, regs.rsp = stub.FORK_RETURN, sp
         self.setregs(regs)
         _call(pt.PTRACE_CONT, self.pid, 0, 0)
+        stops = 0
         while True:
             event = self.wait()
             if event >> 8 == pt.PTRACE_EVENT_FORK:
@@ -309,17 +357,45 @@ class Tracee:
                 _call(PTRACE_GETEVENTMSG, self.pid, 0, ctypes.addressof(pid))
                 self.cont()
                 return pid.value
-            if event == signal.SIGTRAP:
+            if event == signal.SIGTRAP:        # the fork code's int3: the clone failed
+                got = self.getregs()
+                if got.rip != stub.FORK_FAILED:
+                    self.hijacked(f"a trap at {got.rip:#x}")
                 self.state = PARKED
-                return signed(self.getregs().rax)
-            _call(pt.PTRACE_CONT, self.pid, 0, 0)     # a stop we did not ask for
+                return signed(got.rax)
+            if not self._ours(event, stops):
+                self.hijacked(f"stop {event:#x}")
+            stops += 1
+            _call(pt.PTRACE_CONT, self.pid, 0, 0)
+
+    def prepare_space(self, scratch: "stub.Scratch") -> None:
+        """Make a fresh stub address space ours: the scratch mapped read-only
+        from an fd opened read-only, the host's stack gone, the stub's range
+        sealed (where the host can seal: Linux 6.10)."""
+        fd = self.inject(SYS_open, stub.SCRATCH_PATH, O_RDONLY_CLOEXEC)
+        if fd < 0:
+            raise OSError(-fd, f"the stub cannot open its scratch: {os.strerror(-fd)}")
+        try:
+            addr = self.inject(SYS_mmap, stub.SCRATCH, stub.SCRATCH_SIZE, PROT_READ,
+                               MAP_SHARED | MAP_FIXED, fd, 0)
+        finally:
+            self.inject(SYS_close, fd)
+        if addr != stub.SCRATCH:
+            raise OSError(-addr if addr < 0 else errno.EFAULT, "cannot map the stub's scratch")
+        self.scratch = scratch
+        self.strip_host_leftovers()
+        sealed = self.inject(SYS_mseal, stub.STUB_BASE, stub.STUB_SIZE, 0)
+        if sealed < 0 and not Tracee.unsealed_warned:
+            Tracee.unsealed_warned = True
+            log.warning("the host cannot seal the stub (mseal: %s; Linux 6.10 can): the "
+                        "filter and the kernel still keep guest calls off it",
+                        os.strerror(-sealed))
+
+    unsealed_warned = False
 
     def write_scratch(self, offset: int, data: bytes) -> int:
-        addr = stub.SCRATCH + offset
-        if offset + len(data) > stub.SCRATCH_SIZE:
-            raise ValueError("op argument larger than the stub's scratch area")
-        self.poke(addr, data)
-        return addr
+        """Host data for an injected call, where no guest thread can change it."""
+        return self.scratch.write(offset, data)
 
     def install_filter(self, notify: bool) -> int:
         """The filter; with notify, the one that sends NOTIFIED calls to a

@@ -20,6 +20,7 @@ import stat as S
 import time
 from typing import Any, Callable
 
+from common.layout import touches_stub
 from services.kernel.errors import Errno
 from services.kernel.task import CURRENT
 from services.kernel.vfs import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_NOATIME, \
@@ -27,7 +28,6 @@ from services.kernel.vfs import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_NO
 
 PROC_SUPER_MAGIC = 0x9FA0
 HZ = 100
-STUB_BASE, STUB_SIZE = 0x7E0000000000, 0x10000   # services/userspace/stub.py: not the guest's
 SPECIAL_MAPS = (b"[heap]", b"[stack]", b"[vdso]", b"[vvar]", b"[vsyscall]", b"[vvar_vclock]")
 
 
@@ -441,7 +441,9 @@ class ProcFs:
         if t is None or not t.host_pid or proc.zombie:
             return b""
         k = self.k()
-        cache_dir = str(k.pagecache.dir).encode() + b"/"
+        # The host names a page-cache file from the jail's root, or (a guest
+        # not confined: skas not root) by its host path.
+        cache_dirs = (b"/%s/" % k.pagecache.dir.name.encode(), str(k.pagecache.dir).encode() + b"/")
         exe_key = self.exe_key(t)
         out = []
         for line in _host(f"/proc/{t.host_pid}/maps").splitlines():
@@ -451,10 +453,11 @@ class ProcFs:
             rng, perms, offset = parts[0], parts[1], parts[2]
             path = parts[5].strip() if len(parts) > 5 else b""
             lo, _, hi = rng.partition(b"-")
-            if int(lo, 16) < STUB_BASE + STUB_SIZE and int(hi, 16) > STUB_BASE:
+            if touches_stub(int(lo, 16), int(hi, 16) - int(lo, 16)):
                 continue
             dev, ino = b"00:00", b"0"
-            if path.startswith(cache_dir):
+            cache_dir = next((d for d in cache_dirs if path.startswith(d)), None)
+            if cache_dir is not None:
                 key = path[len(cache_dir):].split(b"-")
                 if exe_key is None or key[:2] != exe_key[:2]:
                     continue

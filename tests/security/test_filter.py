@@ -1,0 +1,120 @@
+"""The filter, run by a classic-BPF interpreter on seccomp_data built here:
+every call it lets run on the host is in the table of allowed calls, and is
+allowed only for arguments that keep it to the caller (docs/security.md)."""
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from common.layout import STUB_BASE, STUB_END, touches_stub
+from common.notified import NOTIFIED_NRS
+from services.userspace import seccomp
+
+ALLOW, TRACE, KILL, NOTIFY = (seccomp.RET_ALLOW, seccomp.RET_TRACE, seccomp.RET_KILL_PROCESS,
+                              seccomp.RET_USER_NOTIF)
+GUEST_IP = 0x401000
+U64 = (1 << 64) - 1
+
+
+def run(prog, nr: int, args=(), arch=seccomp.AUDIT_ARCH_X86_64, ip=GUEST_IP) -> int:
+    """The verdict of prog for one call, as the host computes it."""
+    args = list(args) + [0] * (6 - len(args))
+    data = struct.pack("<iIQ6Q", nr, arch, ip, *(a & U64 for a in args))
+    a, pc = 0, 0
+    while True:
+        code, jt, jf, k = prog[pc]
+        pc += 1
+        if code == 0x20:                       # ld [k]
+            a, = struct.unpack_from("<I", data, k)
+        elif code == 0x54:                     # and #k
+            a &= k
+        elif code == 0x05:                     # ja
+            pc += k
+        elif code in (0x15, 0x35, 0x45):       # jeq, jge, jset
+            hit = a == k if code == 0x15 else a >= k if code == 0x35 else bool(a & k)
+            pc += jt if hit else jf
+        elif code == 0x06:
+            return k
+        else:
+            raise AssertionError(f"unknown BPF opcode {code:#x}")
+
+
+PROGRAMS = [seccomp.program(False), seccomp.program(True)]
+ANYWHERE = [0, 0x1000, 0x400000, STUB_BASE - 0x1000, STUB_BASE, STUB_END - 1, STUB_END,
+            (STUB_BASE >> 32) - 1 << 32, 0x7FFFFFFFF000, 1 << 47, U64 & ~0xFFF, U64]
+LENGTHS = [0, 1, 0x1000, 0x10000, (1 << 32) - 1, 1 << 32, 1 << 40, U64]
+
+
+@pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
+def test_only_the_listed_calls_ever_run_on_the_host(prog):
+    rng = random.Random(1)
+    allowed = set(seccomp.ALLOWED.values()) | set(seccomp.RANGE_CHECKED.values()) | {
+        seccomp.FUTEX, seccomp.ARCH_PRCTL}
+    for nr in range(-2, 1024):
+        for _ in range(20):
+            args = [rng.choice((0, rng.getrandbits(64), rng.getrandbits(32))) for _ in range(6)]
+            verdict = run(prog, nr, args)
+            if verdict == ALLOW:
+                assert nr in allowed, nr
+            elif verdict == NOTIFY:
+                assert nr in NOTIFIED_NRS, nr
+            else:
+                assert verdict == TRACE, (nr, verdict)
+
+
+@pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
+def test_other_abis_are_killed(prog):
+    assert run(prog, 39, arch=0x40000003) == KILL                    # i386: int 0x80
+    assert run(prog, 39 | seccomp.X32_SYSCALL_BIT) == KILL           # x32
+
+
+@pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
+def test_memory_calls_run_on_the_host_only_off_the_stub(prog):
+    """Every (address, length) the filter lets through is clear of the stub's
+    range; the rest reach the kernel, which checks them exactly."""
+    rng = random.Random(2)
+    cases = [(a, n) for a in ANYWHERE for n in LENGTHS]
+    cases += [(rng.getrandbits(47) & ~0xFFF, rng.getrandbits(rng.choice((12, 32, 33, 64))))
+              for _ in range(3000)]
+    cases += [(STUB_BASE + rng.randrange(-1 << 33, 1 << 33) & ~0xFFF, rng.getrandbits(33))
+              for _ in range(3000)]
+    anon = 0x22
+    for addr, length in cases:
+        for nr, args in ((10, (addr, length, 7)), (11, (addr, length)), (28, (addr, length, 4)),
+                         (9, (addr, length, 7, anon | 0x10, U64, 0)),
+                         (25, (addr, length, length, 1, 0))):
+            if run(prog, nr, args) == ALLOW:
+                assert not touches_stub(addr, length), (nr, hex(addr), hex(length))
+    assert run(prog, 9, (0, 4096, 3, 0x22, U64, 0)) == ALLOW         # malloc's map
+    assert run(prog, 9, (0, 4096, 1, 0x02, 3, 0)) == TRACE           # a file: the kernel's
+    assert run(prog, 25, (0x10000, 4096, 8192, 3, 0x20000)) == TRACE  # MREMAP_FIXED
+    assert run(prog, 25, (0x10000, 4096, 8192, 5, 0)) == TRACE       # MREMAP_DONTUNMAP
+
+
+@pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
+def test_futexes_run_on_the_host_only_private_and_without_pi(prog):
+    for op in range(0, 1 << 10):
+        verdict = run(prog, seccomp.FUTEX, (0x1000, op, 1, 0, 0, 0))
+        local = (op & 0x7F in seccomp.FUTEX_LOCAL_OPS.values() and op & 0x80
+                 and not op & ~0x1FF)
+        assert verdict == (ALLOW if local else TRACE), hex(op)
+    for pi in (6, 7, 8, 11, 12, 13):
+        assert run(prog, seccomp.FUTEX, (0x1000, pi | 0x80)) == TRACE
+
+
+@pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
+def test_rseq_and_foreign_arch_prctl_codes_trap(prog):
+    assert run(prog, 334, (0x1000, 32, 0, 0x53053053)) == TRACE
+    for code in (0x1001, 0x1002, 0x1003, 0x1004):
+        assert run(prog, seccomp.ARCH_PRCTL, (code, 0)) == ALLOW
+    for code in (0x1011, 0x1012, 0x2001, 0x2002, 0x2003, 0x5001, 0x3001):
+        assert run(prog, seccomp.ARCH_PRCTL, (code, 0)) == TRACE
+
+
+def test_calls_from_the_stub_are_never_notified():
+    prog = PROGRAMS[1]
+    for nr in sorted(NOTIFIED_NRS):
+        assert run(prog, nr, ip=GUEST_IP) == NOTIFY
+        assert run(prog, nr, ip=STUB_BASE + 0x80) == TRACE
