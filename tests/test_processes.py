@@ -51,11 +51,11 @@ def guest(img: Path, *argv: str, options: tuple = ()) -> subprocess.CompletedPro
 
 @pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"],
                                   ["/bin/sh", "-c", "/bin/jobctl; /bin/jobctl orphaned"],
-                                  ["/bin/execat"], ["/bin/dethread"],
+                                  ["/bin/execat"], ["/bin/dethread"], ["/bin/dethread", "leader"],
                                   ["/bin/forkmany", "500", "seq"], ["/bin/forkmany", "redzone"],
                                   ["/bin/sh", "/scripts/corpus.sh"]],
                          ids=["signal-handlers", "pthreads", "job-control", "execveat",
-                              "exec-from-a-thread", "fork-wait-loop", "fork-keeps-the-red-zone",
+                              "exec-from-a-thread", "exec-from-the-leader", "fork-wait-loop", "fork-keeps-the-red-zone",
                               "shell-corpus"])
 def test_same_output_natively_and_in_a_guest(ptree, pdisk, argv):
     want = native(ptree, *argv)
@@ -65,8 +65,8 @@ def test_same_output_natively_and_in_a_guest(ptree, pdisk, argv):
 
 
 @pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"],
-                                  ["/bin/sh", "/scripts/corpus.sh"]],
-                         ids=["signal-handlers", "pthreads", "shell-corpus"])
+                                  ["/bin/dethread", "leader"], ["/bin/sh", "/scripts/corpus.sh"]],
+                         ids=["signal-handlers", "pthreads", "exec-from-the-leader", "shell-corpus"])
 def test_every_call_as_a_ptrace_stop_gives_the_same_output(ptree, pdisk, argv):
     """--ptrace-only: no call through the seccomp listener (the path a host
     without listeners takes), the same answers."""

@@ -121,10 +121,13 @@ def run_ops(t: Tracee, ops: list, ctx: Context) -> tuple[list, bool]:
 
 def _exec_stub(t: Tracee, _op: dict, ctx: Context) -> int | dict:
     """A fresh stub address space in the guest's process (its name and argv
-    are the stub's own constants: nothing a guest thread could rewrite)."""
+    are the stub's own constants: nothing a guest thread could rewrite).
+    The host's exec waits until the tracer has reaped every other thread of
+    the group, so the wait takes their events too (from any thread: the
+    leader's exec waits for them as a thread's does)."""
     was = t.pid
     result = t.inject(SYS_execve, stub.STUB_PATH, stub.ARGV, stub.ARGV + 8,
-                      wait_group=ctx.wait_group if t.tgid != t.pid else None)
+                      wait_group=ctx.wait_group)
     if t.pid != was:
         ctx.took_over(t, was)
     if result < 0:
