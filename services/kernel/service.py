@@ -337,9 +337,13 @@ class Kernel:
             t.call.cancel()
 
     async def run_ops(self, t: Task, ops: list[dict]) -> list:
-        """Run address-space ops in a stopped task and wait for their results."""
+        """Run address-space ops in a stopped task and wait for their results.
+        A task already gone gets no answer from userspace: TaskGone at once
+        (a handler can outlive its task: exec at boot while a halt kills init)."""
         if t.notif is not None:
             await self.stop_notified(t)
+        if self.tasks.get(t.tid) is not t:
+            raise TaskGone(t.tid)
         fut = self.loop.create_future()
         self.waiting[t.tid] = fut
         self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": ops, "reply": True,
