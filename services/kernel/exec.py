@@ -240,7 +240,8 @@ async def execve(task, path: bytes, argv: list[bytes], envp: list[bytes]) -> lis
     loc, elf, argv = await prepare(task, path, argv, envp)
     if sum(len(a) + 1 for a in argv) + sum(len(e) + 1 for e in envp) > ARG_MAX:
         raise Errno(errno.E2BIG)
-    cache_path = await task.kernel.pagecache.host_path(loc)
+    cache_path = await task.kernel.pagecache.host_path(   # the file range the PT_LOADs map
+        loc, 0, max(s.offset + s.filesz for s in elf.segments))
     bias = 0
     if elf.type == 3:   # static-PIE: a randomized base, as Linux's ELF_ET_DYN_BASE + mmap_rnd
         bias = ELF_ET_DYN_BASE + (random.getrandbits(28) << 12) - _page_down(elf.segments[0].vaddr)

@@ -46,7 +46,7 @@ async def sys_mmap(t, addr, length, prot, flags, fd, offset):
         raise Errno(errno.EACCES)          # shared writable maps need a writable file
     if offset % 4096:
         raise Errno(errno.EINVAL)
-    path = await t.kernel.pagecache.host_path(f.loc)
+    path = await t.kernel.pagecache.host_path(f.loc, offset, length)
     results = await t.kernel.run_ops(t, [{"op": "mmap", "addr": addr, "length": length,
                                           "prot": prot, "flags": flags, "path": path,
                                           "offset": offset}])

@@ -54,7 +54,7 @@ class Kernel:
         self.ubd = AsyncLink(loop, cfg.endpoints["ubd_io"], self.me,
                              keys=cfg.curve_files("kernel", "ubd_io"))
         self.console = Console(AsyncLink(loop, cfg.endpoints["sigio"], self.me))
-        self.pagecache = PageCache(cfg.run_dir)
+        self.pagecache = PageCache(cfg.run_dir, cfg.pagecache_limit)
         self.userspace: bytes | None = None      # routing id of userspace's link
         self.heard_userspace = time.monotonic()
         self.tasks: dict[int, Task] = {}                # by tid: every live thread
