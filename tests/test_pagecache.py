@@ -271,3 +271,12 @@ def _maps(pid: str) -> list[str]:
         return Path(f"/proc/{pid}/maps").read_text().splitlines()
     except OSError:
         return []
+
+
+def test_a_private_writable_map_of_a_file_is_the_guests_own(pcdisk, tmp_path):
+    """MAP_PRIVATE with PROT_WRITE maps (it was EACCES: the kernel took
+    MAP_SHARED_VALIDATE's bits for "shared"); MAP_SHARED with PROT_WRITE of
+    a read-only fd is EACCES, as on Linux."""
+    r = skas("run", "--disk", str(pcdisk), "--", "/bin/pagecache", "private", "/private")
+    assert r.stdout == ("map mine file ffff\n"
+                        "shared writable of a read-only fd: Permission denied\n"), r.stderr

@@ -7,8 +7,12 @@
  *                             once; each checks its map against pread
  *   pagecache unlinked FILE   map a 1 MiB file, rewrite it whole, map it again
  *                             (the first version is unlinked on the host), then
- *                             read both maps; then wait */
+ *                             read both maps; then wait
+ *   pagecache private FILE    a private writable map of a file: writes stay in
+ *                             the map; a shared writable one of a read-only fd
+ *                             is EACCES */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +56,22 @@ int main(int argc, char **argv)
     if (fd < 0) {
         perror(argv[2]);
         return 1;
+    }
+    if (!strcmp(argv[1], "private")) {
+        fill(fd, 'f', 1 << 20);
+        char *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            perror("private writable mmap");
+            return 1;
+        }
+        memcpy(p, "mine", 4);
+        char back[4];
+        pread(fd, back, 4, 0);
+        printf("map %.4s file %.4s\n", p, back);
+        int ro = open(argv[2], O_RDONLY);
+        void *q = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0);
+        printf("shared writable of a read-only fd: %s\n", q == MAP_FAILED ? strerror(errno) : "mapped");
+        return 0;
     }
     if (!strcmp(argv[1], "sparse")) {
         static const char data[] = "one page of data";
