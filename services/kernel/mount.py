@@ -13,7 +13,7 @@ import stat as S
 from services.kernel.devices import populate_dev
 from services.kernel.errors import Errno
 from services.kernel.filesystems.procfs import ProcFs
-from services.kernel.filesystems.tmpfs import Tmpfs
+from services.kernel.filesystems.tmpfs import PageBudget, Tmpfs
 from services.kernel.fs import AT_FDCWD, resolve
 from services.kernel.task import Credentials
 from services.kernel.vfs import (
@@ -29,6 +29,7 @@ MS_MGC_MSK, MS_MGC_VAL = 0xFFFF0000, 0xC0ED0000
 MNT_FORCE, MNT_DETACH, UMOUNT_NOFOLLOW = 1, 2, 8
 
 FILESYSTEMS = {b"tmpfs": Tmpfs.from_options, b"proc": ProcFs.from_options}
+MAX_MOUNTS = 100_000       # Linux's fs.mount-max: each mount is the kernel's memory
 
 # path, mode, flags, and what fills it (b"proc": a procfs instead of a tmpfs): the mounts every guest boots with
 BOOT_MOUNTS = [(b"/dev", 0o755, MS_NOSUID, populate_dev),
@@ -43,12 +44,14 @@ def mount_flags(flags: int) -> int:
     return kept if flags & (MS_NOATIME | MS_STRICTATIME) else kept | MS_RELATIME
 
 
-async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False) -> Vfs:
+async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False,
+                   tmpfs_limit: int = 1 << 30) -> Vfs:
     """The root filesystem (read-only if asked or if it cannot be written), a tmpfs on
     /dev (with the device nodes), /tmp and /run, and proc on /proc, where the
     disk has those directories."""
     ro = 0 if getattr(root_fs, "writable", False) and not read_only else MS_RDONLY
     vfs = Vfs(Mount(root_fs, dev, MS_RELATIME | ro, fstype, b"/dev/root"))
+    vfs.tmpfs_pages = PageBudget(tmpfs_limit)
     for path, mode, flags, populate in BOOT_MOUNTS:
         try:
             at = await vfs.lookup(vfs.root, path, Credentials())
@@ -59,7 +62,7 @@ async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False) ->
         if populate == b"proc":
             vfs.attach(Mount(ProcFs(), vfs.anon_dev(), MS_RELATIME | flags, b"proc", b"proc"), at)
             continue
-        fs = Tmpfs(mode=mode)
+        fs = Tmpfs(mode=mode, budget=vfs.tmpfs_pages)
         if populate is not None:
             await populate(fs.root)
         vfs.attach(Mount(fs, vfs.anon_dev(), MS_RELATIME | flags, b"tmpfs", b"tmpfs"), at)
@@ -98,7 +101,9 @@ async def sys_mount(t, source, target, fstype, flags, data, *_):
     make = FILESYSTEMS.get(t.mem.read_cstr(fstype))
     if make is None:
         raise Errno(errno.ENODEV)
-    fs = make(t.mem.read_cstr(data) if data else b"")
+    if len(vfs.mounts) >= MAX_MOUNTS:
+        raise Errno(errno.ENOSPC)
+    fs = make(t.mem.read_cstr(data) if data else b"", vfs.tmpfs_pages)
     name = t.mem.read_cstr(source) if source else b"none"
     vfs.attach(Mount(fs, vfs.anon_dev(), mount_flags(flags), t.mem.read_cstr(fstype), name), at)
     return 0

@@ -505,7 +505,8 @@ class Kernel:
             log.error("cannot mount ubd0 (%s) as the root filesystem: %s", cfg.disks.get("ubd0"), exc)
             await self.shutdown(BOOT_FAILED)
             return
-        self.vfs = await boot_vfs(fs, makedev(UBD_MAJOR, 0), b"ext2", cfg.read_only)
+        self.vfs = await boot_vfs(fs, makedev(UBD_MAJOR, 0), b"ext2", cfg.read_only,
+                                  cfg.tmpfs_limit)
         cred = Credentials(cfg.uid, cfg.gid, cfg.uid, cfg.gid, cfg.uid, cfg.gid)
         try:
             init = await self.spawn(cred)

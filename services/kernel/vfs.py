@@ -113,6 +113,7 @@ class Vfs:
         self.root = Location(root, root.root, b"/")
         self.mounts: list[Mount] = [root]
         self.covers: dict[tuple[Mount, Any], Mount] = {}   # (mount, its directory) -> mount on it
+        self.tmpfs_pages: Any = None     # what every tmpfs draws on (mount.py: PageBudget)
 
     # --- the mount table ----------------------------------------------------------
     def attach(self, m: Mount, at: Location) -> None:

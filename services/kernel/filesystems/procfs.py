@@ -150,8 +150,8 @@ class ProcFs:
         self.root = Dir(self, 1, self.root_entries)
 
     @classmethod
-    def from_options(cls, options: bytes, kernel: Any = None) -> ProcFs:
-        return cls(kernel)
+    def from_options(cls, options: bytes, _tmpfs_pages: Any = None) -> ProcFs:
+        return cls()
 
     def statfs(self) -> dict:
         return {"bsize": 4096, "frsize": 4096, "blocks": 0, "bfree": 0, "bavail": 0,

@@ -7,6 +7,10 @@ some pages fit) and a count of inodes, where each extra hard link counts too
 (Linux 6.x's "ispace").  Directories report 20 bytes per entry (Linux's
 BOGO_DIRENT_SIZE), symlinks of 128 bytes and more take a page.
 
+Every tmpfs of a guest also draws on one ``PageBudget`` (the guest config's
+``tmpfs_limit``): its pages are the kernel's memory, and a guest may mount
+as many tmpfs of any size as it likes.
+
 An unlinked file keeps its pages while open files hold it (``hold``); the
 last release frees them.  Every method finishes without awaiting, so each is
 atomic with respect to other tasks.
@@ -14,11 +18,14 @@ atomic with respect to other tasks.
 from __future__ import annotations
 
 import errno
+import logging
 import stat as S
 import time
 
 from services.kernel.errors import Errno
 from services.kernel.vfs import d_type, set_attrs
+
+log = logging.getLogger("kernel")
 
 PAGE = 4096
 DEFAULT_SIZE = 64 << 20        # until the guest has a memory setting
@@ -44,11 +51,22 @@ def _size(text: str) -> int:
     return int(digits) * mult
 
 
+class PageBudget:
+    """The pages all of one guest's tmpfs mounts may hold together."""
+
+    def __init__(self, limit: int):
+        self.max_pages = limit // PAGE
+        self.pages = 0
+        self.warned = False
+
+
 class Tmpfs:
     writable = True
 
     def __init__(self, size: int = DEFAULT_SIZE, nr_inodes: int = DEFAULT_NR_INODES,
-                 mode: int = 0o1777, uid: int = 0, gid: int = 0):
+                 mode: int = 0o1777, uid: int = 0, gid: int = 0,
+                 budget: PageBudget | None = None):
+        self.budget = budget
         self.max_pages = -(-size // PAGE)
         self.max_inodes = nr_inodes
         self.pages = 0
@@ -57,9 +75,9 @@ class Tmpfs:
         self.root = self.new_inode(S.S_IFDIR | mode, uid, gid, None)
 
     @classmethod
-    def from_options(cls, options: bytes) -> Tmpfs:
+    def from_options(cls, options: bytes, budget: PageBudget | None = None) -> Tmpfs:
         """mount -o size=N[kmg],nr_inodes=N[kmg],mode=OCTAL,uid=N,gid=N."""
-        kw: dict[str, int] = {}
+        kw: dict = {"budget": budget}
         for opt in options.decode(errors="replace").split(","):
             key, _, value = opt.partition("=")
             if not opt:
@@ -89,8 +107,22 @@ class Tmpfs:
     def take_page(self) -> bool:
         if self.pages >= self.max_pages:
             return False
+        b = self.budget
+        if b is not None:
+            if b.pages >= b.max_pages:
+                if not b.warned:
+                    b.warned = True
+                    log.warning("the guest's tmpfs mounts hold tmpfs_limit (%d MiB): ENOSPC",
+                                b.max_pages * PAGE >> 20)
+                return False
+            b.pages += 1
         self.pages += 1
         return True
+
+    def free_pages(self, n: int) -> None:
+        self.pages -= n
+        if self.budget is not None:
+            self.budget.pages -= n
 
     def new_inode(self, mode: int, uid: int, gid: int, parent: Inode | None,
                   rdev: int = 0) -> Inode:
@@ -197,7 +229,7 @@ class Inode:
         gone = [i for i in self.pages if i >= first]
         for index in gone:
             del self.pages[index]
-        self.fs.pages -= len(gone)
+        self.fs.free_pages(len(gone))
         tail = self.pages.get(size // PAGE)
         if tail is not None:
             tail[size % PAGE:] = bytes(PAGE - size % PAGE)
@@ -297,7 +329,7 @@ class Inode:
             self.fs.inodes -= 1            # the extra link's share
         else:
             if S.S_ISLNK(inode.mode) and inode.size >= SHORT_SYMLINK_LEN:
-                self.fs.pages -= 1
+                self.fs.free_pages(1)
             inode.forget_if_gone()
 
     async def unlink(self, name: bytes) -> None:
