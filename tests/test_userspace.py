@@ -93,3 +93,27 @@ def test_a_wait_on_a_tracee_has_a_deadline(tmp_path):
     finally:
         t.kill()
         os.waitpid(t.pid, 0)
+
+
+def test_an_unconfined_stub_names_its_files_relative_to_the_run_directory(tmp_path):
+    """Where skas is not root there is no jail: the stub's working directory
+    is the run directory, and the same relative names reach the same files."""
+    stub.install(tmp_path)
+    jail = Jail(tmp_path, "test", 16)
+    jail.confined = False                 # what a host that refuses namespaces gets
+    (tmp_path / "pagecache" / "f").write_bytes(b"page-cache bytes".ljust(4096, b"\0"))
+    t = platform.spawn(1, jail, stub.Scratch(tmp_path), False)
+    try:
+        assert os.readlink(f"/proc/{t.pid}/cwd") == str(tmp_path)
+        results, _ = platform.run_ops(t, [
+            {"op": "exec_stub"},
+            {"op": "mmap", "addr": 0x10000000, "length": 4096, "prot": 1, "flags": 0x12,
+             "path": "pagecache/f", "offset": 0}],
+            platform.Context(adopt=None, wait_group=lambda pid, tgid: os.waitpid(pid, 0x40000000),
+                             took_over=None, gone=None))
+        assert results[1] == 0x10000000
+        with open(f"/proc/{t.pid}/mem", "rb", buffering=0) as mem:
+            assert os.pread(mem.fileno(), 16, 0x10000000) == b"page-cache bytes"
+    finally:
+        t.kill()
+        os.waitpid(t.pid, 0)
