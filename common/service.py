@@ -14,11 +14,16 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from common import config as guest_config
+from common import privileges
 from common.config import GuestConfig
 from common.transport import pin_cpu
 
 
-def main(service: str, run: Callable[[GuestConfig], int]) -> None:
+def main(service: str, run: Callable[[GuestConfig], int], drop_now: bool = True) -> None:
+    """Parse the command line, read the config, log, pin, drop privileges
+    (common/privileges.py; a service that must open files first passes
+    drop_now=False and calls ``privileges.drop`` itself, before any thread)
+    and run."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}",
                                      description=f"the {service} service of a skas guest")
     parser.add_argument("--guest-config", required=True, metavar="FILE",
@@ -32,6 +37,8 @@ def main(service: str, run: Callable[[GuestConfig], int]) -> None:
         level=logging.INFO, stream=sys.stderr,
         format=f"%(asctime)s {cfg.name}/{service} %(levelname)s %(name)s: %(message)s")
     pin_cpu(cfg.io_cpu if service == "ubd_io" and cfg.io_cpu is not None else cfg.cpu)
+    if drop_now:
+        privileges.drop(service)
     sys.exit(run(cfg))
 
 

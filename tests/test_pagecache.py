@@ -71,7 +71,7 @@ def test_one_page_of_a_sparse_1_gib_file_costs_a_page(tmp_path):
         with open(path, "rb") as f:
             assert os.pread(f.fileno(), 8, 512 * MiB) == b"data" + bytes(4)
             assert os.pread(f.fileno(), 3, 900 * MiB) == bytes(3)     # not mapped: not filled
-        assert stat.S_IMODE(st.st_mode) == 0o444
+        assert stat.S_IMODE(st.st_mode) == 0o644
         assert stat.S_IMODE(os.stat(cache.dir).st_mode) == 0o711
         assert os.path.dirname(path) == "pagecache"
     asyncio.run(go())
@@ -237,7 +237,7 @@ def test_a_guest_maps_a_page_of_a_1_gib_sparse_file(pcdisk, tmp_path):
         assert line == "mapped: one page of data\n"
         (taken,) = versions_of(pc, 1 << 30).values()
         assert taken <= 2 * PAGE
-        assert all(stat.S_IMODE(p.stat().st_mode) == 0o444 for p in pc.iterdir())
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in pc.iterdir())
 
 
 def test_rewriting_and_mapping_a_file_100_times_keeps_one_version(pcdisk, tmp_path):

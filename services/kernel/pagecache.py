@@ -94,9 +94,9 @@ class PageCache:
         if old is not None:
             self._drop(old)
         path = self.dir / key
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            os.fchmod(fd, 0o444)                # whatever the umask
+            os.fchmod(fd, 0o644)   # the guest uid reads; the kernel refills without DAC_OVERRIDE
             os.ftruncate(fd, size)
         except OSError as exc:                  # EFBIG: bigger than the host allows
             path.unlink()

@@ -13,4 +13,4 @@ files and never knows what a filesystem is.
 from common.service import main
 from services.ubd_io.service import run
 
-main("ubd_io", run)
+main("ubd_io", run, drop_now=False)     # its images are opened first

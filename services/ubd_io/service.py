@@ -6,6 +6,7 @@ import logging
 
 import zmq
 
+from common import privileges
 from common.config import GuestConfig, parse_disk
 from common.protocol import Message
 from common.service import Running
@@ -38,6 +39,7 @@ def run(cfg: GuestConfig) -> int:
     except (OSError, ValueError, CowError) as exc:
         log.error("cannot open the guest's disks: %s", exc)
         return 1
+    privileges.drop("ubd_io")          # with its images open, before zmq's thread
     address = cfg.endpoints["ubd_io"]
     try:
         endpoint = Endpoint(address, f"{cfg.name}/ubd_io", cfg.curve_files("ubd_io", "kernel"))

@@ -8,6 +8,8 @@
        host; then file mmaps (injected calls) to trigger it
    sec_stub STUB_BASE GADGET_RETURN SCRATCH MARKER rseq
        an rseq critical section over the stub whose abort handler is payload()
+   sec_stub STUB_BASE GADGET_RETURN SCRATCH MARKER procmem
+       the same write through /proc/self/mem, then file maps
    sec_stub 0 0 0 0 pi
        PI futex operations, which would store the host tid in the word
    sec_stub 0 0 0 0 exec PATH
@@ -115,6 +117,16 @@ int main(int argc, char **argv) {
         m = mremap(mine, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)base);
         said("mremap onto the stub", m == MAP_FAILED ? -1 : 0);
         said("pkey_mprotect the stub", syscall(SYS_pkey_mprotect, base, 4096, 7, 0));
+        trigger_injections(20);
+    } else if (!strcmp(argv[5], "procmem")) {
+        unsigned char jmp[5] = {0xe9};
+        int32_t rel = (int32_t)((long)payload - (long)(ret + 5));
+        memcpy(jmp + 1, &rel, 4);
+        int fd = open("/proc/self/mem", O_RDWR);
+        if (fd < 0)
+            printf("open /proc/self/mem: %s\n", strerror(errno));
+        else
+            said("write the gadget through /proc/self/mem", pwrite(fd, jmp, 5, ret) == 5 ? 0 : -1);
         trigger_injections(20);
     } else if (!strcmp(argv[5], "rseq")) {
         cs.start_ip = base;

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from common import privileges
 from common.layout import STUB_BASE
 from conftest import HERE, disk_of, make_tree, skas
 from services.userspace import jail, stub
@@ -92,6 +93,16 @@ def test_the_stub_and_its_scratch_cannot_be_changed(secdisk, tmp_path, ptrace_on
     assert not marker.exists()
 
 
+def test_proc_self_mem_reaches_no_host_memory(secdisk, tmp_path):
+    """/proc is the guest kernel's: there is no mem file to write the stub through."""
+    marker = tmp_path / "escaped"
+    r = with_bystander(secdisk, sec_stub(marker, "procmem"))
+    assert r.stdout.splitlines()[:2] == ["open /proc/self/mem: No such file or directory",
+                                         "file maps: done"], r.stdout + r.stderr
+    assert "attacker 0" in r.stdout and "bystander alive" in r.stdout
+    assert not marker.exists()
+
+
 def test_rseq_is_refused_so_no_critical_section_covers_the_stub(secdisk, tmp_path):
     """An rseq critical section over the stub would move rip from an injected
     call's int3 to the guest's abort handler on the next preemption."""
@@ -149,7 +160,8 @@ def test_guest_processes_run_unprivileged_in_empty_namespaces(secdisk):
     """Checked from the host while the guest runs: every guest process is the
     guest's own uid, holds no capability, may gain none, and lives in mount,
     network, IPC and UTS namespaces of its own whose root holds only the
-    stub, the scratch and the page cache."""
+    stub, the scratch and the page cache; each service holds only the
+    capabilities common/privileges.py lists for it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "deploy.cli", "run", "--disk", str(secdisk), "--",
          *sec_stub(0, "wait").split()],
@@ -178,6 +190,19 @@ def test_guest_processes_run_unprivileged_in_empty_namespaces(secdisk):
             assert os.listdir(f"/proc/{pid}/fd") == []
             mounts = open(f"/proc/{pid}/mounts").read().splitlines()
             assert len(mounts) == 4 and all(" ro," in m for m in mounts), mounts
+        services = {}
+        for pid in _descendants(proc.pid):
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            if b"-m" in argv:
+                services[argv[argv.index(b"-m") + 1].decode().removeprefix("services.")] = pid
+        assert set(services) == set(privileges.KEEP)
+        for name, pid in services.items():     # every thread of each: zmq's too
+            want = sum(1 << privileges.CAP[c] for c in privileges.KEEP[name])
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                status = open(f"/proc/{pid}/task/{tid}/status").read()
+                assert int(_field(status, "CapEff"), 16) == want, (name, tid)
+                assert int(_field(status, "CapBnd"), 16) == want, (name, tid)
+                assert _field(status, "NoNewPrivs") == "1", name
         proc.terminate()              # skas halts the guest
         assert proc.wait(timeout=60) != 0
         assert not any(os.path.exists(f"/proc/{pid}") for pid in guests)
