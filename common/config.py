@@ -49,6 +49,7 @@ class GuestConfig:
                                     # root); 0: one per guest name (services/userspace/jail.py)
     pagecache_limit: int = 1 << 30  # bytes the run directory's page cache may take on disk
     tmpfs_limit: int = 1 << 30      # bytes all the guest's tmpfs mounts may hold (kernel memory)
+    console_log_max: int = 16 << 20  # console.log past this becomes console.log.1
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -91,7 +92,8 @@ class GuestConfig:
                  f"read_only = {str(self.read_only).lower()}",
                  f"ubd_queue = {self.ubd_queue}", f"notify = {str(self.notify).lower()}",
                  f"max_tasks = {self.max_tasks}", f"host_uid = {self.host_uid}",
-                 f"pagecache_limit = {self.pagecache_limit}", f"tmpfs_limit = {self.tmpfs_limit}"]
+                 f"pagecache_limit = {self.pagecache_limit}", f"tmpfs_limit = {self.tmpfs_limit}",
+                 f"console_log_max = {self.console_log_max}"]
         if self.cpu is not None:
             lines.append(f"cpu = {self.cpu}")
         if self.io_cpu is not None:

@@ -18,11 +18,34 @@ log = logging.getLogger("sigio")
 CHUNK = 4096   # a pipe that polls writable takes this much without blocking
 
 
+class ConsoleLog:
+    """RUN_DIR/console.log, kept under a size: past it the file becomes
+    console.log.1 (the one before goes) and a new one starts, so a guest
+    that prints for ever cannot fill the host's disk."""
+
+    def __init__(self, path, limit: int):
+        self.path, self.limit = path, limit
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.size = os.fstat(self.fd).st_size
+
+    def write(self, data: bytes) -> int:
+        if self.size >= self.limit:
+            os.replace(self.path, f"{self.path}.1")
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            os.dup2(fd, self.fd)          # the fd the loop polls stays the same
+            os.close(fd)
+            self.size = 0
+        n = os.write(self.fd, data)
+        self.size += n
+        return n
+
+
 class ConsoleOut:
     """Output waiting for the host side, with the acks owed once it is written."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, write=os.write):
         self.fd = fd
+        self.write = write           # (data) -> bytes taken
         self.queue: collections.deque[tuple[bytes, int, bytes, int]] = collections.deque()
         self.last_seq = 0            # the last seq accepted
         self.done_seq = 0            # the last seq written out
@@ -46,7 +69,7 @@ class ConsoleOut:
         while self.queue:
             to, id_, data, seq = self.queue[0]
             if data:
-                n = os.write(self.fd, data[:CHUNK])
+                n = self.write(data[:CHUNK])
                 self.written += n
                 data = data[n:]
                 self.queue[0] = (to, id_, data, seq)
@@ -60,10 +83,11 @@ class ConsoleOut:
 
 def run(cfg: GuestConfig) -> int:
     if cfg.console == "log":
-        fd = os.open(cfg.console_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        log_file = ConsoleLog(cfg.console_log, cfg.console_log_max)
+        out = ConsoleOut(log_file.fd, log_file.write)
     else:
-        fd = 1
-    out = ConsoleOut(fd)
+        out = ConsoleOut(1, lambda data: os.write(1, data))
+    fd = out.fd
     endpoint = Endpoint(cfg.endpoints["sigio"], f"{cfg.name}/sigio")
     running = Running(endpoint)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

@@ -29,3 +29,25 @@ def test_tmpfs_mounts_together_stop_at_the_guests_limit(tmp_path, disk):
     sizes = [int(n) for n in next(line for line in out if line.startswith("sizes")).split()[1:]]
     assert sizes[0] == 12000000 and sum(sizes) <= 16 * MiB, sizes
     assert "tmpfs_limit" in (cfg.run_dir / "kernel.log").read_text()
+
+
+def test_console_log_stays_bounded_however_much_the_guest_prints(tmp_path, disk):
+    """A supervised guest's console goes to RUN_DIR/console.log: past
+    console_log_max it rolls over to console.log.1, and the newest output is
+    always in console.log."""
+    limit = 256 << 10
+    script = ("i=0; while [ $i -lt 40 ]; do head -c 32768 /dev/zero | tr '\\0' x; "
+              "i=$((i+1)); done; echo; echo the last line")
+    cfg = GuestConfig(name="chatty", run_dir=tmp_path / "run", disks={"ubd0": str(disk)},
+                      init=["/bin/sh", "-c", script], console="log", console_log_max=limit)
+    cfg.make_run_dir()
+    cfg.write()
+    procs = launch.start(cfg)
+    try:
+        assert launch.wait_guest(procs) == 0
+    finally:
+        launch.stop(procs)
+    current, older = cfg.console_log, cfg.console_log.with_name("console.log.1")
+    assert current.read_text().endswith("\nthe last line\n")
+    assert older.stat().st_size <= limit + 4096 and current.stat().st_size <= limit + 4096
+    assert older.read_text() == "x" * older.stat().st_size
