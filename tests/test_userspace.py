@@ -117,3 +117,23 @@ def test_an_unconfined_stub_names_its_files_relative_to_the_run_directory(tmp_pa
     finally:
         t.kill()
         os.waitpid(t.pid, 0)
+
+
+def test_without_namespaces_a_stub_still_drops_to_the_guest_uid(tmp_path):
+    """Root on a host that refuses the namespaces: the guest's uid, no
+    capabilities, and the run directory (0711) to find its names in."""
+    stub.install(tmp_path)
+    jail = Jail(tmp_path, "test", 16)
+    jail.namespaces = False               # what such a host gets
+    os.chmod(tmp_path, 0o711)
+    t = platform.spawn(1, jail, stub.Scratch(tmp_path), True)
+    try:
+        status = open(f"/proc/{t.pid}/status").read()
+        assert f"Uid:\t{jail.uid}\t{jail.uid}\t{jail.uid}\t{jail.uid}" in status
+        assert "CapEff:\t0000000000000000" in status and "CapBnd:\t0000000000000000" in status
+        assert os.readlink(f"/proc/{t.pid}/cwd") == str(tmp_path)
+        assert os.readlink(f"/proc/{t.pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    finally:
+        os.close(t.listener)
+        t.kill()
+        os.waitpid(t.pid, 0)

@@ -18,8 +18,12 @@ the forked child before it executes the stub,
 Only root can do the namespaces and the uid change.  Run unprivileged, skas
 warns and confines what it can: the rlimits, and the working directory (the
 run directory), so that guest memory holds names relative to it and never a
-host path.  Either way the guest's names for the stub, the scratch and the
-page cache are the same relative ones (services/userspace/stub.py).
+host path.  Root on a host that refuses the namespaces (a container, say)
+gets a warning and the rest: the uid, the capabilities, the rlimits, the run
+directory as working directory (made 0711 so that the guest uid can reach
+the names it is given, and nothing it is not).  Either way the guest's
+names for the stub, the scratch and the page cache are the same relative
+ones (services/userspace/stub.py).
 
 Nothing here runs in userspace's own process but ``Jail()``: ``enter`` runs
 in the child between fork and exec, so it allocates little and logs nothing
@@ -39,6 +43,7 @@ from services.userspace import stub
 log = logging.getLogger(__name__)
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x20000, 0x4000000, 0x8000000, 0x40000000
+NAMESPACES = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
 MNT_DETACH = 2
@@ -76,20 +81,26 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int,
 
 
 class Jail:
-    """How one guest's processes are confined; ``confined`` is False where
-    the host refuses it (not root)."""
+    """How one guest's processes are confined: ``confined`` (a uid of their
+    own, no capabilities) needs root, ``namespaces`` a host that allows them."""
 
     def __init__(self, run_dir: Path, name: str, max_tasks: int, host_uid: int = 0):
         self.run_dir = Path(run_dir)
         self.uid = self.gid = host_uid or guest_uid(name)
         self.nproc = max_tasks + NPROC_SLACK
         self.confined = os.geteuid() == 0
+        self.namespaces = self.confined and _namespaces_allowed()
         self.root = self.run_dir / "jail"
         pagecache = self.run_dir / "pagecache"
         pagecache.mkdir(exist_ok=True)
         if self.confined:
             self.root.mkdir(mode=0o755, exist_ok=True)
             os.chmod(pagecache, 0o711)    # the guest uid opens files it is told the names of
+            if not self.namespaces:
+                os.chmod(self.run_dir, 0o711)
+                log.warning("the host refuses new namespaces: guest processes run as uid %d "
+                            "with no capabilities, but see the host's network, mounts and "
+                            "SysV IPC", self.uid)
         else:
             log.warning("not root: guest processes run as this user (uid %d), in the host's "
                         "namespaces; run skas as root to confine them to uid %d with no "
@@ -105,8 +116,21 @@ class Jail:
         if not self.confined:
             os.chdir(self.run_dir)
             return
-        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET),
-               "unshare")
+        if self.namespaces:
+            self._enter_namespaces()
+        else:
+            os.chdir(self.run_dir)
+        resource.setrlimit(resource.RLIMIT_NPROC, (self.nproc, self.nproc))
+        for cap in range(CAP_LAST + 1):
+            _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)   # EINVAL past the host's last
+        os.setgroups([])
+        os.setresgid(self.gid, self.gid, self.gid)
+        os.setresuid(self.uid, self.uid, self.uid)
+
+    def _enter_namespaces(self) -> None:
+        """New namespaces, and a root of the stub, the scratch and the page
+        cache alone; the working directory is that root."""
+        _check(_libc.unshare(NAMESPACES), "unshare")
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         root = str(self.root)
         _mount("skas", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16k,mode=0755")
@@ -128,9 +152,11 @@ class Jail:
         else:            # a root pivot_root refuses (an initramfs): chroot, which
             os.chroot(".")   # the unprivileged uid below cannot leave
         os.chdir("/")
-        resource.setrlimit(resource.RLIMIT_NPROC, (self.nproc, self.nproc))
-        for cap in range(CAP_LAST + 1):
-            _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)   # EINVAL past the host's last
-        os.setgroups([])
-        os.setresgid(self.gid, self.gid, self.gid)
-        os.setresuid(self.uid, self.uid, self.uid)
+
+
+def _namespaces_allowed() -> bool:
+    """Whether this host lets us make the jail's namespaces (tried in a child)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if _libc.unshare(NAMESPACES) == 0 else 1)
+    return os.waitpid(pid, 0)[1] == 0
