@@ -50,9 +50,9 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from services.kernel.errors import Errno
 from services.kernel.cred import (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
                                   Credentials, capable, in_group)
+from services.kernel.errors import Errno
 
 MAXSYMLINKS = 40
 PATH_MAX = 4096
