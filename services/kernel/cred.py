@@ -190,7 +190,7 @@ def _setid(t, kind: _Ids, value: int) -> int:
 def _setreid(t, kind: _Ids, real: int, eff: int) -> int:
     """setreuid/setregid: the real id may become the effective one, the
     effective id any of the three; the saved id follows the effective one
-    when the real one is set or the effective one set to another value."""
+    when the real one is set, or the effective one to other than the real."""
     real, eff = real & MASK, eff & MASK
     old = _get(t.cred, kind)
     may = capable(t.cred, kind.cap)
