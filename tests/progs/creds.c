@@ -122,12 +122,20 @@ static void run(const char *prog) {
     waitpid(pid, NULL, 0);
 }
 
+/* A process of uid that pauses; returns once it has that uid. */
 static pid_t sleeper(uid_t uid) {
+    int fds[2];
+    char c;
+    if (pipe(fds)) exit(1);
     pid_t pid = fork();
     if (pid == 0) {
         if (uid && setresuid(uid, uid, uid)) _exit(1);
+        if (write(fds[1], "x", 1) != 1) _exit(1);
         for (;;) pause();
     }
+    if (read(fds[0], &c, 1) != 1) exit(1);
+    close(fds[0]);
+    close(fds[1]);
     return pid;
 }
 
