@@ -19,9 +19,9 @@ import struct
 from dataclasses import dataclass
 
 from common.layout import ADDR_LIMIT, touches_stub
-from services.kernel import signal
+from services.kernel import cred, signal
 from services.kernel.errors import Errno
-from services.kernel.vfs import X_OK, permitted
+from services.kernel.vfs import MS_NOSUID, X_OK, permitted
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ def _auxv(task, elf: Elf, bias: int, vdso: int, at_random: int, execfn: int,
             (AT["CLKTCK"], 100), (AT["PHDR"], phdr), (AT["PHENT"], _PHDR.size),
             (AT["PHNUM"], elf.phnum), (AT["BASE"], 0), (AT["FLAGS"], 0),
             (AT["ENTRY"], bias + elf.entry), (AT["UID"], c.uid), (AT["EUID"], c.euid),
-            (AT["GID"], c.gid), (AT["EGID"], c.egid), (AT["SECURE"], 0),
+            (AT["GID"], c.gid), (AT["EGID"], c.egid),
+            (AT["SECURE"], int(c.euid != c.uid or c.egid != c.gid)),
             (AT["RANDOM"], at_random), (AT["HWCAP2"], HOST_AUXV.get(AT["HWCAP2"], 0)),
             (AT["EXECFN"], execfn), (AT["PLATFORM"], platform), (AT["NULL"], 0)]
     return aux
@@ -255,6 +256,7 @@ async def execve(task, path: bytes, argv: list[bytes], envp: list[bytes]) -> lis
     ops.append({"op": "mmap", "addr": top - STACK_SIZE, "length": STACK_SIZE,
                 "prot": PROT_READ | PROT_WRITE,
                 "flags": MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, "offset": 0})
+    task.cred = cred.on_exec(task.cred, loc.inode, bool(loc.mount.flags & MS_NOSUID))
     sp, stack, ranges = build_stack(task, elf, bias, space["vdso"], top, argv, envp, path)
     ops.append({"op": "poke", "addr": sp, "data": stack})
     ops.append({"op": "set_mm", **layout, **ranges})

@@ -9,6 +9,8 @@ import struct
 import time as _time
 
 from services.kernel import devices, signal
+from services.kernel.cred import (CAP_CHOWN, CAP_FSETID, CAP_MKNOD, access_cred, capable,
+                                  in_group, owner_or_capable)
 from services.kernel.errors import Errno
 from services.kernel.pipe import (
     F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, PipeFile, open_fifo, pipe_fcntl)
@@ -598,7 +600,7 @@ async def sys_mknodat(t, dirfd, path_ptr, mode, dev, *_):
     may_create(dir_loc, t.cred)
     rdev = 0
     if kind in (S.S_IFCHR, S.S_IFBLK):
-        if t.cred.euid != 0:
+        if not capable(t.cred, CAP_MKNOD):
             raise Errno(errno.EPERM)
         dev &= 0xFFFFFFFF          # Linux's new_decode_dev of an unsigned int
         rdev = os.makedev((dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00))
@@ -737,21 +739,13 @@ async def sys_rename(t, oldpath, newpath, *_):
 
 # --- attributes -------------------------------------------------------------------------
 
-def _owner_or_root(t, inode) -> bool:
-    return t.cred.euid in (0, inode.uid)
-
-
-def _in_group(cred, gid: int) -> bool:
-    return gid == cred.egid or gid in cred.groups
-
-
 async def _chmod(t, loc: Location, mode: int) -> int:
     check_writable(loc)
     inode = loc.inode
-    if not _owner_or_root(t, inode):
+    if not owner_or_capable(t.cred, inode):
         raise Errno(errno.EPERM)
     mode &= 0o7777
-    if t.cred.euid != 0 and not _in_group(t.cred, inode.gid):
+    if not in_group(t.cred, inode.gid) and not capable(t.cred, CAP_FSETID):
         mode &= ~S.S_ISGID            # as Linux: only a member may set the group's bit
     await inode.setattr(mode=mode)
     return 0
@@ -780,21 +774,28 @@ async def sys_fchmod(t, fd, mode, *_):
 
 
 async def _chown(t, loc: Location, uid: int, gid: int) -> int:
-    """Only root gives a file away; the owner may change its group to one of
-    theirs.  Set-user-ID (and set-group-ID with group execute) go, as on Linux."""
+    """Only CAP_CHOWN gives a file away; the owner may change its group to one
+    of theirs.  Set-user-ID goes, and set-group-ID with group execute (or
+    held by one not in the group), which is a mode change the owner or
+    CAP_FOWNER must be allowed, as on Linux (chown_ok, chgrp_ok, notify_change)."""
     uid, gid = uid & 0xFFFFFFFF, gid & 0xFFFFFFFF
     check_writable(loc)
     inode, cred = loc.inode, t.cred
-    if cred.euid != 0:
-        if uid != NO_ID and uid != inode.uid:
+    owner = cred.fsuid == inode.uid
+    if not capable(cred, CAP_CHOWN):
+        if uid != NO_ID and not (owner and uid == inode.uid):
             raise Errno(errno.EPERM)
-        if gid != NO_ID and (cred.euid != inode.uid
-                             or gid != inode.gid and not _in_group(cred, gid)):
+        if gid != NO_ID and not (owner and (gid == inode.gid or in_group(cred, gid))):
             raise Errno(errno.EPERM)
     mode = None
     if not S.S_ISDIR(inode.mode):
-        kill = inode.mode & S.S_ISUID | (S.S_ISGID if inode.mode & S.S_IXGRP else 0)
-        if inode.mode & kill:
+        kill = inode.mode & S.S_ISUID
+        if inode.mode & S.S_IXGRP or not (in_group(cred, inode.gid)
+                                          or capable(cred, CAP_FSETID)):
+            kill |= inode.mode & S.S_ISGID
+        if kill and not owner_or_capable(cred, inode):
+            raise Errno(errno.EPERM)
+        if kill:
             mode = inode.mode & ~kill & 0o7777
     await inode.setattr(mode=mode, uid=None if uid == NO_ID else uid,
                         gid=None if gid == NO_ID else gid)
@@ -823,13 +824,13 @@ async def sys_fchown(t, fd, uid, gid, *_):
 
 async def _set_times(t, loc: Location, atime, mtime) -> int:
     """Each time is (sec, nsec), UTIME_NOW or UTIME_OMIT.  Explicit times need
-    the owner (or root); "now" also whoever may write the file."""
+    the owner (or CAP_FOWNER); "now" also whoever may write the file."""
     if atime == mtime == UTIME_OMIT:
         return 0
     check_writable(loc)
     inode = loc.inode
     explicit = any(isinstance(x, tuple) for x in (atime, mtime))
-    if not _owner_or_root(t, inode):
+    if not owner_or_capable(t.cred, inode):
         if explicit:
             raise Errno(errno.EPERM)
         if not permitted(inode, t.cred, W_OK):
@@ -902,13 +903,19 @@ def sys_umask(t, mask, *_):
 async def sys_faccessat2(t, dirfd, path_ptr, mode, flags, *_):
     if mode & ~7 or flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise Errno(errno.EINVAL)
-    loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
-                        empty_ok=bool(flags & AT_EMPTY_PATH))
-    kind = S.S_IFMT(loc.inode.mode)
-    if mode & W_OK and kind in (S.S_IFREG, S.S_IFDIR, S.S_IFLNK):
-        check_writable(loc)
-    if mode and not permitted(loc.inode, t.cred, mode):
-        raise Errno(errno.EACCES)
+    real = t.cred
+    if not flags & AT_EACCESS:      # the real ids, for the lookup too (override_creds)
+        t.cred = access_cred(real)
+    try:
+        loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
+                            empty_ok=bool(flags & AT_EMPTY_PATH))
+        kind = S.S_IFMT(loc.inode.mode)
+        if mode & W_OK and kind in (S.S_IFREG, S.S_IFDIR, S.S_IFLNK):
+            check_writable(loc)
+        if mode and not permitted(loc.inode, t.cred, mode):
+            raise Errno(errno.EACCES)
+    finally:
+        t.cred = real
     return 0
 
 
@@ -965,7 +972,7 @@ def sys_ioctl(t, fd, request, arg, *_):
 
 def _setfl(t, f, arg: int) -> None:
     if arg & O_NOATIME and not f.flags & O_NOATIME and f.loc is not None \
-            and t.cred.euid not in (0, f.loc.inode.uid):
+            and not owner_or_capable(t.cred, f.loc.inode):
         raise Errno(errno.EPERM)
     if arg & O_DIRECT and not (isinstance(f, InodeFile) and S.S_ISREG(f.loc.inode.mode)):
         raise Errno(errno.EINVAL)        # pipes' packet mode is not implemented

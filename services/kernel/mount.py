@@ -10,6 +10,7 @@ import errno
 import logging
 import stat as S
 
+from services.kernel.cred import CAP_SYS_ADMIN, capable
 from services.kernel.devices import populate_dev
 from services.kernel.errors import Errno
 from services.kernel.filesystems.procfs import ProcFs
@@ -70,7 +71,7 @@ async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False,
 
 
 async def sys_mount(t, source, target, fstype, flags, data, *_):
-    if t.cred.euid != 0:
+    if not capable(t.cred, CAP_SYS_ADMIN):
         raise Errno(errno.EPERM)
     if flags & MS_MGC_MSK == MS_MGC_VAL:
         flags &= ~MS_MGC_MSK
@@ -122,7 +123,7 @@ def _in_use(kernel, m: Mount) -> bool:
 async def sys_umount2(t, target, flags, *_):
     if flags & ~(MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW):
         raise Errno(errno.EINVAL)
-    if t.cred.euid != 0:
+    if not capable(t.cred, CAP_SYS_ADMIN):
         raise Errno(errno.EPERM)
     vfs = t.kernel.vfs
     at = await resolve(t, AT_FDCWD, target, follow=not flags & UMOUNT_NOFOLLOW)

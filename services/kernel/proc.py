@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import struct
 
+from services.kernel import cred
 from services.kernel import exec as execmod
 from services.kernel.errors import Errno
 
@@ -33,46 +34,6 @@ def sys_gettid(t, *_):
 
 def sys_getppid(t, *_):
     return t.ppid
-
-
-def sys_getuid(t, *_):
-    return t.cred.uid
-
-
-def sys_geteuid(t, *_):
-    return t.cred.euid
-
-
-def sys_getgid(t, *_):
-    return t.cred.gid
-
-
-def sys_getegid(t, *_):
-    return t.cred.egid
-
-
-def sys_getresuid(t, ruid, euid, suid, *_):
-    for addr, value in ((ruid, t.cred.uid), (euid, t.cred.euid), (suid, t.cred.suid)):
-        t.mem.write(addr, struct.pack("<I", value))
-    return 0
-
-
-def sys_getresgid(t, rgid, egid, sgid, *_):
-    for addr, value in ((rgid, t.cred.gid), (egid, t.cred.egid), (sgid, t.cred.sgid)):
-        t.mem.write(addr, struct.pack("<I", value))
-    return 0
-
-
-def sys_getgroups(t, size, listp, *_):
-    groups = t.cred.groups
-    size &= 0xFFFFFFFF
-    if size == 0:
-        return len(groups)
-    if size < len(groups):
-        raise Errno(errno.EINVAL)
-    if groups:
-        t.mem.write(listp, struct.pack(f"<{len(groups)}I", *groups))
-    return len(groups)
 
 
 def _process(t, pid: int):
@@ -153,7 +114,7 @@ def sys_prlimit64(t, pid, resource, new, old, *_):
         soft, hard = struct.unpack("<QQ", t.mem.read(new, 16))
         if soft > hard:
             raise Errno(errno.EINVAL)
-        if hard > limits[resource][1] and t.cred.euid != 0:
+        if hard > limits[resource][1] and not cred.capable(t.cred, cred.CAP_SYS_RESOURCE):
             raise Errno(errno.EPERM)
         limits[resource] = (soft, hard)
         if resource == RLIMIT_NOFILE:
@@ -170,6 +131,8 @@ def sys_setrlimit(t, resource, new, *_):
 
 
 def sys_prctl(t, option, arg2, *_):
+    if option in cred.PRCTLS:
+        return cred.sys_prctl(t, option, arg2)
     if option == PR_SET_NAME:
         t.comm = t.mem.read_cstr(arg2, 16)[:15]
         return 0

@@ -242,6 +242,8 @@ class Kernel:
                                                     "reply": False, "value": result.value})
         else:
             self.to_userspace("ret", t.request_id, {"task": t.tid, "value": result})
+        if signal.deliverable(t):
+            self.interrupt(t)   # sent as the call ended (its handler done, not answered): next
 
     # --- calls through the seccomp listener (listener.py) ----------------------
     def took_listener(self, sender: int, task: int, fd: int) -> None:

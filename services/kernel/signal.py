@@ -10,6 +10,7 @@ import errno
 import struct
 
 from services.kernel import sigframe
+from services.kernel.cred import may_kill
 from services.kernel.errors import Errno
 from services.kernel.files import c_int
 from services.kernel.task import NO_ALTSTACK
@@ -384,12 +385,12 @@ def _target(t, pid: int):
     return [p for p in procs if p.pgid == -pid]
 
 
-def _may_signal(t, proc) -> bool:
-    c = t.cred
-    if c.euid == 0:
-        return True
-    target = next(iter(proc.threads.values())).cred
-    return bool({c.uid, c.euid} & {target.uid, target.suid})
+def _may_signal(t, proc, sig: int) -> bool:
+    """check_kill_permission: its own process, one whose ids match (or
+    CAP_KILL), or SIGCONT within the session."""
+    target = next(iter(proc.threads.values()), None)
+    return (proc is t.process or target is None or may_kill(t.cred, target.cred)
+            or sig == SIGCONT and proc.sid == t.sid)
 
 
 
@@ -402,7 +403,7 @@ def sys_kill(t, pid, sig, *_):
     procs = _target(t, pid)
     if not procs:
         raise Errno(errno.ESRCH)
-    allowed = [p for p in procs if _may_signal(t, p)]
+    allowed = [p for p in procs if _may_signal(t, p, sig)]
     if not allowed:
         raise Errno(errno.EPERM)
     for p in allowed:
@@ -417,9 +418,9 @@ def sys_tgkill(t, tgid, tid, sig, *_):
     task = t.kernel.tasks.get(tid)
     if task is None or (tgid > 0 and task.tgid != tgid):
         raise Errno(errno.ESRCH)
-    if not _may_signal(t, task.process):
+    if not _may_signal(t, task.process, sig):
         raise Errno(errno.EPERM)
-    send_process(task.process, sig, {"code": -6, "pid": t.tgid, "uid": t.cred.uid})   # SI_TKILL
+    send_task(task, sig, {"code": SI_TKILL, "pid": t.tgid, "uid": t.cred.uid})
     return 0
 
 
@@ -440,7 +441,7 @@ def sys_rt_sigqueueinfo(t, tgid, sig, uinfo, *_):
         raise Errno(errno.ESRCH)
     if (code >= 0 or code == SI_TKILL) and procs[0] is not t.process:
         raise Errno(errno.EPERM)
-    if not _may_signal(t, procs[0]):
+    if not _may_signal(t, procs[0], sig):
         raise Errno(errno.EPERM)
     send_process(procs[0], sig, {"code": code, "pid": t.tgid, "uid": t.cred.uid,
                                  "value": value})

@@ -14,7 +14,7 @@ from typing import Callable
 
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _PTRACE_NAMES
 
-from services.kernel import fork, fs, futex, mm, mount, pipe, poll, proc, signal, time, wait
+from services.kernel import cred, fork, fs, futex, mm, mount, pipe, poll, proc, signal, time, wait
 from services.kernel.errors import Errno
 from services.kernel.proc import HOST
 
@@ -90,24 +90,25 @@ _ENTRIES = [
     (81, fs.sys_fchdir, FULL, ""),
     (89, fs.sys_readlink, FULL, ""),
     (97, proc.sys_getrlimit, FULL, ""),
-    (102, proc.sys_getuid, FULL, ""),
-    (104, proc.sys_getgid, FULL, ""),
-    (107, proc.sys_geteuid, FULL, ""),
-    (108, proc.sys_getegid, FULL, ""),
+    (102, cred.sys_getuid, FULL, ""),
+    (104, cred.sys_getgid, FULL, ""),
+    (107, cred.sys_geteuid, FULL, ""),
+    (108, cred.sys_getegid, FULL, ""),
     (109, proc.sys_setpgid, FULL, ""),
     (110, proc.sys_getppid, FULL, "virtual pid"),
     (111, proc.sys_getpgrp, FULL, ""),
     (112, proc.sys_setsid, FULL, ""),
-    (115, proc.sys_getgroups, FULL, ""),
-    (118, proc.sys_getresuid, FULL, ""),
-    (120, proc.sys_getresgid, FULL, ""),
+    (115, cred.sys_getgroups, FULL, ""),
+    (118, cred.sys_getresuid, FULL, ""),
+    (120, cred.sys_getresgid, FULL, ""),
     (121, proc.sys_getpgid, FULL, ""),
     (124, proc.sys_getsid, FULL, ""),
     (127, signal.sys_rt_sigpending, FULL, ""),
     (130, signal.sys_rt_sigsuspend, FULL, ""),
     (129, signal.sys_rt_sigqueueinfo, FULL, "guest pids only"),
     (131, signal.sys_sigaltstack, FULL, ""),
-    (157, proc.sys_prctl, PARTIAL, "PR_SET_NAME, PR_GET_NAME"),
+    (157, proc.sys_prctl, PARTIAL, "PR_SET_NAME, PR_GET_NAME, keep-caps, the bounding set, "
+                                   "securebits"),
     (160, proc.sys_setrlimit, FULL, ""),
     (186, proc.sys_gettid, FULL, "virtual tid"),
     (200, signal.sys_tkill, FULL, "guest tids only"),
@@ -187,6 +188,18 @@ _ENTRIES = [
     (322, proc.sys_execveat, PARTIAL, "the program is named by its guest path, not /dev/fd/N"),
     (435, fork.sys_clone3, PARTIAL, "as clone; no set_tid or cgroup"),
     (439, fs.sys_faccessat2, FULL, ""),
+    # credentials: per thread, Linux's rules
+    (105, cred.sys_setuid, FULL, ""),
+    (106, cred.sys_setgid, FULL, ""),
+    (113, cred.sys_setreuid, FULL, ""),
+    (114, cred.sys_setregid, FULL, ""),
+    (116, cred.sys_setgroups, FULL, ""),
+    (117, cred.sys_setresuid, FULL, ""),
+    (119, cred.sys_setresgid, FULL, ""),
+    (122, cred.sys_setfsuid, FULL, ""),
+    (123, cred.sys_setfsgid, FULL, ""),
+    (125, cred.sys_capget, PARTIAL, "no ambient set, no file capabilities"),
+    (126, cred.sys_capset, PARTIAL, "no ambient set, no file capabilities"),
 ]
 
 # Run on the host by the filter (services/userspace/seccomp.py); listed for the record.

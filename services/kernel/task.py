@@ -6,9 +6,9 @@ import asyncio
 import contextvars
 import struct
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from services.kernel.cred import Credentials
 from services.kernel.files import FdTable
 from services.kernel.memory import GuestMemory
 from services.kernel.waitqueue import WaitQueue
@@ -22,17 +22,6 @@ CURRENT: contextvars.ContextVar = contextvars.ContextVar("current_task", default
 if TYPE_CHECKING:
     from services.kernel.service import Kernel
     from services.kernel.vfs import Location
-
-
-@dataclass
-class Credentials:
-    uid: int = 0
-    gid: int = 0
-    euid: int = 0
-    egid: int = 0
-    suid: int = 0
-    sgid: int = 0
-    groups: list[int] = field(default_factory=list)
 
 
 class Process:

@@ -50,8 +50,9 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from services.kernel.cred import (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
+                                  Credentials, capable, in_group)
 from services.kernel.errors import Errno
-from services.kernel.task import Credentials
 
 MAXSYMLINKS = 40
 PATH_MAX = 4096
@@ -269,8 +270,8 @@ def may_delete(dir_loc: Location, victim: Any, cred: Credentials, isdir: bool) -
     or the directory; and a directory where the call wants one (rmdir), a
     non-directory where it does not (unlink), in Linux's order of checks."""
     may_create(dir_loc, cred)
-    if (dir_loc.inode.mode & S.S_ISVTX and cred.euid != 0
-            and cred.euid not in (victim.uid, dir_loc.inode.uid)):
+    if (dir_loc.inode.mode & S.S_ISVTX and cred.fsuid not in (victim.uid, dir_loc.inode.uid)
+            and not capable(cred, CAP_FOWNER)):
         raise Errno(errno.EPERM)
     if isdir and not S.S_ISDIR(victim.mode):
         raise Errno(errno.ENOTDIR)
@@ -281,15 +282,15 @@ def may_delete(dir_loc: Location, victim: Any, cred: Credentials, isdir: bool) -
 def new_owner(dir_inode: Any, cred: Credentials, mode: int) -> tuple[int, int, int]:
     """Mode, uid and gid of a new inode: a set-group-ID directory passes on its
     group (and, to directories, the bit itself)."""
-    gid = cred.egid
+    gid = cred.fsgid
     if dir_inode.mode & S.S_ISGID:
         gid = dir_inode.gid
         if S.S_ISDIR(mode):
             mode |= S.S_ISGID
-    if (not S.S_ISDIR(mode) and mode & S.S_ISGID and mode & S.S_IXGRP and cred.euid != 0
-            and gid != cred.egid and gid not in cred.groups):
+    if (not S.S_ISDIR(mode) and mode & S.S_ISGID and mode & S.S_IXGRP
+            and not in_group(cred, gid) and not capable(cred, CAP_FSETID)):
         mode &= ~S.S_ISGID
-    return mode, cred.euid, gid
+    return mode, cred.fsuid, gid
 
 
 def d_type(mode: int) -> int:
@@ -314,18 +315,24 @@ def set_attrs(inode: Any, mode: int | None, uid: int | None, gid: int | None,
 
 
 def permitted(inode: Any, cred: Credentials, mask: int) -> bool:
-    """Unix permission check with the task's effective ids (root may do all but
-    execute a file with no execute bit at all)."""
+    """Linux's generic_permission: the mode bits for the fs uid's class
+    (owner, group, other); failing them, CAP_DAC_READ_SEARCH reads files and
+    reads and searches directories, CAP_DAC_OVERRIDE does all but execute a
+    file with no execute bit at all."""
     mode = inode.mode
-    if cred.euid == 0:
-        return not (mask & X_OK) or S.S_ISDIR(mode) or bool(mode & 0o111)
-    if cred.euid == inode.uid:
+    if cred.fsuid == inode.uid:
         bits = mode >> 6
-    elif cred.egid == inode.gid or inode.gid in cred.groups:
+    elif in_group(cred, inode.gid):
         bits = mode >> 3
     else:
         bits = mode
-    return (bits & mask & 7) == mask
+    if (bits & mask & 7) == mask:
+        return True
+    if (mask == R_OK or S.S_ISDIR(mode) and not mask & W_OK) \
+            and capable(cred, CAP_DAC_READ_SEARCH):
+        return True
+    return (S.S_ISDIR(mode) or not mask & X_OK or bool(mode & 0o111)) \
+        and capable(cred, CAP_DAC_OVERRIDE)
 
 
 STAT = struct.Struct("<QQQIIIiQqqqqQqQqQ24x")   # times signed: before 1970 is negative

@@ -415,19 +415,19 @@ class ProcFs:
                  f"Pid:\t{tid if tid is not None else pid}",
                  f"PPid:\t{proc.parent.pid if proc.parent is not None else 0}", "TracerPid:\t0"]
         if c is not None:
-            lines += [f"Uid:\t{c.uid}\t{c.euid}\t{c.suid}\t{c.euid}",
-                      f"Gid:\t{c.gid}\t{c.egid}\t{c.sgid}\t{c.egid}",
+            lines += [f"Uid:\t{c.uid}\t{c.euid}\t{c.suid}\t{c.fsuid}",
+                      f"Gid:\t{c.gid}\t{c.egid}\t{c.sgid}\t{c.fsgid}",
                       f"FDSize:\t{max(64, len(t.files.fds))}",
-                      "Groups:\t" + " ".join(str(g) for g in c.groups)]
+                      "Groups:\t" + " ".join(map(str, c.groups)) + " "]
         if state != "Z":
             lines += [f"{k.decode()}:\t{v.decode()}" for k, v in self.host_status(t).items()]
         lines += [f"Threads:\t{len(proc.threads)}", "SigQ:\t0/31767",
                   f"SigPnd:\t{pending:016x}", "ShdPnd:\t0000000000000000",
                   f"SigBlk:\t{blocked:016x}", f"SigIgn:\t{ign:016x}", f"SigCgt:\t{cgt:016x}",
-                  "CapInh:\t0000000000000000",
-                  f"CapPrm:\t{'000001ffffffffff' if c and c.euid == 0 else '0000000000000000'}",
-                  f"CapEff:\t{'000001ffffffffff' if c and c.euid == 0 else '0000000000000000'}",
-                  "CapBnd:\t000001ffffffffff", "CapAmb:\t0000000000000000",
+                  f"CapInh:\t{c.inheritable if c else 0:016x}",
+                  f"CapPrm:\t{c.permitted if c else 0:016x}",
+                  f"CapEff:\t{c.effective if c else 0:016x}",
+                  f"CapBnd:\t{c.bounding if c else 0:016x}", "CapAmb:\t0000000000000000",
                   "NoNewPrivs:\t0", "Seccomp:\t0", "voluntary_ctxt_switches:\t0",
                   "nonvoluntary_ctxt_switches:\t0"]
         return ("\n".join(lines) + "\n").encode()
