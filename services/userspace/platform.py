@@ -5,6 +5,7 @@ injected system calls.  Nothing here decides what a guest system call means.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import re
@@ -22,6 +23,8 @@ from services.userspace.tracee import (
 from ptrace.binding.linux_struct import user_regs_struct
 
 log = logging.getLogger(__name__)
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
 
 _MM_MAP = struct.Struct("<11QQII")
 MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
@@ -34,8 +37,11 @@ _PAGECACHE_NAME = re.compile(r"pagecache/[0-9A-Za-z.-]+")
 def spawn(task: int, jail: Jail, scratch: stub.Scratch, notify: bool = False) -> Tracee:
     """Start a stub, confined (jail.py), seize it, map its scratch, install
     the filter, leave it parked; with notify, its listener is ``t.listener``
-    (-1 if the host has none)."""
+    (-1 if the host has none).  A stub is never left behind untraced: it dies
+    with userspace until seized (then PTRACE_O_EXITKILL does that), and is
+    killed if anything here fails."""
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child: no host fd survives into the guest, no signal stays blocked
         try:
@@ -43,21 +49,24 @@ def spawn(task: int, jail: Jail, scratch: stub.Scratch, notify: bool = False) ->
             os.closerange(0, report_w)
             os.closerange(report_w + 1, os.sysconf("SC_OPEN_MAX"))
             jail.enter()
-            os.execve(stub.STUB_NAME, ["stub"], {})
+            # after the uid change, which clears it; the stub's exec keeps it
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() == parent:
+                os.execve(stub.STUB_NAME, ["stub"], {})
         except BaseException as exc:   # noqa: BLE001 -- the parent says what failed
             os.write(report_w, str(exc).encode(errors="replace")[:1024])
         finally:
             os._exit(127)
     os.close(report_w)
-    try:
-        _, status = os.waitpid(pid, os.WUNTRACED)
-        if not os.WIFSTOPPED(status):
-            why = os.read(report_r, 1024).decode(errors="replace") or f"wait status {status:#x}"
-            raise OSError(f"stub {pid} did not start: {why}")
-    finally:
-        os.close(report_r)
     t = Tracee(task, pid)
     try:
+        try:
+            _, status = os.waitpid(pid, os.WUNTRACED)
+            if not os.WIFSTOPPED(status):
+                why = os.read(report_r, 1024).decode(errors="replace")
+                raise OSError(f"stub {pid} did not start: {why or f'wait status {status:#x}'}")
+        finally:
+            os.close(report_r)
         _call(PTRACE_SEIZE, pid, 0, OPTIONS)
         while t.wait() >> 8 != PTRACE_EVENT_STOP:   # the group-stop becomes a ptrace stop
             pass
