@@ -515,7 +515,8 @@ class Kernel:
         env = [e.encode() for e in cfg.env]
         try:
             path = await self.init_path(init, argv[0], env)
-            ops = await execmod.execve(init, path, argv, env)
+            ops = await execmod.execve(init, path, await execmod.open_exec(init, path),
+                                       execmod.Args.of(init, path, argv, env))
         except (Errno, ExecFailed, TaskGone) as exc:
             reason = os.strerror(exc.code) if isinstance(exc, Errno) else str(exc)
             message = f"skas: cannot run {cfg.init[0]}: {reason}"
