@@ -226,20 +226,14 @@ async def _count(mem, addr: int, steps: _Steps) -> int:
 
 
 async def _string(mem, addr: int, steps: _Steps) -> bytes:
-    """One argument string (strnlen_user to MAX_ARG_STRLEN): read in growing
-    pieces and joined once; E2BIG if it has no NUL within the limit."""
-    pieces, size, want = [], 0, 256
-    while size < MAX_ARG_STRLEN:
-        chunk = mem.read_some(addr, min(want, MAX_ARG_STRLEN - size))
-        await steps.spend(len(chunk))
-        nul = chunk.find(b"\0")
-        if nul >= 0:
-            pieces.append(chunk[:nul])
+    """One argument string (strnlen_user to MAX_ARG_STRLEN), joined once;
+    E2BIG if it has no NUL within the limit."""
+    pieces = []
+    for piece, ended in mem.cstr_pieces(addr, MAX_ARG_STRLEN):
+        await steps.spend(len(piece))
+        pieces.append(piece)
+        if ended:
             return b"".join(pieces)
-        pieces.append(chunk)
-        size += len(chunk)
-        addr += len(chunk)
-        want = min(want * 8, COPY_STEP)
     raise Errno(errno.E2BIG)
 
 
