@@ -411,11 +411,7 @@ class Kernel:
 
     async def sigreturn(self, t: Task) -> Ops:
         regs, xstate = await self.context(t)
-        try:
-            regs, new_x = signal.sigreturn(t, regs, xstate)
-        except Errno:
-            signal.terminate(t.process, signal.SIGSEGV)
-            raise TaskGone(t.tid)
+        regs, new_x = signal.sigreturn(t, regs, xstate)
         if signal.deliverable(t):
             regs = await signal.deliver(t, regs, new_x or xstate)
             if regs is None:

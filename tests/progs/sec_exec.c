@@ -21,51 +21,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sec_try.h"
+
 #define SELF "/bin/sec_exec"
 #define MAX_ARG_STRLEN (32 * 4096)
 #define ARG_LIMIT (2 << 20)            /* an 8 MiB stack rlimit / 4 */
 #define PAGE 4096
 
 static char *envp_none[] = {NULL};
-
-/* Run exec_it in a child with its stdout on a pipe; print what came of it. */
-static void try(const char *name, void (*exec_it)(void *), void *arg) {
-    int err[2], out[2];
-    pipe2(err, O_CLOEXEC);
-    pipe(out);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        close(out[1]);
-        exec_it(arg);
-        int e = errno;
-        write(err[1], &e, sizeof e);
-        _exit(127);
-    }
-    close(err[1]);
-    close(out[1]);
-    int e = 0;
-    ssize_t got = read(err[0], &e, sizeof e);
-    char buf[4096];
-    ssize_t n, len = 0;
-    while ((n = read(out[0], buf + len, sizeof buf - 1 - len)) > 0)
-        len += n;
-    buf[len] = 0;
-    if (len && buf[len - 1] == '\n')
-        buf[len - 1] = 0;
-    int st;
-    waitpid(pid, &st, 0);
-    close(err[0]);
-    close(out[0]);
-    if (got == sizeof e)
-        printf("%s: %s\n", name, strerrorname_np(e));
-    else if (WIFSIGNALED(st))
-        printf("%s: signal %d\n", name, WTERMSIG(st));
-    else
-        printf("%s: exit %d%s%s\n", name, WEXITSTATUS(st), len ? " " : "", buf);
-    fflush(stdout);
-}
 
 struct vec { const char *path; char **argv, **envp; };
 
