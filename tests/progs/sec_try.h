@@ -35,9 +35,9 @@ static void try(const char *name, void (*run_it)(void *), void *arg) {
     ssize_t n, len = 0;
     while ((n = read(out[0], buf + len, sizeof buf - 1 - len)) > 0)
         len += n;
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+        len--;
     buf[len] = 0;
-    if (len && buf[len - 1] == '\n')
-        buf[len - 1] = 0;
     int st;
     waitpid(pid, &st, 0);
     close(err[0]);
@@ -45,7 +45,7 @@ static void try(const char *name, void (*run_it)(void *), void *arg) {
     if (got == sizeof e)
         printf("%s: %s\n", name, strerrorname_np(e));
     else if (WIFSIGNALED(st))
-        printf("%s: signal %d\n", name, WTERMSIG(st));
+        printf("%s: signal %d%s%s\n", name, WTERMSIG(st), len ? " " : "", buf);
     else
         printf("%s: exit %d%s%s\n", name, WEXITSTATUS(st), len ? " " : "", buf);
     fflush(stdout);
