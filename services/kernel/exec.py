@@ -249,10 +249,10 @@ async def copy_args(task, filename: bytes, argv_ptr: int, envp_ptr: int) -> Args
     args.take(filename)
     for ptr, n, into in ((envp_ptr, envc, args.envp), (argv_ptr, argc, args.argv)):
         if n:
-            ptrs = struct.unpack(f"<{n}Q", mem.read(ptr, n * 8))
-            await steps.spend(n * 8)
-            for p in reversed(ptrs):
-                s = await _string(mem, p, steps)
+            ptrs = memoryview(mem.read(ptr, n * 8)).cast("Q")    # taken one by one, not
+            await steps.spend(n * 8)                            # unpacked in one step
+            for i in range(n - 1, -1, -1):
+                s = await _string(mem, ptrs[i], steps)
                 args.take(s)
                 into.append(s)
             into.reverse()
