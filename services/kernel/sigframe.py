@@ -10,8 +10,9 @@ stack 16-byte aligned minus 8, as after a call.  rt_sigreturn, trapped to
 the kernel, reads the ucontext back.
 
 Addresses are computed as Linux computes them, modulo 2^64: a frame that
-would wrap, leave user space or overflow the alternate stack is EFAULT
-here, and SIGSEGV for the task (signal.deliver)."""
+would overflow the alternate stack is EFAULT here, one that wraps or leaves
+user space is EFAULT when written, and either is SIGSEGV for the task
+(signal.deliver)."""
 from __future__ import annotations
 
 import errno
