@@ -7,13 +7,20 @@ the zeroed bss, the initial stack (argv, envp, auxv), brk and the entry
 registers.  Static and static-PIE executables and ``#!`` scripts run;
 executables that need an interpreter (``PT_INTERP``) are refused with
 ENOEXEC for now.
+
+Everything the guest hands in is hostile: the argument vectors are copied
+as Linux's ``copy_strings`` does (counted, held to the limit as they come
+in, in bounded steps between turns of the kernel's loop), and every address
+the loader computes is checked before the old image goes.
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
 import random
+import re
 import stat as S
 import struct
 from dataclasses import dataclass
@@ -26,16 +33,27 @@ from services.kernel.vfs import MS_NOSUID, X_OK, permitted
 log = logging.getLogger(__name__)
 
 PAGE = 4096
+TASK_SIZE = ADDR_LIMIT - PAGE # Linux's x86_64 TASK_SIZE_MAX
+MAX_FILE_OFFSET = (1 << 63) - 1   # MAX_LFS_FILESIZE: how far mmap may reach into a file
+MMAP_MIN_ADDR = int(open("/proc/sys/vm/mmap_min_addr").read())   # the host maps nothing below
 ELF_ET_DYN_BASE = 0x555555554000
 STACK_SIZE = 8 << 20          # RLIMIT_STACK's default
 BRK_RANDOM_PAGES = 1 << 13    # brk starts up to 32 MiB past the image, as on Linux
-ARG_MAX = 2 << 20             # bytes of argv+envp strings (a quarter of the stack)
+RLIMIT_STACK = 3
+STK_LIM = 8 << 20             # Linux's _STK_LIM: the argument limit is at most 3/4 of it
+ARG_MIN = 32 * PAGE           # Linux's ARG_MAX: the limit is at least this
+MAX_ARG_STRLEN = 32 * PAGE    # one argument or environment string, with its NUL
+MAX_ARG_STRINGS = 0x7FFFFFFF
+MAX_PHDRS_SIZE = 65536        # the program header table, as load_elf_phdrs
 BINPRM_BUF = 256
-MAX_INTERP_DEPTH = 4
+U64 = (1 << 64) - 1
+MAX_INTERP_DEPTH = 5          # #! rewrites before ELOOP, as exec_binprm
+COPY_STEP = 256 << 10         # bytes of guest memory read between turns of the loop
+COPY_CALL = 1024              # what one read of guest memory counts for besides its bytes
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x2, 0x10, 0x20, 0x4000
-PT_LOAD, PT_INTERP, PT_PHDR = 1, 3, 6
+PT_LOAD, PT_INTERP = 1, 3
 
 AT = dict(NULL=0, PHDR=3, PHENT=4, PHNUM=5, PAGESZ=6, BASE=7, FLAGS=8, ENTRY=9, UID=11,
           EUID=12, GID=13, EGID=14, PLATFORM=15, HWCAP=16, CLKTCK=17, SECURE=23, RANDOM=25,
@@ -84,81 +102,234 @@ class Elf:
     phoff: int
     phnum: int
     segments: list[Segment]
-    phdr_vaddr: int | None
     interp: bool
+
+    @property
+    def phdr_vaddr(self) -> int:
+        """Where the program headers are mapped, as Linux finds them (the
+        last PT_LOAD whose file range holds e_phoff; 0 if none), before the
+        load bias: PT_PHDR is not looked at."""
+        return next((s.vaddr + self.phoff - s.offset for s in reversed(self.segments)
+                     if s.offset <= self.phoff < s.offset + s.filesz), 0)
+
+
+def _phdr_table(head: bytes, file_size: int) -> tuple[int, int]:
+    """Where the program header table is (offset, size), after binfmt_elf's
+    checks of the header: the magic, type and machine, the entry size, and
+    a table of at most 64 KiB inside the file; ENOEXEC otherwise."""
+    if len(head) < _EHDR.size:
+        raise Errno(errno.ENOEXEC)
+    ident, etype, machine, _v, _entry, phoff, _sh, _f, _eh, phentsize, phnum = \
+        _EHDR.unpack_from(head)[:11]
+    size = phnum * _PHDR.size
+    if (ident[:4] != b"\x7fELF" or etype not in (2, 3) or machine != 62
+            or phentsize != _PHDR.size or not 0 < size <= MAX_PHDRS_SIZE
+            or phoff + size > file_size):
+        raise Errno(errno.ENOEXEC)
+    return phoff, size
 
 
 def parse_elf(head: bytes, phdrs: bytes) -> Elf:
-    ident, etype, machine, _v, entry, phoff, _sh, _f, _eh, phentsize, phnum = \
-        _EHDR.unpack_from(head)[:11]
-    if ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
-        raise Errno(errno.ENOEXEC)
-    if etype not in (2, 3) or machine != 62 or phentsize != _PHDR.size or not 0 < phnum <= 128:
-        raise Errno(errno.ENOEXEC)
-    segments, phdr_vaddr, interp = [], None, False
+    """The header and its program headers (``_phdr_table`` has checked the
+    header; ``_check_layout`` checks the addresses, with the load bias)."""
+    etype, entry, phoff, phnum = (_EHDR.unpack_from(head)[i] for i in (1, 4, 5, 10))
+    segments, interp = [], False
     for i in range(phnum):
-        ptype, flags, offset, vaddr, _p, filesz, memsz, _a = _PHDR.unpack_from(phdrs, i * _PHDR.size)
+        ptype, flags, offset, vaddr, _p, filesz, memsz, _a = \
+            _PHDR.unpack_from(phdrs, i * _PHDR.size)
         if ptype == PT_LOAD:
-            if memsz < filesz or offset % PAGE != vaddr % PAGE:
-                raise Errno(errno.ENOEXEC)
             segments.append(Segment(vaddr, offset, filesz, memsz, flags))
-        elif ptype == PT_PHDR:
-            phdr_vaddr = vaddr
         elif ptype == PT_INTERP:
             interp = True
     if not segments:
         raise Errno(errno.ENOEXEC)
-    return Elf(etype, entry, phoff, phnum, segments, phdr_vaddr, interp)
+    return Elf(etype, entry, phoff, phnum, segments, interp)
 
 
-async def prepare(task, path: bytes, argv: list[bytes], envp: list[bytes], depth: int = 0):
-    """Everything that can fail before the old image is destroyed.
+class Args:
+    """argv and envp as exec holds them (Linux's bprm): room is what is left
+    of the limit on their strings once their pointers are counted."""
 
-    Returns (location, elf, argv) with ``#!`` interpreters resolved."""
-    vfs = task.kernel.vfs
-    loc = await vfs.lookup(task.cwd, path, task.cred)
+    def __init__(self, task, argc: int, envc: int):
+        limit = max(min(STK_LIM // 4 * 3, task.kernel.rlimits(task)[RLIMIT_STACK][0] // 4), ARG_MIN)
+        self.room = limit - (max(argc, 1) + envc) * 8
+        if self.room <= 0:
+            raise Errno(errno.E2BIG)
+        self.argv: list[bytes] = []
+        self.envp: list[bytes] = []
+
+    @classmethod
+    def of(cls, task, filename: bytes, argv: list[bytes], envp: list[bytes]) -> Args:
+        """The kernel's own (init's): held to the same limit."""
+        args = cls(task, len(argv), len(envp))
+        for s in (filename, *envp, *argv):
+            args.take(s)
+        args.argv, args.envp = list(argv), list(envp)
+        return args
+
+    def take(self, s: bytes) -> None:
+        self.room -= len(s) + 1
+        if self.room < 0:
+            raise Errno(errno.E2BIG)
+
+    def shebang(self, interp: bytes, arg: bytes | None, filename: bytes) -> None:
+        """binfmt_script: argv[0] gives way to the interpreter, its argument
+        and the script's name, each held to the limit."""
+        self.room += len(self.argv[0]) + 1
+        new = [interp] + ([arg] if arg is not None else []) + [filename]
+        for s in new:
+            self.take(s)
+        self.argv[0:1] = new
+
+
+class _Steps:
+    """Guest memory read since the loop last had a turn: at COPY_STEP it has
+    one, so a copy of any size holds the loop a bounded time."""
+
+    def __init__(self):
+        self.done = 0
+
+    async def spend(self, n: int) -> None:
+        self.done += n + COPY_CALL
+        if self.done >= COPY_STEP:
+            self.done = 0
+            await asyncio.sleep(0)
+
+
+def _first_zero_word(chunk: bytes) -> int:
+    """The index of chunk's first all-zero 8-byte word, or -1, at C speed:
+    the eight byte lanes ORed, each word becomes one byte."""
+    lanes = 0
+    for k in range(8):
+        lanes |= int.from_bytes(chunk[k::8], "little")
+    return lanes.to_bytes(len(chunk) // 8, "little").find(b"\0")
+
+
+async def _count(mem, addr: int, steps: _Steps) -> int:
+    """Linux's count(): the pointers before the NULL (EFAULT at a hole, E2BIG
+    past MAX_ARG_STRINGS); a NULL vector has none."""
+    n = 0
+    while addr:
+        chunk = mem.read_some(addr, COPY_STEP)
+        words = len(chunk) // 8
+        if not words:
+            raise Errno(errno.EFAULT)       # a pointer running into a hole
+        await steps.spend(len(chunk))
+        end = _first_zero_word(chunk[:words * 8])
+        n += words if end < 0 else end
+        if n > MAX_ARG_STRINGS:
+            raise Errno(errno.E2BIG)
+        if end >= 0:
+            break
+        addr += words * 8
+    return n
+
+
+async def _string(mem, addr: int, steps: _Steps) -> bytes:
+    """One argument string (strnlen_user to MAX_ARG_STRLEN), joined once;
+    E2BIG if it has no NUL within the limit."""
+    pieces = []
+    for piece, ended in mem.cstr_pieces(addr, MAX_ARG_STRLEN):
+        await steps.spend(len(piece))
+        pieces.append(piece)
+        if ended:
+            return b"".join(pieces)
+    raise Errno(errno.E2BIG)
+
+
+async def copy_args(task, filename: bytes, argv_ptr: int, envp_ptr: int) -> Args:
+    """do_execveat_common's copy: both vectors counted, their pointers held
+    to the limit, then the strings, the environment's first and each
+    vector's from its end, E2BIG as soon as they pass it.  An empty argv
+    gets "" as its argv[0], as on Linux."""
+    mem, steps = task.mem, _Steps()
+    argc = await _count(mem, argv_ptr, steps)
+    envc = await _count(mem, envp_ptr, steps)
+    args = Args(task, argc, envc)
+    args.take(filename)
+    for ptr, n, into in ((envp_ptr, envc, args.envp), (argv_ptr, argc, args.argv)):
+        if n:
+            ptrs = memoryview(mem.read(ptr, n * 8)).cast("Q")    # taken one by one, not
+            await steps.spend(n * 8)                            # unpacked in one step
+            for i in range(n - 1, -1, -1):
+                s = await _string(mem, ptrs[i], steps)
+                args.take(s)
+                into.append(s)
+            into.reverse()
+    if not argc:
+        args.take(b"")
+        args.argv.append(b"")
+    return args
+
+
+async def open_exec(task, path: bytes):
+    """The file to run, as do_open_execat: a regular file the caller may
+    execute (EACCES otherwise)."""
+    return _executable(task, await task.kernel.vfs.lookup(task.cwd, path, task.cred))
+
+
+def _executable(task, loc):
     inode = loc.inode
-    if S.S_ISDIR(inode.mode):
-        raise Errno(errno.EACCES)
     if not S.S_ISREG(inode.mode) or not permitted(inode, task.cred, X_OK):
         raise Errno(errno.EACCES)
+    return loc
+
+
+_TERMINATOR = re.compile(rb"[ \t\0]")
+
+
+def _shebang(head: bytes) -> tuple[bytes, bytes | None]:
+    """binfmt_script's reading of a #! line in the first BINPRM_BUF bytes:
+    (interpreter, its optional argument).  Without a newline there, the
+    name must still end (space, tab or NUL) inside them, or it may be cut
+    short: ENOEXEC; the argument may be cut."""
+    buf = head.ljust(BINPRM_BUF, b"\0")
+    end = buf.find(b"\n")
+    if end < 0:
+        name = BINPRM_BUF - len(buf[2:].lstrip(b" \t"))
+        if name == BINPRM_BUF or not _TERMINATOR.search(buf, name):
+            raise Errno(errno.ENOEXEC)
+        end = BINPRM_BUF - 1
+    line = buf[2:end].strip(b" \t")
+    if not line:
+        raise Errno(errno.ENOEXEC)
+    sep = _TERMINATOR.search(line)
+    if sep is None:
+        return line, None
+    rest = line[sep.start():].lstrip(b" \t") if line[sep.start()] else b""
+    return line[:sep.start()], rest.split(b"\0", 1)[0] if rest else None
+
+
+async def prepare(task, loc, path: bytes, args: Args, depth: int = 0):
+    """Everything that can fail before the old image is destroyed.
+
+    Returns (location, elf) with ``#!`` interpreters resolved into args."""
+    inode = loc.inode
     head = await inode.read(0, BINPRM_BUF)
     if head.startswith(b"#!"):
         if depth >= MAX_INTERP_DEPTH:
             raise Errno(errno.ELOOP)
-        line = head[2:].split(b"\n", 1)[0].strip(b" \t")
-        if not line:
-            raise Errno(errno.ENOEXEC)
-        interp, _, arg = line.replace(b"\t", b" ").partition(b" ")
-        arg = arg.strip(b" ")
-        new_argv = [interp] + ([arg] if arg else []) + [path] + argv[1:]
-        return await prepare(task, interp, new_argv, envp, depth + 1)
-    if len(head) < _EHDR.size:
-        raise Errno(errno.ENOEXEC)
-    phoff, phnum = _EHDR.unpack_from(head)[5], _EHDR.unpack_from(head)[10]
-    phdrs = await inode.read(phoff, phnum * _PHDR.size)
-    elf = parse_elf(head, phdrs)
+        interp, arg = _shebang(head)
+        args.shebang(interp, arg, path)
+        return await prepare(task, await open_exec(task, interp), interp, args, depth + 1)
+    phoff, size = _phdr_table(head, inode.size)
+    elf = parse_elf(head, await inode.read(phoff, size))
     if elf.interp:
         log.warning("exec %s: dynamically linked executables are not supported yet",
                     path.decode(errors="replace"))
         raise Errno(errno.ENOEXEC)
-    return loc, elf, argv
+    return loc, elf
 
 
 def _auxv(task, elf: Elf, bias: int, vdso: int, at_random: int, execfn: int,
           platform: int) -> list[tuple[int, int]]:
-    if elf.phdr_vaddr is not None:
-        phdr = bias + elf.phdr_vaddr
-    else:
-        first = next(s for s in elf.segments if s.offset == 0)
-        phdr = bias + first.vaddr + elf.phoff
     c = task.cred
     aux = [(AT["SYSINFO_EHDR"], vdso)]
     if AT["MINSIGSTKSZ"] in HOST_AUXV:
         aux.append((AT["MINSIGSTKSZ"], HOST_AUXV[AT["MINSIGSTKSZ"]]))
     aux += [(AT["HWCAP"], HOST_AUXV.get(AT["HWCAP"], 0)), (AT["PAGESZ"], PAGE),
-            (AT["CLKTCK"], 100), (AT["PHDR"], phdr), (AT["PHENT"], _PHDR.size),
-            (AT["PHNUM"], elf.phnum), (AT["BASE"], 0), (AT["FLAGS"], 0),
+            (AT["CLKTCK"], 100), (AT["PHDR"], (bias + elf.phdr_vaddr) & U64),
+            (AT["PHENT"], _PHDR.size), (AT["PHNUM"], elf.phnum), (AT["BASE"], 0), (AT["FLAGS"], 0),
             (AT["ENTRY"], bias + elf.entry), (AT["UID"], c.uid), (AT["EUID"], c.euid),
             (AT["GID"], c.gid), (AT["EGID"], c.egid),
             (AT["SECURE"], int(c.euid != c.uid or c.egid != c.gid)),
@@ -234,19 +405,41 @@ def image_ops(elf: Elf, bias: int, cache_path: str) -> tuple[list[dict], dict]:
                  "end_data": end_data, "start_brk": brk, "brk": brk}
 
 
-async def execve(task, path: bytes, argv: list[bytes], envp: list[bytes]) -> list[dict]:
+async def sys_execve(t, path_ptr, argv_ptr, envp_ptr, *_):
+    path = t.mem.read_cstr(path_ptr)
+    return await _execve(t, path, await open_exec(t, path), argv_ptr, envp_ptr)
+
+
+async def sys_execveat(t, dirfd, path_ptr, argv_ptr, envp_ptr, flags, *_):
+    """execve of a path relative to dirfd, or of dirfd itself (AT_EMPTY_PATH,
+    fexecve): the program is named by its guest path (Linux says /dev/fd/N)."""
+    from services.kernel.fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, resolve
+    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
+        raise Errno(errno.EINVAL)
+    loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
+                        empty_ok=bool(flags & AT_EMPTY_PATH))
+    return await _execve(t, loc.path, _executable(t, loc), argv_ptr, envp_ptr)
+
+
+async def _execve(t, path: bytes, loc, argv_ptr: int, envp_ptr: int):
+    """As Linux orders it: the file is opened, then the arguments copied,
+    then the format read."""
+    from services.kernel.proc import Ops
+    args = await copy_args(t, path, argv_ptr, envp_ptr)
+    return Ops(await execve(t, path, loc, args))
+
+
+async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     """Replace task's image; returns the final batch of ops (which sets the
     registers).  Errors before the old image is gone are returned to the
     caller as -errno; after that the task is killed, as on Linux."""
-    loc, elf, argv = await prepare(task, path, argv, envp)
-    if sum(len(a) + 1 for a in argv) + sum(len(e) + 1 for e in envp) > ARG_MAX:
-        raise Errno(errno.E2BIG)
-    cache_path = await task.kernel.pagecache.host_path(   # the file range the PT_LOADs map
-        loc, 0, max(s.offset + s.filesz for s in elf.segments))
+    loc, elf = await prepare(task, loc, path, args)
     bias = 0
     if elf.type == 3:   # static-PIE: a randomized base, as Linux's ELF_ET_DYN_BASE + mmap_rnd
         bias = ELF_ET_DYN_BASE + (random.getrandbits(28) << 12) - _page_down(elf.segments[0].vaddr)
     _check_layout(elf, bias)
+    cache_path = await task.kernel.pagecache.host_path(   # the file range the PT_LOADs map
+        loc, 0, max(s.offset + s.filesz for s in elf.segments))
     results = await task.kernel.run_ops(task, [{"op": "exec_stub"}])
     if not results or not isinstance(results[0], dict):
         raise ExecFailed(f"exec_stub failed: {results}")
@@ -257,7 +450,8 @@ async def execve(task, path: bytes, argv: list[bytes], envp: list[bytes]) -> lis
                 "prot": PROT_READ | PROT_WRITE,
                 "flags": MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, "offset": 0})
     task.cred = cred.on_exec(task.cred, loc.inode, bool(loc.mount.flags & MS_NOSUID))
-    sp, stack, ranges = build_stack(task, elf, bias, space["vdso"], top, argv, envp, path)
+    sp, stack, ranges = build_stack(task, elf, bias, space["vdso"], top, args.argv, args.envp,
+                                    path)
     ops.append({"op": "poke", "addr": sp, "data": stack})
     ops.append({"op": "set_mm", **layout, **ranges})
     ops.append({"op": "set_regs", "rip": bias + elf.entry, "rsp": sp})
@@ -270,13 +464,22 @@ async def execve(task, path: bytes, argv: list[bytes], envp: list[bytes]) -> lis
 
 
 def _check_layout(elf: Elf, bias: int) -> None:
-    """Every segment inside user space and off the stub's range, checked
-    before the old image goes: a program mapped over the stub would run its
-    own code where userspace's injected calls return (docs/security.md)."""
+    """Every address the loader will compute, checked before the old image
+    goes (Linux checks most of them after, and the task dies of SIGSEGV;
+    here the caller gets ENOEXEC): each PT_LOAD as binfmt_elf wants it
+    (p_filesz <= p_memsz, p_offset and p_vaddr alike within a page, inside
+    TASK_SIZE before the bias, a file range mmap can reach), and loaded,
+    inside what the host maps and off the stub's range (a program mapped
+    over the stub would run its own code where userspace's injected calls
+    return: docs/security.md); the entry inside user space."""
     for seg in elf.segments:
         start, end = _page_down(bias + seg.vaddr), bias + seg.vaddr + seg.memsz
-        if end > ADDR_LIMIT or touches_stub(start, end - start):
+        if (seg.filesz > seg.memsz or seg.offset % PAGE != seg.vaddr % PAGE
+                or seg.vaddr + seg.memsz > TASK_SIZE or seg.offset + seg.filesz > MAX_FILE_OFFSET
+                or start < MMAP_MIN_ADDR or end > TASK_SIZE or touches_stub(start, end - start)):
             raise Errno(errno.ENOEXEC)
+    if not 0 <= bias + elf.entry < TASK_SIZE:
+        raise Errno(errno.ENOEXEC)
 
 
 def past_point_of_no_return(task) -> None:

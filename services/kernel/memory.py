@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+from typing import Iterator
 
 from services.kernel.errors import Errno
 
@@ -34,7 +35,8 @@ _BYTES_DATA = bytes.__basicsize__ - 1      # CPython: the header, then ob_sval
 
 PAGE = 4096
 ADDR_LIMIT = 1 << 47   # user addresses end here on x86_64
-MAX_STRING = 4096      # PATH_MAX, and the longest argv/env string we copy in one piece
+MAX_STRING = 4096      # PATH_MAX
+MAX_PIECE = 64 << 10   # the largest read of a string at once
 
 
 class GuestMemory:
@@ -88,26 +90,26 @@ class GuestMemory:
 
     def read_cstr(self, addr: int, limit: int = MAX_STRING) -> bytes:
         """A NUL-terminated string; ENAMETOOLONG past limit."""
-        out = b""
-        while len(out) < limit:
-            chunk = self.read_some(addr, min(PAGE - addr % PAGE, limit - len(out)))
-            nul = chunk.find(b"\0")
-            if nul >= 0:
-                return out + chunk[:nul]
-            out += chunk
-            addr += len(chunk)
+        pieces = []
+        for piece, ended in self.cstr_pieces(addr, limit):
+            pieces.append(piece)
+            if ended:
+                return b"".join(pieces)
         raise Errno(errno.ENAMETOOLONG)
 
-    def read_ptrs(self, addr: int, limit: int) -> list[int]:
-        """A NULL-terminated array of pointers (argv, envp); E2BIG past limit."""
-        ptrs: list[int] = []
-        while True:
-            chunk = self.read_some(addr, PAGE - addr % PAGE)
-            for i in range(0, len(chunk) - len(chunk) % 8, 8):
-                p = int.from_bytes(chunk[i:i + 8], "little")
-                if p == 0:
-                    return ptrs
-                ptrs.append(p)
-                if len(ptrs) > limit:
-                    raise Errno(errno.E2BIG)
-            addr += len(chunk) - len(chunk) % 8
+    def cstr_pieces(self, addr: int, limit: int) -> Iterator[tuple[bytes, bool]]:
+        """A NUL-terminated string of at most limit bytes in pieces, each with
+        whether the NUL ended it: the first read is 256 bytes, each next one
+        eight times the last (to 64 KiB), so a short string costs one small
+        read and a long one no copy of what came before."""
+        want = 256
+        while limit > 0:
+            chunk = self.read_some(addr, min(want, limit))
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                yield chunk[:nul], True
+                return
+            yield chunk, False
+            limit -= len(chunk)
+            addr += len(chunk)
+            want = min(want * 8, MAX_PIECE)

@@ -1,11 +1,10 @@
-"""Process system calls: ids, process groups and sessions, exec, uname, limits."""
+"""Process system calls: ids, process groups and sessions, uname, limits."""
 from __future__ import annotations
 
 import errno
 import struct
 
 from services.kernel import cred
-from services.kernel import exec as execmod
 from services.kernel.errors import Errno
 
 HOST = object()      # answer: run the call on the host as it is
@@ -13,7 +12,6 @@ HOST = object()      # answer: run the call on the host as it is
 RLIM_INFINITY = (1 << 64) - 1
 RLIMIT_STACK, RLIMIT_NOFILE, RLIM_NLIMITS = 3, 7, 16
 PR_SET_NAME, PR_GET_NAME = 15, 16
-MAX_ARGS = 1 << 17
 
 
 class Ops:
@@ -140,26 +138,3 @@ def sys_prctl(t, option, arg2, *_):
         t.mem.write(arg2, t.comm.ljust(16, b"\0")[:16])
         return 0
     raise Errno(errno.EINVAL)
-
-
-async def sys_execveat(t, dirfd, path_ptr, argv_ptr, envp_ptr, flags, *_):
-    """execve of a path relative to dirfd, or of dirfd itself (AT_EMPTY_PATH,
-    fexecve): the program is named by its guest path (Linux says /dev/fd/N)."""
-    from services.kernel.fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, resolve
-    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
-        raise Errno(errno.EINVAL)
-    loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
-                        empty_ok=bool(flags & AT_EMPTY_PATH))
-    return await _execve(t, loc.path, argv_ptr, envp_ptr)
-
-
-async def sys_execve(t, path_ptr, argv_ptr, envp_ptr, *_):
-    return await _execve(t, t.mem.read_cstr(path_ptr), argv_ptr, envp_ptr)
-
-
-async def _execve(t, path: bytes, argv_ptr: int, envp_ptr: int) -> Ops:
-    argv = [t.mem.read_cstr(p, 128 << 10) for p in t.mem.read_ptrs(argv_ptr, MAX_ARGS)] \
-        if argv_ptr else []
-    envp = [t.mem.read_cstr(p, 128 << 10) for p in t.mem.read_ptrs(envp_ptr, MAX_ARGS)] \
-        if envp_ptr else []
-    return Ops(await execmod.execve(t, path, argv, envp))

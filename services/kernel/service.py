@@ -18,7 +18,7 @@ from common.transport import AsyncLink, LoopEndpoint
 from services.kernel import eager
 from services.kernel.block import UbdDevice
 from services.kernel.console import Console, ConsoleFile
-from services.kernel.errors import Errno
+from services.kernel.errors import Errno, bug_errno
 from services.kernel.fs import unmount_all
 from services.kernel.exec import ExecFailed
 from services.kernel.filesystems.ext2 import Ext2, Ext2Error
@@ -38,6 +38,7 @@ log = logging.getLogger("kernel")
 BOOT_FAILED = 125          # exit code: the guest never ran its init
 PID_MAX = 1 << 22          # Linux's pid_max on 64-bit: pids wrap below it
 USERSPACE_SILENCE = 1.5    # seconds without a word from userspace: the guest is dead
+I64_MIN, U64_MAX = -(1 << 63), (1 << 64) - 1     # what a number in an answer may be
 
 
 class TaskGone(Exception):
@@ -79,6 +80,15 @@ class Kernel:
 
     # --- messages ------------------------------------------------------------------
     def on_message(self, to: bytes, msg: Message) -> None:
+        """One message, each apart: a bug in handling one must not reach the
+        link (an exception there would close userspace's and end the guest);
+        the task it named, if the kernel still holds it, dies of SIGSEGV."""
+        try:
+            self.handle(to, msg)
+        except Exception:
+            self.unhandled(f"{msg.type} #{msg.id}", self.tasks.get(msg.body.get("task")))
+
+    def handle(self, to: bytes, msg: Message) -> None:
         if to == self.userspace:
             self.heard_userspace = time.monotonic()
         kind = msg.type
@@ -178,9 +188,8 @@ class Kernel:
             result = entry.handler(t, *args)
         except Errno as e:
             result = -e.code
-        except Exception:
-            log.exception("%s: kernel bug in %s", t, entry.name)
-            result = -errno.EIO
+        except Exception as exc:
+            result = self.handler_bug(t, entry.name, exc)
         if type(result) is eager.Coroutine:
             t.call = first = self.loop.create_future()   # what a signal cancels meanwhile
             t.call = eager.start(self.loop, result, first)   # a Task keeps CURRENT
@@ -217,15 +226,41 @@ class Kernel:
             log.error("%s: %s; killing it", t, exc)
             self.to_userspace("kill", t.request_id, {"task": t.tid})
             return
-        except Exception:
-            log.exception("%s: kernel bug in %s", t, call)
-            result = -errno.EIO
+        except Exception as exc:
+            result = self.handler_bug(t, call, exc)
         if t.call is call_task:
             t.call = None
         if t.tid in self.tasks:
             self.answer(t, result, call, args)
 
+    @staticmethod
+    def handler_bug(t: Task, call: str, exc: Exception) -> int:
+        """A handler failed with exc, not Errno: a kernel bug, logged with the
+        call and the task; the call ends with the errno that fits."""
+        code = bug_errno(exc)
+        log.error("%r: kernel bug in %s: %s", t, call, errno.errorcode[code], exc_info=exc)
+        return -code
+
     def answer(self, t: Task, result, call: str = "", args=()) -> None:
+        """Send a call's answer.  One that is no answer (a number past 64
+        bits, anything but a number, HOST or Ops) or cannot be sent (ops that
+        do not encode) is a kernel bug, logged: the call ends with EIO
+        instead, or, for ops, the task with SIGSEGV (part of them may stand:
+        exec's old image may be gone)."""
+        try:
+            if not (type(result) is int and I64_MIN <= result <= U64_MAX or result is HOST
+                    or isinstance(result, Ops)):
+                raise TypeError(f"not an answer: {type(result).__name__} {result!r:.80}")
+            self.send_answer(t, result, call, args)
+        except Exception as exc:
+            log.error("%r: kernel bug in %s's answer: %s", t, call,
+                      "SIGSEGV" if isinstance(result, Ops) else "EIO", exc_info=exc)
+            if isinstance(result, Ops):
+                signal.terminate(t.process, signal.SIGSEGV)
+            else:
+                self.send_answer(t, -errno.EIO, call, args)
+
+    def send_answer(self, t: Task, result, call: str, args) -> None:
         if self.cfg.syscall_log:
             log.info("[%d] %s(%s) = %s", t.tid, call, ", ".join(hex(a) for a in args),
                      result if isinstance(result, int) else type(result).__name__)
@@ -266,7 +301,7 @@ class Kernel:
         t.attach(host_pid)
         self.by_host[host_pid] = t
         for call in self.strangers.pop(host_pid, ()):
-            self.on_call(*call)
+            self.take_call(*call)
 
     def forget_strangers(self) -> None:
         """Listener calls of clone children that died before userspace
@@ -277,8 +312,22 @@ class Kernel:
             except ProcessLookupError:
                 del self.strangers[pid]
 
+    def unhandled(self, what: str, t: Task | None) -> None:
+        """A kernel bug no narrower boundary caught (in the except that
+        called this): logged, and the task it was for, if the kernel still
+        holds it, dies of SIGSEGV rather than wait for an answer for ever."""
+        log.exception("kernel bug handling %s for %r", what, t)
+        if t is not None and t.in_kernel:
+            signal.terminate(t.process, signal.SIGSEGV)
+
     def on_call(self, listener: Listener, nid: int, pid: int, nr: int, args: list[int]) -> None:
         """A call waiting in the listener: served as a trapped one is."""
+        try:
+            self.take_call(listener, nid, pid, nr, args)
+        except Exception:
+            self.unhandled(f"listener call {name(nr)}", self.by_host.get(pid))
+
+    def take_call(self, listener: Listener, nid: int, pid: int, nr: int, args: list[int]) -> None:
         t = self.by_host.get(pid)
         if t is None or t.host_pid != pid or self.tasks.get(t.tid) is not t:
             # A clone child whose host pid userspace has not announced yet.
@@ -382,11 +431,18 @@ class Kernel:
 
     async def signal_return(self, t: Task, result: int | None) -> None:
         """The way back to the guest when a signal waits: its handler's frame
-        (or the default action), then the guest runs on."""
+        (or the default action), then the guest runs on.  A kernel bug on the
+        way is logged and the task dies of SIGSEGV (it cannot run on)."""
         try:
-            regs, xstate = await self.context(t)
+            await self.deliver_signal(t, result)
         except TaskGone:
-            return
+            pass
+        except Exception:
+            log.exception("%r: kernel bug delivering a signal: SIGSEGV", t)
+            signal.terminate(t.process, signal.SIGSEGV)
+
+    async def deliver_signal(self, t: Task, result: int | None) -> None:
+        regs, xstate = await self.context(t)
         if result is not None:
             regs["rax"] = result & signal.U64
         elif (regs["rax"] == -signal.ERESTARTSYS & signal.U64
@@ -416,12 +472,20 @@ class Kernel:
             self.interrupt(t)          # another one came meanwhile: its turn next
 
     async def sigreturn(self, t: Task) -> Ops:
-        regs, xstate = await self.context(t)
+        """rt_sigreturn; a kernel bug in it is logged and the task dies of
+        SIGSEGV (an errno would return into the handler's restorer)."""
         try:
-            regs, new_x = signal.sigreturn(t, regs, xstate)
-        except Errno:
+            return await self.restore_frame(t)
+        except TaskGone:
+            raise
+        except Exception:
+            log.exception("%r: kernel bug in rt_sigreturn: SIGSEGV", t)
             signal.terminate(t.process, signal.SIGSEGV)
-            raise TaskGone(t.tid)
+            raise TaskGone(t.tid) from None
+
+    async def restore_frame(self, t: Task) -> Ops:
+        regs, xstate = await self.context(t)
+        regs, new_x = signal.sigreturn(t, regs, xstate)
         if signal.deliverable(t):
             regs = await signal.deliver(t, regs, new_x or xstate)
             if regs is None:
@@ -500,6 +564,15 @@ class Kernel:
 
     # --- boot and shutdown ---------------------------------------------------------
     async def boot(self) -> None:
+        """Mount the root, start init; a kernel bug on the way is logged and
+        the guest halts unbooted (never a boot left hanging)."""
+        try:
+            await self.start_init()
+        except Exception:
+            log.exception("kernel bug at boot")
+            await self.shutdown(BOOT_FAILED)
+
+    async def start_init(self) -> None:
         cfg = self.cfg
         try:
             fs = await Ext2.mount(UbdDevice(self.ubd, 0))
@@ -522,7 +595,8 @@ class Kernel:
         env = [e.encode() for e in cfg.env]
         try:
             path = await self.init_path(init, argv[0], env)
-            ops = await execmod.execve(init, path, argv, env)
+            ops = await execmod.execve(init, path, await execmod.open_exec(init, path),
+                                       execmod.Args.of(init, path, argv, env))
         except (Errno, ExecFailed, TaskGone) as exc:
             reason = os.strerror(exc.code) if isinstance(exc, Errno) else str(exc)
             message = f"skas: cannot run {cfg.init[0]}: {reason}"
@@ -562,6 +636,8 @@ class Kernel:
                 await asyncio.wait_for(unmount_all(self.vfs), 10)
             except (asyncio.TimeoutError, Errno) as exc:
                 log.error("could not write the filesystems back at halt: %r", exc)
+            except Exception:
+                log.exception("kernel bug writing the filesystems back at halt")
         try:
             await asyncio.wait_for(self.console.drain(), 5)
         except asyncio.TimeoutError:

@@ -36,7 +36,7 @@ NO_RESTART = {"nanosleep", "clock_nanosleep", "poll", "ppoll", "select", "pselec
               "rt_sigtimedwait"}
 # calls that always run again after a handler (Linux's ERESTARTNOINTR ones)
 ALWAYS_RESTART = {"fork", "vfork", "clone", "clone3"}
-SI_USER, SI_TKILL = 0, -6
+SI_USER, SI_TKILL, SI_KERNEL = 0, -6, 0x80
 CLD_STOPPED, CLD_CONTINUED = 5, 6
 U64 = (1 << 64) - 1
 _ACTION = struct.Struct("<QQQQ")        # handler, flags, restorer, mask
@@ -322,17 +322,17 @@ async def deliver(t, regs: dict, xstate: bytes) -> dict | None:
             return None
         _restart(regs, flags)
         saved = t.saved_sigmask if t.saved_sigmask is not None else t.sigmask
-        frame, data, entry = sigframe.build(
-            regs, xstate, sig, siginfo(sig, info), handler, restorer,
-            bool(flags & SA_ONSTACK), t.altstack, saved,
-            info.get("addr", 0) if sig in (SIGSEGV, SIGBUS) else 0)
         try:
             if not flags & SA_RESTORER:
                 raise Errno(errno.EFAULT)
+            frame, data, entry = sigframe.build(
+                regs, xstate, sig, siginfo(sig, info), handler, restorer,
+                bool(flags & SA_ONSTACK), t.altstack, saved,
+                info.get("addr", 0) if sig in (SIGSEGV, SIGBUS) else 0)
             t.mem.write(frame, data)
         except Errno:
-            terminate(proc, SIGSEGV)      # no room for the frame: as Linux, SIGSEGV
-            return None
+            force_sigsegv(t, sig)         # no room for the frame
+            continue
         t.saved_sigmask = None
         t.sigmask = (saved | mask | (0 if flags & SA_NODEFER else bit(sig))) & ~UNBLOCKABLE
         if flags & SA_RESETHAND:
@@ -347,20 +347,42 @@ async def deliver(t, regs: dict, xstate: bytes) -> dict | None:
     return regs
 
 
+def force_sigsegv(t, sig: int) -> None:
+    """sig's frame could not be written (Linux's force_sigsegv): SIGSEGV for
+    the task, which a handler may catch; if it was SIGSEGV's own frame,
+    SIGSEGV goes back to its default and the task dies of it."""
+    if sig == SIGSEGV:
+        t.process.sigactions.pop(SIGSEGV, None)
+    force(t, SIGSEGV, SI_KERNEL, 0)
+
+
 def sigreturn(t, regs: dict, xstate: bytes) -> tuple[dict, bytes | None]:
-    """rt_sigreturn: the frame's registers and xsave image; mask and altstack
-    restored.  A frame that cannot be read is SIGSEGV."""
-    raw = t.mem.read(regs["rsp"], sigframe.FRAME.size - 8)
+    """rt_sigreturn: the frame's registers, mask, xsave image and altstack,
+    in Linux's order.  A frame that cannot be read or restored is Linux's
+    badframe: SIGSEGV for the task (a handler may catch it), rax 0 and
+    whatever was restored before."""
+    try:
+        raw = t.mem.read(regs["rsp"], sigframe.FRAME.size - 8)
+    except Errno:
+        return _badframe(t, regs), None
     new, mask, ss, fpstate = sigframe.parse(raw, regs)
     t.sigmask = mask & ~UNBLOCKABLE
+    try:
+        new_x = sigframe.restore_xstate(t.mem, fpstate, xstate) if fpstate else None
+    except Errno:
+        return _badframe(t, new), None
     ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(ss)
     if not sigframe.on_stack(t.altstack, regs["rsp"]):
         if flags & SS_DISABLE:
             t.altstack = NO_ALTSTACK
         elif size >= MINSIGSTKSZ:
             t.altstack = sigframe.ALTSTACK.pack(ss_sp, flags & SS_AUTODISARM, 0, size)
-    new_x = t.mem.read(fpstate, len(xstate)) if fpstate else None
     return new, new_x
+
+
+def _badframe(t, regs: dict) -> dict:
+    force(t, SIGSEGV, SI_KERNEL, 0)
+    return dict(regs, rax=0)
 
 
 def terminate(proc, sig: int) -> None:

@@ -15,6 +15,7 @@ from typing import Callable
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _PTRACE_NAMES
 
 from services.kernel import cred, fork, fs, futex, mm, mount, pipe, poll, proc, signal, time, wait
+from services.kernel import exec as exec_
 from services.kernel.errors import Errno
 from services.kernel.proc import HOST
 
@@ -80,7 +81,7 @@ _ENTRIES = [
     (56, fork.sys_clone, PARTIAL, "processes and threads; no namespaces or pidfds"),
     (57, fork.sys_fork, FULL, ""),
     (58, fork.sys_vfork, FULL, "the parent waits in the kernel until the child execs or exits"),
-    (59, proc.sys_execve, PARTIAL, "static and static-PIE ELF, #! scripts"),
+    (59, exec_.sys_execve, PARTIAL, "static and static-PIE ELF, #! scripts"),
     (61, wait.sys_wait4, FULL, ""),
     (62, signal.sys_kill, FULL, "guest pids only"),
     (63, proc.sys_uname, FULL, "the guest's own release and nodename"),
@@ -185,7 +186,7 @@ _ENTRIES = [
     (441, poll.sys_epoll_pwait2, FULL, ""),
     (302, proc.sys_prlimit64, PARTIAL, "own process only"),
     (332, fs.sys_statx, FULL, ""),
-    (322, proc.sys_execveat, PARTIAL, "the program is named by its guest path, not /dev/fd/N"),
+    (322, exec_.sys_execveat, PARTIAL, "the program is named by its guest path, not /dev/fd/N"),
     (435, fork.sys_clone3, PARTIAL, "as clone; no set_tid or cgroup"),
     (439, fs.sys_faccessat2, FULL, ""),
     # credentials: per thread, Linux's rules

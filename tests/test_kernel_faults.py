@@ -1,0 +1,124 @@
+"""A kernel bug cannot lose a task.  Faults are injected into a kernel run in
+this process (the other services run as processes): handlers that raise,
+before or after they wait; answers that are no answer or cannot be sent;
+the dispatcher itself; a signal's delivery; a sigreturn; the boot; the
+halt.  Each ends its call with an errno, or its task with SIGSEGV, is
+logged once with the call and the task, and the guest runs on."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import pytest
+import uvloop
+
+from conftest import disk_of, make_tree
+from deploy import launch
+from services.kernel import service, sigframe, syscalls
+from services.kernel import signal as ksignal
+from services.kernel.proc import Ops
+from test_services import make_config
+
+
+@pytest.fixture(scope="module")
+def fdisk(tmp_path_factory):
+    yield from disk_of(tmp_path_factory, make_tree(tmp_path_factory, "ftree", ("sec_faults",)))
+
+
+def run_kernel(tmp_path, disk, init: list[str], notify: bool = True):
+    """The guest's exit code and console; its kernel runs here, so that a
+    test can patch it (60 s at most: a kernel that hangs fails the test)."""
+    cfg = make_config(tmp_path, disk, init)
+    cfg.notify = notify
+    cfg.write()
+    procs = launch.start(cfg, ("userspace", "ubd_io", "sigio"))
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        code = uvloop.run(asyncio.wait_for(service.main(cfg), 60))
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)       # main() leaves it ignored
+        launch.stop(procs)
+    return code, cfg.console_log.read_text()
+
+
+def raising(exc: BaseException):
+    def handler(_t, *_):
+        raise exc
+    return handler
+
+
+async def raising_after_a_wait(_t, *_):
+    await asyncio.sleep(0)
+    raise RuntimeError("injected after a wait")
+
+
+def unsendable_ops(_t, *_):
+    return Ops([{"op": "poke", "addr": 1 << 70, "data": b"x"}])
+
+
+FAULTY = {110: ("getppid", raising(RuntimeError("injected"))),
+          102: ("getuid", raising_after_a_wait),
+          104: ("getgid", lambda _t, *_: 1 << 70),
+          107: ("geteuid", lambda _t, *_: None),
+          108: ("getegid", raising(MemoryError())),
+          63: ("uname", unsendable_ops)}
+
+
+@pytest.mark.parametrize("notify", [True, False], ids=["listener", "ptrace-only"])
+def test_every_failing_path_ends_its_call_or_task_and_the_guest_runs_on(
+        tmp_path, fdisk, monkeypatch, caplog, notify):
+    for nr, (name, handler) in FAULTY.items():
+        monkeypatch.setitem(syscalls.TABLE, nr, syscalls.Syscall(name, handler, syscalls.FULL))
+    dispatch, siginfo = service.Kernel.dispatch, ksignal.siginfo
+
+    def failing_dispatch(self, t, nr, args):
+        if nr == 111:                                   # getpgrp
+            raise RuntimeError("injected into the dispatcher")
+        dispatch(self, t, nr, args)
+
+    def failing_siginfo(sig, info):
+        if sig == signal.SIGUSR2:
+            raise RuntimeError("injected into a delivery")
+        return siginfo(sig, info)
+
+    monkeypatch.setattr(service.Kernel, "dispatch", failing_dispatch)
+    monkeypatch.setattr(ksignal, "siginfo", failing_siginfo)
+    monkeypatch.setattr(sigframe, "parse", raising(RuntimeError("injected into sigreturn")))
+    code, console = run_kernel(tmp_path, fdisk, ["/bin/sec_faults"], notify)
+    assert (code, console.splitlines()) == (0, [
+        "getppid: EIO", "getuid: EIO", "getgid: EIO", "geteuid: EIO", "getegid: ENOMEM",
+        "getpgrp: signal 11", "uname: signal 11", "SIGUSR2: signal 11",
+        "SIGUSR1: signal 11 handler ran;", "getpid: ok"])
+    bugs = [r.getMessage() for r in caplog.records if "kernel bug" in r.getMessage()]
+    getpgrp = "listener call getpgrp" if notify else "syscall #"
+    for what in ("in getppid: EIO", "in getuid: EIO", "in getgid's answer: EIO",
+                 "in geteuid's answer: EIO", "in getegid: ENOMEM", f"handling {getpgrp}",
+                 "in uname's answer: SIGSEGV", "delivering a signal: SIGSEGV",
+                 "in rt_sigreturn: SIGSEGV"):
+        assert len([m for m in bugs if what in m and "<Task " in m]) == 1, (what, bugs)
+    assert len(bugs) == 9, bugs
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def test_a_bug_at_boot_halts_the_guest_unbooted(tmp_path, fdisk, monkeypatch, caplog):
+    monkeypatch.setattr(service, "boot_vfs", raising(RuntimeError("injected at boot")))
+    code, _ = run_kernel(tmp_path, fdisk, ["/bin/true"])
+    assert code == service.BOOT_FAILED
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "kernel bug at boot"]
+
+
+def test_a_bug_at_the_halt_still_ends_the_kernel_with_the_guests_code(
+        tmp_path, fdisk, monkeypatch, caplog):
+    unmount_all = service.unmount_all
+
+    async def failing_unmount_all(vfs):
+        await unmount_all(vfs)                          # the disk stays whole
+        raise RuntimeError("injected at the halt")
+
+    monkeypatch.setattr(service, "unmount_all", failing_unmount_all)
+    code, _ = run_kernel(tmp_path, fdisk, ["/bin/sh", "-c", "exit 7"])
+    assert code == 7
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "kernel bug writing the filesystems back at halt"]
