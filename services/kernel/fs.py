@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import inspect
 import os
 import stat as S
@@ -14,7 +15,7 @@ from services.kernel.pipe import (
     F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, PipeFile, open_fifo, pipe_fcntl)
 from services.kernel.vfs import (
     MAXSYMLINKS, MS_RELATIME, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
-    O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, WRITE_CHUNK, X_OK, InodeFile,
+    O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, X_OK, InodeFile,
     Location, Mount, check_writable, may_create, may_delete, new_owner, pack_stat, pack_statx,
     permitted)
 
@@ -272,16 +273,6 @@ async def sys_pread64(t, fd, buf, count, offset, *_):
     return await _read_into(t, f, buf, count, _position(f, offset))
 
 
-async def _write(t, f, data: bytes, offset: int | None) -> int:
-    """Every write: one with no reader left is EPIPE and SIGPIPE, as Linux."""
-    try:
-        return await f.write(data, offset)
-    except Errno as e:
-        if e.code == errno.EPIPE:
-            signal.send_task(t, signal.SIGPIPE)
-        raise
-
-
 def _gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
     """n bytes of guest memory from skip bytes into the buffers vecs."""
     parts = []
@@ -298,12 +289,21 @@ def _gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
 
 
 async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) -> int:
-    """A write from guest memory: to a regular file, read a chunk at a time
-    as it is written (InodeFile.write_from); elsewhere in one piece."""
+    """A write from guest memory.  Regular files, pipes and the console
+    read it a bounded chunk at a time as it goes in (their ``write_from``),
+    so a 1 GiB write never sits in the kernel whole; other files (devices,
+    eventfd) take it in one piece.  A write with no reader left is EPIPE
+    and SIGPIPE, as on Linux."""
     total = sum(length for _, length in vecs)
-    if total > WRITE_CHUNK and isinstance(f, InodeFile) and S.S_ISREG(f.loc.inode.mode):
-        return await f.write_from(lambda skip, n: _gather(t, vecs, skip, n), total, offset)
-    return await _write(t, f, _gather(t, vecs, 0, total), offset)
+    read = functools.partial(_gather, t, vecs)
+    try:
+        if hasattr(f, "write_from"):
+            return await f.write_from(read, total, offset)
+        return await f.write(read(0, total), offset)
+    except Errno as e:
+        if e.code == errno.EPIPE:
+            signal.send_task(t, signal.SIGPIPE)
+        raise
 
 
 async def sys_write(t, fd, buf, count, *_):

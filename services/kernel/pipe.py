@@ -99,25 +99,26 @@ class Pipe:
             self.waitq.wake(POLLOUT | POLLWRNORM)
         return bytes(out)
 
-    def merge(self, data: memoryview) -> int:
-        """How a write starts: the bytes that are not a whole page go into the
-        last page if they fit there."""
-        tail = len(data) % PAGE
-        if not tail or not self.pages or self.pages[-1].room() < tail:
-            return 0
-        self.pages[-1].data += data[:tail]
-        self._added(tail)
-        return tail
+    @property
+    def room(self) -> int:
+        """Bytes the free slots take, a page each."""
+        return (self.slots - len(self.pages)) * PAGE
 
-    def fill(self, data: memoryview) -> int:
-        """As much of data as there are free pages for, a page at a time."""
-        done = 0
-        while done < len(data) and not self.full:
-            self.pages.append(_Page(data[done:done + PAGE]))
-            done += min(PAGE, len(data) - done)
-        if done:
-            self._added(done)
-        return done
+    def tail_room(self) -> int:
+        """Bytes the last page can still take (a write's first bytes may join it)."""
+        return self.pages[-1].room() if self.pages else 0
+
+    def merge(self, data: bytes) -> None:
+        """data, which fits in the last page, into it."""
+        self.pages[-1].data += data
+        self._added(len(data))
+
+    def fill(self, data: bytes) -> None:
+        """data, which fits in the free slots, a page to a slot."""
+        view = memoryview(data)
+        for at in range(0, len(data), PAGE):
+            self.pages.append(_Page(view[at:at + PAGE]))
+        self._added(len(data))
 
     def _added(self, n: int) -> None:
         self.nbytes += n
@@ -184,32 +185,43 @@ class PipeFile(OpenFile):
             await pipe.waitq.wait(POLLIN | POLLHUP)
         return pipe.take(count)
 
-    async def write(self, data: bytes, offset: int | None = None) -> int:
-        """Blocks until all is written; a write of at most PIPE_BUF bytes goes
-        in at once or not at all."""
+    async def write_from(self, read, total: int, offset: int | None = None) -> int:
+        """write of the total bytes read(skip, n) gives (guest memory), as
+        Linux's pipe_write: the bytes that are not a whole page join the last
+        page if they fit there, the rest goes a page to a free slot.  Bytes
+        are read only once there is room for them, so a blocked writer holds
+        none of its data in the kernel and a 1 GiB write passes a pipe's
+        worth at a time.  At most PIPE_BUF bytes go in at once or not at all;
+        a blocking write returns once all is in; a signal, O_NONBLOCK or a
+        bad address after some bytes ends it with their count."""
         pipe = self.pipe
-        if not data:
+        if not total:
             return 0
         if not pipe.readers:
             raise Errno(errno.EPIPE)
-        view = memoryview(data)
-        done = pipe.merge(view)
-        while done < len(data):
+        done = 0
+        tail = total % PAGE
+        if tail and pipe.tail_room() >= tail:
+            pipe.merge(read(0, tail))
+            done = tail
+        while done < total:
             if not pipe.readers:
-                return done
-            done += pipe.fill(view[done:])
-            if done == len(data):
-                break
-            if self.flags & O_NONBLOCK:
                 if done:
                     return done
-                raise Errno(errno.EAGAIN)
+                raise Errno(errno.EPIPE)
             try:
-                await pipe.waitq.wait(POLLOUT | POLLERR)
-            except asyncio.CancelledError:
-                if done:         # a signal: what went in stays in, and counts
+                if pipe.full:
+                    if self.flags & O_NONBLOCK:
+                        raise Errno(errno.EAGAIN)
+                    await pipe.waitq.wait(POLLOUT | POLLERR)
+                    continue
+                data = read(done, min(total - done, pipe.room))
+            except (Errno, asyncio.CancelledError):
+                if done:         # what went in stays in, and counts
                     return done
                 raise
+            pipe.fill(data)
+            done += len(data)
         return done
 
     def ioctl(self, task, request: int, arg: int) -> int:

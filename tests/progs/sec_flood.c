@@ -1,0 +1,117 @@
+/* One write() of a big anonymous mapping into a pipe, or many writers at
+ * once, drained by the parent, which checks every byte; a bystander calls
+ * getppid() in a loop meanwhile.  Or one big write() to the console.
+ *   sec_flood pipe MIB         one write() of MIB MiB
+ *   sec_flood pipes N MIB      N writers, each one write() of MIB MiB;
+ *                              nothing is read until all N are about to write
+ *   sec_flood tty MIB          one write() of MIB MiB of bytes 0..255 over
+ *                              and over to stdout
+ * For the pipes, prints the bytes read, the words that were not the
+ * pattern, what each write() returned, and the bystander's getppid calls
+ * between a quarter and three quarters of the data (the writers were all
+ * inside write() then). */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CHUNK (1 << 20)
+
+struct shared {
+    volatile long calls;      /* the bystander's getppid calls */
+    volatile int stop;
+    volatile int ready;       /* writers about to call write() */
+};
+
+static uint64_t pattern(uint64_t word) { return word * 0x9E3779B97F4A7C15ull + 1; }
+
+static void writer(int fd, size_t size, struct shared *sh) {
+    uint64_t *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) { perror("mmap"); _exit(2); }
+    for (size_t i = 0; i < size / 8; i++)
+        buf[i] = pattern(i);
+    __atomic_add_fetch(&sh->ready, 1, __ATOMIC_SEQ_CST);
+    ssize_t n = write(fd, buf, size);
+    printf("write returned %zd\n", n);
+    fflush(stdout);
+    _exit(n == (ssize_t)size ? 0 : 1);
+}
+
+static int tty(size_t size) {
+    unsigned char *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                              -1, 0);
+    for (size_t i = 0; i < size; i++)
+        buf[i] = i;
+    return write(1, buf, size) != (ssize_t)size;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: sec_flood pipe MIB | pipes N MIB | tty MIB\n");
+        return 2;
+    }
+    if (strcmp(argv[1], "tty") == 0)
+        return tty((size_t)atol(argv[2]) << 20);
+    int writers = strcmp(argv[1], "pipes") == 0 ? atoi(argv[2]) : 1;
+    size_t each = (size_t)atol(argv[argc - 1]) << 20, total = each * writers;
+    struct shared *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int p[2];
+    if (pipe(p)) { perror("pipe"); return 2; }
+    pid_t bystander = fork();
+    if (bystander == 0) {
+        close(p[0]);
+        close(p[1]);
+        while (!sh->stop) {
+            syscall(SYS_getppid);
+            sh->calls++;
+        }
+        _exit(0);
+    }
+    for (int i = 0; i < writers; i++)
+        if (fork() == 0) {
+            close(p[0]);
+            writer(p[1], each, sh);
+        }
+    close(p[1]);
+    while (sh->ready < writers)
+        sched_yield();
+    /* Each writer's words are the pattern from 0: words are checked per writer
+     * stream only with one writer; with many, pages interleave, so the sum of
+     * all words is checked against the sum of theirs. */
+    uint64_t *buf = malloc(CHUNK), sum = 0, want = 0;
+    size_t got = 0, fill = 0, bad = 0;
+    long calls_q1 = -1, calls_q3 = -1;
+    for (;;) {
+        ssize_t n = read(p[0], (char *)buf + fill, CHUNK - fill);
+        if (n <= 0) break;
+        fill += n;
+        got += n;
+        if (calls_q1 < 0 && got >= total / 4) calls_q1 = sh->calls;
+        if (calls_q3 < 0 && got >= total / 4 * 3) calls_q3 = sh->calls;
+        if (fill < CHUNK && got < total) continue;
+        for (size_t i = 0; i < fill / 8; i++) {
+            if (writers == 1)
+                bad += buf[i] != pattern((got - fill) / 8 + i);
+            sum += buf[i];
+        }
+        fill = 0;
+    }
+    for (size_t i = 0; i < each / 8; i++)
+        want += pattern(i);
+    want *= writers;
+    sh->stop = 1;
+    int status, failed = 0;
+    while (wait(&status) > 0)
+        failed += !WIFEXITED(status) || WEXITSTATUS(status);
+    printf("read %zu of %zu bytes, %zu words not the pattern, sum %s\n", got, total, bad,
+           sum == want ? "right" : "wrong");
+    printf("bystander calls during the write: %ld\n", calls_q3 - calls_q1);
+    printf("children failed: %d\n", failed);
+    return got != total || bad || sum != want || failed;
+}

@@ -1,0 +1,90 @@
+"""Per-guest bounds (issue 13: one guest process cannot take the guest, or
+the host, down): big writes to pipes and the console taken a chunk at a
+time.  The guest programs are tests/progs/sec_*.c."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from common.config import GuestConfig
+from conftest import disk_of, make_tree
+from deploy import launch
+
+PROGS = ["sec_flood"]
+GiB = 1 << 30
+
+
+@pytest.fixture(scope="module")
+def bounds_tree(tmp_path_factory):
+    return make_tree(tmp_path_factory, "bounds-tree", PROGS)
+
+
+@pytest.fixture(scope="module")
+def bounds_disk(tmp_path_factory, bounds_tree):
+    yield from disk_of(tmp_path_factory, bounds_tree)
+
+
+def boot(disk: Path, cmd: list[str], timeout: float = 300, **settings) -> tuple[str, int]:
+    """cmd as init of a guest started from its services as `skas run` starts
+    them, with the console in a file; it must exit 0.  Its console output,
+    and the kernel's peak RSS in KiB (the host's wait4 says)."""
+    run_dir = Path(tempfile.mkdtemp(prefix="skas-bounds-"))   # short: ipc paths
+    cfg = GuestConfig(name="bounds", run_dir=run_dir, disks={"ubd0": str(disk)}, init=cmd,
+                      console="log", **settings)
+    cfg.make_run_dir()
+    cfg.write()
+    procs = launch.start(cfg)
+    kernel = procs["kernel"]
+    try:
+        deadline = time.monotonic() + timeout
+        while not (waited := os.wait4(kernel.pid, os.WNOHANG))[0]:
+            assert time.monotonic() < deadline, launch.log_tail(cfg, "kernel")
+            time.sleep(0.1)
+        kernel.returncode = os.waitstatus_to_exitcode(waited[1])
+        out = cfg.console_log.read_bytes().decode("latin-1")     # any bytes a program wrote
+        assert kernel.returncode == 0, out + launch.log_tail(cfg, "kernel")
+        return out, waited[2].ru_maxrss
+    finally:
+        launch.stop(procs)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# --- 1. writes to pipes a chunk at a time ---------------------------------------------
+
+KERNEL_RSS_MAX = 256 << 10     # KiB: a 1 GiB write held whole would be 4 times this
+
+
+def _flooded(out: str, writers: int, each: int) -> None:
+    """The pipe carried every byte, each write() returned its whole size, and
+    the bystander's getppid calls went on while the data went through."""
+    assert out.count(f"write returned {each}\n") == writers, out
+    total = writers * each
+    assert f"read {total} of {total} bytes, 0 words not the pattern, sum right" in out, out
+    calls = int(re.search(r"bystander calls during the write: (-?\d+)", out)[1])
+    assert calls > 0, out
+    assert "children failed: 0" in out, out
+
+
+def test_one_1gib_write_to_a_pipe_passes_a_chunk_at_a_time(bounds_disk):
+    out, kernel_rss = boot(bounds_disk, ["/bin/sec_flood", "pipe", "1024"])
+    _flooded(out, 1, GiB)
+    assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
+
+
+def test_sixteen_blocked_writers_hold_none_of_their_data(bounds_disk):
+    out, kernel_rss = boot(bounds_disk, ["/bin/sec_flood", "pipes", "16", "64"])
+    _flooded(out, 16, 64 << 20)
+    assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
+
+
+def test_one_256mib_write_to_the_console_passes_a_chunk_at_a_time(bounds_disk):
+    out, kernel_rss = boot(bounds_disk, ["/bin/sec_flood", "tty", "256"])
+    intact = out.encode("latin-1") == bytes(range(256)) * (1 << 20)
+    assert intact, f"{len(out)} bytes on the console"
+    assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
