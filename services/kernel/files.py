@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.kernel.errors import Errno
+from services.kernel.limits import refuse
 
 if TYPE_CHECKING:
     from services.kernel.vfs import OpenFile
+
+FULL_WORD = (1 << 64) - 1
 
 
 def c_int(x: int) -> int:
@@ -38,11 +41,17 @@ def put(f: OpenFile) -> None:
 
 
 class FdTable:
-    """File descriptors of a task: fd -> (open file, close-on-exec)."""
+    """File descriptors of a task: fd -> (open file, close-on-exec).
+
+    The lowest free fd is found as Linux's find_next_fd finds it: in a bitmap
+    of the fds in use, 64 to a word, and a bitmap of the words that are full,
+    so an open at 40,000 fds looks at a few ints instead of 40,000 slots."""
 
     def __init__(self) -> None:
         self.fds: dict[int, tuple[OpenFile, bool]] = {}
         self.limit = 1024        # RLIMIT_NOFILE's soft limit
+        self.words: list[int] = []   # bit b of word w: fd 64*w + b is in use
+        self.full = 0                # bit w: word w is FULL_WORD
 
     def get(self, fd: int) -> OpenFile:
         entry = self.fds.get(fd)
@@ -57,14 +66,37 @@ class FdTable:
     def set_cloexec(self, fd: int, cloexec: bool) -> None:
         self.fds[fd] = (self.get(fd), cloexec)
 
+    def lowest_free(self, lowest: int) -> int:
+        """The lowest fd >= lowest not in use."""
+        w, b = divmod(lowest, 64)
+        if w >= len(self.words):
+            return lowest
+        free = ~self.words[w] & FULL_WORD & ~((1 << b) - 1)
+        if not free:
+            rest = ~(self.full >> (w + 1))        # its lowest bit: the next word not full
+            w += (rest & -rest).bit_length()
+            if w >= len(self.words):
+                return w * 64
+            free = ~self.words[w] & FULL_WORD
+        return w * 64 + (free & -free).bit_length() - 1
+
+    def _mark(self, fd: int, used: bool) -> None:
+        w, b = divmod(fd, 64)
+        if w >= len(self.words):
+            self.words.extend([0] * (w + 1 - len(self.words)))
+        bit = 1 << b
+        word = self.words[w] | bit if used else self.words[w] & ~bit
+        self.words[w] = word
+        if (word == FULL_WORD) != bool(self.full >> w & 1):
+            self.full ^= 1 << w
+
     def install(self, f: OpenFile, cloexec: bool = False, lowest: int = 0) -> int:
         """Put f at the lowest free fd >= lowest (EMFILE past the limit)."""
-        fd = lowest
-        while fd in self.fds:
-            fd += 1
+        fd = self.lowest_free(lowest)
         if fd >= self.limit:
-            raise Errno(errno.EMFILE)
+            raise refuse("RLIMIT_NOFILE", self.limit, errno.EMFILE)
         self.fds[fd] = (hold(f), cloexec)
+        self._mark(fd, True)
         return fd
 
     def dup_to(self, f: OpenFile, newfd: int, cloexec: bool) -> int:
@@ -73,6 +105,7 @@ class FdTable:
             raise Errno(errno.EBADF)
         old = self.fds.get(newfd)
         self.fds[newfd] = (hold(f), cloexec)
+        self._mark(newfd, True)
         if old is not None:
             put(old[0])
         return newfd
@@ -81,11 +114,15 @@ class FdTable:
         entry = self.fds.pop(fd, None)
         if entry is None:
             raise Errno(errno.EBADF)
+        self._mark(fd, False)
         put(entry[0])
 
     def close_range(self, first: int, last: int, cloexec: bool = False) -> None:
-        """Close fds first..last (inclusive), or mark them close-on-exec."""
-        for fd in [fd for fd in self.fds if first <= fd <= last]:
+        """Close fds first..last (inclusive), or mark them close-on-exec;
+        a walk of the range or of the table, whichever is shorter."""
+        span = range(first, last + 1)
+        for fd in [fd for fd in (span if len(span) < len(self.fds) else self.fds)
+                   if fd in span and fd in self.fds]:
             if cloexec:
                 self.fds[fd] = (self.fds[fd][0], True)
             else:
@@ -106,6 +143,7 @@ class FdTable:
         new = FdTable()
         new.limit = self.limit
         new.fds = {fd: (hold(f), cloexec) for fd, (f, cloexec) in self.fds.items()}
+        new.words, new.full = list(self.words), self.full
         return new
 
 

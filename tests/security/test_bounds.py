@@ -1,11 +1,14 @@
 """Per-guest bounds (issue 13: one guest process cannot take the guest, or
 the host, down): big writes to pipes and the console taken a chunk at a
-time.  The guest programs are tests/progs/sec_*.c."""
+time, and fd allocation that does not scan.  The guest programs are
+tests/progs/sec_*.c."""
 from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -13,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from common.config import GuestConfig
-from conftest import disk_of, make_tree
+from conftest import disk_of, make_tree, skas
 from deploy import launch
 
-PROGS = ["sec_flood"]
+PROGS = ["sec_flood", "sec_fds"]
 GiB = 1 << 30
 
 
@@ -55,6 +58,22 @@ def boot(disk: Path, cmd: list[str], timeout: float = 300, **settings) -> tuple[
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def native(tree: Path, *cmd: str) -> str:
+    r = subprocess.run(["chroot", str(tree), *cmd], capture_output=True, text=True,
+                       env={"PATH": "/bin:/sbin", "HOME": "/"}, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def guest(disk: Path, *cmd: str, timeout: float = 120) -> str:
+    """cmd's output in a one-shot guest (skas run); it must exit 0."""
+    with tempfile.TemporaryDirectory() as logs:
+        r = skas("run", "--log-dir", logs, "--disk", str(disk), "--", *cmd, timeout=timeout)
+        assert r.returncode == 0, r.stdout + r.stderr + "".join(
+            f"\n{log.name}:\n{log.read_text()[-3000:]}" for log in Path(logs).glob("*.log"))
+    return r.stdout
+
+
 # --- 1. writes to pipes a chunk at a time ---------------------------------------------
 
 KERNEL_RSS_MAX = 256 << 10     # KiB: a 1 GiB write held whole would be 4 times this
@@ -88,3 +107,14 @@ def test_one_256mib_write_to_the_console_passes_a_chunk_at_a_time(bounds_disk):
     intact = out.encode("latin-1") == bytes(range(256)) * (1 << 20)
     assert intact, f"{len(out)} bytes on the console"
     assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
+
+
+# --- 2. the lowest free fd, found without a scan -----------------------------------------
+
+def test_fd_allocation_at_50000_fds_matches_linux(bounds_tree, bounds_disk):
+    """The same checks natively (as many fds as the host's hard limit allows)
+    and in a guest at 50,000 fds under a limit of 100,000."""
+    n = min(50000, resource.getrlimit(resource.RLIMIT_NOFILE)[1] // 2 // 100 * 100)
+    expected = native(bounds_tree, "/bin/sec_fds", str(n))
+    assert expected.count(": ok\n") == len(expected.splitlines()) == 38, expected
+    assert guest(bounds_disk, "/bin/sec_fds", "50000") == expected
