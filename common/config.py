@@ -44,6 +44,8 @@ class GuestConfig:
     ubd_queue: int = 64             # requests ubd_io holds before it answers busy (UML: 64)
     curve: dict[str, str] = field(default_factory=dict)   # CURVE certificate file per service
     notify: bool = True             # frequent calls through the seccomp listener, not ptrace
+    max_tasks: int = 512            # threads and zombies the guest may hold (a host process
+                                    # each, or a pid): past it fork/clone are EAGAIN
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -84,7 +86,8 @@ class GuestConfig:
                  f"uid = {self.uid}", f"gid = {self.gid}", f"console = {_q(self.console)}",
                  f"syscall_log = {str(self.syscall_log).lower()}",
                  f"read_only = {str(self.read_only).lower()}",
-                 f"ubd_queue = {self.ubd_queue}", f"notify = {str(self.notify).lower()}"]
+                 f"ubd_queue = {self.ubd_queue}", f"notify = {str(self.notify).lower()}",
+                 f"max_tasks = {self.max_tasks}"]
         if self.cpu is not None:
             lines.append(f"cpu = {self.cpu}")
         if self.io_cpu is not None:

@@ -1,6 +1,6 @@
 """Per-guest bounds: what reaching one looks like.
 
-A call refused by a bound (RLIMIT_NOFILE ...) gets
+A call refused by a bound (max_tasks, RLIMIT_NPROC, RLIMIT_NOFILE ...) gets
 its Linux errno, and the kernel's log a line naming the bound.  Only the
 1st, 2nd, 4th, 8th ... refusal of each bound is logged, so that a guest
 hammering one (a fork bomb) cannot fill the run directory with log."""

@@ -1,7 +1,7 @@
 """Per-guest bounds (issue 13: one guest process cannot take the guest, or
 the host, down): big writes to pipes and the console taken a chunk at a
-time, and fd allocation that does not scan.  The guest programs are
-tests/progs/sec_*.c."""
+time, fd allocation that does not scan, and a fork bomb that ends with
+EAGAIN in its own guest.  The guest programs are tests/progs/sec_*.c."""
 from __future__ import annotations
 
 import os
@@ -9,17 +9,19 @@ import re
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from common.config import GuestConfig
-from conftest import disk_of, make_tree, skas
+from common.config import SERVICES, GuestConfig
+from conftest import HERE, disk_of, make_tree, skas
 from deploy import launch
 
-PROGS = ["sec_flood", "sec_fds"]
+PROGS = ["sec_flood", "sec_fds", "sec_forkbomb"]
 GiB = 1 << 30
 
 
@@ -118,3 +120,77 @@ def test_fd_allocation_at_50000_fds_matches_linux(bounds_tree, bounds_disk):
     expected = native(bounds_tree, "/bin/sec_fds", str(n))
     assert expected.count(": ok\n") == len(expected.splitlines()) == 38, expected
     assert guest(bounds_disk, "/bin/sec_fds", "50000") == expected
+
+
+# --- 3. a fork bomb ends in its own guest ------------------------------------------------
+
+def _descendants(pid: int) -> int:
+    """How many host processes descend from pid."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rpartition(")")[2].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    todo, count = [pid], 0
+    while todo:
+        kids = children.get(todo.pop(), [])
+        count += len(kids)
+        todo += kids
+    return count
+
+
+ROUND = re.compile(r"round \d+: forks failed with (\w+), (\d+) other errors, "
+                   r"(\d+) processes at the peak")
+
+
+def test_a_fork_bomb_ends_with_eagain_and_another_guest_runs_on(bounds_disk, disk):
+    """Five bombs in a row in one guest, each ending at max_tasks processes
+    with EAGAIN; meanwhile a second guest runs a command, and the first
+    guest's host processes (sampled) never pass max_tasks and its services."""
+    max_tasks = GuestConfig.__dataclass_fields__["max_tasks"].default
+    bomb = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(bounds_disk),
+                             "--", "/bin/sec_forkbomb", "5"], cwd=HERE.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    host_peak = 0
+
+    def sample() -> None:
+        nonlocal host_peak
+        while bomb.poll() is None:
+            host_peak = max(host_peak, _descendants(bomb.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        deadline = time.monotonic() + 30
+        while host_peak < max_tasks // 4 and bomb.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)          # start the other guest once the bomb is under way
+        other = skas("run", "--disk", str(disk), "--", "/bin/busybox", "echo", "still here")
+        out, err = bomb.communicate(timeout=120)
+    finally:
+        bomb.kill()
+        sampler.join()
+    assert other.returncode == 0 and other.stdout == "still here\n", other.stdout + other.stderr
+    assert bomb.returncode == 0, out + err
+    rounds = ROUND.findall(out)
+    assert len(rounds) == 5, out
+    for errno_name, others, peak in rounds:
+        assert errno_name == "EAGAIN" and others == "0", out
+        assert max_tasks - 16 <= int(peak) <= max_tasks, out
+    assert host_peak <= max_tasks + len(SERVICES), host_peak
+
+
+def test_rlimit_nproc_counts_a_users_tasks_as_linux(bounds_tree, bounds_disk):
+    """Not root: a fork fails with EAGAIN once the user has RLIMIT_NPROC
+    tasks; natively as an unused uid, and in a guest whose init runs as uid
+    1000."""
+    expected = subprocess.run(["setpriv", "--reuid", "54321", "--regid", "54321",
+                               "--clear-groups", str(bounds_tree / "bin/sec_forkbomb"), "2", "20"],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+    assert expected.count("EAGAIN, 0 other errors, 20 processes at the peak") == 2, expected
+    out, _ = boot(bounds_disk, ["/bin/sec_forkbomb", "2", "20"], uid=1000, gid=1000)
+    assert out == expected
