@@ -554,7 +554,9 @@ def sys_fstatfs(t, fd, buf, *_):
 # --- directories and links ------------------------------------------------------------
 
 async def sys_getdents64(t, fd, dirp, count, *_):
-    data = await t.files.get(_fd(fd)).getdents(min(count, MAX_RW))
+    """count is an unsigned int that Linux keeps in an int: only its low 32
+    bits count, and 2 GiB or more is too small for any entry (EINVAL)."""
+    data = await t.files.get(_fd(fd)).getdents(max(_fd(count), 0))
     if data:
         t.mem.write(dirp, data)
     return len(data)

@@ -1,7 +1,7 @@
 """Per-guest bounds (issue 13: one guest process cannot take the guest, or
-the host, down): big writes to pipes and the console taken a chunk at a
-time, fd allocation that does not scan, and a fork bomb that ends with
-EAGAIN in its own guest.  The guest programs are tests/progs/sec_*.c."""
+the host, down): big writes to pipes taken a chunk at a time, fd allocation
+that does not scan, a fork bomb that ends with EAGAIN in its own guest, and
+getdents64's EINVAL.  The guest programs are tests/progs/sec_*.c."""
 from __future__ import annotations
 
 import os
@@ -21,7 +21,7 @@ from common.config import SERVICES, GuestConfig
 from conftest import HERE, disk_of, make_tree, skas
 from deploy import launch
 
-PROGS = ["sec_flood", "sec_fds", "sec_forkbomb"]
+PROGS = ["sec_flood", "sec_fds", "sec_getdents", "sec_forkbomb"]
 GiB = 1 << 30
 
 
@@ -194,3 +194,11 @@ def test_rlimit_nproc_counts_a_users_tasks_as_linux(bounds_tree, bounds_disk):
     assert expected.count("EAGAIN, 0 other errors, 20 processes at the peak") == 2, expected
     out, _ = boot(bounds_disk, ["/bin/sec_forkbomb", "2", "20"], uid=1000, gid=1000)
     assert out == expected
+
+
+# --- 4. getdents64 ------------------------------------------------------------------------
+
+def test_getdents64_with_a_buffer_too_small_is_einval_as_linux(bounds_tree, bounds_disk):
+    expected = native(bounds_tree, "/bin/sec_getdents")
+    assert "count 2^32 + 8 = -1 EINVAL" in expected and "count 64 KiB = 3 entries" in expected
+    assert guest(bounds_disk, "/bin/sec_getdents") == expected
