@@ -1,6 +1,7 @@
 """File system calls: open, read, write, stat, directories, links, attributes, cwd."""
 from __future__ import annotations
 
+import asyncio
 import errno
 import functools
 import inspect
@@ -34,6 +35,7 @@ NO_ID = 0xFFFFFFFF             # chown's "leave it"
 ST_VALID, ST_RELATIME = 0x20, 0x1000
 MAX_RW = 0x7FFFF000            # Linux's MAX_RW_COUNT
 CHUNK = 16 << 20               # larger reads are served in pieces of this
+PIECE = 64 << 10               # what a device or an eventfd takes of a write at a time
 IOV_MAX = 1024
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 _IOVEC = struct.Struct("<QQ")
@@ -288,18 +290,37 @@ def _gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+async def _write_pieces(f, read, total: int, offset: int | None) -> int:
+    """A write to a file with no ``write_from`` of its own (a device, an
+    eventfd), PIECE at a time with the loop let go in between, so that a
+    blocked writer holds at most a piece: a short or failed piece, or a
+    signal, after some bytes ends it with their count."""
+    done = 0
+    while True:
+        want = min(PIECE, total - done)
+        try:
+            n = await f.write(read(done, want), None if offset is None else offset + done)
+            done += n
+            if done == total or n < want:
+                return done
+            await asyncio.sleep(0)
+        except (Errno, asyncio.CancelledError):
+            if not done:
+                raise
+            return done
+
+
 async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) -> int:
-    """A write from guest memory.  Regular files, pipes and the console
-    read it a bounded chunk at a time as it goes in (their ``write_from``),
-    so a 1 GiB write never sits in the kernel whole; other files (devices,
-    eventfd) take it in one piece.  A write with no reader left is EPIPE
-    and SIGPIPE, as on Linux."""
+    """A write from guest memory, read a bounded chunk at a time as it goes
+    in (regular files, pipes and the console by their ``write_from``, others
+    by ``_write_pieces``), so a 1 GiB write never sits in the kernel whole.
+    A write with no reader left is EPIPE and SIGPIPE, as on Linux."""
     total = sum(length for _, length in vecs)
     read = functools.partial(_gather, t, vecs)
     try:
         if hasattr(f, "write_from"):
             return await f.write_from(read, total, offset)
-        return await f.write(read(0, total), offset)
+        return await _write_pieces(f, read, total, offset)
     except Errno as e:
         if e.code == errno.EPIPE:
             signal.send_task(t, signal.SIGPIPE)

@@ -6,6 +6,7 @@
  *                              nothing is read until all N are about to write
  *   sec_flood tty MIB          one write() of MIB MiB of bytes 0..255 over
  *                              and over to stdout
+ *   sec_flood null MIB         one write() of MIB MiB to /dev/null
  * For the pipes, prints the bytes read, the words that were not the
  * pattern, what each write() returned, and the bystander's getppid calls
  * between a quarter and three quarters of the data (the writers were all
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -51,13 +53,22 @@ static int tty(size_t size) {
     return write(1, buf, size) != (ssize_t)size;
 }
 
+static int null(size_t size) {
+    void *buf = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int fd = open("/dev/null", O_WRONLY);
+    printf("write to /dev/null returned %zd\n", write(fd, buf, size));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: sec_flood pipe MIB | pipes N MIB | tty MIB\n");
+        fprintf(stderr, "usage: sec_flood pipe MIB | pipes N MIB | tty MIB | null MIB\n");
         return 2;
     }
     if (strcmp(argv[1], "tty") == 0)
         return tty((size_t)atol(argv[2]) << 20);
+    if (strcmp(argv[1], "null") == 0)
+        return null((size_t)atol(argv[2]) << 20);
     int writers = strcmp(argv[1], "pipes") == 0 ? atoi(argv[2]) : 1;
     size_t each = (size_t)atol(argv[argc - 1]) << 20, total = each * writers;
     struct shared *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -35,10 +35,10 @@ def bounds_disk(tmp_path_factory, bounds_tree):
     yield from disk_of(tmp_path_factory, bounds_tree)
 
 
-def boot(disk: Path, cmd: list[str], timeout: float = 300, **settings) -> tuple[str, int]:
+def boot(disk: Path, cmd: list[str], timeout: float = 300, **settings) -> tuple[str, int, str]:
     """cmd as init of a guest started from its services as `skas run` starts
     them, with the console in a file; it must exit 0.  Its console output,
-    and the kernel's peak RSS in KiB (the host's wait4 says)."""
+    the kernel's peak RSS in KiB (the host's wait4 says) and its log."""
     run_dir = Path(tempfile.mkdtemp(prefix="skas-bounds-"))   # short: ipc paths
     cfg = GuestConfig(name="bounds", run_dir=run_dir, disks={"ubd0": str(disk)}, init=cmd,
                       console="log", **settings)
@@ -54,7 +54,7 @@ def boot(disk: Path, cmd: list[str], timeout: float = 300, **settings) -> tuple[
         kernel.returncode = os.waitstatus_to_exitcode(waited[1])
         out = cfg.console_log.read_bytes().decode("latin-1")     # any bytes a program wrote
         assert kernel.returncode == 0, out + launch.log_tail(cfg, "kernel")
-        return out, waited[2].ru_maxrss
+        return out, waited[2].ru_maxrss, (run_dir / "kernel.log").read_text()
     finally:
         launch.stop(procs)
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -93,21 +93,27 @@ def _flooded(out: str, writers: int, each: int) -> None:
 
 
 def test_one_1gib_write_to_a_pipe_passes_a_chunk_at_a_time(bounds_disk):
-    out, kernel_rss = boot(bounds_disk, ["/bin/sec_flood", "pipe", "1024"])
+    out, kernel_rss, _ = boot(bounds_disk, ["/bin/sec_flood", "pipe", "1024"])
     _flooded(out, 1, GiB)
     assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
 
 
 def test_sixteen_blocked_writers_hold_none_of_their_data(bounds_disk):
-    out, kernel_rss = boot(bounds_disk, ["/bin/sec_flood", "pipes", "16", "64"])
+    out, kernel_rss, _ = boot(bounds_disk, ["/bin/sec_flood", "pipes", "16", "64"])
     _flooded(out, 16, 64 << 20)
     assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
 
 
 def test_one_256mib_write_to_the_console_passes_a_chunk_at_a_time(bounds_disk):
-    out, kernel_rss = boot(bounds_disk, ["/bin/sec_flood", "tty", "256"])
+    out, kernel_rss, _ = boot(bounds_disk, ["/bin/sec_flood", "tty", "256"])
     intact = out.encode("latin-1") == bytes(range(256)) * (1 << 20)
     assert intact, f"{len(out)} bytes on the console"
+    assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
+
+
+def test_one_1gib_write_to_dev_null_passes_a_piece_at_a_time(bounds_disk):
+    out, kernel_rss, _ = boot(bounds_disk, ["/bin/sec_flood", "null", "1024"])
+    assert out == f"write to /dev/null returned {GiB}\n"
     assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
 
 
@@ -147,14 +153,16 @@ ROUND = re.compile(r"round \d+: forks failed with (\w+), (\d+) other errors, "
                    r"(\d+) processes at the peak")
 
 
-def test_a_fork_bomb_ends_with_eagain_and_another_guest_runs_on(bounds_disk, disk):
+def test_a_fork_bomb_ends_with_eagain_and_another_guest_runs_on(tmp_path, bounds_disk, disk):
     """Five bombs in a row in one guest, each ending at max_tasks processes
     with EAGAIN; meanwhile a second guest runs a command, and the first
     guest's host processes (sampled) never pass max_tasks and its services."""
     max_tasks = GuestConfig.__dataclass_fields__["max_tasks"].default
-    bomb = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(bounds_disk),
-                             "--", "/bin/sec_forkbomb", "5"], cwd=HERE.parent,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs = tmp_path / "logs"
+    bomb = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--log-dir", str(logs),
+                             "--disk", str(bounds_disk), "--", "/bin/sec_forkbomb", "5"],
+                            cwd=HERE.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     host_peak = 0
 
     def sample() -> None:
@@ -182,6 +190,7 @@ def test_a_fork_bomb_ends_with_eagain_and_another_guest_runs_on(bounds_disk, dis
         assert errno_name == "EAGAIN" and others == "0", out
         assert max_tasks - 16 <= int(peak) <= max_tasks, out
     assert host_peak <= max_tasks + len(SERVICES), host_peak
+    assert f"max_tasks ({max_tasks}) reached: EAGAIN" in (logs / "kernel.log").read_text()
 
 
 def test_rlimit_nproc_counts_a_users_tasks_as_linux(bounds_tree, bounds_disk):
@@ -192,8 +201,9 @@ def test_rlimit_nproc_counts_a_users_tasks_as_linux(bounds_tree, bounds_disk):
                                "--clear-groups", str(bounds_tree / "bin/sec_forkbomb"), "2", "20"],
                               capture_output=True, text=True, timeout=60, check=True).stdout
     assert expected.count("EAGAIN, 0 other errors, 20 processes at the peak") == 2, expected
-    out, _ = boot(bounds_disk, ["/bin/sec_forkbomb", "2", "20"], uid=1000, gid=1000)
+    out, _, log = boot(bounds_disk, ["/bin/sec_forkbomb", "2", "20"], uid=1000, gid=1000)
     assert out == expected
+    assert "RLIMIT_NPROC (20) reached: EAGAIN" in log
 
 
 # --- 4. getdents64 ------------------------------------------------------------------------
