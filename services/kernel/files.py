@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from services.kernel.vfs import OpenFile
 
 FULL_WORD = (1 << 64) - 1
+GUEST_FDS = 1 << 20      # fds in all of a guest's tables together: Linux's nr_open, once
 
 
 def c_int(x: int) -> int:
@@ -45,7 +46,13 @@ class FdTable:
 
     The lowest free fd is found as Linux's find_next_fd finds it: in a bitmap
     of the fds in use, 64 to a word, and a bitmap of the words that are full,
-    so an open at 40,000 fds looks at a few ints instead of 40,000 slots."""
+    so an open at 40,000 fds looks at a few ints instead of 40,000 slots.
+
+    The fds of all tables count against GUEST_FDS (each costs the kernel
+    memory, and a fork copies them): a new fd past it is ENFILE, a copy
+    of a table that does not fit ENOMEM, as when Linux cannot allocate."""
+
+    in_use = 0                   # fds in every table (the kernel serves one guest)
 
     def __init__(self) -> None:
         self.fds: dict[int, tuple[OpenFile, bool]] = {}
@@ -90,11 +97,19 @@ class FdTable:
         if (word == FULL_WORD) != bool(self.full >> w & 1):
             self.full ^= 1 << w
 
+    @staticmethod
+    def _count(n: int, code: int) -> None:
+        """n more fds in the guest, or the errno code if they do not fit."""
+        if FdTable.in_use + n > GUEST_FDS:
+            raise refuse("fds in the guest", GUEST_FDS, code)
+        FdTable.in_use += n
+
     def install(self, f: OpenFile, cloexec: bool = False, lowest: int = 0) -> int:
         """Put f at the lowest free fd >= lowest (EMFILE past the limit)."""
         fd = self.lowest_free(lowest)
         if fd >= self.limit:
             raise refuse("RLIMIT_NOFILE", self.limit, errno.EMFILE)
+        self._count(1, errno.ENFILE)
         self.fds[fd] = (hold(f), cloexec)
         self._mark(fd, True)
         return fd
@@ -104,6 +119,8 @@ class FdTable:
         if not 0 <= newfd < self.limit:
             raise Errno(errno.EBADF)
         old = self.fds.get(newfd)
+        if old is None:
+            self._count(1, errno.ENFILE)
         self.fds[newfd] = (hold(f), cloexec)
         self._mark(newfd, True)
         if old is not None:
@@ -115,6 +132,7 @@ class FdTable:
         if entry is None:
             raise Errno(errno.EBADF)
         self._mark(fd, False)
+        FdTable.in_use -= 1
         put(entry[0])
 
     def close_range(self, first: int, last: int, cloexec: bool = False) -> None:
@@ -140,6 +158,7 @@ class FdTable:
 
     def copy(self) -> FdTable:
         """A new table with the same open files (fork without CLONE_FILES)."""
+        self._count(len(self.fds), errno.ENOMEM)
         new = FdTable()
         new.limit = self.limit
         new.fds = {fd: (hold(f), cloexec) for fd, (f, cloexec) in self.fds.items()}

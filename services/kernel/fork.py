@@ -60,6 +60,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         raise Errno(errno.EINVAL)       # init has no parent to share
     k = t.kernel
     _check_room(t)
+    files = t.files if flags & CLONE_FILES else t.files.copy()
     tid = k.alloc_pid()
     if flags & CLONE_THREAD:
         proc = t.process
@@ -68,8 +69,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         proc = Process(k, tid, parent, t.pgid, t.sid)
         proc.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
         proc.exit_signal = flags & CSIGNAL
-    child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)),
-                 t.files if flags & CLONE_FILES else t.files.copy(),
+    child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)), files,
                  t.fs if flags & CLONE_FS else FsContext(t.cwd, t.umask))
     child.comm, child.exe, child.sigmask, child.brk = t.comm, t.exe, t.sigmask, t.brk
     child.mm_ranges = t.mm_ranges

@@ -3,12 +3,15 @@
  * many as the host's hard limit allows) and in a guest (50,000), it must
  * print the same.
  *   sec_fds N          N fds open under a limit of 2N (N a multiple of 100)
- *   sec_fds bench N    open+close per second with N fds open (a figure only) */
+ *   sec_fds bench N    open+close per second with N fds open (a figure only)
+ *   sec_fds guest      the guest's bound on fds in all its processes, 2^20
+ *                      (guest only: Linux has no such bound) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -59,9 +62,40 @@ static int bench(int n) {
     return 0;
 }
 
+static int guest_bound(void) {
+    long max = 1 << 20, each = max / 4, last = 2;
+    struct rlimit rl = {max, max};
+    expect("setrlimit NOFILE 2^20", ret(setrlimit(RLIMIT_NOFILE, &rl)), 0);
+    while (last < each - 1 && (last = ret(dup(0))) >= 0)
+        ;
+    expect("dups to 2^18 fds", last, each - 1);
+    pid_t kids[3];
+    for (int i = 0; i < 3; i++)
+        if ((kids[i] = fork()) == 0)
+            for (;;)
+                pause();
+    expect("fork to 2^20 fds in the guest", ret(fork()), -ENOMEM);
+    expect("dup", ret(dup(0)), -ENFILE);
+    expect("open", open_one(), -ENFILE);
+    close(100);
+    expect("dup after a close", ret(dup(0)), 100);
+    for (int i = 0; i < 3; i++) {
+        kill(kids[i], SIGKILL);
+        waitpid(kids[i], NULL, 0);
+    }
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    expect("fork once the others are gone", child > 0, 1);
+    waitpid(child, NULL, 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "after-exec") == 0)
         return after_exec();
+    if (argc > 1 && strcmp(argv[1], "guest") == 0)
+        return guest_bound();
     if (argc > 2 && strcmp(argv[1], "bench") == 0)
         return bench(atoi(argv[2]));
     if (argc < 2 || (N = atol(argv[1])) < 2000 || N % 100) {

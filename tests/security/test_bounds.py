@@ -128,6 +128,15 @@ def test_fd_allocation_at_50000_fds_matches_linux(bounds_tree, bounds_disk):
     assert guest(bounds_disk, "/bin/sec_fds", "50000") == expected
 
 
+def test_the_guest_holds_at_most_2_20_fds_in_all_its_processes(bounds_disk):
+    """Four processes of 2^18 fds: a fifth fork is ENOMEM, a new fd ENFILE,
+    and both work again once there is room."""
+    out, _, log = boot(bounds_disk, ["/bin/sec_fds", "guest"])
+    assert out.count(": ok\n") == len(out.splitlines()) == 7, out
+    assert "fds in the guest (1048576) reached: ENOMEM" in log
+    assert "fds in the guest (1048576) reached: ENFILE" in log
+
+
 # --- 3. a fork bomb ends in its own guest ------------------------------------------------
 
 def _descendants(pid: int) -> int:
