@@ -6,7 +6,9 @@ queue.  A ``PipeFile`` is one open end of it; pipe(2) makes two, a FIFO
 opens as many as it likes.  Capacity is counted in pages as Linux counts it,
 so a write merges into the last page only when it fits there, a write of at
 most PIPE_BUF bytes never splits, and a full pipe is one with every slot
-taken.
+taken.  The slots of all the guest's pipes are counted as Linux counts a
+user's (pipe-user-pages-soft and -hard), which bounds what its pipes can
+hold in the kernel's memory.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from collections import deque
 
 from services.kernel.errors import Errno
 from services.kernel.files import PseudoInode
+from services.kernel.limits import refuse
 from services.kernel.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from services.kernel.waitqueue import ALL_EVENTS, WaitQueue
 from services.kernel.vfs import (
@@ -26,6 +29,12 @@ from services.kernel.vfs import (
 PAGE = 4096
 PIPE_BUF = PAGE
 PIPE_DEF_BUFFERS = 16
+PIPE_MIN_DEF_BUFFERS = 2
+# Linux's /proc/sys/fs/pipe-user-pages-soft and -hard, for the whole guest,
+# root too: past the soft limit a new pipe gets 2 slots and none grows;
+# past the hard one (unlimited on Linux, where memory cgroups bound the
+# rest) pipe() is ENFILE.  A guest's pipes hold at most 128 MiB.
+PIPE_PAGES_SOFT, PIPE_PAGES_HARD = 16384, 32768
 PIPE_MAX_SIZE = 1 << 20        # /proc/sys/fs/pipe-max-size
 O_DIRECT = 0o40000             # packet mode: not implemented
 F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
@@ -34,6 +43,14 @@ PIPEFS_DEV = makedev(0, 13)
 S_IFIFO = 0o010000
 
 _inode_numbers = itertools.count(4096)
+_slots_in_use = 0      # of every pipe in the guest (the kernel serves one guest)
+
+
+def _account(old: int, new: int) -> int:
+    """A pipe's slots go from old to new: the guest's count after that."""
+    global _slots_in_use
+    _slots_in_use += new - old
+    return _slots_in_use
 
 
 class _Page:
@@ -52,8 +69,15 @@ class Pipe:
     """A pipe's buffer and its ends (Linux's pipe_inode_info)."""
 
     def __init__(self, uid: int = 0, gid: int = 0):
+        slots = PIPE_DEF_BUFFERS
+        if _account(0, slots) > PIPE_PAGES_SOFT:
+            _account(slots, PIPE_MIN_DEF_BUFFERS)
+            slots = PIPE_MIN_DEF_BUFFERS
+        if _slots_in_use > PIPE_PAGES_HARD:
+            _account(slots, 0)
+            raise refuse("pipe pages in the guest", PIPE_PAGES_HARD, errno.ENFILE)
         self.pages: deque[_Page] = deque()
-        self.slots = PIPE_DEF_BUFFERS
+        self.slots = slots
         self.nbytes = 0
         self.readers = 0
         self.writers = 0
@@ -134,8 +158,11 @@ class Pipe:
             # Linux lets CAP_SYS_RESOURCE past pipe-max-size; here the kernel's
             # own memory would pay, so nobody goes past it.
             raise Errno(errno.EPERM)
+        if pages > self.slots and _slots_in_use + pages - self.slots > PIPE_PAGES_SOFT:
+            raise refuse("pipe pages in the guest (to grow)", PIPE_PAGES_SOFT, errno.EPERM)
         if pages < len(self.pages):
             raise Errno(errno.EBUSY)
+        _account(self.slots, pages)
         self.slots = pages
         self.waitq.wake(POLLOUT | POLLWRNORM)
         return pages * PAGE
@@ -154,6 +181,8 @@ class Pipe:
             self.pages.clear()            # a FIFO forgets its data once nobody has it open
             self.nbytes = 0
             _FIFOS.pop(self.fifo, None)
+            _account(self.slots, 0)       # the pipe is gone (a FIFO's next opener
+            self.slots = 0                # makes a new one)
         self.waitq.wake(ALL_EVENTS)
 
 
@@ -247,14 +276,12 @@ async def open_fifo(loc: Location, flags: int) -> PipeFile:
     ENXIO); O_RDWR never waits."""
     key = (loc.mount.fs, loc.inode.ino)
     pipe = _FIFOS.get(key)
+    mode = flags & O_ACCMODE
+    if mode == O_WRONLY and flags & O_NONBLOCK and (pipe is None or not pipe.readers):
+        raise Errno(errno.ENXIO)
     if pipe is None:
         pipe = _FIFOS[key] = Pipe(loc.inode.uid, loc.inode.gid)
         pipe.fifo = key
-    mode = flags & O_ACCMODE
-    if mode == O_WRONLY and flags & O_NONBLOCK and not pipe.readers:
-        if not pipe.writers:
-            _FIFOS.pop(key, None)
-        raise Errno(errno.ENXIO)
     f = PipeFile(pipe, flags, loc)
     try:
         if mode == 0 and not flags & O_NONBLOCK:
@@ -295,6 +322,8 @@ def sys_pipe2(t, fds_ptr, flags, *_):
     except Errno:
         for fd in fds:
             t.files.close(fd)
+        for end in ends[len(fds):]:      # not installed: no fd will release them
+            end.release()
         raise
     return 0
 

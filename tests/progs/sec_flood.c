@@ -7,11 +7,13 @@
  *   sec_flood tty MIB          one write() of MIB MiB of bytes 0..255 over
  *                              and over to stdout
  *   sec_flood null MIB         one write() of MIB MiB to /dev/null
+ *   sec_flood pipe-pages       pipes made and filled until pipe() fails
  * For the pipes, prints the bytes read, the words that were not the
  * pattern, what each write() returned, and the bystander's getppid calls
  * between a quarter and three quarters of the data (the writers were all
  * inside write() then). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,7 +63,38 @@ static int null(size_t size) {
     return 0;
 }
 
+static int pipe_pages(void) {
+    static char buf[1 << 16];
+    struct rlimit rl = {30000, 30000};
+    setrlimit(RLIMIT_NOFILE, &rl);
+    int p[2], big = 0, small = 0, other = 0, first[2] = {-1, -1}, a_small = -1;
+    long held = 0;
+    while (pipe2(p, O_NONBLOCK) == 0) {
+        int size = fcntl(p[1], F_GETPIPE_SZ);
+        big += size == 65536;
+        small += size == 8192;
+        other += size != 65536 && size != 8192;
+        if (first[0] < 0)
+            memcpy(first, p, sizeof p);
+        if (size == 8192)
+            a_small = p[1];
+        ssize_t n = write(p[1], buf, size);
+        held += n > 0 ? n : 0;
+    }
+    printf("pipes: %d of 64 KiB, %d of 8 KiB, %d else, %ld bytes held, then %s\n", big, small,
+           other, held, strerrorname_np(errno));
+    printf("F_SETPIPE_SZ 64 KiB on a small one: %s\n",
+           fcntl(a_small, F_SETPIPE_SZ, 65536) < 0 ? strerrorname_np(errno) : "done");
+    close(first[0]);
+    close(first[1]);
+    printf("a pipe once the first is closed: %d bytes\n",
+           pipe(p) ? -errno : fcntl(p[1], F_GETPIPE_SZ));
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "pipe-pages") == 0)
+        return pipe_pages();
     if (argc < 3) {
         fprintf(stderr, "usage: sec_flood pipe MIB | pipes N MIB | tty MIB | null MIB\n");
         return 2;

@@ -117,6 +117,19 @@ def test_one_1gib_write_to_dev_null_passes_a_piece_at_a_time(bounds_disk):
     assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
 
 
+def test_the_guests_pipes_hold_at_most_128_mib(bounds_disk):
+    """Pipes made and filled until pipe() fails: Linux's pipe-user-pages
+    rules for the whole guest (16 slots each up to 16,384 pages, then 2, and
+    none grows), ENFILE at 32,768 pages."""
+    out, kernel_rss, log = boot(bounds_disk, ["/bin/sec_flood", "pipe-pages"])
+    assert out == ("pipes: 1024 of 64 KiB, 8192 of 8 KiB, 0 else, 134217728 bytes held, "
+                   "then ENFILE\n"
+                   "F_SETPIPE_SZ 64 KiB on a small one: EPERM\n"
+                   "a pipe once the first is closed: 8192 bytes\n")
+    assert kernel_rss < KERNEL_RSS_MAX, f"the kernel peaked at {kernel_rss} KiB"
+    assert "pipe pages in the guest (32768) reached: ENFILE" in log
+
+
 # --- 2. the lowest free fd, found without a scan -----------------------------------------
 
 def test_fd_allocation_at_50000_fds_matches_linux(bounds_tree, bounds_disk):
