@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 FULL_WORD = (1 << 64) - 1
 GUEST_FDS = 1 << 20      # fds in all of a guest's tables together: Linux's nr_open, once
+_fds_in_use = 0          # in every table (the kernel serves one guest)
 
 
 def c_int(x: int) -> int:
@@ -41,6 +42,15 @@ def put(f: OpenFile) -> None:
         f.release()
 
 
+def _count(n: int, code: int = errno.ENFILE) -> None:
+    """n more (or fewer) fds in the guest's tables, or the errno code if
+    they do not fit."""
+    global _fds_in_use
+    if _fds_in_use + n > GUEST_FDS:
+        raise refuse("fds in the guest", GUEST_FDS, code)
+    _fds_in_use += n
+
+
 class FdTable:
     """File descriptors of a task: fd -> (open file, close-on-exec).
 
@@ -51,8 +61,6 @@ class FdTable:
     The fds of all tables count against GUEST_FDS (each costs the kernel
     memory, and a fork copies them): a new fd past it is ENFILE, a copy
     of a table that does not fit ENOMEM, as when Linux cannot allocate."""
-
-    in_use = 0                   # fds in every table (the kernel serves one guest)
 
     def __init__(self) -> None:
         self.fds: dict[int, tuple[OpenFile, bool]] = {}
@@ -75,41 +83,33 @@ class FdTable:
 
     def lowest_free(self, lowest: int) -> int:
         """The lowest fd >= lowest not in use."""
-        w, b = divmod(lowest, 64)
-        if w >= len(self.words):
+        words, w = self.words, lowest >> 6
+        if w >= len(words):
             return lowest
-        free = ~self.words[w] & FULL_WORD & ~((1 << b) - 1)
+        free = ~words[w] & FULL_WORD >> (lowest & 63) << (lowest & 63)
         if not free:
             rest = ~(self.full >> (w + 1))        # its lowest bit: the next word not full
             w += (rest & -rest).bit_length()
-            if w >= len(self.words):
-                return w * 64
-            free = ~self.words[w] & FULL_WORD
-        return w * 64 + (free & -free).bit_length() - 1
+            if w >= len(words):
+                return w << 6
+            free = ~words[w] & FULL_WORD
+        return (w << 6) + (free & -free).bit_length() - 1
 
     def _mark(self, fd: int, used: bool) -> None:
-        w, b = divmod(fd, 64)
-        if w >= len(self.words):
-            self.words.extend([0] * (w + 1 - len(self.words)))
-        bit = 1 << b
-        word = self.words[w] | bit if used else self.words[w] & ~bit
-        self.words[w] = word
-        if (word == FULL_WORD) != bool(self.full >> w & 1):
+        words, w = self.words, fd >> 6
+        if w >= len(words):
+            words.extend([0] * (w + 1 - len(words)))
+        bit, old = 1 << (fd & 63), words[w]
+        words[w] = word = old | bit if used else old & ~bit
+        if (old == FULL_WORD) != (word == FULL_WORD):
             self.full ^= 1 << w
-
-    @staticmethod
-    def _count(n: int, code: int) -> None:
-        """n more fds in the guest, or the errno code if they do not fit."""
-        if FdTable.in_use + n > GUEST_FDS:
-            raise refuse("fds in the guest", GUEST_FDS, code)
-        FdTable.in_use += n
 
     def install(self, f: OpenFile, cloexec: bool = False, lowest: int = 0) -> int:
         """Put f at the lowest free fd >= lowest (EMFILE past the limit)."""
         fd = self.lowest_free(lowest)
         if fd >= self.limit:
             raise refuse("RLIMIT_NOFILE", self.limit, errno.EMFILE)
-        self._count(1, errno.ENFILE)
+        _count(1)
         self.fds[fd] = (hold(f), cloexec)
         self._mark(fd, True)
         return fd
@@ -120,7 +120,7 @@ class FdTable:
             raise Errno(errno.EBADF)
         old = self.fds.get(newfd)
         if old is None:
-            self._count(1, errno.ENFILE)
+            _count(1)
         self.fds[newfd] = (hold(f), cloexec)
         self._mark(newfd, True)
         if old is not None:
@@ -132,7 +132,7 @@ class FdTable:
         if entry is None:
             raise Errno(errno.EBADF)
         self._mark(fd, False)
-        FdTable.in_use -= 1
+        _count(-1)
         put(entry[0])
 
     def close_range(self, first: int, last: int, cloexec: bool = False) -> None:
@@ -158,7 +158,7 @@ class FdTable:
 
     def copy(self) -> FdTable:
         """A new table with the same open files (fork without CLONE_FILES)."""
-        self._count(len(self.fds), errno.ENOMEM)
+        _count(len(self.fds), errno.ENOMEM)
         new = FdTable()
         new.limit = self.limit
         new.fds = {fd: (hold(f), cloexec) for fd, (f, cloexec) in self.fds.items()}
