@@ -1,7 +1,9 @@
 """Per-guest bounds (issue 13: one guest process cannot take the guest, or
-the host, down): big writes to pipes taken a chunk at a time, fd allocation
-that does not scan, a fork bomb that ends with EAGAIN in its own guest, and
-getdents64's EINVAL.  The guest programs are tests/progs/sec_*.c."""
+the host, down): big writes to pipes, the console and devices taken a chunk
+at a time, what pipes hold bounded, fd allocation that does not scan, the
+fds of all the guest's processes bounded, a fork bomb that ends with EAGAIN
+in its own guest, and getdents64's EINVAL.  The guest programs are
+tests/progs/sec_*.c."""
 from __future__ import annotations
 
 import os
@@ -76,7 +78,7 @@ def guest(disk: Path, *cmd: str, timeout: float = 120) -> str:
     return r.stdout
 
 
-# --- 1. writes to pipes a chunk at a time ---------------------------------------------
+# --- 1. writes a chunk at a time, and what pipes hold -------------------------------
 
 KERNEL_RSS_MAX = 256 << 10     # KiB: a 1 GiB write held whole would be 4 times this
 
@@ -217,9 +219,9 @@ def test_a_fork_bomb_ends_with_eagain_and_another_guest_runs_on(tmp_path, bounds
 
 def test_rlimit_nproc_counts_a_users_tasks_as_linux(bounds_tree, bounds_disk):
     """Not root: a fork fails with EAGAIN once the user has RLIMIT_NPROC
-    tasks; natively as an unused uid, and in a guest whose init runs as uid
-    1000."""
-    expected = subprocess.run(["setpriv", "--reuid", "54321", "--regid", "54321",
+    tasks; natively as a uid nobody uses, and in a guest whose init runs as
+    uid 1000."""
+    expected = subprocess.run(["setpriv", "--reuid", "3999999999", "--regid", "3999999999",
                                "--clear-groups", str(bounds_tree / "bin/sec_forkbomb"), "2", "20"],
                               capture_output=True, text=True, timeout=60, check=True).stdout
     assert expected.count("EAGAIN, 0 other errors, 20 processes at the peak") == 2, expected
