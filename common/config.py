@@ -44,7 +44,8 @@ class GuestConfig:
     ubd_queue: int = 64             # requests ubd_io holds before it answers busy (UML: 64)
     curve: dict[str, str] = field(default_factory=dict)   # CURVE certificate file per service
     notify: bool = True             # frequent calls through the seccomp listener, not ptrace
-    max_tasks: int = 512            # guest threads and processes; fork past it is EAGAIN
+    max_tasks: int = 512            # threads and zombies the guest may hold (a host process
+                                    # each, or a pid): past it fork/clone are EAGAIN
     host_uid: int = 0               # the guest processes' host uid and gid (when skas is
                                     # root); 0: one per guest name (services/userspace/jail.py)
     pagecache_limit: int = 1 << 30  # bytes the run directory's page cache may take on disk

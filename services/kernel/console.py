@@ -1,9 +1,11 @@
 """The guest console: a tty whose host side is the sigio service.
 
 Output is queued here and pumped to sigio one ``console_write`` at a time,
-everything queued since the last ack in one message; a write returns once
-queued unless more than ``BUFFER`` bytes wait, as a tty's output buffer does.
-``drain`` waits until sigio has written everything (shutdown needs that)."""
+everything queued since the last ack in one message.  At most ``BUFFER``
+bytes wait (queued or in flight), as in a tty's output buffer: a guest's
+write is taken from its memory as room appears, and returns once the last
+of it is queued.  ``drain`` waits until sigio has written everything
+(shutdown needs that)."""
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +15,7 @@ import struct
 from common.transport import AsyncLink
 from services.kernel.errors import Errno
 from services.kernel.poll import POLLOUT, POLLWRNORM
-from services.kernel.vfs import STAT, OpenFile
+from services.kernel.vfs import O_NONBLOCK, STAT, OpenFile
 
 BUFFER = 64 << 10
 TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
@@ -42,14 +44,26 @@ class Console:
         self.idle = asyncio.Event()
         self.idle.set()
 
-    async def write(self, data: bytes) -> int:
-        while len(self.queue) + self.in_flight >= BUFFER:
+    @property
+    def free(self) -> int:
+        """What the buffer takes now."""
+        return max(0, BUFFER - len(self.queue) - self.in_flight)
+
+    async def wait_room(self) -> None:
+        while not self.free:
             self.room.clear()
             await self.room.wait()
+
+    def put(self, data: bytes) -> None:
         self.queue += data
         self.idle.clear()
         if self.pump is None or self.pump.done():
             self.pump = asyncio.ensure_future(self._pump())
+
+    async def write(self, data: bytes) -> int:
+        """The kernel's own messages: queued whole once there is room."""
+        await self.wait_room()
+        self.put(data)
         return len(data)
 
     async def _pump(self) -> None:
@@ -79,8 +93,28 @@ class ConsoleFile(OpenFile):
     async def read(self, count: int, offset: int | None = None) -> bytes:
         return b""     # console input arrives with the tty line discipline
 
-    async def write(self, data: bytes, offset: int | None = None) -> int:
-        return await self.console.write(data)
+    async def write_from(self, read, total: int, offset: int | None = None) -> int:
+        """write of the total bytes read(skip, n) gives (guest memory), taken
+        as the buffer has room, as a tty copies a write into its buffer piece
+        by piece: the kernel never holds more than BUFFER of it, and a
+        signal, O_NONBLOCK or a bad address after some bytes ends it with
+        their count (before any: EINTR, EAGAIN, EFAULT)."""
+        console = self.console
+        done = 0
+        while done < total:
+            try:
+                if not console.free:
+                    if self.flags & O_NONBLOCK:
+                        raise Errno(errno.EAGAIN)
+                    await console.wait_room()
+                data = read(done, min(console.free, total - done))
+            except (Errno, asyncio.CancelledError):
+                if done:
+                    return done
+                raise
+            console.put(data)
+            done += len(data)
+        return done
 
     def poll(self, table=None) -> int:
         return POLLOUT | POLLWRNORM     # no input yet: never readable

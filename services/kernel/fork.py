@@ -21,7 +21,8 @@ import struct
 from dataclasses import replace
 
 from services.kernel.errors import Errno
-from services.kernel.proc import Ops
+from services.kernel.limits import refuse
+from services.kernel.proc import RLIMIT_NPROC, Ops
 from services.kernel.task import FsContext, Process, Task
 
 CSIGNAL = 0xFF
@@ -58,6 +59,8 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
     if flags & CLONE_PARENT and t.process.parent is None:
         raise Errno(errno.EINVAL)       # init has no parent to share
     k = t.kernel
+    _check_room(t)
+    files = t.files if flags & CLONE_FILES else t.files.copy()
     tid = k.alloc_pid()
     if flags & CLONE_THREAD:
         proc = t.process
@@ -66,8 +69,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         proc = Process(k, tid, parent, t.pgid, t.sid)
         proc.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
         proc.exit_signal = flags & CSIGNAL
-    child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)),
-                 t.files if flags & CLONE_FILES else t.files.copy(),
+    child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)), files,
                  t.fs if flags & CLONE_FS else FsContext(t.cwd, t.umask))
     child.comm, child.exe, child.sigmask, child.brk = t.comm, t.exe, t.sigmask, t.brk
     child.mm_ranges = t.mm_ranges
@@ -98,6 +100,20 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         return Ops([op], tid)
     child.vfork_done = k.loop.create_future()
     return _vfork(t, child, op, flags, ptid)
+
+
+def _check_room(t: Task) -> None:
+    """EAGAIN, as Linux's copy_process, when the guest holds max_tasks pids
+    (threads, and zombies not yet reaped: each live one is a host process),
+    or when a user other than root has RLIMIT_NPROC tasks: a fork bomb
+    ends there, in its own guest."""
+    k = t.kernel
+    if len(k.pids) >= k.cfg.max_tasks:
+        raise refuse("max_tasks", k.cfg.max_tasks, errno.EAGAIN)
+    nproc = k.rlimits(t)[RLIMIT_NPROC][0]
+    uid = t.cred.uid
+    if uid and nproc <= len(k.tasks) and sum(o.cred.uid == uid for o in k.tasks.values()) >= nproc:
+        raise refuse("RLIMIT_NPROC", nproc, errno.EAGAIN)
 
 
 async def _vfork(t: Task, child: Task, op: dict, flags: int, ptid: int) -> int:

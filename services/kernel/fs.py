@@ -1,7 +1,9 @@
 """File system calls: open, read, write, stat, directories, links, attributes, cwd."""
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import inspect
 import os
 import stat as S
@@ -16,7 +18,7 @@ from services.kernel.pipe import (
     F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, PipeFile, open_fifo, pipe_fcntl)
 from services.kernel.vfs import (
     MAXSYMLINKS, MS_RELATIME, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
-    O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, WRITE_CHUNK, X_OK, InodeFile,
+    O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, X_OK, InodeFile,
     Location, Mount, check_writable, may_create, may_delete, new_owner, pack_stat, pack_statx,
     permitted)
 
@@ -35,6 +37,7 @@ NO_ID = 0xFFFFFFFF             # chown's "leave it"
 ST_VALID, ST_RELATIME = 0x20, 0x1000
 MAX_RW = 0x7FFFF000            # Linux's MAX_RW_COUNT
 CHUNK = 16 << 20               # larger reads are served in pieces of this
+PIECE = 64 << 10               # what a device or an eventfd takes of a write at a time
 IOV_MAX = 1024
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 _IOVEC = struct.Struct("<QQ")
@@ -274,16 +277,6 @@ async def sys_pread64(t, fd, buf, count, offset, *_):
     return await _read_into(t, f, buf, count, _position(f, offset))
 
 
-async def _write(t, f, data: bytes, offset: int | None) -> int:
-    """Every write: one with no reader left is EPIPE and SIGPIPE, as Linux."""
-    try:
-        return await f.write(data, offset)
-    except Errno as e:
-        if e.code == errno.EPIPE:
-            signal.send_task(t, signal.SIGPIPE)
-        raise
-
-
 def _gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
     """n bytes of guest memory from skip bytes into the buffers vecs."""
     parts = []
@@ -299,13 +292,41 @@ def _gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+async def _write_pieces(f, read, total: int, offset: int | None) -> int:
+    """A write to a file with no ``write_from`` of its own (a device, an
+    eventfd), PIECE at a time with the loop let go in between, so that a
+    blocked writer holds at most a piece: a short or failed piece, or a
+    signal, after some bytes ends it with their count."""
+    done = 0
+    while True:
+        want = min(PIECE, total - done)
+        try:
+            n = await f.write(read(done, want), None if offset is None else offset + done)
+            done += n
+            if done == total or n < want:
+                return done
+            await asyncio.sleep(0)
+        except (Errno, asyncio.CancelledError):
+            if not done:
+                raise
+            return done
+
+
 async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) -> int:
-    """A write from guest memory: to a regular file, read a chunk at a time
-    as it is written (InodeFile.write_from); elsewhere in one piece."""
+    """A write from guest memory, read a bounded chunk at a time as it goes
+    in (regular files, pipes and the console by their ``write_from``, others
+    by ``_write_pieces``), so a 1 GiB write never sits in the kernel whole.
+    A write with no reader left is EPIPE and SIGPIPE, as on Linux."""
     total = sum(length for _, length in vecs)
-    if total > WRITE_CHUNK and isinstance(f, InodeFile) and S.S_ISREG(f.loc.inode.mode):
-        return await f.write_from(lambda skip, n: _gather(t, vecs, skip, n), total, offset)
-    return await _write(t, f, _gather(t, vecs, 0, total), offset)
+    read = functools.partial(_gather, t, vecs)
+    try:
+        if hasattr(f, "write_from"):
+            return await f.write_from(read, total, offset)
+        return await _write_pieces(f, read, total, offset)
+    except Errno as e:
+        if e.code == errno.EPIPE:
+            signal.send_task(t, signal.SIGPIPE)
+        raise
 
 
 async def sys_write(t, fd, buf, count, *_):
@@ -556,7 +577,9 @@ def sys_fstatfs(t, fd, buf, *_):
 # --- directories and links ------------------------------------------------------------
 
 async def sys_getdents64(t, fd, dirp, count, *_):
-    data = await t.files.get(_fd(fd)).getdents(min(count, MAX_RW))
+    """count is an unsigned int that Linux keeps in an int: only its low 32
+    bits count, and 2 GiB or more is too small for any entry (EINVAL)."""
+    data = await t.files.get(_fd(fd)).getdents(max(_fd(count), 0))
     if data:
         t.mem.write(dirp, data)
     return len(data)

@@ -6,7 +6,9 @@ queue.  A ``PipeFile`` is one open end of it; pipe(2) makes two, a FIFO
 opens as many as it likes.  Capacity is counted in pages as Linux counts it,
 so a write merges into the last page only when it fits there, a write of at
 most PIPE_BUF bytes never splits, and a full pipe is one with every slot
-taken.
+taken.  The slots of all the guest's pipes are counted as Linux counts a
+user's (pipe-user-pages-soft and -hard), which bounds what its pipes can
+hold in the kernel's memory.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from collections import deque
 
 from services.kernel.errors import Errno
 from services.kernel.files import PseudoInode
+from services.kernel.limits import refuse
 from services.kernel.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from services.kernel.waitqueue import ALL_EVENTS, WaitQueue
 from services.kernel.vfs import (
@@ -26,6 +29,12 @@ from services.kernel.vfs import (
 PAGE = 4096
 PIPE_BUF = PAGE
 PIPE_DEF_BUFFERS = 16
+PIPE_MIN_DEF_BUFFERS = 2
+# Linux's /proc/sys/fs/pipe-user-pages-soft and -hard, for the whole guest,
+# root too: past the soft limit a new pipe gets 2 slots and none grows;
+# past the hard one (unlimited on Linux, where memory cgroups bound the
+# rest) pipe() is ENFILE.  A guest's pipes hold at most 128 MiB.
+PIPE_PAGES_SOFT, PIPE_PAGES_HARD = 16384, 32768
 PIPE_MAX_SIZE = 1 << 20        # /proc/sys/fs/pipe-max-size
 O_DIRECT = 0o40000             # packet mode: not implemented
 F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
@@ -34,6 +43,14 @@ PIPEFS_DEV = makedev(0, 13)
 S_IFIFO = 0o010000
 
 _inode_numbers = itertools.count(4096)
+_slots_in_use = 0      # of every pipe in the guest (the kernel serves one guest)
+
+
+def _account(old: int, new: int) -> int:
+    """A pipe's slots go from old to new: the guest's count after that."""
+    global _slots_in_use
+    _slots_in_use += new - old
+    return _slots_in_use
 
 
 class _Page:
@@ -52,8 +69,15 @@ class Pipe:
     """A pipe's buffer and its ends (Linux's pipe_inode_info)."""
 
     def __init__(self, uid: int = 0, gid: int = 0):
+        slots = PIPE_DEF_BUFFERS
+        if _account(0, slots) > PIPE_PAGES_SOFT:
+            _account(slots, PIPE_MIN_DEF_BUFFERS)
+            slots = PIPE_MIN_DEF_BUFFERS
+        if _slots_in_use > PIPE_PAGES_HARD:
+            _account(slots, 0)
+            raise refuse("pipe pages in the guest", PIPE_PAGES_HARD, errno.ENFILE)
         self.pages: deque[_Page] = deque()
-        self.slots = PIPE_DEF_BUFFERS
+        self.slots = slots
         self.nbytes = 0
         self.readers = 0
         self.writers = 0
@@ -99,25 +123,26 @@ class Pipe:
             self.waitq.wake(POLLOUT | POLLWRNORM)
         return bytes(out)
 
-    def merge(self, data: memoryview) -> int:
-        """How a write starts: the bytes that are not a whole page go into the
-        last page if they fit there."""
-        tail = len(data) % PAGE
-        if not tail or not self.pages or self.pages[-1].room() < tail:
-            return 0
-        self.pages[-1].data += data[:tail]
-        self._added(tail)
-        return tail
+    @property
+    def room(self) -> int:
+        """Bytes the free slots take, a page each."""
+        return (self.slots - len(self.pages)) * PAGE
 
-    def fill(self, data: memoryview) -> int:
-        """As much of data as there are free pages for, a page at a time."""
-        done = 0
-        while done < len(data) and not self.full:
-            self.pages.append(_Page(data[done:done + PAGE]))
-            done += min(PAGE, len(data) - done)
-        if done:
-            self._added(done)
-        return done
+    def tail_room(self) -> int:
+        """Bytes the last page can still take (a write's first bytes may join it)."""
+        return self.pages[-1].room() if self.pages else 0
+
+    def merge(self, data: bytes) -> None:
+        """data, which fits in the last page, into it."""
+        self.pages[-1].data += data
+        self._added(len(data))
+
+    def fill(self, data: bytes) -> None:
+        """data, which fits in the free slots, a page to a slot."""
+        view = memoryview(data)
+        for at in range(0, len(data), PAGE):
+            self.pages.append(_Page(view[at:at + PAGE]))
+        self._added(len(data))
 
     def _added(self, n: int) -> None:
         self.nbytes += n
@@ -133,8 +158,11 @@ class Pipe:
             # Linux lets CAP_SYS_RESOURCE past pipe-max-size; here the kernel's
             # own memory would pay, so nobody goes past it.
             raise Errno(errno.EPERM)
+        if pages > self.slots and _slots_in_use + pages - self.slots > PIPE_PAGES_SOFT:
+            raise refuse("pipe pages in the guest (to grow)", PIPE_PAGES_SOFT, errno.EPERM)
         if pages < len(self.pages):
             raise Errno(errno.EBUSY)
+        _account(self.slots, pages)
         self.slots = pages
         self.waitq.wake(POLLOUT | POLLWRNORM)
         return pages * PAGE
@@ -153,6 +181,8 @@ class Pipe:
             self.pages.clear()            # a FIFO forgets its data once nobody has it open
             self.nbytes = 0
             _FIFOS.pop(self.fifo, None)
+            _account(self.slots, 0)       # the pipe is gone (a FIFO's next opener
+            self.slots = 0                # makes a new one)
         self.waitq.wake(ALL_EVENTS)
 
 
@@ -184,32 +214,43 @@ class PipeFile(OpenFile):
             await pipe.waitq.wait(POLLIN | POLLHUP)
         return pipe.take(count)
 
-    async def write(self, data: bytes, offset: int | None = None) -> int:
-        """Blocks until all is written; a write of at most PIPE_BUF bytes goes
-        in at once or not at all."""
+    async def write_from(self, read, total: int, offset: int | None = None) -> int:
+        """write of the total bytes read(skip, n) gives (guest memory), as
+        Linux's pipe_write: the bytes that are not a whole page join the last
+        page if they fit there, the rest goes a page to a free slot.  Bytes
+        are read only once there is room for them, so a blocked writer holds
+        none of its data in the kernel and a 1 GiB write passes a pipe's
+        worth at a time.  At most PIPE_BUF bytes go in at once or not at all;
+        a blocking write returns once all is in; a signal, O_NONBLOCK or a
+        bad address after some bytes ends it with their count."""
         pipe = self.pipe
-        if not data:
+        if not total:
             return 0
         if not pipe.readers:
             raise Errno(errno.EPIPE)
-        view = memoryview(data)
-        done = pipe.merge(view)
-        while done < len(data):
+        done = 0
+        tail = total % PAGE
+        if tail and pipe.tail_room() >= tail:
+            pipe.merge(read(0, tail))
+            done = tail
+        while done < total:
             if not pipe.readers:
-                return done
-            done += pipe.fill(view[done:])
-            if done == len(data):
-                break
-            if self.flags & O_NONBLOCK:
                 if done:
                     return done
-                raise Errno(errno.EAGAIN)
+                raise Errno(errno.EPIPE)
             try:
-                await pipe.waitq.wait(POLLOUT | POLLERR)
-            except asyncio.CancelledError:
-                if done:         # a signal: what went in stays in, and counts
+                if pipe.full:
+                    if self.flags & O_NONBLOCK:
+                        raise Errno(errno.EAGAIN)
+                    await pipe.waitq.wait(POLLOUT | POLLERR)
+                    continue
+                data = read(done, min(total - done, pipe.room))
+            except (Errno, asyncio.CancelledError):
+                if done:         # what went in stays in, and counts
                     return done
                 raise
+            pipe.fill(data)
+            done += len(data)
         return done
 
     def ioctl(self, task, request: int, arg: int) -> int:
@@ -235,14 +276,12 @@ async def open_fifo(loc: Location, flags: int) -> PipeFile:
     ENXIO); O_RDWR never waits."""
     key = (loc.mount.fs, loc.inode.ino)
     pipe = _FIFOS.get(key)
+    mode = flags & O_ACCMODE
+    if mode == O_WRONLY and flags & O_NONBLOCK and (pipe is None or not pipe.readers):
+        raise Errno(errno.ENXIO)
     if pipe is None:
         pipe = _FIFOS[key] = Pipe(loc.inode.uid, loc.inode.gid)
         pipe.fifo = key
-    mode = flags & O_ACCMODE
-    if mode == O_WRONLY and flags & O_NONBLOCK and not pipe.readers:
-        if not pipe.writers:
-            _FIFOS.pop(key, None)
-        raise Errno(errno.ENXIO)
     f = PipeFile(pipe, flags, loc)
     try:
         if mode == 0 and not flags & O_NONBLOCK:
@@ -283,6 +322,8 @@ def sys_pipe2(t, fds_ptr, flags, *_):
     except Errno:
         for fd in fds:
             t.files.close(fd)
+        for end in ends[len(fds):]:      # not installed: no fd will release them
+            end.release()
         raise
     return 0
 

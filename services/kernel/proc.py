@@ -10,7 +10,7 @@ from services.kernel.errors import Errno
 HOST = object()      # answer: run the call on the host as it is
 
 RLIM_INFINITY = (1 << 64) - 1
-RLIMIT_STACK, RLIMIT_NOFILE, RLIM_NLIMITS = 3, 7, 16
+RLIMIT_STACK, RLIMIT_NPROC, RLIMIT_NOFILE, RLIM_NLIMITS = 3, 6, 7, 16
 PR_SET_NAME, PR_GET_NAME = 15, 16
 
 
