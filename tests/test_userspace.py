@@ -30,13 +30,17 @@ def test_filter_jumps_stay_inside_the_program(notify):
 
 
 @pytest.mark.parametrize("notify", [False, True])
-def test_spawned_stub_is_filtered_holds_no_fd_and_no_host_stack(tmp_path, notify):
+def test_spawned_stub_is_filtered_holds_only_its_scratch_fd_and_no_host_stack(tmp_path, notify):
     stub.install(tmp_path)
     t = platform.spawn(1, Jail(tmp_path, "test", 16), stub.Scratch(tmp_path), notify)
     try:
         status = open(f"/proc/{t.pid}/status").read()
         assert "Seccomp:\t2" in status and "NoNewPrivs:\t1" in status
-        assert os.listdir(f"/proc/{t.pid}/fd") == []     # the listener was taken out
+        # the listener was taken out; the one fd is the scratch's, read-only
+        assert os.listdir(f"/proc/{t.pid}/fd") == [str(stub.SCRATCH_FD)]
+        assert os.readlink(f"/proc/{t.pid}/fd/{stub.SCRATCH_FD}") == "/scratch"
+        flags = open(f"/proc/{t.pid}/fdinfo/{stub.SCRATCH_FD}").read().split()[3]
+        assert int(flags, 8) & 0o3 == os.O_RDONLY
         if notify:
             assert os.readlink(f"/proc/self/fd/{t.listener}") == "anon_inode:seccomp notify"
         else:

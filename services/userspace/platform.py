@@ -49,6 +49,10 @@ def spawn(task: int, jail: Jail, scratch: stub.Scratch, notify: bool = False) ->
             os.closerange(0, report_w)
             os.closerange(report_w + 1, os.sysconf("SC_OPEN_MAX"))
             jail.enter()
+            if report_w == stub.SCRATCH_FD:
+                report_w = os.dup(report_w)
+            scratch_fd = os.open(stub.SCRATCH_NAME, os.O_RDONLY)   # read-only: see stub.py
+            os.dup2(scratch_fd, stub.SCRATCH_FD)                   # kept across exec and fork
             # after the uid change, which clears it; the stub's exec keeps it
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() == parent:

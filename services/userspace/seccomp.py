@@ -18,6 +18,7 @@ import struct
 
 from common.notified import NOTIFIED
 from common.layout import STUB_BASE, STUB_SIZE
+from services.userspace import stub
 
 AUDIT_ARCH_X86_64 = 0xC000003E
 X32_SYSCALL_BIT = 0x40000000
@@ -76,6 +77,13 @@ ALLOWED = {
 # must leave the new place to the host.
 RANGE_CHECKED = {"mprotect": 10, "munmap": 11, "madvise": 28, "mmap": 9, "mremap": 25}
 FUTEX, ARCH_PRCTL = 202, 158
+# Two calls allowed by their every argument, harmless from anyone: mapping
+# the scratch read-only where it is, and sealing the stub's range
+# (tracee.prepare_space, after every exec: one stop each instead of two).
+PROT_READ, MAP_SHARED_FIXED = 0x1, 0x11
+SCRATCH_MAP_CALL = (9, stub.SCRATCH, stub.SCRATCH_SIZE, PROT_READ, MAP_SHARED_FIXED,
+                    stub.SCRATCH_FD, 0)
+SEAL_CALL = (462, STUB_BASE, STUB_SIZE, 0)
 
 
 def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
@@ -94,13 +102,18 @@ def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
     insns.append((_JGE_K, "kill", 0, X32_SYSCALL_BIT))
     for nr in sorted(ALLOWED.values()):
         insns.append((_JEQ_K, "allow", 0, nr))
+    insns.append((_JEQ_K, "seal", 0, SEAL_CALL[0]))
     for name, nr in RANGE_CHECKED.items():
         insns.append((_JEQ_K, name, 0, nr))
     insns.append((_JEQ_K, "futex", 0, FUTEX))
     insns.append((_JEQ_K, "arch_prctl", 0, ARCH_PRCTL))
     insns.append((_JA, 0, 0, "rest"))
 
-    label("mmap")                                     # anonymous only: the fd is ignored
+    label("seal")
+    insns += _exactly(SEAL_CALL[1:], "allow")
+    insns.append((_JA, 0, 0, "trace"))
+    label("mmap")                         # the scratch's own map, or anonymous only
+    insns += _exactly(SCRATCH_MAP_CALL[1:], "allow")
     insns.append((_LD_W_ABS, 0, 0, _arg_lo(3)))
     insns.append((_JSET_K, 0, "trace", MAP_ANONYMOUS))
     insns.append((_JA, 0, 0, "range_0_1"))
@@ -148,6 +161,20 @@ def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
         label("notify")
         insns.append((_RET_K, 0, 0, RET_USER_NOTIF))
     return _resolve(insns)
+
+
+def _exactly(args: tuple, label: str) -> list:
+    """Jump to label when the call's arguments are exactly args (each
+    argument's two halves), else fall through past these instructions."""
+    checks = [(off, value) for i, a in enumerate(args)
+              for off, value in ((_arg_lo(i), a & 0xFFFFFFFF), (_arg_hi(i), a >> 32))]
+    out = []
+    for n, (off, value) in enumerate(checks):
+        last = n == len(checks) - 1
+        out.append((_LD_W_ABS, 0, 0, off))
+        # a mismatch skips the rest of the checks (two instructions each)
+        out.append((_JEQ_K, label if last else 0, 2 * (len(checks) - n - 1), value))
+    return out
 
 
 def _resolve(insns: list) -> list[tuple[int, int, int, int]]:

@@ -6,13 +6,14 @@ where executables, the static-PIE base and the top-down mmap area go.  Its
 code stops itself (``kill(getpid(), SIGSTOP)``) so the tracer can seize it,
 and is followed by the ``syscall; int3`` gadget every injected system call
 runs through, the code a fork returns through, and the constant paths and
-argv that userspace's injected ``open`` and ``execve`` name before any
-scratch exists.
+argv that userspace's injected ``execve`` names.
 
 The page after it, up to ``STUB_END``, is the scratch: the file
 ``RUN_DIR/scratch`` mapped shared and read-only into every guest process
-(from an fd opened read-only, so no ``mprotect`` can make it writable),
-written only by userspace through its own mapping (``Scratch``).  Host
+from ``SCRATCH_FD``, an fd opened read-only (so no ``mprotect`` can make the
+map writable) that every guest process holds from its first stub on, across
+exec and fork; written only by userspace through its own mapping
+(``Scratch``).  Host
 data an injected call points at (a BPF program, a page-cache file name, the
 ``PR_SET_MM_MAP`` struct) lives there, where no guest thread can change it
 between the write and the call.  Both pages are sealed (``mseal``) once
@@ -34,6 +35,7 @@ SCRATCH_SIZE = STUB_SIZE - PAGE
 # mount namespace (services/userspace/jail.py), or the run directory where
 # the host gives no namespaces.  No host path is ever in guest memory.
 STUB_NAME, SCRATCH_NAME = "stub", "scratch"
+SCRATCH_FD = 15            # the highest fd RLIMIT_NOFILE (jail.py) lets a stub hold
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
@@ -73,12 +75,10 @@ FORK_RETURN = GADGET + len(_GADGET_CODE)
 _CODE_END = FORK_RETURN + len(_FORK_CODE)
 FORK_FAILED = _CODE_END     # rip at the fork code's int3's SIGTRAP
 # The constants: argv {STUB_NAME, NULL} (its NULL is also an empty envp),
-# then the two names.
+# then the name.
 ARGV = (_CODE_END + 7) & ~7
 STUB_PATH = ARGV + 16
-SCRATCH_PATH = STUB_PATH + len(STUB_NAME) + 1
-_DATA = (struct.pack("<QQ", STUB_PATH, 0) + STUB_NAME.encode() + b"\0"
-         + SCRATCH_NAME.encode() + b"\0")
+_DATA = struct.pack("<QQ", STUB_PATH, 0) + STUB_NAME.encode() + b"\0"
 
 
 def build() -> bytes:

@@ -51,7 +51,7 @@ LENGTHS = [0, 1, 0x1000, 0x10000, (1 << 32) - 1, 1 << 32, 1 << 40, U64]
 def test_only_the_listed_calls_ever_run_on_the_host(prog):
     rng = random.Random(1)
     allowed = set(seccomp.ALLOWED.values()) | set(seccomp.RANGE_CHECKED.values()) | {
-        seccomp.FUTEX, seccomp.ARCH_PRCTL}
+        seccomp.FUTEX, seccomp.ARCH_PRCTL, seccomp.SEAL_CALL[0]}
     for nr in range(-2, 1024):
         for _ in range(20):
             args = [rng.choice((0, rng.getrandbits(64), rng.getrandbits(32))) for _ in range(6)]
@@ -111,6 +111,19 @@ def test_rseq_and_foreign_arch_prctl_codes_trap(prog):
         assert run(prog, seccomp.ARCH_PRCTL, (code, 0)) == ALLOW
     for code in (0x1011, 0x1012, 0x2001, 0x2002, 0x2003, 0x5001, 0x3001):
         assert run(prog, seccomp.ARCH_PRCTL, (code, 0)) == TRACE
+
+
+@pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
+def test_the_scratch_map_and_the_seal_run_only_exactly(prog):
+    """Allowed from anyone, as they are harmless: the scratch mapped read-only
+    where it is, the stub's range sealed.  Any other argument traps."""
+    for nr, *args in (seccomp.SCRATCH_MAP_CALL, seccomp.SEAL_CALL):
+        assert run(prog, nr, args) == ALLOW
+        for i in range(len(args)):
+            for delta in (1, 1 << 32, -1):
+                changed = list(args)
+                changed[i] = (changed[i] + delta) & U64
+                assert run(prog, nr, changed) == TRACE, (nr, i, delta)
 
 
 def test_calls_from_the_stub_are_never_notified():

@@ -8,15 +8,10 @@ from deploy import launch
 MiB = 1 << 20
 
 
-def test_tmpfs_mounts_together_stop_at_the_guests_limit(tmp_path, disk):
-    script = ("mkdir /tmp/a /tmp/b && mount -t tmpfs -o size=2g none /tmp/a && "
-              "mount -t tmpfs -o size=2g none /tmp/b && "
-              "head -c 12000000 /dev/zero > /tmp/a/f; "
-              "head -c 12000000 /dev/zero > /tmp/b/f || echo 'b: full'; "
-              "echo sizes $(stat -c %s /tmp/a/f /tmp/b/f); "
-              "rm /tmp/a/f && head -c 8000000 /dev/zero > /tmp/b/g && echo 'b: room again'")
-    cfg = GuestConfig(name="tmpfsbudget", run_dir=tmp_path / "run", disks={"ubd0": str(disk)},
-                      init=["/bin/sh", "-c", script], console="log", tmpfs_limit=16 * MiB)
+def boot(tmp_path, disk, script: str, **settings) -> GuestConfig:
+    """script as init of a guest with its console in console.log; it must exit 0."""
+    cfg = GuestConfig(name="bounded", run_dir=tmp_path / "run", disks={"ubd0": str(disk)},
+                      init=["/bin/sh", "-c", script], console="log", **settings)
     cfg.make_run_dir()
     cfg.write()
     procs = launch.start(cfg)
@@ -24,6 +19,17 @@ def test_tmpfs_mounts_together_stop_at_the_guests_limit(tmp_path, disk):
         assert launch.wait_guest(procs) == 0
     finally:
         launch.stop(procs)
+    return cfg
+
+
+def test_tmpfs_mounts_together_stop_at_the_guests_limit(tmp_path, disk):
+    script = ("mkdir /tmp/a /tmp/b && mount -t tmpfs -o size=2g none /tmp/a && "
+              "mount -t tmpfs -o size=2g none /tmp/b && "
+              "head -c 12000000 /dev/zero > /tmp/a/f; "
+              "head -c 12000000 /dev/zero > /tmp/b/f || echo 'b: full'; "
+              "echo sizes $(stat -c %s /tmp/a/f /tmp/b/f); "
+              "rm /tmp/a/f && head -c 8000000 /dev/zero > /tmp/b/g && echo 'b: room again'")
+    cfg = boot(tmp_path, disk, script, tmpfs_limit=16 * MiB)
     out = cfg.console_log.read_text().splitlines()
     assert "b: full" in out and "b: room again" in out, out
     sizes = [int(n) for n in next(line for line in out if line.startswith("sizes")).split()[1:]]
@@ -38,15 +44,7 @@ def test_console_log_stays_bounded_however_much_the_guest_prints(tmp_path, disk)
     limit = 256 << 10
     script = ("i=0; while [ $i -lt 40 ]; do head -c 32768 /dev/zero | tr '\\0' x; "
               "i=$((i+1)); done; echo; echo the last line")
-    cfg = GuestConfig(name="chatty", run_dir=tmp_path / "run", disks={"ubd0": str(disk)},
-                      init=["/bin/sh", "-c", script], console="log", console_log_max=limit)
-    cfg.make_run_dir()
-    cfg.write()
-    procs = launch.start(cfg)
-    try:
-        assert launch.wait_guest(procs) == 0
-    finally:
-        launch.stop(procs)
+    cfg = boot(tmp_path, disk, script, console_log_max=limit)
     current, older = cfg.console_log, cfg.console_log.with_name("console.log.1")
     assert current.read_text().endswith("\nthe last line\n")
     assert older.stat().st_size <= limit + 4096 and current.stat().st_size <= limit + 4096
