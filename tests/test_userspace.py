@@ -30,7 +30,7 @@ def test_filter_jumps_stay_inside_the_program(notify):
 
 
 @pytest.mark.parametrize("notify", [False, True])
-def test_spawned_stub_is_filtered_holds_only_its_scratch_fd_and_no_host_stack(tmp_path, notify):
+def test_spawned_stub_is_filtered_holds_only_its_scratch_fd_and_no_host_path(tmp_path, notify):
     stub.install(tmp_path)
     t = platform.spawn(1, Jail(tmp_path, "test", 16), stub.Scratch(tmp_path), notify)
     try:
@@ -46,7 +46,11 @@ def test_spawned_stub_is_filtered_holds_only_its_scratch_fd_and_no_host_stack(tm
         else:
             assert t.listener == -1
         maps = open(f"/proc/{t.pid}/maps").read()
-        assert "[stack]" not in maps and str(tmp_path) not in maps   # jailed: no host path
+        assert str(tmp_path) not in maps                # jailed: no host path
+        stack = next(line.split()[0] for line in maps.splitlines() if line.endswith("[stack]"))
+        lo, hi = (int(x, 16) for x in stack.split("-"))
+        with open(f"/proc/{t.pid}/mem", "rb", buffering=0) as mem:
+            assert str(tmp_path).encode() not in os.pread(mem.fileno(), hi - lo, lo)
         assert f"{stub.STUB_BASE:x}-{stub.SCRATCH:x} r-xp" in maps and " /stub" in maps
         assert f"{stub.SCRATCH:x}-{stub.STUB_END:x} r--s" in maps and " /scratch" in maps
         results, regs_set = platform.run_ops(t, [

@@ -208,9 +208,10 @@ def _first_zero_word(chunk: bytes) -> int:
 async def _count(mem, addr: int, steps: _Steps) -> int:
     """Linux's count(): the pointers before the NULL (EFAULT at a hole, E2BIG
     past MAX_ARG_STRINGS); a NULL vector has none."""
-    n = 0
+    n, want = 0, 512          # a usual vector is a few words: read more only as needed
     while addr:
-        chunk = mem.read_some(addr, COPY_STEP)
+        chunk = mem.read_some(addr, want)
+        want = min(want * 8, COPY_STEP)
         words = len(chunk) // 8
         if not words:
             raise Errno(errno.EFAULT)       # a pointer running into a hole

@@ -75,7 +75,7 @@ def spawn(task: int, jail: Jail, scratch: stub.Scratch, notify: bool = False) ->
         while t.wait() >> 8 != PTRACE_EVENT_STOP:   # the group-stop becomes a ptrace stop
             pass
         t.getregs()
-        t.prepare_space(scratch)
+        t.prepare(scratch)
         t.listener = t.install_filter(notify)
     except BaseException:
         t.kill()                                    # no half-made stub is left behind
@@ -146,7 +146,6 @@ def _exec_stub(t: Tracee, _op: dict, ctx: Context) -> int | dict:
     if result < 0:
         return result
     t.close()
-    t.prepare_space(t.scratch)
     return {"vdso": t.vdso, "stack_top": t.stack_top}
 
 

@@ -78,12 +78,11 @@ ALLOWED = {
 RANGE_CHECKED = {"mprotect": 10, "munmap": 11, "madvise": 28, "mmap": 9, "mremap": 25}
 FUTEX, ARCH_PRCTL = 202, 158
 # Two calls allowed by their every argument, harmless from anyone: mapping
-# the scratch read-only where it is, and sealing the stub's range
-# (tracee.prepare_space, after every exec: one stop each instead of two).
-PROT_READ, MAP_SHARED_FIXED = 0x1, 0x11
-SCRATCH_MAP_CALL = (9, stub.SCRATCH, stub.SCRATCH_SIZE, PROT_READ, MAP_SHARED_FIXED,
-                    stub.SCRATCH_FD, 0)
-SEAL_CALL = (462, STUB_BASE, STUB_SIZE, 0)
+# the scratch read-only where it is, and sealing the stub's range (the
+# stub's PREPARE code makes them after every exec, with no stop).
+SCRATCH_MAP_CALL = (stub.SYS_mmap, stub.SCRATCH, stub.SCRATCH_SIZE, stub.PROT_READ,
+                    stub.MAP_SHARED_FIXED, stub.SCRATCH_FD, 0)
+SEAL_CALL = (stub.SYS_mseal, STUB_BASE, STUB_SIZE, 0)
 
 
 def program(notify: bool = False) -> list[tuple[int, int, int, int]]:

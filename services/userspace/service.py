@@ -39,6 +39,7 @@ class Userspace:
         stub.install(cfg.run_dir)
         self.scratch = stub.Scratch(cfg.run_dir)
         self.jail = Jail(cfg.run_dir, cfg.name, cfg.max_tasks, cfg.host_uid)
+        self.ops_deadline = deadline(OPS_DEADLINE)
         self.ops_context = platform.Context(self.adopt, self.wait_group, self.took_over,
                                             self.gone)
         self.me = f"{cfg.name}/userspace"
@@ -261,7 +262,7 @@ class Userspace:
             return
         try:
             if msg.type == "ops":
-                with deadline(OPS_DEADLINE):
+                with self.ops_deadline:
                     self.apply(t, msg)
             else:
                 self.apply(t, msg)
@@ -315,7 +316,7 @@ class Userspace:
     def spawn(self, msg: Message) -> None:
         task = msg["task"]
         try:
-            with deadline(OPS_DEADLINE):
+            with self.ops_deadline:
                 t = platform.spawn(task, self.jail, self.scratch, self.cfg.notify)
             listener = t.listener >= 0
             if listener:

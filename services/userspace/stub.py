@@ -35,7 +35,6 @@ SCRATCH_SIZE = STUB_SIZE - PAGE
 # mount namespace (services/userspace/jail.py), or the run directory where
 # the host gives no namespaces.  No host path is ever in guest memory.
 STUB_NAME, SCRATCH_NAME = "stub", "scratch"
-SCRATCH_FD = 15            # the highest fd RLIMIT_NOFILE (jail.py) lets a stub hold
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
@@ -65,6 +64,31 @@ _FORK_CODE = bytes.fromhex(
     "c28000"        # ret 128           back to the call site, rsp as it was
     "cc"            # fail: int3
 )
+SCRATCH_FD = 15            # the highest fd RLIMIT_NOFILE (jail.py) lets a stub hold
+PROT_READ, MAP_SHARED_FIXED, SYS_mmap, SYS_mseal = 0x1, 0x11, 9, 462
+# Where a new image's address space is made ours right after exec, before
+# any guest code: the scratch mapped from SCRATCH_FD, the stub's range
+# sealed, each argument set here (the filter lets exactly these two calls
+# run: no stop for either).  It ends at one of two int3s: PREPARED (rax:
+# the seal's result) or UNPREPARED (rax: the map's error).
+_PREPARE_CODE = (
+    b"\x48\xbf" + struct.pack("<Q", STUB_BASE + PAGE)     # mov rdi, SCRATCH
+    + b"\xbe" + struct.pack("<I", STUB_SIZE - PAGE)        # mov esi, SCRATCH_SIZE
+    + b"\xba" + struct.pack("<I", PROT_READ)               # mov edx, PROT_READ
+    + b"\x41\xba" + struct.pack("<I", MAP_SHARED_FIXED)    # mov r10d, MAP_SHARED|MAP_FIXED
+    + b"\x41\xb8" + struct.pack("<I", SCRATCH_FD)          # mov r8d, SCRATCH_FD
+    + b"\x45\x31\xc9"                                      # xor r9d, r9d
+    + b"\xb8" + struct.pack("<I", SYS_mmap)                # mov eax, SYS_mmap
+    + b"\x0f\x05"                                          # syscall
+    + b"\x48\x39\xf8"                                      # cmp rax, rdi
+    + b"\x75\x19"                                          # jne unprepared
+    + b"\x48\xbf" + struct.pack("<Q", STUB_BASE)          # mov rdi, STUB_BASE
+    + b"\xbe" + struct.pack("<I", STUB_SIZE)               # mov esi, STUB_SIZE
+    + b"\x31\xd2"                                          # xor edx, edx
+    + b"\xb8" + struct.pack("<I", SYS_mseal)               # mov eax, SYS_mseal
+    + b"\x0f\x05"                                          # syscall
+    + b"\xcc"                                              # int3
+    + b"\xcc")                                             # unprepared: int3
 FORK_WORDS = ("vtid", "rdi", "rsi", "rdx", "r10", "r8", "rip")
 FORK_SLOTS = 128 + 8 * len(FORK_WORDS)   # the red zone is the guest's: below it
 ENTRY = STUB_BASE + _HEADERS
@@ -74,6 +98,10 @@ GADGET_TRAPPED = GADGET_RETURN + 1   # rip at the int3's SIGTRAP: an injected ca
 FORK_RETURN = GADGET + len(_GADGET_CODE)
 _CODE_END = FORK_RETURN + len(_FORK_CODE)
 FORK_FAILED = _CODE_END     # rip at the fork code's int3's SIGTRAP
+PREPARE = _CODE_END
+PREPARED = PREPARE + len(_PREPARE_CODE) - 1     # rip at its first int3's SIGTRAP
+UNPREPARED = PREPARED + 1                       # and at the second's
+_CODE_END = PREPARE + len(_PREPARE_CODE)
 # The constants: argv {STUB_NAME, NULL} (its NULL is also an empty envp),
 # then the name.
 ARGV = (_CODE_END + 7) & ~7
@@ -83,7 +111,7 @@ _DATA = struct.pack("<QQ", STUB_PATH, 0) + STUB_NAME.encode() + b"\0"
 
 def build() -> bytes:
     """The stub ELF image: one PT_LOAD, read and execute, one page."""
-    code = _CODE + _GADGET_CODE + _FORK_CODE
+    code = _CODE + _GADGET_CODE + _FORK_CODE + _PREPARE_CODE
     code += bytes(ARGV - _CODE_END) + _DATA
     filesz = _HEADERS + len(code)
     assert filesz <= PAGE

@@ -8,7 +8,6 @@ exec event) after injected calls (``PARKED``).
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import logging
@@ -83,30 +82,32 @@ class Overdue(Exception):
     """A tracee did not reach the stop userspace waited for in time."""
 
 
-_in_deadline = False
-
-
-def _overdue(_signo, _frame) -> None:
-    if _in_deadline:        # a SIGALRM that comes late finds no deadline: ignored
-        raise Overdue()
-
-
-@contextlib.contextmanager
-def deadline(seconds: float):
+class deadline:
     """Userspace never waits for a tracee without one: a wait that outlasts
     it raises Overdue (SIGALRM, which must reach this thread: zmq's block
     it).  Shorter than the kernel's patience with a silent userspace, so an
-    overdue task is killed before its whole guest would be."""
-    global _in_deadline
-    if signal.getsignal(signal.SIGALRM) is not _overdue:
-        signal.signal(signal.SIGALRM, _overdue)
-    _in_deadline = True
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        _in_deadline = False
+    overdue task is killed before its whole guest would be.  One object can
+    be entered again and again (two setitimer calls each time)."""
+
+    active = False            # a SIGALRM that comes late finds none: ignored
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        if signal.getsignal(signal.SIGALRM) is not _overdue:
+            signal.signal(signal.SIGALRM, _overdue)
+
+    def __enter__(self) -> None:
+        deadline.active = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *_) -> None:
+        deadline.active = False
         signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _overdue(_signo, _frame) -> None:
+    if deadline.active:
+        raise Overdue()
 
 
 def _call(request: int, pid: int, addr: int = 0, data=None) -> None:
@@ -137,7 +138,7 @@ class Tracee:
         self.stack_top = 0                 # where the host put the stub's stack
         self.interrupting = False          # PTRACE_INTERRUPT sent, its stop not seen
         self.listener = -1                 # a spawned stub's seccomp listener, until sent on
-        self.scratch: stub.Scratch | None = None   # mapped at stub.SCRATCH (prepare_space)
+        self.scratch: stub.Scratch | None = None   # mapped at stub.SCRATCH (prepare)
 
     # --- basic ptrace -------------------------------------------------
     def getregs(self) -> user_regs_struct:
@@ -271,9 +272,12 @@ class Tracee:
         the task is killed: nothing the guest controls may run between an
         injected call and its end (docs/security.md).
 
-        An execve in a thread that is not its group's leader ends the other
-        threads, and the thread carries on under the leader's pid: its events
-        may come from either, so wait_group(pid, tgid) waits for both."""
+        An execve (of the stub: exec_stub's) goes on, once the new image is
+        there, to the stub's PREPARE code, and returns 0 once that made the
+        address space ours (OSError if it could not).  An execve in a
+        thread that is not its group's leader ends the other threads, and
+        the thread carries on under the leader's pid: its events may come
+        from either, so wait_group(pid, tgid) waits for both."""
         regs = user_regs_struct.from_buffer_copy(self.syscall_regs if self.state == SYSCALL
                                                  else self.regs)
         args = list(args) + [0] * (6 - len(args))
@@ -287,7 +291,7 @@ class Tracee:
             trapped = False   # calls the filter allows (munmap ...) never stop here
         self.setregs(regs)
         _call(pt.PTRACE_CONT, self.pid, 0, 0)
-        stops = 0
+        stops, execd = 0, False
         while True:
             event = self.wait(wait_group)
             if event == SECCOMP_STOP and not trapped:
@@ -299,15 +303,19 @@ class Tracee:
                 trapped = True
             elif event == signal.SIGTRAP:
                 got = self.getregs()
+                self.state = PARKED
+                if execd:                  # PREPARE's end: the new image made ours
+                    self.prepared(self.scratch, got.rip, signed(got.rax))
+                    return 0
                 if got.rip != stub.GADGET_TRAPPED:
                     self.hijacked(f"a trap at {got.rip:#x}")
-                self.state = PARKED
                 return signed(got.rax)
-            elif event == EXEC_STOP and nr == SYS_execve:
-                # Still inside execve, which will overwrite rax on its way
-                # out: step onto the int3 so the tracee parks outside it.
+            elif event == EXEC_STOP and nr == SYS_execve and not execd:
+                # The new image is the stub's: before anything else runs in
+                # it, its PREPARE code (it ends at an int3 of its own).
+                execd = True
                 regs = self.getregs()
-                regs.rip = stub.GADGET_RETURN
+                regs.rip = stub.PREPARE
                 self.setregs(regs)
             elif nr == SYS_clone and event & 0xFF == signal.SIGTRAP and event >> 8 in FORK_EVENTS:
                 pass                                   # the child stops on its own
@@ -367,22 +375,37 @@ class Tracee:
             stops += 1
             _call(pt.PTRACE_CONT, self.pid, 0, 0)
 
-    def prepare_space(self, scratch: "stub.Scratch") -> None:
-        """Make a fresh stub address space ours: the scratch mapped read-only
-        from SCRATCH_FD, the host's stack gone, the stub's range sealed (where
-        the host can seal: Linux 6.10).  The filter lets exactly these mmap
-        and mseal calls run (harmless from anyone), so each costs one stop."""
-        addr = self.inject(*seccomp.SCRATCH_MAP_CALL)
-        if addr != stub.SCRATCH:
-            raise OSError(-addr if addr < 0 else errno.EFAULT, "cannot map the stub's scratch")
-        self.scratch = scratch
-        self.strip_host_leftovers()
-        sealed = self.inject(*seccomp.SEAL_CALL)
-        if sealed < 0 and not Tracee.unsealed_warned:
+    def prepare(self, scratch: "stub.Scratch") -> None:
+        """Make a fresh stub address space ours (the first stub's, parked):
+        run the stub's PREPARE code, which maps the scratch and seals the
+        stub's range, then find the stack and the vdso."""
+        regs = user_regs_struct.from_buffer_copy(self.regs)
+        regs.rip = stub.PREPARE
+        self.setregs(regs)
+        _call(pt.PTRACE_CONT, self.pid, 0, 0)
+        stops = 0
+        while (event := self.wait()) != signal.SIGTRAP:
+            if not self._ours(event, stops):
+                self.hijacked(f"stop {event:#x}")
+            stops += 1
+            _call(pt.PTRACE_CONT, self.pid, 0, 0)
+        got = self.getregs()
+        self.state = PARKED
+        self.prepared(scratch, got.rip, signed(got.rax))
+
+    def prepared(self, scratch: "stub.Scratch", rip: int, result: int) -> None:
+        """PREPARE's end (at rip, with result in rax) checked; the layout found."""
+        if rip == stub.UNPREPARED:
+            raise OSError(-result, f"cannot map the stub's scratch: {os.strerror(-result)}")
+        if rip != stub.PREPARED:
+            self.hijacked(f"a trap at {rip:#x}")
+        if result < 0 and not Tracee.unsealed_warned:
             Tracee.unsealed_warned = True
             log.warning("the host cannot seal the stub (mseal: %s; Linux 6.10 can): the "
                         "filter and the kernel still keep guest calls off it",
-                        os.strerror(-sealed))
+                        os.strerror(-result))
+        self.scratch = scratch
+        self.find_layout()
 
     unsealed_warned = False
 
@@ -436,16 +459,14 @@ class Tracee:
         return mine
 
 
-    def strip_host_leftovers(self) -> None:
-        """Unmap the host's stack from the fresh stub: it holds the stub's host
-        path and environment, which a guest must never read.  Its place (the
-        host randomized it) becomes the guest's stack."""
+    def find_layout(self) -> None:
+        """Where the host put the fresh stub's stack (randomized) and vdso.
+        The stack's place becomes the guest's: exec maps the guest's stack
+        over all of it (MAP_FIXED), and until then it holds only what the
+        stub was started with: "stub", an empty environment, an auxv."""
         with open(f"/proc/{self.pid}/maps") as f:
             for line in f:
-                fields = line.split()
-                lo, hi = (int(x, 16) for x in fields[0].split("-"))
                 if line.rstrip().endswith("[stack]"):
-                    self.inject(SYS_munmap, lo, hi - lo)
-                    self.stack_top = hi
+                    self.stack_top = int(line.split("-", 1)[1].split()[0], 16)
                 elif line.rstrip().endswith("[vdso]"):
-                    self.vdso = lo
+                    self.vdso = int(line.split("-", 1)[0], 16)
