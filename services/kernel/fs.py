@@ -18,7 +18,7 @@ from services.kernel.pipe import (
     F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, PipeFile, open_fifo, pipe_fcntl)
 from services.kernel.vfs import (
     MAXSYMLINKS, MS_RELATIME, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
-    O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, X_OK, InodeFile,
+    O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, WRITE_CHUNK, X_OK, InodeFile,
     Location, Mount, check_writable, may_create, may_delete, new_owner, pack_stat, pack_statx,
     permitted)
 
@@ -320,6 +320,8 @@ async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) ->
     total = sum(length for _, length in vecs)
     read = functools.partial(_gather, t, vecs)
     try:
+        if total <= WRITE_CHUNK and type(f) is InodeFile:    # most writes: in one piece
+            return await f.write(read(0, total), offset)
         if hasattr(f, "write_from"):
             return await f.write_from(read, total, offset)
         return await _write_pieces(f, read, total, offset)

@@ -311,6 +311,8 @@ class Kernel:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 del self.strangers[pid]
+            except PermissionError:
+                pass        # alive: a guest process is another uid, and the kernel has no CAP_KILL
 
     def unhandled(self, what: str, t: Task | None) -> None:
         """A kernel bug no narrower boundary caught (in the except that
