@@ -87,12 +87,22 @@ def kernel_logs_are_clean(tmp_path_factory):
     assert not found, "kernel logs with a bug in them:\n" + "\n".join(found)
 
 
-def skas(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+def _command(args: tuple) -> list[str]:
     """The real command line; `skas run` keeps its logs for the check above."""
     if args[:1] == ("run",) and "--log-dir" not in args and LOGS:
         args = ("run", "--log-dir", str(LOGS[0] / str(next(RUNS))), *args[1:])
-    return subprocess.run([sys.executable, "-m", "deploy.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=HERE.parent, **kw)
+    return [sys.executable, "-m", "deploy.cli", *args]
+
+
+def skas(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    """skas run to its end, its output captured."""
+    return subprocess.run(_command(args), capture_output=True, text=True, timeout=timeout,
+                          cwd=HERE.parent, **kw)
+
+
+def skas_popen(*args: str, **kw) -> subprocess.Popen:
+    """skas started for a test to watch while it runs."""
+    return subprocess.Popen(_command(args), cwd=HERE.parent, **kw)
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ import re
 import signal
 import stat
 import subprocess
-import sys
 
 import pytest
 
-from conftest import HERE, disk_of, make_tree, skas
+from conftest import disk_of, make_tree, skas, skas_popen
 from services.kernel.errors import Errno
 from services.kernel.filesystems import ext2 as ext2mod
 from services.kernel.filesystems.ext2 import Ext2, Ext2Error
@@ -430,10 +429,9 @@ def test_a_stopped_guest_loses_nothing_it_wrote(tmp_path_factory):
     process alive at halt is freed (ext2 has no orphan list): e2fsck clean."""
     tree = make_tree(tmp_path_factory, "termtree")
     img = next(disk_of(tmp_path_factory, tree))
-    p = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(img), "--",
-                          "/bin/sh", "-c", "echo kept > /kept; exec 4>/gone; rm /gone; "
-                          "echo held >&4; echo ready; sleep 60"],
-                         stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+    p = skas_popen("run", "--disk", str(img), "--",
+                   "/bin/sh", "-c", "echo kept > /kept; exec 4>/gone; rm /gone; "
+                   "echo held >&4; echo ready; sleep 60", stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline() == "ready\n"
     p.send_signal(signal.SIGTERM)
     assert p.wait(30) == 128 + signal.SIGTERM

@@ -2,10 +2,9 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
-from conftest import HERE, skas
+from conftest import skas, skas_popen
 
 
 def test_busybox_uname_reports_the_guests_kernel_and_nodename(run_guest):
@@ -85,8 +84,7 @@ def _sleeping_guest(disk, seconds: str) -> tuple[subprocess.Popen, bytes]:
     """skas run of `busybox sleep SECONDS`, once the guest's process is up;
     and what that process's command line is."""
     guest_argv = b"/bin/busybox\x00sleep\x00" + seconds.encode() + b"\x00"
-    p = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(disk), "--",
-                          "/bin/busybox", "sleep", seconds], cwd=HERE.parent)
+    p = skas_popen("run", "--disk", str(disk), "--", "/bin/busybox", "sleep", seconds)
     deadline = time.monotonic() + 20
     while not _processes_matching(guest_argv):
         assert time.monotonic() < deadline and p.poll() is None, "the guest never started"

@@ -8,7 +8,6 @@ import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from common import protocol
 from deploy import launch
 from services.userspace import jail
-from conftest import HERE, disk_of, make_tree, skas
+from conftest import HERE, disk_of, make_tree, skas, skas_popen
 from test_services import ask, make_config
 
 PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl", "execat", "dethread",
@@ -159,8 +158,8 @@ def test_a_fork_the_host_refuses_is_eagain_and_leaves_no_child(tmp_path, pdisk):
     once the host allows them (userspace's clone_failed)."""
     group = PIDS_CGROUP / f"skas-test-{os.getpid()}"
     group.mkdir()
-    p = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--disk", str(pdisk), "--",
-                          "/bin/forkfail"], stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+    p = skas_popen("run", "--disk", str(pdisk), "--", "/bin/forkfail", stdout=subprocess.PIPE,
+                   text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in p.stdout], daemon=True).start()
 

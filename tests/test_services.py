@@ -15,7 +15,7 @@ from common import protocol
 from common.config import SERVICES, GuestConfig
 from common.transport import Link
 from deploy import launch
-from conftest import HERE, skas
+from conftest import HERE, skas, skas_popen
 
 
 def make_config(tmp_path, disk, init, console="log") -> GuestConfig:
@@ -151,9 +151,8 @@ def test_a_pinned_guest_runs_its_disk_io_on_the_next_cpu_unless_told(disk, flags
     """skas run --cpu 0: the kernel, userspace, sigio and the guest on CPU 0,
     ubd_io (posted writes, off the trap path) on CPU 1; --io-cpu -1 keeps it
     with the rest."""
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", "--cpu", "0", *flags,
-                             "--disk", str(disk), "--", "/bin/busybox", "sleep", "60"],
-                            cwd=HERE.parent, stdout=subprocess.DEVNULL)
+    proc = skas_popen("run", "--cpu", "0", *flags, "--disk", str(disk), "--",
+                      "/bin/busybox", "sleep", "60", stdout=subprocess.DEVNULL)
     try:
         want = {"kernel": {0}, "userspace": {0}, "sigio": {0}, "ubd_io": io, "guest": {0}}
         deadline = time.monotonic() + 30

@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
-import sys
 
 import pytest
 
 from common import privileges
 from common.layout import STUB_BASE
-from conftest import HERE, disk_of, make_tree, skas
+from conftest import disk_of, make_tree, skas, skas_popen
 from services.userspace import jail, stub
 
 
@@ -156,10 +155,8 @@ def test_guest_processes_run_unprivileged_in_empty_namespaces(secdisk):
     network, IPC and UTS namespaces of its own whose root holds only the
     stub, the scratch and the page cache; each service holds only the
     capabilities common/privileges.py lists for it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.cli", "run", "--disk", str(secdisk), "--",
-         *sec_stub(0, "wait").split()],
-        cwd=HERE.parent, stdout=subprocess.PIPE, text=True)
+    proc = skas_popen("run", "--disk", str(secdisk), "--", *sec_stub(0, "wait").split(),
+                      stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "ready\n"
         guests = {}
