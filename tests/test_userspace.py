@@ -4,6 +4,7 @@ import subprocess
 
 import pytest
 
+from common.layout import STUB_BASE, STUB_END
 from services.userspace import platform, seccomp, stub
 from services.userspace.jail import Jail
 from services.userspace.tracee import Overdue, TraceeGone, deadline
@@ -13,7 +14,7 @@ def test_stub_is_an_elf_the_host_accepts(tmp_path):
     path = stub.install(tmp_path)
     header = subprocess.run(["readelf", "-hl", str(path)], capture_output=True, text=True).stdout
     assert "EXEC (Executable file)" in header and "X86-64" in header
-    assert f"0x{stub.STUB_BASE:016x}" in header and " R E " in header   # never writable
+    assert f"0x{STUB_BASE:016x}" in header and " R E " in header   # never writable
 
 
 @pytest.mark.parametrize("notify", [False, True])
@@ -51,8 +52,8 @@ def test_spawned_stub_is_filtered_holds_only_its_scratch_fd_and_no_host_path(tmp
         lo, hi = (int(x, 16) for x in stack.split("-"))
         with open(f"/proc/{t.pid}/mem", "rb", buffering=0) as mem:
             assert str(tmp_path).encode() not in os.pread(mem.fileno(), hi - lo, lo)
-        assert f"{stub.STUB_BASE:x}-{stub.SCRATCH:x} r-xp" in maps and " /stub" in maps
-        assert f"{stub.SCRATCH:x}-{stub.STUB_END:x} r--s" in maps and " /scratch" in maps
+        assert f"{STUB_BASE:x}-{stub.SCRATCH:x} r-xp" in maps and " /stub" in maps
+        assert f"{stub.SCRATCH:x}-{STUB_END:x} r--s" in maps and " /scratch" in maps
         results, regs_set = platform.run_ops(t, [
             {"op": "exec_stub"},
             {"op": "mmap", "addr": 0x10000000, "length": 8192, "prot": 3, "flags": 0x32,

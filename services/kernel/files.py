@@ -106,27 +106,17 @@ class FdTable:
 
     def install(self, f: OpenFile, cloexec: bool = False, lowest: int = 0) -> int:
         """Put f at the lowest free fd >= lowest (EMFILE past the limit)."""
-        global _fds_in_use
         words = self.words
-        if not lowest and words and words[0] != FULL_WORD:    # the usual case, inline
+        if not lowest and words and words[0] != FULL_WORD:    # the usual case: a low fd
             w = words[0]
             fd = (~w & (w + 1)).bit_length() - 1
-            if fd >= self.limit:
-                raise refuse("RLIMIT_NOFILE", self.limit, errno.EMFILE)
-            words[0] = w = w | 1 << fd
-            if w == FULL_WORD:
-                self.full ^= 1
         else:
             fd = self.lowest_free(lowest)
-            if fd >= self.limit:
-                raise refuse("RLIMIT_NOFILE", self.limit, errno.EMFILE)
-            self._mark(fd, True)
-        if _fds_in_use >= GUEST_FDS:
-            self._mark(fd, False)
-            raise refuse("fds in the guest", GUEST_FDS, errno.ENFILE)
-        _fds_in_use += 1
-        f.refs += 1
-        self.fds[fd] = (f, cloexec)
+        if fd >= self.limit:
+            raise refuse("RLIMIT_NOFILE", self.limit, errno.EMFILE)
+        _count(1)
+        self.fds[fd] = (hold(f), cloexec)
+        self._mark(fd, True)
         return fd
 
     def dup_to(self, f: OpenFile, newfd: int, cloexec: bool) -> int:
@@ -143,15 +133,11 @@ class FdTable:
         return newfd
 
     def close(self, fd: int) -> None:
-        global _fds_in_use
         entry = self.fds.pop(fd, None)
         if entry is None:
             raise Errno(errno.EBADF)
-        words, w = self.words, fd >> 6
-        if words[w] == FULL_WORD:
-            self.full ^= 1 << w
-        words[w] &= ~(1 << (fd & 63))
-        _fds_in_use -= 1
+        self._mark(fd, False)
+        _count(-1)
         put(entry[0])
 
     def close_range(self, first: int, last: int, cloexec: bool = False) -> None:

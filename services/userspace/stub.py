@@ -26,7 +26,7 @@ import os
 import struct
 from pathlib import Path
 
-from common.layout import STUB_BASE, STUB_END, STUB_SIZE  # noqa: F401 (re-exported)
+from common.layout import STUB_BASE, STUB_SIZE
 
 PAGE = 0x1000
 SCRATCH = STUB_BASE + PAGE

@@ -10,6 +10,7 @@ import pytest
 
 from common.layout import STUB_BASE, STUB_END, touches_stub
 from common.notified import NOTIFIED_NRS
+from services.kernel import futex
 from services.userspace import seccomp
 
 ALLOW, TRACE, KILL, NOTIFY = (seccomp.RET_ALLOW, seccomp.RET_TRACE, seccomp.RET_KILL_PROCESS,
@@ -102,6 +103,8 @@ def test_futexes_run_on_the_host_only_private_and_without_pi(prog):
         assert verdict == (ALLOW if local else TRACE), hex(op)
     for pi in (6, 7, 8, 11, 12, 13):
         assert run(prog, seccomp.FUTEX, (0x1000, pi | 0x80)) == TRACE
+    # the shared forms the kernel runs on the host are the same commands
+    assert set(seccomp.FUTEX_LOCAL_OPS.values()) == futex.LOCAL_OPS
 
 
 @pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
