@@ -42,6 +42,12 @@ async def tmpfs_file(size: int, data: dict[int, bytes] | None = None, fs=None) -
     return Location(Mount(fs, 0x55), inode, b"/f")
 
 
+async def host_path(cache: PageCache, loc: Location, offset: int = 0,
+                    length: int | None = None) -> str:
+    """The name of the host file a private map of loc's range maps."""
+    return (await cache.map(loc, offset, length))[0].name
+
+
 def counting_reads(loc: Location) -> list[int]:
     """The offsets the page cache reads loc's inode at, from now on."""
     offsets: list[int] = []
@@ -65,7 +71,7 @@ def test_one_page_of_a_sparse_1_gib_file_costs_a_page(tmp_path):
     async def go():
         cache = PageCache(tmp_path)
         loc = await tmpfs_file(1 << 30, {512 * MiB: b"data", 900 * MiB: b"far"})
-        path = await cache.host_path(loc, 512 * MiB, PAGE)
+        path = await host_path(cache, loc, 512 * MiB, PAGE)
         st = os.stat(path)
         assert st.st_size == 1 << 30 and st.st_blocks * 512 <= 2 * PAGE
         with open(path, "rb") as f:
@@ -82,11 +88,11 @@ def test_a_later_map_fills_only_what_is_missing(tmp_path):
         cache = PageCache(tmp_path)
         loc = await tmpfs_file(4 * CHUNK, {0: b"a" * (4 * CHUNK)})
         reads = counting_reads(loc)
-        path = await cache.host_path(loc, 0, PAGE)
+        path = await host_path(cache, loc, 0, PAGE)
         assert reads == [0]
-        assert await cache.host_path(loc, CHUNK - PAGE, 2 * PAGE) == path
+        assert await host_path(cache, loc, CHUNK - PAGE, 2 * PAGE) == path
         assert reads == [0, CHUNK]
-        await cache.host_path(loc)
+        await host_path(cache, loc)
         assert reads == [0, CHUNK, 2 * CHUNK, 3 * CHUNK]
         with open(path, "rb") as f:
             assert f.read() == b"a" * (4 * CHUNK)
@@ -99,8 +105,8 @@ def test_concurrent_first_maps_fill_each_chunk_once_and_agree(tmp_path):
         content = os.urandom(16 * CHUNK)
         loc = await tmpfs_file(len(content), {0: content})
         reads = counting_reads(loc)
-        paths = await asyncio.gather(cache.host_path(loc), cache.host_path(loc, 3 * CHUNK),
-                                     cache.host_path(loc, 0, 5 * CHUNK))
+        paths = await asyncio.gather(host_path(cache, loc), host_path(cache, loc, 3 * CHUNK),
+                                     host_path(cache, loc, 0, 5 * CHUNK))
         assert len(set(paths)) == 1 and os.listdir(cache.dir) == [os.path.basename(paths[0])]
         assert sorted(reads) == [i * CHUNK for i in range(16)]
         with open(paths[0], "rb") as f:
@@ -119,7 +125,7 @@ def test_a_fill_gives_the_loop_to_other_calls_between_chunks(tmp_path):
             while not fill.done():
                 turns += 1
                 await asyncio.sleep(0)
-        fill = asyncio.ensure_future(cache.host_path(loc))
+        fill = asyncio.ensure_future(host_path(cache, loc))
         await asyncio.gather(fill, bystander())
         return turns
     assert asyncio.run(go()) >= 32
@@ -129,10 +135,10 @@ def test_a_new_version_unlinks_the_old_one(tmp_path):
     async def go():
         cache = PageCache(tmp_path)
         loc = await tmpfs_file(2 * CHUNK, {0: b"o" * (2 * CHUNK)})
-        old = await cache.host_path(loc)
+        old = await host_path(cache, loc)
         with open(old, "rb") as f:
             await loc.inode.write(5, b"n")
-            new = await cache.host_path(loc)
+            new = await host_path(cache, loc)
             assert new != old and os.listdir(cache.dir) == [os.path.basename(new)]
             assert f.read(8) == b"o" * 8               # the old file lives on while open
         with open(new, "rb") as f:
@@ -149,9 +155,9 @@ def test_least_recently_used_versions_go_past_the_limit(tmp_path):
                       for i in range(4)]
         name = {}
         for loc in (a, b, c):
-            name[loc.inode.ino] = os.path.basename(await cache.host_path(loc))
-        await cache.host_path(a)                       # a used again: b is the oldest now
-        await cache.host_path(d)
+            name[loc.inode.ino] = os.path.basename(await host_path(cache, loc))
+        await host_path(cache, a)                       # a used again: b is the oldest now
+        await host_path(cache, d)
         kept = set(allocated(cache.dir))
         assert name[b.inode.ino] not in kept and len(kept) == 3
         assert sum(allocated(cache.dir).values()) == cache.allocated <= 3 * CHUNK
@@ -163,10 +169,10 @@ def test_one_map_bigger_than_the_limit_is_enomem(tmp_path, caplog):
         cache = PageCache(tmp_path, limit=2 * CHUNK)
         loc = await tmpfs_file(4 * CHUNK, {0: b"z" * (4 * CHUNK)})
         with pytest.raises(Errno) as e:
-            await cache.host_path(loc, 0, 3 * CHUNK)
+            await host_path(cache, loc, 0, 3 * CHUNK)
         assert e.value.code == errno.ENOMEM
         assert os.listdir(cache.dir) == [] and cache.allocated == 0
-        await cache.host_path(loc, CHUNK, CHUNK)        # what fits still maps
+        await host_path(cache, loc, CHUNK, CHUNK)        # what fits still maps
     with caplog.at_level(logging.WARNING, logger="kernel"):
         asyncio.run(go())
     assert f"pagecache_limit ({2 * CHUNK} bytes)" in caplog.text
@@ -194,8 +200,8 @@ def test_an_ext2_file_is_filled_where_mapped_and_its_holes_stay_holes(tmp_path):
         inode = await fs.root.lookup(b"sparse")
         cache = PageCache(tmp_path)
         loc = Location(Mount(fs, 0x801), inode, b"/sparse")
-        await cache.host_path(loc, 0, PAGE)
-        path = await cache.host_path(loc, 40 * MiB, PAGE)
+        await host_path(cache, loc, 0, PAGE)
+        path = await host_path(cache, loc, 40 * MiB, PAGE)
         with open(path, "rb") as f:
             assert os.pread(f.fileno(), 8, 0) == b"head" + bytes(4)
             assert os.pread(f.fileno(), 8, 40 * MiB - 4) == bytes(4) + b"tail"

@@ -439,13 +439,20 @@ async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     if elf.type == 3:   # static-PIE: a randomized base, as Linux's ELF_ET_DYN_BASE + mmap_rnd
         bias = ELF_ET_DYN_BASE + (random.getrandbits(28) << 12) - _page_down(elf.segments[0].vaddr)
     _check_layout(elf, bias)
-    cache_path = await task.kernel.pagecache.host_path(   # the file range the PT_LOADs map
-        loc, 0, max(s.offset + s.filesz for s in elf.segments))
-    results = await task.kernel.run_ops(task, [{"op": "exec_stub"}])
+    cache, proc = task.kernel.pagecache, task.process
+    cached, new = await cache.map(   # the file range the PT_LOADs map
+        loc, 0, max(s.offset + s.filesz for s in elf.segments), holder=proc)
+    try:
+        results = await task.kernel.run_ops(task, [{"op": "exec_stub"}])
+    except BaseException:
+        if new:
+            cache.let_go(proc, cached)
+        raise
     if not results or not isinstance(results[0], dict):
         raise ExecFailed(f"exec_stub failed: {results}")
+    cache.release(proc, keep=cached)     # the old image's maps are gone
     space = results[0]
-    ops, layout = image_ops(elf, bias, cache_path)
+    ops, layout = image_ops(elf, bias, cached.name)
     top = space["stack_top"]
     ops.append({"op": "mmap", "addr": top - STACK_SIZE, "length": STACK_SIZE,
                 "prot": PROT_READ | PROT_WRITE,

@@ -69,6 +69,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         proc = Process(k, tid, parent, t.pgid, t.sid)
         proc.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
         proc.exit_signal = flags & CSIGNAL
+        k.pagecache.inherit(t.process, proc)
     child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)), files,
                  t.fs if flags & CLONE_FS else FsContext(t.cwd, t.umask))
     child.comm, child.exe, child.sigmask, child.brk = t.comm, t.exe, t.sigmask, t.brk
@@ -151,6 +152,7 @@ def _undo(parent: Task, child: Task) -> None:
     if child.process is not parent.process:
         k.processes.pop(child.tid, None)
         child.process.parent.children.remove(child.process)
+        k.pagecache.release(child.process)
     if child.files is not parent.files:
         child.files.close_all()
     k.free_pid(child.tid)

@@ -19,8 +19,8 @@ from services.kernel.pipe import (
 from services.kernel.vfs import (
     MAXSYMLINKS, MS_RELATIME, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
     O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, R_OK, W_OK, WRITE_CHUNK, X_OK, InodeFile,
-    Location, Mount, check_writable, may_create, may_delete, new_owner, pack_stat, pack_statx,
-    permitted)
+    Location, Mount, check_writable, data_of, may_create, may_delete, new_owner, pack_stat,
+    pack_statx, permitted)
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -183,7 +183,7 @@ def open_file(t, loc: Location, flags: int):
 async def _truncate(inode, size: int, touch: bool) -> None:
     """Set the size; ftruncate and O_TRUNC also stamp mtime and ctime when it
     does not change."""
-    await inode.truncate(size)
+    await data_of(inode).truncate(size)
     if touch:
         await inode.setattr(mtime=_now())
 
@@ -472,7 +472,7 @@ async def sys_fallocate(t, fd, mode, offset, length, *_):
         raise Errno(errno.ENODEV)
     if mode & 0xFFFFFFFF or not hasattr(inode, "allocate"):
         raise Errno(errno.EOPNOTSUPP)
-    await inode.allocate(offset, length)
+    await data_of(inode).allocate(offset, length)
     return 0
 
 
@@ -507,6 +507,7 @@ async def unmount_all(vfs) -> None:
 
 
 async def sys_sync(t, *_):
+    await t.kernel.pagecache.write_back_all()
     await sync_all(t.kernel.vfs)
     return 0
 

@@ -5,7 +5,8 @@ The filter runs anonymous mmap, munmap, mprotect, madvise and mremap on the
 host when their range is plainly clear of the stub's (common/layout.py);
 the others trap here, are checked exactly, and run on the host unless they
 touch the stub.  A file mapping is served from the page cache: userspace
-maps the host copy of the inode into the task."""
+maps the host copy of the inode into the task (shared ones: the inode's
+live copy, coherent with its reads and writes)."""
 from __future__ import annotations
 
 import errno
@@ -20,6 +21,8 @@ from services.kernel.vfs import InodeFile
 MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE = 0x1, 0x3, 0xF
 MAP_FIXED, MAP_ANONYMOUS = 0x10, 0x20
 PROT_WRITE = 0x2
+PAGE = 4096
+MS_ASYNC, MS_INVALIDATE, MS_SYNC = 0x1, 0x2, 0x4
 MREMAP_FIXED = 0x2
 # arch_prctl codes that act on the caller alone (the filter allows the FS
 # and GS ones): CPUID faulting and the AMX state permissions.
@@ -42,15 +45,43 @@ async def sys_mmap(t, addr, length, prot, flags, fd, offset):
         raise Errno(errno.ENODEV)
     if not f.readable:
         raise Errno(errno.EACCES)
-    if flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE) and prot & PROT_WRITE:
+    shared = flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE)
+    if shared and prot & PROT_WRITE and not f.writable:
         raise Errno(errno.EACCES)          # shared writable maps need a writable file
-    if offset % 4096:
+    if offset % PAGE:
         raise Errno(errno.EINVAL)
-    path = await t.kernel.pagecache.host_path(f.loc, offset, length)
-    results = await t.kernel.run_ops(t, [{"op": "mmap", "addr": addr, "length": length,
-                                          "prot": prot, "flags": flags, "path": path,
-                                          "offset": offset}])
+    # A shared map of a file open for writing may be made writable later
+    # (mprotect), as on Linux: its host file is opened read-write too.
+    writable = shared and f.writable
+    cache, proc = t.kernel.pagecache, t.process
+    v, new = await cache.map(f.loc, offset, length, holder=proc, shared=shared,
+                             writable=writable)
+    try:
+        results = await t.kernel.run_ops(t, [{"op": "mmap", "addr": addr, "length": length,
+                                              "prot": prot, "flags": flags, "path": v.name,
+                                              "write": writable, "offset": offset}])
+    except BaseException:
+        if new:
+            cache.let_go(proc, v)
+        raise
+    if new and not 0 <= results[0] < 1 << 63:     # -errno: not mapped after all
+        cache.let_go(proc, v)
     return results[0]
+
+
+async def sys_msync(t, addr, length, flags, *_):
+    """MS_SYNC writes what the process's shared maps changed back to their
+    files' disks (it cannot tell which maps the range holds: all of them);
+    reads see the maps' bytes at once anyway, so MS_ASYNC has nothing to do,
+    as on Linux.  The host then checks the range (ENOMEM if unmapped)."""
+    if flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or addr % PAGE or (
+            flags & MS_ASYNC and flags & MS_SYNC):
+        raise Errno(errno.EINVAL)
+    _off_stub(addr, length)
+    if flags & MS_SYNC:
+        for v in list(t.process.maps):
+            await v.fsync()
+    return HOST
 
 
 def sys_munmap(t, addr, length, *_):

@@ -635,7 +635,7 @@ class Kernel:
             listener.close()        # their callers are being killed
         if self.vfs is not None:
             try:
-                await asyncio.wait_for(unmount_all(self.vfs), 10)
+                await asyncio.wait_for(self._write_back(), 10)
             except (asyncio.TimeoutError, Errno) as exc:
                 log.error("could not write the filesystems back at halt: %r", exc)
             except Exception:
@@ -646,6 +646,11 @@ class Kernel:
             log.error("sigio did not take the last console output")
         if not self.exit_code.done():
             self.exit_code.set_result(code)
+
+    async def _write_back(self) -> None:
+        """What shared maps changed, then the filesystems."""
+        await self.pagecache.write_back_all()
+        await unmount_all(self.vfs)
 
     def on_lost(self, to: bytes) -> None:
         """Userspace's link closed: it died (its tracees die with it,

@@ -51,10 +51,12 @@ _ENTRIES = [
     (5, fs.sys_fstat, FULL, ""),
     (6, fs.sys_lstat, FULL, ""),
     (8, fs.sys_lseek, PARTIAL, "no SEEK_DATA/SEEK_HOLE"),
-    (9, mm.sys_mmap, PARTIAL, "files: private or read-only shared maps; anonymous on the host"),
+    (9, mm.sys_mmap, PARTIAL, "files from the page cache, shared ones coherent with read and "
+                              "write; private maps are snapshots; anonymous on the host"),
     (10, mm.sys_mprotect, HOST_RUN, "on the host, off the stub's range"),
     (11, mm.sys_munmap, HOST_RUN, "on the host, off the stub's range"),
     (25, mm.sys_mremap, HOST_RUN, "on the host, off the stub's range"),
+    (26, mm.sys_msync, FULL, "MS_SYNC writes every shared map of the caller back"),
     (28, mm.sys_madvise, HOST_RUN, "on the host, off the stub's range"),
     (158, mm.sys_arch_prctl, PARTIAL, "FS/GS, CPUID faulting, AMX permissions; on the host"),
     (334, _refused, REFUSED, "ENOSYS: a critical section over the stub could steer "

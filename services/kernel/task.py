@@ -50,6 +50,7 @@ class Process:
         self.itimers: dict = {}             # which -> time.ITimer (setitimer, alarm)
         self.usage = Usage()                # of its ended threads
         self.children_usage = Usage()       # of the children it waited for, and theirs
+        self.maps: set = set()              # live files it may map (pagecache.PageCache.hold)
 
     @property
     def zombie(self) -> bool:

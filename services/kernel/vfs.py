@@ -419,6 +419,13 @@ WRITE_CHUNK = 16 << 20        # the most of one write held in the kernel at once
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
+def data_of(inode):
+    """Where the inode's data calls go (read, write, truncate, allocate,
+    fsync): its live host file's while a process may map it shared
+    (services/kernel/pagecache.py), which keeps the maps coherent."""
+    return getattr(inode, "live", None) or inode
+
+
 class InodeFile(OpenFile):
     """A regular file or directory of a filesystem."""
 
@@ -438,7 +445,7 @@ class InodeFile(OpenFile):
         if S.S_ISDIR(inode.mode):
             raise Errno(errno.EISDIR)
         at = self.pos if offset is None else offset
-        data = await inode.read(at, count)
+        data = await data_of(inode).read(at, count)
         if offset is None:
             self.pos += len(data)
         return data
@@ -467,7 +474,7 @@ class InodeFile(OpenFile):
             while done < total:
                 want = min(WRITE_CHUNK, total - done)
                 try:
-                    n = await inode.write(at + done, read(done, want))
+                    n = await data_of(inode).write(at + done, read(done, want))
                 except Errno:
                     if not done:
                         raise
@@ -485,7 +492,7 @@ class InodeFile(OpenFile):
     async def fsync(self) -> int:
         """The inode's data and metadata to the disk (a filesystem that writes
         back gives its inodes an ``fsync``; tmpfs has nothing to write)."""
-        fsync = getattr(self.loc.inode, "fsync", None)
+        fsync = getattr(data_of(self.loc.inode), "fsync", None)
         if fsync is not None:
             await fsync()
         return 0

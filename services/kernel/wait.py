@@ -47,6 +47,7 @@ def task_exited(t: Task, host_status: int, usage: list) -> None:
 def process_exited(proc: Process, status: int) -> None:
     k = proc.kernel
     proc.status = status
+    k.pagecache.release(proc)
     init = k.processes.get(1)
     for child in proc.children:
         child.parent = init

@@ -5,9 +5,11 @@ stub of a guest (every other guest process descends from it) is made, in
 the forked child before it executes the stub,
 - a member of new mount, IPC, UTS and network namespaces: no host network,
   no host SysV objects, and a mount table that holds only
-  ``/stub`` (the stub, read-only), ``/scratch`` (read-only, noexec) and
-  ``/pagecache`` (read-only) on an empty read-only tmpfs that it is
-  pivoted into, the host's root detached;
+  ``/stub`` (the stub, read-only), ``/scratch`` (read-only, noexec),
+  ``/pagecache`` (read-only) and ``/shared`` (the live files of MAP_SHARED
+  maps, which the guest uid opens read-write: files the kernel made 0666
+  under random names, in a directory it cannot list or add to) on an empty
+  read-only tmpfs that it is pivoted into, the host's root detached;
 - a process of the guest's own unprivileged host uid and gid, with no
   supplementary groups, no capabilities and an empty bounding set (uid 0 ->
   uid U drops every capability; no_new_privs is set later with the filter);
@@ -46,6 +48,7 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x20000, 0x4000000, 0x80
 NAMESPACES = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+CACHES = ("pagecache", "shared")     # services/kernel/pagecache.py's directories
 MNT_DETACH = 2
 PR_CAPBSET_DROP = 24
 SYS_pivot_root = 155
@@ -91,11 +94,12 @@ class Jail:
         self.confined = os.geteuid() == 0
         self.namespaces = self.confined and _namespaces_allowed()
         self.root = self.run_dir / "jail"
-        pagecache = self.run_dir / "pagecache"
-        pagecache.mkdir(exist_ok=True)
+        for cache in CACHES:
+            (self.run_dir / cache).mkdir(exist_ok=True)
         if self.confined:
             self.root.mkdir(mode=0o755, exist_ok=True)
-            os.chmod(pagecache, 0o711)    # the guest uid opens files it is told the names of
+            for cache in CACHES:     # the guest uid opens files it is told the names of
+                os.chmod(self.run_dir / cache, 0o711)
             if not self.namespaces:
                 os.chmod(self.run_dir, 0o711)
                 log.warning("the host refuses new namespaces: guest processes run as uid %d "
@@ -134,16 +138,17 @@ class Jail:
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         root = str(self.root)
         _mount("skas", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16k,mode=0755")
-        for name, flags in ((stub.STUB_NAME, MS_NOSUID | MS_NODEV),
-                            (stub.SCRATCH_NAME, MS_NOSUID | MS_NODEV | MS_NOEXEC),
-                            ("pagecache", MS_NOSUID | MS_NODEV)):
+        for name, flags in ((stub.STUB_NAME, MS_RDONLY | MS_NOSUID | MS_NODEV),
+                            (stub.SCRATCH_NAME, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC),
+                            ("pagecache", MS_RDONLY | MS_NOSUID | MS_NODEV),
+                            ("shared", MS_NOSUID | MS_NODEV)):
             source, target = str(self.run_dir / name), f"{root}/{name}"
             if os.path.isdir(source):
                 os.mkdir(target)
             else:
                 os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o444))
             _mount(source, target, None, MS_BIND)
-            _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
+            _mount(None, target, None, MS_REMOUNT | MS_BIND | flags)
         _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         os.chdir(root)
         # The host's root goes: stacked under the new one, then detached.

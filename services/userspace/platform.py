@@ -17,7 +17,7 @@ from common.layout import touches_stub
 from services.userspace import stub
 from services.userspace.jail import Jail
 from services.userspace.tracee import (
-    O_RDONLY_CLOEXEC, OPTIONS, PARKED, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM, SYSCALL,
+    O_RDONLY_CLOEXEC, O_RDWR_CLOEXEC, OPTIONS, PARKED, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM, SYSCALL,
     PR_SET_MM_MAP, SYS_clone, SYS_close, SYS_execve, SYS_mmap, SYS_mprotect, SYS_munmap,
     SYS_open, SYS_prctl, U64, MAP_FIXED, Tracee, TraceeGone, _call)
 from ptrace.binding.linux_struct import user_regs_struct
@@ -31,7 +31,7 @@ MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "b
              "start_stack", "arg_start", "arg_end", "env_start", "env_end")
 EAGAIN, EFAULT, EINVAL = 11, 14, 22
 CLONE_VM, CLONE_THREAD = 0x100, 0x10000
-_PAGECACHE_NAME = re.compile(r"pagecache/[0-9A-Za-z.-]+")
+_PAGECACHE_NAME = re.compile(r"(pagecache|shared)/[0-9A-Za-z.-]+")
 
 
 def spawn(task: int, jail: Jail, scratch: stub.Scratch, notify: bool = False) -> Tracee:
@@ -151,16 +151,19 @@ def _exec_stub(t: Tracee, _op: dict, ctx: Context) -> int | dict:
 
 def _mmap(t: Tracee, op: dict, _ctx: Context) -> int:
     """An anonymous map, or one of a page-cache file: its name relative to
-    the run directory ("pagecache/KEY"), which is the guest process's working
-    directory or its jail's root."""
+    the run directory ("pagecache/KEY", or "shared/KEY" for a live file),
+    which is the guest process's working directory or its jail's root.  A
+    live file is opened read-write for a map the kernel says may write it."""
     path, flags = op.get("path"), op["flags"]
     if touches_stub(op["addr"], op["length"]) and flags & MAP_FIXED:
         return -EINVAL
     if path is None:
         return t.inject(SYS_mmap, op["addr"], op["length"], op["prot"], flags, U64, 0)
-    if not _PAGECACHE_NAME.fullmatch(path):
+    match = _PAGECACHE_NAME.fullmatch(path)
+    if not match:
         raise ValueError(f"not a page-cache file: {path!r}")
-    fd = t.inject(SYS_open, t.write_scratch(0, path.encode() + b"\0"), O_RDONLY_CLOEXEC)
+    mode = O_RDWR_CLOEXEC if op.get("write") and match[1] == "shared" else O_RDONLY_CLOEXEC
+    fd = t.inject(SYS_open, t.write_scratch(0, path.encode() + b"\0"), mode)
     if fd < 0:
         return fd
     try:

@@ -6,6 +6,7 @@ host paths, host pids, bad pointers, the stub's gadget)."""
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import subprocess
 
@@ -177,10 +178,19 @@ def test_guest_processes_run_unprivileged_in_empty_namespaces(secdisk):
             assert _field(status, "NoNewPrivs") == "1" and _field(status, "Seccomp") == "2"
             for ns in ("mnt", "net", "ipc", "uts"):
                 assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
-            assert sorted(os.listdir(f"/proc/{pid}/root")) == ["pagecache", "scratch", "stub"]
+            root = f"/proc/{pid}/root"
+            assert sorted(os.listdir(root)) == ["pagecache", "scratch", "shared", "stub"]
             assert os.listdir(f"/proc/{pid}/fd") == [str(stub.SCRATCH_FD)]    # read-only
-            mounts = open(f"/proc/{pid}/mounts").read().splitlines()
-            assert len(mounts) == 4 and all(" ro," in m for m in mounts), mounts
+            mounts = {m.split()[1]: m.split()[3].split(",")
+                      for m in open(f"/proc/{pid}/mounts").read().splitlines()}
+            assert sorted(mounts) == ["/", "/pagecache", "/scratch", "/shared", "/stub"]
+            # only the live files of shared maps can be written, and no set-ID
+            # or device file of them counts; the guest uid can add none there
+            assert all("ro" in opts for m, opts in mounts.items() if m != "/shared"), mounts
+            assert {"rw", "nosuid", "nodev"} <= set(mounts["/shared"]), mounts
+            for cache in ("pagecache", "shared"):
+                st = os.stat(f"{root}/{cache}")
+                assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o711), cache
         services = {}
         for pid in _descendants(proc.pid):
             argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
