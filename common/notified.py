@@ -1,5 +1,5 @@
 """Which guest calls the filter sends to the seccomp listener (the kernel
-answers them there, services/kernel/listener.py) rather than stopping them
+answers them there, services/kernel/entry/listener.py) rather than stopping them
 for the tracer (services/userspace/seccomp.py builds the filter).
 
 Shared because the kernel must know them too: such a call that a stop cuts

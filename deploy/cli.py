@@ -367,7 +367,7 @@ def destroy(name) -> None:
 @main.command()
 def syscalls() -> None:
     """List the guest system calls and how far each is supported."""
-    from services.kernel.syscalls import TABLE
+    from services.kernel.syscalls.table import TABLE
     for nr in sorted(TABLE):
         entry = TABLE[nr]
         click.echo(f"{nr:>4} {entry.name:<20} {entry.support:<8} {entry.note}")

@@ -21,7 +21,7 @@ import pytest
 from common.transport import AsyncLink
 from deploy import disk as diskmod
 from deploy import launch
-from services.kernel.block import UbdDevice
+from services.kernel.drivers.ubd import UbdDevice
 from services.ubd_io import cow
 from conftest import skas
 from test_ubd import Ubd, run_async

@@ -1,13 +1,11 @@
-"""services.kernel.eager against asyncio's own Tasks: the same outcome for
+"""services.kernel.core.eager against asyncio's own Tasks: the same outcome for
 a call that never waits, waits, raises, or is cancelled before or while it
 waits (what a signal does to a guest's system call)."""
 import asyncio
 
 import pytest
 
-from services.kernel import eager
-
-
+from services.kernel.core import eager
 async def never_waits():
     return 7
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from deploy import disk as diskmod
-from services.kernel.filesystems.ext2 import Ext2, Ext2Error
+from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 
 INDEX_FL = 0x1000      # the directory has an htree (dir_index)
 DT = {stat.S_IFREG: 8, stat.S_IFDIR: 4, stat.S_IFLNK: 10, stat.S_IFCHR: 2, stat.S_IFBLK: 6,

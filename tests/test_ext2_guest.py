@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from conftest import HERE, disk_of, make_tree, skas
-from services.kernel.errors import Errno
-from services.kernel.filesystems import ext2 as ext2mod
+from services.kernel.core.errors import Errno
+from services.kernel.fsimpl import ext2 as ext2mod
 from test_ext2_write import counts, debugfs, fsck, live_names, make_image, session
 
 

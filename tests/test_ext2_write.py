@@ -14,9 +14,9 @@ import subprocess
 import pytest
 
 from conftest import disk_of, make_tree, skas, skas_popen
-from services.kernel.errors import Errno
-from services.kernel.filesystems import ext2 as ext2mod
-from services.kernel.filesystems.ext2 import Ext2, Ext2Error
+from services.kernel.core.errors import Errno
+from services.kernel.fsimpl import ext2 as ext2mod
+from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 
 INDEX_FL = 0x1000
 

@@ -15,9 +15,11 @@ import uvloop
 
 from conftest import disk_of, make_tree
 from deploy import launch
-from services.kernel import service, sigframe, syscalls
-from services.kernel import signal as ksignal
-from services.kernel.proc import Ops
+from services.kernel.entry import kernel as service
+from services.kernel.sched import sigframe
+from services.kernel.syscalls import table as syscalls
+from services.kernel.sched import signal as ksignal
+from services.kernel.syscalls.ids import Ops
 from test_services import make_config
 
 

@@ -1,4 +1,4 @@
-"""The kernel's side of the seccomp listener (services/kernel/listener.py)
+"""The kernel's side of the seccomp listener (services/kernel/entry/listener.py)
 against a real filtered process: answers as rax sees them, and a listener
 whose last caller is gone is closed, not read for ever."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import subprocess
 import uvloop
 
 from conftest import build
-from services.kernel.listener import Listener
+from services.kernel.entry.listener import Listener
 
 
 def test_answers_reach_the_caller_and_a_hung_up_listener_is_closed(tmp_path):

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from conftest import HERE, disk_of, make_tree, skas
-from services.kernel.errors import Errno
-from services.kernel.filesystems.ext2 import Ext2
-from services.kernel.filesystems.tmpfs import Tmpfs
-from services.kernel.pagecache import CHUNK, PageCache
-from services.kernel.vfs import Location, Mount
+from services.kernel.core.errors import Errno
+from services.kernel.fsimpl.ext2 import Ext2
+from services.kernel.fsimpl.tmpfs import Tmpfs
+from services.kernel.fs.pagecache import CHUNK, PageCache
+from services.kernel.fs.vfs import Location, Mount
 from test_ext2 import ImageFile
 
 PAGE = 4096

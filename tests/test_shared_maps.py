@@ -16,9 +16,9 @@ import pytest
 
 from conftest import build, disk_of, make_tree, skas
 from deploy import disk as diskmod
-from services.kernel.filesystems.tmpfs import Tmpfs
-from services.kernel.pagecache import PageCache
-from services.kernel.vfs import Location, Mount, data_of
+from services.kernel.fsimpl.tmpfs import Tmpfs
+from services.kernel.fs.pagecache import PageCache
+from services.kernel.fs.vfs import Location, Mount, data_of
 
 PAGE = 4096
 MiB = 1 << 20

@@ -13,8 +13,8 @@ import subprocess
 import pytest
 
 from conftest import disk_of, make_tree, skas
-from services.kernel.errors import Errno
-from services.kernel.filesystems.tmpfs import PAGE, Tmpfs
+from services.kernel.core.errors import Errno
+from services.kernel.fsimpl.tmpfs import PAGE, Tmpfs
 
 ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
 NATIVE = ('T=$1; shift; mount --bind "$T" "$T" && mount -o remount,bind,ro "$T" '

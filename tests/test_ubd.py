@@ -21,8 +21,8 @@ from common.config import GuestConfig
 from common.shared_buffer import SLOTS, SharedBuffer
 from common.transport import AsyncLink, Channel, Link, context
 from deploy import launch
-from services.kernel.block import UbdDevice
-from services.kernel.errors import Errno
+from services.kernel.drivers.ubd import UbdDevice
+from services.kernel.core.errors import Errno
 from services.ubd_io.block_queue import INLINE_MAX
 
 MiB = 1 << 20

@@ -19,8 +19,8 @@ from conftest import make_tree, skas
 from deploy import disk as diskmod
 from deploy import launch
 from deploy import supervisor
-from services.kernel.block import UbdDevice
-from services.kernel.errors import Errno
+from services.kernel.drivers.ubd import UbdDevice
+from services.kernel.core.errors import Errno
 from test_cow import sha, uml_moo
 from test_supervisor import create, guest_pids, skas_home, states, wait_until  # noqa: F401
 from test_ubd import Ubd, run_async

@@ -73,7 +73,7 @@ ALLOWED = {
 # their first two arguments).  The check is coarse and safe: a length under
 # 4 GiB from an address whose high half is neither the stub's nor the one
 # below cannot reach the stub; anything else traps and the kernel checks it
-# exactly (services/kernel/mm.py).  mmap must be anonymous too, and mremap
+# exactly (services/kernel/syscalls/mm.py).  mmap must be anonymous too, and mremap
 # must leave the new place to the host.
 RANGE_CHECKED = {"mprotect": 10, "munmap": 11, "madvise": 28, "mmap": 9, "mremap": 25}
 FUTEX, ARCH_PRCTL = 202, 158

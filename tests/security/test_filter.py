@@ -10,7 +10,7 @@ import pytest
 
 from common.layout import STUB_BASE, STUB_END, touches_stub
 from common.notified import NOTIFIED_NRS
-from services.kernel import futex
+from services.kernel.syscalls import futex
 from services.userspace import seccomp
 
 ALLOW, TRACE, KILL, NOTIFY = (seccomp.RET_ALLOW, seccomp.RET_TRACE, seccomp.RET_KILL_PROCESS,

@@ -1,1 +1,0 @@
-"""Filesystems of the guest kernel."""

@@ -1,0 +1,517 @@
+"""The VFS: mounts, path lookup, open files, and the stat a guest sees.
+
+In a nutshell: a ``Location`` is an inode plus the canonical guest path that
+reached it (/proc and error messages need paths, and there are no
+hard-linked directories); ``current_path`` finds a directory's path as it is
+now, for getcwd after an ancestor was renamed.  ``lookup`` walks a path component by component from the root
+or a directory, following symlinks as Linux does (at most 40).  An
+``OpenFile`` is Linux's ``struct file``: flags and a position shared by every
+fd that refers to it.
+
+Mounts: each ``Mount`` is a filesystem (or, for a bind mount, a directory of
+one) attached on a directory of its parent mount.  Lookup steps onto the top
+mount covering a directory, and ``..`` at a mount's root steps back to its
+mount point first, as Linux's follow_mount / follow_dotdot do.
+
+The inode interface every filesystem implements (all methods async):
+
+- attributes ``ino mode uid gid size nlink blocks rdev`` and ``atime mtime
+  ctime`` with ``atime_ns mtime_ns ctime_ns``;
+- ``read(offset, length)``, ``readdir()`` (``(name, ino, d_type)`` with ``.``
+  and ``..``), ``lookup(name)`` (``..`` included; None if absent),
+  ``readlink()``;
+- writing, for filesystems with ``writable = True`` (the VFS answers EROFS
+  for the others and for read-only mounts, and checks permissions itself):
+  ``create(name, mode, uid, gid, rdev)`` (any non-directory type in mode),
+  ``mkdir(name, mode, uid, gid)``, ``symlink(name, target, uid, gid)``,
+  ``link(name, inode)``, ``unlink(name)`` (EISDIR for a directory),
+  ``rmdir(name)`` (ENOTDIR, ENOTEMPTY), ``rename(name, new_dir, new_name,
+  flags)`` (replaces a file or an empty directory; RENAME_NOREPLACE,
+  RENAME_EXCHANGE), ``write(offset, data)`` (returns bytes written, short
+  when the filesystem fills up), ``truncate(size)``, ``setattr(mode=, uid=,
+  gid=, atime=, mtime=)`` (times are ``(sec, nsec)``; ctime becomes now).
+  Each re-checks what it changes (EEXIST, ENOENT ...), because another task
+  may have run while the VFS looked names up;
+- optionally ``hold()``, called for each open file of the inode; it returns
+  the function to call when that open file is gone (tmpfs frees an unlinked
+  file's pages then).
+
+A filesystem has ``root``, ``statfs()`` (a dict like ext2's) and ``writable``.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import os
+import stat as S
+import struct
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from services.kernel.core.cred import (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
+                                  Credentials, capable, in_group)
+from services.kernel.core.errors import Errno
+
+MAXSYMLINKS = 40
+PATH_MAX = 4096
+NAME_MAX = 255
+
+O_ACCMODE = 0o3
+O_WRONLY, O_RDWR = 0o1, 0o2
+O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0o100, 0o200, 0o1000, 0o2000
+O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
+O_PATH = 0o10000000
+
+R_OK, W_OK, X_OK = 4, 2, 1
+
+UBD_MAJOR = 98   # the block major User-Mode Linux gives its ubd disks
+DEFAULT_POLLMASK = 0x145   # POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM: files that never wait
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 0x400, 0x800, 0x200000
+
+
+def makedev(major: int, minor: int) -> int:
+    return os.makedev(major, minor)
+
+
+@dataclass(eq=False)
+class Mount:
+    """A filesystem attached to the tree (compared by identity)."""
+    fs: Any                  # a filesystem with .root, .statfs()
+    dev: int                 # st_dev of its inodes
+    flags: int = MS_RELATIME                # MS_* flags of this mount
+    fstype: bytes = b""
+    source: bytes = b"none"
+    root: Any = None         # the inode at its root: fs.root, or a directory for a bind mount
+    point: Location | None = None           # where it is attached; None for the root mount
+
+    def __post_init__(self) -> None:
+        if self.root is None:
+            self.root = self.fs.root
+
+    @property
+    def readonly(self) -> bool:
+        return bool(self.flags & MS_RDONLY)
+
+
+@dataclass
+class Location:
+    mount: Mount
+    inode: Any
+    path: bytes              # canonical absolute guest path
+
+    def child(self, name: bytes, inode: Any) -> Location:
+        base = self.path if self.path != b"/" else b""
+        return Location(self.mount, inode, base + b"/" + name)
+
+
+class Vfs:
+    def __init__(self, root: Mount):
+        self.root_mount = root
+        self.root = Location(root, root.root, b"/")
+        self.mounts: list[Mount] = [root]
+        self.covers: dict[tuple[Mount, Any], Mount] = {}   # (mount, its directory) -> mount on it
+        self.tmpfs_pages: Any = None     # what every tmpfs draws on (mount.py: PageBudget)
+
+    # --- the mount table ----------------------------------------------------------
+    def attach(self, m: Mount, at: Location) -> None:
+        """Mount m on the directory at, on top of whatever is mounted there."""
+        m.point = at
+        self.covers[(at.mount, at.inode)] = m
+        self.mounts.append(m)
+
+    def detach(self, m: Mount) -> None:
+        del self.covers[(m.point.mount, m.point.inode)]
+        self.mounts.remove(m)
+
+    def submounts(self, m: Mount) -> list[Mount]:
+        return [c for c in self.mounts if c.point is not None and c.point.mount is m]
+
+    def is_mountpoint(self, dir_loc: Location, inode: Any) -> bool:
+        return (dir_loc.mount, inode) in self.covers
+
+    def anon_dev(self) -> int:
+        """A free anonymous device number 0:N, N from 1, for a filesystem with no disk."""
+        used = {os.minor(m.dev) for m in self.mounts if os.major(m.dev) == 0}
+        return makedev(0, next(n for n in itertools.count(1) if n not in used))
+
+    def step_in(self, loc: Location) -> Location:
+        """The root of the top mount on loc, or loc itself."""
+        while (m := self.covers.get((loc.mount, loc.inode))) is not None:
+            loc = Location(m, m.root, loc.path)
+        return loc
+
+    # --- path lookup ------------------------------------------------------------------
+    async def lookup(self, start: Location, path: bytes, cred: Credentials, *,
+                     follow: bool = True, _depth: list[int] | None = None) -> Location:
+        """Resolve path from start (ignored for absolute paths)."""
+        if not path:
+            raise Errno(errno.ENOENT)
+        if len(path) >= PATH_MAX:
+            raise Errno(errno.ENAMETOOLONG)
+        links = _depth if _depth is not None else [0]
+        here = self.root if path.startswith(b"/") else start
+        parts = [p for p in path.split(b"/") if p and p != b"."]
+        trailing_slash = path.endswith(b"/")
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            if not S.S_ISDIR(here.inode.mode):
+                raise Errno(errno.ENOTDIR)
+            if not permitted(here.inode, cred, X_OK):
+                raise Errno(errno.EACCES)
+            if name == b"..":
+                here = await self.parent(here)
+                continue
+            if len(name) > NAME_MAX:
+                raise Errno(errno.ENAMETOOLONG)
+            inode = await here.inode.lookup(name)
+            if inode is None:
+                raise Errno(errno.ENOENT)
+            if S.S_ISLNK(inode.mode) and (not last or follow or trailing_slash):
+                here = await self.follow_link(here, inode, cred, links)
+                continue
+            here = self.step_in(here.child(name, inode))
+        if trailing_slash and not S.S_ISDIR(here.inode.mode):
+            raise Errno(errno.ENOTDIR)
+        return here
+
+    async def follow_link(self, dir_loc: Location, link: Any, cred: Credentials,
+                          links: list[int]) -> Location:
+        """Where the symlink link in dir_loc leads (ELOOP past 40 links in one walk)."""
+        links[0] += 1
+        if links[0] > MAXSYMLINKS:
+            raise Errno(errno.ELOOP)
+        return await self.lookup(dir_loc, await link.readlink(), cred, follow=True, _depth=links)
+
+    async def lookup_parent(self, start: Location, path: bytes, cred: Credentials, *,
+                            _depth: list[int] | None = None) -> tuple[Location, bytes]:
+        """The directory that holds (or would hold) path's last component, and
+        that name: "/" for the root, and "." or ".." as written, for the caller
+        to refuse as Linux does for its call."""
+        if not path:
+            raise Errno(errno.ENOENT)
+        if len(path) >= PATH_MAX:
+            raise Errno(errno.ENAMETOOLONG)
+        head, sep, name = path.rstrip(b"/").rpartition(b"/")
+        if sep:
+            dir_loc = await self.lookup(start, head or b"/", cred, _depth=_depth)
+        else:
+            dir_loc = self.root if path.startswith(b"/") else start
+        if not S.S_ISDIR(dir_loc.inode.mode):
+            raise Errno(errno.ENOTDIR)
+        if not permitted(dir_loc.inode, cred, X_OK):
+            raise Errno(errno.EACCES)
+        if len(name) > NAME_MAX:
+            raise Errno(errno.ENAMETOOLONG)
+        return dir_loc, name or b"/"
+
+    async def parent(self, loc: Location) -> Location:
+        """``..``: from a mount's root down to its mount point first, then up."""
+        while loc.inode is loc.mount.root and loc.mount.point is not None:
+            loc = loc.mount.point
+        if loc.inode is loc.mount.root:
+            return loc
+        inode = await loc.inode.lookup(b"..")
+        return self.step_in(Location(loc.mount, inode, loc.path.rsplit(b"/", 1)[0] or b"/"))
+
+    async def current_path(self, loc: Location) -> bytes | None:
+        """loc's path as it is now (Linux's d_path): each name found again in
+        its parent, up to the root, so that a rename of an ancestor shows
+        (the path a Location was reached by is not updated); None if the
+        directory has been removed."""
+        names = []
+        while True:
+            while loc.inode is loc.mount.root and loc.mount.point is not None:
+                loc = loc.mount.point
+            if loc.inode is loc.mount.root:
+                return b"/" + b"/".join(reversed(names))
+            if not loc.inode.nlink:
+                return None
+            parent = await loc.inode.lookup(b"..")
+            name = next((n for n, ino, _ in await parent.readdir()
+                         if ino == loc.inode.ino and n not in (b".", b"..")), None)
+            if name is None:
+                return None
+            names.append(name)
+            loc = Location(loc.mount, parent, b"")
+
+    async def is_ancestor(self, dir_loc: Location, inode: Any) -> bool:
+        """Whether directory inode is dir_loc or one of its ancestors in its mount
+        (rename must not move a directory under itself)."""
+        here = dir_loc.inode
+        while True:
+            if here is inode:
+                return True
+            if here is dir_loc.mount.root:
+                return False
+            up = await here.lookup(b"..")
+            if up is here:
+                return False
+            here = up
+
+
+def check_writable(loc: Location) -> None:
+    if loc.mount.readonly:
+        raise Errno(errno.EROFS)
+
+
+def may_create(dir_loc: Location, cred: Credentials) -> None:
+    """A new name in dir_loc needs a writable mount, and write and search on it."""
+    check_writable(dir_loc)
+    if not permitted(dir_loc.inode, cred, W_OK | X_OK):
+        raise Errno(errno.EACCES)
+
+
+def may_delete(dir_loc: Location, victim: Any, cred: Credentials, isdir: bool) -> None:
+    """Removing a name also needs, in a sticky directory (/tmp), to own the file
+    or the directory; and a directory where the call wants one (rmdir), a
+    non-directory where it does not (unlink), in Linux's order of checks."""
+    may_create(dir_loc, cred)
+    if (dir_loc.inode.mode & S.S_ISVTX and cred.fsuid not in (victim.uid, dir_loc.inode.uid)
+            and not capable(cred, CAP_FOWNER)):
+        raise Errno(errno.EPERM)
+    if isdir and not S.S_ISDIR(victim.mode):
+        raise Errno(errno.ENOTDIR)
+    if not isdir and S.S_ISDIR(victim.mode):
+        raise Errno(errno.EISDIR)
+
+
+def new_owner(dir_inode: Any, cred: Credentials, mode: int) -> tuple[int, int, int]:
+    """Mode, uid and gid of a new inode: a set-group-ID directory passes on its
+    group (and, to directories, the bit itself)."""
+    gid = cred.fsgid
+    if dir_inode.mode & S.S_ISGID:
+        gid = dir_inode.gid
+        if S.S_ISDIR(mode):
+            mode |= S.S_ISGID
+    if (not S.S_ISDIR(mode) and mode & S.S_ISGID and mode & S.S_IXGRP
+            and not in_group(cred, gid) and not capable(cred, CAP_FSETID)):
+        mode &= ~S.S_ISGID
+    return mode, cred.fsuid, gid
+
+
+def d_type(mode: int) -> int:
+    """A dirent's d_type: Linux's DT_* are the file type bits shifted down."""
+    return S.S_IFMT(mode) >> 12
+
+
+def set_attrs(inode: Any, mode: int | None, uid: int | None, gid: int | None,
+              atime: tuple[int, int] | None, mtime: tuple[int, int] | None) -> None:
+    """setattr's changes, as every filesystem applies them (None: unchanged);
+    the caller updates ctime and writes the inode."""
+    if mode is not None:
+        inode.mode = S.S_IFMT(inode.mode) | mode & 0o7777
+    if uid is not None:
+        inode.uid = uid
+    if gid is not None:
+        inode.gid = gid
+    if atime is not None:
+        inode.atime, inode.atime_ns = atime
+    if mtime is not None:
+        inode.mtime, inode.mtime_ns = mtime
+
+
+def permitted(inode: Any, cred: Credentials, mask: int) -> bool:
+    """Linux's generic_permission: the mode bits for the fs uid's class
+    (owner, group, other); failing them, CAP_DAC_READ_SEARCH reads files and
+    reads and searches directories, CAP_DAC_OVERRIDE does all but execute a
+    file with no execute bit at all."""
+    mode = inode.mode
+    if cred.fsuid == inode.uid:
+        bits = mode >> 6
+    elif in_group(cred, inode.gid):
+        bits = mode >> 3
+    else:
+        bits = mode
+    if (bits & mask & 7) == mask:
+        return True
+    if (mask == R_OK or S.S_ISDIR(mode) and not mask & W_OK) \
+            and capable(cred, CAP_DAC_READ_SEARCH):
+        return True
+    return (S.S_ISDIR(mode) or not mask & X_OK or bool(mode & 0o111)) \
+        and capable(cred, CAP_DAC_OVERRIDE)
+
+
+STAT = struct.Struct("<QQQIIIiQqqqqQqQqQ24x")   # times signed: before 1970 is negative
+_STATX_TS = struct.Struct("<qI4x")
+_STATX_HEAD = struct.Struct("<IIQIIIHxxQQQQ")
+STATX_BASIC_STATS = 0x7FF
+
+
+def pack_stat(inode: Any, dev: int) -> bytes:
+    """struct stat for x86_64."""
+    return STAT.pack(dev, inode.ino, inode.nlink, inode.mode, inode.uid, inode.gid, 0,
+                      inode.rdev, inode.size, 4096, inode.blocks,
+                      inode.atime, inode.atime_ns, inode.mtime, inode.mtime_ns,
+                      inode.ctime, inode.ctime_ns)
+
+
+def pack_statx(inode: Any, dev: int) -> bytes:
+    """struct statx (256 bytes) with the basic stats filled in."""
+    head = _STATX_HEAD.pack(STATX_BASIC_STATS, 4096, 0, inode.nlink, inode.uid, inode.gid,
+                            inode.mode, inode.ino, inode.size, inode.blocks, 0)
+    times = (_STATX_TS.pack(inode.atime, inode.atime_ns) + _STATX_TS.pack(0, 0)
+             + _STATX_TS.pack(inode.ctime, inode.ctime_ns)
+             + _STATX_TS.pack(inode.mtime, inode.mtime_ns))
+    devs = struct.pack("<IIII", os.major(inode.rdev), os.minor(inode.rdev),
+                       os.major(dev), os.minor(dev))
+    return (head + times + devs).ljust(256, b"\0")
+
+
+class OpenFile:
+    """An open file description (Linux's struct file)."""
+
+    def __init__(self, loc: Location | None, flags: int):
+        self.loc = loc
+        self.flags = flags
+        self.pos = 0
+        self.refs = 0        # fds referring to it (services/kernel/fs/files.py)
+
+    @property
+    def readable(self) -> bool:
+        return self.flags & O_ACCMODE in (0, O_RDWR) and not self.flags & O_PATH
+
+    @property
+    def writable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR) and not self.flags & O_PATH
+
+    def stat(self) -> bytes:
+        return pack_stat(self.loc.inode, self.loc.mount.dev)
+
+    def statx(self) -> bytes:
+        return pack_statx(self.loc.inode, self.loc.mount.dev)
+
+    async def read(self, count: int, offset: int | None = None) -> bytes:
+        raise Errno(errno.EINVAL)
+
+    async def write(self, data: bytes, offset: int | None = None) -> int:
+        raise Errno(errno.EINVAL)
+
+    def seekable_size(self) -> int:
+        raise Errno(errno.ESPIPE)
+
+    async def getdents(self, size: int) -> bytes:
+        raise Errno(errno.ENOTDIR)
+
+    def ioctl(self, task: Any, request: int, arg: int) -> int:
+        raise Errno(errno.ENOTTY)
+
+    def fsync(self) -> int:
+        """fsync/fdatasync: files with nothing to flush (ttys, pipes) refuse it."""
+        raise Errno(errno.EINVAL)
+
+    def release(self) -> None:
+        """The last fd referring to this file is closed."""
+
+    def poll(self, table: Any = None) -> int:
+        """Readiness bits (POLLIN ...); files whose readiness changes override this
+        and add their wait queues to table (services/kernel/fs/poll.py)."""
+        return DEFAULT_POLLMASK
+
+
+WRITE_CHUNK = 16 << 20        # the most of one write held in the kernel at once
+# Linux's inode lock, for writes: one at a time per inode, so that an
+# O_APPEND write's end, or a position shared since fork, is read and moved
+# by one writer and not overwritten by the next
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def data_of(inode):
+    """Where the inode's data calls go (read, write, truncate, allocate,
+    fsync): its live host file's while a process may map it shared
+    (services/kernel/fs/pagecache.py), which keeps the maps coherent."""
+    return getattr(inode, "live", None) or inode
+
+
+class InodeFile(OpenFile):
+    """A regular file or directory of a filesystem."""
+
+    def __init__(self, loc: Location, flags: int):
+        super().__init__(loc, flags)
+        self.dirents: list[tuple[bytes, int, int]] | None = None
+        hold = getattr(loc.inode, "hold", None)
+        self.unhold = hold() if hold is not None else None
+
+    def release(self) -> None:
+        if self.unhold is not None:
+            self.unhold()
+            self.unhold = None
+
+    async def read(self, count: int, offset: int | None = None) -> bytes:
+        inode = self.loc.inode
+        if S.S_ISDIR(inode.mode):
+            raise Errno(errno.EISDIR)
+        at = self.pos if offset is None else offset
+        data = await data_of(inode).read(at, count)
+        if offset is None:
+            self.pos += len(data)
+        return data
+
+    async def write(self, data: bytes, offset: int | None = None) -> int:
+        """At the position, at offset (pwrite), or at the end with O_APPEND
+        (pwrite too, as on Linux, leaving the position alone)."""
+        return await self.write_from(
+            lambda skip, n: data if n == len(data) else data[skip:skip + n], len(data), offset)
+
+    async def write_from(self, read, total: int, offset: int | None = None) -> int:
+        """write of the total bytes read(skip, n) gives (guest memory, say),
+        WRITE_CHUNK at a time under the one write lock: a guest's 2 GiB
+        write never sits in the kernel's memory whole, as Linux copies it a
+        page at a time.  A chunk that fails after others were written ends
+        the call with their count, as on Linux."""
+        inode = self.loc.inode
+        if not total:
+            return 0
+        async with _WRITE_LOCKS.setdefault(inode, asyncio.Lock()):
+            if self.flags & O_APPEND:
+                at = inode.size
+            else:
+                at = self.pos if offset is None else offset
+            done = 0
+            while done < total:
+                want = min(WRITE_CHUNK, total - done)
+                try:
+                    n = await data_of(inode).write(at + done, read(done, want))
+                except Errno:
+                    if not done:
+                        raise
+                    break
+                done += n
+                if n < want:
+                    break
+            if offset is None:
+                self.pos = at + done
+        return done
+
+    def seekable_size(self) -> int:
+        return self.loc.inode.size
+
+    async def fsync(self) -> int:
+        """The inode's data and metadata to the disk (a filesystem that writes
+        back gives its inodes an ``fsync``; tmpfs has nothing to write)."""
+        fsync = getattr(data_of(self.loc.inode), "fsync", None)
+        if fsync is not None:
+            await fsync()
+        return 0
+
+    async def getdents(self, size: int) -> bytes:
+        """linux_dirent64 records from the current position (an entry index)."""
+        if not S.S_ISDIR(self.loc.inode.mode):
+            raise Errno(errno.ENOTDIR)
+        if self.dirents is None or self.pos == 0:
+            self.dirents = await self.loc.inode.readdir()
+        out = bytearray()
+        while self.pos < len(self.dirents):
+            name, ino, dtype = self.dirents[self.pos]
+            reclen = (19 + len(name) + 1 + 7) & ~7
+            if len(out) + reclen > size:
+                if not out:
+                    raise Errno(errno.EINVAL)
+                break
+            out += struct.pack("<QqHB", ino, self.pos + 1, reclen, dtype)
+            out += name + b"\0" * (reclen - 19 - len(name))
+            self.pos += 1
+        return bytes(out)

@@ -1,0 +1,484 @@
+"""procfs: a read-only view of the kernel's guest state, generated on each read.
+
+Everything shown is the guest's: guest pids, guest paths, the guest's mount
+table.  Nothing of the host appears (no host pid, no host path): where a file
+is built from the host's (``maps``, the Vm* lines of ``status``, cpu times),
+the host's values are filtered or translated first.
+
+Which task is asking (for ``/proc/self``) is ``task.CURRENT``, set by the
+kernel's dispatcher for each call.  The filesystem takes its kernel from the
+first caller it sees.
+
+An inode is made at each lookup, so a file's content is generated when it
+is read from offset 0 and kept for the reads that follow on the same open.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat as S
+import time
+from typing import Any, Callable
+
+from common.layout import touches_stub
+from services.kernel.core.errors import Errno
+from services.kernel.sched.task import CURRENT
+from services.kernel.fs.vfs import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_NOATIME, \
+    MS_NODIRATIME, MS_RELATIME, d_type
+
+PROC_SUPER_MAGIC = 0x9FA0
+HZ = 100
+SPECIAL_MAPS = (b"[heap]", b"[stack]", b"[vdso]", b"[vvar]", b"[vsyscall]", b"[vvar_vclock]")
+
+
+def calling_task() -> Any:
+    """The guest task whose system call is being served, or None (boot)."""
+    return CURRENT.get()
+
+
+def _host(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def mount_options(flags: int) -> bytes:
+    opts = [b"ro" if flags & MS_RDONLY else b"rw"]
+    for bit, name in ((MS_NOSUID, b"nosuid"), (MS_NODEV, b"nodev"), (MS_NOEXEC, b"noexec"),
+                      (MS_NOATIME, b"noatime"), (MS_NODIRATIME, b"nodiratime"),
+                      (MS_RELATIME, b"relatime")):
+        if flags & bit:
+            opts.append(name)
+    return b",".join(opts)
+
+
+def _escape(path: bytes) -> bytes:
+    """Mount table escaping (space, tab, newline, backslash) as Linux's."""
+    out = bytearray()
+    for c in path:
+        out += b"\\%03o" % c if c in b" \t\n\\" else bytes([c])
+    return bytes(out)
+
+
+class Node:
+    """What every procfs inode has."""
+
+    def __init__(self, fs: ProcFs, ino: int, mode: int, uid: int = 0, gid: int = 0):
+        self.fs = fs
+        self.ino = ino
+        self.mode = mode
+        self.uid, self.gid = uid, gid
+        self.size = 0
+        self.nlink = 2 if S.S_ISDIR(mode) else 1
+        self.blocks = 0
+        self.rdev = 0
+        self.atime, self.atime_ns = divmod(time.time_ns(), 1_000_000_000)
+        self.mtime, self.mtime_ns = self.ctime, self.ctime_ns = self.atime, self.atime_ns
+
+    async def read(self, offset: int, length: int) -> bytes:
+        raise Errno(errno.EINVAL)
+
+    async def readdir(self) -> list:
+        raise Errno(errno.ENOTDIR)
+
+    async def lookup(self, name: bytes) -> Any:
+        return None
+
+    async def readlink(self) -> bytes:
+        raise Errno(errno.EINVAL)
+
+
+class File(Node):
+    def __init__(self, fs, ino, gen: Callable[[], bytes], mode: int = 0o444, uid=0, gid=0):
+        super().__init__(fs, ino, S.S_IFREG | mode, uid, gid)
+        self.gen = gen
+        self.content: bytes | None = None
+
+    async def read(self, offset: int, length: int) -> bytes:
+        if offset == 0 or self.content is None:
+            self.content = self.gen()
+        return self.content[offset:offset + length]
+
+
+class Link(Node):
+    def __init__(self, fs, ino, target: Callable[[], bytes], uid=0, gid=0):
+        super().__init__(fs, ino, S.S_IFLNK | 0o777, uid, gid)
+        self.target = target
+
+    async def readlink(self) -> bytes:
+        target = self.target()
+        if not target:
+            raise Errno(errno.ENOENT)
+        return target
+
+
+class Dir(Node):
+    """A directory whose entries are made by entries(): name -> maker of the inode."""
+
+    def __init__(self, fs, ino, entries: Callable[[], dict], parent: Any = None, mode=0o555,
+                 uid=0, gid=0):
+        super().__init__(fs, ino, S.S_IFDIR | mode, uid, gid)
+        self.entries = entries
+        self.parent = parent or self
+
+    async def lookup(self, name: bytes) -> Any:
+        if name == b".":
+            return self
+        if name == b"..":
+            return self.parent
+        make = self.entries().get(name)
+        return make() if make is not None else None
+
+    async def readdir(self) -> list:
+        out = [(b".", self.ino, d_type(S.S_IFDIR)), (b"..", self.parent.ino, d_type(S.S_IFDIR))]
+        for name, make in self.entries().items():
+            inode = make()
+            if inode is not None:
+                out.append((name, inode.ino, d_type(inode.mode)))
+        return out
+
+
+class ProcFs:
+    writable = False
+
+    def __init__(self, kernel: Any = None):
+        self.kernel = kernel
+        self.boot = time.monotonic()
+        self.boot_wall = time.time()
+        self.root = Dir(self, 1, self.root_entries)
+
+    @classmethod
+    def from_options(cls, options: bytes, _tmpfs_pages: Any = None) -> ProcFs:
+        return cls()
+
+    def statfs(self) -> dict:
+        return {"bsize": 4096, "frsize": 4096, "blocks": 0, "bfree": 0, "bavail": 0,
+                "files": 0, "ffree": 0, "namelen": 255, "magic": PROC_SUPER_MAGIC}
+
+    # --- who is asking ------------------------------------------------------------
+    def caller(self) -> Any:
+        t = calling_task()
+        if t is not None and self.kernel is None:
+            self.kernel = t.kernel
+        return t
+
+    def k(self) -> Any:
+        if self.kernel is None:
+            self.caller()
+        if self.kernel is None:
+            raise Errno(errno.ENOENT)
+        return self.kernel
+
+    # --- the root -------------------------------------------------------------------
+    GLOBAL = (b"cpuinfo", b"meminfo", b"uptime", b"loadavg", b"stat", b"version",
+              b"filesystems", b"mounts")
+
+    def root_entries(self) -> dict:
+        self.caller()
+        if self.kernel is None:
+            return {}
+        out: dict[bytes, Callable] = {}
+        for pid in sorted(self.kernel.processes):
+            out[str(pid).encode()] = lambda pid=pid: self.pid_dir(pid)
+        gens = {b"cpuinfo": lambda: _host("/proc/cpuinfo"), b"meminfo": lambda: _host("/proc/meminfo"),
+                b"uptime": self.uptime, b"loadavg": self.loadavg, b"stat": self.stat,
+                b"version": self.version, b"filesystems": self.filesystems,
+                b"mounts": self.mounts}
+        for i, name in enumerate(self.GLOBAL):
+            out[name] = lambda i=i, name=name: File(self, 2 + i, gens[name])
+        out[b"self"] = lambda: Link(self, 20, self.self_target)
+        out[b"thread-self"] = lambda: Link(self, 21, self.thread_self_target)
+        return out
+
+    def self_target(self) -> bytes:
+        t = self.caller()
+        return str(t.tgid).encode() if t is not None else b""
+
+    def thread_self_target(self) -> bytes:
+        t = self.caller()
+        return f"{t.tgid}/task/{t.tid}".encode() if t is not None else b""
+
+    # --- global files -----------------------------------------------------------------
+    def uptime(self) -> bytes:
+        up = time.monotonic() - self.boot
+        return b"%.2f %.2f\n" % (up, up * (os.cpu_count() or 1))
+
+    def loadavg(self) -> bytes:
+        k = self.k()
+        running = sum(1 for t in k.tasks.values() if self.state(t) == "R")
+        return b"0.00 0.00 0.00 %d/%d %d\n" % (running, len(k.tasks), k.next_tid - 1)
+
+    def stat(self) -> bytes:
+        k = self.k()
+        cpus = [line for line in _host("/proc/stat").splitlines() if line.startswith(b"cpu")]
+        running = sum(1 for t in k.tasks.values() if self.state(t) == "R")
+        tail = [b"intr 0", b"ctxt 0", b"btime %d" % int(self.boot_wall),
+                b"processes %d" % (k.next_tid - 1), b"procs_running %d" % running,
+                b"procs_blocked 0", b"softirq 0 0 0 0 0 0 0 0 0 0 0"]
+        return b"\n".join(cpus + tail) + b"\n"
+
+    def version(self) -> bytes:
+        release = getattr(self.k().cfg, "release", "6.1.0")
+        return (f"Linux version {release} (skas@skas) (gcc) #1 SMP PREEMPT_DYNAMIC\n").encode()
+
+    def filesystems(self) -> bytes:
+        return b"nodev\ttmpfs\nnodev\tproc\n\text2\n"
+
+    def mounts(self) -> bytes:
+        out = []
+        for m in self.k().vfs.mounts:
+            point = m.point.path if m.point is not None else b"/"
+            out.append(b"%s %s %s %s 0 0" % (_escape(m.source or b"none"), _escape(point),
+                                               m.fstype or b"none", mount_options(m.flags)))
+        return b"\n".join(out) + b"\n"
+
+    # --- processes --------------------------------------------------------------------
+    def process(self, pid: int) -> Any:
+        proc = self.k().processes.get(pid)
+        if proc is None:
+            raise Errno(errno.ESRCH)
+        return proc
+
+    @staticmethod
+    def leader(proc) -> Any:
+        """The thread that speaks for a process: its first, or any left."""
+        if proc.pid in proc.threads:
+            return proc.threads[proc.pid]
+        return next(iter(proc.threads.values()), None)
+
+    def state(self, t) -> str:
+        if t is None or t.process.zombie:
+            return "Z"
+        if t is calling_task():
+            return "R"
+        return "S" if t.call is not None and not t.call.done() else "R"
+
+    def ino(self, pid: int, n: int) -> int:
+        return (pid << 8 | n) + 0x100
+
+    def pid_dir(self, pid: int, tid: int | None = None) -> Dir | None:
+        proc = self.k().processes.get(pid)
+        if proc is None:
+            return None
+        t = proc.threads.get(tid) if tid is not None else self.leader(proc)
+        if tid is not None and t is None:
+            return None
+        uid = t.cred.euid if t is not None else 0
+        gid = t.cred.egid if t is not None else 0
+        key = tid if tid is not None else pid
+
+        def entries() -> dict:
+            files = {b"stat": lambda: self.pid_stat(pid, tid), b"status": lambda: self.pid_status(pid, tid),
+                     b"cmdline": lambda: self.mm_range(pid, "arg_start", "arg_end"),
+                     b"comm": lambda: self.pid_comm(pid, tid), b"mounts": self.mounts,
+                     b"maps": lambda: self.pid_maps(pid), b"statm": lambda: self.pid_statm(pid)}
+            out: dict[bytes, Callable] = {}
+            for i, (name, gen) in enumerate(files.items()):
+                out[name] = lambda i=i, gen=gen: File(self, self.ino(key, i + 1), gen, 0o444, uid, gid)
+            out[b"environ"] = lambda: File(self, self.ino(key, 20),
+                                           lambda: self.mm_range(pid, "env_start", "env_end"),
+                                           0o400, uid, gid)
+            out[b"exe"] = lambda: Link(self, self.ino(key, 21), lambda: self.task_of(pid, tid).exe, uid, gid)
+            out[b"cwd"] = lambda: Link(self, self.ino(key, 22),
+                                       lambda: self.task_of(pid, tid).cwd.path, uid, gid)
+            out[b"root"] = lambda: Link(self, self.ino(key, 23), lambda: b"/", uid, gid)
+            out[b"fd"] = lambda: self.fd_dir(pid, tid, key, uid, gid, d)
+            if tid is None:
+                out[b"task"] = lambda: Dir(self, self.ino(key, 25), lambda: {
+                    str(n).encode(): (lambda n=n: self.pid_dir(pid, n))
+                    for n in sorted(self.k().processes[pid].threads)}, d, 0o555, uid, gid)
+            return out
+
+        d = Dir(self, self.ino(key, 0), entries, self.root, 0o555, uid, gid)
+        return d
+
+    def task_of(self, pid: int, tid: int | None) -> Any:
+        proc = self.process(pid)
+        t = proc.threads.get(tid) if tid is not None else self.leader(proc)
+        if t is None:
+            raise Errno(errno.ENOENT)
+        return t
+
+    def fd_dir(self, pid, tid, key, uid, gid, parent) -> Dir:
+        def entries() -> dict:
+            try:
+                t = self.task_of(pid, tid)
+            except Errno:
+                return {}
+            return {str(fd).encode(): (lambda fd=fd, f=f: Link(self, self.ino(key, 32) + fd,
+                                                                lambda: self.fd_target(f), uid, gid))
+                    for fd, (f, _) in sorted(t.files.fds.items())}
+        return Dir(self, self.ino(key, 24), entries, parent, 0o500, uid, gid)
+
+    @staticmethod
+    def fd_target(f) -> bytes:
+        from services.kernel.drivers.console import ConsoleFile
+        pipe = getattr(f, "pipe", None)
+        if f.loc is not None and f.loc.path:
+            return f.loc.path
+        if pipe is not None:
+            return b"pipe:[%d]" % pipe.inode.ino
+        if isinstance(f, ConsoleFile):
+            return b"/dev/console"
+        kind = type(f).__name__.lower().replace("file", "") or "file"
+        return b"anon_inode:[%s]" % kind.encode()
+
+    def pid_comm(self, pid, tid) -> bytes:
+        return self.task_of(pid, tid).comm + b"\n"
+
+    def mm_range(self, pid: int, start: str, end: str) -> bytes:
+        proc = self.process(pid)
+        t = self.leader(proc)
+        ranges = self.ranges(t)
+        if not ranges or t.mem is None or proc.zombie:
+            return b""
+        a, b = ranges[start], ranges[end]
+        try:
+            return t.mem.read(a, max(0, b - a))
+        except (OSError, Errno):
+            return b""
+
+    def host_status(self, t) -> dict[bytes, bytes]:
+        out = {}
+        if t is None or not t.host_pid:
+            return out
+        for line in _host(f"/proc/{t.host_pid}/status").splitlines():
+            name, _, value = line.partition(b":")
+            if name.startswith((b"Vm", b"Rss")):
+                out[name] = value.strip()
+        return out
+
+    def host_stat(self, t) -> list[bytes]:
+        """Fields 3.. of the host's stat line (after the comm) for the numbers."""
+        if t is None or not t.host_pid:
+            return []
+        raw = _host(f"/proc/{t.host_pid}/stat")
+        return raw[raw.rfind(b")") + 2:].split() if raw else []
+
+    def sigmasks(self, proc, t) -> tuple[int, int, int, int]:
+        pending = 0
+        for n in list(proc.pending) + (list(t.pending) if t is not None else []):
+            pending |= 1 << (n - 1)
+        ign = cgt = 0
+        for n, act in proc.sigactions.items():
+            handler = int.from_bytes(act[:8], "little") if act else 0
+            if handler == 1:
+                ign |= 1 << (n - 1)
+            elif handler > 1:
+                cgt |= 1 << (n - 1)
+        return pending, (t.sigmask if t is not None else 0), ign, cgt
+
+    def pid_stat(self, pid: int, tid: int | None) -> bytes:
+        proc = self.process(pid)
+        t = proc.threads.get(tid) if tid is not None else self.leader(proc)
+        state = self.state(t) if not proc.zombie else "Z"
+        comm = (t.comm if t is not None else b"")
+        host = self.host_stat(t) if state != "Z" else []
+
+        def h(n: int) -> int:     # Linux's field n (1-based) from the host's line
+            try:
+                return int(host[n - 3])
+            except (IndexError, ValueError):
+                return 0
+        ranges = self.ranges(t)
+        pending, blocked, ign, cgt = self.sigmasks(proc, t)
+        start = int((proc.start_time - self.boot) * HZ)
+        parent = proc.parent.pid if proc.parent is not None else 0
+        fields = [pid if tid is None else tid, None, state, parent, proc.pgid, proc.sid,
+                  0, -1, 0x400000, h(10), 0, h(12), 0, h(14), h(15), 0, 0, 20, 0,
+                  len(proc.threads), 0, max(start, 0), h(23), h(24), h(25),
+                  0, 0, ranges.get("start_stack", 0), 0, 0,
+                  pending, blocked, ign, cgt, 0, 0, 0, proc.exit_signal, 0, 0, 0, 0, 0, 0,
+                  0, 0, 0, ranges.get("arg_start", 0), ranges.get("arg_end", 0),
+                  ranges.get("env_start", 0), ranges.get("env_end", 0),
+                  (proc.status or 0) if proc.zombie else 0]
+        head = b"%d (%s) %s" % (fields[0], comm, state.encode())
+        return head + b" " + b" ".join(b"%d" % v for v in fields[3:]) + b"\n"
+
+    def pid_statm(self, pid: int) -> bytes:
+        t = self.leader(self.process(pid))
+        raw = _host(f"/proc/{t.host_pid}/statm") if t is not None and t.host_pid else b""
+        return raw or b"0 0 0 0 0 0 0\n"
+
+    def pid_status(self, pid: int, tid: int | None) -> bytes:
+        proc = self.process(pid)
+        t = proc.threads.get(tid) if tid is not None else self.leader(proc)
+        state = self.state(t) if not proc.zombie else "Z"
+        names = {"R": "R (running)", "S": "S (sleeping)", "Z": "Z (zombie)"}
+        c = t.cred if t is not None else None
+        pending, blocked, ign, cgt = self.sigmasks(proc, t)
+        lines = [f"Name:\t{(t.comm if t else b'').decode(errors='replace')}",
+                 f"Umask:\t{(t.umask if t else 0o22):04o}",
+                 f"State:\t{names[state]}", f"Tgid:\t{pid}", "Ngid:\t0",
+                 f"Pid:\t{tid if tid is not None else pid}",
+                 f"PPid:\t{proc.parent.pid if proc.parent is not None else 0}", "TracerPid:\t0"]
+        if c is not None:
+            lines += [f"Uid:\t{c.uid}\t{c.euid}\t{c.suid}\t{c.fsuid}",
+                      f"Gid:\t{c.gid}\t{c.egid}\t{c.sgid}\t{c.fsgid}",
+                      f"FDSize:\t{max(64, len(t.files.fds))}",
+                      "Groups:\t" + " ".join(map(str, c.groups)) + " "]
+        if state != "Z":
+            lines += [f"{k.decode()}:\t{v.decode()}" for k, v in self.host_status(t).items()]
+        lines += [f"Threads:\t{len(proc.threads)}", "SigQ:\t0/31767",
+                  f"SigPnd:\t{pending:016x}", "ShdPnd:\t0000000000000000",
+                  f"SigBlk:\t{blocked:016x}", f"SigIgn:\t{ign:016x}", f"SigCgt:\t{cgt:016x}",
+                  f"CapInh:\t{c.inheritable if c else 0:016x}",
+                  f"CapPrm:\t{c.permitted if c else 0:016x}",
+                  f"CapEff:\t{c.effective if c else 0:016x}",
+                  f"CapBnd:\t{c.bounding if c else 0:016x}", "CapAmb:\t0000000000000000",
+                  "NoNewPrivs:\t0", "Seccomp:\t0", "voluntary_ctxt_switches:\t0",
+                  "nonvoluntary_ctxt_switches:\t0"]
+        return ("\n".join(lines) + "\n").encode()
+
+    def pid_maps(self, pid: int) -> bytes:
+        """The host's maps with guest paths: a page-cache file becomes the guest
+        file it caches when that is the executable; every other host file (the
+        stub, libraries of nobody) is left out; anonymous and [special] stay."""
+        proc = self.process(pid)
+        t = self.leader(proc)
+        if t is None or not t.host_pid or proc.zombie:
+            return b""
+        k = self.k()
+        # The host names a page-cache file from the jail's root, or (a guest
+        # not confined: skas not root) by its host path.
+        cache_dirs = (b"/%s/" % k.pagecache.dir.name.encode(), str(k.pagecache.dir).encode() + b"/")
+        exe_key = self.exe_key(t)
+        out = []
+        for line in _host(f"/proc/{t.host_pid}/maps").splitlines():
+            parts = line.split(None, 5)
+            if len(parts) < 5:
+                continue
+            rng, perms, offset = parts[0], parts[1], parts[2]
+            path = parts[5].strip() if len(parts) > 5 else b""
+            lo, _, hi = rng.partition(b"-")
+            if touches_stub(int(lo, 16), int(hi, 16) - int(lo, 16)):
+                continue
+            dev, ino = b"00:00", b"0"
+            cache_dir = next((d for d in cache_dirs if path.startswith(d)), None)
+            if cache_dir is not None:
+                key = path[len(cache_dir):].split(b"-")
+                if exe_key is None or key[:2] != exe_key[:2]:
+                    continue
+                path, dev, ino = t.exe, exe_key[2], exe_key[1]
+            elif path and path not in SPECIAL_MAPS:
+                continue
+            out.append(b"%s %s %s %s %s%s" % (rng, perms, offset, dev, ino,
+                                              b" " * max(1, 26 - len(ino)) + path if path else b""))
+        return b"\n".join(out) + (b"\n" if out else b"")
+
+    def exe_key(self, t) -> list[bytes] | None:
+        """[dev in hex, ino, dev as maj:min] of the task's executable, as the page
+        cache names its copies (exec records them with the argument ranges)."""
+        ranges = self.ranges(t)
+        if "exe_dev" not in ranges:
+            return None
+        dev = ranges["exe_dev"]
+        return [b"%x" % dev, b"%d" % ranges["exe_ino"],
+                b"%02x:%02x" % (os.major(dev), os.minor(dev))]
+
+    @staticmethod
+    def ranges(t) -> dict:
+        """What exec recorded of t's image (fork copies it)."""
+        return t.mm_ranges if t is not None else {}

@@ -1,0 +1,384 @@
+"""tmpfs: a filesystem in the kernel's memory, as Linux's shmem behaves.
+
+In a nutshell: file data lives in 4 KiB pages held in a dict by page index,
+so a hole costs nothing and a write at 4 GiB allocates one page.  The
+filesystem is bounded by a size in pages (ENOSPC past it, a short write if
+some pages fit) and a count of inodes, where each extra hard link counts too
+(Linux 6.x's "ispace").  Directories report 20 bytes per entry (Linux's
+BOGO_DIRENT_SIZE), symlinks of 128 bytes and more take a page.
+
+Every tmpfs of a guest also draws on one ``PageBudget`` (the guest config's
+``tmpfs_limit``): its pages are the kernel's memory, and a guest may mount
+as many tmpfs of any size as it likes.
+
+An unlinked file keeps its pages while open files hold it (``hold``); the
+last release frees them.  Every method finishes without awaiting, so each is
+atomic with respect to other tasks.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import stat as S
+import time
+
+from services.kernel.core.errors import Errno
+from services.kernel.fs.vfs import d_type, set_attrs
+
+log = logging.getLogger("kernel")
+
+PAGE = 4096
+DEFAULT_SIZE = 64 << 20        # until the guest has a memory setting
+DEFAULT_NR_INODES = DEFAULT_SIZE // PAGE
+TMPFS_MAGIC = 0x01021994
+BOGO_DIRENT_SIZE = 20
+SHORT_SYMLINK_LEN = 128        # targets shorter than this live in the inode
+MAX_FILE_SIZE = (1 << 63) - 1
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+RELATIME_SPAN = 24 * 3600      # relatime refreshes an atime older than a day
+
+
+def _now() -> tuple[int, int]:
+    return divmod(time.time_ns(), 1_000_000_000)
+
+
+def _size(text: str) -> int:
+    """A size option: a number with an optional k, m or g."""
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:].lower(), 1)
+    digits = text[:-1] if mult > 1 else text
+    if not digits.isdigit():
+        raise Errno(errno.EINVAL)
+    return int(digits) * mult
+
+
+class PageBudget:
+    """The pages all of one guest's tmpfs mounts may hold together."""
+
+    def __init__(self, limit: int):
+        self.max_pages = limit // PAGE
+        self.pages = 0
+        self.warned = False
+
+
+class Tmpfs:
+    writable = True
+
+    def __init__(self, size: int = DEFAULT_SIZE, nr_inodes: int = DEFAULT_NR_INODES,
+                 mode: int = 0o1777, uid: int = 0, gid: int = 0,
+                 budget: PageBudget | None = None):
+        self.budget = budget
+        self.max_pages = -(-size // PAGE)
+        self.max_inodes = nr_inodes
+        self.pages = 0
+        self.inodes = 0
+        self.next_ino = 1
+        self.root = self.new_inode(S.S_IFDIR | mode, uid, gid, None)
+
+    @classmethod
+    def from_options(cls, options: bytes, budget: PageBudget | None = None) -> Tmpfs:
+        """mount -o size=N[kmg],nr_inodes=N[kmg],mode=OCTAL,uid=N,gid=N."""
+        kw: dict = {"budget": budget}
+        for opt in options.decode(errors="replace").split(","):
+            key, _, value = opt.partition("=")
+            if not opt:
+                continue
+            if key in ("size", "nr_inodes") and value:
+                kw[key] = _size(value)
+            elif key == "mode" and value and all(c in "01234567" for c in value):
+                kw[key] = int(value, 8) & 0o7777
+            elif key in ("uid", "gid") and value.isdigit():
+                kw[key] = int(value)
+            else:
+                raise Errno(errno.EINVAL)
+        return cls(**kw)
+
+    def statfs(self) -> dict:
+        return {"bsize": PAGE, "frsize": PAGE, "blocks": self.max_pages,
+                "bfree": self.max_pages - self.pages, "bavail": self.max_pages - self.pages,
+                "files": self.max_inodes, "ffree": self.max_inodes - self.inodes,
+                "namelen": 255, "magic": TMPFS_MAGIC}
+
+    # --- space --------------------------------------------------------------------
+    def take_inode(self) -> None:
+        if self.inodes >= self.max_inodes:
+            raise Errno(errno.ENOSPC)
+        self.inodes += 1
+
+    def take_page(self) -> bool:
+        if self.pages >= self.max_pages:
+            return False
+        b = self.budget
+        if b is not None:
+            if b.pages >= b.max_pages:
+                if not b.warned:
+                    b.warned = True
+                    log.warning("the guest's tmpfs mounts hold tmpfs_limit (%d MiB): ENOSPC",
+                                b.max_pages * PAGE >> 20)
+                return False
+            b.pages += 1
+        self.pages += 1
+        return True
+
+    def free_pages(self, n: int) -> None:
+        self.pages -= n
+        if self.budget is not None:
+            self.budget.pages -= n
+
+    def new_inode(self, mode: int, uid: int, gid: int, parent: Inode | None,
+                  rdev: int = 0) -> Inode:
+        self.take_inode()
+        inode = Inode(self, self.next_ino, mode, uid, gid, rdev)
+        self.next_ino += 1
+        inode.parent = parent or inode
+        return inode
+
+
+class Inode:
+    def __init__(self, fs: Tmpfs, ino: int, mode: int, uid: int, gid: int, rdev: int):
+        self.fs = fs
+        self.ino = ino
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.rdev = rdev
+        self.is_dir = S.S_ISDIR(mode)
+        self.nlink = 2 if self.is_dir else 1
+        self.size = 2 * BOGO_DIRENT_SIZE if self.is_dir else 0
+        self.pages: dict[int, bytearray] = {}
+        self.entries: dict[bytes, Inode] = {}
+        self.parent: Inode = self
+        self.target = b""
+        self.opens = 0
+        self.forgotten = False
+        self.atime, self.atime_ns = self.mtime, self.mtime_ns = self.ctime, self.ctime_ns = _now()
+
+    @property
+    def blocks(self) -> int:
+        """512-byte units: the pages held (a long symlink's page included)."""
+        long_link = S.S_ISLNK(self.mode) and self.size >= SHORT_SYMLINK_LEN
+        return (len(self.pages) + long_link) * (PAGE // 512)
+
+    def touch(self, *fields: str) -> None:
+        sec, ns = _now()
+        for name in fields:
+            setattr(self, name, sec)
+            setattr(self, name + "_ns", ns)
+
+    def accessed(self) -> None:
+        """relatime: refresh atime if it is not after mtime or ctime, or a day old."""
+        now = _now()
+        at = (self.atime, self.atime_ns)
+        if at <= (self.mtime, self.mtime_ns) or at <= (self.ctime, self.ctime_ns) \
+                or now[0] - self.atime >= RELATIME_SPAN:
+            self.atime, self.atime_ns = now
+
+    # --- open files ---------------------------------------------------------------------
+    def hold(self):
+        self.opens += 1
+
+        def unhold() -> None:
+            self.opens -= 1
+            self.forget_if_gone()
+        return unhold
+
+    def forget_if_gone(self) -> None:
+        """The last name and the last open file are gone: give back the space."""
+        if self.nlink == 0 and self.opens == 0 and not self.forgotten:
+            self.forgotten = True
+            self.drop_pages(0)
+            self.fs.inodes -= 1
+
+    # --- file data -----------------------------------------------------------------------
+    async def read(self, offset: int, length: int) -> bytes:
+        end = min(self.size, offset + length)
+        if offset >= end:
+            return b""
+        out = bytearray(end - offset)
+        for index in range(offset // PAGE, (end - 1) // PAGE + 1):
+            page = self.pages.get(index)
+            if page is not None:
+                lo, hi = max(offset, index * PAGE), min(end, (index + 1) * PAGE)
+                out[lo - offset:hi - offset] = page[lo - index * PAGE:hi - index * PAGE]
+        self.accessed()
+        return bytes(out)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        if offset + len(data) > MAX_FILE_SIZE:
+            raise Errno(errno.EFBIG)
+        view = memoryview(data)
+        pos, end = offset, offset + len(data)
+        while pos < end:
+            index, start = divmod(pos, PAGE)
+            page = self.pages.get(index)
+            if page is None:
+                if not self.fs.take_page():
+                    break
+                page = self.pages[index] = bytearray(PAGE)
+            n = min(PAGE - start, end - pos)
+            page[start:start + n] = view[pos - offset:pos - offset + n]
+            pos += n
+        if pos == offset:
+            raise Errno(errno.ENOSPC)
+        self.size = max(self.size, pos)
+        self.touch("mtime", "ctime")
+        return pos - offset
+
+    def drop_pages(self, size: int) -> None:
+        """Free the pages past size and zero the tail of the one it ends in."""
+        first = -(-size // PAGE)
+        gone = [i for i in self.pages if i >= first]
+        for index in gone:
+            del self.pages[index]
+        self.fs.free_pages(len(gone))
+        tail = self.pages.get(size // PAGE)
+        if tail is not None:
+            tail[size % PAGE:] = bytes(PAGE - size % PAGE)
+
+    async def truncate(self, size: int) -> None:
+        if size > MAX_FILE_SIZE:
+            raise Errno(errno.EFBIG)
+        if size != self.size:
+            if size < self.size:
+                self.drop_pages(size)
+            self.size = size
+            self.touch("mtime", "ctime")
+
+    async def setattr(self, mode: int | None = None, uid: int | None = None,
+                      gid: int | None = None, atime: tuple[int, int] | None = None,
+                      mtime: tuple[int, int] | None = None) -> None:
+        set_attrs(self, mode, uid, gid, atime, mtime)
+        self.touch("ctime")
+
+    async def readlink(self) -> bytes:
+        self.accessed()
+        return self.target
+
+    # --- directories ------------------------------------------------------------------------
+    async def lookup(self, name: bytes) -> Inode | None:
+        if name == b".":
+            return self
+        if name == b"..":
+            return self.parent
+        return self.entries.get(name)
+
+    async def readdir(self) -> list[tuple[bytes, int, int]]:
+        self.accessed()
+        return [(b".", self.ino, 4), (b"..", self.parent.ino, 4)] + [
+            (name, inode.ino, d_type(inode.mode)) for name, inode in self.entries.items()]
+
+    def _free_name(self, name: bytes) -> None:
+        if not self.is_dir or self.nlink == 0:
+            raise Errno(errno.ENOENT)      # a directory removed meanwhile
+        if name in self.entries:
+            raise Errno(errno.EEXIST)
+
+    def _add(self, name: bytes, inode: Inode) -> None:
+        self.entries[name] = inode
+        self.size += BOGO_DIRENT_SIZE
+        if inode.is_dir:
+            inode.parent = self
+            self.nlink += 1
+        self.touch("mtime", "ctime")
+
+    def _remove(self, name: bytes) -> Inode:
+        inode = self.entries.pop(name)
+        self.size -= BOGO_DIRENT_SIZE
+        if inode.is_dir:
+            self.nlink -= 1
+        self.touch("mtime", "ctime")
+        return inode
+
+    async def create(self, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0) -> Inode:
+        self._free_name(name)
+        inode = self.fs.new_inode(mode, uid, gid, self, rdev)
+        self._add(name, inode)
+        return inode
+
+    async def mkdir(self, name: bytes, mode: int, uid: int, gid: int) -> Inode:
+        return await self.create(name, S.S_IFDIR | mode & 0o7777, uid, gid)
+
+    async def symlink(self, name: bytes, target: bytes, uid: int, gid: int) -> Inode:
+        if len(target) >= PAGE:
+            raise Errno(errno.ENAMETOOLONG)
+        self._free_name(name)
+        if len(target) >= SHORT_SYMLINK_LEN and not self.fs.take_page():
+            raise Errno(errno.ENOSPC)
+        inode = self.fs.new_inode(S.S_IFLNK | 0o777, uid, gid, self)
+        inode.target = target
+        inode.size = len(target)
+        self._add(name, inode)
+        return inode
+
+    async def link(self, name: bytes, inode: Inode) -> None:
+        self._free_name(name)
+        if inode.nlink == 0:
+            raise Errno(errno.ENOENT)      # linkat of an fd whose file is unlinked
+        self.fs.take_inode()
+        inode.nlink += 1
+        inode.touch("ctime")
+        self._add(name, inode)
+
+    def _unlinked(self, inode: Inode) -> None:
+        """One name of inode is gone."""
+        inode.touch("ctime")
+        if inode.is_dir:
+            inode.nlink = 0
+        else:
+            inode.nlink -= 1
+        if inode.nlink > 0:
+            self.fs.inodes -= 1            # the extra link's share
+        else:
+            if S.S_ISLNK(inode.mode) and inode.size >= SHORT_SYMLINK_LEN:
+                self.fs.free_pages(1)
+            inode.forget_if_gone()
+
+    async def unlink(self, name: bytes) -> None:
+        inode = self.entries.get(name)
+        if inode is None:
+            raise Errno(errno.ENOENT)
+        if inode.is_dir:
+            raise Errno(errno.EISDIR)
+        self._unlinked(self._remove(name))
+
+    async def rmdir(self, name: bytes) -> None:
+        inode = self.entries.get(name)
+        if inode is None:
+            raise Errno(errno.ENOENT)
+        if not inode.is_dir:
+            raise Errno(errno.ENOTDIR)
+        if inode.entries:
+            raise Errno(errno.ENOTEMPTY)
+        self._unlinked(self._remove(name))
+
+    async def rename(self, name: bytes, new_dir: Inode, new_name: bytes, flags: int = 0) -> None:
+        """Move name to new_dir/new_name, replacing what is there (a file by a
+        file, an empty directory by a directory), or swap the two."""
+        src = self.entries.get(name)
+        if src is None or new_dir.nlink == 0:
+            raise Errno(errno.ENOENT)
+        dst = new_dir.entries.get(new_name)
+        if flags & RENAME_EXCHANGE:
+            if dst is None:
+                raise Errno(errno.ENOENT)
+            if src is not dst:
+                self._remove(name)
+                new_dir._remove(new_name)
+                new_dir._add(new_name, src)
+                self._add(name, dst)
+                src.touch("ctime")
+                dst.touch("ctime")
+            return
+        if dst is not None:
+            if flags & RENAME_NOREPLACE:
+                raise Errno(errno.EEXIST)
+            if dst is src:
+                return                      # two names of one inode: Linux does nothing
+            if src.is_dir and not dst.is_dir:
+                raise Errno(errno.ENOTDIR)
+            if dst.is_dir and not src.is_dir:
+                raise Errno(errno.EISDIR)
+            if dst.entries:
+                raise Errno(errno.ENOTEMPTY)
+            new_dir._unlinked(new_dir._remove(new_name))
+        new_dir._add(new_name, self._remove(name))
+        src.touch("ctime")

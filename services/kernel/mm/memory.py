@@ -1,0 +1,115 @@
+"""copy_from_user / copy_to_user: guest memory by process_vm_readv/writev.
+
+A bad guest pointer is EFAULT, never an exception that escapes a handler."""
+from __future__ import annotations
+
+import ctypes
+import errno
+from typing import Iterator
+
+from services.kernel.core.errors import Errno
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+_readv = _libc.process_vm_readv
+_writev = _libc.process_vm_writev
+for _f in (_readv, _writev):
+    _f.argtypes = (ctypes.c_int, ctypes.POINTER(_iovec), ctypes.c_ulong,
+                   ctypes.POINTER(_iovec), ctypes.c_ulong, ctypes.c_ulong)
+    _f.restype = ctypes.c_ssize_t
+
+# A bytes object made uninitialized, as C code makes one to fill before
+# anyone sees it (PyBytes_FromStringAndSize(NULL, n)), and where its contents
+# start: guest memory is read straight into it and written straight from a
+# bytes object, without zeroing a ctypes buffer and copying every byte once
+# more (with eager.py, 64 KiB cached reads went 570-625 -> 690-788 MB/s).
+_new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+_new_bytes.restype = ctypes.py_object
+_new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+_BYTES_DATA = bytes.__basicsize__ - 1      # CPython: the header, then ob_sval
+
+PAGE = 4096
+ADDR_LIMIT = 1 << 47   # user addresses end here on x86_64
+MAX_STRING = 4096      # PATH_MAX
+MAX_PIECE = 64 << 10   # the largest read of a string at once
+
+
+class GuestMemory:
+    """One guest address space, reached through its host pid."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self._local = _iovec()
+        self._remote = _iovec()
+
+    def _xfer(self, fn, addr: int, buf: bytes, length: int) -> int:
+        """Move length bytes between guest addr and buf's contents."""
+        if length == 0:
+            return 0
+        if addr <= 0 or addr + length > ADDR_LIMIT:
+            raise Errno(errno.EFAULT)
+        self._local.base = id(buf) + _BYTES_DATA
+        self._local.len = length
+        self._remote.base = addr
+        self._remote.len = length
+        n = fn(self.pid, ctypes.byref(self._local), 1, ctypes.byref(self._remote), 1, 0)
+        if n < 0:
+            err = ctypes.get_errno()
+            raise Errno(errno.EFAULT if err in (errno.EFAULT, errno.ENOMEM, errno.EINVAL)
+                        else errno.ESRCH if err == errno.ESRCH else errno.EFAULT)
+        return n
+
+    def read(self, addr: int, length: int) -> bytes:
+        if length == 0:
+            return b""
+        buf = _new_bytes(None, length)
+        if self._xfer(_readv, addr, buf, length) != length:
+            raise Errno(errno.EFAULT)
+        return buf
+
+    def read_some(self, addr: int, length: int) -> bytes:
+        """As much as is readable from addr (at least one byte, or EFAULT)."""
+        if length == 0:
+            raise Errno(errno.EFAULT)
+        buf = _new_bytes(None, length)
+        n = self._xfer(_readv, addr, buf, length)
+        if n <= 0:
+            raise Errno(errno.EFAULT)
+        return buf if n == length else buf[:n]
+
+    def write(self, addr: int, data: bytes) -> None:
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self._xfer(_writev, addr, data, len(data)) != len(data):
+            raise Errno(errno.EFAULT)
+
+    def read_cstr(self, addr: int, limit: int = MAX_STRING) -> bytes:
+        """A NUL-terminated string; ENAMETOOLONG past limit."""
+        pieces = []
+        for piece, ended in self.cstr_pieces(addr, limit):
+            pieces.append(piece)
+            if ended:
+                return b"".join(pieces)
+        raise Errno(errno.ENAMETOOLONG)
+
+    def cstr_pieces(self, addr: int, limit: int) -> Iterator[tuple[bytes, bool]]:
+        """A NUL-terminated string of at most limit bytes in pieces, each with
+        whether the NUL ended it: the first read is 256 bytes, each next one
+        eight times the last (to 64 KiB), so a short string costs one small
+        read and a long one no copy of what came before."""
+        want = 256
+        while limit > 0:
+            chunk = self.read_some(addr, min(want, limit))
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                yield chunk[:nul], True
+                return
+            yield chunk, False
+            limit -= len(chunk)
+            addr += len(chunk)
+            want = min(want * 8, MAX_PIECE)

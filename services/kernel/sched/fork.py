@@ -1,0 +1,194 @@
+"""fork, vfork, clone and clone3.
+
+The host does the copying (DESIGN §3): userspace runs a host clone in the
+caller with flags the kernel chooses, the host attaches the child to
+userspace before its first instruction, and the kernel gives the child its
+virtual tid, its Process (or the caller's, for a thread), its fd table and
+signal state.  The guest's flags are not passed through as they are:
+  - PARENT_SETTID / CHILD_SETTID would write host tids: the kernel writes
+    the virtual tid itself;
+  - every new host process is made a child of userspace (CLONE_PARENT on
+    the host), which reaps them all; the guest's tree is the kernel's;
+  - CLONE_VFORK's wait is the kernel's (the parent's call does not return
+    until the child execs or exits), so userspace never blocks in the host;
+  - namespaces and pidfds are refused (EINVAL).
+CHILD_CLEARTID goes to the host: clearing the word and waking its futex at
+thread exit does not depend on the tid, and the host does it race-free."""
+from __future__ import annotations
+
+import errno
+import struct
+from dataclasses import replace
+
+from services.kernel.core.errors import Errno
+from services.kernel.core.limits import refuse
+from services.kernel.syscalls.ids import RLIMIT_NPROC, Ops
+from services.kernel.sched.task import FsContext, Process, Task
+
+CSIGNAL = 0xFF
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT = 0x1000, 0x2000, 0x4000, 0x8000
+CLONE_THREAD, CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS = 0x10000, 0x20000, 0x40000, 0x80000
+CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID = 0x100000, 0x200000
+CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID = 0x400000, 0x800000, 0x1000000
+CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER = (0x2000000, 0x4000000,
+                                                              0x8000000, 0x10000000)
+CLONE_NEWPID, CLONE_NEWNET, CLONE_IO = 0x20000000, 0x40000000, 0x80000000
+CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP = 0x100000000, 0x200000000
+UNSUPPORTED = (CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC
+               | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_INTO_CGROUP)
+# what a thread shares with its creator on the host, besides what the guest asked
+HOST_THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM
+SIGCHLD = 17
+# struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+# stack_size, tls (then set_tid, set_tid_size, cgroup in later versions)
+_CLONE_ARGS = struct.Struct("<8Q")
+CLONE_ARGS_SIZE_VER0 = 64
+_TID = struct.Struct("<i")
+
+
+def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
+    """The one way a task is made; the call returns the child's virtual tid.
+    Only vfork waits (a coroutine); fork and clone are answered at once
+    with the op that makes the host process."""
+    if flags & UNSUPPORTED:
+        raise Errno(errno.EINVAL)
+    if (flags & CLONE_THREAD and not flags & CLONE_SIGHAND) or (
+            flags & CLONE_SIGHAND and not flags & CLONE_VM):
+        raise Errno(errno.EINVAL)
+    if flags & CLONE_PARENT and t.process.parent is None:
+        raise Errno(errno.EINVAL)       # init has no parent to share
+    k = t.kernel
+    _check_room(t)
+    files = t.files if flags & CLONE_FILES else t.files.copy()
+    tid = k.alloc_pid()
+    if flags & CLONE_THREAD:
+        proc = t.process
+    else:
+        parent = t.process.parent if flags & CLONE_PARENT else t.process
+        proc = Process(k, tid, parent, t.pgid, t.sid)
+        proc.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
+        proc.exit_signal = flags & CSIGNAL
+        k.pagecache.inherit(t.process, proc)
+    child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)), files,
+                 t.fs if flags & CLONE_FS else FsContext(t.cwd, t.umask))
+    child.comm, child.exe, child.sigmask, child.brk = t.comm, t.exe, t.sigmask, t.brk
+    child.mm_ranges = t.mm_ranges
+    if not flags & CLONE_VM or flags & CLONE_VFORK:
+        child.altstack = t.altstack
+    if flags & CLONE_THREAD:
+        host = HOST_THREAD | flags & (CLONE_SETTLS | CLONE_CHILD_CLEARTID)
+    else:
+        host = CLONE_PARENT | SIGCHLD | flags & (CLONE_VM | CLONE_SETTLS | CLONE_CHILD_CLEARTID)
+    op = {"op": "clone", "task": tid, "flags": host, "stack": stack,
+          "ctid": ctid if flags & CLONE_CHILD_CLEARTID else 0, "tls": tls,
+          "settid": ctid if flags & CLONE_CHILD_SETTID else 0}
+    # The child is known before it runs: userspace lets it go within the op
+    # and announces its host pid (``spawned``) ahead of its next message.
+    k.tasks[tid] = child
+    child.in_kernel = False
+    if proc is not t.process:
+        k.processes[tid] = proc
+        proc.parent.children.append(proc)
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = ctid
+    if not flags & CLONE_VFORK:
+        # Nothing to wait for: the call ends with the op, returning the tid
+        # (if the host clone fails, userspace returns its errno and says so).
+        if flags & CLONE_PARENT_SETTID:
+            _put_tid(t, ptid, tid)
+        child.created_by = t
+        return Ops([op], tid)
+    child.vfork_done = k.loop.create_future()
+    return _vfork(t, child, op, flags, ptid)
+
+
+def _check_room(t: Task) -> None:
+    """EAGAIN, as Linux's copy_process, when the guest holds max_tasks pids
+    (threads, and zombies not yet reaped: each live one is a host process),
+    or when a user other than root has RLIMIT_NPROC tasks: a fork bomb
+    ends there, in its own guest."""
+    k = t.kernel
+    if len(k.pids) >= k.cfg.max_tasks:
+        raise refuse("max_tasks", k.cfg.max_tasks, errno.EAGAIN)
+    nproc = k.rlimits(t)[RLIMIT_NPROC][0]
+    uid = t.cred.uid
+    if uid and nproc <= len(k.tasks) and sum(o.cred.uid == uid for o in k.tasks.values()) >= nproc:
+        raise refuse("RLIMIT_NPROC", nproc, errno.EAGAIN)
+
+
+async def _vfork(t: Task, child: Task, op: dict, flags: int, ptid: int) -> int:
+    """Make the child, then hold the parent until it execs or exits."""
+    k, tid = t.kernel, child.tid
+    try:
+        result = (await k.run_ops(t, [op]))[0]
+    except BaseException:
+        _undo(t, child)
+        raise
+    if isinstance(result, int) and result < 0:
+        _undo(t, child)
+        raise Errno(-result)
+    if flags & CLONE_PARENT_SETTID:
+        _put_tid(t, ptid, tid)
+    if child.vfork_done is not None:
+        t.in_ops = True              # not cut short by signals: vfork must not run twice
+        try:
+            await child.vfork_done   # until the child execs or exits
+        finally:
+            t.in_ops = False
+    return tid
+
+
+def clone_failed(child: Task) -> None:
+    """Userspace could not make the host process of a clone: no child."""
+    _undo(child.created_by, child)
+
+
+def _undo(parent: Task, child: Task) -> None:
+    """The host clone failed: forget the child."""
+    k = child.kernel
+    k.tasks.pop(child.tid, None)
+    del child.process.threads[child.tid]
+    if child.process is not parent.process:
+        k.processes.pop(child.tid, None)
+        child.process.parent.children.remove(child.process)
+        k.pagecache.release(child.process)
+    if child.files is not parent.files:
+        child.files.close_all()
+    k.free_pid(child.tid)
+
+
+def _put_tid(t: Task, addr: int, tid: int) -> None:
+    """Linux ignores a bad address here; so do we."""
+    try:
+        t.mem.write(addr, _TID.pack(tid))
+    except Errno:
+        pass
+
+
+def sys_clone(t, flags, stack, ptid, ctid, tls, *_):
+    return clone(t, flags & 0xFFFFFFFF, stack, ptid, ctid, tls)
+
+
+def sys_fork(t, *_):
+    return clone(t, SIGCHLD, 0, 0, 0, 0)
+
+
+def sys_vfork(t, *_):
+    return clone(t, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0)
+
+
+def sys_clone3(t, args, size, *_):
+    if size < CLONE_ARGS_SIZE_VER0 or size > 4096:
+        raise Errno(errno.EINVAL)
+    raw = t.mem.read(args, size)
+    if any(raw[_CLONE_ARGS.size:]):      # set_tid and cgroup: not supported
+        raise Errno(errno.EINVAL)
+    flags, _pidfd, ctid, ptid, exit_signal, stack, stack_size, tls = _CLONE_ARGS.unpack(
+        raw[:_CLONE_ARGS.size])
+    if exit_signal & ~CSIGNAL or flags & CSIGNAL or flags & CLONE_CLEAR_SIGHAND:
+        raise Errno(errno.EINVAL)
+    if bool(stack) != bool(stack_size):
+        raise Errno(errno.EINVAL)
+    return clone(t, flags | exit_signal, stack + stack_size if stack else 0,
+                       ptid, ctid, tls)

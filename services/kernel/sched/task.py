@@ -1,0 +1,170 @@
+"""Guest tasks and processes: virtual pids, the process tree, credentials,
+files, memory, signal state."""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import struct
+import time
+from typing import TYPE_CHECKING
+
+from services.kernel.core.cred import Credentials
+from services.kernel.fs.files import FdTable
+from services.kernel.mm.memory import GuestMemory
+from services.kernel.core.waitqueue import WaitQueue
+
+NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
+
+# The task whose system call is being served: set by the dispatcher, and
+# inherited by the asyncio task a waiting handler runs in (/proc/self needs it).
+CURRENT: contextvars.ContextVar = contextvars.ContextVar("current_task", default=None)
+
+if TYPE_CHECKING:
+    from services.kernel.entry.kernel import Kernel
+    from services.kernel.fs.vfs import Location
+
+
+class Process:
+    """A thread group and its place in the process tree: what Linux keeps in
+    signal_struct and the parent/children links.  Its pid is its first
+    thread's tid; it outlives its threads as a zombie until reaped."""
+
+    def __init__(self, kernel: Kernel, pid: int, parent: Process | None, pgid: int, sid: int):
+        self.kernel = kernel
+        self.pid = pid
+        self.parent = parent
+        self.children: list[Process] = []
+        self.threads: dict[int, Task] = {}
+        self.pgid = pgid
+        self.sid = sid
+        self.sigactions: dict[int, bytes] = {}
+        self.pending: dict[int, dict] = {}  # signals sent to the process, not yet taken
+        self.exit_signal = 17          # SIGCHLD to the parent when it ends
+        self.stopped = False           # by SIGSTOP & co: its tasks are held, not resumed
+        self.stop_sig = 0
+        self.report: str | None = None      # "stop" or "cont", for the parent's wait
+        self.exit_code: int | None = None   # wait status the kernel decided (exit_group, signal)
+        self.status: int | None = None      # wait status once it is a zombie
+        self.child_changed = WaitQueue()    # wait4 sleeps here
+        self.start_time = time.monotonic()
+        self.itimers: dict = {}             # which -> time.ITimer (setitimer, alarm)
+        self.usage = Usage()                # of its ended threads
+        self.children_usage = Usage()       # of the children it waited for, and theirs
+        self.maps: set = set()              # live files it may map (pagecache.PageCache.hold)
+
+    @property
+    def zombie(self) -> bool:
+        return self.status is not None
+
+    def __repr__(self) -> str:
+        return f"<Process {self.pid}{' zombie' if self.zombie else ''}>"
+
+
+class Usage:
+    """Resources used, as the host's wait4 reports them for each ended thread:
+    what getrusage(RUSAGE_CHILDREN), times() and wait4's rusage add up."""
+
+    def __init__(self) -> None:
+        self.utime_us = self.stime_us = self.maxrss_kb = self.minflt = self.majflt = 0
+
+    def add(self, utime_us: int, stime_us: int, maxrss_kb: int, minflt: int,
+            majflt: int) -> None:
+        self.utime_us += utime_us
+        self.stime_us += stime_us
+        self.maxrss_kb = max(self.maxrss_kb, maxrss_kb)
+        self.minflt += minflt
+        self.majflt += majflt
+
+    def fields(self) -> tuple[int, int, int, int, int]:
+        return self.utime_us, self.stime_us, self.maxrss_kb, self.minflt, self.majflt
+
+
+class FsContext:
+    """cwd and umask: shared by threads (CLONE_FS), copied by fork."""
+
+    def __init__(self, cwd: Location, umask: int = 0o022):
+        self.cwd = cwd
+        self.umask = umask
+
+
+class Task:
+    """One guest thread of execution, in a Process."""
+
+    def __init__(self, kernel: Kernel, tid: int, process: Process, cred: Credentials,
+                 files: FdTable, fs: FsContext):
+        self.kernel = kernel
+        self.tid = tid
+        self.process = process
+        self.cred = cred
+        self.files = files
+        self.fs = fs
+        self.host_pid = 0
+        self.mem: GuestMemory | None = None
+        self.comm = b""
+        self.exe = b""
+        self.request_id = 0          # the userspace request this task is stopped in
+        self.call: asyncio.Future | None = None   # the syscall handler it waits in, if any
+        self.in_kernel = True        # stopped for the kernel (a call, a trap), not running
+        self.in_ops = False          # waiting for userspace to run ops: not interruptible
+        self.signalled = False       # its call was cut short by a signal
+        self.user_sp = 0             # rsp at the trapped call
+        self.sigmask = 0
+        self.saved_sigmask: int | None = None   # sigsuspend's: restored after the handler
+        self.pending: dict[int, dict] = {}      # signals sent to this thread
+        self.signal_wait = WaitQueue()
+        self.altstack = NO_ALTSTACK
+        self.brk = 0
+        self.mm_ranges: dict = {}    # argv/env ranges and the image's dev/ino, for /proc
+        self.clear_child_tid = 0
+        self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
+        self.created_by: Task | None = None   # the task whose clone op makes it
+        self.held: tuple | None = None   # the message that resumes it, while its process is stopped
+        # A call that came through the seccomp listener (kernel.on_call):
+        self.notif: tuple | None = None  # (listener, id) while the task waits in the listener
+        self.unsent: tuple | None = None     # an answer only a ptrace stop can give
+        self.stopping: asyncio.Future | None = None   # userspace is stopping it for us
+        process.threads[tid] = self
+
+    @property
+    def tgid(self) -> int:
+        return self.process.pid
+
+    @property
+    def ppid(self) -> int:
+        parent = self.process.parent
+        return parent.pid if parent is not None else 0
+
+    @property
+    def pgid(self) -> int:
+        return self.process.pgid
+
+    @property
+    def sid(self) -> int:
+        return self.process.sid
+
+    @property
+    def sigactions(self) -> dict[int, bytes]:
+        return self.process.sigactions
+
+    @property
+    def cwd(self) -> Location:
+        return self.fs.cwd
+
+    @cwd.setter
+    def cwd(self, loc: Location) -> None:
+        self.fs.cwd = loc
+
+    @property
+    def umask(self) -> int:
+        return self.fs.umask
+
+    @umask.setter
+    def umask(self, value: int) -> None:
+        self.fs.umask = value
+
+    def attach(self, host_pid: int) -> None:
+        self.host_pid = host_pid
+        self.mem = GuestMemory(host_pid)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.tid} {self.comm.decode(errors='replace')}>"
