@@ -19,7 +19,7 @@ from services.kernel.entry import kernel as service
 from services.kernel.sched import sigframe
 from services.kernel.syscalls import table as syscalls
 from services.kernel.sched import signal as ksignal
-from services.kernel.syscalls.ids import Ops
+from services.kernel.core.answers import Ops
 from test_services import make_config
 
 

@@ -6,10 +6,8 @@ them go when no process can map them, with what they held written back."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest

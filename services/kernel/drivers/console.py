@@ -86,6 +86,8 @@ class Console:
 class ConsoleFile(OpenFile):
     """An open /dev/console."""
 
+    link_name = b"/dev/console"
+
     def __init__(self, console: Console, flags: int):
         super().__init__(None, flags)
         self.console = console

@@ -43,13 +43,13 @@ from dataclasses import dataclass, field
 from common.protocol import BLOCK_MAX, Message
 from common.shared_buffer import SharedBuffer
 from common.transport import AsyncLink, keep_freed_memory
+from services.kernel.abi.arch import PAGE
 from services.kernel.core.errors import Errno
 
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST = 0.001
 BACKOFF_MAX = 0.2
-PAGE = 4096
 CACHE_BYTES = 128 << 20
 READAHEAD_MIN, READAHEAD_MAX = 16 << 10, 128 << 10   # Linux's default read_ahead_kb: 128
 POSTED_MAX = 32            # writes in flight before write() waits for one

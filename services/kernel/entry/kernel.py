@@ -18,13 +18,16 @@ from common.transport import AsyncLink, LoopEndpoint
 from services.kernel.core import eager
 from services.kernel.drivers.ubd import UbdDevice
 from services.kernel.drivers.console import Console, ConsoleFile
+from services.kernel.abi.arch import U64
+from services.kernel.abi.signal import SIGSEGV
 from services.kernel.core.errors import Errno, bug_errno
 from services.kernel.syscalls.fs import unmount_all
 from services.kernel.sched.exec import ExecFailed
 from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 from services.kernel.entry.listener import FdSocket, Listener
 from services.kernel.fs.pagecache import PageCache
-from services.kernel.syscalls.ids import HOST, RLIM_INFINITY, Ops
+from services.kernel.abi.resource import RLIM_INFINITY
+from services.kernel.core.answers import HOST, Ops
 from services.kernel.syscalls.table import TABLE, name
 from services.kernel.fs.files import FdTable
 from services.kernel.sched.task import CURRENT, Credentials, FsContext, Process, Task
@@ -257,7 +260,7 @@ class Kernel:
             log.error("%r: kernel bug in %s's answer: %s", t, call,
                       "SIGSEGV" if isinstance(result, Ops) else "EIO", exc_info=exc)
             if isinstance(result, Ops):
-                signal.terminate(t.process, signal.SIGSEGV)
+                signal.terminate(t.process, SIGSEGV)
             else:
                 self.send_answer(t, -errno.EIO, call, args)
 
@@ -321,7 +324,7 @@ class Kernel:
         holds it, dies of SIGSEGV rather than wait for an answer for ever."""
         log.exception("kernel bug handling %s for %r", what, t)
         if t is not None and t.in_kernel:
-            signal.terminate(t.process, signal.SIGSEGV)
+            signal.terminate(t.process, SIGSEGV)
 
     def on_call(self, listener: Listener, nid: int, pid: int, nr: int, args: list[int]) -> None:
         """A call waiting in the listener: served as a trapped one is."""
@@ -442,17 +445,17 @@ class Kernel:
             pass
         except Exception:
             log.exception("%r: kernel bug delivering a signal: SIGSEGV", t)
-            signal.terminate(t.process, signal.SIGSEGV)
+            signal.terminate(t.process, SIGSEGV)
 
     async def deliver_signal(self, t: Task, result: int | None) -> None:
         regs, xstate = await self.context(t)
         if result is not None:
-            regs["rax"] = result & signal.U64
-        elif (regs["rax"] == -signal.ERESTARTSYS & signal.U64
+            regs["rax"] = result & U64
+        elif (regs["rax"] == -signal.ERESTARTSYS & U64
               and regs["orig_rax"] in NOTIFIED_NRS):
             # a listener call our stop cut short before the kernel saw it:
             # nothing of it happened, so it runs again, handler or not
-            regs["rax"] = -signal.ERESTARTNOINTR & signal.U64
+            regs["rax"] = -signal.ERESTARTNOINTR & U64
         before = dict(regs) if self.cfg.syscall_log else None
         after = await signal.deliver(t, regs, xstate)
         if before is not None:
@@ -483,7 +486,7 @@ class Kernel:
             raise
         except Exception:
             log.exception("%r: kernel bug in rt_sigreturn: SIGSEGV", t)
-            signal.terminate(t.process, signal.SIGSEGV)
+            signal.terminate(t.process, SIGSEGV)
             raise TaskGone(t.tid) from None
 
     async def restore_frame(self, t: Task) -> Ops:

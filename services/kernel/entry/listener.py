@@ -23,6 +23,8 @@ import struct
 from pathlib import Path
 from typing import Callable
 
+from services.kernel.abi.arch import U64
+
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,6 @@ NOTIF_SEND = _iowr(1, _RESP.size)
 FLAG_CONTINUE = 1                       # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _EMPTY = bytes(_NOTIF.size)             # RECV wants a zeroed struct
 MAX_ERRNO = 4095
-U64 = (1 << 64) - 1
 
 
 class Listener:

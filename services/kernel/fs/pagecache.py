@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.kernel.abi.arch import PAGE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import Location
 
 log = logging.getLogger("kernel")
 
-PAGE = 4096
 CHUNK = 1 << 20                 # filled at a time, one per turn of the loop
 ZERO = bytes(CHUNK)
 

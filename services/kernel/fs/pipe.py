@@ -18,6 +18,7 @@ import itertools
 import struct
 from collections import deque
 
+from services.kernel.abi.arch import PAGE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import PseudoInode
 from services.kernel.core.limits import refuse
@@ -26,7 +27,6 @@ from services.kernel.core.waitqueue import ALL_EVENTS, WaitQueue
 from services.kernel.fs.vfs import (
     O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_WRONLY, Location, OpenFile, makedev, pack_stat, pack_statx)
 
-PAGE = 4096
 PIPE_BUF = PAGE
 PIPE_DEF_BUFFERS = 16
 PIPE_MIN_DEF_BUFFERS = 2

@@ -20,7 +20,7 @@ from typing import Callable
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import PseudoInode, c_int
 from services.kernel.mm.memory import ADDR_LIMIT
-from services.kernel.sched.signal import UNBLOCKABLE
+from services.kernel.abi.signal import UNBLOCKABLE
 from services.kernel.core.waitqueue import PollTable, WaitQueue
 from services.kernel.fs.vfs import O_CLOEXEC, O_NONBLOCK, O_RDWR, OpenFile, makedev, pack_stat, pack_statx
 

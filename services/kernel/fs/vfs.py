@@ -364,6 +364,8 @@ def pack_statx(inode: Any, dev: int) -> bytes:
 class OpenFile:
     """An open file description (Linux's struct file)."""
 
+    link_name: bytes | None = None   # what /proc/PID/fd/N says, for files with no path
+
     def __init__(self, loc: Location | None, flags: int):
         self.loc = loc
         self.flags = flags

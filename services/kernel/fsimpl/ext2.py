@@ -40,6 +40,7 @@ import time
 from collections import OrderedDict
 from typing import Iterator, Protocol
 
+from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import set_attrs
 
@@ -69,7 +70,6 @@ DIRTY_LIMIT = 1024         # dirty blocks held before they are written back
 LINK_MAX = 65000           # links to an inode, as Linux's ext4 driver (serving ext2) allows
 FT_FROM_MODE = {S.S_IFREG: 1, S.S_IFDIR: 2, S.S_IFCHR: 3, S.S_IFBLK: 4, S.S_IFIFO: 5,
                 S.S_IFSOCK: 6, S.S_IFLNK: 7}
-RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 _GD = struct.Struct("<3I3H")   # block bitmap, inode bitmap, inode table, free blocks/inodes, dirs
 _INODE_HEAD = struct.Struct("<HHIIIIIHHII")
 MAX_RUN_BYTES = 1 << 20    # data fetched in one device request

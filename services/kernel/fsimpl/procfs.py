@@ -314,14 +314,13 @@ class ProcFs:
 
     @staticmethod
     def fd_target(f) -> bytes:
-        from services.kernel.drivers.console import ConsoleFile
         pipe = getattr(f, "pipe", None)
         if f.loc is not None and f.loc.path:
             return f.loc.path
         if pipe is not None:
             return b"pipe:[%d]" % pipe.inode.ino
-        if isinstance(f, ConsoleFile):
-            return b"/dev/console"
+        if f.link_name is not None:
+            return f.link_name
         kind = type(f).__name__.lower().replace("file", "") or "file"
         return b"anon_inode:[%s]" % kind.encode()
 

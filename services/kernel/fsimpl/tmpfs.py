@@ -22,19 +22,19 @@ import logging
 import stat as S
 import time
 
+from services.kernel.abi.arch import PAGE
+from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import d_type, set_attrs
 
 log = logging.getLogger("kernel")
 
-PAGE = 4096
 DEFAULT_SIZE = 64 << 20        # until the guest has a memory setting
 DEFAULT_NR_INODES = DEFAULT_SIZE // PAGE
 TMPFS_MAGIC = 0x01021994
 BOGO_DIRENT_SIZE = 20
 SHORT_SYMLINK_LEN = 128        # targets shorter than this live in the inode
 MAX_FILE_SIZE = (1 << 63) - 1
-RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 RELATIME_SPAN = 24 * 3600      # relatime refreshes an atime older than a day
 
 

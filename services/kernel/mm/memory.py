@@ -33,7 +33,6 @@ _new_bytes.restype = ctypes.py_object
 _new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
 _BYTES_DATA = bytes.__basicsize__ - 1      # CPython: the header, then ob_sval
 
-PAGE = 4096
 ADDR_LIMIT = 1 << 47   # user addresses end here on x86_64
 MAX_STRING = 4096      # PATH_MAX
 MAX_PIECE = 64 << 10   # the largest read of a string at once

@@ -25,35 +25,34 @@ import stat as S
 import struct
 from dataclasses import dataclass
 
-from common.layout import ADDR_LIMIT, touches_stub
+from common.layout import touches_stub
 from services.kernel.core import cred
 from services.kernel.sched import signal
+from services.kernel.abi.arch import PAGE, TASK_SIZE, U64
+from services.kernel.abi.mman import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE,
+                                      PROT_EXEC, PROT_READ, PROT_WRITE)
+from services.kernel.abi.resource import RLIMIT_STACK
+from services.kernel.abi.signal import SIG_DFL, SIG_IGN
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import MS_NOSUID, X_OK, permitted
 
 log = logging.getLogger(__name__)
 
-PAGE = 4096
-TASK_SIZE = ADDR_LIMIT - PAGE # Linux's x86_64 TASK_SIZE_MAX
 MAX_FILE_OFFSET = (1 << 63) - 1   # MAX_LFS_FILESIZE: how far mmap may reach into a file
 MMAP_MIN_ADDR = int(open("/proc/sys/vm/mmap_min_addr").read())   # the host maps nothing below
 ELF_ET_DYN_BASE = 0x555555554000
 STACK_SIZE = 8 << 20          # RLIMIT_STACK's default
 BRK_RANDOM_PAGES = 1 << 13    # brk starts up to 32 MiB past the image, as on Linux
-RLIMIT_STACK = 3
 STK_LIM = 8 << 20             # Linux's _STK_LIM: the argument limit is at most 3/4 of it
 ARG_MIN = 32 * PAGE           # Linux's ARG_MAX: the limit is at least this
 MAX_ARG_STRLEN = 32 * PAGE    # one argument or environment string, with its NUL
 MAX_ARG_STRINGS = 0x7FFFFFFF
 MAX_PHDRS_SIZE = 65536        # the program header table, as load_elf_phdrs
 BINPRM_BUF = 256
-U64 = (1 << 64) - 1
 MAX_INTERP_DEPTH = 5          # #! rewrites before ELOOP, as exec_binprm
 COPY_STEP = 256 << 10         # bytes of guest memory read between turns of the loop
 COPY_CALL = 1024              # what one read of guest memory counts for besides its bytes
 
-PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
-MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x2, 0x10, 0x20, 0x4000
 PT_LOAD, PT_INTERP = 1, 3
 
 AT = dict(NULL=0, PHDR=3, PHENT=4, PHNUM=5, PAGESZ=6, BASE=7, FLAGS=8, ENTRY=9, UID=11,
@@ -267,10 +266,10 @@ async def copy_args(task, filename: bytes, argv_ptr: int, envp_ptr: int) -> Args
 async def open_exec(task, path: bytes):
     """The file to run, as do_open_execat: a regular file the caller may
     execute (EACCES otherwise)."""
-    return _executable(task, await task.kernel.vfs.lookup(task.cwd, path, task.cred))
+    return executable(task, await task.kernel.vfs.lookup(task.cwd, path, task.cred))
 
 
-def _executable(task, loc):
+def executable(task, loc):
     inode = loc.inode
     if not S.S_ISREG(inode.mode) or not permitted(inode, task.cred, X_OK):
         raise Errno(errno.EACCES)
@@ -407,30 +406,6 @@ def image_ops(elf: Elf, bias: int, cache_path: str) -> tuple[list[dict], dict]:
                  "end_data": end_data, "start_brk": brk, "brk": brk}
 
 
-async def sys_execve(t, path_ptr, argv_ptr, envp_ptr, *_):
-    path = t.mem.read_cstr(path_ptr)
-    return await _execve(t, path, await open_exec(t, path), argv_ptr, envp_ptr)
-
-
-async def sys_execveat(t, dirfd, path_ptr, argv_ptr, envp_ptr, flags, *_):
-    """execve of a path relative to dirfd, or of dirfd itself (AT_EMPTY_PATH,
-    fexecve): the program is named by its guest path (Linux says /dev/fd/N)."""
-    from services.kernel.syscalls.fs import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, resolve
-    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
-        raise Errno(errno.EINVAL)
-    loc = await resolve(t, dirfd, path_ptr, follow=not flags & AT_SYMLINK_NOFOLLOW,
-                        empty_ok=bool(flags & AT_EMPTY_PATH))
-    return await _execve(t, loc.path, _executable(t, loc), argv_ptr, envp_ptr)
-
-
-async def _execve(t, path: bytes, loc, argv_ptr: int, envp_ptr: int):
-    """As Linux orders it: the file is opened, then the arguments copied,
-    then the format read."""
-    from services.kernel.syscalls.ids import Ops
-    args = await copy_args(t, path, argv_ptr, envp_ptr)
-    return Ops(await execve(t, path, loc, args))
-
-
 async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     """Replace task's image; returns the final batch of ops (which sets the
     registers).  Errors before the old image is gone are returned to the
@@ -498,7 +473,7 @@ def past_point_of_no_return(task) -> None:
     task.files.close_on_exec()
     proc = task.process
     for sig in list(proc.sigactions):
-        if signal.handler_of(proc, sig) not in (signal.SIG_DFL, signal.SIG_IGN):
+        if signal.handler_of(proc, sig) not in (SIG_DFL, SIG_IGN):
             del proc.sigactions[sig]
     task.altstack = bytes(24)
     if task.vfork_done is not None and not task.vfork_done.done():

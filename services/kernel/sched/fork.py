@@ -22,7 +22,9 @@ from dataclasses import replace
 
 from services.kernel.core.errors import Errno
 from services.kernel.core.limits import refuse
-from services.kernel.syscalls.ids import RLIMIT_NPROC, Ops
+from services.kernel.abi.resource import RLIMIT_NPROC
+from services.kernel.abi.signal import SIGCHLD
+from services.kernel.core.answers import Ops
 from services.kernel.sched.task import FsContext, Process, Task
 
 CSIGNAL = 0xFF
@@ -39,7 +41,6 @@ UNSUPPORTED = (CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLON
                | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_INTO_CGROUP)
 # what a thread shares with its creator on the host, besides what the guest asked
 HOST_THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM
-SIGCHLD = 17
 # struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack,
 # stack_size, tls (then set_tid, set_tid_size, cgroup in later versions)
 _CLONE_ARGS = struct.Struct("<8Q")

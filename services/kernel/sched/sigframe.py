@@ -18,6 +18,8 @@ from __future__ import annotations
 import errno
 import struct
 
+from services.kernel.abi.arch import U64
+from services.kernel.abi.signal import SS_AUTODISARM, SS_DISABLE, SS_ONSTACK
 from services.kernel.core.errors import Errno
 
 RED_ZONE = 128
@@ -34,8 +36,6 @@ HEADER_END = XSTATE_BV + 64
 LEGACY = 512                                        # x87 and SSE: FXSAVE's area
 MXCSR = 24                                          # MXCSR and MXCSR_MASK in the legacy area
 FPSSE, SSE_AVX = 0x3, 0x6                           # xfeatures bits
-U64 = (1 << 64) - 1
-SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
 EFLAGS_TF, EFLAGS_DF, EFLAGS_RF = 0x100, 0x400, 0x10000
 # sigcontext order
 MCONTEXT = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx",

@@ -14,21 +14,16 @@ from services.kernel.core.cred import may_kill
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
 from services.kernel.sched.task import NO_ALTSTACK
+from services.kernel.abi.arch import U64
+from services.kernel.abi.signal import (
+    CLD_CONTINUED, CLD_STOPPED, MINSIGSTKSZ, NSIG, SA_NOCLDSTOP, SA_NODEFER,
+    SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SI_KERNEL, SI_TKILL, SI_USER,
+    SIG_BLOCK, SIG_DFL, SIG_IGN, SIG_SETMASK, SIG_UNBLOCK, SIGBUS, SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH,
+    SS_AUTODISARM, SS_DISABLE, SS_ONSTACK, UNBLOCKABLE)
 
-NSIG = 64
-SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV, SIGPIPE = 4, 5, 7, 8, 9, 11, 13
-SIGCHLD, SIGCONT, SIGSTOP = 17, 18, 19
-SIG_DFL, SIG_IGN = 0, 1
-IGNORED_BY_DEFAULT = {SIGCHLD, SIGCONT, 23, 28}        # CHLD CONT URG WINCH
-STOPPING = {SIGSTOP, 20, 21, 22}                        # STOP TSTP TTIN TTOU
-SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
+IGNORED_BY_DEFAULT = {SIGCHLD, SIGCONT, SIGURG, SIGWINCH}
+STOPPING = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
 SIGACTION_SIZE = 32        # handler, flags, restorer, mask
-UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
-SA_NOCLDSTOP, SA_NOCLDWAIT, SA_SIGINFO, SA_RESTORER = 1, 2, 4, 0x04000000
-SA_ONSTACK, SA_RESTART, SA_NODEFER, SA_RESETHAND = 0x08000000, 0x10000000, 0x40000000, 0x80000000
-SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = sigframe.SS_ONSTACK, sigframe.SS_DISABLE, sigframe.SS_AUTODISARM
-
-MINSIGSTKSZ = 2048
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
 # calls a handler never restarts (SA_RESTART or not): Linux's ERESTARTNOHAND ones
 NO_RESTART = {"nanosleep", "clock_nanosleep", "poll", "ppoll", "select", "pselect6",
@@ -36,9 +31,6 @@ NO_RESTART = {"nanosleep", "clock_nanosleep", "poll", "ppoll", "select", "pselec
               "rt_sigtimedwait"}
 # calls that always run again after a handler (Linux's ERESTARTNOINTR ones)
 ALWAYS_RESTART = {"fork", "vfork", "clone", "clone3"}
-SI_USER, SI_TKILL, SI_KERNEL = 0, -6, 0x80
-CLD_STOPPED, CLD_CONTINUED = 5, 6
-U64 = (1 << 64) - 1
 _ACTION = struct.Struct("<QQQQ")        # handler, flags, restorer, mask
 
 

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from services.kernel.core.cred import Credentials
+from services.kernel.core.services import KernelServices
 from services.kernel.fs.files import FdTable
 from services.kernel.mm.memory import GuestMemory
 from services.kernel.core.waitqueue import WaitQueue
@@ -20,7 +21,6 @@ NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
 CURRENT: contextvars.ContextVar = contextvars.ContextVar("current_task", default=None)
 
 if TYPE_CHECKING:
-    from services.kernel.entry.kernel import Kernel
     from services.kernel.fs.vfs import Location
 
 
@@ -29,7 +29,7 @@ class Process:
     signal_struct and the parent/children links.  Its pid is its first
     thread's tid; it outlives its threads as a zombie until reaped."""
 
-    def __init__(self, kernel: Kernel, pid: int, parent: Process | None, pgid: int, sid: int):
+    def __init__(self, kernel: KernelServices, pid: int, parent: Process | None, pgid: int, sid: int):
         self.kernel = kernel
         self.pid = pid
         self.parent = parent
@@ -90,7 +90,7 @@ class FsContext:
 class Task:
     """One guest thread of execution, in a Process."""
 
-    def __init__(self, kernel: Kernel, tid: int, process: Process, cred: Credentials,
+    def __init__(self, kernel: KernelServices, tid: int, process: Process, cred: Credentials,
                  files: FdTable, fs: FsContext):
         self.kernel = kernel
         self.tid = tid

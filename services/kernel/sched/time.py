@@ -15,14 +15,13 @@ import struct
 import time as _time
 
 from services.kernel.sched import signal
+from services.kernel.abi.resource import RUSAGE_CHILDREN, RUSAGE_SELF, RUSAGE_THREAD
+from services.kernel.abi.signal import SIGALRM, SIGPROF, SIGVTALRM, SI_KERNEL
 from services.kernel.core.errors import Errno
 
 TIMER_ABSTIME = 1
 CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
 ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
-RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
-SIGALRM = 14
-SI_KERNEL = 0x80
 CLK_TCK = 100                       # USER_HZ: what times() and clock_t count
 _HOST_TCK = os.sysconf("SC_CLK_TCK")
 _TS = struct.Struct("<qq")          # timespec, timeval
@@ -150,7 +149,7 @@ class ITimer:
         signal.send_process(proc, _SIGNAL_OF[self.which], {"code": SI_KERNEL})
 
 
-_SIGNAL_OF = {ITIMER_REAL: SIGALRM, ITIMER_VIRTUAL: 26, ITIMER_PROF: 27}  # SIGVTALRM, SIGPROF
+_SIGNAL_OF = {ITIMER_REAL: SIGALRM, ITIMER_VIRTUAL: SIGVTALRM, ITIMER_PROF: SIGPROF}
 
 
 def _process_cpu(proc, system: bool) -> float:

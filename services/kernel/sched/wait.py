@@ -11,6 +11,7 @@ import struct
 
 from services.kernel.sched import signal
 from services.kernel.sched import time
+from services.kernel.abi.signal import SA_NOCLDWAIT, SIG_IGN, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, SIGCHLD, SIGCONT
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
 from services.kernel.sched.task import Process, Task, Usage
@@ -18,8 +19,6 @@ from services.kernel.sched.task import Process, Task, Usage
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
 WNOWAIT, WNOTHREAD, WALL, WCLONE = 0x1000000, 0x20000000, 0x40000000, 0x80000000
 P_ALL, P_PID, P_PGID = 0, 1, 2
-CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 5, 6
-SIGCHLD, SIGCONT = 17, 18
 RUSAGE_SIZE = 144
 INT_MIN = -(1 << 31)
 
@@ -62,8 +61,8 @@ def process_exited(proc: Process, status: int) -> None:
         k.init_exited(status)
         return
     handler, sa_flags, _, _ = signal.action(parent, SIGCHLD)
-    if proc.exit_signal == SIGCHLD and (handler == signal.SIG_IGN
-                                        or sa_flags & signal.SA_NOCLDWAIT):
+    if proc.exit_signal == SIGCHLD and (handler == SIG_IGN
+                                        or sa_flags & SA_NOCLDWAIT):
         release(proc)                # nobody will wait: no zombie
     if proc.exit_signal:
         signal.send_process(parent, proc.exit_signal, chld_info(proc))

@@ -12,8 +12,10 @@ import time as _time
 
 from services.kernel.drivers import mem
 from services.kernel.sched import signal
-from services.kernel.core.cred import (CAP_CHOWN, CAP_FSETID, CAP_MKNOD, access_cred, capable,
+from services.kernel.core.cred import (NO_ID, CAP_CHOWN, CAP_FSETID, CAP_MKNOD, access_cred, capable,
                                   in_group, owner_or_capable)
+from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
+from services.kernel.abi.signal import SIGPIPE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import (
     F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, PipeFile, open_fifo, pipe_fcntl)
@@ -31,13 +33,11 @@ AT_SYMLINK_FOLLOW = 0x400
 AT_EMPTY_PATH = 0x1000
 O_NOCTTY, O_LARGEFILE, O_TMPFILE = 0o400, 0o100000, 0o20000000
 O_PATH_KEEPS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC   # what O_PATH leaves of the flags
-RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 RWF_SUPPORTED = 0x7            # HIPRI DSYNC SYNC: nothing to do for them
-NO_ID = 0xFFFFFFFF             # chown's "leave it"
 ST_VALID, ST_RELATIME = 0x20, 0x1000
 MAX_RW = 0x7FFFF000            # Linux's MAX_RW_COUNT
-CHUNK = 16 << 20               # larger reads are served in pieces of this
+READ_CHUNK = 16 << 20          # larger reads are served in pieces of this
 PIECE = 64 << 10               # what a device or an eventfd takes of a write at a time
 IOV_MAX = 1024
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
@@ -263,7 +263,7 @@ def _position(f, offset: int) -> int:
 
 
 async def _read_into(t, f, buf: int, count: int, offset: int | None) -> int:
-    data = await f.read(min(count, MAX_RW, CHUNK), offset)
+    data = await f.read(min(count, MAX_RW, READ_CHUNK), offset)
     if data:
         t.mem.write(buf, data)
     return len(data)
@@ -328,7 +328,7 @@ async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) ->
         return await _write_pieces(f, read, total, offset)
     except Errno as e:
         if e.code == errno.EPIPE:
-            signal.send_task(t, signal.SIGPIPE)
+            signal.send_task(t, SIGPIPE)
         raise
 
 
@@ -360,7 +360,7 @@ async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
     want = sum(length for _, length in vecs)
     if not want:
         return 0
-    data = await f.read(min(want, CHUNK), offset)
+    data = await f.read(min(want, READ_CHUNK), offset)
     at = 0
     for base, length in vecs:
         if at >= len(data):

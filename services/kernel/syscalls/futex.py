@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 
 from services.kernel.core.errors import Errno
-from services.kernel.syscalls.ids import HOST
+from services.kernel.core.answers import HOST
 
 FUTEX_CMD_MASK = 0x7F      # without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME
 # WAIT WAKE REQUEUE CMP_REQUEUE WAKE_OP WAIT_BITSET WAKE_BITSET: by value, as

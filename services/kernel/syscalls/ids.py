@@ -6,20 +6,9 @@ import struct
 
 from services.kernel.core import cred
 from services.kernel.core.errors import Errno
+from services.kernel.abi.resource import RLIM_NLIMITS, RLIMIT_NOFILE
 
-HOST = object()      # answer: run the call on the host as it is
-
-RLIM_INFINITY = (1 << 64) - 1
-RLIMIT_STACK, RLIMIT_NPROC, RLIMIT_NOFILE, RLIM_NLIMITS = 3, 6, 7, 16
 PR_SET_NAME, PR_GET_NAME = 15, 16
-
-
-class Ops:
-    """answer: run ops in the task, then return value (or resume at set registers)."""
-
-    def __init__(self, ops: list[dict], value: int = 0):
-        self.ops = ops
-        self.value = value
 
 
 def sys_getpid(t, *_):

@@ -15,15 +15,13 @@ import stat as S
 from common.layout import touches_stub
 from services.kernel.core.errors import Errno
 from services.kernel.syscalls.fs import _fd
-from services.kernel.syscalls.ids import HOST
+from services.kernel.core.answers import HOST
 from services.kernel.fs.vfs import InodeFile
+from services.kernel.abi.arch import PAGE
+from services.kernel.abi.mman import (MAP_ANONYMOUS, MAP_FIXED, MAP_SHARED, MAP_SHARED_VALIDATE,
+                                      MAP_TYPE, MREMAP_FIXED, MS_ASYNC, MS_INVALIDATE, MS_SYNC,
+                                      PROT_WRITE)
 
-MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE = 0x1, 0x3, 0xF
-MAP_FIXED, MAP_ANONYMOUS = 0x10, 0x20
-PROT_WRITE = 0x2
-PAGE = 4096
-MS_ASYNC, MS_INVALIDATE, MS_SYNC = 0x1, 0x2, 0x4
-MREMAP_FIXED = 0x2
 # arch_prctl codes that act on the caller alone (the filter allows the FS
 # and GS ones): CPUID faulting and the AMX state permissions.
 ARCH_LOCAL = {0x1011, 0x1012, 0x1021, 0x1022, 0x1023, 0x1024, 0x1025}

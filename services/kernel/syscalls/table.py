@@ -16,11 +16,11 @@ from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _PTRACE_NAMES
 
 from services.kernel.core import cred
 from services.kernel.fs import pipe, poll
-from services.kernel.sched import exec as exec_
 from services.kernel.sched import fork, signal, time, wait
+from services.kernel.syscalls import exec as exec_
 from services.kernel.syscalls import fs, futex, ids, mm, mount
 from services.kernel.core.errors import Errno
-from services.kernel.syscalls.ids import HOST
+from services.kernel.core.answers import HOST
 
 FULL, PARTIAL, HOST_RUN, REFUSED = "full", "partial", "host", "refused"
 # python-ptrace's list stops at Linux 5.x; the newer calls we serve:

@@ -1,0 +1,7 @@
+"""<asm-generic/mman-common.h>, <linux/mman.h>: mmap and its kin."""
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE = 0x1, 0x2, 0x3, 0xF
+MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x10, 0x20, 0x4000
+MS_ASYNC, MS_INVALIDATE, MS_SYNC = 0x1, 0x2, 0x4
+MREMAP_FIXED = 0x2
