@@ -97,7 +97,7 @@ def test_the_check_finds_what_it_forbids():
         "services.kernel.fs.bad imports services.kernel.sched.signal: fs may not import sched",
         "services.kernel.fs.bad imports services.kernel.syscalls.fs: fs may not import syscalls",
         "services.kernel.fs.bad.sys_bad: a handler outside syscalls/",
-        "PAGE is defined in services.kernel.abi.mman, services.kernel.fs.bad: define it once",
+        "PAGE is defined in services.kernel.abi.arch, services.kernel.fs.bad: define it once",
     ]
 
 

@@ -25,7 +25,7 @@ from services.kernel.core.limits import refuse
 from services.kernel.fs.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from services.kernel.core.waitqueue import ALL_EVENTS, WaitQueue
 from services.kernel.fs.vfs import (
-    O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_WRONLY, Location, OpenFile, makedev, pack_stat, pack_statx)
+    O_ACCMODE, O_NONBLOCK, O_WRONLY, Location, OpenFile, makedev, pack_stat, pack_statx)
 
 PIPE_BUF = PAGE
 PIPE_DEF_BUFFERS = 16
@@ -307,26 +307,3 @@ def pipe_fcntl(t, f: OpenFile, cmd: int, arg: int) -> int:
     return f.pipe.slots * PAGE
 
 
-def sys_pipe2(t, fds_ptr, flags, *_):
-    flags &= 0xFFFFFFFF
-    if flags & ~(O_CLOEXEC | O_NONBLOCK):      # O_DIRECT too: no packet mode
-        raise Errno(errno.EINVAL)
-    pipe = Pipe(t.cred.euid, t.cred.egid)
-    cloexec = bool(flags & O_CLOEXEC)
-    ends = (PipeFile(pipe, flags & O_NONBLOCK), PipeFile(pipe, O_WRONLY | flags & O_NONBLOCK))
-    fds: list[int] = []
-    try:
-        for end in ends:
-            fds.append(t.files.install(end, cloexec))
-        t.mem.write(fds_ptr, struct.pack("<ii", *fds))
-    except Errno:
-        for fd in fds:
-            t.files.close(fd)
-        for end in ends[len(fds):]:      # not installed: no fd will release them
-            end.release()
-        raise
-    return 0
-
-
-def sys_pipe(t, fds_ptr, *_):
-    return sys_pipe2(t, fds_ptr, 0)

@@ -43,7 +43,7 @@ UNSUPPORTED = (CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLON
 HOST_THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM
 # struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack,
 # stack_size, tls (then set_tid, set_tid_size, cgroup in later versions)
-_CLONE_ARGS = struct.Struct("<8Q")
+CLONE_ARGS = struct.Struct("<8Q")
 CLONE_ARGS_SIZE_VER0 = 64
 _TID = struct.Struct("<i")
 
@@ -167,29 +167,3 @@ def _put_tid(t: Task, addr: int, tid: int) -> None:
         pass
 
 
-def sys_clone(t, flags, stack, ptid, ctid, tls, *_):
-    return clone(t, flags & 0xFFFFFFFF, stack, ptid, ctid, tls)
-
-
-def sys_fork(t, *_):
-    return clone(t, SIGCHLD, 0, 0, 0, 0)
-
-
-def sys_vfork(t, *_):
-    return clone(t, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0)
-
-
-def sys_clone3(t, args, size, *_):
-    if size < CLONE_ARGS_SIZE_VER0 or size > 4096:
-        raise Errno(errno.EINVAL)
-    raw = t.mem.read(args, size)
-    if any(raw[_CLONE_ARGS.size:]):      # set_tid and cgroup: not supported
-        raise Errno(errno.EINVAL)
-    flags, _pidfd, ctid, ptid, exit_signal, stack, stack_size, tls = _CLONE_ARGS.unpack(
-        raw[:_CLONE_ARGS.size])
-    if exit_signal & ~CSIGNAL or flags & CSIGNAL or flags & CLONE_CLEAR_SIGHAND:
-        raise Errno(errno.EINVAL)
-    if bool(stack) != bool(stack_size):
-        raise Errno(errno.EINVAL)
-    return clone(t, flags | exit_signal, stack + stack_size if stack else 0,
-                       ptid, ctid, tls)

@@ -6,15 +6,10 @@ until its parent reaps it, or at once if the parent ignores SIGCHLD.  Its
 children go to init, as on Linux."""
 from __future__ import annotations
 
-import errno
-import struct
 
 from services.kernel.sched import signal
-from services.kernel.sched import time
-from services.kernel.abi.signal import SA_NOCLDWAIT, SIG_IGN, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, SIGCHLD, SIGCONT
-from services.kernel.core.errors import Errno
-from services.kernel.fs.files import c_int
-from services.kernel.sched.task import Process, Task, Usage
+from services.kernel.abi.signal import SA_NOCLDWAIT, SIG_IGN, CLD_DUMPED, CLD_EXITED, CLD_KILLED, SIGCHLD
+from services.kernel.sched.task import Process, Task
 
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
 WNOWAIT, WNOTHREAD, WALL, WCLONE = 0x1000000, 0x20000000, 0x40000000, 0x80000000
@@ -87,140 +82,4 @@ def chld_info(proc: Process) -> dict:
         code, value = (CLD_DUMPED if status & 0x80 else CLD_KILLED), status & 0x7F
     return {"code": code, "pid": proc.pid, "uid": 0, "status": value}
 
-
-def _matches(waiter: Process, c: Process, pid: int, options: int) -> bool:
-    if pid > 0 and c.pid != pid:
-        return False
-    if pid == 0 and c.pgid != waiter.pgid:
-        return False
-    if pid < -1 and c.pgid != -pid:
-        return False
-    if options & WALL:
-        return True
-    return (c.exit_signal != SIGCHLD) == bool(options & WCLONE)
-
-
-def _ready(me: Process, pid: int, options: int) -> tuple[Process, str] | None:
-    """The first matching child with something to report: ("exit") a zombie,
-    ("stop") stopped by a signal (WUNTRACED/WSTOPPED), ("cont") continued
-    (WCONTINUED); None if there is nothing yet."""
-    children = [c for c in me.children if _matches(me, c, pid, options)]
-    if not children:
-        raise Errno(errno.ECHILD)
-    for c in children:
-        if c.zombie and options & WEXITED:
-            return c, "exit"
-        if c.report == "stop" and options & WSTOPPED:
-            return c, "stop"
-        if c.report == "cont" and options & WCONTINUED:
-            return c, "cont"
-    return None
-
-
-def _wait(t: Task, pid: int, options: int, answer):
-    """answer(what _ready found) at once when a child has something to report
-    (or with WNOHANG, None): most waits find their child done already.
-    Otherwise a coroutine that sleeps until a child changes."""
-    found = _ready(t.process, pid, options)
-    if found is not None or options & WNOHANG:
-        return answer(found)
-    return _sleep_until_ready(t, pid, options, answer)
-
-
-async def _sleep_until_ready(t: Task, pid: int, options: int, answer):
-    # It looks again before it sleeps: a child may have changed between the
-    # call and the first step of this coroutine.
-    while True:
-        found = _ready(t.process, pid, options)
-        if found is not None:
-            return answer(found)
-        await t.process.child_changed.wait()
-
-
-def _status(c: Process, event: str) -> int:
-    if event == "stop":
-        return 0x7F | c.stop_sig << 8
-    return 0xFFFF if event == "cont" else c.status
-
-
-def _report_info(c: Process, event: str) -> dict:
-    if event == "exit":
-        return chld_info(c)
-    if event == "stop":
-        return {"code": CLD_STOPPED, "pid": c.pid, "uid": 0, "status": c.stop_sig}
-    return {"code": CLD_CONTINUED, "pid": c.pid, "uid": 0, "status": SIGCONT}
-
-
-def _usage_of(c: Process, event: str) -> tuple:
-    """wait's rusage: an ended child's and its waited-for children's."""
-    total = Usage()
-    if event == "exit":
-        for used in (c.usage, c.children_usage):
-            total.add(*used.fields())
-    return total.fields()
-
-
-def _consume(c: Process, event: str) -> None:
-    """A report taken by wait: a zombie's resources become its parent's
-    children's (Linux's cutime/cstime: counted only for children waited for)."""
-    if event == "exit":
-        c.parent.children_usage.add(*_usage_of(c, event))
-        release(c)
-    else:
-        c.report = None
-
-
-def sys_wait4(t, pid, status_ptr, options, rusage, *_):
-    pid = c_int(pid)
-    options &= 0xFFFFFFFF
-    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE):
-        raise Errno(errno.EINVAL)
-    if pid == INT_MIN:
-        raise Errno(errno.ESRCH)
-
-    def answer(found):
-        if found is None:
-            return 0
-        c, event = found
-        if status_ptr:
-            t.mem.write(status_ptr, struct.pack("<i", _status(c, event)))
-        if rusage:
-            t.mem.write(rusage, time.pack_rusage(*_usage_of(c, event)))
-        _consume(c, event)
-        return c.pid
-    return _wait(t, pid, options | WEXITED, answer)
-
-
-def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
-    options &= 0xFFFFFFFF
-    if options & ~(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD
-                   | WALL | WCLONE) or not options & (WEXITED | WSTOPPED | WCONTINUED):
-        raise Errno(errno.EINVAL)
-    id_ = c_int(id_)
-    if idtype == P_ALL:
-        pid = -1
-    elif idtype == P_PID:
-        if id_ <= 0:
-            raise Errno(errno.EINVAL)
-        pid = id_
-    elif idtype == P_PGID:
-        if id_ < 0:
-            raise Errno(errno.EINVAL)
-        pid = -id_ if id_ else 0
-    else:
-        raise Errno(errno.EINVAL)
-
-    def answer(found):
-        if infop:
-            if found is None:
-                t.mem.write(infop, bytes(128))
-            else:
-                t.mem.write(infop, signal.siginfo(SIGCHLD, _report_info(*found)))
-        if rusage:
-            t.mem.write(rusage, time.pack_rusage(*_usage_of(*found)) if found
-                        else bytes(RUSAGE_SIZE))
-        if found is not None and not options & WNOWAIT:
-            _consume(*found)
-        return 0
-    return _wait(t, pid, options, answer)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import errno
 import struct
 
-from services.kernel.core import cred
+from services.kernel.core.cred import CAP_SYS_RESOURCE, PRCTLS, capable
+from services.kernel.syscalls.cred import sys_prctl as cred_prctl
 from services.kernel.core.errors import Errno
 from services.kernel.abi.resource import RLIM_NLIMITS, RLIMIT_NOFILE
 
@@ -101,7 +102,7 @@ def sys_prlimit64(t, pid, resource, new, old, *_):
         soft, hard = struct.unpack("<QQ", t.mem.read(new, 16))
         if soft > hard:
             raise Errno(errno.EINVAL)
-        if hard > limits[resource][1] and not cred.capable(t.cred, cred.CAP_SYS_RESOURCE):
+        if hard > limits[resource][1] and not capable(t.cred, CAP_SYS_RESOURCE):
             raise Errno(errno.EPERM)
         limits[resource] = (soft, hard)
         if resource == RLIMIT_NOFILE:
@@ -118,8 +119,8 @@ def sys_setrlimit(t, resource, new, *_):
 
 
 def sys_prctl(t, option, arg2, *_):
-    if option in cred.PRCTLS:
-        return cred.sys_prctl(t, option, arg2)
+    if option in PRCTLS:
+        return cred_prctl(t, option, arg2)
     if option == PR_SET_NAME:
         t.comm = t.mem.read_cstr(arg2, 16)[:15]
         return 0

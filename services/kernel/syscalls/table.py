@@ -14,11 +14,9 @@ from typing import Callable
 
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _PTRACE_NAMES
 
-from services.kernel.core import cred
-from services.kernel.fs import pipe, poll
-from services.kernel.sched import fork, signal, time, wait
 from services.kernel.syscalls import exec as exec_
-from services.kernel.syscalls import fs, futex, ids, mm, mount
+from services.kernel.syscalls import (cred, fork, fs, futex, ids, mm, mount, pipe, poll, signal,
+                                      time, wait)
 from services.kernel.core.errors import Errno
 from services.kernel.core.answers import HOST
 
