@@ -21,7 +21,7 @@ from services.kernel.drivers.console import Console, ConsoleFile
 from services.kernel.abi.arch import U64
 from services.kernel.abi.signal import SIGSEGV
 from services.kernel.core.errors import Errno, bug_errno
-from services.kernel.syscalls.fs import unmount_all
+from services.kernel.syscalls.read_write import unmount_all
 from services.kernel.sched.exec import ExecFailed
 from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 from services.kernel.entry.listener import FdSocket, Listener

@@ -14,7 +14,7 @@ import stat as S
 
 from common.layout import touches_stub
 from services.kernel.core.errors import Errno
-from services.kernel.syscalls.fs import _fd
+from services.kernel.syscalls.paths import fd_arg
 from services.kernel.core.answers import HOST
 from services.kernel.fs.vfs import InodeFile
 from services.kernel.abi.arch import PAGE
@@ -38,7 +38,7 @@ async def sys_mmap(t, addr, length, prot, flags, fd, offset):
         _off_stub(addr, length)
     if flags & MAP_ANONYMOUS:
         return HOST
-    f = t.files.get(_fd(fd))
+    f = t.files.get(fd_arg(fd))
     if not isinstance(f, InodeFile) or not S.S_ISREG(f.loc.inode.mode):
         raise Errno(errno.ENODEV)
     if not f.readable:

@@ -15,7 +15,7 @@ from services.kernel.drivers.mem import populate_dev
 from services.kernel.core.errors import Errno
 from services.kernel.fsimpl.procfs import ProcFs
 from services.kernel.fsimpl.tmpfs import PageBudget, Tmpfs
-from services.kernel.syscalls.fs import AT_FDCWD, resolve
+from services.kernel.syscalls.paths import AT_FDCWD, resolve
 from services.kernel.sched.task import Credentials
 from services.kernel.fs.vfs import (
     MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME,

@@ -1,0 +1,87 @@
+"""Descriptors: ioctl, fcntl, dup in all its forms, close_range."""
+from __future__ import annotations
+
+import errno
+import stat as S
+
+from services.kernel.core.cred import (owner_or_capable)
+from services.kernel.core.errors import Errno
+from services.kernel.fs.pipe import (
+    F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, pipe_fcntl)
+from services.kernel.fs.vfs import (
+    O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, InodeFile)
+from services.kernel.syscalls.paths import fd_arg
+
+
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
+FD_CLOEXEC = 1
+O_NOATIME = 0o1000000
+SETFL_MASK = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME
+CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
+
+
+def sys_ioctl(t, fd, request, arg, *_):
+    return t.files.get(fd_arg(fd)).ioctl(t, request & 0xFFFFFFFF, arg)
+
+
+def _setfl(t, f, arg: int) -> None:
+    if arg & O_NOATIME and not f.flags & O_NOATIME and f.loc is not None \
+            and not owner_or_capable(t.cred, f.loc.inode):
+        raise Errno(errno.EPERM)
+    if arg & O_DIRECT and not (isinstance(f, InodeFile) and S.S_ISREG(f.loc.inode.mode)):
+        raise Errno(errno.EINVAL)        # pipes' packet mode is not implemented
+    f.flags = (f.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
+
+
+def sys_fcntl(t, fd, cmd, arg, *_):
+    fd, cmd = fd_arg(fd), cmd & 0xFFFFFFFF
+    f = t.files.get(fd)
+    if f.flags & O_PATH and cmd not in (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL):
+        raise Errno(errno.EBADF)
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        lowest = arg & 0xFFFFFFFF           # an unsigned int to Linux: -1 is too high
+        if lowest >= t.files.limit:
+            raise Errno(errno.EINVAL)
+        return t.files.install(f, cloexec=cmd == F_DUPFD_CLOEXEC, lowest=lowest)
+    if cmd == F_GETFD:
+        return FD_CLOEXEC if t.files.cloexec(fd) else 0
+    if cmd == F_SETFD:
+        t.files.set_cloexec(fd, bool(arg & FD_CLOEXEC))
+        return 0
+    if cmd == F_GETFL:
+        return f.flags
+    if cmd == F_SETFL:
+        _setfl(t, f, arg)
+        return 0
+    if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
+        return pipe_fcntl(t, f, cmd, arg)
+    raise Errno(errno.EINVAL)            # locks, owners and signals, leases, seals
+
+
+def sys_dup(t, fd, *_):
+    return t.files.install(t.files.get(fd_arg(fd)))
+
+
+def sys_dup3(t, oldfd, newfd, flags, *_):
+    oldfd, newfd = fd_arg(oldfd), fd_arg(newfd)
+    if flags & 0xFFFFFFFF & ~O_CLOEXEC or oldfd == newfd:
+        raise Errno(errno.EINVAL)
+    return t.files.dup_to(t.files.get(oldfd), newfd, bool(flags & O_CLOEXEC))
+
+
+def sys_dup2(t, oldfd, newfd, *_):
+    if fd_arg(oldfd) == fd_arg(newfd):
+        t.files.get(fd_arg(oldfd))
+        return fd_arg(newfd)
+    return sys_dup3(t, oldfd, newfd, 0)
+
+
+def sys_close_range(t, first, last, flags, *_):
+    first, last, flags = first & 0xFFFFFFFF, last & 0xFFFFFFFF, flags & 0xFFFFFFFF
+    if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
+        raise Errno(errno.EINVAL)
+    if flags & CLOSE_RANGE_UNSHARE and any(
+            other is not t and other.files is t.files for other in t.kernel.tasks.values()):
+        t.files = t.files.copy()
+    t.files.close_range(first, last, cloexec=bool(flags & CLOSE_RANGE_CLOEXEC))
+    return 0

@@ -1,0 +1,110 @@
+"""What the file calls share: arguments decoded (fds, signed ints), the *at
+calls' starting points, path lookup from guest memory, and their flags."""
+from __future__ import annotations
+
+import errno
+import stat as S
+import struct
+import time as _time
+
+from services.kernel.core.errors import Errno
+from services.kernel.fs.vfs import (
+    O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH, Location, check_writable)
+
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_EACCESS = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_EMPTY_PATH = 0x1000
+O_NOCTTY, O_LARGEFILE, O_TMPFILE = 0o400, 0o100000, 0o20000000
+O_PATH_KEEPS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC   # what O_PATH leaves of the flags
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+RWF_SUPPORTED = 0x7            # HIPRI DSYNC SYNC: nothing to do for them
+ST_VALID, ST_RELATIME = 0x20, 0x1000
+MAX_RW = 0x7FFFF000            # Linux's MAX_RW_COUNT
+READ_CHUNK = 16 << 20          # larger reads are served in pieces of this
+PIECE = 64 << 10               # what a device or an eventfd takes of a write at a time
+IOV_MAX = 1024
+SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
+IOVEC = struct.Struct("<QQ")
+STATFS = struct.Struct("<qqQQQQQiiqqq32x")
+TIMESPEC2 = struct.Struct("<qqqq")
+TIMEVAL2 = struct.Struct("<qqqq")
+UTIMBUF = struct.Struct("<qq")
+
+
+def fd_arg(x: int) -> int:
+    """A file descriptor argument: the low 32 bits, signed, as Linux reads an int."""
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x & 0x80000000 else x
+
+
+def as_signed(x: int) -> int:
+    """A 64-bit argument Linux reads as loff_t or long."""
+    return x - (1 << 64) if x & (1 << 63) else x
+
+
+def timestamp_now() -> tuple[int, int]:
+    return divmod(_time.time_ns(), 1_000_000_000)
+
+
+def start_of(t, dirfd: int, path: bytes) -> Location:
+    """Where a relative path starts: the cwd, or the directory dirfd."""
+    if path.startswith(b"/") or dirfd == AT_FDCWD:
+        return t.cwd
+    f = t.files.get(dirfd)
+    if f.loc is None or not S.S_ISDIR(f.loc.inode.mode):
+        raise Errno(errno.ENOTDIR)
+    return f.loc
+
+
+def fd_loc(t, fd: int) -> Location:
+    """The location of an fd for calls that change it (fchmod ...): EBADF for
+    O_PATH fds, as Linux's fdget."""
+    f = t.files.get(fd_arg(fd))
+    if f.loc is None or f.flags & O_PATH:
+        raise Errno(errno.EBADF)
+    return f.loc
+
+
+async def resolve(t, dirfd: int, path_ptr: int, *, follow: bool = True,
+                  empty_ok: bool = False) -> Location:
+    """The location a (dirfd, path) pair names."""
+    path = t.mem.read_cstr(path_ptr)
+    dirfd = fd_arg(dirfd)
+    if not path:
+        if not empty_ok:
+            raise Errno(errno.ENOENT)
+        if dirfd == AT_FDCWD:
+            return t.cwd
+        f = t.files.get(dirfd)
+        if f.loc is None:
+            raise Errno(errno.EBADF)
+        return f.loc
+    return await t.kernel.vfs.lookup(start_of(t, dirfd, path), path, t.cred, follow=follow)
+
+
+async def resolve_parent(t, dirfd: int, path_ptr: int) -> tuple[Location, bytes, bool]:
+    """For a call that makes or removes a name: the directory, the last name
+    (".", ".." or "/" when the path ends so) and whether the path ends in "/"."""
+    path = t.mem.read_cstr(path_ptr)
+    start = start_of(t, fd_arg(dirfd), path)
+    dir_loc, name = await t.kernel.vfs.lookup_parent(start, path, t.cred)
+    return dir_loc, name, path.endswith(b"/")
+
+
+SPECIAL_NAMES = (b".", b"..", b"/")
+
+
+async def new_name(t, dirfd: int, path_ptr: int, *, is_dir: bool = False) -> tuple[Location, bytes]:
+    """The directory and name for a new inode, checked in Linux's order
+    (filename_create): EEXIST, a trailing slash on a non-directory, EROFS."""
+    dir_loc, name, slash = await resolve_parent(t, dirfd, path_ptr)
+    if name in SPECIAL_NAMES or await dir_loc.inode.lookup(name) is not None:
+        raise Errno(errno.EEXIST)
+    if slash and not is_dir:
+        raise Errno(errno.ENOENT)
+    check_writable(dir_loc)
+    return dir_loc, name

@@ -1,0 +1,302 @@
+"""read and write in all their forms, lseek, fallocate and the syncs."""
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import inspect
+import stat as S
+
+from services.kernel.sched import signal
+from services.kernel.abi.signal import SIGPIPE
+from services.kernel.core.errors import Errno
+from services.kernel.fs.pipe import (
+    PipeFile)
+from services.kernel.fs.vfs import (
+    O_PATH, W_OK, WRITE_CHUNK, InodeFile,
+    check_writable, data_of, permitted)
+from services.kernel.syscalls.open_close import truncate_inode
+from services.kernel.syscalls.paths import (
+    AT_FDCWD, IOVEC, IOV_MAX, MAX_RW, PIECE, READ_CHUNK, RWF_SUPPORTED, SEEK_CUR, SEEK_END,
+    SEEK_SET, as_signed, fd_arg, resolve)
+
+
+def _readable(t, fd):
+    f = t.files.get(fd_arg(fd))
+    if not f.readable:
+        raise Errno(errno.EBADF)
+    return f
+
+
+def _writable(t, fd):
+    f = t.files.get(fd_arg(fd))
+    if not f.writable:
+        raise Errno(errno.EBADF)
+    return f
+
+
+def _position(f, offset: int) -> int:
+    """An explicit file offset (pread, pwrite ...): EINVAL if negative, ESPIPE
+    on pipes and ttys."""
+    if offset >= 1 << 63:
+        raise Errno(errno.EINVAL)
+    f.seekable_size()
+    return offset
+
+
+async def _read_into(t, f, buf: int, count: int, offset: int | None) -> int:
+    data = await f.read(min(count, MAX_RW, READ_CHUNK), offset)
+    if data:
+        t.mem.write(buf, data)
+    return len(data)
+
+
+async def sys_read(t, fd, buf, count, *_):
+    return await _read_into(t, _readable(t, fd), buf, count, None)
+
+
+async def sys_pread64(t, fd, buf, count, offset, *_):
+    f = _readable(t, fd)
+    return await _read_into(t, f, buf, count, _position(f, offset))
+
+
+def _gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
+    """n bytes of guest memory from skip bytes into the buffers vecs."""
+    parts = []
+    for base, length in vecs:
+        if skip >= length:
+            skip -= length
+            continue
+        take = min(length - skip, n)
+        parts.append(t.mem.read(base + skip, take))
+        n, skip = n - take, 0
+        if not n:
+            break
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def _write_pieces(f, read, total: int, offset: int | None) -> int:
+    """A write to a file with no ``write_from`` of its own (a device, an
+    eventfd), PIECE at a time with the loop let go in between, so that a
+    blocked writer holds at most a piece: a short or failed piece, or a
+    signal, after some bytes ends it with their count."""
+    done = 0
+    while True:
+        want = min(PIECE, total - done)
+        try:
+            n = await f.write(read(done, want), None if offset is None else offset + done)
+            done += n
+            if done == total or n < want:
+                return done
+            await asyncio.sleep(0)
+        except (Errno, asyncio.CancelledError):
+            if not done:
+                raise
+            return done
+
+
+async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) -> int:
+    """A write from guest memory, read a bounded chunk at a time as it goes
+    in (regular files, pipes and the console by their ``write_from``, others
+    by ``_write_pieces``), so a 1 GiB write never sits in the kernel whole.
+    A write with no reader left is EPIPE and SIGPIPE, as on Linux."""
+    total = sum(length for _, length in vecs)
+    read = functools.partial(_gather, t, vecs)
+    try:
+        if total <= WRITE_CHUNK and type(f) is InodeFile:    # most writes: in one piece
+            return await f.write(read(0, total), offset)
+        if hasattr(f, "write_from"):
+            return await f.write_from(read, total, offset)
+        return await _write_pieces(f, read, total, offset)
+    except Errno as e:
+        if e.code == errno.EPIPE:
+            signal.send_task(t, SIGPIPE)
+        raise
+
+
+async def sys_write(t, fd, buf, count, *_):
+    return await _write_guest(t, _writable(t, fd), [(buf, min(count, MAX_RW))], None)
+
+
+async def sys_pwrite64(t, fd, buf, count, offset, *_):
+    f = _writable(t, fd)
+    return await _write_guest(t, f, [(buf, min(count, MAX_RW))], _position(f, offset))
+
+
+def _iovecs(t, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+    if iovcnt > IOV_MAX:
+        raise Errno(errno.EINVAL)
+    if iovcnt == 0:
+        return []
+    raw = t.mem.read(iov, iovcnt * IOVEC.size)
+    vecs = list(IOVEC.iter_unpack(raw))
+    if sum(length for _, length in vecs) > MAX_RW or any(ln >= 1 << 63 for _, ln in vecs):
+        raise Errno(errno.EINVAL)
+    return vecs
+
+
+async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
+    """One read of the total, scattered over the buffers: a pipe holding just
+    the first buffer's worth returns it, as on Linux, instead of blocking."""
+    vecs = _iovecs(t, iov, iovcnt)
+    want = sum(length for _, length in vecs)
+    if not want:
+        return 0
+    data = await f.read(min(want, READ_CHUNK), offset)
+    at = 0
+    for base, length in vecs:
+        if at >= len(data):
+            break
+        t.mem.write(base, data[at:at + length])
+        at += length
+    return len(data)
+
+
+async def _writev(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
+    vecs = [(base, length) for base, length in _iovecs(t, iov, iovcnt) if length]
+    return await _write_guest(t, f, vecs, offset) if vecs else 0
+
+
+async def sys_readv(t, fd, iov, iovcnt, *_):
+    return await _readv(t, _readable(t, fd), iov, iovcnt, None)
+
+
+async def sys_writev(t, fd, iov, iovcnt, *_):
+    return await _writev(t, _writable(t, fd), iov, iovcnt, None)
+
+
+async def sys_preadv(t, fd, iov, iovcnt, pos, *_):
+    f = _readable(t, fd)
+    return await _readv(t, f, iov, iovcnt, _position(f, pos))
+
+
+async def sys_pwritev(t, fd, iov, iovcnt, pos, *_):
+    f = _writable(t, fd)
+    return await _writev(t, f, iov, iovcnt, _position(f, pos))
+
+
+async def sys_preadv2(t, fd, iov, iovcnt, pos, _pos_h, flags):
+    """pos -1 means the file position, as readv."""
+    if flags & ~RWF_SUPPORTED:
+        raise Errno(errno.EOPNOTSUPP)
+    f = _readable(t, fd)
+    offset = None if as_signed(pos) == -1 else _position(f, pos)
+    return await _readv(t, f, iov, iovcnt, offset)
+
+
+async def sys_pwritev2(t, fd, iov, iovcnt, pos, _pos_h, flags):
+    if flags & ~RWF_SUPPORTED:
+        raise Errno(errno.EOPNOTSUPP)
+    f = _writable(t, fd)
+    offset = None if as_signed(pos) == -1 else _position(f, pos)
+    return await _writev(t, f, iov, iovcnt, offset)
+
+
+def sys_lseek(t, fd, offset, whence, *_):
+    f = t.files.get(fd_arg(fd))
+    size = f.seekable_size()
+    offset = as_signed(offset)
+    if whence == SEEK_SET:
+        pos = offset
+    elif whence == SEEK_CUR:
+        pos = f.pos + offset
+    elif whence == SEEK_END:
+        pos = size + offset
+    else:
+        raise Errno(errno.EINVAL)
+    if not 0 <= pos < 1 << 63:        # past loff_t: EINVAL, as vfs_setpos
+        raise Errno(errno.EINVAL)
+    if S.S_ISDIR(f.loc.inode.mode):
+        f.dirents = None if pos == 0 else f.dirents
+    f.pos = pos
+    return pos
+
+
+async def sys_truncate(t, path_ptr, length, *_):
+    if as_signed(length) < 0:
+        raise Errno(errno.EINVAL)
+    loc = await resolve(t, AT_FDCWD, path_ptr)
+    if S.S_ISDIR(loc.inode.mode):
+        raise Errno(errno.EISDIR)
+    if not S.S_ISREG(loc.inode.mode):
+        raise Errno(errno.EINVAL)
+    check_writable(loc)
+    if not permitted(loc.inode, t.cred, W_OK):
+        raise Errno(errno.EACCES)
+    await truncate_inode(loc.inode, length, False)
+    return 0
+
+
+async def sys_ftruncate(t, fd, length, *_):
+    if as_signed(length) < 0:
+        raise Errno(errno.EINVAL)
+    f = t.files.get(fd_arg(fd))
+    if f.loc is None or not S.S_ISREG(f.loc.inode.mode) or not f.writable:
+        raise Errno(errno.EINVAL)
+    await truncate_inode(f.loc.inode, length, True)
+    return 0
+
+
+async def sys_fallocate(t, fd, mode, offset, length, *_):
+    """Mode 0 only, on filesystems that can (ext2): others, and the other
+    modes, are EOPNOTSUPP, which makes glibc's posix_fallocate write zeros."""
+    offset, length = as_signed(offset), as_signed(length)
+    if offset < 0 or length <= 0:
+        raise Errno(errno.EINVAL)
+    f = t.files.get(fd_arg(fd))
+    if not f.writable:
+        raise Errno(errno.EBADF)
+    if f.loc is None:
+        raise Errno(errno.ESPIPE if isinstance(f, PipeFile) else errno.ENODEV)
+    inode = f.loc.inode
+    if S.S_ISDIR(inode.mode):
+        raise Errno(errno.EISDIR)
+    if not S.S_ISREG(inode.mode):
+        raise Errno(errno.ENODEV)
+    if mode & 0xFFFFFFFF or not hasattr(inode, "allocate"):
+        raise Errno(errno.EOPNOTSUPP)
+    await data_of(inode).allocate(offset, length)
+    return 0
+
+
+async def sys_fsync(t, fd, *_):
+    f = t.files.get(fd_arg(fd))
+    if f.flags & O_PATH:
+        raise Errno(errno.EBADF)
+    result = f.fsync()
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _sync(fs) -> None:
+    """A filesystem that writes back (a writable ext2) to its disk, ending
+    with a FLUSH; others have nothing to write."""
+    if getattr(fs, "writable", False) and hasattr(fs, "sync"):
+        await fs.sync()
+
+
+async def sync_all(vfs) -> None:
+    for m in list(vfs.mounts):
+        await _sync(m.fs)
+
+
+async def unmount_all(vfs) -> None:
+    """At halt, when no file is open any more: each writable filesystem's
+    last write-back (ext2 frees unlinked files that were still open then)."""
+    for m in list(vfs.mounts):
+        if getattr(m.fs, "writable", False) and hasattr(m.fs, "unmount"):
+            await m.fs.unmount()
+        else:
+            await _sync(m.fs)
+
+
+async def sys_sync(t, *_):
+    await t.kernel.pagecache.write_back_all()
+    await sync_all(t.kernel.vfs)
+    return 0
+
+
+async def sys_syncfs(t, fd, *_):
+    f = t.files.get(fd_arg(fd))
+    if f.loc is not None:
+        await _sync(f.loc.mount.fs)
+    return 0
