@@ -15,6 +15,7 @@ import uvloop
 
 from conftest import disk_of, make_tree
 from deploy import launch
+from services.kernel import main as kmain
 from services.kernel.entry import kernel as service
 from services.kernel.sched import sigframe
 from services.kernel.syscalls import table as syscalls
@@ -37,7 +38,7 @@ def run_kernel(tmp_path, disk, init: list[str], notify: bool = True):
     procs = launch.start(cfg, ("userspace", "ubd_io", "sigio"))
     sigterm = signal.getsignal(signal.SIGTERM)
     try:
-        code = uvloop.run(asyncio.wait_for(service.main(cfg), 60))
+        code = uvloop.run(asyncio.wait_for(kmain.main(cfg), 60))
     finally:
         signal.signal(signal.SIGTERM, sigterm)       # main() leaves it ignored
         launch.stop(procs)
@@ -104,7 +105,7 @@ def test_every_failing_path_ends_its_call_or_task_and_the_guest_runs_on(
 
 
 def test_a_bug_at_boot_halts_the_guest_unbooted(tmp_path, fdisk, monkeypatch, caplog):
-    monkeypatch.setattr(service, "boot_vfs", raising(RuntimeError("injected at boot")))
+    monkeypatch.setattr(kmain, "boot_vfs", raising(RuntimeError("injected at boot")))
     code, _ = run_kernel(tmp_path, fdisk, ["/bin/true"])
     assert code == service.BOOT_FAILED
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [

@@ -1,4 +1,4 @@
 from common.service import main
-from services.kernel.entry.kernel import run
+from services.kernel.main import run
 
 main("kernel", run)

@@ -1,4 +1,4 @@
-"""The kernel service: boot, the syscall dispatcher, task lifetimes, shutdown."""
+"""The kernel service: its messages, the syscall dispatcher, task lifetimes, the halt."""
 from __future__ import annotations
 
 import asyncio
@@ -6,24 +6,21 @@ import errno
 import inspect
 import os
 import logging
-import signal as host_signal
 import time
+from typing import Awaitable, Callable
 
-import uvloop
 
 from common.config import GuestConfig
 from common.notified import NOTIFIED_NRS
 from common.protocol import Message
 from common.transport import AsyncLink, LoopEndpoint
 from services.kernel.core import eager
-from services.kernel.drivers.ubd import UbdDevice
-from services.kernel.drivers.console import Console, ConsoleFile
+from services.kernel.drivers.console import Console
 from services.kernel.abi.arch import U64
 from services.kernel.abi.signal import SIGSEGV
 from services.kernel.core.errors import Errno, bug_errno
 from services.kernel.syscalls.read_write import unmount_all
 from services.kernel.sched.exec import ExecFailed
-from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 from services.kernel.entry.listener import FdSocket, Listener
 from services.kernel.fs.pagecache import PageCache
 from services.kernel.abi.resource import RLIM_INFINITY
@@ -31,9 +28,7 @@ from services.kernel.core.answers import HOST, Ops
 from services.kernel.syscalls.table import TABLE, name
 from services.kernel.fs.files import FdTable
 from services.kernel.sched.task import CURRENT, Credentials, FsContext, Process, Task
-from services.kernel.syscalls.mount import boot_vfs
-from services.kernel.fs.vfs import UBD_MAJOR, Vfs, makedev
-from services.kernel.sched import exec as execmod
+from services.kernel.fs.vfs import Vfs
 from services.kernel.sched import fork
 from services.kernel.sched import signal
 from services.kernel.sched import wait
@@ -50,9 +45,15 @@ class TaskGone(Exception):
 
 
 class Kernel:
-    def __init__(self, cfg: GuestConfig, loop: asyncio.AbstractEventLoop):
+    """The guest's kernel as the other services see it: its messages, the
+    dispatch of guest calls, their answers, task lifetimes and the halt.
+    boot(kernel) runs when userspace says hello (services/kernel/main.py)."""
+
+    def __init__(self, cfg: GuestConfig, loop: asyncio.AbstractEventLoop,
+                 boot: Callable[[Kernel], Awaitable[None]]):
         self.cfg = cfg
         self.loop = loop
+        self.boot = boot
         self.me = f"{cfg.name}/kernel"
         self.endpoint = LoopEndpoint(loop, cfg.endpoints["kernel"], self.me, self.on_message,
                                      self.on_lost)
@@ -137,7 +138,7 @@ class Kernel:
             if self.userspace is None:
                 self.userspace = to
                 self.userspace_pid = msg["pid"]
-                asyncio.ensure_future(self.boot())
+                asyncio.ensure_future(self.boot(self))
             else:
                 self.endpoint.error(msg.id, "a userspace is already attached", to)
         elif kind == "ping":
@@ -568,65 +569,6 @@ class Kernel:
         log.info("init exited (wait status %#x): the guest halts with %d", status, code)
         asyncio.ensure_future(self.shutdown(code))
 
-    # --- boot and shutdown ---------------------------------------------------------
-    async def boot(self) -> None:
-        """Mount the root, start init; a kernel bug on the way is logged and
-        the guest halts unbooted (never a boot left hanging)."""
-        try:
-            await self.start_init()
-        except Exception:
-            log.exception("kernel bug at boot")
-            await self.shutdown(BOOT_FAILED)
-
-    async def start_init(self) -> None:
-        cfg = self.cfg
-        try:
-            fs = await Ext2.mount(UbdDevice(self.ubd, 0))
-        except (Ext2Error, Errno) as exc:
-            log.error("cannot mount ubd0 (%s) as the root filesystem: %s", cfg.disks.get("ubd0"), exc)
-            await self.shutdown(BOOT_FAILED)
-            return
-        self.vfs = await boot_vfs(fs, makedev(UBD_MAJOR, 0), b"ext2", cfg.read_only,
-                                  cfg.tmpfs_limit)
-        cred = Credentials(cfg.uid, cfg.gid, cfg.uid, cfg.gid, cfg.uid, cfg.gid)
-        try:
-            init = await self.spawn(cred)
-        except TaskGone as exc:
-            log.error("userspace could not start init: %s", exc)
-            await self.shutdown(BOOT_FAILED)
-            return
-        for fd in range(3):
-            init.files.install(ConsoleFile(self.console, 0o2))
-        argv = [a.encode() for a in cfg.init]
-        env = [e.encode() for e in cfg.env]
-        try:
-            path = await self.init_path(init, argv[0], env)
-            ops = await execmod.execve(init, path, await execmod.open_exec(init, path),
-                                       execmod.Args.of(init, path, argv, env))
-        except (Errno, ExecFailed, TaskGone) as exc:
-            reason = os.strerror(exc.code) if isinstance(exc, Errno) else str(exc)
-            message = f"skas: cannot run {cfg.init[0]}: {reason}"
-            log.info(message)
-            await self.console.write(message.encode() + b"\n")
-            await self.shutdown(BOOT_FAILED)
-            return
-        log.info("init (%s) runs as host pid %d", " ".join(cfg.init), init.host_pid)
-        self.answer(init, Ops(ops), "execve")
-
-    async def init_path(self, init: Task, name: bytes, env: list[bytes]) -> bytes:
-        """init given as a bare name is looked up in its PATH, as a shell would."""
-        if b"/" in name:
-            return name
-        path = next((e[5:] for e in env if e.startswith(b"PATH=")), b"/sbin:/bin")
-        for d in path.split(b":"):
-            candidate = d.rstrip(b"/") + b"/" + name
-            try:
-                await self.vfs.lookup(self.vfs.root, candidate, init.cred)
-                return candidate
-            except Errno:
-                continue
-        raise Errno(errno.ENOENT)
-
     async def shutdown(self, code: int) -> None:
         """Halt: every task killed, the disks written back, the console out."""
         if self.halting:
@@ -675,35 +617,3 @@ class Kernel:
             return
         log.error("%s: the guest is dead", why)
         asyncio.ensure_future(self.shutdown(BOOT_FAILED if not self.tasks else 128 + 9))
-
-
-async def main(cfg: GuestConfig) -> int:
-    loop = asyncio.get_running_loop()
-    kernel = Kernel(cfg, loop)
-    loop.add_signal_handler(host_signal.SIGTERM, lambda: on_sigterm(kernel))
-    watcher = asyncio.ensure_future(kernel.watch_userspace())
-    code = await kernel.exit_code
-    watcher.cancel()
-    # Halted: the code is decided and a stop has nothing left to stop.  The
-    # loop's close would put SIGTERM back to its default, and skas run, which
-    # stops the kernel when userspace goes (userspace goes when this loop
-    # closes the kernel's endpoint), would then kill a kernel on its way out.
-    loop.remove_signal_handler(host_signal.SIGTERM)
-    host_signal.signal(host_signal.SIGTERM, host_signal.SIG_IGN)
-    return code
-
-
-def on_sigterm(kernel: Kernel) -> None:
-    """The guest is stopped: halt as when init ends (nothing written is lost);
-    a second SIGTERM while halting ends the kernel at once."""
-    code = 128 + host_signal.SIGTERM
-    if not kernel.halting:
-        asyncio.ensure_future(kernel.shutdown(code))
-    elif not kernel.exit_code.done():
-        kernel.exit_code.set_result(code)
-
-
-def run(cfg: GuestConfig) -> int:
-    # uvloop's loop is the asyncio loop in C (libuv): measured, a guest
-    # system call's round trip 119 -> 104 µs on the development VM.
-    return uvloop.run(main(cfg))
