@@ -10,7 +10,7 @@ earlier one it overlaps when either writes, and a flush waits for every
 earlier write.  Callers may then issue requests concurrently and still get
 the results of issuing them one by one.
 
-Reads go through the device's page cache (``PageCache``, as Linux caches a
+Reads go through the device's cache (``DeviceCache``, as Linux caches a
 block device's pages): whole 4 KiB pages read or written are kept, up to
 CACHE_BYTES, least recently used dropped first.  A write's data goes in when
 the write is posted, as Linux reads a page under write-back from the page
@@ -56,7 +56,7 @@ POSTED_MAX = 32            # writes in flight before write() waits for one
 POSTED_BYTES = 32 << 20
 
 
-class PageCache:
+class DeviceCache:
     """Whole pages of the device by page number, least recently used dropped
     past a limit."""
 
@@ -146,7 +146,7 @@ class UbdDevice:
         self.dev = dev
         self.in_flight: list[_InFlight] = []
         self.busy = 0                      # busy answers so far (for status and tests)
-        self.cache = PageCache(cache_bytes)
+        self.cache = DeviceCache(cache_bytes)
         keep_freed_memory()
         self.posted: dict[asyncio.Future, int] = {}     # writes running on their own: bytes
         self.posted_bytes = 0

@@ -165,9 +165,7 @@ class Live(Version):
 
     async def fsync(self) -> None:
         await self.write_back()
-        fsync = getattr(self.inode, "fsync", None)
-        if fsync is not None:
-            await fsync()
+        await self.inode.fsync()
 
 
 class PageCache:
@@ -195,10 +193,10 @@ class PageCache:
         new (a map that then fails lets it go: ``let_go``)."""
         inode = loc.inode
         ident = (loc.mount.dev, inode.ino)
-        live = getattr(inode, "live", None)
+        live = inode.live
         while live is not None and live.retired is not None:   # being written back
             await asyncio.wait([live.retired])
-            live = getattr(inode, "live", None)
+            live = inode.live
         if live is None and shared:
             live = self._create_live(ident, inode)
         if live is not None:
@@ -267,9 +265,8 @@ class PageCache:
             os.close(fd)
             path.unlink()
             raise Errno(exc.errno or errno.EIO) from None
-        hold = getattr(inode, "hold", None)
         live = Live(key, ident, inode=inode, cache=self, fd=fd,
-                    unhold=hold() if hold is not None else None)   # kept while mapped
+                    unhold=inode.hold())                # kept while mapped
         inode.live = live
         self.lives.add(live)
         return live
@@ -385,8 +382,7 @@ class PageCache:
         v.gone = True
         os.close(v.fd)
         (self.shared_dir / v.key).unlink(missing_ok=True)
-        if v.unhold is not None:
-            v.unhold()
+        v.unhold()
         v.retired.set_result(None)
 
     async def write_back_all(self) -> None:

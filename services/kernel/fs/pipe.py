@@ -189,6 +189,10 @@ class Pipe:
 class PipeFile(OpenFile):
     """One open end of a pipe (or of a FIFO, whose location it then has)."""
 
+    @property
+    def link_name(self) -> bytes:
+        return b"pipe:[%d]" % self.pipe.inode.ino
+
     def __init__(self, pipe: Pipe, flags: int, loc: Location | None = None):
         super().__init__(loc, flags)
         self.pipe = pipe

@@ -53,6 +53,7 @@ from typing import Any
 from services.kernel.core.cred import (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
                                   Credentials, capable, in_group)
 from services.kernel.core.errors import Errno
+from services.kernel.fs.inode import Inode
 
 MAXSYMLINKS = 40
 PATH_MAX = 4096
@@ -392,6 +393,26 @@ class OpenFile:
     async def write(self, data: bytes, offset: int | None = None) -> int:
         raise Errno(errno.EINVAL)
 
+    async def write_from(self, read, total: int, offset: int | None = None) -> int:
+        """write of the total bytes read(skip, n) gives (guest memory), for a
+        file with no way of its own (a device, an eventfd): PIECE at a time
+        with the loop let go in between, so that a blocked writer holds at
+        most a piece; a short or failed piece, or a signal, after some bytes
+        ends it with their count."""
+        done = 0
+        while True:
+            want = min(PIECE, total - done)
+            try:
+                n = await self.write(read(done, want), None if offset is None else offset + done)
+                done += n
+                if done == total or n < want:
+                    return done
+                await asyncio.sleep(0)
+            except (Errno, asyncio.CancelledError):
+                if not done:
+                    raise
+                return done
+
     def seekable_size(self) -> int:
         raise Errno(errno.ESPIPE)
 
@@ -415,17 +436,18 @@ class OpenFile:
 
 
 WRITE_CHUNK = 16 << 20        # the most of one write held in the kernel at once
+PIECE = 64 << 10              # what a device or an eventfd takes of a write at a time
 # Linux's inode lock, for writes: one at a time per inode, so that an
 # O_APPEND write's end, or a position shared since fork, is read and moved
 # by one writer and not overwritten by the next
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
-def data_of(inode):
+def data_of(inode: Inode):
     """Where the inode's data calls go (read, write, truncate, allocate,
     fsync): its live host file's while a process may map it shared
     (services/kernel/fs/pagecache.py), which keeps the maps coherent."""
-    return getattr(inode, "live", None) or inode
+    return inode.live or inode
 
 
 class InodeFile(OpenFile):
@@ -434,8 +456,7 @@ class InodeFile(OpenFile):
     def __init__(self, loc: Location, flags: int):
         super().__init__(loc, flags)
         self.dirents: list[tuple[bytes, int, int]] | None = None
-        hold = getattr(loc.inode, "hold", None)
-        self.unhold = hold() if hold is not None else None
+        self.unhold = loc.inode.hold()
 
     def release(self) -> None:
         if self.unhold is not None:
@@ -492,11 +513,8 @@ class InodeFile(OpenFile):
         return self.loc.inode.size
 
     async def fsync(self) -> int:
-        """The inode's data and metadata to the disk (a filesystem that writes
-        back gives its inodes an ``fsync``; tmpfs has nothing to write)."""
-        fsync = getattr(data_of(self.loc.inode), "fsync", None)
-        if fsync is not None:
-            await fsync()
+        """The inode's data and metadata to the disk (tmpfs has nothing to write)."""
+        await data_of(self.loc.inode).fsync()
         return 0
 
     async def getdents(self, size: int) -> bytes:

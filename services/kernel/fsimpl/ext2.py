@@ -42,6 +42,8 @@ from typing import Iterator, Protocol
 
 from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
 from services.kernel.core.errors import Errno
+from services.kernel.fs.inode import FileSystem
+from services.kernel.fs.inode import Inode as BaseInode
 from services.kernel.fs.vfs import set_attrs
 
 
@@ -233,7 +235,7 @@ def _runs(numbers: list[int], longest: int) -> Iterator[tuple[int, int]]:
         i = end
 
 
-class Ext2:
+class Ext2(FileSystem):
     writable = True        # the root is mounted read-write unless the guest asks "ro"
 
     def __init__(self, dev: BlockSource):
@@ -583,7 +585,7 @@ class Ext2:
         return inode
 
 
-class Inode:
+class Inode(BaseInode):
     def __init__(self, fs: Ext2, ino: int, raw: bytes):
         self.fs = fs
         self.ino = ino

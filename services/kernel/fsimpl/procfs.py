@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from common.layout import touches_stub
 from services.kernel.core.errors import Errno
+from services.kernel.fs.inode import FileSystem, Inode
 from services.kernel.sched.task import CURRENT
 from services.kernel.fs.vfs import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_NOATIME, \
     MS_NODIRATIME, MS_RELATIME, d_type
@@ -62,7 +63,7 @@ def _escape(path: bytes) -> bytes:
     return bytes(out)
 
 
-class Node:
+class Node(Inode):
     """What every procfs inode has."""
 
     def __init__(self, fs: ProcFs, ino: int, mode: int, uid: int = 0, gid: int = 0):
@@ -140,7 +141,7 @@ class Dir(Node):
         return out
 
 
-class ProcFs:
+class ProcFs(FileSystem):
     writable = False
 
     def __init__(self, kernel: Any = None):
@@ -314,11 +315,8 @@ class ProcFs:
 
     @staticmethod
     def fd_target(f) -> bytes:
-        pipe = getattr(f, "pipe", None)
         if f.loc is not None and f.loc.path:
             return f.loc.path
-        if pipe is not None:
-            return b"pipe:[%d]" % pipe.inode.ino
         if f.link_name is not None:
             return f.link_name
         kind = type(f).__name__.lower().replace("file", "") or "file"

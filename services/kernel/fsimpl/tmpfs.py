@@ -25,6 +25,8 @@ import time
 from services.kernel.abi.arch import PAGE
 from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
 from services.kernel.core.errors import Errno
+from services.kernel.fs.inode import FileSystem
+from services.kernel.fs.inode import Inode as BaseInode
 from services.kernel.fs.vfs import d_type, set_attrs
 
 log = logging.getLogger("kernel")
@@ -60,7 +62,7 @@ class PageBudget:
         self.warned = False
 
 
-class Tmpfs:
+class Tmpfs(FileSystem):
     writable = True
 
     def __init__(self, size: int = DEFAULT_SIZE, nr_inodes: int = DEFAULT_NR_INODES,
@@ -133,7 +135,7 @@ class Tmpfs:
         return inode
 
 
-class Inode:
+class Inode(BaseInode):
     def __init__(self, fs: Tmpfs, ino: int, mode: int, uid: int, gid: int, rdev: int):
         self.fs = fs
         self.ino = ino

@@ -50,7 +50,7 @@ async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False,
     """The root filesystem (read-only if asked or if it cannot be written), a tmpfs on
     /dev (with the device nodes), /tmp and /run, and proc on /proc, where the
     disk has those directories."""
-    ro = 0 if getattr(root_fs, "writable", False) and not read_only else MS_RDONLY
+    ro = 0 if root_fs.writable and not read_only else MS_RDONLY
     vfs = Vfs(Mount(root_fs, dev, MS_RELATIME | ro, fstype, b"/dev/root"))
     vfs.tmpfs_pages = PageBudget(tmpfs_limit)
     for path, mode, flags, populate in BOOT_MOUNTS:
@@ -80,7 +80,7 @@ async def sys_mount(t, source, target, fstype, flags, data, *_):
     if flags & MS_REMOUNT:
         if at.inode is not at.mount.root:
             raise Errno(errno.EINVAL)
-        if not flags & MS_RDONLY and not getattr(at.mount.fs, "writable", False):
+        if not flags & MS_RDONLY and not at.mount.fs.writable:
             raise Errno(errno.EROFS)
         at.mount.flags = mount_flags(flags)
         return 0

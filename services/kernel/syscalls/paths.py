@@ -25,7 +25,6 @@ RWF_SUPPORTED = 0x7            # HIPRI DSYNC SYNC: nothing to do for them
 ST_VALID, ST_RELATIME = 0x20, 0x1000
 MAX_RW = 0x7FFFF000            # Linux's MAX_RW_COUNT
 READ_CHUNK = 16 << 20          # larger reads are served in pieces of this
-PIECE = 64 << 10               # what a device or an eventfd takes of a write at a time
 IOV_MAX = 1024
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 IOVEC = struct.Struct("<QQ")

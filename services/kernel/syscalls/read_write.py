@@ -1,7 +1,6 @@
 """read and write in all their forms, lseek, fallocate and the syncs."""
 from __future__ import annotations
 
-import asyncio
 import errno
 import functools
 import inspect
@@ -17,7 +16,7 @@ from services.kernel.fs.vfs import (
     check_writable, data_of, permitted)
 from services.kernel.syscalls.open_close import truncate_inode
 from services.kernel.syscalls.paths import (
-    AT_FDCWD, IOVEC, IOV_MAX, MAX_RW, PIECE, READ_CHUNK, RWF_SUPPORTED, SEEK_CUR, SEEK_END,
+    AT_FDCWD, IOVEC, IOV_MAX, MAX_RW, READ_CHUNK, RWF_SUPPORTED, SEEK_CUR, SEEK_END,
     SEEK_SET, as_signed, fd_arg, resolve)
 
 
@@ -75,39 +74,17 @@ def _gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-async def _write_pieces(f, read, total: int, offset: int | None) -> int:
-    """A write to a file with no ``write_from`` of its own (a device, an
-    eventfd), PIECE at a time with the loop let go in between, so that a
-    blocked writer holds at most a piece: a short or failed piece, or a
-    signal, after some bytes ends it with their count."""
-    done = 0
-    while True:
-        want = min(PIECE, total - done)
-        try:
-            n = await f.write(read(done, want), None if offset is None else offset + done)
-            done += n
-            if done == total or n < want:
-                return done
-            await asyncio.sleep(0)
-        except (Errno, asyncio.CancelledError):
-            if not done:
-                raise
-            return done
-
-
 async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) -> int:
     """A write from guest memory, read a bounded chunk at a time as it goes
     in (regular files, pipes and the console by their ``write_from``, others
-    by ``_write_pieces``), so a 1 GiB write never sits in the kernel whole.
+    by OpenFile's, a piece at a time), so a 1 GiB write never sits in the kernel whole.
     A write with no reader left is EPIPE and SIGPIPE, as on Linux."""
     total = sum(length for _, length in vecs)
     read = functools.partial(_gather, t, vecs)
     try:
         if total <= WRITE_CHUNK and type(f) is InodeFile:    # most writes: in one piece
             return await f.write(read(0, total), offset)
-        if hasattr(f, "write_from"):
-            return await f.write_from(read, total, offset)
-        return await _write_pieces(f, read, total, offset)
+        return await f.write_from(read, total, offset)
     except Errno as e:
         if e.code == errno.EPIPE:
             signal.send_task(t, SIGPIPE)
@@ -253,7 +230,7 @@ async def sys_fallocate(t, fd, mode, offset, length, *_):
         raise Errno(errno.EISDIR)
     if not S.S_ISREG(inode.mode):
         raise Errno(errno.ENODEV)
-    if mode & 0xFFFFFFFF or not hasattr(inode, "allocate"):
+    if mode & 0xFFFFFFFF:
         raise Errno(errno.EOPNOTSUPP)
     await data_of(inode).allocate(offset, length)
     return 0
@@ -270,7 +247,7 @@ async def sys_fsync(t, fd, *_):
 async def _sync(fs) -> None:
     """A filesystem that writes back (a writable ext2) to its disk, ending
     with a FLUSH; others have nothing to write."""
-    if getattr(fs, "writable", False) and hasattr(fs, "sync"):
+    if fs.writable:
         await fs.sync()
 
 
@@ -283,10 +260,7 @@ async def unmount_all(vfs) -> None:
     """At halt, when no file is open any more: each writable filesystem's
     last write-back (ext2 frees unlinked files that were still open then)."""
     for m in list(vfs.mounts):
-        if getattr(m.fs, "writable", False) and hasattr(m.fs, "unmount"):
-            await m.fs.unmount()
-        else:
-            await _sync(m.fs)
+        await (m.fs.unmount() if m.fs.writable else _sync(m.fs))
 
 
 async def sys_sync(t, *_):

@@ -1,0 +1,47 @@
+"""What the VFS asks of an inode and of a filesystem.
+
+ext2's, tmpfs's and procfs's inodes and filesystems derive from these, so
+that an ability one of them lacks has Linux's answer here (EOPNOTSUPP,
+nothing to write back) and no caller probes for it."""
+from __future__ import annotations
+
+import errno
+from typing import Any, Callable
+
+from services.kernel.core.errors import Errno
+
+
+def _nothing() -> None:
+    pass
+
+
+class Inode:
+    """The attributes stat shows (ino, mode, uid, gid, nlink, size, blocks,
+    rdev, and the times with their nanoseconds) are each filesystem's; the
+    calls below are the ones not every filesystem has."""
+
+    live: Any = None     # fs/pagecache.py's Live while a process may map the inode shared
+
+    def hold(self) -> Callable[[], None]:
+        """An open file keeps the inode (ext2 frees an unlinked inode at the
+        last close); the call given back lets it go."""
+        return _nothing
+
+    async def allocate(self, offset: int, length: int) -> None:
+        """fallocate mode 0."""
+        raise Errno(errno.EOPNOTSUPP)
+
+    async def fsync(self) -> None:
+        """The inode's data and metadata to the disk: nothing, where nothing
+        is written back."""
+
+
+class FileSystem:
+    writable = False     # whether it takes writes (the VFS says EROFS, else)
+
+    async def sync(self) -> None:
+        """Everything to the disk, ending with a FLUSH."""
+
+    async def unmount(self) -> None:
+        """The halt's last write-back, when no file is open any more."""
+        await self.sync()
