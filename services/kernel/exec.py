@@ -151,7 +151,7 @@ class Args:
     of the limit on their strings once their pointers are counted."""
 
     def __init__(self, task, argc: int, envc: int):
-        limit = max(min(STK_LIM // 4 * 3, task.kernel.rlimits(task)[RLIMIT_STACK][0] // 4), ARG_MIN)
+        limit = max(min(STK_LIM // 4 * 3, task.process.rlimits[RLIMIT_STACK][0] // 4), ARG_MIN)
         self.room = limit - (max(argc, 1) + envc) * 8
         if self.room <= 0:
             raise Errno(errno.E2BIG)

@@ -24,7 +24,7 @@ from services.kernel.exec import ExecFailed
 from services.kernel.filesystems.ext2 import Ext2, Ext2Error
 from services.kernel.listener import FdSocket, Listener
 from services.kernel.pagecache import PageCache
-from services.kernel.proc import HOST, RLIM_INFINITY, Ops
+from services.kernel.proc import HOST, Ops
 from services.kernel.syscalls import TABLE, name
 from services.kernel.files import FdTable
 from services.kernel.task import CURRENT, Credentials, FsContext, Process, Task
@@ -68,7 +68,6 @@ class Kernel:
         self.vfs: Vfs | None = None
         self.exit_code: asyncio.Future = loop.create_future()
         self.enosys_logged: set[int] = set()
-        self.limits: dict[int, list] = {}
         self.syscall_count = 0
         self.halting = False
         self.fd_socket = FdSocket(loop, cfg.fd_socket, self.took_listener)
@@ -503,15 +502,6 @@ class Kernel:
     def interrupt(self, t: Task) -> None:
         self.next_id += 1
         self.to_userspace("interrupt", self.next_id, {"task": t.tid})
-
-    def rlimits(self, t: Task) -> dict[int, list]:
-        if not self.limits:
-            self.limits = {r: [RLIM_INFINITY, RLIM_INFINITY] for r in range(16)}
-            self.limits[3] = [8 << 20, RLIM_INFINITY]       # RLIMIT_STACK
-            self.limits[4] = [0, RLIM_INFINITY]             # RLIMIT_CORE
-            self.limits[7] = [1024, 1 << 20]                # RLIMIT_NOFILE
-            self.limits[8] = [8 << 20, 8 << 20]             # RLIMIT_MEMLOCK
-        return self.limits
 
     # --- tasks ---------------------------------------------------------------------
     def alloc_pid(self) -> int:

@@ -15,6 +15,16 @@ from services.kernel.waitqueue import WaitQueue
 
 NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
 
+RLIM_INFINITY = (1 << 64) - 1
+RLIMIT_STACK, RLIMIT_CORE, RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_MEMLOCK = 3, 4, 6, 7, 8
+RLIM_NLIMITS = 16
+NR_OPEN = 1 << 20        # Linux's fs.nr_open: no RLIMIT_NOFILE above it
+# (soft, hard) by resource, what init starts with: stack, core and memlock
+# as Linux's INIT_RLIMITS, 1024 fds up to nr_open, the rest unbounded.
+_INIT = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_CORE: (0, RLIM_INFINITY),
+         RLIMIT_NOFILE: (1024, NR_OPEN), RLIMIT_MEMLOCK: (8 << 20, 8 << 20)}
+INIT_RLIMITS = tuple(_INIT.get(r, (RLIM_INFINITY, RLIM_INFINITY)) for r in range(RLIM_NLIMITS))
+
 # The task whose system call is being served: set by the dispatcher, and
 # inherited by the asyncio task a waiting handler runs in (/proc/self needs it).
 CURRENT: contextvars.ContextVar = contextvars.ContextVar("current_task", default=None)
@@ -51,6 +61,7 @@ class Process:
         self.usage = Usage()                # of its ended threads
         self.children_usage = Usage()       # of the children it waited for, and theirs
         self.maps: set = set()              # live files it may map (pagecache.PageCache.hold)
+        self.rlimits = list(INIT_RLIMITS)   # (soft, hard) by resource: inherited at fork, kept at exec
 
     @property
     def zombie(self) -> bool:
