@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 
 from common.layout import ADDR_LIMIT, touches_stub
-from services.kernel import cred, signal
+from services.kernel import cred, sigframe, signal
 from services.kernel.errors import Errno
 from services.kernel.vfs import MS_NOSUID, X_OK, permitted
 
@@ -499,7 +499,8 @@ def past_point_of_no_return(task) -> None:
     for sig in list(proc.sigactions):
         if signal.handler_of(proc, sig) not in (signal.SIG_DFL, signal.SIG_IGN):
             del proc.sigactions[sig]
-    task.altstack = bytes(24)
+    # Linux zeroes its address and size; its flags stay (SS_AUTODISARM shows)
+    task.altstack = signal.disabled_altstack(sigframe.ALTSTACK.unpack(task.altstack)[1])
     if task.vfork_done is not None and not task.vfork_done.done():
         task.vfork_done.set_result(None)
 

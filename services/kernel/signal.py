@@ -95,12 +95,19 @@ def sys_sigaltstack(t, ss, old_ss, *_):
         if flags & ~SS_AUTODISARM not in (0, SS_ONSTACK, SS_DISABLE):
             raise Errno(errno.EINVAL)
         if flags & SS_DISABLE:
-            t.altstack = NO_ALTSTACK
+            t.altstack = disabled_altstack(flags)
         else:
             if size < MINSIGSTKSZ:
                 raise Errno(errno.ENOMEM)
             t.altstack = sigframe.ALTSTACK.pack(ss_sp, flags & SS_AUTODISARM, 0, size)
     return 0
+
+
+def disabled_altstack(flags: int) -> bytes:
+    """No alternate stack: address and size 0, SS_DISABLE, and SS_AUTODISARM
+    if flags have it (Linux keeps it in sas_ss_flags and sigaltstack reports
+    it: set with SS_DISABLE|SS_AUTODISARM, or an armed one after exec)."""
+    return sigframe.ALTSTACK.pack(0, SS_DISABLE | flags & SS_AUTODISARM, 0, 0)
 
 
 def sys_rt_sigpending(t, set_ptr, sigsetsize, *_):
@@ -379,7 +386,7 @@ def sigreturn(t, regs: dict, xstate: bytes) -> tuple[dict, bytes | None]:
     ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(ss)
     if not sigframe.on_stack(t.altstack, regs["rsp"]):
         if flags & SS_DISABLE:
-            t.altstack = NO_ALTSTACK
+            t.altstack = disabled_altstack(flags)
         elif size >= MINSIGSTKSZ:
             t.altstack = sigframe.ALTSTACK.pack(ss_sp, flags & SS_AUTODISARM, 0, size)
     return new, new_x
