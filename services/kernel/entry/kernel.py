@@ -23,7 +23,6 @@ from services.kernel.syscalls.read_write import unmount_all
 from services.kernel.sched.exec import ExecFailed
 from services.kernel.entry.listener import FdSocket, Listener
 from services.kernel.fs.pagecache import PageCache
-from services.kernel.abi.resource import RLIM_INFINITY
 from services.kernel.core.answers import HOST, Ops
 from services.kernel.syscalls.table import TABLE, name
 from services.kernel.fs.files import FdTable
@@ -73,7 +72,6 @@ class Kernel:
         self.vfs: Vfs | None = None
         self.exit_code: asyncio.Future = loop.create_future()
         self.enosys_logged: set[int] = set()
-        self.limits: dict[int, list] = {}
         self.syscall_count = 0
         self.halting = False
         self.fd_socket = FdSocket(loop, cfg.fd_socket, self.took_listener)
@@ -508,15 +506,6 @@ class Kernel:
     def interrupt(self, t: Task) -> None:
         self.next_id += 1
         self.to_userspace("interrupt", self.next_id, {"task": t.tid})
-
-    def rlimits(self, t: Task) -> dict[int, list]:
-        if not self.limits:
-            self.limits = {r: [RLIM_INFINITY, RLIM_INFINITY] for r in range(16)}
-            self.limits[3] = [8 << 20, RLIM_INFINITY]       # RLIMIT_STACK
-            self.limits[4] = [0, RLIM_INFINITY]             # RLIMIT_CORE
-            self.limits[7] = [1024, 1 << 20]                # RLIMIT_NOFILE
-            self.limits[8] = [8 << 20, 8 << 20]             # RLIMIT_MEMLOCK
-        return self.limits
 
     # --- tasks ---------------------------------------------------------------------
     def alloc_pid(self) -> int:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from common.layout import touches_stub
 from services.kernel.core import cred
-from services.kernel.sched import signal
+from services.kernel.sched import sigframe, signal
 from services.kernel.abi.arch import PAGE, TASK_SIZE, U64
 from services.kernel.abi.mman import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE,
                                       PROT_EXEC, PROT_READ, PROT_WRITE)
@@ -151,7 +151,7 @@ class Args:
     of the limit on their strings once their pointers are counted."""
 
     def __init__(self, task, argc: int, envc: int):
-        limit = max(min(STK_LIM // 4 * 3, task.kernel.rlimits(task)[RLIMIT_STACK][0] // 4), ARG_MIN)
+        limit = max(min(STK_LIM // 4 * 3, task.process.rlimits[RLIMIT_STACK][0] // 4), ARG_MIN)
         self.room = limit - (max(argc, 1) + envc) * 8
         if self.room <= 0:
             raise Errno(errno.E2BIG)
@@ -475,7 +475,8 @@ def past_point_of_no_return(task) -> None:
     for sig in list(proc.sigactions):
         if signal.handler_of(proc, sig) not in (SIG_DFL, SIG_IGN):
             del proc.sigactions[sig]
-    task.altstack = bytes(24)
+    # Linux zeroes its address and size; its flags stay (SS_AUTODISARM shows)
+    task.altstack = signal.disabled_altstack(sigframe.ALTSTACK.unpack(task.altstack)[1])
     if task.vfork_done is not None and not task.vfork_done.done():
         task.vfork_done.set_result(None)
 

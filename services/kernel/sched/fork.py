@@ -70,6 +70,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         proc = Process(k, tid, parent, t.pgid, t.sid)
         proc.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
         proc.exit_signal = flags & CSIGNAL
+        proc.rlimits = list(t.process.rlimits)
         k.pagecache.inherit(t.process, proc)
     child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)), files,
                  t.fs if flags & CLONE_FS else FsContext(t.cwd, t.umask))
@@ -112,7 +113,7 @@ def _check_room(t: Task) -> None:
     k = t.kernel
     if len(k.pids) >= k.cfg.max_tasks:
         raise refuse("max_tasks", k.cfg.max_tasks, errno.EAGAIN)
-    nproc = k.rlimits(t)[RLIMIT_NPROC][0]
+    nproc = t.process.rlimits[RLIMIT_NPROC][0]
     uid = t.cred.uid
     if uid and nproc <= len(k.tasks) and sum(o.cred.uid == uid for o in k.tasks.values()) >= nproc:
         raise refuse("RLIMIT_NPROC", nproc, errno.EAGAIN)

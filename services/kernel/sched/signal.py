@@ -3,7 +3,8 @@
 Signals belong to the kernel: it keeps each process's sigaction table and
 each task's mask and sigaltstack as Linux does.  A signal sent to a process
 is discarded if ignored, ends the process if its default action is to
-terminate, and otherwise waits in the process's pending set."""
+terminate, and otherwise waits in the process's pending set; one sent to a
+thread waits in that thread's, and only that thread takes it."""
 from __future__ import annotations
 
 import errno
@@ -59,8 +60,10 @@ def send_process(proc, sig: int, info: dict | None = None) -> None:
 
 
 def send_task(t, sig: int, info: dict | None = None) -> None:
-    """Send sig to one thread (tgkill, SIGPIPE, a fault)."""
-    if _discard(t.process, sig):
+    """Send sig to one thread (tgkill, SIGPIPE, a fault): only that thread
+    takes it, and while it blocks it the signal waits for it, whatever
+    the other threads block."""
+    if _discard(t.process, sig, t):
         return
     t.pending.setdefault(sig, info or {"code": SI_USER})
     if sig == SIGKILL or not t.sigmask & bit(sig):
@@ -76,14 +79,16 @@ def force(t, sig: int, code: int, addr: int) -> None:
     t.pending[sig] = {"code": code, "addr": addr}
 
 
-def _discard(proc, sig: int) -> bool:
+def _discard(proc, sig: int, target=None) -> bool:
     """What happens at sending time: SIGCONT continues a stopped process and
     a stop signal stops it (job control); ignored signals are dropped; a
-    fatal one that some thread does not block ends the process at once."""
+    fatal one that a thread which may take it does not block (the target
+    of a thread-directed signal, else any) ends the process at once."""
     if proc.zombie or not proc.threads or sig == 0:
         return True
     handler = handler_of(proc, sig)
-    unblocked = any(not t.sigmask & bit(sig) for t in proc.threads.values())
+    takers = (target,) if target is not None else proc.threads.values()
+    unblocked = any(not t.sigmask & bit(sig) for t in takers)
     if sig == SIGCONT:
         for pending in (proc.pending, *(t.pending for t in proc.threads.values())):
             for stop in STOPPING & pending.keys():
@@ -273,11 +278,18 @@ def sigreturn(t, regs: dict, xstate: bytes) -> tuple[dict, bytes | None]:
     ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(ss)
     if not sigframe.on_stack(t.altstack, regs["rsp"]):
         if flags & SS_DISABLE:
-            t.altstack = NO_ALTSTACK
+            t.altstack = disabled_altstack(flags)
         elif size >= MINSIGSTKSZ:
             t.altstack = sigframe.ALTSTACK.pack(ss_sp, flags & SS_AUTODISARM, 0, size)
     return new, new_x
 
+
+
+def disabled_altstack(flags: int) -> bytes:
+    """No alternate stack: address and size 0, SS_DISABLE, and SS_AUTODISARM
+    if flags have it (Linux keeps it in sas_ss_flags and sigaltstack reports
+    it: set with SS_DISABLE|SS_AUTODISARM, or an armed one after exec)."""
+    return sigframe.ALTSTACK.pack(0, SS_DISABLE | flags & SS_AUTODISARM, 0, 0)
 
 def _badframe(t, regs: dict) -> dict:
     force(t, SIGSEGV, SI_KERNEL, 0)

@@ -13,8 +13,16 @@ from services.kernel.core.services import KernelServices
 from services.kernel.fs.files import FdTable
 from services.kernel.mm.memory import GuestMemory
 from services.kernel.core.waitqueue import WaitQueue
+from services.kernel.abi.resource import (NR_OPEN, RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_CORE,
+                                          RLIMIT_MEMLOCK, RLIMIT_NOFILE, RLIMIT_STACK)
 
 NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
+
+# (soft, hard) by resource, what init starts with: stack, core and memlock
+# as Linux's INIT_RLIMITS, 1024 fds up to nr_open, the rest unbounded.
+_INIT = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_CORE: (0, RLIM_INFINITY),
+         RLIMIT_NOFILE: (1024, NR_OPEN), RLIMIT_MEMLOCK: (8 << 20, 8 << 20)}
+INIT_RLIMITS = tuple(_INIT.get(r, (RLIM_INFINITY, RLIM_INFINITY)) for r in range(RLIM_NLIMITS))
 
 # The task whose system call is being served: set by the dispatcher, and
 # inherited by the asyncio task a waiting handler runs in (/proc/self needs it).
@@ -51,6 +59,7 @@ class Process:
         self.usage = Usage()                # of its ended threads
         self.children_usage = Usage()       # of the children it waited for, and theirs
         self.maps: set = set()              # live files it may map (pagecache.PageCache.hold)
+        self.rlimits = list(INIT_RLIMITS)   # (soft, hard) by resource: inherited at fork, kept at exec
 
     @property
     def zombie(self) -> bool:

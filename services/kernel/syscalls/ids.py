@@ -4,10 +4,12 @@ from __future__ import annotations
 import errno
 import struct
 
+from services.kernel.abi.resource import NR_OPEN, RLIM_NLIMITS, RLIMIT_NOFILE
 from services.kernel.core.cred import CAP_SYS_RESOURCE, PRCTLS, capable
-from services.kernel.syscalls.cred import sys_prctl as cred_prctl
 from services.kernel.core.errors import Errno
-from services.kernel.abi.resource import RLIM_NLIMITS, RLIMIT_NOFILE
+from services.kernel.syscalls.cred import sys_prctl as cred_prctl
+
+_RLIMIT = struct.Struct("<QQ")       # struct rlimit64: soft, hard
 
 PR_SET_NAME, PR_GET_NAME = 15, 16
 
@@ -90,32 +92,72 @@ def sys_uname(t, buf, *_):
     return 0
 
 
-def sys_prlimit64(t, pid, resource, new, old, *_):
-    if pid not in (0, t.tgid):
+def _rlimit_target(t, pid: int):
+    """The process whose limits prlimit64's pid names (0: the caller's; a
+    thread's tid names its process), if the caller may read and set them
+    (check_prlimit_permission): its own thread, or one whose real, effective
+    and saved uids and gids are all the caller's real ones, or the caller
+    has CAP_SYS_RESOURCE.  A zombie, whose credentials went with its last
+    thread, is ESRCH (Linux still answers for it)."""
+    pid &= 0xFFFFFFFF
+    if pid == 0:
+        return t.process
+    target = t.kernel.tasks.get(pid)
+    if target is None:
+        proc = t.kernel.processes.get(pid)      # its leader is gone, other threads live
+        target = next(iter(proc.threads.values()), None) if proc is not None else None
+    if target is None:
         raise Errno(errno.ESRCH)
+    c, tc = t.cred, target.cred
+    if (target is not t and not (c.uid == tc.uid == tc.euid == tc.suid
+                                 and c.gid == tc.gid == tc.egid == tc.sgid)
+            and not capable(c, CAP_SYS_RESOURCE)):
+        raise Errno(errno.EPERM)
+    return target.process
+
+
+def _prlimit(t, proc, resource: int, new: tuple[int, int] | None) -> tuple[int, int]:
+    """Linux's do_prlimit: proc's limit of resource as it was, after setting
+    new if given (raising a hard limit takes CAP_SYS_RESOURCE, and no fd
+    limit goes past nr_open).  The limits are the process's, as Linux's
+    signal_struct keeps them."""
+    resource &= 0xFFFFFFFF
     if resource >= RLIM_NLIMITS:
         raise Errno(errno.EINVAL)
-    limits = t.kernel.rlimits(t)
-    if old:
-        t.mem.write(old, struct.pack("<QQ", *limits[resource]))
-    if new:
-        soft, hard = struct.unpack("<QQ", t.mem.read(new, 16))
+    was = proc.rlimits[resource]
+    if new is not None:
+        soft, hard = new
         if soft > hard:
             raise Errno(errno.EINVAL)
-        if hard > limits[resource][1] and not capable(t.cred, CAP_SYS_RESOURCE):
+        if resource == RLIMIT_NOFILE and hard > NR_OPEN:
             raise Errno(errno.EPERM)
-        limits[resource] = (soft, hard)
+        if hard > was[1] and not capable(t.cred, CAP_SYS_RESOURCE):
+            raise Errno(errno.EPERM)
+        proc.rlimits[resource] = (soft, hard)
         if resource == RLIMIT_NOFILE:
-            t.files.limit = min(soft, 1 << 20)
+            # an fd table bounds itself by this (a table shared by two
+            # processes, CLONE_FILES without CLONE_THREAD, by the last set)
+            for th in proc.threads.values():
+                th.files.limit = soft
+    return was
+
+
+def sys_prlimit64(t, pid, resource, new, old, *_):
+    limit = _RLIMIT.unpack(t.mem.read(new, 16)) if new else None
+    was = _prlimit(t, _rlimit_target(t, pid), resource, limit)
+    if old:
+        t.mem.write(old, _RLIMIT.pack(*was))
     return 0
 
 
 def sys_getrlimit(t, resource, old, *_):
-    return sys_prlimit64(t, 0, resource, 0, old)
+    t.mem.write(old, _RLIMIT.pack(*_prlimit(t, t.process, resource, None)))
+    return 0
 
 
 def sys_setrlimit(t, resource, new, *_):
-    return sys_prlimit64(t, 0, resource, new, 0)
+    _prlimit(t, t.process, resource, _RLIMIT.unpack(t.mem.read(new, 16)))
+    return 0
 
 
 def sys_prctl(t, option, arg2, *_):

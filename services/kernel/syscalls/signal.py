@@ -25,8 +25,8 @@ from services.kernel.core.cred import may_kill
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
 from services.kernel.sched import sigframe
-from services.kernel.sched.signal import SIGACTION_SIZE, bit, deliverable, send_process, send_task
-from services.kernel.sched.task import NO_ALTSTACK
+from services.kernel.sched.signal import (SIGACTION_SIZE, bit, deliverable, disabled_altstack,
+                                          send_process, send_task)
 
 
 def sys_rt_sigaction(t, sig, act, oact, sigsetsize, *_):
@@ -77,7 +77,7 @@ def sys_sigaltstack(t, ss, old_ss, *_):
         if flags & ~SS_AUTODISARM not in (0, SS_ONSTACK, SS_DISABLE):
             raise Errno(errno.EINVAL)
         if flags & SS_DISABLE:
-            t.altstack = NO_ALTSTACK
+            t.altstack = disabled_altstack(flags)
         else:
             if size < MINSIGSTKSZ:
                 raise Errno(errno.ENOMEM)

@@ -114,7 +114,8 @@ _ENTRIES = [
     (131, signal.sys_sigaltstack, FULL, ""),
     (157, ids.sys_prctl, PARTIAL, "PR_SET_NAME, PR_GET_NAME, keep-caps, the bounding set, "
                                    "securebits"),
-    (160, ids.sys_setrlimit, FULL, ""),
+    (160, ids.sys_setrlimit, PARTIAL, "per process; only NOFILE, NPROC and STACK (exec's "
+                                       "argument space) bound anything"),
     (186, ids.sys_gettid, FULL, "virtual tid"),
     (200, signal.sys_tkill, FULL, "guest tids only"),
     (217, dirs.sys_getdents64, FULL, ""),
@@ -188,7 +189,8 @@ _ENTRIES = [
     (293, pipe.sys_pipe2, PARTIAL, "no O_DIRECT packet mode (EINVAL)"),
     (436, fds.sys_close_range, FULL, ""),
     (441, poll.sys_epoll_pwait2, FULL, ""),
-    (302, ids.sys_prlimit64, PARTIAL, "own process only"),
+    (302, ids.sys_prlimit64, PARTIAL, "as setrlimit; other processes with Linux's "
+                                       "permission check; a zombie is ESRCH"),
     (332, stat.sys_statx, FULL, ""),
     (322, exec_.sys_execveat, PARTIAL, "the program is named by its guest path, not /dev/fd/N"),
     (435, fork.sys_clone3, PARTIAL, "as clone; no set_tid or cgroup"),
