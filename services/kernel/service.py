@@ -12,8 +12,8 @@ import time
 import uvloop
 
 from common.config import GuestConfig
-from common.notified import NOTIFIED_NRS
 from common.protocol import Message
+from common.syscalls import NOTIFIED, name
 from common.transport import AsyncLink, LoopEndpoint
 from services.kernel import eager
 from services.kernel.block import UbdDevice
@@ -25,7 +25,7 @@ from services.kernel.filesystems.ext2 import Ext2, Ext2Error
 from services.kernel.listener import FdSocket, Listener
 from services.kernel.pagecache import PageCache
 from services.kernel.proc import HOST, RLIM_INFINITY, Ops
-from services.kernel.syscalls import TABLE, name
+from services.kernel.syscalls import TABLE
 from services.kernel.files import FdTable
 from services.kernel.task import CURRENT, Credentials, FsContext, Process, Task
 from services.kernel.mount import boot_vfs
@@ -448,7 +448,7 @@ class Kernel:
         if result is not None:
             regs["rax"] = result & signal.U64
         elif (regs["rax"] == -signal.ERESTARTSYS & signal.U64
-              and regs["orig_rax"] in NOTIFIED_NRS):
+              and regs["orig_rax"] in NOTIFIED):
             # a listener call our stop cut short before the kernel saw it:
             # nothing of it happened, so it runs again, handler or not
             regs["rax"] = -signal.ERESTARTNOINTR & signal.U64

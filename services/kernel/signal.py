@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import struct
 
+from common import syscalls as policy
 from services.kernel import sigframe
 from services.kernel.cred import may_kill
 from services.kernel.errors import Errno
@@ -30,12 +31,10 @@ SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = sigframe.SS_ONSTACK, sigframe.SS_DISABLE
 
 MINSIGSTKSZ = 2048
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
-# calls a handler never restarts (SA_RESTART or not): Linux's ERESTARTNOHAND ones
-NO_RESTART = {"nanosleep", "clock_nanosleep", "poll", "ppoll", "select", "pselect6",
-              "epoll_wait", "epoll_pwait", "epoll_pwait2", "rt_sigsuspend", "pause",
-              "rt_sigtimedwait"}
-# calls that always run again after a handler (Linux's ERESTARTNOINTR ones)
-ALWAYS_RESTART = {"fork", "vfork", "clone", "clone3"}
+# calls a handler never restarts (SA_RESTART or not), and calls that always
+# run again after one: the policy's restart classes
+NO_RESTART = policy.restarting(policy.NOHAND)
+ALWAYS_RESTART = policy.restarting(policy.NOINTR)
 SI_USER, SI_TKILL, SI_KERNEL = 0, -6, 0x80
 CLD_STOPPED, CLD_CONTINUED = 5, 6
 U64 = (1 << 64) - 1
