@@ -366,11 +366,20 @@ def destroy(name) -> None:
 
 @main.command()
 def syscalls() -> None:
-    """List the guest system calls and how far each is supported."""
-    from services.kernel.syscalls.table import TABLE
+    """List the guest system calls: where each is served and how far supported.
+
+    ROUTE: host (the filter lets it run on the host), checked (on the host
+    for the arguments the filter checks, else trapped), notify (the kernel
+    answers through the seccomp listener), trap (a ptrace stop, the kernel
+    answers).  RESTART, when not ERESTARTSYS: what a call a signal cut short
+    does after a handler.  Numbers not listed trap and are ENOSYS."""
+    from common.syscalls import TABLE, SYS
+    click.echo(f"{'NR':>4} {'NAME':<20} {'ROUTE':<8} {'SUPPORT':<8} {'RESTART':<15} NOTE")
     for nr in sorted(TABLE):
-        entry = TABLE[nr]
-        click.echo(f"{nr:>4} {entry.name:<20} {entry.support:<8} {entry.note}")
+        p = TABLE[nr]
+        restart = "" if p.restart == SYS else p.restart
+        click.echo(f"{nr:>4} {p.name:<20} {p.route:<8} {p.support:<8} {restart:<15} "
+                   f"{p.note}".rstrip())
 
 
 if __name__ == "__main__":

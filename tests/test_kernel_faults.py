@@ -7,6 +7,7 @@ logged once with the call and the task, and the guest runs on."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 
@@ -42,7 +43,9 @@ def run_kernel(tmp_path, disk, init: list[str], notify: bool = True):
     finally:
         signal.signal(signal.SIGTERM, sigterm)       # main() leaves it ignored
         launch.stop(procs)
-    return code, cfg.console_log.read_text()
+    # sigio makes its log when it starts: a guest that halts at once (a bug
+    # at boot) can be over before then, with nothing to write
+    return code, cfg.console_log.read_text() if cfg.console_log.exists() else ""
 
 
 def raising(exc: BaseException):
@@ -71,8 +74,9 @@ FAULTY = {110: ("getppid", raising(RuntimeError("injected"))),
 @pytest.mark.parametrize("notify", [True, False], ids=["listener", "ptrace-only"])
 def test_every_failing_path_ends_its_call_or_task_and_the_guest_runs_on(
         tmp_path, fdisk, monkeypatch, caplog, notify):
-    for nr, (name, handler) in FAULTY.items():
-        monkeypatch.setitem(syscalls.TABLE, nr, syscalls.Syscall(name, handler, syscalls.FULL))
+    for nr, (_, handler) in FAULTY.items():
+        monkeypatch.setitem(syscalls.TABLE, nr, dataclasses.replace(syscalls.TABLE[nr],
+                                                                    handler=handler))
     dispatch, siginfo = service.Kernel.dispatch, ksignal.siginfo
 
     def failing_dispatch(self, t, nr, args):

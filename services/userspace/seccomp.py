@@ -1,22 +1,21 @@
 """The syscall filter every guest process runs under: classic BPF, built here.
 
-Policy (DESIGN §4, docs/security.md): a call from another ABI (``int 0x80``,
-x32) kills the process; calls whose effect stays inside the caller's own
-address space and time run on the host, for arguments that keep them there
-(memory calls off the stub's range, futex commands by value, no PI);
-everything else goes to the kernel: the calls in
-``NOTIFIED`` through the filter's listener (``SECCOMP_RET_USER_NOTIF``: the
-caller waits in the host kernel and the guest kernel answers it there, with
-no ptrace stop and no userspace turn), the rest as a stop in the tracer
-(``SECCOMP_RET_TRACE``).  Which calls are notified is a matter of speed
-only: the kernel stops a notified caller for ptrace whenever it needs to
-(a signal to deliver, address-space ops), see docs/architecture.md.
+Policy (DESIGN §4, docs/security.md), each call's route in the syscall
+policy (common/syscalls.py): a call from another ABI (``int 0x80``, x32)
+kills the process; calls whose effect stays inside the caller's own address
+space and time run on the host (``HOST``), or do for arguments that keep
+them there (``CHECKED``: memory calls off the stub's range, futex commands
+by value, no PI; the checks are here); everything else goes to the kernel:
+the ``NOTIFY`` calls through the filter's listener
+(``SECCOMP_RET_USER_NOTIF``: the caller waits in the host kernel and the
+guest kernel answers it there, with no ptrace stop and no userspace turn),
+the rest as a stop in the tracer (``SECCOMP_RET_TRACE``).
 """
 from __future__ import annotations
 
 import struct
 
-from common.notified import NOTIFIED
+from common import syscalls as policy
 from common.layout import STUB_BASE, STUB_SIZE
 from services.userspace import stub
 
@@ -57,26 +56,6 @@ FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
 FUTEX_LOCAL_OPS = {"WAIT": 0, "WAKE": 1, "REQUEUE": 3, "CMP_REQUEUE": 4, "WAKE_OP": 5,
                    "WAIT_BITSET": 9, "WAKE_BITSET": 10}
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
-
-# Calls confined to the caller: its own time, its own end (exit and
-# exit_group: the kernel learns of it, with the host wait status, when
-# userspace reaps the process).  rt_sigreturn traps: the signal mask and
-# frame it restores are the kernel's.  rseq traps (the kernel refuses it): a
-# critical section over the stub would let the host move rip from an
-# injected call's int3 into guest code.
-ALLOWED = {
-    "brk": 12, "sched_yield": 24, "exit": 60, "gettimeofday": 96, "exit_group": 231,
-    "time": 201, "clock_gettime": 228, "clock_getres": 229, "set_robust_list": 273,
-    "getrandom": 318,
-}
-# Memory calls, allowed only off the stub's range (address and length are
-# their first two arguments).  The check is coarse and safe: a length under
-# 4 GiB from an address whose high half is neither the stub's nor the one
-# below cannot reach the stub; anything else traps and the kernel checks it
-# exactly (services/kernel/syscalls/mm.py).  mmap must be anonymous too, and mremap
-# must leave the new place to the host.
-RANGE_CHECKED = {"mprotect": 10, "munmap": 11, "madvise": 28, "mmap": 9, "mremap": 25}
-FUTEX, ARCH_PRCTL = 202, 158
 # Two calls allowed by their every argument, harmless from anyone: mapping
 # the scratch read-only where it is, and sealing the stub's range (the
 # stub's PREPARE code makes them after every exec, with no stop).
@@ -86,9 +65,11 @@ SEAL_CALL = (stub.SYS_mseal, STUB_BASE, STUB_SIZE, 0)
 
 
 def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions; with notify, the calls
-    in NOTIFIED go to the listener."""
+    """The filter as (code, jt, jf, k) instructions, from the policy's
+    routes; with notify, the NOTIFY calls go to the listener."""
     assert STUB_BASE & 0xFFFFFFFF == 0 and STUB_SIZE < 1 << 32
+    checked = policy.routed(policy.CHECKED)
+    assert {p.name for p in checked} == _CHECKS.keys(), "one check for each checked call"
     insns: list = []  # jump targets may name a label; ("label", name) marks one
 
     def label(name: str) -> None:
@@ -99,46 +80,25 @@ def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
     insns.append((_LD_W_ABS, 0, 0, _NR))
     insns.append((_JGE_K, "trace", 0, 0x80000000))    # nr -1 and friends: kernel says ENOSYS
     insns.append((_JGE_K, "kill", 0, X32_SYSCALL_BIT))
-    for nr in sorted(ALLOWED.values()):
-        insns.append((_JEQ_K, "allow", 0, nr))
-    insns.append((_JEQ_K, "seal", 0, SEAL_CALL[0]))
-    for name, nr in RANGE_CHECKED.items():
-        insns.append((_JEQ_K, name, 0, nr))
-    insns.append((_JEQ_K, "futex", 0, FUTEX))
-    insns.append((_JEQ_K, "arch_prctl", 0, ARCH_PRCTL))
+    for p in policy.routed(policy.HOST):
+        insns.append((_JEQ_K, "allow", 0, p.nr))
+    for p in checked:
+        insns.append((_JEQ_K, p.name, 0, p.nr))
     insns.append((_JA, 0, 0, "rest"))
-
-    label("seal")
-    insns += _exactly(SEAL_CALL[1:], "allow")
-    insns.append((_JA, 0, 0, "trace"))
-    label("mmap")                         # the scratch's own map, or anonymous only
-    insns += _exactly(SCRATCH_MAP_CALL[1:], "allow")
-    insns.append((_LD_W_ABS, 0, 0, _arg_lo(3)))
-    insns.append((_JSET_K, 0, "trace", MAP_ANONYMOUS))
-    insns.append((_JA, 0, 0, "range_0_1"))
-    label("mremap")                                   # the host picks where it moves
-    insns.append((_LD_W_ABS, 0, 0, _arg_lo(3)))
-    insns.append((_JSET_K, "trace", "range_0_1", MREMAP_FIXED | MREMAP_DONTUNMAP))
-    for name in ("mprotect", "munmap", "madvise"):
-        label(name)
-        insns.append((_JA, 0, 0, "range_0_1"))
+    for p in checked:
+        label(p.name)
+        insns += _CHECKS[p.name]
+    # Memory calls, allowed only off the stub's range (address and length
+    # are their first two arguments).  The check is coarse and safe: a
+    # length under 4 GiB from an address whose high half is neither the
+    # stub's nor the one below cannot reach the stub; anything else traps
+    # and the kernel checks it exactly (services/kernel/mm.py).
     label("range_0_1")
     insns.append((_LD_W_ABS, 0, 0, _arg_hi(1)))
     insns.append((_JEQ_K, 0, "trace", 0))
     insns.append((_LD_W_ABS, 0, 0, _arg_hi(0)))
     insns.append((_JEQ_K, "trace", 0, STUB_BASE >> 32))
     insns.append((_JEQ_K, "trace", "allow", (STUB_BASE >> 32) - 1))
-    label("futex")
-    insns.append((_LD_W_ABS, 0, 0, _arg_lo(1)))
-    insns.append((_ALU_AND_K, 0, 0, 0xFFFFFFFF & ~FUTEX_CLOCK_REALTIME))
-    for op in sorted(FUTEX_LOCAL_OPS.values()):
-        insns.append((_JEQ_K, "allow", 0, op | FUTEX_PRIVATE_FLAG))
-    insns.append((_JA, 0, 0, "trace"))
-    label("arch_prctl")
-    insns.append((_LD_W_ABS, 0, 0, _arg_lo(0)))
-    for code in (ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS):
-        insns.append((_JEQ_K, "allow", 0, code))
-    insns.append((_JA, 0, 0, "trace"))
 
     label("rest")
     if notify:
@@ -148,8 +108,8 @@ def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
         insns.append((_LD_W_ABS, 0, 0, _IP))
         insns.append((_JGE_K, 0, "trace", (STUB_BASE & 0xFFFFFFFF) + STUB_SIZE))
         insns.append((_LD_W_ABS, 0, 0, _NR))
-        for nr in sorted(NOTIFIED.values()):
-            insns.append((_JEQ_K, "notify", 0, nr))
+        for p in policy.routed(policy.NOTIFY):
+            insns.append((_JEQ_K, "notify", 0, p.nr))
     label("trace")
     insns.append((_RET_K, 0, 0, RET_TRACE))
     label("kill")
@@ -174,6 +134,30 @@ def _exactly(args: tuple, label: str) -> list:
         # a mismatch skips the rest of the checks (two instructions each)
         out.append((_JEQ_K, label if last else 0, 2 * (len(checks) - n - 1), value))
     return out
+
+
+# The filter's argument check for each call the policy routes CHECKED: it
+# jumps to "allow" or "trace", or on to "range_0_1" (off the stub's range).
+_CHECKS = {
+    "mmap": _exactly(SCRATCH_MAP_CALL[1:], "allow") + [     # the scratch's own map,
+        (_LD_W_ABS, 0, 0, _arg_lo(3)),                      # or anonymous only
+        (_JSET_K, 0, "trace", MAP_ANONYMOUS),
+        (_JA, 0, 0, "range_0_1")],
+    "mprotect": [(_JA, 0, 0, "range_0_1")],
+    "munmap": [(_JA, 0, 0, "range_0_1")],
+    "mremap": [                                             # the host picks where it moves
+        (_LD_W_ABS, 0, 0, _arg_lo(3)),
+        (_JSET_K, "trace", "range_0_1", MREMAP_FIXED | MREMAP_DONTUNMAP)],
+    "madvise": [(_JA, 0, 0, "range_0_1")],
+    "arch_prctl": [(_LD_W_ABS, 0, 0, _arg_lo(0))] + [
+        (_JEQ_K, "allow", 0, code) for code in (ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS,
+                                                ARCH_GET_GS)] + [(_JA, 0, 0, "trace")],
+    "futex": [(_LD_W_ABS, 0, 0, _arg_lo(1)),
+              (_ALU_AND_K, 0, 0, 0xFFFFFFFF & ~FUTEX_CLOCK_REALTIME)] + [
+        (_JEQ_K, "allow", 0, op | FUTEX_PRIVATE_FLAG) for op in sorted(FUTEX_LOCAL_OPS.values())
+    ] + [(_JA, 0, 0, "trace")],
+    "mseal": _exactly(SEAL_CALL[1:], "allow") + [(_JA, 0, 0, "trace")],
+}
 
 
 def _resolve(insns: list) -> list[tuple[int, int, int, int]]:

@@ -1,22 +1,31 @@
 """The filter, run by a classic-BPF interpreter on seccomp_data built here:
-every call it lets run on the host is in the table of allowed calls, and is
-allowed only for arguments that keep it to the caller (docs/security.md)."""
+every call it lets run on the host is one the syscall policy routes there,
+and is allowed only for arguments that keep it to the caller
+(docs/security.md); the policy, the filter and the kernel's table agree on
+every number."""
 from __future__ import annotations
 
+import errno
+import logging
 import random
 import struct
+from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
-from common.layout import STUB_BASE, STUB_END, touches_stub
-from common.notified import NOTIFIED_NRS
+from common import syscalls as policy
+from common.layout import STUB_BASE, STUB_END, STUB_SIZE, touches_stub
+from services.kernel.entry import kernel as service
 from services.kernel.syscalls import futex
+from services.kernel.syscalls import table as syscalls
 from services.userspace import seccomp
 
 ALLOW, TRACE, KILL, NOTIFY = (seccomp.RET_ALLOW, seccomp.RET_TRACE, seccomp.RET_KILL_PROCESS,
                               seccomp.RET_USER_NOTIF)
 GUEST_IP = 0x401000
 U64 = (1 << 64) - 1
+FUTEX, ARCH_PRCTL = policy.BY_NAME["futex"].nr, policy.BY_NAME["arch_prctl"].nr
 
 
 def run(prog, nr: int, args=(), arch=seccomp.AUDIT_ARCH_X86_64, ip=GUEST_IP) -> int:
@@ -51,8 +60,7 @@ LENGTHS = [0, 1, 0x1000, 0x10000, (1 << 32) - 1, 1 << 32, 1 << 40, U64]
 @pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
 def test_only_the_listed_calls_ever_run_on_the_host(prog):
     rng = random.Random(1)
-    allowed = set(seccomp.ALLOWED.values()) | set(seccomp.RANGE_CHECKED.values()) | {
-        seccomp.FUTEX, seccomp.ARCH_PRCTL, seccomp.SEAL_CALL[0]}
+    allowed = {p.nr for p in policy.routed(policy.HOST) + policy.routed(policy.CHECKED)}
     for nr in range(-2, 1024):
         for _ in range(20):
             args = [rng.choice((0, rng.getrandbits(64), rng.getrandbits(32))) for _ in range(6)]
@@ -60,7 +68,7 @@ def test_only_the_listed_calls_ever_run_on_the_host(prog):
             if verdict == ALLOW:
                 assert nr in allowed, nr
             elif verdict == NOTIFY:
-                assert nr in NOTIFIED_NRS, nr
+                assert nr in policy.NOTIFIED, nr
             else:
                 assert verdict == TRACE, (nr, verdict)
 
@@ -97,12 +105,12 @@ def test_memory_calls_run_on_the_host_only_off_the_stub(prog):
 @pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
 def test_futexes_run_on_the_host_only_private_and_without_pi(prog):
     for op in range(0, 1 << 10):
-        verdict = run(prog, seccomp.FUTEX, (0x1000, op, 1, 0, 0, 0))
+        verdict = run(prog, FUTEX, (0x1000, op, 1, 0, 0, 0))
         local = (op & 0x7F in seccomp.FUTEX_LOCAL_OPS.values() and op & 0x80
                  and not op & ~0x1FF)
         assert verdict == (ALLOW if local else TRACE), hex(op)
     for pi in (6, 7, 8, 11, 12, 13):
-        assert run(prog, seccomp.FUTEX, (0x1000, pi | 0x80)) == TRACE
+        assert run(prog, FUTEX, (0x1000, pi | 0x80)) == TRACE
     # the shared forms the kernel runs on the host are the same commands
     assert set(seccomp.FUTEX_LOCAL_OPS.values()) == futex.LOCAL_OPS
 
@@ -111,9 +119,9 @@ def test_futexes_run_on_the_host_only_private_and_without_pi(prog):
 def test_rseq_and_foreign_arch_prctl_codes_trap(prog):
     assert run(prog, 334, (0x1000, 32, 0, 0x53053053)) == TRACE
     for code in (0x1001, 0x1002, 0x1003, 0x1004):
-        assert run(prog, seccomp.ARCH_PRCTL, (code, 0)) == ALLOW
+        assert run(prog, ARCH_PRCTL, (code, 0)) == ALLOW
     for code in (0x1011, 0x1012, 0x2001, 0x2002, 0x2003, 0x5001, 0x3001):
-        assert run(prog, seccomp.ARCH_PRCTL, (code, 0)) == TRACE
+        assert run(prog, ARCH_PRCTL, (code, 0)) == TRACE
 
 
 @pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
@@ -131,6 +139,80 @@ def test_the_scratch_map_and_the_seal_run_only_exactly(prog):
 
 def test_calls_from_the_stub_are_never_notified():
     prog = PROGRAMS[1]
-    for nr in sorted(NOTIFIED_NRS):
+    for nr in sorted(policy.NOTIFIED):
         assert run(prog, nr, ip=GUEST_IP) == NOTIFY
         assert run(prog, nr, ip=STUB_BASE + 0x80) == TRACE
+
+
+# For each call the policy routes CHECKED: arguments the filter lets run on
+# the host, and arguments it traps.
+CHECKED_EXAMPLES = {
+    "mmap": ((0, 4096, 3, 0x22, U64, 0), (0, 4096, 1, 0x02, 3, 0)),            # anonymous, a file
+    "mprotect": ((0x10000, 4096, 1), (STUB_BASE, 4096, 7)),
+    "munmap": ((0x10000, 4096), (STUB_BASE, 4096)),
+    "mremap": ((0x10000, 4096, 8192, 1, 0), (0x10000, 4096, 8192, 3, 0x20000)),  # MREMAP_FIXED
+    "madvise": ((0x10000, 4096, 4), (STUB_BASE, 4096, 4)),
+    "arch_prctl": ((0x1002, 0x1000), (0x1011, 0)),                             # SET_FS, AMX
+    "futex": ((0x1000, 0x80, 1), (0x1000, 0x86)),                              # WAIT, LOCK_PI
+    "mseal": ((STUB_BASE, STUB_SIZE, 0), (0x10000, 4096, 0)),
+}
+
+
+@pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
+def test_the_filter_routes_every_number_as_the_policy_says(prog):
+    assert CHECKED_EXAMPLES.keys() == {p.name for p in policy.routed(policy.CHECKED)}
+    notifying = prog is PROGRAMS[1]
+    rng = random.Random(3)
+    for nr in range(463):
+        p = policy.policy(nr)
+        args = [(), (1, 2, 3, 4, 5, 6)] + [[rng.getrandbits(64) for _ in range(6)]
+                                           for _ in range(4)]
+        verdicts = {run(prog, nr, a) for a in args}
+        if p.route == policy.HOST:
+            assert verdicts == {ALLOW}, p
+        elif p.route == policy.CHECKED:
+            on_host, trapped = CHECKED_EXAMPLES[p.name]
+            assert verdicts <= {ALLOW, TRACE}, p
+            assert (run(prog, nr, on_host), run(prog, nr, trapped)) == (ALLOW, TRACE), p
+        elif p.route == policy.NOTIFY:
+            assert verdicts == {NOTIFY if notifying else TRACE}, p
+            assert run(prog, nr, ip=STUB_BASE + 0x80) == TRACE, p
+        else:
+            assert p.route == policy.TRAP and verdicts == {TRACE}, p
+
+
+def test_each_call_the_kernel_serves_has_exactly_one_handler():
+    handled = Counter(call for call, _ in syscalls.HANDLERS)
+    assert [call for call, n in handled.items() if n > 1] == []
+    assert [call for call in handled if call not in policy.BY_NAME] == []
+    assert set(handled) == {p.name for p in policy.TABLE.values() if p.served}
+
+
+def test_the_kernel_serves_every_number_that_reaches_it_or_answers_enosys(caplog):
+    """Notified, trapped and checked calls reach the kernel: each has its
+    handler, or, unimplemented, is ENOSYS, logged once."""
+    answers = []
+    kernel = SimpleNamespace(syscall_count=0, enosys_logged=set(),
+                             answer=lambda t, result, call, args: answers.append((call, result)))
+    for nr in range(463):
+        p = policy.policy(nr)
+        if p.served:
+            assert syscalls.TABLE[nr].policy is p
+            continue
+        assert nr not in syscalls.TABLE, p
+        if p.route == policy.HOST:
+            continue                 # never reaches the kernel
+        with caplog.at_level(logging.WARNING):
+            caplog.clear()
+            for _ in range(2):
+                service.Kernel.dispatch(kernel, "task", nr, [0] * 6)
+        assert answers[-2:] == [(p.name, -errno.ENOSYS)] * 2, p
+        assert [r.getMessage() for r in caplog.records] == [
+            f"unimplemented syscall {p.name} ({nr}) from 'task': ENOSYS"]
+
+
+def test_the_policy_names_are_linux_names():
+    from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
+    assert [p for nr, p in policy.TABLE.items()
+            if p.nr != nr or SYSCALL_NAMES.get(nr, p.name) != p.name] == []
+    assert len(policy.BY_NAME) == len(policy.TABLE)

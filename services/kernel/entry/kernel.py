@@ -11,8 +11,8 @@ from typing import Awaitable, Callable
 
 
 from common.config import GuestConfig
-from common.notified import NOTIFIED_NRS
 from common.protocol import Message
+from common.syscalls import NOTIFIED, name
 from common.transport import AsyncLink, LoopEndpoint
 from services.kernel.core import eager
 from services.kernel.drivers.console import Console
@@ -24,7 +24,7 @@ from services.kernel.sched.exec import ExecFailed
 from services.kernel.entry.listener import FdSocket, Listener
 from services.kernel.fs.pagecache import PageCache
 from services.kernel.core.answers import HOST, Ops
-from services.kernel.syscalls.table import TABLE, name
+from services.kernel.syscalls.table import TABLE
 from services.kernel.fs.files import FdTable
 from services.kernel.sched.task import CURRENT, Credentials, FsContext, Process, Task
 from services.kernel.fs.vfs import Vfs
@@ -451,7 +451,7 @@ class Kernel:
         if result is not None:
             regs["rax"] = result & U64
         elif (regs["rax"] == -signal.ERESTARTSYS & U64
-              and regs["orig_rax"] in NOTIFIED_NRS):
+              and regs["orig_rax"] in NOTIFIED):
             # a listener call our stop cut short before the kernel saw it:
             # nothing of it happened, so it runs again, handler or not
             regs["rax"] = -signal.ERESTARTNOINTR & U64

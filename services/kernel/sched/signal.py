@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import struct
 
+from common import syscalls as policy
 from services.kernel.sched import sigframe
 from services.kernel.core.errors import Errno
 from services.kernel.sched.task import NO_ALTSTACK
@@ -24,12 +25,10 @@ IGNORED_BY_DEFAULT = {SIGCHLD, SIGCONT, SIGURG, SIGWINCH}
 STOPPING = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
 SIGACTION_SIZE = 32        # handler, flags, restorer, mask
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
-# calls a handler never restarts (SA_RESTART or not): Linux's ERESTARTNOHAND ones
-NO_RESTART = {"nanosleep", "clock_nanosleep", "poll", "ppoll", "select", "pselect6",
-              "epoll_wait", "epoll_pwait", "epoll_pwait2", "rt_sigsuspend", "pause",
-              "rt_sigtimedwait"}
-# calls that always run again after a handler (Linux's ERESTARTNOINTR ones)
-ALWAYS_RESTART = {"fork", "vfork", "clone", "clone3"}
+# calls a handler never restarts (SA_RESTART or not), and calls that always
+# run again after one: the policy's restart classes
+NO_RESTART = policy.restarting(policy.NOHAND)
+ALWAYS_RESTART = policy.restarting(policy.NOINTR)
 _ACTION = struct.Struct("<QQQQ")        # handler, flags, restorer, mask
 
 
