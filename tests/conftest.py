@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from common import protocol
+from common.config import GuestConfig
+from common.transport import Link
 from deploy import disk as diskmod
 
 HERE = Path(__file__).parent
@@ -110,3 +113,37 @@ def run_guest(disk):
     def run(*cmd: str, **kw) -> subprocess.CompletedProcess:
         return skas("run", "--disk", str(disk), "--", *cmd, **kw)
     return run
+
+
+# Differential tests: the same program natively (in a chroot of the guest's
+# tree) and in a guest.
+NATIVE_ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
+
+
+def native(tree: Path, *argv: str) -> subprocess.CompletedProcess:
+    """stderr joins stdout, as both go to the guest's one console."""
+    return subprocess.run(["chroot", str(tree), *argv], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=NATIVE_ENV, timeout=60)
+
+
+def guest(img: Path, *argv: str, options: tuple = ()) -> subprocess.CompletedProcess:
+    return skas("run", "--disk", str(img), *options, "--", *argv, timeout=120)
+
+
+# Services started by a test itself: their config, and one request on a raw socket.
+def make_config(tmp_path, disk, init, console="log") -> GuestConfig:
+    cfg = GuestConfig(name="svc", run_dir=tmp_path / "run", disks={"ubd0": str(disk)},
+                      init=init, console=console)
+    cfg.make_run_dir()
+    cfg.write()
+    return cfg
+
+
+def ask(endpoint: str, raw: bytes, timeout: float = 5.0) -> protocol.Message:
+    link = Link(endpoint, "test")
+    try:
+        link.sock.send(raw)
+        assert link.sock.poll(int(timeout * 1000)), f"no reply from {endpoint}"
+        return protocol.decode(link.sock.recv())
+    finally:
+        link.close()

@@ -1,7 +1,7 @@
 """Escapes from a guest to the host, each tried by a real guest program, must
 fail: the host is untouched (no marker file, no host tid in guest memory)
 and a bystander process in the same guest runs on.  docs/security.md says
-what each boundary is; tests/test_escape.py holds the earlier ones (int 0x80,
+what each boundary is; tests/security/test_escape.py holds the earlier ones (int 0x80,
 host paths, host pids, bad pointers, the stub's gadget)."""
 from __future__ import annotations
 

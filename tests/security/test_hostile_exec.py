@@ -13,7 +13,7 @@ import pytest
 
 from conftest import PROGS, disk_of, make_tree
 from test_escapes import with_bystander
-from test_processes import guest, native
+from conftest import guest, native
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import disk_of, make_tree
 from test_escapes import with_bystander
-from test_processes import guest, native
+from conftest import guest, native
 
 
 @pytest.fixture(scope="module")

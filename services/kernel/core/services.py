@@ -5,7 +5,7 @@ the services only the entry point has: the filesystems, the tables of
 tasks and pids, the page cache, the console, running ops in a task and
 reaching userspace.  This protocol names all of it, so that nothing below
 entry/ imports the Kernel class, and a new use shows up here first
-(tests/test_kernel_faults.py checks the real kernel has every member)."""
+(tests/services/test_kernel_faults.py checks the real kernel has every member)."""
 from __future__ import annotations
 
 import asyncio

@@ -23,7 +23,7 @@ import pytest
 from conftest import HERE, disk_of, make_tree, skas
 from services.kernel.core.errors import Errno
 from services.kernel.fsimpl import ext2 as ext2mod
-from test_ext2_write import counts, debugfs, fsck, live_names, make_image, session
+from ext2_images import counts, debugfs, fsck, live_names, make_image, session
 
 
 @contextmanager

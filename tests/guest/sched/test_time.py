@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import disk_of, make_tree
-from test_processes import guest, native
+from conftest import guest, native
 
 EXPECTED = """\
 pause: r=-1 errno=EINTR alarms=1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import disk_of, make_tree
-from test_processes import guest, native
+from conftest import guest, native
 
 
 @pytest.fixture(scope="module")

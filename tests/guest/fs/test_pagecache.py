@@ -22,7 +22,7 @@ from services.kernel.fsimpl.ext2 import Ext2
 from services.kernel.fsimpl.tmpfs import Tmpfs
 from services.kernel.fs.pagecache import CHUNK, PageCache
 from services.kernel.fs.vfs import Location, Mount
-from test_ext2 import ImageFile
+from ext2_images import ImageFile
 
 PAGE = 4096
 MiB = 1 << 20

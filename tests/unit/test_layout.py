@@ -9,7 +9,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-KERNEL = Path(__file__).resolve().parent.parent / "services" / "kernel"
+KERNEL = Path(__file__).resolve().parents[2] / "services" / "kernel"
 # Lowest first.  A module may import its own package and the ranks below
 # its own; drivers and fsimpl share a rank and do not import each other.
 RANKS = {"abi": 0, "core": 1, "mm": 2, "fs": 3, "sched": 4, "drivers": 5, "fsimpl": 5,

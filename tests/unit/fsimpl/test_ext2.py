@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from deploy import disk as diskmod
+from ext2_images import ImageFile
 from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 
 INDEX_FL = 0x1000      # the directory has an htree (dir_index)
@@ -16,18 +17,6 @@ DT = {stat.S_IFREG: 8, stat.S_IFDIR: 4, stat.S_IFLNK: 10, stat.S_IFCHR: 2, stat.
       stat.S_IFIFO: 1, stat.S_IFSOCK: 12}
 Y2040 = 2_208_988_800  # past 2038: needs the epoch bits of the extra time field
 Y1960 = -315_619_200   # before 1970: the 32-bit seconds are signed
-
-
-class ImageFile:
-    """Reads the image file directly: a double for the ubd_io service."""
-
-    def __init__(self, path):
-        self.fd = os.open(path, os.O_RDONLY)
-        self.reads = 0
-
-    async def read(self, offset: int, length: int) -> bytes:
-        self.reads += 1
-        return os.pread(self.fd, length, offset)
 
 
 @pytest.fixture(scope="module")

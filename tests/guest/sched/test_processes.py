@@ -17,12 +17,11 @@ import pytest
 from common import protocol
 from deploy import launch
 from services.userspace import jail
-from conftest import HERE, disk_of, make_tree, skas, skas_popen
-from test_services import ask, make_config
+from conftest import HERE, disk_of, guest, make_tree, native, skas_popen
+from conftest import ask, make_config
 
 PROGS = ("signals", "threads", "forkmany", "escape_signals", "jobctl", "execat", "dethread",
          "forkfail")
-NATIVE_ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +35,6 @@ def ptree(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def pdisk(tmp_path_factory, ptree) -> Path:
     yield from disk_of(tmp_path_factory, ptree)
-
-
-def native(tree: Path, *argv: str) -> subprocess.CompletedProcess:
-    """stderr joins stdout, as both go to the guest's one console."""
-    return subprocess.run(["chroot", str(tree), *argv], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=NATIVE_ENV, timeout=60)
-
-
-def guest(img: Path, *argv: str, options: tuple = ()) -> subprocess.CompletedProcess:
-    return skas("run", "--disk", str(img), *options, "--", *argv, timeout=120)
 
 
 @pytest.mark.parametrize("argv", [["/bin/signals"], ["/bin/threads"],

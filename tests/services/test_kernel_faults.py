@@ -22,7 +22,7 @@ from services.kernel.sched import sigframe
 from services.kernel.syscalls import table as syscalls
 from services.kernel.sched import signal as ksignal
 from services.kernel.core.answers import Ops
-from test_services import make_config
+from conftest import make_config
 
 
 @pytest.fixture(scope="module")

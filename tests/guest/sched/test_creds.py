@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import disk_of, make_tree
-from test_processes import NATIVE_ENV, guest
+from conftest import NATIVE_ENV, guest
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,9 @@
 debugfs judge the result."""
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import random
-import re
 import signal
 import stat
 import subprocess
@@ -16,86 +14,10 @@ import pytest
 from conftest import disk_of, make_tree, skas, skas_popen
 from services.kernel.core.errors import Errno
 from services.kernel.fsimpl import ext2 as ext2mod
-from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
+from services.kernel.fsimpl.ext2 import Ext2Error
+from ext2_images import counts, debugfs, fsck, live_names, make_image, session
 
 INDEX_FL = 0x1000
-
-
-class ImageDevice:
-    """The image file, read and written directly: a double for ubd_io."""
-
-    def __init__(self, path):
-        self.fd = os.open(path, os.O_RDWR)
-        self.ops: list[str] = []
-
-    async def read(self, offset: int, length: int) -> bytes:
-        return os.pread(self.fd, length, offset)
-
-    async def write(self, offset: int, data: bytes) -> None:
-        self.ops.append("write")
-        assert os.pwrite(self.fd, data, offset) == len(data)
-
-    async def write_parts(self, offset: int, parts: list[bytes]) -> None:
-        await self.write(offset, b"".join(parts))
-
-    async def flush(self) -> None:
-        self.ops.append("flush")
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def make_image(path, block_size=1024, size="64M", source=None, index=False):
-    cmd = ["mke2fs", "-q", "-F", "-t", "ext2", "-b", str(block_size), "-I", "256"]
-    if source is not None:
-        cmd += ["-d", str(source)]
-    subprocess.run(cmd + [str(path), size], check=True)
-    if index:
-        subprocess.run(["e2fsck", "-fyD", str(path)], check=False, capture_output=True)
-    fsck(path)
-    return path
-
-
-def fsck(img) -> None:
-    r = subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-def debugfs(img, request: str) -> bytes:
-    return subprocess.run(["debugfs", "-R", request, str(img)], check=True,
-                          capture_output=True).stdout
-
-
-def live_names(img, path: str) -> list[str]:
-    """The names in a directory that debugfs lists with an inode: a removed
-    entry that starts a block keeps its name with inode 0, as on Linux, and
-    debugfs shows it too."""
-    listing = debugfs(img, f"ls {path}").decode()
-    return [name for ino, name in re.findall(r"(\d+)\s+\(\d+\)\s+(\S+)", listing)
-            if ino != "0"]
-
-
-def counts(img) -> tuple[int, int]:
-    out = subprocess.run(["dumpe2fs", "-h", str(img)], check=True, capture_output=True,
-                         text=True).stdout
-    field = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in out.splitlines())}
-    return int(field["Free blocks"]), int(field["Free inodes"])
-
-
-def session(img, body):
-    """Mount img, run body(fs), sync, close the device; body's result."""
-    async def go():
-        dev = ImageDevice(img)
-        try:
-            fs = await Ext2.mount(dev)
-            result = await body(fs)
-            await fs.unmount()
-            assert dev.ops[-1] == "flush"
-            return result
-        finally:
-            dev.close()
-    return asyncio.run(go())
 
 
 async def walk(fs, path: str):

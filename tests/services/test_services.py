@@ -12,28 +12,9 @@ import msgpack
 import pytest
 
 from common import protocol
-from common.config import SERVICES, GuestConfig
-from common.transport import Link
+from common.config import SERVICES
 from deploy import launch
-from conftest import HERE, skas, skas_popen
-
-
-def make_config(tmp_path, disk, init, console="log") -> GuestConfig:
-    cfg = GuestConfig(name="svc", run_dir=tmp_path / "run", disks={"ubd0": str(disk)},
-                      init=init, console=console)
-    cfg.make_run_dir()
-    cfg.write()
-    return cfg
-
-
-def ask(endpoint: str, raw: bytes, timeout: float = 5.0) -> protocol.Message:
-    link = Link(endpoint, "test")
-    try:
-        link.sock.send(raw)
-        assert link.sock.poll(int(timeout * 1000)), f"no reply from {endpoint}"
-        return protocol.decode(link.sock.recv())
-    finally:
-        link.close()
+from conftest import HERE, ask, make_config, skas, skas_popen
 
 
 BAD = {
