@@ -2,8 +2,9 @@
 the host, down): big writes to pipes, the console and devices taken a chunk
 at a time, what pipes hold bounded, fd allocation that does not scan, the
 fds of all the guest's processes bounded, a fork bomb that ends with EAGAIN
-in its own guest, and getdents64's EINVAL.  The guest programs are
-tests/progs/sec_*.c."""
+in its own guest, and getdents64's EINVAL; and (issue 20: no handler holds
+the loop) long directory walks taken a step at a time.  The guest programs
+are tests/progs/sec_*.c."""
 from __future__ import annotations
 
 import os
@@ -37,16 +38,18 @@ def bounds_disk(tmp_path_factory, bounds_tree):
     yield from disk_of(tmp_path_factory, bounds_tree)
 
 
-def boot(disk: Path, cmd: list[str], timeout: float = 300, **settings) -> tuple[str, int, str]:
+def boot(disk: Path, cmd: list[str], timeout: float = 300, kernel_apart: bool = False,
+         **settings) -> tuple[str, int, str]:
     """cmd as init of a guest started from its services as `skas run` starts
     them, with the console in a file; it must exit 0.  Its console output,
-    the kernel's peak RSS in KiB (the host's wait4 says) and its log."""
+    the kernel's peak RSS in KiB (the host's wait4 says) and its log.
+    kernel_apart: the kernel on one CPU, the rest (the guest too) on another."""
     run_dir = Path(tempfile.mkdtemp(prefix="skas-bounds-"))   # short: ipc paths
     cfg = GuestConfig(name="bounds", run_dir=run_dir, disks={"ubd0": str(disk)}, init=cmd,
                       console="log", **settings)
     cfg.make_run_dir()
     cfg.write()
-    procs = launch.start(cfg)
+    procs = _start_apart(cfg) if kernel_apart else launch.start(cfg)
     kernel = procs["kernel"]
     try:
         deadline = time.monotonic() + timeout
@@ -60,6 +63,21 @@ def boot(disk: Path, cmd: list[str], timeout: float = 300, **settings) -> tuple[
     finally:
         launch.stop(procs)
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _start_apart(cfg: GuestConfig) -> dict:
+    """The services started on this process's second CPU, then the kernel
+    moved to its first, before it has made a thread: the guest's processes,
+    which userspace starts, run on the second."""
+    cpus = sorted(os.sched_getaffinity(0))
+    try:
+        os.sched_setaffinity(0, {cpus[1]})
+        procs = launch.start(cfg)
+    finally:
+        os.sched_setaffinity(0, cpus)
+    for task in os.listdir(f"/proc/{procs['kernel'].pid}/task"):
+        os.sched_setaffinity(int(task), {cpus[0]})
+    return procs
 
 
 def native(tree: Path, *cmd: str) -> str:
@@ -237,3 +255,55 @@ def test_getdents64_with_a_buffer_too_small_is_einval_as_linux(bounds_tree, boun
     expected = native(bounds_tree, "/bin/sec_getdents")
     assert "count 2^32 + 8 = -1 EINVAL" in expected and "count 64 KiB = 3 entries" in expected
     assert guest(bounds_disk, "/bin/sec_getdents") == expected
+
+
+# --- 5. long directory walks ---------------------------------------------------------------
+
+WALK_ENTRIES = 4096
+WALKS = ("list", "lookup", "rmdir", "create", "unlink")
+
+
+@pytest.fixture(scope="module")
+def walk_disk(tmp_path_factory):
+    """A tree whose /walk/NAME directories have WALK_ENTRIES names each (links
+    to one file, made by mke2fs with the image: no kernel has read them)."""
+    tree = make_tree(tmp_path_factory, "walk-tree", ["sec_dirwalk"])
+    (tree / "walk").mkdir()
+    target = tree / "walk" / "target"
+    target.touch()
+    for walk in WALKS:
+        (tree / "walk" / walk).mkdir()
+        for i in range(WALK_ENTRIES):
+            os.link(target, tree / "walk" / walk / f"{i:05d}")
+    yield from disk_of(tmp_path_factory, tree)
+
+
+def test_long_directory_walks_leave_the_kernel_serving_others(walk_disk):
+    """Each walk over a directory of 4,096 entries, one system call (on ext2
+    a whole listing in one getdents64, and the first lookup, rmdir, create
+    and unlink in a directory whose names the kernel reads then; on tmpfs a
+    listing and a getcwd that looks for its name; a listing of 4,096 fds in
+    /proc), lets the kernel's loop go a step at a time: bystanders' calls
+    are served while the walk's call waits in the kernel (they find it so in
+    /proc/PID/stat, which no call could while one held the loop).  The
+    kernel runs on a CPU of its own, so that a bystander is ready at every
+    step.  Before, the bystanders were never served during the listings,
+    the lookup, rmdir and getcwd (create and unlink waited for the disk's
+    read-ahead on the way, and they were)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs: the kernel on one, the bystanders ready on the other")
+    out, _, _ = boot(walk_disk, ["/bin/sec_dirwalk", str(WALK_ENTRIES)], kernel_apart=True)
+    n = WALK_ENTRIES
+    assert dict(re.findall(r"^(.*?): (\S+); bystanders served", out, re.M)) == {
+        "ext2: getdents64 of all of it": str(n + 2),
+        "ext2: stat of a missing name": "ENOENT",
+        "ext2: rmdir of it": "ENOTEMPTY",
+        "ext2: creating one more entry": "0",
+        "ext2: unlinking an entry": "0",
+        "tmpfs: getdents64 of all of it": str(n + 3),
+        "tmpfs: getcwd in its last subdirectory": "0",
+        "procfs: getdents64 of /proc/self/fd": str(n + 7)}, out   # n, 0-2, /dev/null, the dir
+    assert "ext2: unlinking it: 0\n" in out and "tmpfs: getcwd gave /tmp/walk/sub\n" in out
+    served = re.findall(r"; bystanders served (\d+) times during it$", out, re.M)
+    assert len(served) == 8 and all(int(times) > 0 for times in served), out
+    assert out.endswith("bystanders failed: 0\n"), out

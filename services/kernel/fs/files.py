@@ -95,6 +95,21 @@ class FdTable:
             free = ~words[w] & FULL_WORD
         return (w << 6) + (free & -free).bit_length() - 1
 
+    def in_use(self, lowest: int, count: int) -> list[int]:
+        """At most count fds in use, the first at lowest or after it, in
+        order (/proc's fd listing, a piece at a time), found in the bitmap."""
+        words, w, out = self.words, lowest >> 6, []
+        bits = words[w] >> (lowest & 63) << (lowest & 63) if w < len(words) else 0
+        while True:
+            while bits and len(out) < count:
+                low = bits & -bits
+                out.append((w << 6) + low.bit_length() - 1)
+                bits ^= low
+            w += 1
+            if len(out) >= count or w >= len(words):
+                return out
+            bits = words[w]
+
     def _mark(self, fd: int, used: bool) -> None:
         words, w = self.words, fd >> 6
         if w >= len(words):

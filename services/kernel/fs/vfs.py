@@ -17,9 +17,16 @@ The inode interface every filesystem implements (all methods async):
 
 - attributes ``ino mode uid gid size nlink blocks rdev`` and ``atime mtime
   ctime`` with ``atime_ns mtime_ns ctime_ns``;
-- ``read(offset, length)``, ``readdir()`` (``(name, ino, d_type)`` with ``.``
-  and ``..``), ``lookup(name)`` (``..`` included; None if absent),
-  ``readlink()``;
+- ``read(offset, length)``, ``iterate(pos)``, ``lookup(name)`` (``..``
+  included; None if absent), ``readlink()``.  ``iterate`` is an async
+  iterator of lists (batches) of ``(name, ino, d_type, next)`` for the
+  entries from position pos on (``.`` and ``..`` included; 0 is the start,
+  next the position after the entry; positions are the filesystem's own,
+  as Linux's f_pos): a listing that goes on from a position lists no
+  entry that stays twice and misses none, whatever came or went meanwhile.
+  A directory of any size holds the loop a bounded time: ``iterate`` and
+  every other walk over a directory let the loop have a turn every
+  ``DIR_STEP`` entries or so, and a change only before it changes anything;
 - writing, for filesystems with ``writable = True`` (the VFS answers EROFS
   for the others and for read-only mounts, and checks permissions itself):
   ``create(name, mode, uid, gid, rdev)`` (any non-directory type in mode),
@@ -41,6 +48,7 @@ A filesystem has ``root``, ``statfs()`` (a dict like ext2's) and ``writable``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import itertools
 import os
@@ -56,6 +64,7 @@ from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import Inode
 
 MAXSYMLINKS = 40
+DIR_STEP = 256      # directory entries looked at between two turns of the loop (~0.3 ms)
 PATH_MAX = 4096
 NAME_MAX = 255
 
@@ -232,8 +241,7 @@ class Vfs:
             if not loc.inode.nlink:
                 return None
             parent = await loc.inode.lookup(b"..")
-            name = next((n for n, ino, _ in await parent.readdir()
-                         if ino == loc.inode.ino and n not in (b".", b"..")), None)
+            name = await name_of(parent, loc.inode.ino)
             if name is None:
                 return None
             names.append(name)
@@ -252,6 +260,16 @@ class Vfs:
             if up is here:
                 return False
             here = up
+
+
+async def name_of(dir_inode: Any, ino: int) -> bytes | None:
+    """A name in the directory for inode number ino, or None."""
+    async with contextlib.aclosing(dir_inode.iterate(0)) as batches:
+        async for batch in batches:
+            for name, entry_ino, _, _ in batch:
+                if entry_ino == ino and name not in (b".", b".."):
+                    return name
+    return None
 
 
 def check_writable(loc: Location) -> None:
@@ -441,6 +459,8 @@ PIECE = 64 << 10              # what a device or an eventfd takes of a write at 
 # O_APPEND write's end, or a position shared since fork, is read and moved
 # by one writer and not overwritten by the next
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+_DIRENT64 = struct.Struct("<QqHB")      # linux_dirent64 up to its name
+_PADS = [bytes(n) for n in range(9)]    # a name's NUL and the padding to 8 bytes
 
 
 def data_of(inode: Inode):
@@ -455,7 +475,9 @@ class InodeFile(OpenFile):
 
     def __init__(self, loc: Location, flags: int):
         super().__init__(loc, flags)
-        self.dirents: list[tuple[bytes, int, int]] | None = None
+        # getdents calls on one open directory go one at a time, each from where the
+        # last stopped (Linux's f_pos_lock)
+        self.listing = asyncio.Lock() if S.S_ISDIR(loc.inode.mode) else None
         self.unhold = loc.inode.hold()
 
     def release(self) -> None:
@@ -518,20 +540,31 @@ class InodeFile(OpenFile):
         return 0
 
     async def getdents(self, size: int) -> bytes:
-        """linux_dirent64 records from the current position (an entry index)."""
-        if not S.S_ISDIR(self.loc.inode.mode):
+        """linux_dirent64 records from the current position (the filesystem's:
+        see iterate), each with the position after it as d_off.  A signal
+        ends it with the entries it has, as Linux's filldir stops (or at once,
+        with none: the position is where it was)."""
+        if self.listing is None:
             raise Errno(errno.ENOTDIR)
-        if self.dirents is None or self.pos == 0:
-            self.dirents = await self.loc.inode.readdir()
         out = bytearray()
-        while self.pos < len(self.dirents):
-            name, ino, dtype = self.dirents[self.pos]
-            reclen = (19 + len(name) + 1 + 7) & ~7
-            if len(out) + reclen > size:
+        async with self.listing:
+            batches = self.loc.inode.iterate(self.pos)
+            try:
+                async for batch in batches:
+                    for name, ino, dtype, after in batch:
+                        reclen = (19 + len(name) + 1 + 7) & ~7
+                        if len(out) + reclen > size:
+                            if not out:
+                                raise Errno(errno.EINVAL)
+                            return bytes(out)
+                        out += _DIRENT64.pack(ino, after, reclen, dtype)
+                        out += name
+                        out += _PADS[reclen - 19 - len(name)]
+                        self.pos = after
+            except asyncio.CancelledError:
                 if not out:
-                    raise Errno(errno.EINVAL)
-                break
-            out += struct.pack("<QqHB", ino, self.pos + 1, reclen, dtype)
-            out += name + b"\0" * (reclen - 19 - len(name))
-            self.pos += 1
+                    raise
+            finally:
+                await batches.aclose()      # now, not when collected (cheaper than aclosing)
         return bytes(out)
+

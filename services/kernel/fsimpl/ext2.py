@@ -11,7 +11,13 @@ Metadata (inode tables, indirect blocks) and single data blocks (directory
 blocks, small files) have separate block caches; runs of file data are left
 to the device's own page cache, so that streaming a big file pushes neither
 out, and its data is not copied through two caches.
-Directories keep their parsed entries, updated as entries come and go.
+A directory is listed from its blocks, a position being a byte offset, as
+Linux's ext2 lists one.  Its names, and the block each is in, are read once
+for lookups (under the lock) and kept up to date as entries come and go, so
+that a lookup, unlink or rename in a big directory parses one block at most.
+Whatever walks a directory's blocks lets the loop have a turn every
+``DIR_STEP`` records or so (a big directory holds it a bounded time), and
+a change takes those turns before it changes anything.
 
 Writing: changed blocks are kept dirty in memory, at most
 ``DIRTY_LIMIT`` of them, and written back, adjacent ones merged, when there are
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import errno
 import itertools
 import os
@@ -44,7 +51,7 @@ from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import FileSystem
 from services.kernel.fs.inode import Inode as BaseInode
-from services.kernel.fs.vfs import set_attrs
+from services.kernel.fs.vfs import DIR_STEP, set_attrs
 
 
 class BlockSource(Protocol):
@@ -76,6 +83,10 @@ _GD = struct.Struct("<3I3H")   # block bitmap, inode bitmap, inode table, free b
 _INODE_HEAD = struct.Struct("<HHIIIIIHHII")
 MAX_RUN_BYTES = 1 << 20    # data fetched in one device request
 CACHE_BLOCKS = 1024
+INO_BITS = 0xFFFFFFFF
+# the cost of a directory walk's work, in blocks passed over (known to be full, ~0.15 µs)
+RECORD_WORK = 4            # a record parsed and used
+BLOCK_WORK = 32            # a block mapped and read
 
 # counts, first data block, block size, group sizes; magic; revision; inode size;
 # features; reserved GDT blocks (for growing the filesystem)
@@ -609,9 +620,11 @@ class Inode(BaseInode):
         self.atime, self.atime_ns = _decode_time(atime, extra.get(140, 0))
         self.blockptrs = _BLOCKPTRS.unpack(self.i_block)
         self.rdev = self._rdev() if S.S_ISCHR(self.mode) or S.S_ISBLK(self.mode) else 0
-        self._entries: list[tuple[bytes, int, int]] | None = None   # a directory's, once read
+        # a directory's names, once read: name -> the logical block its entry is in
+        # << 32 | its inode number (one dict, not two: a big one's growth costs twice less)
         self._names: dict[bytes, int] | None = None
         self._room: dict[int, int] = {}     # a directory block's largest gap, by logical block
+        self._listed: tuple | None = None   # the last block listed (_listing)
 
     def is_dir(self) -> bool:
         return S.S_ISDIR(self.mode)
@@ -674,39 +687,94 @@ class Inode(BaseInode):
         return data[skip:skip + end - offset]       # no copy if it is all of it
 
     # --- directories and links ---------------------------------------------------------
-    async def readdir(self) -> list[tuple[bytes, int, int]]:
-        if self._entries is None:
-            self._entries = await self._parse_dir()
-        return list(self._entries)
+    async def iterate(self, pos: int):
+        """The entries from byte position pos of the directory on, a block's
+        at a time, read from its blocks as Linux's ext2_readdir reads them.
+        A record never moves (a removed one is merged into the record before
+        it, a new one splits a gap), so a listing that goes on from a
+        position lists no entry that stays twice and misses none, whatever
+        changed meanwhile.  Without the filetype feature, d_type comes from
+        the inode."""
+        fs = self.fs
+        bs = fs.block_size
+        lb, skip = divmod(pos, bs)
+        work, step = 0, DIR_STEP * RECORD_WORK
+        while lb < self.size // bs:         # as it is now: blocks added meanwhile are listed
+            phys, _ = await self._bmap(lb, False)
+            if phys:
+                offsets, batch = await self._listing(lb, await fs.data(phys, 1))
+                if skip:
+                    batch = batch[bisect.bisect_left(offsets, skip):]
+                if batch:
+                    yield batch
+                work += BLOCK_WORK + RECORD_WORK * len(offsets)
+            if work >= step:
+                work = 0
+                await asyncio.sleep(0)
+            lb, skip = lb + 1, 0
 
-    async def _parse_dir(self) -> list[tuple[bytes, int, int]]:
-        data = await self.read(0, self.size)
-        entries = []
-        filetype = self.fs.feature_incompat & INCOMPAT_FILETYPE
-        bs = self.fs.block_size
-        pos = 0
-        while pos + 8 <= len(data):
-            ino, rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
-            if not filetype:
-                name_len |= ftype << 8
-            if (rec_len < 8 or rec_len % 4 or pos % bs + rec_len > bs
-                    or (ino and 8 + name_len > rec_len)):
-                raise Ext2Error(errno.EUCLEAN, f"corrupt directory {self.ino} at byte {pos}")
-            if ino:
-                name = data[pos + 8:pos + 8 + name_len]
-                if filetype:
-                    dtype = DT_FROM_FT.get(ftype, 0)
-                else:
-                    dtype = DT_FROM_MODE.get(S.S_IFMT((await self.fs.inode(ino)).mode), 0)
-                entries.append((name, ino, dtype))
-            pos += rec_len
-        return entries
+    async def _listing(self, lb: int, blk: bytes) -> tuple[list[int], list[tuple]]:
+        """The entries of directory block lb (contents blk) as iterate gives
+        them, and the offset of each; the last block's are kept while its
+        contents are the same object (a change puts new bytes), so that a
+        small directory listed again is not parsed again."""
+        kept = self._listed
+        if kept is not None and kept[0] is blk and kept[1] == lb:
+            return kept[2], kept[3]
+        base = lb * self.fs.block_size
+        records = [r for r in self._block_records(blk)[0] if r[2]]
+        if self.fs.feature_incompat & INCOMPAT_FILETYPE:
+            batch = [(blk[at + 8:at + 8 + name_len], ino, DT_FROM_FT.get(blk[at + 7], 0),
+                      base + at + rec_len) for at, _, ino, rec_len, name_len in records]
+        else:
+            batch = [(blk[at + 8:at + 8 + name_len], ino,
+                      DT_FROM_MODE.get(S.S_IFMT((await self.fs.inode(ino)).mode), 0),
+                      base + at + rec_len) for at, _, ino, rec_len, name_len in records]
+        offsets = [r[0] for r in records]
+        self._listed = (blk, lb, offsets, batch)
+        return offsets, batch
+
+    async def readdir(self) -> list[tuple[bytes, int, int]]:
+        """Every entry (name, ino, d_type): a whole listing."""
+        return [(name, ino, dtype) async for batch in self.iterate(0)
+                for name, ino, dtype, _ in batch]
 
     async def lookup(self, name: bytes) -> Inode | None:
+        """From the directory's names, read once (under the lock: _load) and
+        kept up to date; "." and ".." without reading a big directory."""
         if self._names is None:
-            self._names = {entry: ino for entry, ino, _ in await self.readdir()}
-        ino = self._names.get(name)
-        return None if ino is None else await self.fs.inode(ino)
+            if name == b".":
+                return self
+            if name == b"..":
+                phys, _ = await self._bmap(0, False)
+                blk = await self.fs.data(phys, 1) if phys else b""
+                for at, _, ino, _, name_len in self._block_records(blk)[0][:2]:
+                    if ino and blk[at + 8:at + 8 + name_len] == b"..":
+                        return await self.fs.inode(ino)
+            async with self.fs.lock:
+                return await self._find(name)
+        entry = self._names.get(name)
+        return None if entry is None else await self.fs.inode(entry & INO_BITS)
+
+    async def _find(self, name: bytes) -> Inode | None:
+        """lookup, for a caller that holds the lock."""
+        await self._load()
+        entry = self._names.get(name)
+        return None if entry is None else await self.fs.inode(entry & INO_BITS)
+
+    async def _load(self) -> None:
+        """Read the directory's names and where each is, once, a step at a
+        time (_records), noting the room in each block on the way.  The
+        caller holds the lock, as every change does: none is missed meanwhile."""
+        assert self.fs.lock.locked(), "a directory read for lookups without the ext2 lock"
+        if self._names is not None:
+            return
+        names: dict[bytes, int] = {}
+        async for lb, _, blk, records in self._records():
+            for at, _, ino, _, name_len in records:
+                if ino:
+                    names[blk[at + 8:at + 8 + name_len]] = lb << 32 | ino
+        self._names = names
 
     async def readlink(self) -> bytes:
         xattr_blocks = self.fs.block_size // 512 if self.file_acl else 0
@@ -1072,34 +1140,73 @@ class Inode(BaseInode):
         """Changed without its htree kept up: read linearly from now on."""
         self.flags &= ~INDEX_FL
 
+    def _block_records(self, blk: bytes) -> tuple[list[tuple[int, int | None, int, int, int]], int]:
+        """The records of a directory block, checked (EUCLEAN) before any is
+        used: (offset, previous record's offset, ino, rec_len, name_len) of
+        each, and the largest gap in the block."""
+        bs = len(blk)
+        filetype = self.fs.feature_incompat & INCOMPAT_FILETYPE
+        records = []
+        pos, prev, room = 0, None, 0
+        while pos < bs:
+            if bs - pos < 8:
+                raise Ext2Error(errno.EUCLEAN, f"corrupt directory {self.ino}")
+            ino, rec_len, name_len, ftype = _DIRENT.unpack_from(blk, pos)
+            if not filetype:
+                name_len |= ftype << 8
+            if rec_len < 8 or rec_len % 4 or pos + rec_len > bs or (ino and 8 + name_len > rec_len):
+                raise Ext2Error(errno.EUCLEAN, f"corrupt directory {self.ino}")
+            records.append((pos, prev, ino, rec_len, name_len))
+            gap = rec_len - ((8 + name_len + 3) & ~3) if ino else rec_len
+            if gap > room:
+                room = gap
+            prev, pos = pos, pos + rec_len
+        return records, room
+
     async def _records(self, need: int = 0):
-        """Every record in the directory's blocks, in order: (logical block,
-        block number, block bytes, offset, previous record's offset, ino,
-        rec_len, name_len).  Blocks known to have no gap of need bytes are
-        skipped: the largest gap of each block read to its end is kept in
+        """The directory's blocks in order, with their records: (logical
+        block, block number, block bytes, records as _block_records gives
+        them), for a caller that holds the lock.  Blocks known to have no
+        gap of need bytes are skipped: each block's largest gap is kept in
         _room (until the block changes), so that adding to a big directory
-        does not parse all of it each time."""
+        does not parse all of it each time.  A directory of any size holds
+        the loop a bounded time: it has a turn once the work done since the
+        last is worth DIR_STEP records (RECORD_WORK, BLOCK_WORK), between
+        blocks: at most a block more (a 4 KiB block holds at most 341
+        records).  iterate steps the same way."""
         fs = self.fs
         bs = fs.block_size
-        filetype = fs.feature_incompat & INCOMPAT_FILETYPE
-        for lb in range(self.size // bs):
+        work = 0
+        lb = 0
+        step = DIR_STEP * RECORD_WORK
+        while lb < self.size // bs:
             if self._room.get(lb, bs) < need:
-                continue
-            phys, _ = await self._bmap(lb, False)
-            if not phys:
-                continue
-            blk = await fs.data(phys, 1)
-            pos, prev, room = 0, None, 0
-            while pos < bs:
-                ino, rec_len, name_len, ftype = _DIRENT.unpack_from(blk, pos)
-                if rec_len < 8:
-                    raise Ext2Error(errno.EUCLEAN, f"corrupt directory {self.ino}")
-                if not filetype:
-                    name_len |= ftype << 8
-                yield lb, phys, blk, pos, prev, ino, rec_len, name_len
-                room = max(room, rec_len - ((8 + name_len + 3) & ~3 if ino else 0))
-                prev, pos = pos, pos + rec_len
-            self._room[lb] = room
+                work += 1
+            else:
+                phys, _ = await self._bmap(lb, False)
+                if phys:
+                    blk = await fs.data(phys, 1)
+                    records, room = self._block_records(blk)
+                    self._room[lb] = room
+                    yield lb, phys, blk, records
+                    work += BLOCK_WORK + RECORD_WORK * len(records)
+            if work >= step:
+                work = 0
+                await asyncio.sleep(0)
+            lb += 1
+
+    async def _entry_block(self, name: bytes) -> tuple[int, int, bytes]:
+        """The logical block, block number and contents of the block that
+        holds name's entry (ENOENT if there is none).  The caller holds the lock."""
+        await self._load()
+        entry = self._names.get(name)
+        if entry is None:
+            raise Errno(errno.ENOENT)
+        lb = entry >> 32
+        phys, _ = await self._bmap(lb, False)
+        if not phys:
+            raise Ext2Error(errno.EUCLEAN, f"directory {self.ino}: entry in a hole")
+        return lb, phys, await self.fs.data(phys, 1)
 
     def _ft(self, inode: Inode) -> int:
         """The file type byte of an entry for inode (0 without the feature)."""
@@ -1107,29 +1214,43 @@ class Inode(BaseInode):
             return FT_FROM_MODE.get(S.S_IFMT(inode.mode), 0)
         return 0
 
-    async def _add_entry(self, name: bytes, inode: Inode) -> None:
-        """Into the first record with room to split, else a new block (ENOSPC
+    async def _find_room(self, name: bytes) -> tuple | None:
+        """Where an entry for name would go: the first record with room to
+        split (logical block, block number, block bytes, offset, ino,
+        rec_len, name_len), or None for a new block.  Its steps (turns of the
+        loop) are taken before anything is changed: a signal can end the call
+        there, and nothing is left half done."""
+        need = (8 + len(name) + 3) & ~3
+        async with contextlib.aclosing(self._records(need)) as blocks:
+            async for lb, phys, blk, records in blocks:
+                for pos, _, ino, rec_len, name_len in records:
+                    used = (8 + name_len + 3) & ~3 if ino else 0
+                    if rec_len - used >= need:
+                        return lb, phys, blk, pos, ino, rec_len, name_len
+        return None
+
+    async def _add_entry(self, name: bytes, inode: Inode, room: tuple | None) -> None:
+        """Into the record _find_room found, split, else a new block (ENOSPC
         if there is none: nothing is entered then)."""
         fs = self.fs
         bs = fs.block_size
         ft = self._ft(inode)
-        need = (8 + len(name) + 3) & ~3
         self._unindex()
-        async for lb, phys, blk, pos, _, ino, rec_len, name_len in self._records(need):
-            used = (8 + name_len + 3) & ~3 if ino else 0
-            if rec_len - used >= need:
-                self._room.pop(lb, None)
-                new = bytearray(blk)
-                at = pos
-                if ino:
-                    _U16.pack_into(new, pos + 4, used)
-                    at = pos + used
-                _DIRENT.pack_into(new, at, inode.ino, rec_len - (at - pos), len(name), ft)
-                new[at + 8:at + 8 + len(name)] = name
-                await fs.put(phys, new)
-                return await self._added(name, inode)
+        if room is not None:
+            lb, phys, blk, pos, ino, rec_len, name_len = room
+            self._room.pop(lb, None)
+            new = bytearray(blk)
+            at = pos
+            if ino:
+                at = pos + ((8 + name_len + 3) & ~3)
+                _U16.pack_into(new, pos + 4, at - pos)
+            _DIRENT.pack_into(new, at, inode.ino, rec_len - (at - pos), len(name), ft)
+            new[at + 8:at + 8 + len(name)] = name
+            await fs.put(phys, new)
+            return await self._added(name, inode, lb)
+        lb = self.size // bs
         try:
-            phys, _ = await self._bmap(self.size // bs, True)
+            phys, _ = await self._bmap(lb, True)
         except Errno:
             await self.save()           # an indirect block it may have got on the way
             raise
@@ -1138,20 +1259,19 @@ class Inode(BaseInode):
         new[8:8 + len(name)] = name
         await fs.put(phys, new)
         self.size += bs
-        await self._added(name, inode)
+        await self._added(name, inode, lb)
 
-    async def _added(self, name: bytes, inode: Inode) -> None:
-        if self._entries is not None:
-            self._entries.append((name, inode.ino, DT_FROM_MODE.get(S.S_IFMT(inode.mode), 0)))
+    async def _added(self, name: bytes, inode: Inode, lb: int) -> None:
         if self._names is not None:
-            self._names[name] = inode.ino
+            self._names[name] = lb << 32 | inode.ino
         self._touch()
         await self.save()
 
     async def _remove_entry(self, name: bytes) -> None:
         """Merge the record into the previous one (or free it if first)."""
         self._unindex()
-        async for lb, phys, blk, pos, prev, ino, rec_len, name_len in self._records():
+        lb, phys, blk = await self._entry_block(name)
+        for pos, prev, ino, rec_len, name_len in self._block_records(blk)[0]:
             if ino and blk[pos + 8:pos + 8 + name_len] == name:
                 self._room.pop(lb, None)
                 new = bytearray(blk)
@@ -1160,42 +1280,35 @@ class Inode(BaseInode):
                 else:
                     _U16.pack_into(new, prev + 4, pos - prev + rec_len)
                 await self.fs.put(phys, new)
-                if self._entries is not None:
-                    self._entries = [e for e in self._entries if e[0] != name]
-                if self._names is not None:
-                    self._names.pop(name, None)
+                del self._names[name]
                 self._touch()
                 await self.save()
                 return
-        raise Errno(errno.ENOENT)
+        raise Ext2Error(errno.EUCLEAN, f"directory {self.ino}: an entry not where it was")
 
     async def _set_entry(self, name: bytes, inode: Inode) -> None:
         """Point the existing entry name at inode, in place (rename over a
         name, as Linux's ext2_set_link: nothing to allocate, so nothing fails)."""
-        async for _, phys, blk, pos, _, ino, _, name_len in self._records():
+        lb, phys, blk = await self._entry_block(name)
+        for pos, _, ino, _, name_len in self._block_records(blk)[0]:
             if ino and blk[pos + 8:pos + 8 + name_len] == name:
                 new = bytearray(blk)
                 _U32.pack_into(new, pos, inode.ino)
                 new[pos + 7] = self._ft(inode)
                 await self.fs.put(phys, new)
-                dtype = DT_FROM_MODE.get(S.S_IFMT(inode.mode), 0)
-                if self._entries is not None:
-                    self._entries = [(n, inode.ino, dtype) if n == name else (n, i, t)
-                                     for n, i, t in self._entries]
-                if self._names is not None:
-                    self._names[name] = inode.ino
+                self._names[name] = lb << 32 | inode.ino
                 self._touch()
                 await self.save()
                 return
-        raise Errno(errno.ENOENT)
+        raise Ext2Error(errno.EUCLEAN, f"directory {self.ino}: an entry not where it was")
 
-    async def _enter_new(self, name: bytes, inode: Inode, fill) -> Inode:
+    async def _enter_new(self, name: bytes, inode: Inode, fill, room: tuple | None) -> Inode:
         """Fill an inode made just now (fill: its first write, awaited here)
-        and enter it; if either runs out of space, the inode is freed again,
-        as if never made."""
+        and enter it where _find_room said; if either runs out of space, the
+        inode is freed again, as if never made."""
         try:
             await fill
-            await self._add_entry(name, inode)
+            await self._add_entry(name, inode, room)
             return inode
         except Errno:
             inode.nlink = 0
@@ -1208,14 +1321,16 @@ class Inode(BaseInode):
         if self.nlink >= LINK_MAX:
             raise Errno(errno.EMLINK)
 
-    async def _must_be_absent(self, name: bytes) -> None:
+    async def _must_be_absent(self, name: bytes) -> tuple | None:
+        """EEXIST if name is entered, else where it would go (_find_room)."""
         self._check_dir()
-        if await self.lookup(name) is not None:
+        if await self._find(name) is not None:
             raise Errno(errno.EEXIST)
+        return await self._find_room(name)
 
     async def create(self, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0) -> Inode:
         async with self.fs.lock:
-            await self._must_be_absent(name)
+            room = await self._must_be_absent(name)
             inode = await self.fs.new_inode(self, mode, uid, gid)
             inode.nlink = 1
             if S.S_ISCHR(mode) or S.S_ISBLK(mode):
@@ -1227,15 +1342,15 @@ class Inode(BaseInode):
                     ptrs[1] = (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
                 inode._set_ptrs(ptrs)
                 inode.rdev = rdev
-            return await self._enter_new(name, inode, inode.save())
+            return await self._enter_new(name, inode, inode.save(), room)
 
     async def mkdir(self, name: bytes, mode: int, uid: int, gid: int) -> Inode:
         async with self.fs.lock:
-            await self._must_be_absent(name)
+            room = await self._must_be_absent(name)
             self._may_link()
             inode = await self.fs.new_inode(self, S.S_IFDIR | (mode & 0o7777), uid, gid)
             inode.nlink = 2
-            await self._enter_new(name, inode, inode._first_block(self))
+            await self._enter_new(name, inode, inode._first_block(self), room)
             self.nlink += 1
             await self.save()
             return inode
@@ -1256,15 +1371,15 @@ class Inode(BaseInode):
 
     async def symlink(self, name: bytes, target: bytes, uid: int, gid: int) -> Inode:
         async with self.fs.lock:
-            await self._must_be_absent(name)
+            room = await self._must_be_absent(name)
             inode = await self.fs.new_inode(self, S.S_IFLNK | 0o777, uid, gid)
             inode.nlink = 1
             if len(target) < 60:           # a fast symlink, in i_block
                 inode.i_block = target.ljust(60, b"\0")
                 inode.blockptrs = _BLOCKPTRS.unpack(inode.i_block)
                 inode.size = len(target)
-                return await self._enter_new(name, inode, inode.save())
-            return await self._enter_new(name, inode, inode._target(target))
+                return await self._enter_new(name, inode, inode.save(), room)
+            return await self._enter_new(name, inode, inode._target(target), room)
 
     async def _target(self, target: bytes) -> None:
         """A new slow symlink's target: all of it, or ENOSPC (not a short link)."""
@@ -1273,11 +1388,11 @@ class Inode(BaseInode):
 
     async def link(self, name: bytes, inode: Inode) -> None:
         async with self.fs.lock:
-            await self._must_be_absent(name)
+            room = await self._must_be_absent(name)
             if inode.nlink == 0:
                 raise Errno(errno.ENOENT)
             inode._may_link()
-            await self._add_entry(name, inode)
+            await self._add_entry(name, inode, room)
             inode.nlink += 1
             inode._touch(m=False)
             await inode.save()
@@ -1285,7 +1400,7 @@ class Inode(BaseInode):
     async def unlink(self, name: bytes) -> None:
         async with self.fs.lock:
             self._check_dir()
-            inode = await self.lookup(name)
+            inode = await self._find(name)
             if inode is None:
                 raise Errno(errno.ENOENT)
             if inode.is_dir():
@@ -1294,12 +1409,14 @@ class Inode(BaseInode):
             await inode._drop_link()
 
     async def _is_empty(self) -> bool:
-        return all(n in (b".", b"..") for n, _, _ in await self.readdir())
+        """Whether only "." and ".." are left (the caller holds the lock)."""
+        await self._load()
+        return all(n in (b".", b"..") for n in self._names)   # looks at three names at most
 
     async def rmdir(self, name: bytes) -> None:
         async with self.fs.lock:
             self._check_dir()
-            inode = await self.lookup(name)
+            inode = await self._find(name)
             if inode is None:
                 raise Errno(errno.ENOENT)
             if not inode.is_dir():
@@ -1330,18 +1447,16 @@ class Inode(BaseInode):
         await self.fs.put(phys, blk)
         self._unindex()
         if self._names is not None:
-            self._names[b".."] = parent.ino
-        if self._entries is not None:
-            self._entries = [(n, parent.ino if n == b".." else i, t) for n, i, t in self._entries]
+            self._names[b".."] = parent.ino         # in the first block
 
     async def rename(self, name: bytes, new_dir: Inode, new_name: bytes, flags: int = 0) -> None:
         async with self.fs.lock:
             self._check_dir()
             new_dir._check_dir()
-            src = await self.lookup(name)
+            src = await self._find(name)
             if src is None:
                 raise Errno(errno.ENOENT)
-            dst = await new_dir.lookup(new_name)
+            dst = await new_dir._find(new_name)
             if flags & RENAME_NOREPLACE and dst is not None:
                 raise Errno(errno.EEXIST)
             if flags & RENAME_EXCHANGE:
@@ -1377,7 +1492,8 @@ class Inode(BaseInode):
             else:
                 if src.is_dir() and self is not new_dir:
                     new_dir._may_link()
-                await new_dir._add_entry(new_name, src)   # first: ENOSPC leaves all as it was
+                room = await new_dir._find_room(new_name)
+                await new_dir._add_entry(new_name, src, room)   # first: ENOSPC leaves all as it was
             await self._remove_entry(name)
             if src.is_dir() and self is not new_dir:
                 await src._set_dotdot(new_dir)

@@ -11,9 +11,14 @@ first caller it sees.
 
 An inode is made at each lookup, so a file's content is generated when it
 is read from offset 0 and kept for the reads that follow on the same open.
+The numbered entries (processes, threads, fds) are looked up by number and
+listed a piece at a time, by number, as Linux lists them: a process with a
+million fds costs a lookup no more than one with three.
 """
 from __future__ import annotations
 
+import asyncio
+import bisect
 import errno
 import os
 import stat as S
@@ -24,11 +29,12 @@ from common.layout import touches_stub
 from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import FileSystem, Inode
 from services.kernel.sched.task import CURRENT
-from services.kernel.fs.vfs import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_NOATIME, \
+from services.kernel.fs.vfs import DIR_STEP, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_NOATIME, \
     MS_NODIRATIME, MS_RELATIME, d_type
 
 PROC_SUPER_MAGIC = 0x9FA0
 HZ = 100
+NUMBERED = 256          # a directory's position for number n: NUMBERED + n
 SPECIAL_MAPS = (b"[heap]", b"[stack]", b"[vdso]", b"[vvar]", b"[vsyscall]", b"[vvar_vclock]")
 
 
@@ -81,8 +87,9 @@ class Node(Inode):
     async def read(self, offset: int, length: int) -> bytes:
         raise Errno(errno.EINVAL)
 
-    async def readdir(self) -> list:
+    async def iterate(self, pos: int):
         raise Errno(errno.ENOTDIR)
+        yield
 
     async def lookup(self, name: bytes) -> Any:
         return None
@@ -116,29 +123,58 @@ class Link(Node):
 
 
 class Dir(Node):
-    """A directory whose entries are made by entries(): name -> maker of the inode."""
+    """A directory of named entries (entries(): name -> maker of the inode)
+    and numbered ones after them (numbers(n, count): at most count numbers,
+    the first n or more, in order; number(n): its inode, None if there is
+    none).  Positions as Linux's: "." 0, ".." 1, the named entries from 2,
+    number n at NUMBERED + n, so a listing goes on where it stopped while
+    processes and fds come and go."""
 
     def __init__(self, fs, ino, entries: Callable[[], dict], parent: Any = None, mode=0o555,
-                 uid=0, gid=0):
+                 uid=0, gid=0, numbers: Callable[[int, int], list[int]] | None = None,
+                 number: Callable[[int], Any] | None = None):
         super().__init__(fs, ino, S.S_IFDIR | mode, uid, gid)
         self.entries = entries
         self.parent = parent or self
+        self.numbers, self.number = numbers, number
 
     async def lookup(self, name: bytes) -> Any:
         if name == b".":
             return self
         if name == b"..":
             return self.parent
+        if self.numbers is not None and name.isdigit() and (name == b"0" or name[:1] != b"0"):
+            return self.number(int(name))
         make = self.entries().get(name)
         return make() if make is not None else None
 
-    async def readdir(self) -> list:
-        out = [(b".", self.ino, d_type(S.S_IFDIR)), (b"..", self.parent.ino, d_type(S.S_IFDIR))]
-        for name, make in self.entries().items():
-            inode = make()
-            if inode is not None:
-                out.append((name, inode.ino, d_type(inode.mode)))
-        return out
+    async def iterate(self, pos: int):
+        """The entries from position pos on, the named ones in one batch, the
+        numbered DIR_STEP at a time with a turn of the loop in between."""
+        batch = [(b".", self.ino, d_type(S.S_IFDIR), 1),
+                 (b"..", self.parent.ino, d_type(S.S_IFDIR), 2)][pos:]
+        for i, (name, make) in enumerate(self.entries().items()):
+            if i + 2 >= pos and (inode := make()) is not None:
+                batch.append((name, inode.ino, d_type(inode.mode), i + 3))
+        n = max(pos - NUMBERED, 0)
+        while True:
+            numbers = self.numbers(n, DIR_STEP) if self.numbers is not None else []
+            for k in numbers:
+                if (inode := self.number(k)) is not None:
+                    batch.append((b"%d" % k, inode.ino, d_type(inode.mode), NUMBERED + k + 1))
+            if batch:
+                yield batch
+            if len(numbers) < DIR_STEP:
+                return
+            batch = []
+            n = numbers[-1] + 1
+            await asyncio.sleep(0)
+
+
+def _from(numbers, n: int, count: int) -> list[int]:
+    """At most count of the sorted numbers, the first n or more."""
+    i = bisect.bisect_left(numbers, n)
+    return numbers[i:i + count]
 
 
 class ProcFs(FileSystem):
@@ -148,7 +184,7 @@ class ProcFs(FileSystem):
         self.kernel = kernel
         self.boot = time.monotonic()
         self.boot_wall = time.time()
-        self.root = Dir(self, 1, self.root_entries)
+        self.root = Dir(self, 1, self.root_entries, numbers=self.pids, number=self.pid_entry)
 
     @classmethod
     def from_options(cls, options: bytes, _tmpfs_pages: Any = None) -> ProcFs:
@@ -181,8 +217,6 @@ class ProcFs(FileSystem):
         if self.kernel is None:
             return {}
         out: dict[bytes, Callable] = {}
-        for pid in sorted(self.kernel.processes):
-            out[str(pid).encode()] = lambda pid=pid: self.pid_dir(pid)
         gens = {b"cpuinfo": lambda: _host("/proc/cpuinfo"), b"meminfo": lambda: _host("/proc/meminfo"),
                 b"uptime": self.uptime, b"loadavg": self.loadavg, b"stat": self.stat,
                 b"version": self.version, b"filesystems": self.filesystems,
@@ -192,6 +226,14 @@ class ProcFs(FileSystem):
         out[b"self"] = lambda: Link(self, 20, self.self_target)
         out[b"thread-self"] = lambda: Link(self, 21, self.thread_self_target)
         return out
+
+    def pids(self, n: int, count: int) -> list[int]:
+        self.caller()
+        return _from(sorted(self.kernel.processes), n, count) if self.kernel is not None else []
+
+    def pid_entry(self, pid: int) -> Dir | None:
+        self.caller()
+        return self.pid_dir(pid) if self.kernel is not None else None
 
     def self_target(self) -> bytes:
         t = self.caller()
@@ -287,13 +329,18 @@ class ProcFs(FileSystem):
             out[b"root"] = lambda: Link(self, self.ino(key, 23), lambda: b"/", uid, gid)
             out[b"fd"] = lambda: self.fd_dir(pid, tid, key, uid, gid, d)
             if tid is None:
-                out[b"task"] = lambda: Dir(self, self.ino(key, 25), lambda: {
-                    str(n).encode(): (lambda n=n: self.pid_dir(pid, n))
-                    for n in sorted(self.k().processes[pid].threads)}, d, 0o555, uid, gid)
+                out[b"task"] = lambda: Dir(
+                    self, self.ino(key, 25), dict, d, 0o555, uid, gid,
+                    numbers=lambda n, count: _from(sorted(self.threads_of(pid)), n, count),
+                    number=lambda n: self.pid_dir(pid, n))
             return out
 
         d = Dir(self, self.ino(key, 0), entries, self.root, 0o555, uid, gid)
         return d
+
+    def threads_of(self, pid: int) -> dict:
+        proc = self.k().processes.get(pid)
+        return proc.threads if proc is not None else {}
 
     def task_of(self, pid: int, tid: int | None) -> Any:
         proc = self.process(pid)
@@ -303,15 +350,24 @@ class ProcFs(FileSystem):
         return t
 
     def fd_dir(self, pid, tid, key, uid, gid, parent) -> Dir:
-        def entries() -> dict:
+        def files() -> Any:
             try:
-                t = self.task_of(pid, tid)
+                return self.task_of(pid, tid).files
             except Errno:
-                return {}
-            return {str(fd).encode(): (lambda fd=fd, f=f: Link(self, self.ino(key, 32) + fd,
-                                                                lambda: self.fd_target(f), uid, gid))
-                    for fd, (f, _) in sorted(t.files.fds.items())}
-        return Dir(self, self.ino(key, 24), entries, parent, 0o500, uid, gid)
+                return None
+
+        def numbers(n: int, count: int) -> list[int]:
+            table = files()
+            return table.in_use(n, count) if table is not None else []
+
+        def number(fd: int) -> Link | None:
+            table = files()
+            entry = table.fds.get(fd) if table is not None else None
+            if entry is None:
+                return None
+            f = entry[0]
+            return Link(self, self.ino(key, 32) + fd, lambda: self.fd_target(f), uid, gid)
+        return Dir(self, self.ino(key, 24), dict, parent, 0o500, uid, gid, numbers, number)
 
     @staticmethod
     def fd_target(f) -> bytes:

@@ -11,12 +11,18 @@ Every tmpfs of a guest also draws on one ``PageBudget`` (the guest config's
 ``tmpfs_limit``): its pages are the kernel's memory, and a guest may mount
 as many tmpfs of any size as it likes.
 
+A directory's listing goes by positions that stay with their names
+(``Positions``), as Linux's since 6.6, and has a turn of the loop every
+``DIR_STEP`` entries.
+
 An unlinked file keeps its pages while open files hold it (``hold``); the
-last release frees them.  Every method finishes without awaiting, so each is
-atomic with respect to other tasks.
+last release frees them.  Every method but ``iterate`` finishes without
+awaiting, so each is atomic with respect to other tasks.
 """
 from __future__ import annotations
 
+import asyncio
+import bisect
 import errno
 import logging
 import stat as S
@@ -27,7 +33,7 @@ from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import FileSystem
 from services.kernel.fs.inode import Inode as BaseInode
-from services.kernel.fs.vfs import d_type, set_attrs
+from services.kernel.fs.vfs import DIR_STEP, d_type, set_attrs
 
 log = logging.getLogger("kernel")
 
@@ -38,6 +44,8 @@ BOGO_DIRENT_SIZE = 20
 SHORT_SYMLINK_LEN = 128        # targets shorter than this live in the inode
 MAX_FILE_SIZE = (1 << 63) - 1
 RELATIME_SPAN = 24 * 3600      # relatime refreshes an atime older than a day
+DT_DIR = 4
+PIECE_NAMES = 256              # names in one piece of a directory's Positions
 
 
 def _now() -> tuple[int, int]:
@@ -51,6 +59,63 @@ def _size(text: str) -> int:
     if not digits.isdigit():
         raise Errno(errno.EINVAL)
     return int(digits) * mult
+
+
+class Positions:
+    """A directory's names in the order they came, each at the position it
+    got then, as Linux's simple_offset gives them ("." is 0, ".." 1, the
+    names 2, 3 ... never reused): a listing goes on from the position after
+    the last name it gave, so whatever comes and goes meanwhile, no name
+    that stays is listed twice or missed.  Kept in pieces of at most PIECE_NAMES
+    names, in order: a new name goes at the end, a removed one is found by
+    bisection and taken out of its piece, and a listing finds where to go on
+    by bisection too; nothing here walks the whole directory."""
+
+    def __init__(self) -> None:
+        self.next = 2
+        self.of: dict[bytes, int] = {}          # name -> its position
+        self.starts: list[int] = []             # each piece's first position
+        self.pieces: list[tuple[list[int], list[bytes]]] = []   # positions and names
+
+    def add(self, name: bytes) -> None:
+        at = self.of[name] = self.next
+        self.next += 1
+        if not self.pieces or len(self.pieces[-1][0]) >= PIECE_NAMES:
+            self.starts.append(at)
+            self.pieces.append(([], []))
+        positions, names = self.pieces[-1]
+        positions.append(at)
+        names.append(name)
+
+    def remove(self, name: bytes) -> None:
+        at = self.of.pop(name)
+        p = bisect.bisect_right(self.starts, at) - 1
+        positions, names = self.pieces[p]
+        i = bisect.bisect_left(positions, at)
+        del positions[i], names[i]
+        if not positions:
+            del self.starts[p], self.pieces[p]
+        elif i == 0:
+            self.starts[p] = positions[0]
+
+    def after(self, at: int, n: int) -> tuple[list[int], list[bytes]]:
+        """At most n names, the first at position at or after it, and their
+        positions."""
+        pieces = self.pieces
+        p = max(bisect.bisect_right(self.starts, at) - 1, 0)
+        if p >= len(pieces):
+            return [], []
+        positions, names = pieces[p]
+        i = bisect.bisect_left(positions, at)
+        positions, names = positions[i:i + n], names[i:i + n]
+        p += 1
+        while len(positions) < n and p < len(pieces):
+            more_positions, more_names = pieces[p]
+            k = n - len(positions)
+            positions += more_positions[:k]
+            names += more_names[:k]
+            p += 1
+        return positions, names
 
 
 class PageBudget:
@@ -148,6 +213,7 @@ class Inode(BaseInode):
         self.size = 2 * BOGO_DIRENT_SIZE if self.is_dir else 0
         self.pages: dict[int, bytearray] = {}
         self.entries: dict[bytes, Inode] = {}
+        self.positions = Positions() if self.is_dir else None
         self.parent: Inode = self
         self.target = b""
         self.opens = 0
@@ -263,10 +329,28 @@ class Inode(BaseInode):
             return self.parent
         return self.entries.get(name)
 
-    async def readdir(self) -> list[tuple[bytes, int, int]]:
+    async def iterate(self, pos: int):
+        """The entries from position pos on (Positions), DIR_STEP at a time
+        with a turn of the loop in between."""
         self.accessed()
-        return [(b".", self.ino, 4), (b"..", self.parent.ino, 4)] + [
-            (name, inode.ino, d_type(inode.mode)) for name, inode in self.entries.items()]
+        dots = None
+        if pos < 2:
+            dots = [(b".", self.ino, DT_DIR, 1), (b"..", self.parent.ino, DT_DIR, 2)][pos:]
+            pos = 2
+        while pos < self.positions.next or dots:
+            positions, names = self.positions.after(pos, DIR_STEP)
+            entries = self.entries
+            batch = [(name, inode.ino, d_type(inode.mode), at + 1)
+                     for at, name in zip(positions, names)
+                     if (inode := entries.get(name)) is not None]
+            if dots:
+                batch[:0], dots = dots, None
+            if batch:
+                yield batch
+            if len(positions) < DIR_STEP:
+                return
+            pos = positions[-1] + 1
+            await asyncio.sleep(0)
 
     def _free_name(self, name: bytes) -> None:
         if not self.is_dir or self.nlink == 0:
@@ -276,6 +360,7 @@ class Inode(BaseInode):
 
     def _add(self, name: bytes, inode: Inode) -> None:
         self.entries[name] = inode
+        self.positions.add(name)
         self.size += BOGO_DIRENT_SIZE
         if inode.is_dir:
             inode.parent = self
@@ -284,6 +369,7 @@ class Inode(BaseInode):
 
     def _remove(self, name: bytes) -> Inode:
         inode = self.entries.pop(name)
+        self.positions.remove(name)
         self.size -= BOGO_DIRENT_SIZE
         if inode.is_dir:
             self.nlink -= 1
@@ -362,11 +448,15 @@ class Inode(BaseInode):
         if flags & RENAME_EXCHANGE:
             if dst is None:
                 raise Errno(errno.ENOENT)
-            if src is not dst:
-                self._remove(name)
-                new_dir._remove(new_name)
-                new_dir._add(new_name, src)
-                self._add(name, dst)
+            if src is not dst:                  # each name keeps its position, as on Linux
+                self.entries[name], new_dir.entries[new_name] = dst, src
+                for moved, old, new in ((src, self, new_dir), (dst, new_dir, self)):
+                    if moved.is_dir and old is not new:
+                        moved.parent = new
+                        old.nlink -= 1
+                        new.nlink += 1
+                self.touch("mtime", "ctime")
+                new_dir.touch("mtime", "ctime")
                 src.touch("ctime")
                 dst.touch("ctime")
             return

@@ -183,8 +183,6 @@ def sys_lseek(t, fd, offset, whence, *_):
         raise Errno(errno.EINVAL)
     if not 0 <= pos < 1 << 63:        # past loff_t: EINVAL, as vfs_setpos
         raise Errno(errno.EINVAL)
-    if S.S_ISDIR(f.loc.inode.mode):
-        f.dirents = None if pos == 0 else f.dirents
     f.pos = pos
     return pos
 
