@@ -22,7 +22,7 @@ import pytest
 
 from conftest import HERE, disk_of, make_tree, skas
 from services.kernel.core.errors import Errno
-from services.kernel.fsimpl import ext2 as ext2mod
+from services.kernel.fsimpl.ext2.layout import LINK_MAX
 from ext2_images import counts, debugfs, fsck, live_names, make_image, session
 
 
@@ -356,7 +356,7 @@ def test_a_directory_full_of_subdirectories_is_emlink(tmp_path):
         other = await fs.root.mkdir(b"other", 0o755, 0, 0)
         sub = await other.mkdir(b"sub", 0o755, 0, 0)
         f = await other.create(b"f", stat.S_IFREG | 0o644, 0, 0)
-        full.nlink = f.nlink = ext2mod.LINK_MAX       # as if 64,998 subdirectories were there
+        full.nlink = f.nlink = LINK_MAX       # as if 64,998 subdirectories were there
         for attempt in (full.mkdir(b"d", 0o755, 0, 0), other.rename(b"sub", full, b"sub"),
                         full.link(b"g", f)):
             with pytest.raises(Errno) as e:

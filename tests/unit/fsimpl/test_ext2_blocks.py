@@ -5,8 +5,8 @@ tables (_bmap, _bmap_run), allocation near a goal, freeing, and truncation
 freeing exactly what Linux's ext2_truncate_blocks frees.
 
 Names used from services.kernel.fsimpl.ext2: Ext2, Ext2Error, NDIR_BLOCKS,
-_all_set, _bytes_within, _clear_run, _find_zero, _has_super, _max_size,
-_runs, _set_run; of an Ext2: mount, root, block, block_size, blocks_count,
+all_set, bytes_within, clear_run, find_zero, has_super, max_size,
+runs, set_run; of an Ext2: mount, root, block, block_size, blocks_count,
 first_data, blocks_per_group, block_bitmaps, group_free, max_size,
 alloc_blocks, free_blocks, sync, unmount, lock, statfs; of its Inode:
 create, write, read, truncate, save, lookup, blocks, size, blockptrs,
@@ -24,9 +24,10 @@ import subprocess
 import pytest
 
 from services.kernel.core.errors import Errno
-from services.kernel.fsimpl.ext2 import (
-    NDIR_BLOCKS, Ext2, Ext2Error, _all_set, _bytes_within, _clear_run, _find_zero, _has_super,
-    _max_size, _runs, _set_run)
+from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
+from services.kernel.fsimpl.ext2.bitmaps import (all_set, bytes_within, clear_run, find_zero,
+                                                 block_runs, set_run)
+from services.kernel.fsimpl.ext2.layout import NDIR_BLOCKS, has_super, max_size
 
 
 class Image:
@@ -180,29 +181,29 @@ def test_set_run_and_all_set_against_bit_by_bit():
         bit = rng.randrange(8 * size)
         count = rng.randint(1, 8 * size - bit)
         before = bits_of(bm, 8 * size)
-        assert _all_set(bm, bit, count) == all(before[bit:bit + count])
+        assert all_set(bm, bit, count) == all(before[bit:bit + count])
         on = rng.random() < 0.5
-        _set_run(bm, bit, count, on)
+        set_run(bm, bit, count, on)
         after = bits_of(bm, 8 * size)
         assert after == before[:bit] + [int(on)] * count + before[bit + count:]
-        assert _all_set(bm, bit, count) == on
+        assert all_set(bm, bit, count) == on
 
 
 def test_bytes_within_are_the_whole_bytes_of_a_range():
-    assert _bytes_within(0, 16) == (0, 16)
-    assert _bytes_within(3, 21) == (8, 16)
-    assert _bytes_within(3, 7) == (7, 7)           # no whole byte: empty, inside the range
-    assert _bytes_within(8, 9) == (8, 8)
+    assert bytes_within(0, 16) == (0, 16)
+    assert bytes_within(3, 21) == (8, 16)
+    assert bytes_within(3, 7) == (7, 7)           # no whole byte: empty, inside the range
+    assert bytes_within(8, 9) == (8, 8)
 
 
 def test_find_zero_wraps_to_the_start_and_stops_at_nbits():
     bm = bytes([0xFF, 0b1110_1111, 0xFF])
-    assert _find_zero(bm, 0, 24) == 12
-    assert _find_zero(bm, 13, 24) == 12             # nothing after 13: from 0 again
-    assert _find_zero(bm, 0, 12) is None            # bit 12 is not below nbits
-    assert _find_zero(bytes([0xFF, 0x7F]), 0, 15) is None
-    assert _clear_run(bytes([0b0000_0011, 0, 0b1000_0000]), 2, 24) == 21
-    assert _clear_run(bytes(4), 5, 9) == 4          # cut at end
+    assert find_zero(bm, 0, 24) == 12
+    assert find_zero(bm, 13, 24) == 12             # nothing after 13: from 0 again
+    assert find_zero(bm, 0, 12) is None            # bit 12 is not below nbits
+    assert find_zero(bytes([0xFF, 0x7F]), 0, 15) is None
+    assert clear_run(bytes([0b0000_0011, 0, 0b1000_0000]), 2, 24) == 21
+    assert clear_run(bytes(4), 5, 9) == 4          # cut at end
 
 
 def test_runs_split_consecutive_numbers_at_gaps_and_at_the_longest():
@@ -217,15 +218,15 @@ def test_runs_split_consecutive_numbers_at_gaps_and_at_the_longest():
                 n += 1
             want.append((numbers[i], n))
             i += n
-        assert list(_runs(numbers, longest)) == want
+        assert list(block_runs(numbers, longest)) == want
 
 
 def test_max_size_is_linux_ext2_max_size():
     """ext2_max_size: the block map's reach, unless i_blocks' 2^32 sectors
     (indirect blocks included) run out first (4 KiB blocks)."""
-    assert _max_size(10) == 17_247_252_480            # 16 GiB and a little
-    assert _max_size(11) == 275_415_851_008           # 256 GiB and a little
-    assert _max_size(12) == 2_196_873_666_560         # just under 2 TiB
+    assert max_size(10) == 17_247_252_480            # 16 GiB and a little
+    assert max_size(11) == 275_415_851_008           # 256 GiB and a little
+    assert max_size(12) == 2_196_873_666_560         # just under 2 TiB
 
 
 def test_backup_superblocks_are_where_mke2fs_puts_them(tmp_path):
@@ -237,8 +238,8 @@ def test_backup_superblocks_are_where_mke2fs_puts_them(tmp_path):
     groups = re.split(r"^Group (\d+):", out, flags=re.M)[1:]
     has = {int(n): "superblock at" in text for n, text in zip(groups[::2], groups[1::2])}
     assert len(has) == 28 and sum(has.values()) == 8    # 0 1 3 5 7 9 25 27
-    assert {g: _has_super(g) for g in has} == has
-    assert [g for g in range(400) if _has_super(g)] == [0, 1, 3, 5, 7, 9, 25, 27, 49, 81,
+    assert {g: has_super(g) for g in has} == has
+    assert [g for g in range(400) if has_super(g)] == [0, 1, 3, 5, 7, 9, 25, 27, 49, 81,
                                                         125, 243, 343]
 
 
@@ -468,7 +469,7 @@ def test_a_bad_free_changes_nothing(tmp_path):
             assert e.value.errno == errno.EUCLEAN and what in str(e.value), bad
             assert [list(c) for c in fs.group_free] == counts
             bm = await fs.block(fs.block_bitmaps[g])
-            assert _all_set(bm, a - fs.first_data - g * fs.blocks_per_group, 2)
+            assert all_set(bm, a - fs.first_data - g * fs.blocks_per_group, 2)
         await fs.free_blocks([a + 1, a])
     session(img, body)
     fsck(img)

@@ -13,7 +13,9 @@ import pytest
 
 from conftest import disk_of, make_tree, skas, skas_popen
 from services.kernel.core.errors import Errno
-from services.kernel.fsimpl import ext2 as ext2mod
+from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
+from services.kernel.fsimpl.ext2 import bitmaps
+from services.kernel.fsimpl.ext2 import super as ext2_super
 from services.kernel.fsimpl.ext2 import Ext2Error
 from ext2_images import counts, debugfs, fsck, live_names, make_image, session
 
@@ -57,7 +59,7 @@ def test_many_small_files(image):
 
 
 def test_big_file_into_double_indirect(image, tmp_path, monkeypatch):
-    monkeypatch.setattr(ext2mod, "DIRTY_LIMIT", 100)     # written back along the way
+    monkeypatch.setattr(ext2_super, "DIRTY_LIMIT", 100)     # written back along the way
 
     async def body(fs):
         per = fs.block_size // 4
@@ -242,12 +244,12 @@ def test_rename_flags_and_directories(image):
         d = await b.mkdir(b"d", 0o755, 0, 0)
         with pytest.raises(Errno):
             await a.rename(b"x", b, b"d")                   # a file over a directory
-        await a.rename(b"x", b, b"d", ext2mod.RENAME_EXCHANGE)
+        await a.rename(b"x", b, b"d", RENAME_EXCHANGE)
         assert await a.lookup(b"x") is d and await b.lookup(b"d") is x
         assert a.nlink == 3 and b.nlink == 2 and (await d.lookup(b"..")) is a
         e = await b.mkdir(b"e", 0o755, 0, 0)
         with pytest.raises(Errno):
-            await a.rename(b"x", b, b"e", ext2mod.RENAME_NOREPLACE)
+            await a.rename(b"x", b, b"e", RENAME_NOREPLACE)
         await a.rename(b"x", b, b"e")                       # over an empty directory
         assert e.nlink == 0 and b.nlink == 3 and a.nlink == 2
         for i in range(50):
@@ -404,16 +406,16 @@ def test_bitmap_search_agrees_with_bit_by_bit():
         start = rng.randint(0, nbits)
         clear = [i for i in range(nbits) if not bm[i >> 3] >> (i & 7) & 1]
         first = next((i for i in clear if i >= start), clear[0] if clear else None)
-        assert ext2mod._find_zero(bm, start, nbits) == first
+        assert bitmaps.find_zero(bm, start, nbits) == first
         if first is None:
             continue
         end = rng.randint(first + 1, nbits)
         run = 1
         while first + run < end and first + run in clear:
             run += 1
-        assert ext2mod._clear_run(bm, first, end) == run
+        assert bitmaps.clear_run(bm, first, end) == run
         new = bytearray(bm)
-        ext2mod._set_run(new, first, run)
+        bitmaps.set_run(new, first, run)
         assert [i for i in range(nbits) if not new[i >> 3] >> (i & 7) & 1] == \
             [i for i in clear if not first <= i < first + run]
 

@@ -1,0 +1,370 @@
+"""The filesystem: mount, the block caches, write-back, and block and inode
+allocation through the group bitmaps."""
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import stat as S
+import struct
+import time
+
+from services.kernel.core.errors import Errno
+from services.kernel.fs.inode import FileSystem
+from services.kernel.fsimpl.ext2.bitmaps import all_set, block_runs, clear_run, find_zero, set_run
+from services.kernel.fsimpl.ext2.cache import BlockCache
+from services.kernel.fsimpl.ext2.inode import Inode
+from services.kernel.fsimpl.ext2.layout import (
+    CACHE_BLOCKS, DIRTY_LIMIT, EXT2_MAGIC, GD, GROUP, INCOMPAT_FILETYPE, INCOMPAT_NAMES,
+    MAX_RUN_BYTES, RO_COMPAT_SPARSE_SUPER, ROOT_INO, SUPER, U16, U32, BlockSource, Ext2Error,
+    has_super, max_size, timestamp)
+
+
+class Ext2(FileSystem):
+    writable = True        # the root is mounted read-write unless the guest asks "ro"
+
+    def __init__(self, dev: BlockSource):
+        self.dev = dev
+        self.meta_cache = BlockCache(CACHE_BLOCKS)
+        self.data_cache = BlockCache(CACHE_BLOCKS)
+        self.inodes: dict[int, Inode] = {}
+        self.dirty: dict[int, bytes] = {}
+        self.unsaved: set[Inode] = set()   # written to: put in their tables at write-back
+        self.lock = asyncio.Lock()
+        self.meta_dirty = False      # superblock or group descriptors changed
+
+    @classmethod
+    async def mount(cls, dev: BlockSource) -> Ext2:
+        fs = cls(dev)
+        raw = await fs._fetch(1024, 1024)
+        (fs.inodes_count, fs.blocks_count, fs.r_blocks, _free_blocks, _free_inodes, first_data,
+         log_bs, _lf, fs.blocks_per_group, _fpg, fs.inodes_per_group, magic, rev,
+         inode_size, fs.feature_compat, fs.feature_incompat, fs.feature_ro_compat,
+         reserved_gdt) = SUPER.unpack_from(raw)
+        if magic != EXT2_MAGIC:
+            raise Ext2Error(errno.EINVAL, "not an ext2 filesystem (bad magic)")
+        unknown = fs.feature_incompat & ~INCOMPAT_FILETYPE
+        if unknown:
+            names = [INCOMPAT_NAMES.get(1 << b, f"{1 << b:#x}")
+                     for b in range(32) if unknown >> b & 1]
+            raise Ext2Error(errno.EINVAL, "unsupported incompatible features: " + ", ".join(names))
+        if log_bs > 6:
+            raise Ext2Error(errno.EINVAL, f"unsupported block size 1024 << {log_bs}")
+        bs = fs.block_size = 1024 << log_bs
+        fs.max_size = max_size(10 + log_bs)
+        fs.inode_size = inode_size if rev >= 1 else 128
+        if fs.inode_size < 128 or fs.inode_size > bs or fs.inode_size & (fs.inode_size - 1):
+            raise Ext2Error(errno.EUCLEAN, f"bad inode size {fs.inode_size}")
+        if not (0 < fs.blocks_per_group <= 8 * bs and 0 < fs.inodes_per_group <= 8 * bs
+                and first_data < fs.blocks_count):
+            raise Ext2Error(errno.EUCLEAN, "corrupt superblock geometry")
+        fs.ngroups = -(-(fs.blocks_count - first_data) // fs.blocks_per_group)
+        if fs.inodes_count > fs.ngroups * fs.inodes_per_group:
+            raise Ext2Error(errno.EUCLEAN, "more inodes than the groups hold")
+        gdt_blocks = -(-fs.ngroups * GROUP.size // bs)
+        gdt = await fs._fetch((first_data + 1) * bs, gdt_blocks * bs)
+        groups = [GROUP.unpack_from(gdt, g * GROUP.size) for g in range(fs.ngroups)]
+        fs.inode_tables = [table for table, _, _ in groups]
+        fs.group_free = [[blocks, inodes] for _, blocks, inodes in groups]
+        descs = [GD.unpack_from(gdt, g * GROUP.size) for g in range(fs.ngroups)]
+        fs.block_bitmaps = [d[0] for d in descs]
+        fs.inode_bitmaps = [d[1] for d in descs]
+        fs.used_dirs = [d[5] for d in descs]
+        fs.sb = bytearray(raw)
+        fs.gdt = bytearray(gdt)
+        fs.first_data = first_data
+        fs.first_ino = U32.unpack_from(raw, 84)[0] if rev >= 1 else 11
+        fs.rev = rev
+        itb_per_group = fs.inodes_per_group // (bs // fs.inode_size)
+        if any(t == 0 or t + itb_per_group > fs.blocks_count for t in fs.inode_tables):
+            raise Ext2Error(errno.EUCLEAN, "inode table outside the filesystem")
+        sparse = fs.feature_ro_compat & RO_COMPAT_SPARSE_SUPER
+        # what Linux's statfs leaves out of f_blocks: metadata that is always there
+        fs.overhead = first_data + fs.ngroups * (2 + itb_per_group) + sum(
+            1 + gdt_blocks + reserved_gdt for g in range(fs.ngroups)
+            if not sparse or has_super(g))
+        fs.ptrs = struct.Struct(f"<{bs // 4}I")
+        fs.root = await fs.inode(ROOT_INO)
+        if not fs.root.is_dir():
+            raise Ext2Error(errno.EUCLEAN, "root inode is not a directory")
+        return fs
+
+    def statfs(self) -> dict:
+        """As Linux 6.x reports an ext2 mount (ext4's statfs, which serves ext2):
+        free counts summed over the groups, f_blocks without the fixed metadata
+        (reserved GDT blocks included), f_bavail without the root-reserved blocks."""
+        bfree = sum(blocks for blocks, _ in self.group_free)
+        return {"bsize": self.block_size, "frsize": self.block_size,
+                "blocks": self.blocks_count - self.overhead, "bfree": bfree,
+                "bavail": max(0, bfree - self.r_blocks), "files": self.inodes_count,
+                "ffree": sum(inodes for _, inodes in self.group_free), "namelen": 255,
+                "magic": EXT2_MAGIC}
+
+    # --- blocks -------------------------------------------------------------
+    async def _fetch(self, offset: int, length: int) -> bytes:
+        data = await self.dev.read(offset, length)
+        if len(data) != length:
+            raise Ext2Error(errno.EIO, f"short read at byte {offset}: the device ends early")
+        return data
+
+    async def block(self, block: int) -> bytes:
+        """One metadata block, through the metadata cache."""
+        data = self.dirty.get(block) or self.meta_cache.get(block)
+        if data is None:
+            if not 0 < block < self.blocks_count:
+                raise Ext2Error(errno.EUCLEAN, f"block {block} outside the filesystem")
+            data = await self._fetch(block * self.block_size, self.block_size)
+            self.meta_cache.put(block, data)
+        return data
+
+    async def data(self, block: int, count: int) -> bytes:
+        """count contiguous data blocks: from the data cache if it holds them all,
+        else in one device request.  Only single blocks are kept in the data
+        cache (directory blocks, a small file's, the ends of a partial write):
+        a run is file data read in bulk, which would push those out, and
+        which the device's own page cache (ubd's) keeps."""
+        cached = []
+        for b in range(block, block + count):
+            data = self.dirty.get(b) or self.data_cache.get(b)
+            if data is None:
+                break
+            cached.append(data)
+        else:
+            return b"".join(cached)
+        if not 0 < block <= self.blocks_count - count:
+            raise Ext2Error(errno.EUCLEAN, f"blocks {block}+{count} outside the filesystem")
+        bs = self.block_size
+        data = await self._fetch(block * bs, count * bs)
+        if self.dirty:
+            parts = [self.dirty.get(block + i) or data[i * bs:(i + 1) * bs] for i in range(count)]
+            data = b"".join(parts)
+        if count == 1 and block not in self.dirty:
+            self.data_cache.put(block, data)
+        return data
+
+    # --- writing back -------------------------------------------------------------
+    async def put(self, block: int, data: bytes) -> None:
+        """New contents of block and the blocks after it (data: whole blocks,
+        a run of them put at once), held dirty until written back."""
+        bs = self.block_size
+        count = len(data) // bs
+        if not (count and len(data) == count * bs and 0 < block <= self.blocks_count - count):
+            raise Ext2Error(errno.EUCLEAN, f"bad write of block {block}")
+        blocks = range(block, block + count)
+        self._uncache(blocks)
+        if count == 1:
+            self.dirty[block] = bytes(data)
+        else:
+            data = bytes(data)
+            self.dirty.update(zip(blocks, [data[at:at + bs] for at in range(0, len(data), bs)]))
+        if len(self.dirty) > DIRTY_LIMIT:
+            await self.write_back()
+
+    async def mutable(self, block: int) -> bytearray:
+        """A metadata block to change in place (a bitmap, an inode table, an
+        indirect table): its dirty copy, made one if it has none.  Change it
+        before the next await (a write-back may take it then); callers hold
+        the lock.  Measured: a 64 KiB write changes three such blocks, and
+        copying and putting each cost more than the data's own put."""
+        data = self.dirty.get(block)
+        if type(data) is bytearray:
+            return data
+        if len(self.dirty) >= DIRTY_LIMIT:
+            await self.write_back()
+        data = bytearray(await self.block(block))
+        self._uncache((block,))
+        self.dirty[block] = data
+        return data
+
+    def _uncache(self, blocks: range | tuple[int, ...]) -> None:
+        """Drop blocks from the clean caches (their dirty copies replace them)."""
+        for cache in (self.meta_cache.blocks, self.data_cache.blocks):
+            if not cache.keys().isdisjoint(blocks):
+                for b in blocks:
+                    cache.pop(b, None)
+
+    def _forget(self, blocks: list[int]) -> None:
+        """Freed blocks: their contents no longer matter.  Each cache is
+        searched through whichever is smaller, it or the blocks."""
+        doomed = None
+        for cache in (self.meta_cache.blocks, self.data_cache.blocks, self.dirty):
+            if len(cache) < len(blocks):
+                doomed = doomed or set(blocks)
+                for b in [b for b in cache if b in doomed]:
+                    del cache[b]
+            else:
+                for b in blocks:
+                    cache.pop(b, None)
+
+    async def write_back(self) -> None:
+        """Write every dirty block, runs of adjacent ones in one request.  They
+        are not kept in a cache here: the device's page cache keeps what is
+        written, and a big file streamed out would push everything else out.
+        Under the lock, as every change is: nothing is dirtied meanwhile."""
+        assert self.lock.locked(), "ext2 written back without its lock"
+        while self.unsaved:
+            await self.unsaved.pop().save()
+        dirty = self.dirty
+        bs = self.block_size
+        for first, count in list(block_runs(sorted(dirty), MAX_RUN_BYTES // bs)):
+            run = range(first, first + count)
+            await self.dev.write_parts(first * bs, list(map(dirty.__getitem__, run)))
+            for block in run:
+                del dirty[block]
+
+    async def sync(self) -> None:
+        """Dirty blocks, then the group descriptors and superblock, then a FLUSH;
+        under the lock, so that no change (an unlinked file freed as its last
+        user exits, say) lands between the blocks and the counts written."""
+        async with self.lock:
+            await self.write_back()
+            if self.meta_dirty:
+                self.meta_dirty = False
+                for g in range(self.ngroups):
+                    GD.pack_into(self.gdt, g * GROUP.size, self.block_bitmaps[g],
+                                  self.inode_bitmaps[g], self.inode_tables[g],
+                                  self.group_free[g][0], self.group_free[g][1],
+                                  self.used_dirs[g])
+                await self.dev.write((self.first_data + 1) * self.block_size, bytes(self.gdt))
+                struct.pack_into("<II", self.sb, 12, sum(b for b, _ in self.group_free),
+                                 sum(i for _, i in self.group_free))
+                struct.pack_into("<I", self.sb, 48, int(time.time()))     # s_wtime
+                await self.dev.write(1024, bytes(self.sb))
+            await self.dev.flush()
+
+    async def unmount(self) -> None:
+        """The last sync: no file is open any more, so unlinked ones that
+        still were are freed first (ext2 has no orphan list for a later mount)."""
+        async with self.lock:
+            for inode in [i for i in self.inodes.values() if i.nlink == 0 and i.opens]:
+                await inode._evict()
+        await self.sync()
+
+    # --- allocation ----------------------------------------------------------------
+    def _group_blocks(self, g: int) -> int:
+        return min(self.blocks_per_group,
+                   self.blocks_count - self.first_data - g * self.blocks_per_group)
+
+    async def alloc_blocks(self, goal: int, count: int) -> tuple[int, int]:
+        """A run of up to count free blocks (first, how many): the first free
+        block at or after goal in its group if there is one, and as many free
+        ones right after it; ENOSPC if no block is free."""
+        first, bpg = self.first_data, self.blocks_per_group
+        if not first <= goal < self.blocks_count:
+            goal = first
+        g0 = (goal - first) // bpg
+        for k in range(self.ngroups):
+            g = (g0 + k) % self.ngroups
+            if self.group_free[g][0] <= 0:
+                continue
+            bm = await self.block(self.block_bitmaps[g])
+            start = goal - first - g * bpg if k == 0 else 0
+            nbits = self._group_blocks(g)
+            bit = find_zero(bm, start, nbits)
+            if bit is None:
+                continue
+            n = clear_run(bm, bit, min(nbits, bit + count))
+            set_run(await self.mutable(self.block_bitmaps[g]), bit, n)
+            self.group_free[g][0] -= n
+            self.meta_dirty = True
+            return first + g * bpg + bit, n
+        raise Errno(errno.ENOSPC)
+
+    async def free_blocks(self, blocks: list[int]) -> None:
+        """Free blocks, in any order: run by run, each bitmap block changed
+        once (a 64 MiB file's truncate was 16,384 puts of a bitmap, 27 ms),
+        and none at all if one of the blocks is outside the filesystem,
+        already free, or listed twice."""
+        order = sorted(blocks)
+        if not order:
+            return
+        for block in (order[0], order[-1]):
+            if not self.first_data <= block < self.blocks_count:
+                raise Ext2Error(errno.EUCLEAN, f"freeing block {block} outside the filesystem")
+        if len(set(order)) != len(order):
+            twice = next(a for a, b in zip(order, order[1:]) if a == b)
+            raise Ext2Error(errno.EUCLEAN, f"freeing block {twice}, already free "
+                                             "(it is listed twice)")
+        bpg = self.blocks_per_group
+        runs = []                                    # (group, first bit, how many)
+        for first, count in block_runs(order, len(order)):
+            bit = first - self.first_data
+            while count:                             # split where a group ends
+                g, at = divmod(bit, bpg)
+                n = min(count, bpg - at)
+                runs.append((g, at, n))
+                bit, count = bit + n, count - n
+        for g, at, n in runs:
+            if not all_set(await self.block(self.block_bitmaps[g]), at, n):
+                bm = await self.block(self.block_bitmaps[g])
+                free = next(b for b in range(at, at + n) if not bm[b >> 3] >> (b & 7) & 1)
+                raise Ext2Error(errno.EUCLEAN, f"freeing block "
+                                f"{self.first_data + g * bpg + free}, already free")
+        for g, at, n in runs:
+            set_run(await self.mutable(self.block_bitmaps[g]), at, n, on=False)
+            self.group_free[g][0] += n
+        self.meta_dirty = True
+        self._forget(order)
+
+    async def alloc_inode(self, near: int, is_dir: bool) -> int:
+        """A free inode number, from the group of inode near if it has one."""
+        g0 = (near - 1) // self.inodes_per_group
+        for k in range(self.ngroups):
+            g = (g0 + k) % self.ngroups
+            if self.group_free[g][1] <= 0:
+                continue
+            bm = await self.block(self.inode_bitmaps[g])
+            start = max(0, self.first_ino - 1 - g * self.inodes_per_group)
+            bit = find_zero(bm, start, self.inodes_per_group)
+            if bit is not None and g * self.inodes_per_group + bit + 1 < self.first_ino:
+                bit = None
+            if bit is None:
+                continue
+            ino = g * self.inodes_per_group + bit + 1
+            if ino > self.inodes_count:
+                continue
+            (await self.mutable(self.inode_bitmaps[g]))[bit >> 3] |= 1 << (bit & 7)
+            self.group_free[g][1] -= 1
+            self.used_dirs[g] += is_dir
+            self.meta_dirty = True
+            return ino
+        raise Errno(errno.ENOSPC)
+
+    async def free_inode(self, ino: int, is_dir: bool) -> None:
+        g, bit = divmod(ino - 1, self.inodes_per_group)
+        if not (await self.block(self.inode_bitmaps[g]))[bit >> 3] >> (bit & 7) & 1:
+            raise Ext2Error(errno.EUCLEAN, f"freeing inode {ino}, already free")
+        (await self.mutable(self.inode_bitmaps[g]))[bit >> 3] &= ~(1 << (bit & 7)) & 0xFF
+        self.group_free[g][1] += 1
+        self.used_dirs[g] -= is_dir
+        self.meta_dirty = True
+        self.unsaved.discard(self.inodes.pop(ino, None))
+
+    async def new_inode(self, parent: Inode, mode: int, uid: int, gid: int) -> Inode:
+        ino = await self.alloc_inode(parent.ino, S.S_ISDIR(mode))
+        raw = bytearray(self.inode_size)
+        if self.inode_size > 128:
+            U16.pack_into(raw, 128, 32 if self.inode_size >= 160 else 0)
+        struct.pack_into("<I", raw, 100, int.from_bytes(os.urandom(4), "little"))  # generation
+        inode = Inode(self, ino, bytes(raw))
+        inode.mode, inode.uid, inode.gid = mode, uid, gid
+        now = timestamp()
+        inode.atime, inode.atime_ns = now
+        inode.mtime, inode.mtime_ns = now
+        inode.ctime, inode.ctime_ns = now
+        self.inodes[ino] = inode
+        return inode
+
+    async def inode(self, ino: int) -> Inode:
+        cached = self.inodes.get(ino)
+        if cached is not None:
+            return cached
+        if not 1 <= ino <= self.inodes_count:
+            raise Ext2Error(errno.EUCLEAN, f"inode number {ino} out of range")
+        group, index = divmod(ino - 1, self.inodes_per_group)
+        offset = index * self.inode_size
+        raw = await self.block(self.inode_tables[group] + offset // self.block_size)
+        start = offset % self.block_size
+        inode = Inode(self, ino, raw[start:start + self.inode_size])
+        self.inodes[ino] = inode
+        return inode
