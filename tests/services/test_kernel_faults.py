@@ -20,7 +20,7 @@ from services.kernel import main as kmain
 from services.kernel.entry import kernel as service
 from services.kernel.sched import sigframe
 from services.kernel.syscalls import table as syscalls
-from services.kernel.sched import signal as ksignal
+from services.kernel.sched import signals as ksignal
 from services.kernel.core.answers import Ops
 from conftest import make_config
 

@@ -87,14 +87,14 @@ def test_the_check_finds_what_it_forbids():
     modules = sources()
     modules["services.kernel.fs.bad"] = (
         "def f():\n    from services.kernel.syscalls.paths import resolve\n"
-        "from services.kernel.sched import signal\n"
+        "from services.kernel.sched import signals\n"
         "PAGE = 4096\n"
         "def sys_bad(t): pass\n")
     modules["services.kernel.drivers.bad"] = "import services.kernel.fsimpl.tmpfs\n"
     assert violations(modules) == [
         "services.kernel.drivers.bad imports services.kernel.fsimpl.tmpfs: "
         "drivers may not import fsimpl",
-        "services.kernel.fs.bad imports services.kernel.sched.signal: fs may not import sched",
+        "services.kernel.fs.bad imports services.kernel.sched.signals: fs may not import sched",
         "services.kernel.fs.bad imports services.kernel.syscalls.paths: fs may not import syscalls",
         "services.kernel.fs.bad.sys_bad: a handler outside syscalls/",
         "PAGE is defined in services.kernel.abi.arch, services.kernel.fs.bad: define it once",

@@ -29,7 +29,7 @@ from services.kernel.fs.files import FdTable
 from services.kernel.sched.task import CURRENT, Credentials, FsContext, Process, Task
 from services.kernel.fs.vfs import Vfs
 from services.kernel.sched import fork
-from services.kernel.sched import signal
+from services.kernel.sched import signals
 from services.kernel.sched import wait
 log = logging.getLogger("kernel")
 
@@ -222,9 +222,9 @@ class Kernel:
             if not t.signalled or t.tid not in self.tasks:
                 return                 # the task is gone
             t.signalled = False        # a signal cut the wait short
-            result = -(signal.ERESTARTNOHAND if call in signal.NO_RESTART
-                       else signal.ERESTARTNOINTR if call in signal.ALWAYS_RESTART
-                       else signal.ERESTARTSYS)
+            result = -(signals.ERESTARTNOHAND if call in signals.NO_RESTART
+                       else signals.ERESTARTNOINTR if call in signals.ALWAYS_RESTART
+                       else signals.ERESTARTSYS)
         except ExecFailed as exc:
             log.error("%s: %s; killing it", t, exc)
             self.to_userspace("kill", t.request_id, {"task": t.tid})
@@ -259,7 +259,7 @@ class Kernel:
             log.error("%r: kernel bug in %s's answer: %s", t, call,
                       "SIGSEGV" if isinstance(result, Ops) else "EIO", exc_info=exc)
             if isinstance(result, Ops):
-                signal.terminate(t.process, SIGSEGV)
+                signals.terminate(t.process, SIGSEGV)
             else:
                 self.send_answer(t, -errno.EIO, call, args)
 
@@ -269,7 +269,7 @@ class Kernel:
                      result if isinstance(result, int) else type(result).__name__)
         if t.notif is not None and self.answer_notified(t, result, call, args):
             return
-        if isinstance(result, int) and signal.deliverable(t):
+        if isinstance(result, int) and signals.deliverable(t):
             asyncio.ensure_future(self.signal_return(t, result))
             return
         t.in_kernel = False
@@ -280,7 +280,7 @@ class Kernel:
                                                     "reply": False, "value": result.value})
         else:
             self.to_userspace("ret", t.request_id, {"task": t.tid, "value": result})
-        if signal.deliverable(t):
+        if signals.deliverable(t):
             self.interrupt(t)   # sent as the call ended (its handler done, not answered): next
 
     # --- calls through the seccomp listener (listener.py) ----------------------
@@ -323,7 +323,7 @@ class Kernel:
         holds it, dies of SIGSEGV rather than wait for an answer for ever."""
         log.exception("kernel bug handling %s for %r", what, t)
         if t is not None and t.in_kernel:
-            signal.terminate(t.process, SIGSEGV)
+            signals.terminate(t.process, SIGSEGV)
 
     def on_call(self, listener: Listener, nid: int, pid: int, nr: int, args: list[int]) -> None:
         """A call waiting in the listener: served as a trapped one is."""
@@ -357,7 +357,7 @@ class Kernel:
         listener, nid = t.notif
         if not t.process.stopped:
             sent = None
-            if type(result) is int and not signal.deliverable(t):
+            if type(result) is int and not signals.deliverable(t):
                 sent = listener.answer(nid, result)
             elif result is HOST:
                 sent = listener.run_on_host(nid)
@@ -387,9 +387,9 @@ class Kernel:
         if t.unsent is not None:
             (result, call, args), t.unsent = t.unsent, None
             self.answer(t, result, call, args)
-        elif (signal.deliverable(t) and t.call is not None and not t.call.done()
+        elif (signals.deliverable(t) and t.call is not None and not t.call.done()
               and not t.in_ops):
-            t.signalled = True           # as signal._wake: the call ends for the signal
+            t.signalled = True           # as signals._wake: the call ends for the signal
             t.call.cancel()
 
     async def run_ops(self, t: Task, ops: list[dict]) -> list:
@@ -419,11 +419,11 @@ class Kernel:
         t.request_id = msg.id
         t.in_kernel = True
         if msg["signo"]:
-            signal.force(t, msg["signo"], msg["code"], msg["addr"])
+            signals.force(t, msg["signo"], msg["code"], msg["addr"])
         if t.notif is not None:
             self.stopped_notified(t)    # its call goes on, answered as a trapped one
             return
-        if signal.deliverable(t):
+        if signals.deliverable(t):
             asyncio.ensure_future(self.signal_return(t, None))
         else:
             self.resume(t)
@@ -444,19 +444,19 @@ class Kernel:
             pass
         except Exception:
             log.exception("%r: kernel bug delivering a signal: SIGSEGV", t)
-            signal.terminate(t.process, SIGSEGV)
+            signals.terminate(t.process, SIGSEGV)
 
     async def deliver_signal(self, t: Task, result: int | None) -> None:
         regs, xstate = await self.context(t)
         if result is not None:
             regs["rax"] = result & U64
-        elif (regs["rax"] == -signal.ERESTARTSYS & U64
+        elif (regs["rax"] == -signals.ERESTARTSYS & U64
               and regs["orig_rax"] in NOTIFIED):
             # a listener call our stop cut short before the kernel saw it:
             # nothing of it happened, so it runs again, handler or not
-            regs["rax"] = -signal.ERESTARTNOINTR & U64
+            regs["rax"] = -signals.ERESTARTNOINTR & U64
         before = dict(regs) if self.cfg.syscall_log else None
-        after = await signal.deliver(t, regs, xstate)
+        after = await signals.deliver(t, regs, xstate)
         if before is not None:
             log.info("[%d] signal: rip %#x rsp %#x rax %#x orig %#x -> %s", t.tid, before["rip"],
                      before["rsp"], before["rax"], before["orig_rax"],
@@ -473,7 +473,7 @@ class Kernel:
             op["xstate"] = xstate
         self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": [op], "reply": False,
                                                 "value": 0})
-        if signal.deliverable(t):
+        if signals.deliverable(t):
             self.interrupt(t)          # another one came meanwhile: its turn next
 
     async def sigreturn(self, t: Task) -> Ops:
@@ -485,14 +485,14 @@ class Kernel:
             raise
         except Exception:
             log.exception("%r: kernel bug in rt_sigreturn: SIGSEGV", t)
-            signal.terminate(t.process, SIGSEGV)
+            signals.terminate(t.process, SIGSEGV)
             raise TaskGone(t.tid) from None
 
     async def restore_frame(self, t: Task) -> Ops:
         regs, xstate = await self.context(t)
-        regs, new_x = signal.sigreturn(t, regs, xstate)
-        if signal.deliverable(t):
-            regs = await signal.deliver(t, regs, new_x or xstate)
+        regs, new_x = signals.sigreturn(t, regs, xstate)
+        if signals.deliverable(t):
+            regs = await signals.deliver(t, regs, new_x or xstate)
             if regs is None:
                 raise TaskGone(t.tid)
         op = {"op": "set_context", "regs": regs}

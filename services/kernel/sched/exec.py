@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from common.layout import touches_stub
 from services.kernel.core import cred
-from services.kernel.sched import sigframe, signal
+from services.kernel.sched import sigframe, signals
 from services.kernel.abi.arch import PAGE, TASK_SIZE, U64
 from services.kernel.abi.mman import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE,
                                       PROT_EXEC, PROT_READ, PROT_WRITE)
@@ -473,10 +473,10 @@ def past_point_of_no_return(task) -> None:
     task.files.close_on_exec()
     proc = task.process
     for sig in list(proc.sigactions):
-        if signal.handler_of(proc, sig) not in (SIG_DFL, SIG_IGN):
+        if signals.handler_of(proc, sig) not in (SIG_DFL, SIG_IGN):
             del proc.sigactions[sig]
     # Linux zeroes its address and size; its flags stay (SS_AUTODISARM shows)
-    task.altstack = signal.disabled_altstack(sigframe.ALTSTACK.unpack(task.altstack)[1])
+    task.altstack = signals.disabled_altstack(sigframe.ALTSTACK.unpack(task.altstack)[1])
     if task.vfork_done is not None and not task.vfork_done.done():
         task.vfork_done.set_result(None)
 

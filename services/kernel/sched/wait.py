@@ -7,7 +7,7 @@ children go to init, as on Linux."""
 from __future__ import annotations
 
 
-from services.kernel.sched import signal
+from services.kernel.sched import signals
 from services.kernel.abi.signal import SA_NOCLDWAIT, SIG_IGN, CLD_DUMPED, CLD_EXITED, CLD_KILLED, SIGCHLD
 from services.kernel.sched.task import Process, Task
 
@@ -55,12 +55,12 @@ def process_exited(proc: Process, status: int) -> None:
     if parent is None:               # init: the guest is over
         k.init_exited(status)
         return
-    handler, sa_flags, _, _ = signal.action(parent, SIGCHLD)
+    handler, sa_flags, _, _ = signals.action(parent, SIGCHLD)
     if proc.exit_signal == SIGCHLD and (handler == SIG_IGN
                                         or sa_flags & SA_NOCLDWAIT):
         release(proc)                # nobody will wait: no zombie
     if proc.exit_signal:
-        signal.send_process(parent, proc.exit_signal, chld_info(proc))
+        signals.send_process(parent, proc.exit_signal, chld_info(proc))
     parent.child_changed.wake()
 
 

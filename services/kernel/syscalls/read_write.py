@@ -6,7 +6,7 @@ import functools
 import inspect
 import stat as S
 
-from services.kernel.sched import signal
+from services.kernel.sched import signals
 from services.kernel.abi.signal import SIGPIPE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import (
@@ -87,7 +87,7 @@ async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) ->
         return await f.write_from(read, total, offset)
     except Errno as e:
         if e.code == errno.EPIPE:
-            signal.send_task(t, SIGPIPE)
+            signals.send_task(t, SIGPIPE)
         raise
 
 

@@ -7,7 +7,7 @@ import struct
 from services.kernel.abi.signal import CLD_CONTINUED, CLD_STOPPED, SIGCHLD, SIGCONT
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
-from services.kernel.sched import signal, time
+from services.kernel.sched import signals, timers
 from services.kernel.sched.task import Process, Task, Usage
 from services.kernel.sched.wait import (
     INT_MIN,
@@ -126,7 +126,7 @@ def sys_wait4(t, pid, status_ptr, options, rusage, *_):
         if status_ptr:
             t.mem.write(status_ptr, struct.pack("<i", _status(c, event)))
         if rusage:
-            t.mem.write(rusage, time.pack_rusage(*_usage_of(c, event)))
+            t.mem.write(rusage, timers.pack_rusage(*_usage_of(c, event)))
         _consume(c, event)
         return c.pid
     return _wait(t, pid, options | WEXITED, answer)
@@ -156,9 +156,9 @@ def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
             if found is None:
                 t.mem.write(infop, bytes(128))
             else:
-                t.mem.write(infop, signal.siginfo(SIGCHLD, _report_info(*found)))
+                t.mem.write(infop, signals.siginfo(SIGCHLD, _report_info(*found)))
         if rusage:
-            t.mem.write(rusage, time.pack_rusage(*_usage_of(*found)) if found
+            t.mem.write(rusage, timers.pack_rusage(*_usage_of(*found)) if found
                         else bytes(RUSAGE_SIZE))
         if found is not None and not options & WNOWAIT:
             _consume(*found)

@@ -1,5 +1,5 @@
 """The signal calls: sigaction, masks, the alternate stack, sending, waiting,
-sigreturn (services/kernel/sched/signal.py)."""
+sigreturn (services/kernel/sched/signals.py)."""
 from __future__ import annotations
 
 import errno
@@ -25,7 +25,7 @@ from services.kernel.core.cred import may_kill
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
 from services.kernel.sched import sigframe
-from services.kernel.sched.signal import (SIGACTION_SIZE, bit, deliverable, disabled_altstack,
+from services.kernel.sched.signals import (SIGACTION_SIZE, bit, deliverable, disabled_altstack,
                                           send_process, send_task)
 
 

@@ -1,4 +1,4 @@
-"""Sleeps, interval timers and resource usage: the calls (services/kernel/sched/time.py)."""
+"""Sleeps, interval timers and resource usage: the calls (services/kernel/sched/timers.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +7,7 @@ import time as _time
 
 from services.kernel.abi.resource import RUSAGE_CHILDREN, RUSAGE_SELF, RUSAGE_THREAD
 from services.kernel.core.errors import Errno
-from services.kernel.sched.time import (
+from services.kernel.sched.timers import (
     CLK_TCK,
     CLOCK_MONOTONIC,
     CLOCK_REALTIME,

@@ -13,7 +13,7 @@ import os
 import struct
 import time as _time
 
-from services.kernel.sched import signal
+from services.kernel.sched import signals
 from services.kernel.abi.signal import SIGALRM, SIGPROF, SIGVTALRM, SI_KERNEL
 
 TIMER_ABSTIME = 1
@@ -95,7 +95,7 @@ class ITimer:
             return                             # timers end with their process
         if self.interval:
             self._arm(max(last + self.interval, self._now()))
-        signal.send_process(proc, _SIGNAL_OF[self.which], {"code": SI_KERNEL})
+        signals.send_process(proc, _SIGNAL_OF[self.which], {"code": SI_KERNEL})
 
 
 _SIGNAL_OF = {ITIMER_REAL: SIGALRM, ITIMER_VIRTUAL: SIGVTALRM, ITIMER_PROF: SIGPROF}
