@@ -7,12 +7,14 @@ logged once with the call and the task, and the guest runs on."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 
 import pytest
 import uvloop
 
+from common import ops
 from conftest import disk_of, make_tree
 from deploy import launch
 from services.kernel import service, sigframe, syscalls
@@ -145,10 +147,9 @@ def test_an_op_userspace_refuses_is_logged_by_the_kernel_as_that_ops_failure(
     """Refused on receipt (common/ops.py's check): a batch that wants a reply
     gets the op's failure (EINVAL), one that does not kills its task, as any
     failing op does; the kernel logs each reason, and the guest runs on."""
-    monkeypatch.setitem(syscalls.TABLE, 110, syscalls.Syscall(
-        "getppid", refused_with_a_reply, syscalls.FULL))
-    monkeypatch.setitem(syscalls.TABLE, 63, syscalls.Syscall(
-        "uname", refused_without_a_reply, syscalls.FULL))
+    for nr, handler in ((110, refused_with_a_reply), (63, refused_without_a_reply)):
+        monkeypatch.setitem(syscalls.TABLE, nr, dataclasses.replace(syscalls.TABLE[nr],
+                                                                    handler=handler))
     code, console = run_kernel(tmp_path, fdisk, ["/bin/sec_faults"])
     lines = console.splitlines()
     assert code == 0 and lines[0] == "getppid: EINVAL" and "uname: signal 9" in lines, lines
@@ -165,8 +166,13 @@ def test_a_refused_clone_fails_the_fork_not_the_caller(tmp_path, fdisk, monkeypa
     """fork's batch has no reply: a refused clone is that fork's failure
     (clone_failed: EINVAL, the kernel forgets the child), as a host clone
     that fails is, not the caller's death."""
-    from services.kernel import fork
-    monkeypatch.setattr(fork, "Clone", lambda **fields: {"op": "clone", **fields, "colour": 1})
+    build = ops.OpType.__call__
+
+    def misspelt_clone(self, **fields):
+        op = build(self, **fields)
+        return {**op, "colour": 1} if self.name == "clone" else op
+
+    monkeypatch.setattr(ops.OpType, "__call__", misspelt_clone)
     code, console = run_kernel(tmp_path, fdisk, ["/bin/sh", "-c", "/bin/true; echo done"])
     assert (code, console) == (2, "/bin/sh: can't fork: Invalid argument\n")   # sh's own exit
     assert any(r.getMessage().endswith("clone: unknown field 'colour'") for r in caplog.records)
