@@ -16,6 +16,8 @@ from typing import Any
 
 import msgpack
 
+from common.ops import TYPES as OP_TYPES
+
 VERSION = 1
 
 INT = (int,)
@@ -65,12 +67,18 @@ MESSAGES: dict[str, Spec] = {
                  "run the call on the host as it is, resume"),
     "ops": Spec("kernel", "userspace",
                 {"task": INT, "ops": LIST, "reply": BOOL, "value": INT},
-                "run address-space ops in task; then answer ops_done (reply) "
+                "run address-space ops in task (each a map whose fields are fixed "
+                "per op in common/ops.py); then answer ops_done (reply) "
                 "or finish the call with value and resume; an op failing in a "
-                "batch with no reply kills the task"),
+                "batch with no reply kills the task (clone's: clone_failed)"),
     "ops_done": Spec("userspace", "kernel", {"task": INT, "results": LIST},
                      "results of each op in order, up to the first failure (-errno); "
                      "exec_stub's is a map {vdso, stack_top}; task stays stopped"),
+    "op_refused": Spec("userspace", "kernel", {"task": INT, "index": INT, "reason": STR},
+                       "op index of task's batch is not one common/ops.py declares "
+                       "(reason names the op and the field): it failed with -EINVAL "
+                       "without running, and what follows is that failure's (ops_done, "
+                       "or the task killed); sent ahead of it"),
     "exited": Spec("userspace", "kernel",
                    {"task": INT, "status": INT, "usage": LIST},
                    "the host process of task is gone; its host wait status and the "
@@ -113,8 +121,7 @@ MESSAGES: dict[str, Spec] = {
 
 BLOCK_MAX = 16 << 20   # bytes in one block READ, WRITE, DISCARD or WRITE_ZEROES
 
-OPS = ("exec_stub", "mmap", "munmap", "mprotect", "poke", "set_mm", "set_regs", "clone",
-       "get_context", "set_context")
+OPS = tuple(OP_TYPES)   # the op types an ops message may carry
 
 
 class ProtocolError(Exception):

@@ -8,12 +8,12 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import re
 import signal
 import struct
 from typing import Callable
 
 from common.layout import touches_stub
+from common.ops import MM_FIELDS, PAGECACHE_NAME, OpError, check as check_op
 from services.userspace import stub
 from services.userspace.jail import Jail
 from services.userspace.tracee import (
@@ -27,11 +27,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
 
 _MM_MAP = struct.Struct("<11QQII")
-MM_FIELDS = ("start_code", "end_code", "start_data", "end_data", "start_brk", "brk",
-             "start_stack", "arg_start", "arg_end", "env_start", "env_end")
 EAGAIN, EFAULT, EINVAL = 11, 14, 22
 CLONE_VM, CLONE_THREAD = 0x100, 0x10000
-_PAGECACHE_NAME = re.compile(r"(pagecache|shared)/[0-9A-Za-z.-]+")
 
 
 def spawn(task: int, jail: Jail, scratch: stub.Scratch, notify: bool = False) -> Tracee:
@@ -91,36 +88,40 @@ def spawn(task: int, jail: Jail, scratch: stub.Scratch, notify: bool = False) ->
 
 class Context:
     """What ops need besides the tracee: a way to hand a new child (from
-    ``clone``) to the service that tracks tracees, and to wait for a group."""
+    ``clone``) to the service that tracks tracees, to wait for a group, and
+    to tell the kernel of an op refused."""
 
     def __init__(self, adopt: Callable[[Tracee], None],
                  wait_group: Callable[[int, int], tuple[int, int]],
                  took_over: Callable[[Tracee, int], None],
-                 gone: Callable[[Tracee, int], None]):
+                 gone: Callable[[Tracee, int], None],
+                 refused: Callable[[Tracee, int, str], None] = lambda t, index, why: None):
         self.adopt = adopt        # track it; tell the kernel its host pid
         self.wait_group = wait_group    # the next event of either of two host pids
         self.took_over = took_over      # an exec made a thread its group's leader
         self.gone = gone                # a tracee ended: tell the kernel
+        self.refused = refused          # op index was not one: tell the kernel why
 
 
 def run_ops(t: Tracee, ops: list, ctx: Context) -> tuple[list, bool]:
     """Run a batch in order; stop at the first failure.  Returns the results and
     whether the batch set the registers (so the tracee must not be given a
-    return value)."""
+    return value).  Each op is checked as it is taken (common/ops.py): one
+    that is not an op the kernel's constructors make is refused, -EINVAL,
+    before anything of it runs, and the kernel is told why."""
     results: list = []
     set_regs = False
-    for op in ops:
+    for index, op in enumerate(ops):
         try:
-            kind = op["op"]
-            if kind == "set_regs":
-                _set_regs(t, op)
-                set_regs = True
-                result = 0
-            else:
-                result = _OPS[kind](t, op, ctx)
-                set_regs = set_regs or kind == "set_context"
+            kind = check_op(op)
+            result = _OPS[kind](t, op, ctx)
+            set_regs = set_regs or kind in _SETS_REGS
         except TraceeGone:
             raise
+        except OpError as exc:
+            log.error("task %d: op %d refused: %s", t.task, index, exc)
+            ctx.refused(t, index, str(exc))
+            result = -EINVAL
         except (KeyError, TypeError, ValueError) as exc:
             log.error("task %d: malformed op %r: %s", t.task, op, exc)
             result = -EINVAL
@@ -154,15 +155,15 @@ def _mmap(t: Tracee, op: dict, _ctx: Context) -> int:
     the run directory ("pagecache/KEY", or "shared/KEY" for a live file),
     which is the guest process's working directory or its jail's root.  A
     live file is opened read-write for a map the kernel says may write it."""
-    path, flags = op.get("path"), op["flags"]
+    path, flags = op["path"], op["flags"]
     if touches_stub(op["addr"], op["length"]) and flags & MAP_FIXED:
         return -EINVAL
     if path is None:
         return t.inject(SYS_mmap, op["addr"], op["length"], op["prot"], flags, U64, 0)
-    match = _PAGECACHE_NAME.fullmatch(path)
-    if not match:
+    match = PAGECACHE_NAME.fullmatch(path)
+    if not match:           # checked on receipt too; this is where a file is opened
         raise ValueError(f"not a page-cache file: {path!r}")
-    mode = O_RDWR_CLOEXEC if op.get("write") and match[1] == "shared" else O_RDONLY_CLOEXEC
+    mode = O_RDWR_CLOEXEC if op["write"] and match[1] == "shared" else O_RDONLY_CLOEXEC
     fd = t.inject(SYS_open, t.write_scratch(0, path.encode() + b"\0"), mode)
     if fd < 0:
         return fd
@@ -197,7 +198,7 @@ def _set_mm(t: Tracee, op: dict, _ctx: Context) -> int:
     return t.inject(SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, addr, len(raw))
 
 
-def _set_regs(t: Tracee, op: dict) -> None:
+def _set_regs(t: Tracee, op: dict, _ctx: Context) -> int:
     """The entry state of a new image: every register zero but rip, rsp, eflags."""
     regs = t.regs
     for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11",
@@ -205,6 +206,7 @@ def _set_regs(t: Tracee, op: dict) -> None:
         setattr(regs, name, 0)
     regs.rip, regs.rsp, regs.eflags, regs.orig_rax = op["rip"], op["rsp"], 0x202, U64
     t.setregs(regs)
+    return 0
 
 
 def _clone(t: Tracee, op: dict, ctx: Context) -> int:
@@ -267,9 +269,13 @@ def _get_context(t: Tracee, _op: dict, _ctx: Context) -> dict:
 
 
 def _set_context(t: Tracee, op: dict, _ctx: Context) -> int:
-    t.set_context(op["regs"], op.get("xstate"))
+    t.set_context(op["regs"], op["xstate"])
     return 0
 
 
-_OPS = {"clone": _clone, "get_context": _get_context, "set_context": _set_context, "exec_stub": _exec_stub, "mmap": _mmap, "munmap": _munmap, "mprotect": _mprotect,
-        "poke": _poke, "set_mm": _set_mm}
+# What each op type of common/ops.py does here: one function per type, each
+# given an op that passed its type's check.
+_OPS = {"exec_stub": _exec_stub, "mmap": _mmap, "munmap": _munmap, "mprotect": _mprotect,
+        "poke": _poke, "set_mm": _set_mm, "set_regs": _set_regs, "clone": _clone,
+        "get_context": _get_context, "set_context": _set_context}
+_SETS_REGS = ("set_regs", "set_context")     # the tracee resumes at these registers

@@ -12,6 +12,7 @@ import time
 import zmq
 
 from common.config import GuestConfig
+from common.ops import TID, kind_of
 from common.protocol import Message
 from common.transport import DirectLink, Endpoint
 from services.userspace import platform, stub
@@ -41,7 +42,7 @@ class Userspace:
         self.jail = Jail(cfg.run_dir, cfg.name, cfg.max_tasks, cfg.host_uid)
         self.ops_deadline = deadline(OPS_DEADLINE)
         self.ops_context = platform.Context(self.adopt, self.wait_group, self.took_over,
-                                            self.gone)
+                                            self.gone, self.refused)
         self.me = f"{cfg.name}/userspace"
         self.kernel = DirectLink(cfg.endpoints["kernel"], self.me)
         self.control = Endpoint(cfg.endpoints["userspace"], self.me)
@@ -218,6 +219,11 @@ class Userspace:
         self.by_pid[t.pid] = t
         self.births.append(t)           # its new host pid, for the kernel
 
+    def refused(self, t: Tracee, index: int, reason: str) -> None:
+        """An op of t's batch was not one (a kernel bug): the kernel hears
+        why ahead of that op's failure."""
+        self.send("op_refused", {"task": t.task, "index": index, "reason": reason})
+
     def trap(self, t: Tracee, signo: int, code: int, addr: int) -> None:
         t.interrupting = False
         t.state = PARKED
@@ -270,7 +276,7 @@ class Userspace:
             self.gone(t, getattr(t, "exit_status", 0))
         except Overdue:
             log.error("task %d: ops %r outlasted %.1fs: killing it", t.task,
-                      [op.get("op") for op in msg["ops"]], OPS_DEADLINE)
+                      [kind_of(op) for op in msg["ops"]], OPS_DEADLINE)
             t.kill()
             self.gone(t, signal.SIGKILL)
 
@@ -286,18 +292,19 @@ class Userspace:
         else:
             results, regs_set = platform.run_ops(t, msg["ops"], self.ops_context)
             failed = results and isinstance(results[-1], int) and results[-1] < 0
+            last = msg["ops"][len(results) - 1] if results else None
             if msg["reply"]:
                 self.send("ops_done", {"task": t.task, "results": results}, msg.id)
-            elif failed and msg["ops"][len(results) - 1].get("op") == "clone":
+            elif (failed and kind_of(last) == "clone"
+                  and TID.test(last.get("task"))):
                 # fork's batch: the caller gets the error, the kernel forgets the child
-                op = msg["ops"][len(results) - 1]
-                self.send("clone_failed", {"task": op["task"], "errno": -results[-1]})
+                self.send("clone_failed", {"task": last["task"], "errno": -results[-1]})
                 t.finish(results[-1])
             elif failed:
                 # A batch with no reply is one the task cannot survive failing
                 # (an exec past the point of no return), as on Linux.
                 log.error("task %d: op %r failed (%d): killing it", t.task,
-                          msg["ops"][len(results) - 1].get("op"), results[-1])
+                          kind_of(last), results[-1])
                 t.kill()
             elif regs_set:
                 t.cont()

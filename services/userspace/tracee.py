@@ -18,6 +18,7 @@ import struct
 from ptrace.binding import func as pt
 from ptrace.binding.linux_struct import user_regs_struct
 
+from common.ops import XSTATE_MAX
 from services.userspace import seccomp, stub
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ PTRACE_INTERRUPT = 0x4207
 PTRACE_GETREGSET, PTRACE_SETREGSET = 0x4204, 0x4205
 PTRACE_GETSIGINFO, PTRACE_GETEVENTMSG = 0x4202, 0x4201
 NT_X86_XSTATE = 0x202
-XSTATE_MAX = 1 << 14
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_O_TRACESECCOMP = 0x80

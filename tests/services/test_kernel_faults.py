@@ -14,6 +14,7 @@ import signal
 import pytest
 import uvloop
 
+from common import ops
 from conftest import disk_of, make_tree
 from deploy import launch
 from services.kernel import main as kmain
@@ -129,3 +130,55 @@ def test_a_bug_at_the_halt_still_ends_the_kernel_with_the_guests_code(
     assert code == 7
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
         "kernel bug writing the filesystems back at halt"]
+
+
+async def refused_with_a_reply(t, *_):
+    """Ops the constructors would never make, sent anyway: userspace refuses
+    each, the handler gets EINVAL for it."""
+    results = []
+    for bad in ({"op": "poke", "addr": 0, "data": b"x", "colour": 1},     # unknown field
+                {"op": "munmap", "addr": 0},                             # missing field
+                {"op": "mprotect", "addr": "0", "length": 0, "prot": 0}):   # mistyped
+        results += await t.kernel.run_ops(t, [bad])
+    assert results == [-22] * 3, results
+    return results[0]
+
+
+def refused_without_a_reply(_t, *_):
+    return Ops([{"op": "set_regs", "rip": -1, "rsp": 0}])
+
+
+def test_an_op_userspace_refuses_is_logged_by_the_kernel_as_that_ops_failure(
+        tmp_path, fdisk, monkeypatch, caplog):
+    """Refused on receipt (common/ops.py's check): a batch that wants a reply
+    gets the op's failure (EINVAL), one that does not kills its task, as any
+    failing op does; the kernel logs each reason, and the guest runs on."""
+    for nr, handler in ((110, refused_with_a_reply), (63, refused_without_a_reply)):
+        monkeypatch.setitem(syscalls.TABLE, nr, dataclasses.replace(syscalls.TABLE[nr],
+                                                                    handler=handler))
+    code, console = run_kernel(tmp_path, fdisk, ["/bin/sec_faults"])
+    lines = console.splitlines()
+    assert code == 0 and lines[0] == "getppid: EINVAL" and "uname: signal 9" in lines, lines
+    assert lines[-1] == "getpid: ok"
+    refused = [r.getMessage() for r in caplog.records if "userspace refused op" in r.getMessage()]
+    assert [m.split("of its batch: ", 1)[1] for m in refused] == [
+        "poke: unknown field 'colour'", "munmap: missing field 'length'",
+        "mprotect: field 'addr' must be an integer in [0, 2**64), not '0'",
+        "set_regs: field 'rip' must be an integer in [0, 2**64), not -1"], refused
+    assert all("<Task " in m and "op 0 of its batch" in m for m in refused), refused
+
+
+def test_a_refused_clone_fails_the_fork_not_the_caller(tmp_path, fdisk, monkeypatch, caplog):
+    """fork's batch has no reply: a refused clone is that fork's failure
+    (clone_failed: EINVAL, the kernel forgets the child), as a host clone
+    that fails is, not the caller's death."""
+    build = ops.OpType.__call__
+
+    def misspelt_clone(self, **fields):
+        op = build(self, **fields)
+        return {**op, "colour": 1} if self.name == "clone" else op
+
+    monkeypatch.setattr(ops.OpType, "__call__", misspelt_clone)
+    code, console = run_kernel(tmp_path, fdisk, ["/bin/sh", "-c", "/bin/true; echo done"])
+    assert (code, console) == (2, "/bin/sh: can't fork: Invalid argument\n")   # sh's own exit
+    assert any(r.getMessage().endswith("clone: unknown field 'colour'") for r in caplog.records)

@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from common.layout import STUB_BASE, STUB_END
+from common.ops import ExecStub, Mmap, Poke
 from services.userspace import platform, seccomp, stub
 from services.userspace.jail import Jail
 from services.userspace.tracee import Overdue, TraceeGone, deadline
@@ -55,10 +56,9 @@ def test_spawned_stub_is_filtered_holds_only_its_scratch_fd_and_no_host_path(tmp
         assert f"{STUB_BASE:x}-{stub.SCRATCH:x} r-xp" in maps and " /stub" in maps
         assert f"{stub.SCRATCH:x}-{STUB_END:x} r--s" in maps and " /scratch" in maps
         results, regs_set = platform.run_ops(t, [
-            {"op": "exec_stub"},
-            {"op": "mmap", "addr": 0x10000000, "length": 8192, "prot": 3, "flags": 0x32,
-             "offset": 0},
-            {"op": "poke", "addr": 0x10000000, "data": b"guest"}],
+            ExecStub(),
+            Mmap(addr=0x10000000, length=8192, prot=3, flags=0x32, offset=0),
+            Poke(addr=0x10000000, data=b"guest")],
             platform.Context(adopt=lambda child: None, wait_group=None, took_over=None,
                              gone=None))
         assert results[0]["vdso"] > 0 and results[1:] == [0x10000000, 0] and not regs_set
@@ -115,9 +115,9 @@ def test_an_unconfined_stub_names_its_files_relative_to_the_run_directory(tmp_pa
     try:
         assert os.readlink(f"/proc/{t.pid}/cwd") == str(tmp_path)
         results, _ = platform.run_ops(t, [
-            {"op": "exec_stub"},
-            {"op": "mmap", "addr": 0x10000000, "length": 4096, "prot": 1, "flags": 0x12,
-             "path": "pagecache/f", "offset": 0}],
+            ExecStub(),
+            Mmap(addr=0x10000000, length=4096, prot=1, flags=0x12, path="pagecache/f",
+                 offset=0)],
             platform.Context(adopt=None, wait_group=lambda pid, tgid: os.waitpid(pid, 0x40000000),
                              took_over=None, gone=None))
         assert results[1] == 0x10000000

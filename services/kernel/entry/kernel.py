@@ -11,6 +11,7 @@ from typing import Awaitable, Callable
 
 
 from common.config import GuestConfig
+from common.ops import GetContext, SetContext
 from common.protocol import Message
 from common.syscalls import NOTIFIED, name
 from common.transport import AsyncLink, LoopEndpoint
@@ -111,6 +112,9 @@ class Kernel:
                                              # made it its group's leader (its pid)
         elif kind == "trap":
             self.trap(msg)
+        elif kind == "op_refused":      # a kernel bug: the op's failure follows
+            log.error("%r: userspace refused op %d of its batch: %s",
+                      self.tasks.get(msg["task"], msg["task"]), msg["index"], msg["reason"])
         elif kind == "clone_failed":
             child = self.tasks.get(msg["task"])
             if child is not None and child.created_by is not None and not child.host_pid:
@@ -429,7 +433,7 @@ class Kernel:
             self.resume(t)
 
     async def context(self, t: Task) -> tuple[dict, bytes]:
-        ctx = (await self.run_ops(t, [{"op": "get_context"}]))[0]
+        ctx = (await self.run_ops(t, [GetContext()]))[0]
         if not isinstance(ctx, dict):
             raise TaskGone(f"no registers: {ctx}")
         return ctx["regs"], ctx["xstate"]
@@ -468,9 +472,7 @@ class Kernel:
         if regs is None or t.tid not in self.tasks:
             return                    # the signal killed it
         t.in_kernel = False
-        op = {"op": "set_context", "regs": regs}
-        if xstate is not None:
-            op["xstate"] = xstate
+        op = SetContext(regs=regs, xstate=xstate)
         self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": [op], "reply": False,
                                                 "value": 0})
         if signals.deliverable(t):
@@ -495,9 +497,7 @@ class Kernel:
             regs = await signals.deliver(t, regs, new_x or xstate)
             if regs is None:
                 raise TaskGone(t.tid)
-        op = {"op": "set_context", "regs": regs}
-        if new_x is not None:
-            op["xstate"] = new_x
+        op = SetContext(regs=regs, xstate=new_x)
         if self.cfg.syscall_log:
             log.info("[%d] sigreturn to rip %#x rsp %#x rax %#x", t.tid, regs["rip"], regs["rsp"],
                      regs["rax"])

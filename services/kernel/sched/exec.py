@@ -26,6 +26,7 @@ import struct
 from dataclasses import dataclass
 
 from common.layout import touches_stub
+from common.ops import ExecStub, Mmap, Poke, SetMm, SetRegs
 from services.kernel.core import cred
 from services.kernel.sched import sigframe, signals
 from services.kernel.abi.arch import PAGE, TASK_SIZE, U64
@@ -383,18 +384,18 @@ def image_ops(elf: Elf, bias: int, cache_path: str) -> tuple[list[dict], dict]:
         map_start = _page_down(start)
         file_end = start + seg.filesz
         if seg.filesz:
-            ops.append({"op": "mmap", "addr": map_start, "length": _page_up(file_end) - map_start,
-                        "prot": seg.prot, "flags": MAP_PRIVATE | MAP_FIXED, "path": cache_path,
-                        "offset": seg.offset - (start - map_start)})
+            ops.append(Mmap(addr=map_start, length=_page_up(file_end) - map_start,
+                            prot=seg.prot, flags=MAP_PRIVATE | MAP_FIXED, path=cache_path,
+                            offset=seg.offset - (start - map_start)))
         if seg.memsz > seg.filesz:
             if seg.filesz and file_end % PAGE:
-                ops.append({"op": "poke", "addr": file_end, "data": bytes(PAGE - file_end % PAGE)})
+                ops.append(Poke(addr=file_end, data=bytes(PAGE - file_end % PAGE)))
             anon_start = _page_up(file_end) if seg.filesz else map_start
             anon_end = _page_up(start + seg.memsz)
             if anon_end > anon_start:
-                ops.append({"op": "mmap", "addr": anon_start, "length": anon_end - anon_start,
-                            "prot": seg.prot, "flags": MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
-                            "offset": 0})
+                ops.append(Mmap(addr=anon_start, length=anon_end - anon_start,
+                                prot=seg.prot, flags=MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+                                offset=0))
         end = max(end, start + seg.memsz)
         (code if seg.flags & 1 else data).append((start, start + seg.memsz))
     start_code = min(s for s, _ in code) if code else bias + elf.segments[0].vaddr
@@ -419,7 +420,7 @@ async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     cached, new = await cache.map(   # the file range the PT_LOADs map
         loc, 0, max(s.offset + s.filesz for s in elf.segments), holder=proc)
     try:
-        results = await task.kernel.run_ops(task, [{"op": "exec_stub"}])
+        results = await task.kernel.run_ops(task, [ExecStub()])
     except BaseException:
         if new:
             cache.let_go(proc, cached)
@@ -430,15 +431,14 @@ async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     space = results[0]
     ops, layout = image_ops(elf, bias, cached.name)
     top = space["stack_top"]
-    ops.append({"op": "mmap", "addr": top - STACK_SIZE, "length": STACK_SIZE,
-                "prot": PROT_READ | PROT_WRITE,
-                "flags": MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, "offset": 0})
+    ops.append(Mmap(addr=top - STACK_SIZE, length=STACK_SIZE, prot=PROT_READ | PROT_WRITE,
+                    flags=MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, offset=0))
     task.cred = cred.on_exec(task.cred, loc.inode, bool(loc.mount.flags & MS_NOSUID))
     sp, stack, ranges = build_stack(task, elf, bias, space["vdso"], top, args.argv, args.envp,
                                     path)
-    ops.append({"op": "poke", "addr": sp, "data": stack})
-    ops.append({"op": "set_mm", **layout, **ranges})
-    ops.append({"op": "set_regs", "rip": bias + elf.entry, "rsp": sp})
+    ops.append(Poke(addr=sp, data=stack))
+    ops.append(SetMm(**layout, **ranges))
+    ops.append(SetRegs(rip=bias + elf.entry, rsp=sp))
     task.brk = layout["brk"]
     task.exe = loc.path
     task.comm = os.path.basename(path)[:15]

@@ -20,6 +20,7 @@ import errno
 import struct
 from dataclasses import replace
 
+from common.ops import Clone
 from services.kernel.core.errors import Errno
 from services.kernel.core.limits import refuse
 from services.kernel.abi.resource import RLIMIT_NPROC
@@ -82,9 +83,9 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         host = HOST_THREAD | flags & (CLONE_SETTLS | CLONE_CHILD_CLEARTID)
     else:
         host = CLONE_PARENT | SIGCHLD | flags & (CLONE_VM | CLONE_SETTLS | CLONE_CHILD_CLEARTID)
-    op = {"op": "clone", "task": tid, "flags": host, "stack": stack,
-          "ctid": ctid if flags & CLONE_CHILD_CLEARTID else 0, "tls": tls,
-          "settid": ctid if flags & CLONE_CHILD_SETTID else 0}
+    op = Clone(task=tid, flags=host, stack=stack,
+               ctid=ctid if flags & CLONE_CHILD_CLEARTID else 0, tls=tls,
+               settid=ctid if flags & CLONE_CHILD_SETTID else 0)
     # The child is known before it runs: userspace lets it go within the op
     # and announces its host pid (``spawned``) ahead of its next message.
     k.tasks[tid] = child

@@ -13,6 +13,7 @@ import errno
 import stat as S
 
 from common.layout import touches_stub
+from common.ops import Mmap
 from services.kernel.core.errors import Errno
 from services.kernel.syscalls.paths import fd_arg
 from services.kernel.core.answers import HOST
@@ -55,9 +56,9 @@ async def sys_mmap(t, addr, length, prot, flags, fd, offset):
     v, new = await cache.map(f.loc, offset, length, holder=proc, shared=shared,
                              writable=writable)
     try:
-        results = await t.kernel.run_ops(t, [{"op": "mmap", "addr": addr, "length": length,
-                                              "prot": prot, "flags": flags, "path": v.name,
-                                              "write": writable, "offset": offset}])
+        results = await t.kernel.run_ops(t, [Mmap(addr=addr, length=length, prot=prot,
+                                                  flags=flags, path=v.name, write=writable,
+                                                  offset=offset)])
     except BaseException:
         if new:
             cache.let_go(proc, v)
