@@ -420,6 +420,7 @@ async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     cached, new = await cache.map(   # the file range the PT_LOADs map
         loc, 0, max(s.offset + s.filesz for s in elf.segments), holder=proc)
     try:
+        ops, layout = image_ops(elf, bias, cached.name)   # before the old image goes
         results = await task.kernel.run_ops(task, [ExecStub()])
     except BaseException:
         if new:
@@ -429,7 +430,6 @@ async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
         raise ExecFailed(f"exec_stub failed: {results}")
     cache.release(proc, keep=cached)     # the old image's maps are gone
     space = results[0]
-    ops, layout = image_ops(elf, bias, cached.name)
     top = space["stack_top"]
     ops.append(Mmap(addr=top - STACK_SIZE, length=STACK_SIZE, prot=PROT_READ | PROT_WRITE,
                     flags=MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, offset=0))
