@@ -14,12 +14,13 @@ import struct
 
 from common.transport import AsyncLink
 from services.kernel.core.errors import Errno
-from services.kernel.fs.poll import POLLOUT, POLLWRNORM
-from services.kernel.fs.vfs import O_NONBLOCK, STAT, OpenFile
+from services.kernel.fs.vfs import STAT, OpenFile
+from services.kernel.abi.fcntl import O_NONBLOCK
+from services.kernel.abi.poll import POLLOUT, POLLWRNORM
+from services.kernel.abi.ioctls import (
+    TCGETS, TCSETS, TCSETSF, TCSETSW, TIOCGPGRP, TIOCGWINSZ, TIOCSPGRP, TIOCSWINSZ)
 
 BUFFER = 64 << 10
-TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
-TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP, TIOCSPGRP = 0x5413, 0x5414, 0x540F, 0x5410
 CONSOLE_RDEV = (5 << 8) | 1     # /dev/console is 5:1
 
 # Linux's defaults (tty_std_termios): ICRNL|IXON, OPOST|ONLCR, B38400|CS8|CREAD|HUPCL,

@@ -11,7 +11,8 @@ import stat as S
 
 from services.kernel.drivers.console import ConsoleFile
 from services.kernel.core.errors import Errno
-from services.kernel.fs.vfs import MS_NODEV, Location, OpenFile, makedev
+from services.kernel.fs.vfs import Location, OpenFile, makedev
+from services.kernel.abi.mount import MS_NODEV
 
 
 class NullFile(OpenFile):

@@ -32,6 +32,7 @@ from services.kernel.fs.vfs import Vfs
 from services.kernel.sched import fork
 from services.kernel.sched import signals
 from services.kernel.sched import wait
+from services.kernel.abi.errno import ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS
 log = logging.getLogger("kernel")
 
 BOOT_FAILED = 125          # exit code: the guest never ran its init
@@ -226,9 +227,9 @@ class Kernel:
             if not t.signalled or t.tid not in self.tasks:
                 return                 # the task is gone
             t.signalled = False        # a signal cut the wait short
-            result = -(signals.ERESTARTNOHAND if call in signals.NO_RESTART
-                       else signals.ERESTARTNOINTR if call in signals.ALWAYS_RESTART
-                       else signals.ERESTARTSYS)
+            result = -(ERESTARTNOHAND if call in signals.NO_RESTART
+                       else ERESTARTNOINTR if call in signals.ALWAYS_RESTART
+                       else ERESTARTSYS)
         except ExecFailed as exc:
             log.error("%s: %s; killing it", t, exc)
             self.to_userspace("kill", t.request_id, {"task": t.tid})
@@ -454,11 +455,11 @@ class Kernel:
         regs, xstate = await self.context(t)
         if result is not None:
             regs["rax"] = result & U64
-        elif (regs["rax"] == -signals.ERESTARTSYS & U64
+        elif (regs["rax"] == -ERESTARTSYS & U64
               and regs["orig_rax"] in NOTIFIED):
             # a listener call our stop cut short before the kernel saw it:
             # nothing of it happened, so it runs again, handler or not
-            regs["rax"] = -signals.ERESTARTNOINTR & U64
+            regs["rax"] = -ERESTARTNOINTR & U64
         before = dict(regs) if self.cfg.syscall_log else None
         after = await signals.deliver(t, regs, xstate)
         if before is not None:

@@ -22,10 +22,11 @@ from services.kernel.abi.arch import PAGE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import PseudoInode
 from services.kernel.core.limits import refuse
-from services.kernel.fs.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from services.kernel.core.waitqueue import ALL_EVENTS, WaitQueue
-from services.kernel.fs.vfs import (
-    O_ACCMODE, O_NONBLOCK, O_WRONLY, Location, OpenFile, makedev, pack_stat, pack_statx)
+from services.kernel.fs.vfs import Location, OpenFile, makedev, pack_stat, pack_statx
+from services.kernel.abi.fcntl import F_SETPIPE_SZ, O_ACCMODE, O_NONBLOCK, O_WRONLY
+from services.kernel.abi.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
+from services.kernel.abi.ioctls import FIONREAD
 
 PIPE_BUF = PAGE
 PIPE_DEF_BUFFERS = 16
@@ -36,9 +37,6 @@ PIPE_MIN_DEF_BUFFERS = 2
 # rest) pipe() is ENFILE.  A guest's pipes hold at most 128 MiB.
 PIPE_PAGES_SOFT, PIPE_PAGES_HARD = 16384, 32768
 PIPE_MAX_SIZE = 1 << 20        # /proc/sys/fs/pipe-max-size
-O_DIRECT = 0o40000             # packet mode: not implemented
-F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
-FIONREAD = 0x541B
 PIPEFS_DEV = makedev(0, 13)
 S_IFIFO = 0o010000
 

@@ -19,10 +19,13 @@ from typing import Callable
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import PseudoInode
 from services.kernel.core.waitqueue import PollTable, WaitQueue
-from services.kernel.fs.vfs import O_NONBLOCK, O_RDWR, OpenFile, makedev, pack_stat, pack_statx
+from services.kernel.fs.vfs import OpenFile, makedev, pack_stat, pack_statx
+from services.kernel.abi.fcntl import O_NONBLOCK, O_RDWR
+from services.kernel.abi.poll import (
+    EFD_SEMAPHORE, EPOLLET, EPOLLEXCLUSIVE, EPOLLONESHOT, EPOLLWAKEUP, EPOLL_CTL_ADD,
+    EPOLL_CTL_DEL, EPOLL_CTL_MOD, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDBAND,
+    POLLRDNORM, POLLWRBAND, POLLWRNORM)
 
-POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
-POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND = 0x40, 0x80, 0x100, 0x200
 # What select counts as readable, writable, exceptional (Linux's POLL*_SET).
 POLLIN_SET = POLLRDNORM | POLLRDBAND | POLLIN | POLLHUP | POLLERR
 POLLOUT_SET = POLLWRBAND | POLLWRNORM | POLLOUT | POLLERR
@@ -72,8 +75,6 @@ def can_poll(f: OpenFile) -> bool:
 
 # --- epoll -----------------------------------------------------------------------
 
-EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
-EPOLLEXCLUSIVE, EPOLLWAKEUP, EPOLLONESHOT, EPOLLET = 1 << 28, 1 << 29, 1 << 30, 1 << 31
 EP_PRIVATE_BITS = EPOLLWAKEUP | EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE
 EPOLLEXCLUSIVE_OK_BITS = (POLLIN | POLLOUT | POLLERR | POLLHUP | EPOLLWAKEUP | EPOLLET
                           | EPOLLEXCLUSIVE)
@@ -216,7 +217,6 @@ class EpollFile(OpenFile):
 
 # --- eventfd ---------------------------------------------------------------------
 
-EFD_SEMAPHORE = 1
 COUNT_MAX = (1 << 64) - 1
 
 

@@ -58,29 +58,23 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from services.kernel.core.cred import (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
-                                  Credentials, capable, in_group)
+from services.kernel.core.cred import Credentials, capable, in_group
 from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import Inode
+from services.kernel.abi.fcntl import (
+    MAXSYMLINKS, NAME_MAX, O_ACCMODE, O_APPEND, O_PATH, O_RDWR, O_WRONLY, PATH_MAX, R_OK, W_OK,
+    X_OK)
+from services.kernel.abi.capability import (
+    CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID)
+from services.kernel.abi.mount import MS_RDONLY, MS_RELATIME
 
-MAXSYMLINKS = 40
 DIR_STEP = 256      # directory entries looked at between two turns of the loop (~0.3 ms)
-PATH_MAX = 4096
-NAME_MAX = 255
 
-O_ACCMODE = 0o3
-O_WRONLY, O_RDWR = 0o1, 0o2
-O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0o100, 0o200, 0o1000, 0o2000
-O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
-O_PATH = 0o10000000
 
-R_OK, W_OK, X_OK = 4, 2, 1
 
 UBD_MAJOR = 98   # the block major User-Mode Linux gives its ubd disks
 DEFAULT_POLLMASK = 0x145   # POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM: files that never wait
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
-MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 0x400, 0x800, 0x200000
 
 
 def makedev(major: int, minor: int) -> int:

@@ -29,8 +29,9 @@ from common.layout import touches_stub
 from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import FileSystem, Inode
 from services.kernel.sched.task import CURRENT
-from services.kernel.fs.vfs import DIR_STEP, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_NOATIME, \
-    MS_NODIRATIME, MS_RELATIME, d_type
+from services.kernel.fs.vfs import DIR_STEP, d_type
+from services.kernel.abi.mount import (
+    MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME)
 
 PROC_SUPER_MAGIC = 0x9FA0
 HZ = 100

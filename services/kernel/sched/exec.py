@@ -35,7 +35,10 @@ from services.kernel.abi.mman import (MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, M
 from services.kernel.abi.resource import RLIMIT_STACK
 from services.kernel.abi.signal import SIG_DFL, SIG_IGN
 from services.kernel.core.errors import Errno
-from services.kernel.fs.vfs import MS_NOSUID, X_OK, permitted
+from services.kernel.fs.vfs import permitted
+from services.kernel.abi.fcntl import X_OK
+from services.kernel.abi.mount import MS_NOSUID
+from services.kernel.abi.elf import AT, PT_INTERP, PT_LOAD
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +57,7 @@ MAX_INTERP_DEPTH = 5          # #! rewrites before ELOOP, as exec_binprm
 COPY_STEP = 256 << 10         # bytes of guest memory read between turns of the loop
 COPY_CALL = 1024              # what one read of guest memory counts for besides its bytes
 
-PT_LOAD, PT_INTERP = 1, 3
 
-AT = dict(NULL=0, PHDR=3, PHENT=4, PHNUM=5, PAGESZ=6, BASE=7, FLAGS=8, ENTRY=9, UID=11,
-          EUID=12, GID=13, EGID=14, PLATFORM=15, HWCAP=16, CLKTCK=17, SECURE=23, RANDOM=25,
-          HWCAP2=26, EXECFN=31, SYSINFO_EHDR=33, MINSIGSTKSZ=51)
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")

@@ -15,11 +15,8 @@ import time as _time
 
 from services.kernel.sched import signals
 from services.kernel.abi.signal import SIGALRM, SIGPROF, SIGVTALRM, SI_KERNEL
+from services.kernel.abi.time import ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL
 
-TIMER_ABSTIME = 1
-CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
-ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
-CLK_TCK = 100                       # USER_HZ: what times() and clock_t count
 _HOST_TCK = os.sysconf("SC_CLK_TCK")
 TS = struct.Struct("<qq")          # timespec, timeval
 ITIMERVAL = struct.Struct("<qqqq")     # it_interval, it_value (timevals)

@@ -11,9 +11,6 @@ from services.kernel.sched import signals
 from services.kernel.abi.signal import SA_NOCLDWAIT, SIG_IGN, CLD_DUMPED, CLD_EXITED, CLD_KILLED, SIGCHLD
 from services.kernel.sched.task import Process, Task
 
-WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
-WNOWAIT, WNOTHREAD, WALL, WCLONE = 0x1000000, 0x20000000, 0x40000000, 0x80000000
-P_ALL, P_PID, P_PGID = 0, 1, 2
 RUSAGE_SIZE = 144
 INT_MIN = -(1 << 31)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 import errno
 import stat as S
 
-from services.kernel.core.cred import (NO_ID, CAP_CHOWN, CAP_FSETID, access_cred, capable,
-                                       in_group, owner_or_capable)
+from services.kernel.core.cred import NO_ID, access_cred, capable, in_group, owner_or_capable
 from services.kernel.core.errors import Errno
-from services.kernel.fs.vfs import (
-    W_OK, X_OK, Location, check_writable, permitted)
+from services.kernel.fs.vfs import Location, check_writable, permitted
 from services.kernel.syscalls.paths import (
-    AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, TIMESPEC2, TIMEVAL2, UTIMBUF,
-    UTIME_NOW, UTIME_OMIT, fd_arg, fd_loc, resolve, timestamp_now)
+    TIMESPEC2, TIMEVAL2, UTIMBUF, fd_arg, fd_loc, resolve, timestamp_now)
+from services.kernel.abi.fcntl import (
+    AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, UTIME_NOW, UTIME_OMIT, W_OK, X_OK)
+from services.kernel.abi.capability import CAP_CHOWN, CAP_FSETID
 
 
 async def _chmod(t, loc: Location, mode: int) -> int:

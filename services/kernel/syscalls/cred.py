@@ -7,33 +7,13 @@ import struct
 from dataclasses import replace
 
 from services.kernel.core.cred import (
-    ALL_CAPS,
-    CAP_LAST_CAP,
-    CAP_SETGID,
-    CAP_SETPCAP,
-    CAP_V1,
-    CAP_V2,
-    CAP_V3,
-    FS_CAPS,
-    GIDS,
-    MASK,
-    NGROUPS_MAX,
-    NO_ID,
-    PR_CAPBSET_DROP,
-    PR_CAPBSET_READ,
-    PR_GET_KEEPCAPS,
-    PR_GET_SECUREBITS,
-    PR_SET_KEEPCAPS,
-    SECURE_ALL_BITS,
-    SECURE_ALL_LOCKS,
-    SECURE_KEEP_CAPS,
-    SECURE_NO_SETUID_FIXUP,
-    UIDS,
-    Credentials,
-    Ids,
-    capable,
-)
+    ALL_CAPS, FS_CAPS, GIDS, MASK, NO_ID, SECURE_ALL_LOCKS, UIDS, Credentials, Ids, capable)
 from services.kernel.core.errors import Errno
+from services.kernel.abi.capability import (
+    CAP_LAST_CAP, CAP_SETGID, CAP_SETPCAP, CAP_V1, CAP_V2, CAP_V3, NGROUPS_MAX, SECURE_ALL_BITS,
+    SECURE_KEEP_CAPS, SECURE_NO_SETUID_FIXUP)
+from services.kernel.abi.prctl import (
+    PR_CAPBSET_DROP, PR_CAPBSET_READ, PR_GET_KEEPCAPS, PR_GET_SECUREBITS, PR_SET_KEEPCAPS)
 
 
 def _get(cred: Credentials, kind: Ids) -> list[int]:

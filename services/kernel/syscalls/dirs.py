@@ -5,14 +5,14 @@ import errno
 import os
 import stat as S
 
-from services.kernel.core.cred import (CAP_MKNOD, capable)
-from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
+from services.kernel.core.cred import capable
+from services.kernel.abi.fcntl import (
+    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, RENAME_EXCHANGE, RENAME_NOREPLACE,
+    W_OK)
 from services.kernel.core.errors import Errno
-from services.kernel.fs.vfs import (
-    W_OK, check_writable, may_create, may_delete, new_owner, permitted)
-from services.kernel.syscalls.paths import (
-    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, SPECIAL_NAMES, fd_arg, new_name,
-    resolve, resolve_parent)
+from services.kernel.fs.vfs import check_writable, may_create, may_delete, new_owner, permitted
+from services.kernel.syscalls.paths import SPECIAL_NAMES, fd_arg, new_name, resolve, resolve_parent
+from services.kernel.abi.capability import CAP_MKNOD
 
 
 async def sys_getdents64(t, fd, dirp, count, *_):

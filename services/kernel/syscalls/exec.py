@@ -7,7 +7,8 @@ import errno
 from services.kernel.core.answers import Ops
 from services.kernel.core.errors import Errno
 from services.kernel.sched.exec import copy_args, executable, execve, open_exec
-from services.kernel.syscalls.paths import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, resolve
+from services.kernel.syscalls.paths import resolve
+from services.kernel.abi.fcntl import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
 
 
 async def sys_execve(t, path_ptr, argv_ptr, envp_ptr, *_):

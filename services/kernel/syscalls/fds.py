@@ -6,18 +6,16 @@ import stat as S
 
 from services.kernel.core.cred import (owner_or_capable)
 from services.kernel.core.errors import Errno
-from services.kernel.fs.pipe import (
-    F_GETPIPE_SZ, F_SETPIPE_SZ, O_DIRECT, pipe_fcntl)
-from services.kernel.fs.vfs import (
-    O_APPEND, O_CLOEXEC, O_NONBLOCK, O_PATH, InodeFile)
+from services.kernel.fs.pipe import pipe_fcntl
+from services.kernel.fs.vfs import InodeFile
 from services.kernel.syscalls.paths import fd_arg
+from services.kernel.abi.fcntl import (
+    CLOSE_RANGE_CLOEXEC, CLOSE_RANGE_UNSHARE, FD_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD,
+    F_GETFL, F_GETPIPE_SZ, F_SETFD, F_SETFL, F_SETPIPE_SZ, O_APPEND, O_CLOEXEC, O_DIRECT,
+    O_NOATIME, O_NONBLOCK, O_PATH)
 
 
-F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
-FD_CLOEXEC = 1
-O_NOATIME = 0o1000000
 SETFL_MASK = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME
-CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
 
 
 def sys_ioctl(t, fd, request, arg, *_):

@@ -5,11 +5,10 @@ import errno
 import os
 
 from services.kernel.core.errors import Errno
-from services.kernel.fs.vfs import (
-    MS_RELATIME, Mount, pack_stat,
-    pack_statx)
-from services.kernel.syscalls.paths import (
-    AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATFS, ST_RELATIME, ST_VALID, fd_arg, resolve)
+from services.kernel.fs.vfs import Mount, pack_stat, pack_statx
+from services.kernel.syscalls.paths import STATFS, ST_RELATIME, ST_VALID, fd_arg, resolve
+from services.kernel.abi.fcntl import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
+from services.kernel.abi.mount import MS_RELATIME
 
 
 def sys_fstat(t, fd, statbuf, *_):

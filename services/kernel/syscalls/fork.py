@@ -6,15 +6,9 @@ import errno
 
 from services.kernel.abi.signal import SIGCHLD
 from services.kernel.core.errors import Errno
-from services.kernel.sched.fork import (
-    CLONE_ARGS,
-    CLONE_ARGS_SIZE_VER0,
-    CLONE_CLEAR_SIGHAND,
-    CLONE_VFORK,
-    CLONE_VM,
-    CSIGNAL,
-    clone,
-)
+from services.kernel.sched.fork import CLONE_ARGS, clone
+from services.kernel.abi.sched import (
+    CLONE_ARGS_SIZE_VER0, CLONE_CLEAR_SIGHAND, CLONE_VFORK, CLONE_VM, CSIGNAL)
 
 
 def sys_clone(t, flags, stack, ptid, ctid, tls, *_):

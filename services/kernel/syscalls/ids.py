@@ -5,13 +5,14 @@ import errno
 import struct
 
 from services.kernel.abi.resource import NR_OPEN, RLIM_NLIMITS, RLIMIT_NOFILE
-from services.kernel.core.cred import CAP_SYS_RESOURCE, PRCTLS, capable
+from services.kernel.core.cred import PRCTLS, capable
 from services.kernel.core.errors import Errno
 from services.kernel.syscalls.cred import sys_prctl as cred_prctl
+from services.kernel.abi.capability import CAP_SYS_RESOURCE
+from services.kernel.abi.prctl import PR_GET_NAME, PR_SET_NAME
 
 _RLIMIT = struct.Struct("<QQ")       # struct rlimit64: soft, hard
 
-PR_SET_NAME, PR_GET_NAME = 15, 16
 
 
 def sys_getpid(t, *_):

@@ -10,24 +10,24 @@ import errno
 import logging
 import stat as S
 
-from services.kernel.core.cred import CAP_SYS_ADMIN, capable
+from services.kernel.core.cred import capable
 from services.kernel.drivers.mem import populate_dev
 from services.kernel.core.errors import Errno
 from services.kernel.fsimpl.procfs import ProcFs
 from services.kernel.fsimpl.tmpfs import PageBudget, Tmpfs
-from services.kernel.syscalls.paths import AT_FDCWD, resolve
+from services.kernel.syscalls.paths import resolve
 from services.kernel.sched.task import Credentials
-from services.kernel.fs.vfs import (
-    MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME,
-    Mount, Vfs)
+from services.kernel.fs.vfs import Mount, Vfs
+from services.kernel.abi.fcntl import AT_FDCWD
+from services.kernel.abi.capability import CAP_SYS_ADMIN
+from services.kernel.abi.mount import (
+    MNT_DETACH, MNT_FORCE, MS_BIND, MS_MGC_MSK, MS_MGC_VAL, MS_MOVE, MS_NOATIME, MS_NODEV,
+    MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME, MS_REMOUNT, MS_STRICTATIME,
+    UMOUNT_NOFOLLOW)
 
 log = logging.getLogger("kernel")
 
-MS_REMOUNT, MS_BIND, MS_MOVE = 0x20, 0x1000, 0x2000
-MS_STRICTATIME = 1 << 24
 MS_PROPAGATION = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20)   # unbindable private slave shared
-MS_MGC_MSK, MS_MGC_VAL = 0xFFFF0000, 0xC0ED0000
-MNT_FORCE, MNT_DETACH, UMOUNT_NOFOLLOW = 1, 2, 8
 
 FILESYSTEMS = {b"tmpfs": Tmpfs.from_options, b"proc": ProcFs.from_options}
 MAX_MOUNTS = 100_000       # Linux's fs.mount-max: each mount is the kernel's memory

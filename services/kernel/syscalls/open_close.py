@@ -9,12 +9,12 @@ from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import (
     open_fifo)
 from services.kernel.fs.vfs import (
-    MAXSYMLINKS, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
-    O_NOFOLLOW, O_PATH, O_TRUNC, R_OK, W_OK, InodeFile,
-    Location, check_writable, data_of, may_create, new_owner, permitted)
+    InodeFile, Location, check_writable, data_of, may_create, new_owner, permitted)
 from services.kernel.syscalls.paths import (
-    AT_FDCWD, O_LARGEFILE, O_NOCTTY, O_PATH_KEEPS, O_TMPFILE, SPECIAL_NAMES, fd_arg, resolve,
-    start_of, timestamp_now)
+    O_PATH_KEEPS, SPECIAL_NAMES, fd_arg, resolve, start_of, timestamp_now)
+from services.kernel.abi.fcntl import (
+    AT_FDCWD, MAXSYMLINKS, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE,
+    O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, O_TRUNC, R_OK, W_OK)
 
 
 async def _open_create(t, dirfd: int, path_ptr: int, flags: int, mode: int) -> tuple[Location, bool]:

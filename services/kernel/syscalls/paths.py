@@ -8,25 +8,14 @@ import struct
 import time as _time
 
 from services.kernel.core.errors import Errno
-from services.kernel.fs.vfs import (
-    O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH, Location, check_writable)
+from services.kernel.fs.vfs import Location, check_writable
+from services.kernel.abi.fcntl import AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH
 
 
-AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW = 0x100
-AT_REMOVEDIR = 0x200
-AT_EACCESS = 0x200
-AT_SYMLINK_FOLLOW = 0x400
-AT_EMPTY_PATH = 0x1000
-O_NOCTTY, O_LARGEFILE, O_TMPFILE = 0o400, 0o100000, 0o20000000
 O_PATH_KEEPS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC   # what O_PATH leaves of the flags
-UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 RWF_SUPPORTED = 0x7            # HIPRI DSYNC SYNC: nothing to do for them
 ST_VALID, ST_RELATIME = 0x20, 0x1000
-MAX_RW = 0x7FFFF000            # Linux's MAX_RW_COUNT
 READ_CHUNK = 16 << 20          # larger reads are served in pieces of this
-IOV_MAX = 1024
-SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 IOVEC = struct.Struct("<QQ")
 STATFS = struct.Struct("<qqQQQQQiiqqq32x")
 TIMESPEC2 = struct.Struct("<qqqq")

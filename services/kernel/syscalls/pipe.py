@@ -6,7 +6,7 @@ import struct
 
 from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import Pipe, PipeFile
-from services.kernel.fs.vfs import O_CLOEXEC, O_NONBLOCK, O_WRONLY
+from services.kernel.abi.fcntl import O_CLOEXEC, O_NONBLOCK, O_WRONLY
 
 
 def sys_pipe2(t, fds_ptr, flags, *_):

@@ -11,32 +11,13 @@ from services.kernel.abi.signal import UNBLOCKABLE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
 from services.kernel.fs.poll import (
-    EFD_SEMAPHORE,
-    EP_MAX_EVENTS,
-    EPOLL_CTL_ADD,
-    EPOLL_CTL_DEL,
-    EPOLL_CTL_MOD,
-    EPOLL_EVENT,
-    EPOLLEXCLUSIVE,
-    EPOLLEXCLUSIVE_OK_BITS,
-    NSEC,
-    POLLERR,
-    POLLEX_SET,
-    POLLFD,
-    POLLHUP,
-    POLLIN_SET,
-    POLLNVAL,
-    POLLOUT_SET,
-    SIGSET_ARGPACK,
-    TIMESPEC,
-    USEC,
-    EpollFile,
-    EventFd,
-    can_poll,
-    wait_until,
-)
-from services.kernel.fs.vfs import O_CLOEXEC, O_NONBLOCK
+    EP_MAX_EVENTS, EPOLL_EVENT, EPOLLEXCLUSIVE_OK_BITS, NSEC, POLLEX_SET, POLLFD, POLLIN_SET,
+    POLLOUT_SET, SIGSET_ARGPACK, TIMESPEC, USEC, EpollFile, EventFd, can_poll, wait_until)
 from services.kernel.mm.memory import ADDR_LIMIT
+from services.kernel.abi.fcntl import O_CLOEXEC, O_NONBLOCK
+from services.kernel.abi.poll import (
+    EFD_SEMAPHORE, EPOLLEXCLUSIVE, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, POLLERR,
+    POLLHUP, POLLNVAL)
 
 
 def _deadline(seconds: float | None) -> float | None:

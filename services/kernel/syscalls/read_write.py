@@ -11,13 +11,12 @@ from services.kernel.abi.signal import SIGPIPE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import (
     PipeFile)
-from services.kernel.fs.vfs import (
-    O_PATH, W_OK, WRITE_CHUNK, InodeFile,
-    check_writable, data_of, permitted)
+from services.kernel.fs.vfs import WRITE_CHUNK, InodeFile, check_writable, data_of, permitted
 from services.kernel.syscalls.open_close import truncate_inode
 from services.kernel.syscalls.paths import (
-    AT_FDCWD, IOVEC, IOV_MAX, MAX_RW, READ_CHUNK, RWF_SUPPORTED, SEEK_CUR, SEEK_END,
-    SEEK_SET, as_signed, fd_arg, resolve)
+    IOVEC, READ_CHUNK, RWF_SUPPORTED, as_signed, fd_arg, resolve)
+from services.kernel.abi.fcntl import (
+    AT_FDCWD, IOV_MAX, MAX_RW, O_PATH, SEEK_CUR, SEEK_END, SEEK_SET, W_OK)
 
 
 def _readable(t, fd):

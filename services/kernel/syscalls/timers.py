@@ -8,22 +8,10 @@ import time as _time
 from services.kernel.abi.resource import RUSAGE_CHILDREN, RUSAGE_SELF, RUSAGE_THREAD
 from services.kernel.core.errors import Errno
 from services.kernel.sched.timers import (
-    CLK_TCK,
-    CLOCK_MONOTONIC,
-    CLOCK_REALTIME,
-    ITIMER_PROF,
-    ITIMER_REAL,
-    ITIMER_VIRTUAL,
-    ITIMERVAL,
-    SYSINFO,
-    TIMER_ABSTIME,
-    TMS,
-    TS,
-    ITimer,
-    cpu_times,
-    pack_rusage,
-    uptime,
-)
+    ITIMERVAL, SYSINFO, TMS, TS, ITimer, cpu_times, pack_rusage, uptime)
+from services.kernel.abi.time import (
+    CLK_TCK, CLOCK_MONOTONIC, CLOCK_REALTIME, ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL,
+    TIMER_ABSTIME)
 
 
 def _int(x: int) -> int:

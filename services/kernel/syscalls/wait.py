@@ -9,24 +9,10 @@ from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
 from services.kernel.sched import signals, timers
 from services.kernel.sched.task import Process, Task, Usage
-from services.kernel.sched.wait import (
-    INT_MIN,
-    P_ALL,
-    P_PGID,
-    P_PID,
-    RUSAGE_SIZE,
-    WALL,
-    WCLONE,
-    WCONTINUED,
-    WEXITED,
-    WNOHANG,
-    WNOTHREAD,
-    WNOWAIT,
-    WSTOPPED,
-    WUNTRACED,
-    chld_info,
-    release,
-)
+from services.kernel.sched.wait import INT_MIN, RUSAGE_SIZE, chld_info, release
+from services.kernel.abi.wait import (
+    P_ALL, P_PGID, P_PID, WALL, WCLONE, WCONTINUED, WEXITED, WNOHANG, WNOTHREAD, WNOWAIT,
+    WSTOPPED, WUNTRACED)
 
 
 def _matches(waiter: Process, c: Process, pid: int, options: int) -> bool:

@@ -20,6 +20,7 @@ from services.kernel.fsimpl.ext2 import Ext2
 from services.kernel.fsimpl.procfs import ProcFs
 from services.kernel.fsimpl.tmpfs import Positions, Tmpfs
 from services.kernel.sched.task import CURRENT
+from services.kernel.abi.fcntl import O_DIRECTORY
 
 REG = stat.S_IFREG | 0o644
 
@@ -48,7 +49,7 @@ class Turns:
 
 def open_dir(inode) -> vfs.InodeFile:
     mount = vfs.Mount(None, 0, root=inode)
-    return vfs.InodeFile(vfs.Location(mount, inode, b"/"), vfs.O_DIRECTORY)
+    return vfs.InodeFile(vfs.Location(mount, inode, b"/"), O_DIRECTORY)
 
 
 def records(data: bytes) -> list[tuple[bytes, int]]:

@@ -12,12 +12,15 @@ from dataclasses import dataclass
 import pytest
 
 from services.kernel.core.cred import (
-    ALL_CAPS, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_KILL,
-    SECURE_NO_SETUID_FIXUP, Credentials, access_cred, capable, in_group, owner_or_capable)
+    ALL_CAPS, Credentials, access_cred, capable, in_group, owner_or_capable)
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import (
-    MS_RDONLY, R_OK, W_OK, X_OK, Location, Mount, check_writable, may_create, may_delete,
-    new_owner, permitted)
+    Location, Mount, check_writable, may_create, may_delete, new_owner, permitted)
+from services.kernel.abi.fcntl import R_OK, W_OK, X_OK
+from services.kernel.abi.capability import (
+    CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_KILL,
+    SECURE_NO_SETUID_FIXUP)
+from services.kernel.abi.mount import MS_RDONLY
 
 OWNER, GROUP, OTHER = 1000, 100, 2000
 RWX = R_OK | W_OK | X_OK

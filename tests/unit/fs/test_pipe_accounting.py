@@ -16,10 +16,11 @@ import pytest
 
 from services.kernel.core.errors import Errno
 from services.kernel.fs import pipe as pipe_mod
-from services.kernel.fs.pipe import (
-    F_GETPIPE_SZ, F_SETPIPE_SZ, FIONREAD, PIPE_BUF, Pipe, PipeFile, open_fifo, pipe_fcntl)
-from services.kernel.fs.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
-from services.kernel.fs.vfs import O_NONBLOCK, O_RDWR, O_WRONLY, OpenFile
+from services.kernel.fs.pipe import PIPE_BUF, Pipe, PipeFile, open_fifo, pipe_fcntl
+from services.kernel.fs.vfs import OpenFile
+from services.kernel.abi.fcntl import F_GETPIPE_SZ, F_SETPIPE_SZ, O_NONBLOCK, O_RDWR, O_WRONLY
+from services.kernel.abi.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
+from services.kernel.abi.ioctls import FIONREAD
 
 PAGE = 4096
 S_IFIFO = 0o010000

@@ -1,0 +1,5 @@
+"""<asm-generic/ioctls.h>: the terminal and file ioctls served."""
+
+TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
+TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP, TIOCSPGRP = 0x5413, 0x5414, 0x540F, 0x5410
+FIONREAD = 0x541B

@@ -1,0 +1,5 @@
+"""<linux/wait.h>: wait4's and waitid's options and id types."""
+
+WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
+WNOWAIT, WNOTHREAD, WALL, WCLONE = 0x1000000, 0x20000000, 0x40000000, 0x80000000
+P_ALL, P_PID, P_PGID = 0, 1, 2
