@@ -158,14 +158,14 @@ class Kernel:
         if kind in ("ret", "host", "resume") or kind == "ops" and not body["reply"]:
             t = self.tasks.get(body["task"])
             if t is not None and t.process.stopped:
-                t.held = (kind, id_, body)     # let go by SIGCONT
+                t.flight.held = (kind, id_, body)     # let go by SIGCONT
                 return
         self.endpoint.send(kind, id_, body, self.userspace)
 
     def state(self) -> dict:
         return {"tasks": [{"pid": t.tid, "tgid": t.tgid, "ppid": t.ppid, "host_pid": t.host_pid,
                            "comm": t.comm.decode(errors="replace"),
-                           "state": "T" if t.process.stopped else "S" if t.in_kernel else "R"}
+                           "state": "T" if t.process.stopped else "S" if t.flight.in_kernel else "R"}
                           for t in self.tasks.values()],
                 "zombies": [p.pid for p in self.processes.values() if p.zombie],
                 "syscalls": self.syscall_count}
@@ -176,9 +176,9 @@ class Kernel:
         if t is None:
             self.endpoint.error(msg.id, f"no task {msg['task']}", self.userspace)
             return
-        t.request_id = msg.id
-        t.in_kernel = True
-        t.user_sp = msg["rsp"]
+        t.flight.request_id = msg.id
+        t.flight.in_kernel = True
+        t.flight.user_sp = msg["rsp"]
         self.dispatch(t, msg["nr"], msg["args"])
 
     def dispatch(self, t: Task, nr: int, args: list[int]) -> None:
@@ -199,17 +199,17 @@ class Kernel:
         except Exception as exc:
             result = self.handler_bug(t, entry.name, exc)
         if type(result) is eager.Coroutine:
-            t.call = first = self.loop.create_future()   # what a signal cancels meanwhile
-            t.call = eager.start(self.loop, result, first)   # a Task keeps CURRENT
+            t.flight.call = first = self.loop.create_future()   # what a signal cancels meanwhile
+            t.flight.call = eager.start(self.loop, result, first)   # a Task keeps CURRENT
             CURRENT.reset(token)
-            if t.call.done():
-                self.finish(t, entry.name, args, t.call)
+            if t.flight.call.done():
+                self.finish(t, entry.name, args, t.flight.call)
             else:
-                t.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
+                t.flight.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
         elif inspect.isawaitable(result):
-            t.call = asyncio.ensure_future(result)   # what a signal cancels; keeps CURRENT
+            t.flight.call = asyncio.ensure_future(result)   # what a signal cancels; keeps CURRENT
             CURRENT.reset(token)
-            t.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
+            t.flight.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
         else:
             CURRENT.reset(token)
             self.answer(t, result, entry.name, args)
@@ -218,26 +218,26 @@ class Kernel:
         """Answer a call whose handler waited, now that it is done or cut short."""
         try:
             result = call_task.result()
-            t.signalled = False        # a signal may have cut it short to a partial result
+            t.flight.signalled = False        # a signal may have cut it short to a partial result
         except Errno as e:
             result = -e.code
         except TaskGone:
             return
         except asyncio.CancelledError:
-            if not t.signalled or t.tid not in self.tasks:
+            if not t.flight.signalled or t.tid not in self.tasks:
                 return                 # the task is gone
-            t.signalled = False        # a signal cut the wait short
+            t.flight.signalled = False        # a signal cut the wait short
             result = -(ERESTARTNOHAND if call in signals.NO_RESTART
                        else ERESTARTNOINTR if call in signals.ALWAYS_RESTART
                        else ERESTARTSYS)
         except ExecFailed as exc:
             log.error("%s: %s; killing it", t, exc)
-            self.to_userspace("kill", t.request_id, {"task": t.tid})
+            self.to_userspace("kill", t.flight.request_id, {"task": t.tid})
             return
         except Exception as exc:
             result = self.handler_bug(t, call, exc)
-        if t.call is call_task:
-            t.call = None
+        if t.flight.call is call_task:
+            t.flight.call = None
         if t.tid in self.tasks:
             self.answer(t, result, call, args)
 
@@ -272,19 +272,19 @@ class Kernel:
         if self.cfg.syscall_log:
             log.info("[%d] %s(%s) = %s", t.tid, call, ", ".join(hex(a) for a in args),
                      result if isinstance(result, int) else type(result).__name__)
-        if t.notif is not None and self.answer_notified(t, result, call, args):
+        if t.flight.notif is not None and self.answer_notified(t, result, call, args):
             return
         if isinstance(result, int) and signals.deliverable(t):
             asyncio.ensure_future(self.signal_return(t, result))
             return
-        t.in_kernel = False
+        t.flight.in_kernel = False
         if result is HOST:
-            self.to_userspace("host", t.request_id, {"task": t.tid})
+            self.to_userspace("host", t.flight.request_id, {"task": t.tid})
         elif isinstance(result, Ops):
-            self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": result.ops,
+            self.to_userspace("ops", t.flight.request_id, {"task": t.tid, "ops": result.ops,
                                                     "reply": False, "value": result.value})
         else:
-            self.to_userspace("ret", t.request_id, {"task": t.tid, "value": result})
+            self.to_userspace("ret", t.flight.request_id, {"task": t.tid, "value": result})
         if signals.deliverable(t):
             self.interrupt(t)   # sent as the call ended (its handler done, not answered): next
 
@@ -327,7 +327,7 @@ class Kernel:
         called this): logged, and the task it was for, if the kernel still
         holds it, dies of SIGSEGV rather than wait for an answer for ever."""
         log.exception("kernel bug handling %s for %r", what, t)
-        if t is not None and t.in_kernel:
+        if t is not None and t.flight.in_kernel:
             signals.terminate(t.process, SIGSEGV)
 
     def on_call(self, listener: Listener, nid: int, pid: int, nr: int, args: list[int]) -> None:
@@ -346,12 +346,12 @@ class Kernel:
                 self.endpoint.send("who", self.next_id, {"pid": pid}, self.userspace)
             self.strangers.setdefault(pid, []).append((listener, nid, pid, nr, args))
             return
-        if t.notif is not None:      # cannot be: it waits in the listener for that one
+        if t.flight.notif is not None:      # cannot be: it waits in the listener for that one
             log.error("%r: a listener call while one is being served: refused", t)
             listener.answer(nid, -errno.EAGAIN)
             return
-        t.notif = (listener, nid)
-        t.in_kernel = True
+        t.flight.notif = (listener, nid)
+        t.flight.in_kernel = True
         self.dispatch(t, nr, args)
 
     def answer_notified(self, t: Task, result, call: str, args) -> bool:
@@ -359,7 +359,7 @@ class Kernel:
         listener; anything else needs the task stopped, so userspace stops
         it (its wait in the listener ends, the call cut short) and the
         answer waits for that trap.  False: answer it as a trapped call."""
-        listener, nid = t.notif
+        listener, nid = t.flight.notif
         if not t.process.stopped:
             sent = None
             if type(result) is int and not signals.deliverable(t):
@@ -367,53 +367,53 @@ class Kernel:
             elif result is HOST:
                 sent = listener.run_on_host(nid)
             if sent:
-                t.notif = None
-                t.in_kernel = False
+                t.flight.notif = None
+                t.flight.in_kernel = False
                 return True
             # sent False: a host stop cut the wait short, its trap is coming
-        t.unsent = (result, call, args)
+        t.flight.unsent = (result, call, args)
         self.stop_notified(t)
         return True
 
     def stop_notified(self, t: Task) -> asyncio.Future:
         """Have userspace stop a task waiting in the listener; done at its trap."""
-        if t.stopping is None:
-            t.stopping = self.loop.create_future()
+        if t.flight.stopping is None:
+            t.flight.stopping = self.loop.create_future()
             self.interrupt(t)
-        return t.stopping
+        return t.flight.stopping
 
     def stopped_notified(self, t: Task) -> None:
         """The trap of a task that was waiting in the listener: from now on
         its call is a trapped one (userspace has its registers)."""
-        t.notif = None
-        fut, t.stopping = t.stopping, None
+        t.flight.notif = None
+        fut, t.flight.stopping = t.flight.stopping, None
         if fut is not None and not fut.done():
             fut.set_result(None)
-        if t.unsent is not None:
-            (result, call, args), t.unsent = t.unsent, None
+        if t.flight.unsent is not None:
+            (result, call, args), t.flight.unsent = t.flight.unsent, None
             self.answer(t, result, call, args)
-        elif (signals.deliverable(t) and t.call is not None and not t.call.done()
-              and not t.in_ops):
-            t.signalled = True           # as signals._wake: the call ends for the signal
-            t.call.cancel()
+        elif (signals.deliverable(t) and t.flight.call is not None and not t.flight.call.done()
+              and not t.flight.in_ops):
+            t.flight.signalled = True           # as signals._wake: the call ends for the signal
+            t.flight.call.cancel()
 
     async def run_ops(self, t: Task, ops: list[dict]) -> list:
         """Run address-space ops in a stopped task and wait for their results.
         A task already gone gets no answer from userspace: TaskGone at once
         (a handler can outlive its task: exec at boot while a halt kills init)."""
-        if t.notif is not None:
+        if t.flight.notif is not None:
             await self.stop_notified(t)
         if self.tasks.get(t.tid) is not t:
             raise TaskGone(t.tid)
         fut = self.loop.create_future()
         self.waiting[t.tid] = fut
-        self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": ops, "reply": True,
+        self.to_userspace("ops", t.flight.request_id, {"task": t.tid, "ops": ops, "reply": True,
                                                 "value": 0})
-        t.in_ops = True
+        t.flight.in_ops = True
         try:
             return (await fut)["results"]
         finally:
-            t.in_ops = False
+            t.flight.in_ops = False
 
     # --- signals -------------------------------------------------------------------
     def trap(self, msg: Message) -> None:
@@ -421,11 +421,11 @@ class Kernel:
         t = self.tasks.get(msg["task"])
         if t is None:
             return
-        t.request_id = msg.id
-        t.in_kernel = True
+        t.flight.request_id = msg.id
+        t.flight.in_kernel = True
         if msg["signo"]:
             signals.force(t, msg["signo"], msg["code"], msg["addr"])
-        if t.notif is not None:
+        if t.flight.notif is not None:
             self.stopped_notified(t)    # its call goes on, answered as a trapped one
             return
         if signals.deliverable(t):
@@ -469,12 +469,12 @@ class Kernel:
         self.set_context(t, after)
 
     def set_context(self, t: Task, regs: dict | None, xstate: bytes | None = None) -> None:
-        t.call = None
+        t.flight.call = None
         if regs is None or t.tid not in self.tasks:
             return                    # the signal killed it
-        t.in_kernel = False
+        t.flight.in_kernel = False
         op = SetContext(regs=regs, xstate=xstate)
-        self.to_userspace("ops", t.request_id, {"task": t.tid, "ops": [op], "reply": False,
+        self.to_userspace("ops", t.flight.request_id, {"task": t.tid, "ops": [op], "reply": False,
                                                 "value": 0})
         if signals.deliverable(t):
             self.interrupt(t)          # another one came meanwhile: its turn next
@@ -522,8 +522,8 @@ class Kernel:
         self.pids.discard(pid)
 
     def resume(self, t: Task) -> None:
-        t.in_kernel = False
-        t.call = None
+        t.flight.in_kernel = False
+        t.flight.call = None
         self.next_id += 1
         self.to_userspace("resume", self.next_id, {"task": t.tid})
 
@@ -540,9 +540,9 @@ class Kernel:
         fut = self.loop.create_future()
         self.spawning[t.tid] = fut
         listener = self.listener_waits[t.tid] = self.loop.create_future()
-        t.request_id = self.next_id
+        t.flight.request_id = self.next_id
         self.next_id += 1
-        self.to_userspace("spawn", t.request_id, {"task": t.tid})
+        self.to_userspace("spawn", t.flight.request_id, {"task": t.tid})
         try:
             if (await fut)["listener"]:
                 await asyncio.wait_for(listener, 5)

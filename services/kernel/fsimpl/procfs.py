@@ -297,7 +297,7 @@ class ProcFs(FileSystem):
             return "Z"
         if t is calling_task():
             return "R"
-        return "S" if t.call is not None and not t.call.done() else "R"
+        return "S" if t.flight.call is not None and not t.flight.call.done() else "R"
 
     def ino(self, pid: int, n: int) -> int:
         return (pid << 8 | n) + 0x100

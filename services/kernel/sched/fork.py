@@ -83,7 +83,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
     # The child is known before it runs: userspace lets it go within the op
     # and announces its host pid (``spawned``) ahead of its next message.
     k.tasks[tid] = child
-    child.in_kernel = False
+    child.flight.in_kernel = False
     if proc is not t.process:
         k.processes[tid] = proc
         proc.parent.children.append(proc)
@@ -128,11 +128,11 @@ async def _vfork(t: Task, child: Task, op: dict, flags: int, ptid: int) -> int:
     if flags & CLONE_PARENT_SETTID:
         _put_tid(t, ptid, tid)
     if child.vfork_done is not None:
-        t.in_ops = True              # not cut short by signals: vfork must not run twice
+        t.flight.in_ops = True              # not cut short by signals: vfork must not run twice
         try:
             await child.vfork_done   # until the child execs or exits
         finally:
-            t.in_ops = False
+            t.flight.in_ops = False
     return tid
 
 

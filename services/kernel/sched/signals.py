@@ -127,7 +127,7 @@ def _stop(proc, sig: int) -> None:
         return
     proc.stopped, proc.stop_sig, proc.report = True, sig, "stop"
     for t in proc.threads.values():
-        if not t.in_kernel:
+        if not t.flight.in_kernel:
             t.kernel.interrupt(t)
     _tell_parent(proc, CLD_STOPPED, sig)
 
@@ -137,8 +137,8 @@ def _continue(proc) -> None:
         return
     proc.stopped, proc.report = False, "cont"
     for t in proc.threads.values():
-        if t.held is not None:
-            held, t.held = t.held, None
+        if t.flight.held is not None:
+            held, t.flight.held = t.flight.held, None
             t.kernel.to_userspace(*held)
     _tell_parent(proc, CLD_CONTINUED, SIGCONT)
 
@@ -156,10 +156,10 @@ def _wake(t) -> None:
     """Get a signal to a task soon: a task waiting in the kernel is woken
     (its call ends with EINTR or restarts), a running one interrupted."""
     t.signal_wait.wake()
-    if t.in_kernel:
-        if t.call is not None and not t.call.done() and not t.in_ops:
-            t.signalled = True
-            t.call.cancel()
+    if t.flight.in_kernel:
+        if t.flight.call is not None and not t.flight.call.done() and not t.flight.in_ops:
+            t.flight.signalled = True
+            t.flight.call.cancel()
     else:
         t.kernel.interrupt(t)
 

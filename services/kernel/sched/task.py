@@ -96,8 +96,28 @@ class FsContext:
         self.umask = umask
 
 
+class InFlight:
+    """What the kernel keeps of the call a task is in, and of how it stands
+    with userspace, apart from the task's guest state (the entry's, mostly:
+    services/kernel/entry/kernel.py)."""
+
+    def __init__(self) -> None:
+        self.request_id = 0          # the userspace request this task is stopped in
+        self.call: asyncio.Future | None = None   # the syscall handler it waits in, if any
+        self.in_kernel = True        # stopped for the kernel (a call, a trap), not running
+        self.in_ops = False          # waiting for userspace to run ops: not interruptible
+        self.signalled = False       # its call was cut short by a signal
+        self.user_sp = 0             # rsp at the trapped call
+        self.held: tuple | None = None   # the message that resumes it, while its process is stopped
+        # A call that came through the seccomp listener (kernel.on_call):
+        self.notif: tuple | None = None  # (listener, id) while the task waits in the listener
+        self.unsent: tuple | None = None     # an answer only a ptrace stop can give
+        self.stopping: asyncio.Future | None = None   # userspace is stopping it for us
+
+
 class Task:
-    """One guest thread of execution, in a Process."""
+    """One guest thread of execution, in a Process: its guest state; the
+    call it is in is its ``flight``."""
 
     def __init__(self, kernel: KernelServices, tid: int, process: Process, cred: Credentials,
                  files: FdTable, fs: FsContext):
@@ -111,12 +131,7 @@ class Task:
         self.mem: GuestMemory | None = None
         self.comm = b""
         self.exe = b""
-        self.request_id = 0          # the userspace request this task is stopped in
-        self.call: asyncio.Future | None = None   # the syscall handler it waits in, if any
-        self.in_kernel = True        # stopped for the kernel (a call, a trap), not running
-        self.in_ops = False          # waiting for userspace to run ops: not interruptible
-        self.signalled = False       # its call was cut short by a signal
-        self.user_sp = 0             # rsp at the trapped call
+        self.flight = InFlight()
         self.sigmask = 0
         self.saved_sigmask: int | None = None   # sigsuspend's: restored after the handler
         self.pending: dict[int, dict] = {}      # signals sent to this thread
@@ -127,11 +142,6 @@ class Task:
         self.clear_child_tid = 0
         self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
         self.created_by: Task | None = None   # the task whose clone op makes it
-        self.held: tuple | None = None   # the message that resumes it, while its process is stopped
-        # A call that came through the seccomp listener (kernel.on_call):
-        self.notif: tuple | None = None  # (listener, id) while the task waits in the listener
-        self.unsent: tuple | None = None     # an answer only a ptrace stop can give
-        self.stopping: asyncio.Future | None = None   # userspace is stopping it for us
         process.threads[tid] = self
 
     @property

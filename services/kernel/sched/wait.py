@@ -24,8 +24,8 @@ def task_exited(t: Task, host_status: int, usage: list) -> None:
         proc.usage.add(*usage)
     k.tasks.pop(t.tid, None)
     proc.threads.pop(t.tid, None)
-    if t.call is not None and not t.call.done():
-        t.call.cancel()            # it was waiting in the kernel (a pipe, wait4 ...)
+    if t.flight.call is not None and not t.flight.call.done():
+        t.flight.call.cancel()            # it was waiting in the kernel (a pipe, wait4 ...)
     if t.vfork_done is not None and not t.vfork_done.done():
         t.vfork_done.set_result(None)
     if not any(o.files is t.files for o in proc.threads.values()):

@@ -64,7 +64,7 @@ def sys_rt_sigprocmask(t, how, set_ptr, oset_ptr, sigsetsize, *_):
 
 
 def sys_sigaltstack(t, ss, old_ss, *_):
-    on = sigframe.on_stack(t.altstack, t.user_sp)
+    on = sigframe.on_stack(t.altstack, t.flight.user_sp)
     if old_ss:
         ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(t.altstack)
         if on:
