@@ -71,7 +71,7 @@ def build(regs: dict, xstate: bytes, sig: int, info: bytes, handler: int, restor
         uc_stack_flags = SS_DISABLE
     else:
         uc_stack_flags = (SS_ONSTACK if was_on else 0) | ss_flags & SS_AUTODISARM
-    segs = regs["cs"] | regs["gs"] << 16 | regs["fs"] << 32 | regs["ss"] << 48
+    segs = regs["cs"] | regs["ss"] << 48        # gs and fs 0, as Linux writes them
     mcontext = [regs[r] for r in MCONTEXT] + [segs, 0, 14 if fault_addr else 0,
                                               saved_mask, fault_addr, fp] + [0] * 8
     head = FRAME.pack(restorer, UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, 0,
@@ -99,7 +99,8 @@ def parse(raw: bytes, regs: dict) -> tuple[dict, int, bytes, int]:
         new["cs"] = 0x33
     if new["ss"] != 0x2B:
         new["ss"] = 0x2B
-    new["eflags"] = (regs["eflags"] & ~0x40DD5) | (new["eflags"] & 0x40DD5)  # FIX_EFLAGS
+    # Linux's FIX_EFLAGS (asm/sighandling.h): AC OF DF TF SF ZF AF PF CF and RF
+    new["eflags"] = (regs["eflags"] & ~0x50DD5) | (new["eflags"] & 0x50DD5)
     new["orig_rax"] = U64        # no system call to restart, as Linux's restore_sigcontext
     return new, fields[39], ss, mc[23]
 

@@ -140,11 +140,10 @@ def test_a_fault_address_is_cr2_with_the_page_fault_trap_number():
     assert field(data, MCONTEXT + SC_TRAPNO) == 14                # X86_TRAP_PF
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sigframe.build copies regs' fs and gs selectors into the sigcontext; Linux's "
-    "__unsafe_setup_sigcontext writes 0 for both on x86_64 (checked natively: a program "
-    "that loads 0x2b into %gs sees gs 0 in its handler's uc_mcontext)"))
 def test_the_sigcontext_gs_and_fs_are_zero_as_linux_writes_them():
+    """__unsafe_setup_sigcontext writes 0 for both on x86_64 (checked
+    natively: a program that loads 0x2b into %gs sees gs 0 in its
+    handler's uc_mcontext)."""
     _, data, _ = frame_of(regs(gs=0x2B, fs=0x2B))
     assert field(data, MCONTEXT + SC_GS, "<H") == 0
     assert field(data, MCONTEXT + SC_FS, "<H") == 0
@@ -345,17 +344,15 @@ def test_parse_takes_the_mask_from_uc_sigmask_not_oldmask():
 def test_parse_takes_only_the_user_changeable_eflags_from_the_frame():
     frame, data, entry = frame_of()
     data = bytearray(data)
-    frame_flags = FIX_EFLAGS & ~EFLAGS_RF | EFLAGS_IOPL | EFLAGS_NT | EFLAGS_ID | 0x2
+    frame_flags = FIX_EFLAGS | EFLAGS_IOPL | EFLAGS_NT | EFLAGS_ID | 0x2
     struct.pack_into("<Q", data, MCONTEXT + 8 * SC_REGS.index("eflags"), frame_flags)
     new = parse(sigreturn_view(data), dict(entry, eflags=EFLAGS_IF | 0x2))[0]
     assert new["eflags"] == EFLAGS_IF | 0x2 | (frame_flags & FIX_EFLAGS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sigframe.parse's FIX_EFLAGS is 0x40DD5, without X86_EFLAGS_RF; Linux's (asm/"
-    "sighandling.h, used by restore_sigcontext on x86_64) includes RF: 0x50DD5, so RF "
-    "set in uc_mcontext is restored"))
 def test_parse_restores_rf_from_the_frame_as_linux_fix_eflags_does():
+    """FIX_EFLAGS (asm/sighandling.h, used by restore_sigcontext on x86_64)
+    includes X86_EFLAGS_RF: 0x50DD5."""
     frame, data, entry = frame_of()
     data = bytearray(data)
     struct.pack_into("<Q", data, MCONTEXT + 8 * SC_REGS.index("eflags"), 0x202 | EFLAGS_RF)
