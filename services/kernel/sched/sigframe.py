@@ -43,9 +43,27 @@ MCONTEXT = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", 
 ALTSTACK = struct.Struct("<QIIQ")                   # ss_sp, ss_flags, pad, ss_size
 
 
+def within(altstack: bytes, sp: int) -> bool:
+    """Linux's __on_sig_stack: sp above the stack's base and at most its top."""
+    ss_sp, _, _, size = ALTSTACK.unpack(altstack)
+    return ss_sp < sp <= ss_sp + size
+
+
 def on_stack(altstack: bytes, sp: int) -> bool:
-    ss_sp, flags, _, size = ALTSTACK.unpack(altstack)
-    return not flags & SS_DISABLE and size and ss_sp < sp <= ss_sp + size
+    """Linux's on_sig_stack: sp within the stack, which is never so for an
+    SS_AUTODISARM one (a handler runs on it disarmed, so a thread found on
+    it armed put itself there: a new frame starts again at its top)."""
+    flags = ALTSTACK.unpack(altstack)[1]
+    return not flags & (SS_DISABLE | SS_AUTODISARM) and within(altstack, sp)
+
+
+def sas_ss_flags(altstack: bytes, sp: int) -> int:
+    """Linux's sas_ss_flags: SS_DISABLE without a stack (size 0, which
+    sigaltstack gives every disabled one), else SS_ONSTACK if sp is on it."""
+    _, flags, _, size = ALTSTACK.unpack(altstack)
+    if flags & SS_DISABLE or not size:
+        return SS_DISABLE
+    return SS_ONSTACK if on_stack(altstack, sp) else 0
 
 
 def build(regs: dict, xstate: bytes, sig: int, info: bytes, handler: int, restorer: int,
@@ -53,29 +71,29 @@ def build(regs: dict, xstate: bytes, sig: int, info: bytes, handler: int, restor
           ) -> tuple[int, bytes, dict]:
     """(address, bytes to write there, registers to enter the handler with);
     EFAULT if the frame would overflow the alternate stack (Linux's
-    get_sigframe; one past user space is EFAULT when written)."""
+    get_sigframe; one past user space is EFAULT when written).  uc_stack
+    holds the stack as the thread set it, its flags too (Linux's
+    unsafe_save_altstack writes sas_ss_flags)."""
     ss_sp, ss_flags, _, ss_size = ALTSTACK.unpack(altstack)
-    sp = regs["rsp"]
-    was_on = on_stack(altstack, sp)
-    entering = onstack and not ss_flags & SS_DISABLE and ss_size and not was_on
-    sp = (ss_sp + ss_size if entering else sp - RED_ZONE) & U64
+    nested = on_stack(altstack, regs["rsp"])
+    sp = (regs["rsp"] - RED_ZONE) & U64
+    # as Linux, whether to enter the stack is asked below the red zone
+    entering = onstack and sas_ss_flags(altstack, sp) == 0
+    if entering:
+        sp = (ss_sp + ss_size) & U64
     fp = (sp - len(xstate) - 4) & ~63 & U64
     frame = (((fp - FRAME_SIZE) & ~15) - 8) & U64
-    if (was_on or entering) and not on_stack(altstack, frame):
+    if (nested or entering) and not within(altstack, frame):
         raise Errno(errno.EFAULT)
     x = bytearray(xstate)
     if len(x) > SW_RESERVED + 48:     # the features enabled: ptrace gives XCR0 there
         struct.pack_into("<IIQI", x, SW_RESERVED, FP_XSTATE_MAGIC1, len(x) + 4,
                          struct.unpack_from("<Q", x, SW_RESERVED)[0] | FPSSE, len(x))
-    if ss_flags & SS_DISABLE or not ss_size:
-        uc_stack_flags = SS_DISABLE
-    else:
-        uc_stack_flags = (SS_ONSTACK if was_on else 0) | ss_flags & SS_AUTODISARM
-    segs = regs["cs"] | regs["gs"] << 16 | regs["fs"] << 32 | regs["ss"] << 48
+    segs = regs["cs"] | regs["ss"] << 48        # gs and fs 0, as Linux writes them
     mcontext = [regs[r] for r in MCONTEXT] + [segs, 0, 14 if fault_addr else 0,
                                               saved_mask, fault_addr, fp] + [0] * 8
     head = FRAME.pack(restorer, UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, 0,
-                      ss_sp, uc_stack_flags, 0, ss_size, *mcontext, saved_mask)
+                      ss_sp, ss_flags, 0, ss_size, *mcontext, saved_mask)
     data = (head + info.ljust(SIGINFO_SIZE, b"\0")).ljust(fp - frame, b"\0")
     data += bytes(x) + struct.pack("<I", FP_XSTATE_MAGIC2)
     entry = dict(regs)
@@ -99,7 +117,8 @@ def parse(raw: bytes, regs: dict) -> tuple[dict, int, bytes, int]:
         new["cs"] = 0x33
     if new["ss"] != 0x2B:
         new["ss"] = 0x2B
-    new["eflags"] = (regs["eflags"] & ~0x40DD5) | (new["eflags"] & 0x40DD5)  # FIX_EFLAGS
+    # Linux's FIX_EFLAGS (asm/sighandling.h): AC OF DF TF SF ZF AF PF CF and RF
+    new["eflags"] = (regs["eflags"] & ~0x50DD5) | (new["eflags"] & 0x50DD5)
     new["orig_rax"] = U64        # no system call to restart, as Linux's restore_sigcontext
     return new, fields[39], ss, mc[23]
 

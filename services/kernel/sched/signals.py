@@ -19,7 +19,7 @@ from services.kernel.abi.signal import (
     CLD_CONTINUED, CLD_STOPPED, MINSIGSTKSZ, SA_NOCLDSTOP, SA_NODEFER,
     SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SI_KERNEL, SI_USER,
     SIG_DFL, SIG_IGN, SIGBUS, SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH,
-    SS_AUTODISARM, SS_DISABLE, UNBLOCKABLE)
+    SS_AUTODISARM, SS_DISABLE, SS_ONSTACK, UNBLOCKABLE)
 from services.kernel.abi.errno import (
     ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, ERESTART_RESTARTBLOCK)
 
@@ -241,9 +241,8 @@ async def deliver(t, regs: dict, xstate: bytes) -> dict | None:
         t.sigmask = (saved | mask | (0 if flags & SA_NODEFER else bit(sig))) & ~UNBLOCKABLE
         if flags & SA_RESETHAND:
             proc.sigactions.pop(sig, None)
-        if sigframe.ALTSTACK.unpack(t.altstack)[1] & SS_AUTODISARM and \
-                entry["rsp"] != regs["rsp"] - sigframe.RED_ZONE:
-            t.altstack = NO_ALTSTACK
+        if sigframe.ALTSTACK.unpack(t.altstack)[1] & SS_AUTODISARM:
+            t.altstack = NO_ALTSTACK      # Linux's signal_delivered: sas_ss_reset
         return entry
     _restart(regs, None)
     if t.saved_sigmask is not None:
@@ -275,21 +274,41 @@ def sigreturn(t, regs: dict, xstate: bytes) -> tuple[dict, bytes | None]:
         new_x = sigframe.restore_xstate(t.mem, fpstate, xstate) if fpstate else None
     except Errno:
         return _badframe(t, new), None
-    ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(ss)
-    if not sigframe.on_stack(t.altstack, regs["rsp"]):
-        if flags & SS_DISABLE:
-            t.altstack = disabled_altstack(flags)
-        elif size >= MINSIGSTKSZ:
-            t.altstack = sigframe.ALTSTACK.pack(ss_sp, flags & SS_AUTODISARM, 0, size)
+    try:
+        # Linux's restore_altstack, at the stack pointer just restored
+        set_altstack(t, ss, new["rsp"])
+    except Errno:
+        pass                      # squashed there too
     return new, new_x
 
 
+def set_altstack(t, ss: bytes, sp: int) -> None:
+    """Set t's alternate stack to ss (a stack_t) as Linux's do_sigaltstack
+    does, sp the thread's stack pointer: EPERM while on the present one,
+    EINVAL for a mode other than 0, SS_ONSTACK or SS_DISABLE, ENOMEM for a
+    stack under MINSIGSTKSZ.  The flags are kept as given (Linux's
+    sas_ss_flags, which a signal frame's uc_stack shows); a disabled stack
+    has address and size 0."""
+    ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(ss)
+    if sigframe.on_stack(t.altstack, sp):
+        raise Errno(errno.EPERM)
+    mode = flags & ~SS_AUTODISARM
+    if mode not in (0, SS_ONSTACK, SS_DISABLE):
+        raise Errno(errno.EINVAL)
+    if mode == SS_DISABLE:
+        t.altstack = disabled_altstack(flags)
+    elif size < MINSIGSTKSZ:
+        raise Errno(errno.ENOMEM)
+    else:
+        t.altstack = sigframe.ALTSTACK.pack(ss_sp, flags, 0, size)
+
 
 def disabled_altstack(flags: int) -> bytes:
-    """No alternate stack: address and size 0, SS_DISABLE, and SS_AUTODISARM
-    if flags have it (Linux keeps it in sas_ss_flags and sigaltstack reports
-    it: set with SS_DISABLE|SS_AUTODISARM, or an armed one after exec)."""
-    return sigframe.ALTSTACK.pack(0, SS_DISABLE | flags & SS_AUTODISARM, 0, 0)
+    """No alternate stack: address and size 0, the flags as they are
+    (Linux keeps them in sas_ss_flags: SS_DISABLE with whatever came with
+    it, or, after exec, those of the stack the old image had; sigaltstack
+    reports SS_DISABLE for size 0, and SS_AUTODISARM if they have it)."""
+    return sigframe.ALTSTACK.pack(0, flags, 0, 0)
 
 def _badframe(t, regs: dict) -> dict:
     force(t, SIGSEGV, SI_KERNEL, 0)

@@ -6,7 +6,6 @@ import errno
 import struct
 
 from services.kernel.abi.signal import (
-    MINSIGSTKSZ,
     NSIG,
     SI_TKILL,
     SI_USER,
@@ -17,16 +16,14 @@ from services.kernel.abi.signal import (
     SIGKILL,
     SIGSTOP,
     SS_AUTODISARM,
-    SS_DISABLE,
-    SS_ONSTACK,
     UNBLOCKABLE,
 )
 from services.kernel.core.cred import may_kill
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
 from services.kernel.sched import sigframe
-from services.kernel.sched.signals import (SIGACTION_SIZE, bit, deliverable, disabled_altstack,
-                                          send_process, send_task)
+from services.kernel.sched.signals import (SIGACTION_SIZE, bit, deliverable, send_process,
+                                          send_task, set_altstack)
 
 
 def sys_rt_sigaction(t, sig, act, oact, sigsetsize, *_):
@@ -64,24 +61,18 @@ def sys_rt_sigprocmask(t, how, set_ptr, oset_ptr, sigsetsize, *_):
 
 
 def sys_sigaltstack(t, ss, old_ss, *_):
-    on = sigframe.on_stack(t.altstack, t.flight.user_sp)
+    """As Linux: the new stack is read first, the old one written only if
+    the change is made (ss and old_ss may be the same buffer); the old
+    one's flags are sas_ss_flags (SS_DISABLE, SS_ONSTACK or 0) and
+    SS_AUTODISARM if it has it."""
+    new = t.mem.read(ss, sigframe.ALTSTACK.size) if ss else None
+    ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(t.altstack)
+    old = sigframe.ALTSTACK.pack(
+        ss_sp, sigframe.sas_ss_flags(t.altstack, t.flight.user_sp) | flags & SS_AUTODISARM, 0, size)
+    if new is not None:
+        set_altstack(t, new, t.flight.user_sp)
     if old_ss:
-        ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(t.altstack)
-        if on:
-            flags = SS_ONSTACK | flags & SS_AUTODISARM
-        t.mem.write(old_ss, sigframe.ALTSTACK.pack(ss_sp, flags, 0, size))
-    if ss:
-        ss_sp, flags, _, size = sigframe.ALTSTACK.unpack(t.mem.read(ss, 24))
-        if on:
-            raise Errno(errno.EPERM)
-        if flags & ~SS_AUTODISARM not in (0, SS_ONSTACK, SS_DISABLE):
-            raise Errno(errno.EINVAL)
-        if flags & SS_DISABLE:
-            t.altstack = disabled_altstack(flags)
-        else:
-            if size < MINSIGSTKSZ:
-                raise Errno(errno.ENOMEM)
-            t.altstack = sigframe.ALTSTACK.pack(ss_sp, flags & SS_AUTODISARM, 0, size)
+        t.mem.write(old_ss, old)
     return 0
 
 

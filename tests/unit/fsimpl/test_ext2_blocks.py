@@ -523,14 +523,13 @@ def test_truncate_frees_the_blocks_past_the_end_and_the_tables_left_unneeded(tmp
             assert os.pread(image.fileno(), 1024, p * 1024) == content(lb, 1024)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Inode._truncate_blocks (_trim) keeps an indirect table that straddles the new end "
-    "even when nothing it covers below the end is mapped, so the table is left all "
-    "zeros; Linux's ext2_find_shared (all_zeroes) frees it (and e2fsprogs' punch too): "
-    "a cut at 900 KiB leaves 15 blocks here, 14 on Linux 6.18; at 131345 KiB 26, not 24"))
 @pytest.mark.parametrize("keep", [900, 131345])
 def test_truncate_frees_a_table_that_straddles_the_end_with_nothing_kept_under_it(
         tmp_path, keep):
+    """A table the new end cuts through goes too when none of its entries
+    below the end is mapped, as Linux's ext2_find_shared frees it
+    (all_zeroes) and e2fsprogs' punch does: a cut at 900 KiB leaves 14
+    blocks on Linux 6.18, one at 131345 KiB 24."""
     left, sectors, freed, total, want, _, _ = truncated(tmp_path, keep)
     assert left == want and freed == total - want
 

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import errno
 import struct
+from types import SimpleNamespace
 
 import pytest
 
 from services.kernel.abi.arch import U64
-from services.kernel.abi.signal import SIGSEGV, SIGUSR1, SS_AUTODISARM, SS_DISABLE
+from services.kernel.abi.signal import (MINSIGSTKSZ, SIGSEGV, SIGUSR1, SS_AUTODISARM, SS_DISABLE,
+                                        SS_ONSTACK)
 from services.kernel.core.errors import Errno
-from services.kernel.sched import sigframe
+from services.kernel.sched import sigframe, signals
 from services.kernel.sched.sigframe import ALTSTACK, build, on_stack, parse, restore_xstate
+from services.kernel.sched.signals import disabled_altstack
+from services.kernel.sched.task import NO_ALTSTACK
+from services.kernel.syscalls.signals import sys_sigaltstack
 
 # struct rt_sigframe on x86_64: pretcode, then struct ucontext (uc_flags,
 # uc_link, uc_stack, uc_mcontext = struct sigcontext of 256 bytes,
@@ -97,16 +102,22 @@ def fpstate_of(data: bytes) -> int:
 
 
 class Memory:
-    """Guest memory holding one range: reads outside it are EFAULT, as
-    process_vm_readv's are."""
+    """Guest memory holding one range: reads and writes outside it are
+    EFAULT, as process_vm_readv's and writev's are."""
 
     def __init__(self, base: int, data: bytes):
         self.base, self.data = base, bytearray(data)
 
-    def read(self, addr: int, length: int) -> bytes:
+    def _at(self, addr: int, length: int) -> slice:
         if addr < self.base or addr + length > self.base + len(self.data):
             raise Errno(errno.EFAULT)
-        return bytes(self.data[addr - self.base:addr - self.base + length])
+        return slice(addr - self.base, addr - self.base + length)
+
+    def read(self, addr: int, length: int) -> bytes:
+        return bytes(self.data[self._at(addr, length)])
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.data[self._at(addr, len(data))] = data
 
 
 # --- layout ------------------------------------------------------------------------------
@@ -140,11 +151,10 @@ def test_a_fault_address_is_cr2_with_the_page_fault_trap_number():
     assert field(data, MCONTEXT + SC_TRAPNO) == 14                # X86_TRAP_PF
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sigframe.build copies regs' fs and gs selectors into the sigcontext; Linux's "
-    "__unsafe_setup_sigcontext writes 0 for both on x86_64 (checked natively: a program "
-    "that loads 0x2b into %gs sees gs 0 in its handler's uc_mcontext)"))
 def test_the_sigcontext_gs_and_fs_are_zero_as_linux_writes_them():
+    """__unsafe_setup_sigcontext writes 0 for both on x86_64 (checked
+    natively: a program that loads 0x2b into %gs sees gs 0 in its
+    handler's uc_mcontext)."""
     _, data, _ = frame_of(regs(gs=0x2B, fs=0x2B))
     assert field(data, MCONTEXT + SC_GS, "<H") == 0
     assert field(data, MCONTEXT + SC_FS, "<H") == 0
@@ -281,34 +291,155 @@ def test_uc_stack_holds_the_alternate_stack_as_the_thread_set_it():
     assert ALTSTACK.unpack_from(data, UC_STACK) == (ALT, 0, 0, ALT_SIZE)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sigframe.build writes SS_ONSTACK into uc_stack.ss_flags for a frame nested on the "
-    "alternate stack; Linux (since 4.7, unsafe_save_altstack) writes t->sas_ss_flags, the "
-    "flags as sigaltstack set them: 0 here (checked natively on 6.18)"))
 def test_uc_stack_flags_of_a_nested_frame_are_the_flags_as_set():
+    """Linux (since 4.7, unsafe_save_altstack) writes sas_ss_flags, the flags
+    as sigaltstack set them, not SS_ONSTACK (checked natively on 6.18)."""
     _, data, _ = frame_of(regs(rsp=ALT + 0x8000), onstack=True, alt=altstack())
     assert ALTSTACK.unpack_from(data, UC_STACK)[1] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sigframe.build writes SS_DISABLE alone into uc_stack.ss_flags for a stack disabled "
-    "with SS_DISABLE|SS_AUTODISARM; Linux writes t->sas_ss_flags, which keeps "
-    "SS_AUTODISARM: 0x80000002 (checked natively on 6.18)"))
 def test_uc_stack_flags_of_a_disabled_stack_keep_ss_autodisarm():
+    """sas_ss_flags as set, SS_DISABLE|SS_AUTODISARM: 0x80000002 (checked
+    natively on 6.18)."""
     _, data, _ = frame_of(alt=altstack(0, SS_DISABLE | SS_AUTODISARM, 0))
     assert ALTSTACK.unpack_from(data, UC_STACK)[1] == SS_DISABLE | SS_AUTODISARM
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sigframe.on_stack ignores SS_AUTODISARM, so build treats rsp inside an SS_AUTODISARM "
-    "stack as a nested frame (below rsp, or EFAULT near the bottom); Linux's on_sig_stack "
-    "is false for such a stack and an SA_ONSTACK signal starts again at its top "
-    "(checked natively on 6.18; sys_sigaltstack's EPERM/SS_ONSTACK use the same rule)"))
 def test_an_autodisarm_stack_is_entered_at_its_top_even_from_inside_it():
+    """Linux's on_sig_stack is false for an SS_AUTODISARM stack, so an
+    SA_ONSTACK signal starts again at its top (checked natively on 6.18)."""
     rsp = ALT + 0x2000
     frame, data, _ = frame_of(regs(rsp=rsp), onstack=True,
                               alt=altstack(flags=SS_AUTODISARM))
     assert fpstate_of(data) == (ALT + ALT_SIZE - 832 - 4) & ~63
+
+
+def test_whether_to_enter_the_stack_is_asked_below_the_red_zone():
+    """get_sigframe asks sas_ss_flags at rsp - 128 and on_sig_stack at rsp:
+    within 128 bytes above the base the signal starts again at the top;
+    within 128 bytes above the top it goes below the red zone unchecked."""
+    top_fp = (ALT + ALT_SIZE - 832 - 4) & ~63
+    _, data, _ = frame_of(regs(rsp=ALT + 100), onstack=True, alt=altstack())
+    assert fpstate_of(data) == top_fp
+    rsp = ALT + ALT_SIZE + 64
+    _, data, _ = frame_of(regs(rsp=rsp), onstack=True, alt=altstack())
+    assert fpstate_of(data) == (rsp - RED_ZONE - 832 - 4) & ~63
+
+
+def test_uc_stack_after_exec_keeps_the_old_flags_with_address_and_size_0():
+    """begin_new_exec zeroes sas_ss_sp and sas_ss_size, and the flags stay:
+    an enabled stack's 0, an autodisarm one's SS_AUTODISARM."""
+    for flags in (0, SS_AUTODISARM, SS_DISABLE):
+        alt = disabled_altstack(flags)
+        _, data, _ = frame_of(onstack=True, alt=alt)
+        assert ALTSTACK.unpack_from(data, UC_STACK) == (0, flags, 0, 0)
+        assert fpstate_of(data) == (STACK - 0x1000 - RED_ZONE - 832 - 4) & ~63
+
+
+# --- sigaltstack and rt_sigreturn's restore of it -----------------------------------------
+
+class Task:
+    """What sigaltstack and rt_sigreturn use of a task: its stack pointer,
+    alternate stack and mask, and memory holding one range."""
+
+    def __init__(self, alt: bytes, sp: int, mem: Memory | None = None):
+        self.altstack, self.sigmask = alt, 0
+        self.flight = SimpleNamespace(user_sp=sp)
+        self.mem = mem or Memory(0x1000, bytes(0x100))
+
+
+SS, OLD = 0x1000, 0x1040          # a stack_t to set, and one to get the old in
+
+
+def sigaltstack(t: Task, new: bytes | None, old: bool = True):
+    if new is not None:
+        t.mem.write(SS, new)
+    t.mem.write(OLD, bytes(24))
+    result = sys_sigaltstack(t, SS if new is not None else 0, OLD if old else 0)
+    return result, ALTSTACK.unpack(t.mem.read(OLD, 24))
+
+
+def test_sigaltstack_on_an_armed_autodisarm_stack_is_not_onstack_nor_eperm():
+    t = Task(altstack(flags=SS_AUTODISARM), ALT + 0x2000)
+    other = altstack(ALT * 2, SS_AUTODISARM)
+    assert sigaltstack(t, other) == (0, (ALT, SS_AUTODISARM, 0, ALT_SIZE))
+    assert t.altstack == other
+
+
+def test_sigaltstack_on_a_stack_in_use_reports_onstack_and_refuses_a_change():
+    t = Task(altstack(), ALT + 0x2000)
+    assert sigaltstack(t, None) == (0, (ALT, SS_ONSTACK, 0, ALT_SIZE))
+    with pytest.raises(Errno) as e:
+        sigaltstack(t, DISABLED)
+    assert e.value.code == errno.EPERM
+    assert t.mem.read(OLD, 24) == bytes(24)            # nothing written on an error
+    assert t.altstack == altstack()
+
+
+def test_sigaltstack_keeps_the_flags_as_set_and_reports_them_as_linux():
+    t = Task(DISABLED, STACK)
+    assert sigaltstack(t, altstack(flags=SS_ONSTACK))[0] == 0
+    assert t.altstack == altstack(flags=SS_ONSTACK)    # sas_ss_flags as given
+    assert sigaltstack(t, None)[1] == (ALT, 0, 0, ALT_SIZE)
+    assert sigaltstack(t, altstack(ALT, SS_DISABLE | SS_AUTODISARM, 123))[0] == 0
+    assert t.altstack == altstack(0, SS_DISABLE | SS_AUTODISARM, 0)
+    assert sigaltstack(t, None)[1] == (0, SS_DISABLE | SS_AUTODISARM, 0, 0)
+    for bad, code in ((altstack(flags=3), errno.EINVAL), (altstack(flags=4), errno.EINVAL),
+                      (altstack(size=MINSIGSTKSZ - 1), errno.ENOMEM)):
+        with pytest.raises(Errno) as e:
+            sigaltstack(t, bad)
+        assert e.value.code == code
+
+
+def test_sigaltstack_reads_the_new_stack_before_it_writes_the_old():
+    """Linux copies the new stack_t in before it writes the old one out:
+    one buffer for both sets the new stack and gets the old."""
+    t = Task(DISABLED, STACK)
+    t.mem.write(SS, altstack())
+    assert sys_sigaltstack(t, SS, SS) == 0
+    assert t.altstack == altstack()
+    assert ALTSTACK.unpack(t.mem.read(SS, 24)) == (0, SS_DISABLE, 0, 0)
+
+
+def returned(t: Task, data: bytes, frame: int, changes: dict | None = None):
+    """rt_sigreturn of the frame data at frame (its uc_stack and saved
+    registers changed by changes), with t's memory holding it."""
+    data = bytearray(data)
+    for name, value in (changes or {}).items():
+        if name == "uc_stack":
+            data[UC_STACK:UC_STACK + 24] = value
+        else:
+            struct.pack_into("<Q", data, MCONTEXT + 8 * SC_REGS.index(name), value)
+    t.mem = Memory(frame, bytes(data))
+    return signals.sigreturn(t, regs(rsp=frame + 8), bytes(xstate()))
+
+
+def test_sigreturn_restores_uc_stack_as_of_the_stack_pointer_it_restores():
+    """Linux's restore_altstack runs do_sigaltstack at the restored rsp:
+    back from a handler on the alternate stack to the normal stack, the
+    frame's uc_stack is set (a handler may change it); back to a frame on
+    the stack in use, it is EPERM and squashed."""
+    t = Task(altstack(), STACK)
+    frame, data, _ = frame_of(regs(rsp=STACK), onstack=True, alt=t.altstack)
+    moved = altstack(ALT * 2)
+    new, _ = returned(t, data, frame, {"uc_stack": moved})
+    assert new["rsp"] == STACK and t.altstack == moved
+    t = Task(altstack(), STACK)
+    frame, data, _ = frame_of(regs(rsp=ALT + 0x8000), onstack=True, alt=t.altstack)
+    new, _ = returned(t, data, frame, {"uc_stack": moved})
+    assert new["rsp"] == ALT + 0x8000 and t.altstack == altstack()
+
+
+def test_sigreturn_rearms_an_autodisarm_stack_and_squashes_a_bad_uc_stack():
+    t = Task(altstack(flags=SS_AUTODISARM), STACK)
+    frame, data, _ = frame_of(regs(rsp=STACK), onstack=True, alt=t.altstack)
+    t.altstack = NO_ALTSTACK                           # delivery disarmed it
+    returned(t, data, frame)
+    assert t.altstack == altstack(flags=SS_AUTODISARM)
+    for bad in (altstack(flags=4), altstack(size=MINSIGSTKSZ - 1)):
+        t.altstack = NO_ALTSTACK
+        new, _ = returned(t, data, frame, {"uc_stack": bad})
+        assert t.altstack == NO_ALTSTACK and new["rsp"] == STACK
 
 
 # --- rt_sigreturn: the frame read back ------------------------------------------------------
@@ -345,17 +476,15 @@ def test_parse_takes_the_mask_from_uc_sigmask_not_oldmask():
 def test_parse_takes_only_the_user_changeable_eflags_from_the_frame():
     frame, data, entry = frame_of()
     data = bytearray(data)
-    frame_flags = FIX_EFLAGS & ~EFLAGS_RF | EFLAGS_IOPL | EFLAGS_NT | EFLAGS_ID | 0x2
+    frame_flags = FIX_EFLAGS | EFLAGS_IOPL | EFLAGS_NT | EFLAGS_ID | 0x2
     struct.pack_into("<Q", data, MCONTEXT + 8 * SC_REGS.index("eflags"), frame_flags)
     new = parse(sigreturn_view(data), dict(entry, eflags=EFLAGS_IF | 0x2))[0]
     assert new["eflags"] == EFLAGS_IF | 0x2 | (frame_flags & FIX_EFLAGS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sigframe.parse's FIX_EFLAGS is 0x40DD5, without X86_EFLAGS_RF; Linux's (asm/"
-    "sighandling.h, used by restore_sigcontext on x86_64) includes RF: 0x50DD5, so RF "
-    "set in uc_mcontext is restored"))
 def test_parse_restores_rf_from_the_frame_as_linux_fix_eflags_does():
+    """FIX_EFLAGS (asm/sighandling.h, used by restore_sigcontext on x86_64)
+    includes X86_EFLAGS_RF: 0x50DD5."""
     frame, data, entry = frame_of()
     data = bytearray(data)
     struct.pack_into("<Q", data, MCONTEXT + 8 * SC_REGS.index("eflags"), 0x202 | EFLAGS_RF)

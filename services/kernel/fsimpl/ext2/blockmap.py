@@ -164,13 +164,16 @@ class BlockMap:
                     doomed.append(p)
         doomed.append(block)
 
-    async def _trim(self, block: int, depth: int, keep: int, doomed: list[int]) -> None:
+    async def _trim(self, block: int, depth: int, keep: int, doomed: list[int]) -> bool:
         """Add what the table covers past its first keep (> 0) logical blocks to
-        doomed, and clear its pointers to them."""
+        doomed and clear its pointers to them; whether it still maps anything
+        below keep.  If not, the table itself goes to doomed too (unwritten),
+        as Linux's ext2_find_shared frees a table on the cut's branch whose
+        entries before the cut are all zero (all_zeroes)."""
         per = self.fs.block_size // 4
         sub = per ** (depth - 1)
         table = list(self.fs.ptrs.unpack(await self.fs.block(block)))
-        changed = False
+        changed = kept = False
         for i, p in enumerate(table):
             if not p:
                 continue
@@ -182,14 +185,21 @@ class BlockMap:
                     doomed.append(p)
                 table[i] = 0
                 changed = True
-            elif lo + sub > keep and depth > 1:
-                await self._trim(p, depth - 1, keep - lo, doomed)
-        if changed:
+            elif lo + sub > keep and depth > 1 and \
+                    not await self._trim(p, depth - 1, keep - lo, doomed):
+                table[i] = 0
+                changed = True
+            else:
+                kept = True
+        if not kept:
+            doomed.append(block)
+        elif changed:
             await self.fs.put(block, self.fs.ptrs.pack(*table))
+        return kept
 
     async def _truncate_blocks(self, keep: int) -> None:
-        """Free every block past the first keep logical ones, tables included,
-        all in one go."""
+        """Free every block past the first keep logical ones, tables included
+        (a table left mapping nothing too), all in one go."""
         ptrs = list(self.blockptrs)
         doomed = []
         for i in range(keep, NDIR_BLOCKS):
@@ -203,8 +213,9 @@ class BlockMap:
                 if keep <= base:
                     await self._tree(ptrs[slot], depth, doomed)
                     ptrs[slot] = 0
-                elif keep < base + span:
-                    await self._trim(ptrs[slot], depth, keep - base, doomed)
+                elif keep < base + span and \
+                        not await self._trim(ptrs[slot], depth, keep - base, doomed):
+                    ptrs[slot] = 0
             base += span
             span *= per
         await self._free(*doomed)
