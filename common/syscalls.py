@@ -279,6 +279,14 @@ BY_NAME: dict[str, Policy] = {p.name: p for p in TABLE.values()}
 NOTIFIED = frozenset(p.nr for p in TABLE.values() if p.route == NOTIFY)
 
 
+# The futex commands that touch nothing but the words they name: no PI
+# (which stores the owner's host tid in the word), no requeue to PI.  The
+# filter runs their private forms on the host; the kernel answers their
+# shared forms "run on the host" too (services/kernel/syscalls/futex.py).
+FUTEX_LOCAL_OPS = {"WAIT": 0, "WAKE": 1, "REQUEUE": 3, "CMP_REQUEUE": 4, "WAKE_OP": 5,
+                   "WAIT_BITSET": 9, "WAKE_BITSET": 10}
+
+
 def routed(route: str) -> list[Policy]:
     """The calls with this route, by number."""
     return [TABLE[nr] for nr in sorted(TABLE) if TABLE[nr].route == route]

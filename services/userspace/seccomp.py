@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 
 from common import syscalls as policy
+from common.syscalls import FUTEX_LOCAL_OPS
 from common.layout import STUB_BASE, STUB_SIZE
 from services.userspace import stub
 
@@ -51,10 +52,6 @@ def _arg_hi(i: int) -> int:
 MAP_ANONYMOUS = 0x20
 MREMAP_FIXED, MREMAP_DONTUNMAP = 0x2, 0x4
 FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
-# Futex commands that touch nothing but the words they name: no PI (which
-# stores the owner's host tid in the word), no requeue to PI.
-FUTEX_LOCAL_OPS = {"WAIT": 0, "WAKE": 1, "REQUEUE": 3, "CMP_REQUEUE": 4, "WAKE_OP": 5,
-                   "WAIT_BITSET": 9, "WAKE_BITSET": 10}
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 # Two calls allowed by their every argument, harmless from anyone: mapping
 # the scratch read-only where it is, and sealing the stub's range (the

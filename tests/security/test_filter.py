@@ -17,7 +17,6 @@ import pytest
 from common import syscalls as policy
 from common.layout import STUB_BASE, STUB_END, STUB_SIZE, touches_stub
 from services.kernel.entry import kernel as service
-from services.kernel.syscalls import futex
 from services.kernel.syscalls import table as syscalls
 from services.userspace import seccomp
 
@@ -111,8 +110,6 @@ def test_futexes_run_on_the_host_only_private_and_without_pi(prog):
         assert verdict == (ALLOW if local else TRACE), hex(op)
     for pi in (6, 7, 8, 11, 12, 13):
         assert run(prog, FUTEX, (0x1000, pi | 0x80)) == TRACE
-    # the shared forms the kernel runs on the host are the same commands
-    assert set(seccomp.FUTEX_LOCAL_OPS.values()) == futex.LOCAL_OPS
 
 
 @pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])

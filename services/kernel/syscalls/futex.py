@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import errno
 
+from common.syscalls import FUTEX_LOCAL_OPS
 from services.kernel.core.errors import Errno
 from services.kernel.core.answers import HOST
 
 FUTEX_CMD_MASK = 0x7F      # without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME
-# WAIT WAKE REQUEUE CMP_REQUEUE WAKE_OP WAIT_BITSET WAKE_BITSET: by value, as
-# the filter allows their private forms (services/userspace/seccomp.py).
-LOCAL_OPS = {0, 1, 3, 4, 5, 9, 10}
+LOCAL_OPS = set(FUTEX_LOCAL_OPS.values())   # the policy's: the filter allows their private forms
 
 
 def sys_futex(t, addr, op, *_):
