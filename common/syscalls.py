@@ -117,7 +117,7 @@ _TABLE = [
     (57, "fork", TRAP, FULL, "", NOINTR),
     (58, "vfork", TRAP, FULL, "the parent waits in the kernel until the child execs or exits",
      NOINTR),
-    (59, "execve", TRAP, PARTIAL, "static and static-PIE ELF, #! scripts"),
+    (59, "execve", TRAP, PARTIAL, "static, PIE and dynamic ELF (PT_INTERP), #! scripts"),
     # exit and exit_group run on the host: the kernel learns of the end, with
     # the host wait status, when userspace reaps the process
     (60, "exit", HOST, HOST_RUN),

@@ -346,11 +346,11 @@ class PageCache:
         for v in parent.maps:
             self.hold(child, v)
 
-    def release(self, proc, keep: Version | None = None) -> None:
+    def release(self, proc, *keep: Version) -> None:
         """proc's image is gone (exec, exit): it maps none of its live files
-        but keep."""
+        but those it keeps (a new image's)."""
         for v in list(proc.maps):
-            if v is not keep:
+            if v not in keep:
                 self.let_go(proc, v)
 
     def let_go(self, proc, v: Version) -> None:

@@ -36,7 +36,7 @@ from services.kernel.abi.resource import RLIMIT_STACK
 from services.kernel.abi.signal import SIG_DFL, SIG_IGN
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import permitted
-from services.kernel.abi.fcntl import X_OK
+from services.kernel.abi.fcntl import PATH_MAX, X_OK
 from services.kernel.abi.mount import MS_NOSUID
 from services.kernel.abi.elf import AT, PT_INTERP, PT_LOAD
 
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 MAX_FILE_OFFSET = (1 << 63) - 1   # MAX_LFS_FILESIZE: how far mmap may reach into a file
 MMAP_MIN_ADDR = int(open("/proc/sys/vm/mmap_min_addr").read())   # the host maps nothing below
 ELF_ET_DYN_BASE = 0x555555554000
+INTERP_BASE = 0x7F0000000000  # interpreters go in the 64 GiB above, clear of the stub's range
 STACK_SIZE = 8 << 20          # RLIMIT_STACK's default
 BRK_RANDOM_PAGES = 1 << 13    # brk starts up to 32 MiB past the image, as on Linux
 STK_LIM = 8 << 20             # Linux's _STK_LIM: the argument limit is at most 3/4 of it
@@ -102,7 +103,7 @@ class Elf:
     phoff: int
     phnum: int
     segments: list[Segment]
-    interp: bool
+    interp: tuple[int, int] | None      # PT_INTERP's file range: the interpreter's name
 
     @property
     def phdr_vaddr(self) -> int:
@@ -133,14 +134,14 @@ def parse_elf(head: bytes, phdrs: bytes) -> Elf:
     """The header and its program headers (``_phdr_table`` has checked the
     header; ``_check_layout`` checks the addresses, with the load bias)."""
     etype, entry, phoff, phnum = (_EHDR.unpack_from(head)[i] for i in (1, 4, 5, 10))
-    segments, interp = [], False
+    segments, interp = [], None
     for i in range(phnum):
         ptype, flags, offset, vaddr, _p, filesz, memsz, _a = \
             _PHDR.unpack_from(phdrs, i * _PHDR.size)
         if ptype == PT_LOAD:
             segments.append(Segment(vaddr, offset, filesz, memsz, flags))
-        elif ptype == PT_INTERP:
-            interp = True
+        elif ptype == PT_INTERP and interp is None:
+            interp = (offset, filesz)
     if not segments:
         raise Errno(errno.ENOEXEC)
     return Elf(etype, entry, phoff, phnum, segments, interp)
@@ -313,24 +314,42 @@ async def prepare(task, loc, path: bytes, args: Args, depth: int = 0):
         interp, arg = _shebang(head)
         args.shebang(interp, arg, path)
         return await prepare(task, await open_exec(task, interp), interp, args, depth + 1)
+    elf = await read_elf(inode, head)
+    interp = None
+    if elf.interp is not None:
+        interp = await _interpreter(task, inode, elf)
+    return loc, elf, interp
+
+
+async def read_elf(inode, head: bytes) -> Elf:
     phoff, size = _phdr_table(head, inode.size)
-    elf = parse_elf(head, await inode.read(phoff, size))
-    if elf.interp:
-        log.warning("exec %s: dynamically linked executables are not supported yet",
-                    path.decode(errors="replace"))
+    return parse_elf(head, await inode.read(phoff, size))
+
+
+async def _interpreter(task, inode, elf: Elf) -> tuple:
+    """PT_INTERP, as load_elf_binary reads it: a name of at most PATH_MAX
+    bytes ending in its NUL, a file the caller may execute, an ELF of its
+    own (its own PT_INTERP is not followed).  (location, its Elf)."""
+    offset, size = elf.interp
+    if not 2 <= size <= PATH_MAX or offset + size > inode.size:
         raise Errno(errno.ENOEXEC)
-    return loc, elf
+    name = await inode.read(offset, size)
+    if len(name) != size or name[-1] != 0:
+        raise Errno(errno.ENOEXEC)
+    loc = await open_exec(task, name[:-1].split(b"\0", 1)[0])
+    ielf = await read_elf(loc.inode, await loc.inode.read(0, BINPRM_BUF))
+    return loc, ielf
 
 
 def _auxv(task, elf: Elf, bias: int, vdso: int, at_random: int, execfn: int,
-          platform: int) -> list[tuple[int, int]]:
+          platform: int, base: int) -> list[tuple[int, int]]:
     c = task.cred
     aux = [(AT["SYSINFO_EHDR"], vdso)]
     if AT["MINSIGSTKSZ"] in HOST_AUXV:
         aux.append((AT["MINSIGSTKSZ"], HOST_AUXV[AT["MINSIGSTKSZ"]]))
     aux += [(AT["HWCAP"], HOST_AUXV.get(AT["HWCAP"], 0)), (AT["PAGESZ"], PAGE),
             (AT["CLKTCK"], 100), (AT["PHDR"], (bias + elf.phdr_vaddr) & U64),
-            (AT["PHENT"], _PHDR.size), (AT["PHNUM"], elf.phnum), (AT["BASE"], 0), (AT["FLAGS"], 0),
+            (AT["PHENT"], _PHDR.size), (AT["PHNUM"], elf.phnum), (AT["BASE"], base), (AT["FLAGS"], 0),
             (AT["ENTRY"], bias + elf.entry), (AT["UID"], c.uid), (AT["EUID"], c.euid),
             (AT["GID"], c.gid), (AT["EGID"], c.egid),
             (AT["SECURE"], int(c.euid != c.uid or c.egid != c.gid)),
@@ -340,9 +359,10 @@ def _auxv(task, elf: Elf, bias: int, vdso: int, at_random: int, execfn: int,
 
 
 def build_stack(task, elf: Elf, bias: int, vdso: int, top: int, argv: list[bytes],
-                envp: list[bytes], execfn: bytes) -> tuple[int, bytes, dict]:
-    """The initial stack as Linux lays it out.  Returns (rsp, bytes from rsp
-    up to top, the argument and environment ranges for set_mm)."""
+                envp: list[bytes], execfn: bytes, base: int = 0) -> tuple[int, bytes, dict]:
+    """The initial stack as Linux lays it out (base: where the interpreter
+    is, AT_BASE).  Returns (rsp, bytes from rsp up to top, the argument and
+    environment ranges for set_mm)."""
     strings = b"".join(a + b"\0" for a in argv) + b"".join(e + b"\0" for e in envp)
     strings_start = top - 8 - (len(execfn) + 1) - len(strings)
     arg_ptrs, p = [], strings_start
@@ -357,7 +377,8 @@ def build_stack(task, elf: Elf, bias: int, vdso: int, top: int, argv: list[bytes
     platform_addr = strings_start - 16
     random_addr = platform_addr - 16
     vector = [len(argv)] + arg_ptrs + [0] + env_ptrs + [0]
-    for key, value in _auxv(task, elf, bias, vdso, random_addr, execfn_addr, platform_addr):
+    for key, value in _auxv(task, elf, bias, vdso, random_addr, execfn_addr, platform_addr,
+                            base):
         vector += [key, value]
     sp = (random_addr - 8 * len(vector)) & ~15
     image = bytearray(top - sp)
@@ -410,34 +431,51 @@ async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     """Replace task's image; returns the final batch of ops (which sets the
     registers).  Errors before the old image is gone are returned to the
     caller as -errno; after that the task is killed, as on Linux."""
-    loc, elf = await prepare(task, loc, path, args)
+    loc, elf, interp = await prepare(task, loc, path, args)
     bias = 0
-    if elf.type == 3:   # static-PIE: a randomized base, as Linux's ELF_ET_DYN_BASE + mmap_rnd
+    if elf.type == 3:   # PIE: a randomized base, as Linux's ELF_ET_DYN_BASE + mmap_rnd
         bias = ELF_ET_DYN_BASE + (random.getrandbits(28) << 12) - _page_down(elf.segments[0].vaddr)
     _check_layout(elf, bias)
+    images = [(loc, elf, bias)]
+    if interp is not None:          # the interpreter where Linux's mmap would put it
+        iloc, ielf = interp
+        ibias = 0
+        if ielf.type == 3:
+            ibias = INTERP_BASE + (random.getrandbits(24) << 12) - _page_down(ielf.segments[0].vaddr)
+        _check_layout(ielf, ibias)
+        images.append((iloc, ielf, ibias))
     cache, proc = task.kernel.pagecache, task.process
-    cached, new = await cache.map(   # the file range the PT_LOADs map
-        loc, 0, max(s.offset + s.filesz for s in elf.segments), holder=proc)
+    maps, ops = [], []
     try:
-        ops, layout = image_ops(elf, bias, cached.name)   # before the old image goes
+        for iloc_, ielf_, ibias_ in images:   # the file range the PT_LOADs map
+            cached, new = await cache.map(
+                iloc_, 0, max(s.offset + s.filesz for s in ielf_.segments), holder=proc)
+            maps.append((cached, new))
+            image, layout_ = image_ops(ielf_, ibias_, cached.name)   # before the old image goes
+            ops += image
+            if ielf_ is elf:
+                layout = layout_
         results = await task.kernel.run_ops(task, [ExecStub()])
     except BaseException:
-        if new:
-            cache.let_go(proc, cached)
+        for cached, new in maps:
+            if new:
+                cache.let_go(proc, cached)
         raise
     if not results or not isinstance(results[0], dict):
         raise ExecFailed(f"exec_stub failed: {results}")
-    cache.release(proc, keep=cached)     # the old image's maps are gone
+    cache.release(proc, *(cached for cached, _ in maps))     # the old image's maps are gone
     space = results[0]
     top = space["stack_top"]
     ops.append(Mmap(addr=top - STACK_SIZE, length=STACK_SIZE, prot=PROT_READ | PROT_WRITE,
                     flags=MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, offset=0))
     task.cred = cred.on_exec(task.cred, loc.inode, bool(loc.mount.flags & MS_NOSUID))
+    base = images[1][2] + _page_down(images[1][1].segments[0].vaddr) if interp else 0
     sp, stack, ranges = build_stack(task, elf, bias, space["vdso"], top, args.argv, args.envp,
-                                    path)
+                                    path, base)
     ops.append(Poke(addr=sp, data=stack))
     ops.append(SetMm(**layout, **ranges))
-    ops.append(SetRegs(rip=bias + elf.entry, rsp=sp))
+    start = images[-1][2] + images[-1][1].entry     # the interpreter's entry, if any
+    ops.append(SetRegs(rip=start, rsp=sp))
     task.brk = layout["brk"]
     task.exe = loc.path
     task.comm = os.path.basename(path)[:15]

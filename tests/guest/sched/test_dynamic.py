@@ -1,0 +1,61 @@
+"""Dynamically linked programs (issue 15's first part): exec loads the
+program's PT_INTERP, the guest's own ld-linux-x86-64.so.2, from the guest's
+disk, which loads libc from there too; the interpreter also runs programs
+given to it directly.  Natively (in a chroot of the same tree) and in a
+guest, the output must be the same."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import build, disk_of, guest, make_tree, native
+
+
+def _libraries(prog: Path) -> list[Path]:
+    """The shared objects ldd says prog needs, the interpreter with them."""
+    out = subprocess.run(["ldd", str(prog)], capture_output=True, text=True, check=True).stdout
+    return [Path(p) for p in re.findall(r"(/\S+) \(0x", out)]
+
+
+@pytest.fixture(scope="module")
+def dyntree(tmp_path_factory) -> Path:
+    root = make_tree(tmp_path_factory, "dyntree")
+    build("dynamic.c", root / "bin" / "dynamic", "-pthread")
+    for lib in _libraries(root / "bin" / "dynamic"):
+        (root / lib.relative_to("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lib.resolve(), root / lib.relative_to("/"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def dyndisk(tmp_path_factory, dyntree):
+    yield from disk_of(tmp_path_factory, dyntree, "128M")
+
+
+INTERP = "/lib64/ld-linux-x86-64.so.2"
+
+
+@pytest.mark.parametrize("argv", [["/bin/dynamic", "one", "two"], [INTERP, "/bin/dynamic", "direct"]],
+                         ids=["pt-interp", "interpreter-run-directly"])
+@pytest.mark.parametrize("options", [(), ("--ptrace-only",)], ids=["listener", "ptrace-only"])
+def test_a_dynamic_program_runs_as_natively(dyntree, dyndisk, argv, options):
+    want = native(dyntree, *argv)
+    assert want.returncode == 0 and "object: /lib/x86_64-linux-gnu/libc.so.6" in want.stdout
+    got = guest(dyndisk, *argv, options=options)
+    assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+def test_an_interpreter_that_is_not_there_is_enoent(dyntree, tmp_path):
+    """As Linux: exec of a program whose PT_INTERP names no file fails with
+    ENOENT, the old image still there to say so."""
+    tree = tmp_path / "tree"
+    shutil.copytree(dyntree, tree, symlinks=True)
+    (tree / INTERP.lstrip("/")).unlink()
+    img = tmp_path / "disk.img"
+    subprocess.run(["mke2fs", "-q", "-t", "ext2", "-d", str(tree), str(img), "128M"], check=True)
+    got = guest(img, "/bin/sh", "-c", "/bin/dynamic; echo status $?")
+    assert "status 127" in got.stdout, got.stdout + got.stderr
