@@ -22,6 +22,8 @@ os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 
 
 def build(src: str, out: Path, *flags: str) -> Path:
+    if out.is_symlink():    # a busybox applet's link in a tree names the host's busybox
+        out.unlink()
     subprocess.run(["gcc", "-O2", *flags, "-o", str(out), str(PROGS / src)], check=True)
     return out
 

@@ -26,8 +26,10 @@ def dyntree(tmp_path_factory) -> Path:
     root = make_tree(tmp_path_factory, "dyntree")
     build("dynamic.c", root / "bin" / "dynamic", "-pthread")
     for lib in _libraries(root / "bin" / "dynamic"):
-        (root / lib.relative_to("/")).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(lib.resolve(), root / lib.relative_to("/"))
+        dest = root / lib.relative_to("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)
+        shutil.copy(lib.resolve(), dest)
     return root
 
 
@@ -59,3 +61,49 @@ def test_an_interpreter_that_is_not_there_is_enoent(dyntree, tmp_path):
     subprocess.run(["mke2fs", "-q", "-t", "ext2", "-d", str(tree), str(img), "128M"], check=True)
     got = guest(img, "/bin/sh", "-c", "/bin/dynamic; echo status $?")
     assert "status 127" in got.stdout, got.stdout + got.stderr
+
+
+# --- Debian's own programs ------------------------------------------------------
+
+DEBIAN = ["/usr/bin/bash", "/usr/bin/ls", "/usr/bin/cat", "/usr/bin/sort", "/usr/bin/md5sum",
+          "/usr/bin/stat", "/usr/bin/find", "/usr/bin/grep", "/usr/bin/wc"]
+SCRIPT = r"""
+set -e
+ls -l /etc | grep -v '^total' | sort
+find /etc -name '*host*' | sort
+stat -c '%n %s %a %U %G %F' /etc/hostname /bin/busybox; stat -c '%n %a %F' /etc
+md5sum /etc/passwd /etc/group
+grep -c root /etc/passwd
+f() { local n=$1; echo "f $n $((n * n))"; }
+for i in 1 2 3; do f $i; done | sort -r
+read -r word rest <<< "here string works"
+echo "$word/$rest" | wc -c
+(cd /etc && ls hostname) | cat
+echo "${BASH_VERSINFO[0]} major"
+"""
+
+
+@pytest.fixture(scope="module")
+def debtree(tmp_path_factory) -> Path:
+    root = make_tree(tmp_path_factory, "debtree")
+    for prog in DEBIAN:
+        for path in [Path(prog), *_libraries(Path(prog))]:
+            dest = root / path.relative_to("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.unlink(missing_ok=True)    # a busybox applet's link names the host's busybox
+            shutil.copy(path.resolve(), dest)
+    (root / "script.sh").write_text(SCRIPT)
+    return root
+
+
+@pytest.fixture(scope="module")
+def debdisk(tmp_path_factory, debtree):
+    yield from disk_of(tmp_path_factory, debtree, "256M")
+
+
+def test_debians_own_bash_and_coreutils_run_as_natively(debtree, debdisk):
+    want = native(debtree, "/usr/bin/bash", "/script.sh")
+    assert want.returncode == 0 and "f 3 9" in want.stdout, want.stdout
+    got = guest(debdisk, "/usr/bin/bash", "/script.sh")
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert got.stdout.splitlines() == want.stdout.splitlines()
