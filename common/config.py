@@ -51,6 +51,7 @@ class GuestConfig:
     pagecache_limit: int = 1 << 30  # bytes the run directory's page cache may take on disk
     tmpfs_limit: int = 1 << 30      # bytes all the guest's tmpfs mounts may hold (kernel memory)
     console_log_max: int = 16 << 20  # console.log past this becomes console.log.1
+    tmpfs: list[str] = field(default_factory=list)   # "PATH[:SIZE]": a tmpfs mounted there at boot
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -94,7 +95,8 @@ class GuestConfig:
                  f"ubd_queue = {self.ubd_queue}", f"notify = {str(self.notify).lower()}",
                  f"max_tasks = {self.max_tasks}", f"host_uid = {self.host_uid}",
                  f"pagecache_limit = {self.pagecache_limit}", f"tmpfs_limit = {self.tmpfs_limit}",
-                 f"console_log_max = {self.console_log_max}"]
+                 f"console_log_max = {self.console_log_max}",
+                 f"tmpfs = [{', '.join(_q(t) for t in self.tmpfs)}]"]
         if self.cpu is not None:
             lines.append(f"cpu = {self.cpu}")
         if self.io_cpu is not None:
@@ -131,6 +133,24 @@ def parse_disk(spec: str) -> tuple[str, str | None]:
     if len(parts) > 2 or not all(parts):
         raise ValueError(f"disk {spec!r}: give IMAGE, or OVERLAY,BACKING for a COW overlay")
     return parts[0], parts[1] if len(parts) == 2 else None
+
+
+SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_tmpfs(spec: str) -> tuple[str, int | None]:
+    """A tmpfs to mount at boot: ``PATH`` or ``PATH:SIZE`` (bytes, or a
+    number with k, m or g, as mount -o size= takes it)."""
+    path, _, size = spec.partition(":")
+    if not path.startswith("/"):
+        raise ValueError(f"tmpfs {spec!r}: give an absolute path in the guest, e.g. /tmp:256m")
+    if not size:
+        return path, None
+    mult = SIZE_UNITS.get(size[-1].lower(), 1)
+    digits = size[:-1] if size[-1].lower() in SIZE_UNITS else size
+    if not digits.isdigit() or not int(digits):
+        raise ValueError(f"tmpfs {spec!r}: the size is a number, with k, m or g (e.g. 64m)")
+    return path, int(digits) * mult
 
 
 def _q(s: str) -> str:

@@ -112,11 +112,25 @@ def _guest_options(f):
                      "one; -1: with the rest)")(f)
     f = click.option("--env", "env", multiple=True, metavar="K=V", callback=_check_env,
                      help="set in init's environment (repeatable)")(f)
+    f = click.option("--tmpfs", "tmpfs", multiple=True, metavar="PATH[:SIZE]",
+                     callback=_check_tmpfs,
+                     help="mount a tmpfs on this directory of the image at boot, of SIZE "
+                          "(e.g. 256m; default 64m) (repeatable); the image's /tmp is the "
+                          "disk's unless you ask: --tmpfs /tmp")(f)
     f = click.option("--disk", "disk_path", required=True, metavar="IMAGE|OVERLAY,BACKING",
                      callback=_check_disk,
                      help="the root disk: an image, or a UML COW overlay and its backing "
                           "image (the overlay is made if missing; see: skas disk create)")(f)
     return f
+
+
+def _check_tmpfs(_ctx, _param, values: tuple) -> tuple:
+    for spec in values:
+        try:
+            guest_config.parse_tmpfs(spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc))
+    return values
 
 
 def _check_disk(_ctx, _param, spec: str) -> str:
@@ -144,7 +158,8 @@ def _usable_cpu(cpu: int | None, option: str, allowed: list[int]) -> int | None:
 
 
 def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu, io_cpu,
-            env, console: str, read_only: bool, ptrace_only: bool) -> GuestConfig:
+            env, console: str, read_only: bool, ptrace_only: bool,
+            tmpfs: tuple = ()) -> GuestConfig:
     allowed = sorted(os.sched_getaffinity(0))
     cpu = _usable_cpu(None if cpu == -1 else cpu, "--cpu", allowed)
     io_cpu = _usable_cpu(io_cpu, "--io-cpu", allowed)
@@ -154,7 +169,7 @@ def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu,
     cfg = GuestConfig(name=name, run_dir=run_dir, disks={"ubd0": disk_path},
                       init=list(cmd), hostname=hostname or "", console=console,
                       cpu=cpu, io_cpu=None if io_cpu == -1 else io_cpu, read_only=read_only,
-                      notify=not ptrace_only)
+                      notify=not ptrace_only, tmpfs=list(tmpfs))
     keys = {kv.split("=", 1)[0] for kv in env}
     cfg.env = [kv for kv in cfg.env if kv.split("=", 1)[0] not in keys] + list(env)
     return cfg
@@ -174,7 +189,7 @@ def _need_cmd(cmd: tuple) -> None:
 @click.option("--strace", is_flag=True,
               help="log every guest system call and its result to kernel.log")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, log_dir, strace,
+def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, log_dir, strace,
         cmd) -> None:
     """Run CMD as pid 1 of a one-shot guest.
 
@@ -190,7 +205,7 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, log_dir, 
     run_dir = Path(tempfile.mkdtemp(prefix="skas-run-"))     # mode 0700
     try:
         cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, io_cpu, env,
-                      "stdio", read_only, ptrace_only)
+                      "stdio", read_only, ptrace_only, tmpfs)
         cfg.syscall_log = strace
         cfg.write()
         code = _run_guest(cfg)
@@ -243,7 +258,8 @@ def _guest_dir(name: str) -> Path:
 @click.argument("name")
 @_guest_options
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, cmd) -> None:
+def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs,
+           cmd) -> None:
     """Define guest NAME, to run under supervisord.
 
     Start it with: skas supervisorctl start 'NAME:*'
@@ -255,7 +271,7 @@ def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, 
     if supervisor.include_path(name).exists():
         raise click.ClickException(f"guest {name!r} exists: remove it first (skas destroy {name})")
     cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "log",
-                  read_only, ptrace_only)
+                  read_only, ptrace_only, tmpfs)
     cfg.make_run_dir()
     cfg.write()
     try:

@@ -11,7 +11,7 @@ import signal as host_signal
 
 import uvloop
 
-from common.config import GuestConfig
+from common.config import GuestConfig, parse_tmpfs
 from services.kernel.core.answers import Ops
 from services.kernel.core.errors import Errno
 from services.kernel.drivers.console import ConsoleFile
@@ -22,7 +22,7 @@ from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 from services.kernel.sched import exec as execmod
 from services.kernel.sched.exec import ExecFailed
 from services.kernel.sched.task import Credentials, Task
-from services.kernel.syscalls.mount import boot_vfs
+from services.kernel.syscalls.mount import boot_vfs, mount_tmpfs
 
 log = logging.getLogger("kernel")
 
@@ -45,7 +45,18 @@ async def start_init(kernel: Kernel) -> None:
         await kernel.shutdown(BOOT_FAILED)
         return
     kernel.vfs = await boot_vfs(fs, makedev(UBD_MAJOR, 0), b"ext2", cfg.read_only,
-                              cfg.tmpfs_limit)
+                                cfg.tmpfs_limit)
+    for spec in cfg.tmpfs:
+        path, size = parse_tmpfs(spec)
+        try:
+            await mount_tmpfs(kernel.vfs, path.encode(), size)
+        except Errno as exc:
+            message = (f"skas: cannot mount a tmpfs on {path}: {os.strerror(exc.code)} (make "
+                       f"that directory in the image, or drop --tmpfs {spec})")
+            log.info(message)
+            await kernel.console.write(message.encode() + b"\n")
+            await kernel.shutdown(BOOT_FAILED)
+            return
     cred = Credentials(cfg.uid, cfg.gid, cfg.uid, cfg.gid, cfg.uid, cfg.gid)
     try:
         init = await kernel.spawn(cred)

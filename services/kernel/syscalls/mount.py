@@ -33,8 +33,9 @@ FILESYSTEMS = {b"tmpfs": Tmpfs.from_options, b"proc": ProcFs.from_options}
 MAX_MOUNTS = 100_000       # Linux's fs.mount-max: each mount is the kernel's memory
 
 # path, mode, flags, and what fills it (b"proc": a procfs instead of a tmpfs): the mounts every guest boots with
+# (no tmpfs over the image's /tmp: a guest writing 100 MiB there would fill
+# the kernel's memory where Linux writes the disk; --tmpfs /tmp asks for one)
 BOOT_MOUNTS = [(b"/dev", 0o755, MS_NOSUID, populate_dev),
-               (b"/tmp", 0o1777, MS_NOSUID | MS_NODEV, None),
                (b"/run", 0o755, MS_NOSUID | MS_NODEV, None),
                (b"/proc", 0o555, MS_NOSUID | MS_NODEV | MS_NOEXEC, b"proc")]
 
@@ -48,8 +49,8 @@ def mount_flags(flags: int) -> int:
 async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False,
                    tmpfs_limit: int = 1 << 30) -> Vfs:
     """The root filesystem (read-only if asked or if it cannot be written), a tmpfs on
-    /dev (with the device nodes), /tmp and /run, and proc on /proc, where the
-    disk has those directories."""
+    /dev (with the device nodes) and /run, and proc on /proc, where the disk
+    has those directories."""
     ro = 0 if root_fs.writable and not read_only else MS_RDONLY
     vfs = Vfs(Mount(root_fs, dev, MS_RELATIME | ro, fstype, b"/dev/root"))
     vfs.tmpfs_pages = PageBudget(tmpfs_limit)
@@ -68,6 +69,17 @@ async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False,
             await populate(fs.root)
         vfs.attach(Mount(fs, vfs.anon_dev(), MS_RELATIME | flags, b"tmpfs", b"tmpfs"), at)
     return vfs
+
+
+async def mount_tmpfs(vfs: Vfs, path: bytes, size: int | None) -> None:
+    """A tmpfs the guest's config asks for (--tmpfs PATH[:SIZE]), mode 1777
+    as Linux's tmpfs starts, on a directory the image has (ENOENT, ENOTDIR)."""
+    at = await vfs.lookup(vfs.root, path, Credentials())
+    if not S.S_ISDIR(at.inode.mode):
+        raise Errno(errno.ENOTDIR)
+    fs = Tmpfs(**({"size": size} if size else {}), budget=vfs.tmpfs_pages)
+    vfs.attach(Mount(fs, vfs.anon_dev(), MS_RELATIME | MS_NOSUID | MS_NODEV, b"tmpfs",
+                     b"tmpfs"), at)
 
 
 async def sys_mount(t, source, target, fstype, flags, data, *_):
