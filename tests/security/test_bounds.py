@@ -292,7 +292,8 @@ def test_long_directory_walks_leave_the_kernel_serving_others(walk_disk):
     read-ahead on the way, and they were)."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs: the kernel on one, the bystanders ready on the other")
-    out, _, _ = boot(walk_disk, ["/bin/sec_dirwalk", str(WALK_ENTRIES)], kernel_apart=True)
+    out, _, _ = boot(walk_disk, ["/bin/sec_dirwalk", str(WALK_ENTRIES)], kernel_apart=True,
+                     tmpfs=["/tmp"])
     n = WALK_ENTRIES
     assert dict(re.findall(r"^(.*?): (\S+); bystanders served", out, re.M)) == {
         "ext2: getdents64 of all of it": str(n + 2),

@@ -50,8 +50,8 @@ def secdisk(tmp_path_factory, sectree):
 def with_bystander(disk, attack: str, *options: str) -> subprocess.CompletedProcess:
     """Run attack in a guest beside a process that waits for it to end and
     then says so: the attack must leave the rest of the guest working."""
-    script = ("mkfifo /tmp/go; (read x < /tmp/go; echo bystander $x) & "
-              f"{attack}; echo \"attacker $?\"; echo alive > /tmp/go; wait")
+    script = ("go=/tmp/go.$$; mkfifo $go; (read x < $go; echo bystander $x) & "
+              f"{attack}; echo \"attacker $?\"; echo alive > $go; wait; rm $go")
     return skas("run", "--disk", str(disk), *options, "--", "/bin/sh", "-c", script,
                 timeout=120)
 

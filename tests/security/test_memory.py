@@ -29,7 +29,7 @@ def test_tmpfs_mounts_together_stop_at_the_guests_limit(tmp_path, disk):
               "head -c 12000000 /dev/zero > /tmp/b/f || echo 'b: full'; "
               "echo sizes $(stat -c %s /tmp/a/f /tmp/b/f); "
               "rm /tmp/a/f && head -c 8000000 /dev/zero > /tmp/b/g && echo 'b: room again'")
-    cfg = boot(tmp_path, disk, script, tmpfs_limit=16 * MiB)
+    cfg = boot(tmp_path, disk, script, tmpfs_limit=16 * MiB, tmpfs=["/tmp"])
     out = cfg.console_log.read_text().splitlines()
     assert "b: full" in out and "b: room again" in out, out
     sizes = [int(n) for n in next(line for line in out if line.startswith("sizes")).split()[1:]]

@@ -36,7 +36,8 @@ def native(tmp_path_factory) -> str:
                           text=True, check=True, timeout=60).stdout
 
 
-@pytest.mark.parametrize("where,flags", [("/", ()), ("/tmp", ()), ("/", ("--ptrace-only",))],
+@pytest.mark.parametrize("where,flags", [("/", ()), ("/tmp", ("--tmpfs", "/tmp")),
+                                         ("/", ("--ptrace-only",))],
                          ids=["ext2", "tmpfs", "ext2-ptrace-only"])
 def test_shared_maps_are_coherent_as_on_linux(shdisk, native, where, flags):
     r = skas("run", *flags, "--disk", str(shdisk), "--", "/bin/shared_maps", "all", where)

@@ -77,7 +77,7 @@ def native(fstree):
 @pytest.fixture(scope="module")
 def guest(fsdisk):
     def run(*argv: str) -> subprocess.CompletedProcess:
-        return skas("run", "--read-only", "--disk", str(fsdisk), "--", *argv)
+        return skas("run", "--read-only", "--tmpfs", "/tmp", "--disk", str(fsdisk), "--", *argv)
     return run
 
 
