@@ -139,6 +139,14 @@ def _host_pids_running(argv0: bytes) -> list[int]:
     return found
 
 
+def _start_time(pid: int) -> int:
+    """When the host process started, in clock ticks since boot (stat's 22nd field)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 1 << 62         # gone: never the one
+
+
 @pytest.mark.skipif(not os.access(PIDS_CGROUP, os.W_OK), reason="no writable cgroup-v1 pids")
 def test_a_fork_the_host_refuses_is_eagain_and_leaves_no_child(tmp_path, pdisk):
     """The host clone fails (a pids cgroup at its limit, as with Linux's
@@ -159,7 +167,9 @@ def test_a_fork_the_host_refuses_is_eagain_and_leaves_no_child(tmp_path, pdisk):
             return "(nothing for 60 s)"
     try:
         assert line() == "ready\n"
-        (host_pid,) = _host_pids_running(b"/bin/forkfail") or [None]
+        # the program, not one of its children of the moment: the first started
+        host_pid = min(_host_pids_running(b"/bin/forkfail"), key=lambda p: (_start_time(p), p),
+                       default=None)
         assert host_pid, "the guest's host process"
         (group / "pids.max").write_text("1")
         (group / "cgroup.procs").write_text(str(host_pid))
