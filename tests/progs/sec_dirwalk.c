@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "sec_try.h"
 
 #define WALKS 16
 #define BYSTANDERS 4
@@ -41,18 +42,6 @@ struct shared {
 static struct shared *sh;
 static int walks;
 static char big[1 << 20];
-
-/* The caller's state in /proc/PID/stat: 'S' while a call of its waits in
- * the kernel. */
-static char state_of(int fd) {
-    char buf[512];
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    if (n <= 0)
-        return '?';
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return p && p[1] ? p[2] : '?';
-}
 
 static void bystander(void) {
     char path[64];

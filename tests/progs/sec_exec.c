@@ -126,18 +126,6 @@ static void run(int n, char **paths) {
     }
 }
 
-/* The caller's state as /proc/PID/stat says: 'S' while a call of its waits
-   in the kernel (Linux shows a caller inside execve as running). */
-static char state_of(int fd) {
-    char buf[512];
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    if (n <= 0)
-        return '?';
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return p && p[1] ? p[2] : '?';
-}
-
 static void bystander(void) {
     volatile long *shared = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -51,4 +51,17 @@ static void try(const char *name, void (*run_it)(void *), void *arg) {
     fflush(stdout);
 }
 
+/* A process's state as /proc/PID/stat says (fd open on it): 'S' while a
+   call of its waits in the kernel (Linux shows a caller inside execve as
+   running).  The bystanders of sec_exec and sec_dirwalk watch for it. */
+static inline char state_of(int fd) {
+    char buf[512];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return '?';
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return p && p[1] ? p[2] : '?';
+}
+
 #endif

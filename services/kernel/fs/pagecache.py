@@ -134,7 +134,7 @@ class Live(Version):
                 if pos // CHUNK in self.filled:
                     os.pwrite(self.fd, data[pos - offset:stop - offset], pos)
                 pos = stop
-            self.cache._account(self, os.fstat(self.fd).st_blocks * 512)
+            self.cache._account(self, os.fstat(self.fd).st_blocks * 512, filling=False)
         except OSError as exc:     # the host's disk is full: the maps would disagree
             log.error("page cache: %s no longer follows its inode: %s", self.key, exc)
             raise Errno(errno.EIO) from None
@@ -299,9 +299,11 @@ class PageCache:
             self._account(v, allocated)
         v.filled.add(chunk)
 
-    def _account(self, v: Version, allocated: int) -> None:
+    def _account(self, v: Version, allocated: int, filling: bool = True) -> None:
         """v's file now takes allocated bytes: evict least recently used
-        versions while over the limit; v alone over it is ENOMEM."""
+        versions while over the limit; v alone over it is ENOMEM, and so is
+        a fill of a live file that leaves the live files over it (a write
+        through one, done already, is only counted)."""
         if v.gone:
             return
         self.allocated += allocated - v.allocated
@@ -311,7 +313,15 @@ class PageCache:
                 return
             if other is not v and not other.busy:
                 self._drop(other)
-        if v.allocated > self.limit and not isinstance(v, Live):
+        if isinstance(v, Live):
+            # live files cannot be evicted (maps write them): a fill that
+            # leaves them over the limit is the map's ENOMEM, or guests could
+            # copy their whole disks to the host's through shared maps
+            if filling and self.allocated > self.limit:
+                log.warning("page cache: live files need more than pagecache_limit (%d bytes): "
+                            "ENOMEM", self.limit)
+                raise Errno(errno.ENOMEM)
+        elif v.allocated > self.limit:
             log.warning("page cache: %s needs more than pagecache_limit (%d bytes): ENOMEM",
                         v.key, self.limit)
             self._drop(v)

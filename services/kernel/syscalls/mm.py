@@ -78,8 +78,12 @@ async def sys_msync(t, addr, length, flags, *_):
         raise Errno(errno.EINVAL)
     _off_stub(addr, length)
     if flags & MS_SYNC:
+        synced = set()
         for v in list(t.process.maps):
-            await v.fsync()
+            await v.write_back()
+            if v.inode.fs not in synced:       # one sync of each filesystem does for all
+                synced.add(v.inode.fs)
+                await v.inode.fsync()
     return HOST
 
 

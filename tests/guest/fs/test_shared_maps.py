@@ -6,6 +6,7 @@ them go when no process can map them, with what they held written back."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import shutil
 import subprocess
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ import pytest
 from conftest import build, disk_of, make_tree, skas
 from deploy import disk as diskmod
 from services.kernel.fsimpl.tmpfs import Tmpfs
+from services.kernel.core.errors import Errno
 from services.kernel.fs.pagecache import PageCache
 from services.kernel.fs.vfs import Location, Mount, data_of
 
@@ -124,4 +126,25 @@ def test_a_private_map_of_a_shared_file_maps_its_live_file(cache):
         shared, _ = await cache.map(loc, 0, PAGE, holder=holder, shared=True)
         again, new = await cache.map(loc, 0, PAGE, holder=holder)
         assert again is shared and not new and private.gone   # the snapshot would go stale
+    asyncio.run(go())
+
+
+def test_live_files_are_held_to_the_page_cache_limit(tmp_path, monkeypatch):
+    """Live files cannot be evicted, so a map whose fill would leave them
+    over pagecache_limit is ENOMEM, and the file it made goes again: shared
+    maps cannot copy a guest's disk to the host's without bound."""
+    monkeypatch.chdir(tmp_path)
+    cache = PageCache(tmp_path, limit=2 * MiB)
+
+    async def go():
+        holder = SimpleNamespace(maps=set())
+        small, big = await _file(MiB), await _file(3 * MiB)
+        v, _ = await cache.map(small, 0, MiB, holder=holder, shared=True)
+        with pytest.raises(Errno) as caught:
+            await cache.map(big, 0, 3 * MiB, holder=holder, shared=True)
+        assert caught.value.code == errno.ENOMEM
+        assert holder.maps == {v}                       # the small one is still mapped
+        failed = big.inode.live
+        await failed.retired
+        assert big.inode.live is None and [p.name for p in (tmp_path / "shared").iterdir()] == [v.key]
     asyncio.run(go())

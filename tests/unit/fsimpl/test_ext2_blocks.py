@@ -13,7 +13,6 @@ create, write, read, truncate, save, lookup, blocks, size, blockptrs,
 _bmap, _bmap_run."""
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import random
@@ -23,33 +22,12 @@ import subprocess
 
 import pytest
 
+from ext2_images import fsck, session
 from services.kernel.core.errors import Errno
-from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
+from services.kernel.fsimpl.ext2 import Ext2Error
 from services.kernel.fsimpl.ext2.bitmaps import (all_set, bytes_within, clear_run, find_zero,
                                                  block_runs, set_run)
 from services.kernel.fsimpl.ext2.layout import NDIR_BLOCKS, has_super, max_size
-
-
-class Image:
-    """The image file, read and written in place: a block device double."""
-
-    def __init__(self, path):
-        self.fd = os.open(path, os.O_RDWR)
-
-    async def read(self, offset: int, length: int) -> bytes:
-        return os.pread(self.fd, length, offset)
-
-    async def write(self, offset: int, data: bytes) -> None:
-        assert os.pwrite(self.fd, data, offset) == len(data)
-
-    async def write_parts(self, offset: int, parts: list[bytes]) -> None:
-        await self.write(offset, b"".join(parts))
-
-    async def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 def mkfs(path, block_size: int, size: str = "8M", source=None, *extra: str):
@@ -58,11 +36,6 @@ def mkfs(path, block_size: int, size: str = "8M", source=None, *extra: str):
         cmd += ["-d", str(source)]
     subprocess.run(cmd + [str(path), size], check=True, capture_output=True)
     return path
-
-
-def fsck(img) -> None:
-    r = subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def debugfs(img, *requests: str) -> list[str]:
@@ -105,20 +78,6 @@ def free_blocks(img) -> set[int]:
             lo, _, hi = part.partition("-")
             free.update(range(int(lo), int(hi or lo) + 1))
     return free
-
-
-def session(img, body):
-    """Mount img, run body(fs), unmount; body's result."""
-    async def go():
-        dev = Image(img)
-        try:
-            fs = await Ext2.mount(dev)
-            result = await body(fs)
-            await fs.unmount()
-            return result
-        finally:
-            dev.close()
-    return asyncio.run(go())
 
 
 def content(lb: int, bs: int) -> bytes:
