@@ -98,3 +98,10 @@ def session(img, body):
         finally:
             dev.close()
     return asyncio.run(go())
+
+
+async def dir_entries(directory) -> list[tuple[bytes, int, int]]:
+    """Every entry of a directory inode (name, ino, d_type), from its
+    iterate(): a whole getdents listing."""
+    return [(name, ino, dtype) async for batch in directory.iterate(0)
+            for name, ino, dtype, _ in batch]

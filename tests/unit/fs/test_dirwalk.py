@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ext2_images import ImageDevice, fsck, make_image
+from ext2_images import ImageDevice, dir_entries, fsck, make_image
 from services.kernel.core.errors import Errno
 from services.kernel.fs import vfs
 from services.kernel.fs.files import FdTable
@@ -288,7 +288,7 @@ def test_changes_cut_short_at_a_step_leave_nothing_half_done(tmp_path):
             for steps in range(0, 30, 3):
                 fs = await run.remount()
                 big, other = await fs.root.lookup(b"big"), await fs.root.lookup(b"other")
-                target = await fs.inode((await big.readdir())[2][1])   # "target", first made
+                target = await fs.inode((await dir_entries(big))[2][1])   # "target", first made
                 await list_all(big)
                 call = asyncio.ensure_future(make())
                 for _ in range(steps):
@@ -325,8 +325,8 @@ def test_concurrent_changes_and_listings_of_a_big_directory(tmp_path):
 
         listings = [list_all(big, 4096) for _ in range(3)]
         results = await asyncio.gather(*(churn(k) for k in range(4)), *listings)
-        for listing in results[4:]:
-            assert len(listing) == len(set(listing))
+        for names in results[4:]:
+            assert len(names) == len(set(names))
         final = set(await list_all(big))
         assert {b"c%d-%d" % (k, i) for k in range(4) for i in range(1, 40, 2)} <= final
         assert not any(b"c%d-%d" % (k, i) in final for k in range(4) for i in range(0, 40, 2))

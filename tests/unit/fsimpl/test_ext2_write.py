@@ -17,7 +17,7 @@ from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
 from services.kernel.fsimpl.ext2 import bitmaps
 from services.kernel.fsimpl.ext2 import super as ext2_super
 from services.kernel.fsimpl.ext2 import Ext2Error
-from ext2_images import counts, debugfs, fsck, live_names, make_image, session
+from ext2_images import counts, debugfs, dir_entries, fsck, live_names, make_image, session
 
 INDEX_FL = 0x1000
 
@@ -193,11 +193,11 @@ def test_unlink_everything_restores_the_counts(image):
         with pytest.raises(Errno):
             await d.unlink(b"sub")             # a directory
         sub = await d.lookup(b"sub")
-        for name, _, _ in await sub.readdir():
+        for name, _, _ in await dir_entries(sub):
             if name not in (b".", b".."):
                 await sub.unlink(name)
         await d.rmdir(b"sub")
-        for name, _, _ in await d.readdir():
+        for name, _, _ in await dir_entries(d):
             if name not in (b".", b".."):
                 await d.unlink(name)
         await fs.root.rmdir(b"d")
@@ -489,7 +489,7 @@ def test_enospc_inside_a_run_keeps_what_was_written(tmp_path):
     assert out.read_bytes() == data
 
     async def remove(fs):
-        for name, _, _ in await fs.root.readdir():
+        for name, _, _ in await dir_entries(fs.root):
             if name.startswith((b"s", b"fill")):
                 await fs.root.unlink(name)
     session(img, remove)

@@ -71,11 +71,6 @@ class Directory:
         self._listed = (blk, lb, offsets, batch)
         return offsets, batch
 
-    async def readdir(self) -> list[tuple[bytes, int, int]]:
-        """Every entry (name, ino, d_type): a whole listing."""
-        return [(name, ino, dtype) async for batch in self.iterate(0)
-                for name, ino, dtype, _ in batch]
-
     async def lookup(self, name: bytes) -> Inode | None:
         """From the directory's names, read once (under the lock: _load) and
         kept up to date; "." and ".." without reading a big directory."""
