@@ -16,6 +16,7 @@ from common import config as guest_config
 from common.config import SERVICES, GuestConfig, default_run_root
 from common.transport import Link
 from deploy import disk as diskmod
+from deploy import distro
 from deploy import launch, supervisor
 
 BOOT_FAILED = 125           # the kernel's exit code when the guest never ran its init
@@ -39,29 +40,60 @@ def disk() -> None:
 
 @disk.command("create")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--size", help="image size, as mke2fs takes it  [default: 64M]")
+@click.option("--size", help="image size, as mke2fs takes it  [default: 64M; with --distro "
+                             "the tree's size plus a third plus 256M]")
 @click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="copy this directory tree instead of the default busybox tree")
+@click.option("--distro", "distro_spec", metavar="debian[:SUITE]",
+              help="a Debian root made by debootstrap --variant=minbase (needs root and "
+                   "the network; SUITE defaults to bookworm)")
+@click.option("--include", metavar="PKG,...", help="with --distro: packages to add")
+@click.option("--mirror", default=distro.DEFAULT_MIRROR, show_default=True,
+              help="with --distro: the Debian mirror")
 @click.option("--cow", "backing", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="make PATH an empty UML COW overlay of this image instead "
                    "(as uml_mkcow; use it as --disk PATH)")
 @click.option("--force", is_flag=True, help="overwrite PATH if it exists")
-def disk_create(path: Path, size: str | None, source: Path | None, backing: Path | None,
-                force: bool) -> None:
-    """Build an ext2 image at PATH (default content: Debian's busybox-static),
-    or with --cow BACKING a COW overlay of BACKING."""
+def disk_create(path: Path, size: str | None, source: Path | None, distro_spec: str | None,
+                include: str | None, mirror: str, backing: Path | None, force: bool) -> None:
+    """Build an ext2 image at PATH (default content: Debian's busybox-static;
+    --from a directory; --distro a Debian root), or with --cow BACKING a COW
+    overlay of BACKING."""
     try:
         if backing is not None:
-            if size or source:
+            if size or source or distro_spec:
                 raise click.UsageError("--cow makes an overlay of BACKING: it takes no "
-                                       "--size or --from")
+                                       "--size, --from or --distro")
             header = diskmod.create_cow(backing, path, force)
             click.echo(f"{path}: COW overlay of {header.backing}, {header.size} bytes")
             return
-        files = diskmod.create(path, size or "64M", source, force)
-    except diskmod.DiskError as exc:
+        if distro_spec is None:
+            if include:
+                raise click.UsageError("--include adds packages to a --distro root")
+            files = diskmod.create(path, size or "64M", source, force)
+            click.echo(f"{path}: ext2, {size or '64M'}, {files} files and directories, "
+                       "e2fsck clean")
+            return
+        if source is not None:
+            raise click.UsageError("--from and --distro both say what the disk holds: pick one")
+        _, suite = distro.parse(distro_spec)
+        names = distro.packages(include)
+        if path.exists() and not force:
+            raise diskmod.DiskError(f"{path} exists: pass --force to overwrite it, or choose "
+                                    "another path")
+        with tempfile.TemporaryDirectory(prefix="skas-distro-", dir=path.parent) as tmp:
+            tree = Path(tmp) / "root"
+            click.echo(f"debootstrap {suite} (minbase{', ' + ', '.join(names) if names else ''})"
+                       f" from {mirror}; packages are cached in {distro.cache_dir()}", err=True)
+            distro.debootstrap(tree, suite, names, mirror,
+                               progress=lambda line: click.echo("  " + line, err=True))
+            size = size or distro.image_size(tree)
+            click.echo(f"writing {path} ({size}) with mke2fs -d, then e2fsck", err=True)
+            files = diskmod.create(path, size, tree, force)
+        click.echo(f"{path}: ext2, {size}, Debian {suite}, {files} files and directories, "
+                   "e2fsck clean")
+    except (diskmod.DiskError, distro.DistroError) as exc:
         raise click.ClickException(str(exc))
-    click.echo(f"{path}: ext2, {size or '64M'}, {files} files and directories, e2fsck clean")
 
 
 @disk.command("check")
