@@ -35,6 +35,8 @@ class GuestConfig:
     uid: int = 0
     gid: int = 0
     console: str = "stdio"          # "stdio": sigio's own stdout; "log": console.log
+    console_tty: bool = True        # the console answers as a terminal (skas run: only when
+                                    # its stdin and stdout are one, as docker run without -t)
     cpu: int | None = None          # pin all four services (and the guest) to this CPU
     io_cpu: int | None = None       # but ubd_io to this one (its writes are posted: off the
                                     # trap path, they overlap the guest on another CPU)
@@ -90,6 +92,7 @@ class GuestConfig:
                  f"env = [{', '.join(_q(a) for a in self.env)}]",
                  f"hostname = {_q(self.hostname)}", f"release = {_q(self.release)}",
                  f"uid = {self.uid}", f"gid = {self.gid}", f"console = {_q(self.console)}",
+                 f"console_tty = {str(self.console_tty).lower()}",
                  f"syscall_log = {str(self.syscall_log).lower()}",
                  f"read_only = {str(self.read_only).lower()}",
                  f"ubd_queue = {self.ubd_queue}", f"notify = {str(self.notify).lower()}",

@@ -227,7 +227,8 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, lo
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
     the guest could not boot.  Ctrl-C, SIGTERM or a hangup stop the guest, and
-    skas exits with 128+N for that signal.
+    skas exits with 128+N for that signal.  The guest's console is a terminal
+    only when skas's stdin and stdout both are one.
 
     Example: skas run --disk disk.img -- /bin/busybox uname -a"""
     _need_cmd(cmd)
@@ -239,6 +240,9 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, lo
         cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, io_cpu, env,
                       "stdio", read_only, ptrace_only, tmpfs)
         cfg.syscall_log = strace
+        # As a pipe to `docker run` without -t: a guest writing to a file or a pipe
+        # sees no terminal (ls prints a column, programs do not colour their output).
+        cfg.console_tty = sys.stdin.isatty() and sys.stdout.isatty()
         cfg.write()
         code = _run_guest(cfg)
     finally:

@@ -31,8 +31,9 @@ _DEFAULT_TERMIOS = struct.pack("<IIIIB19s", 0o2400, 0o5, 0o2277, 0o105073, 0,
 
 
 class Console:
-    def __init__(self, link: AsyncLink):
+    def __init__(self, link: AsyncLink, tty: bool = True):
         self.link = link
+        self.tty = tty          # else a plain character device: terminal ioctls are ENOTTY
         self.queue = bytearray()
         self.seq = 0
         self.in_flight = 0
@@ -131,6 +132,8 @@ class ConsoleFile(OpenFile):
 
     def ioctl(self, task, request: int, arg: int) -> int:
         c = self.console
+        if not c.tty:
+            raise Errno(errno.ENOTTY)
         if request == TCGETS:
             task.mem.write(arg, c.termios)
         elif request in (TCSETS, TCSETSW, TCSETSF):

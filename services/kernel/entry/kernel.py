@@ -60,7 +60,8 @@ class Kernel:
                                      self.on_lost)
         self.ubd = AsyncLink(loop, cfg.endpoints["ubd_io"], self.me,
                              keys=cfg.curve_files("kernel", "ubd_io"))
-        self.console = Console(AsyncLink(loop, cfg.endpoints["sigio"], self.me))
+        self.console = Console(AsyncLink(loop, cfg.endpoints["sigio"], self.me),
+                               tty=cfg.console_tty)
         self.pagecache = PageCache(cfg.run_dir, cfg.pagecache_limit)
         self.userspace: bytes | None = None      # routing id of userspace's link
         self.heard_userspace = time.monotonic()

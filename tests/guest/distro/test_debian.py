@@ -1,0 +1,54 @@
+"""Debian's own userland, unmodified (issue 15): the same scripts in a
+chroot of a debootstrap minbase tree and in a guest booted from an image of
+it give the same output, pids, times and inode numbers aside."""
+from __future__ import annotations
+
+import re
+
+from debian_root import debian_img, debian_tree, in_chroot, in_guest  # noqa: F401 (fixtures)
+
+SHELL = r"""
+set -e
+greet() { echo "hello $1"; }
+trap 'echo trapped $?' EXIT
+greet "$(echo sub | tr a-z A-Z)"
+for i in 3 1 2; do echo $i; done | sort | tr '\n' ' '; echo
+echo redirected > /tmp/r.txt; cat < /tmp/r.txt; echo more >> /tmp/r.txt; wc -l < /tmp/r.txt
+read -r a b <<< "here string"; echo "$b/$a"
+( exit 3 ) || echo "subshell status $?"
+"""
+
+COREUTILS = r"""
+set -e
+ls -l /etc/apt | sed 1d | awk '{print $1, $3, $4, $5, $9}'
+sort /etc/passwd | cut -d: -f1,3 | head -5
+printf 'b\na\nb\nc\na\n' | sort | uniq -c
+wc -c /etc/passwd /etc/group
+find /etc/apt -type f -exec md5sum {} \; | sort
+ls /etc | head -20 | xargs -n 5 echo
+stat -c '%n %s %a %U %G %F %h' /etc/passwd /etc /usr/bin/bash
+du -s /usr/share/doc/bash | cut -f1
+date -d @86400 -u
+grep -n root /etc/passwd | sed 's/root/ROOT/g'
+awk -F: '$3 < 3 {print $1 "=" $3}' /etc/passwd
+mkdir -p /tmp/t/a/b && echo x > /tmp/t/a/b/f && tar czf /tmp/t.tgz -C /tmp t
+tar tzf /tmp/t.tgz | sort; rm -r /tmp/t; tar xzf /tmp/t.tgz -C /tmp; cat /tmp/t/a/b/f
+gzip -c /etc/passwd | gzip -dc | md5sum
+id; id -un nobody
+df -k / | awk 'NR==1 {print $1, $6}'
+"""
+
+
+def _same(in_chroot, in_guest, script: str, mask=lambda s: s):
+    want = in_chroot("/bin/bash", "-c", script)
+    got = in_guest("/bin/bash", "-c", script)
+    assert got.returncode == want.returncode, got.stdout + got.stderr
+    assert mask(got.stdout) == mask(want.stdout), got.stderr
+
+
+def test_bash_scripts(in_chroot, in_guest):
+    _same(in_chroot, in_guest, SHELL)
+
+
+def test_coreutils_grep_sed_awk_tar_gzip(in_chroot, in_guest):
+    _same(in_chroot, in_guest, COREUTILS)
