@@ -3,6 +3,7 @@ guest; print µs per operation and ratios.
 
     .venv/bin/python bench/run.py [--calls N] [--procs N] [--only SECTION] [--mib N]
                                   [--ptrace-only]
+    .venv/bin/python bench/run.py --only debian   # needs debootstrap and the network
 
 bench/syscalls.c times getppid and open+read+close; bench/processes.c
 fork+_exit+waitpid, fork+execve(/bin/true)+waitpid and a pipe ping-pong;
@@ -11,7 +12,9 @@ that runs `true` (booting and halting); bench/storage.c measures sequential
 write+fsync and cached reads in MB/s, open+read+close and stat, and busybox
 tar creating and extracting 2000 small files, natively on the same ext2
 image loop-mounted on the host (a chroot of the tree on the host's
-filesystem when it cannot be mounted).  Not a test: numbers depend on the
+filesystem when it cannot be mounted).  `--only debian` starts Debian's
+dynamic /bin/true and `python3 -c pass` (bench/spawn.c) in a chroot of a
+debootstrap tree and in a guest of its image.  Not a test: numbers depend on the
 machine.  The guest is pinned to one CPU, its ubd_io to the next (skas run's
 default); the syscall and process sections also run the native program
 pinned to one CPU, for a comparison on the same footing."""
@@ -28,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from deploy import disk  # noqa: E402
+from deploy import disk, distro  # noqa: E402
 
 
 def parse(out: str) -> dict[str, tuple[float, float]]:
@@ -116,12 +119,33 @@ def both(tree: Path, img: Path, cmd: list[str]) -> tuple[str, str, float, float]
     return native, guest, mid - start, time.monotonic() - mid
 
 
+def debian(tmp: Path, n: int) -> None:
+    """Debian's dynamic /bin/true and `python3 -c pass` started n times
+    each (bench/spawn.c), natively in a chroot of a minbase tree and in a
+    guest booted from an image of it."""
+    tree = tmp / "debian"
+    print("debootstrap bookworm (minbase, python3) ...", file=sys.stderr)
+    distro.debootstrap(tree, distro.DEFAULT_SUITE, ["python3"])
+    subprocess.run(["gcc", "-O2", "-static", "-o", str(tree / "usr/local/bin/spawn"),
+                    str(HERE / "spawn.c")], check=True)
+    img = tmp / "debian.img"
+    disk.create(img, distro.image_size(tree), tree)
+    print(f"{'operation':<18} {'native µs':>10} {'guest µs':>10} {'ratio':>8}   (medians "
+          f"of {n})")
+    for name, prog in (("exec_dyn_true", ["/bin/true"]),
+                       ("python3_c_pass", ["/usr/bin/python3", "-c", "pass"])):
+        native, guest, _, _ = both(tree, img, ["/usr/local/bin/spawn", name, str(n), *prog])
+        nat, gst = parse(native)[name][0], parse(guest)[name][0]
+        print(f"{name:<18} {nat:>10.0f} {gst:>10.0f} {gst / nat:>8.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=5000, help="iterations of each syscall loop")
     ap.add_argument("--procs", type=int, default=200, help="iterations of each process loop")
-    ap.add_argument("--only", choices=("syscalls", "processes", "shell", "storage"),
-                    help="run one section only")
+    ap.add_argument("--only", choices=("syscalls", "processes", "shell", "storage", "debian"),
+                    help="run one section only (debian is not in the default run: it "
+                         "needs debootstrap and the network)")
     ap.add_argument("--mib", type=int, default=64, help="size of the storage file in MiB")
     ap.add_argument("--ptrace-only", action="store_true",
                     help="run the guest with skas run --ptrace-only (every call a ptrace stop)")
@@ -133,6 +157,9 @@ def main() -> None:
         tree = tmp / "tree"
         disk.default_tree(tree)
         sections = [args.only] if args.only else ["syscalls", "processes", "shell", "storage"]
+        if sections == ["debian"]:
+            debian(tmp, max(args.procs // 10, 5))
+            return
         for prog in ("syscalls", "processes"):
             subprocess.run(["gcc", "-O2", "-static", "-o", str(tree / "bin" / prog),
                             str(HERE / f"{prog}.c")], check=True)
@@ -165,6 +192,8 @@ def main() -> None:
                   f"{guest_boot:.2f} s subtracted)")
         if "storage" in sections:
             storage(tmp, tree, args.mib, args.calls)
+        if "debian" in sections:
+            debian(tmp, max(args.procs // 10, 5))
 
 
 if __name__ == "__main__":
