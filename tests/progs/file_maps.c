@@ -203,7 +203,7 @@ static void ops(const char *dir)
         char *to = mmap(NULL, 4 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         r = mremap(q, PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to + PAGE);
         printf("mremap move: %s %s", r == to + PAGE ? "there" : "elsewhere", peek(r));
-        printf("%s old %s\n", peek(r + PAGE), peek(q));
+        printf("%s\n", peek(r + PAGE));
     }
     s = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     q = mremap(s, PAGE, 2 * MiB, MREMAP_MAYMOVE);
