@@ -7,7 +7,7 @@
  *   file_maps ops DIR       offsets, MAP_FIXED, MAP_FIXED_NOREPLACE,
  *                           mprotect, mremap, madvise, truncate, and what a
  *                           private map sees of later writes
- *   file_maps hold FILE     map FILE and wait for a line on stdin */
+ *   file_maps hold FILE     map FILE, say so, close stdout and wait to be killed */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -271,9 +271,9 @@ static void hold(const char *file)
         exit(1);
     }
     printf("mapped\n");
-    fflush(stdout);
-    char line[16];
-    fgets(line, sizeof line, stdin);
+    fclose(stdout);             /* the reader sees its end: the map is there */
+    for (;;)
+        pause();
 }
 
 int main(int argc, char **argv)
