@@ -77,9 +77,13 @@ _TABLE = [
     # Memory calls run on the host off the stub's range (mmap: anonymous
     # ones, or exactly the scratch's own map); the filter's check is coarse
     # and the kernel checks what traps exactly.
-    (9, "mmap", CHECKED, PARTIAL, "files from the page cache, shared ones coherent with read and "
-                                  "write; private maps are snapshots; anonymous on the host"),
-    (10, "mprotect", CHECKED, HOST_RUN, "on the host, off the stub's range"),
+    (9, "mmap", CHECKED, PARTIAL, "files from the page cache at any page offset, MAP_FIXED and "
+                                  "MAP_FIXED_NOREPLACE too; shared ones coherent with read, write "
+                                  "and truncate; a private map of a file no one maps shared is a "
+                                  "snapshot (Linux's untouched pages follow writes and truncates); "
+                                  "anonymous on the host"),
+    (10, "mprotect", CHECKED, HOST_RUN, "on the host, off the stub's range (a shared map of a "
+                                        "read-only fd cannot be made writable: EACCES)"),
     (11, "munmap", CHECKED, HOST_RUN, "on the host, off the stub's range"),
     # Calls confined to the caller's own memory and time run on the host.
     (12, "brk", HOST, HOST_RUN),
@@ -96,9 +100,12 @@ _TABLE = [
     (22, "pipe", NOTIFY, FULL),
     (23, "select", NOTIFY, FULL, "", NOHAND),
     (24, "sched_yield", HOST, HOST_RUN),
-    (25, "mremap", CHECKED, HOST_RUN, "on the host, off the stub's range"),
+    (25, "mremap", CHECKED, HOST_RUN, "on the host, off the stub's range; growing traps, and a "
+                                      "file map's new part is filled from the page cache first "
+                                      "(not once its version was replaced: zeros)"),
     (26, "msync", TRAP, FULL, "MS_SYNC writes every shared map of the caller back"),
-    (28, "madvise", CHECKED, HOST_RUN, "on the host, off the stub's range"),
+    (28, "madvise", CHECKED, HOST_RUN, "on the host, off the stub's range; MADV_DONTNEED on a "
+                                       "private file map re-reads the page-cache file it maps"),
     (32, "dup", NOTIFY, FULL),
     (33, "dup2", NOTIFY, FULL),
     # pause and rt_sigsuspend trap: they always end in a signal's delivery

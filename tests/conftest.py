@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,17 @@ def make_tree(tmp_path_factory, name: str, progs=(), *flags: str) -> Path:
     for prog in progs:
         build(f"{prog}.c", root / "bin" / prog, "-static", *flags)
     return root
+
+
+def add_libraries(root: Path, prog: Path) -> None:
+    """Copy the shared objects ldd says prog needs, the interpreter with
+    them, from the host into the tree at root, where ld.so looks for them."""
+    out = subprocess.run(["ldd", str(prog)], capture_output=True, text=True, check=True).stdout
+    for lib in (Path(p) for p in re.findall(r"(/\S+) \(0x", out)):
+        dest = root / lib.relative_to("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)        # never write through a link to the host's
+        shutil.copy(lib.resolve(), dest)
 
 
 def disk_of(tmp_path_factory, tree: Path, size: str = "64M"):

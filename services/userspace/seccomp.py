@@ -35,6 +35,9 @@ _JA = 0x05
 _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
+_JGT_X = 0x2D
+_JEQ_X = 0x1D
+_TAX = 0x07
 _RET_K = 0x06
 
 # struct seccomp_data offsets
@@ -142,9 +145,14 @@ _CHECKS = {
         (_JA, 0, 0, "range_0_1")],
     "mprotect": [(_JA, 0, 0, "range_0_1")],
     "munmap": [(_JA, 0, 0, "range_0_1")],
-    "mremap": [                                             # the host picks where it moves
+    "mremap": [                                             # the host picks where it moves,
         (_LD_W_ABS, 0, 0, _arg_lo(3)),
-        (_JSET_K, "trace", "range_0_1", MREMAP_FIXED | MREMAP_DONTUNMAP)],
+        (_JSET_K, "trace", 0, MREMAP_FIXED | MREMAP_DONTUNMAP),
+        # and it does not grow: the kernel fills a file map's new part first
+        (_LD_W_ABS, 0, 0, _arg_hi(1)), (_TAX, 0, 0, 0), (_LD_W_ABS, 0, 0, _arg_hi(2)),
+        (_JGT_X, "trace", 0, 0), (_JEQ_X, 0, "range_0_1", 0),
+        (_LD_W_ABS, 0, 0, _arg_lo(1)), (_TAX, 0, 0, 0), (_LD_W_ABS, 0, 0, _arg_lo(2)),
+        (_JGT_X, "trace", "range_0_1", 0)],
     "madvise": [(_JA, 0, 0, "range_0_1")],
     "arch_prctl": [(_LD_W_ABS, 0, 0, _arg_lo(0))] + [
         (_JEQ_K, "allow", 0, code) for code in (ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS,

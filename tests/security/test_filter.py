@@ -31,7 +31,7 @@ def run(prog, nr: int, args=(), arch=seccomp.AUDIT_ARCH_X86_64, ip=GUEST_IP) -> 
     """The verdict of prog for one call, as the host computes it."""
     args = list(args) + [0] * (6 - len(args))
     data = struct.pack("<iIQ6Q", nr, arch, ip, *(a & U64 for a in args))
-    a, pc = 0, 0
+    a, x, pc = 0, 0, 0
     while True:
         code, jt, jf, k = prog[pc]
         pc += 1
@@ -44,6 +44,11 @@ def run(prog, nr: int, args=(), arch=seccomp.AUDIT_ARCH_X86_64, ip=GUEST_IP) -> 
         elif code in (0x15, 0x35, 0x45):       # jeq, jge, jset
             hit = a == k if code == 0x15 else a >= k if code == 0x35 else bool(a & k)
             pc += jt if hit else jf
+        elif code in (0x1D, 0x2D):             # jeq x, jgt x
+            hit = a == x if code == 0x1D else a > x
+            pc += jt if hit else jf
+        elif code == 0x07:                     # tax
+            x = a
         elif code == 0x06:
             return k
         else:
@@ -102,6 +107,17 @@ def test_memory_calls_run_on_the_host_only_off_the_stub(prog):
 
 
 @pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
+def test_mremap_runs_on_the_host_only_when_it_does_not_grow(prog):
+    """A grown file map's new part must be filled in the page cache first:
+    growing traps, shrinking and keeping the size run on the host."""
+    for old, new in ((4096, 8192), (4096, 1 << 32), ((1 << 32) + 4096, (1 << 32) + 8192),
+                     ((1 << 32) - 4096, 1 << 32), (0, 1)):
+        assert run(prog, 25, (0x10000, old, new, 1, 0)) == TRACE, (old, new)
+    for old, new in ((8192, 4096), (4096, 4096), (0xFFFFF000, 0x1000)):
+        assert run(prog, 25, (0x10000, old, new, 1, 0)) == ALLOW, (old, new)
+
+
+@pytest.mark.parametrize("prog", PROGRAMS, ids=["trapping", "notifying"])
 def test_futexes_run_on_the_host_only_private_and_without_pi(prog):
     for op in range(0, 1 << 10):
         verdict = run(prog, FUTEX, (0x1000, op, 1, 0, 0, 0))
@@ -147,7 +163,7 @@ CHECKED_EXAMPLES = {
     "mmap": ((0, 4096, 3, 0x22, U64, 0), (0, 4096, 1, 0x02, 3, 0)),            # anonymous, a file
     "mprotect": ((0x10000, 4096, 1), (STUB_BASE, 4096, 7)),
     "munmap": ((0x10000, 4096), (STUB_BASE, 4096)),
-    "mremap": ((0x10000, 4096, 8192, 1, 0), (0x10000, 4096, 8192, 3, 0x20000)),  # MREMAP_FIXED
+    "mremap": ((0x10000, 8192, 4096, 1, 0), (0x10000, 4096, 8192, 3, 0x20000)),  # MREMAP_FIXED
     "madvise": ((0x10000, 4096, 4), (STUB_BASE, 4096, 4)),
     "arch_prctl": ((0x1002, 0x1000), (0x1011, 0)),                             # SET_FS, AMX
     "futex": ((0x1000, 0x80, 1), (0x1000, 0x86)),                              # WAIT, LOCK_PI

@@ -18,6 +18,12 @@ version, or by eviction) before userspace has opened it; that map then
 fails with ENOENT.  It needs a concurrent write and map of one file, or maps
 in flight that alone fill the limit.
 
+What a host file holds is known by its name (``named``), for
+/proc/PID/maps: the guest path it was last mapped by (kept up to date by
+rename and unlink: ``moved``), the device and inode, for as long as the file
+is there and for the last ``DEPARTED`` files gone after it (the host keeps
+the maps of an unlinked file).
+
 ``MAP_SHARED`` maps are Linux's, coherent with read and write: while anyone
 may map an inode shared, it has one live host file (``Live``, in
 RUN_DIR/shared, named at random) that every map of the inode, shared or
@@ -47,6 +53,7 @@ log = logging.getLogger("kernel")
 
 CHUNK = 1 << 20                 # filled at a time, one per turn of the loop
 ZERO = bytes(CHUNK)
+DEPARTED = 1024                 # names of unlinked host files still known
 
 
 @dataclass(eq=False)
@@ -59,6 +66,8 @@ class Version:
     allocated: int = 0                          # st_blocks * 512 of its file
     busy: int = 0                               # map calls at work on it: not evicted
     gone: bool = False                          # unlinked
+    inode: Any = None                           # the guest file (a grown map fills from it)
+    path: bytes = b""                           # the guest path it was last mapped by
 
     @property
     def name(self) -> str:
@@ -74,7 +83,6 @@ class Live(Version):
     filled chunks hold the inode's data, so the inode's data calls come here
     (``inode.live``) and keep the two the same.  ``lock`` orders fills,
     writes, truncates and write-backs of the inode."""
-    inode: Any = None
     cache: Any = None                           # the PageCache
     fd: int = -1                                # the kernel's, read-write
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -180,7 +188,8 @@ class PageCache:
         self.limit = limit
         self.versions: OrderedDict[str, Version] = OrderedDict()   # least recently used first
         self.current: dict[tuple[int, int], Version] = {}
-        self.lives: set[Live] = set()
+        self.lives: dict[str, Live] = {}
+        self.departed: OrderedDict[str, Version] = OrderedDict()   # unlinked, last first
         self.allocated = 0
 
     async def map(self, loc: Location, offset: int = 0, length: int | None = None,
@@ -206,7 +215,20 @@ class PageCache:
             key = f"{loc.mount.dev:x}-{inode.ino}-{inode.ctime}.{inode.ctime_ns}-{inode.size}"
             v = self.versions.get(key) or self._create(key, ident, inode.size)
             self.versions.move_to_end(key)
+        v.inode, v.path = inode, loc.path
         new = holder is not None and self.hold(holder, v)
+        try:
+            await self.fill(v, offset, length)
+        except BaseException:
+            if new:
+                self.let_go(holder, v)
+            raise
+        return v, new
+
+    async def fill(self, v: Version, offset: int, length: int | None) -> None:
+        """v's file filled for a map of [offset, offset + length) (None: to
+        the end) from its inode: map, and mremap growing a map."""
+        inode = v.inode
         end = inode.size if length is None else min(inode.size, offset + length)
         fd = v.fd if isinstance(v, Live) else -1
         v.busy += 1
@@ -219,15 +241,32 @@ class PageCache:
                     if fd < 0:
                         fd = os.open(self.dir / v.key, os.O_WRONLY | os.O_CLOEXEC)
                     await self._fill(v, inode, fd, chunk)
-        except BaseException:
-            if new:
-                self.let_go(holder, v)
-            raise
         finally:
             v.busy -= 1
             if fd >= 0 and not isinstance(v, Live):
                 os.close(fd)
-        return v, new
+
+    def host_maps(self, host_pid: int) -> list[tuple[bytes, list[bytes], Version | None]]:
+        """The host's maps of a guest process: each line, its fields (range,
+        perms, offset, dev, inode[, path]) and the version it maps, if it
+        maps a page-cache file this cache still knows.  The host names one
+        from the jail's root, or (a guest not confined: skas not root) by
+        its host path, " (deleted)" once unlinked."""
+        try:
+            with open(f"/proc/{host_pid}/maps", "rb") as f:
+                lines = f.read().splitlines()
+        except OSError:                 # gone meanwhile
+            return []
+        run_dirs = (b"/", bytes(self.dir.parent) + b"/")
+        out = []
+        for line in lines:
+            parts = line.split(None, 5)
+            if len(parts) < 5:
+                continue
+            path = parts[5].strip().removesuffix(b" (deleted)") if len(parts) > 5 else b""
+            name = next((path[len(d):] for d in run_dirs if path.startswith(d)), b"")
+            out.append((line, parts, self.named(name.decode(errors="replace")) if name else None))
+        return out
 
     def _create(self, key: str, ident: tuple[int, int], size: int) -> Version:
         """A new version's file, all hole; the inode's older version goes."""
@@ -268,7 +307,7 @@ class PageCache:
         live = Live(key, ident, inode=inode, cache=self, fd=fd,
                     unhold=inode.hold())                # kept while mapped
         inode.live = live
-        self.lives.add(live)
+        self.lives[key] = live
         return live
 
     async def _fill(self, v: Version, inode, fd: int, chunk: int) -> None:
@@ -337,6 +376,35 @@ class PageCache:
             del self.current[v.ident]
         self.allocated -= v.allocated
         (self.dir / v.key).unlink()
+        self._depart(v)
+
+    def _depart(self, v: Version) -> None:
+        """v's file is unlinked; maps of it may still be there to be named."""
+        self.departed[v.name] = v
+        if len(self.departed) > DEPARTED:
+            self.departed.popitem(last=False)
+
+    def moved(self, dev: int, moves: list[tuple[bytes, bytes | None]]) -> None:
+        """Names changed on the device dev, each (old, new) at once: a rename
+        moved the path old (a file, or a directory and what is under it) to
+        new, an unlink's new is None.  A map is named where its file is now,
+        as Linux's d_path names it, and "(deleted)" once that name is gone."""
+        known = [*self.versions.values(), *self.lives.values(), *self.departed.values()]
+        changes = []
+        for old, new in moves:
+            for v in known:
+                if v.ident[0] == dev and (v.path == old or v.path.startswith(old + b"/")):
+                    changes.append((v, v.path + b" (deleted)" if new is None
+                                    else new + v.path[len(old):]))
+        for v, path in changes:
+            v.path = path
+
+    def named(self, name: str) -> Version | None:
+        """The version whose host file is name ("pagecache/KEY" or
+        "shared/KEY"), if it is still known."""
+        where, _, key = name.partition("/")
+        v = {"pagecache": self.versions, "shared": self.lives}.get(where, {}).get(key)
+        return v if v is not None and v.name == name else self.departed.get(name)
 
     # Who may map a live file: each process holds the live files it mapped
     # (Process.maps), its forks inherit them, and exec and exit let them go.
@@ -387,18 +455,19 @@ class PageCache:
 
     def _unlive(self, v: Live) -> None:
         v.inode.live = None
-        self.lives.discard(v)
+        del self.lives[v.key]
         self.allocated -= v.allocated
         v.gone = True
         os.close(v.fd)
         (self.shared_dir / v.key).unlink(missing_ok=True)
+        self._depart(v)
         v.unhold()
         v.retired.set_result(None)
 
     async def write_back_all(self) -> None:
         """sync and the halt: every live file's changes to its inode (those
         whose last holder went, once their own write-back is done)."""
-        for v in list(self.lives):
+        for v in list(self.lives.values()):
             if v.retired is not None:
                 await asyncio.wait([v.retired])
             else:

@@ -36,6 +36,7 @@ from services.kernel.abi.mount import (
 PROC_SUPER_MAGIC = 0x9FA0
 HZ = 100
 NUMBERED = 256          # a directory's position for number n: NUMBERED + n
+MAPS_NAME_COLUMN = 73      # where Linux's maps starts a name (seq_setwidth in show_map)
 SPECIAL_MAPS = (b"[heap]", b"[stack]", b"[vdso]", b"[vvar]", b"[vsyscall]", b"[vvar_vclock]")
 
 
@@ -487,50 +488,29 @@ class ProcFs(FileSystem):
         return ("\n".join(lines) + "\n").encode()
 
     def pid_maps(self, pid: int) -> bytes:
-        """The host's maps with guest paths: a page-cache file becomes the guest
-        file it caches when that is the executable; every other host file (the
-        stub, libraries of nobody) is left out; anonymous and [special] stay."""
+        """The host's maps in the guest's terms: a page-cache file becomes the
+        guest file it holds (path, dev, inode: fs/pagecache.py ``named``);
+        the stub and every other host file are left out; anonymous maps and
+        the [special] ones stay as the host shows them."""
         proc = self.process(pid)
         t = self.leader(proc)
         if t is None or not t.host_pid or proc.zombie:
             return b""
-        k = self.k()
-        # The host names a page-cache file from the jail's root, or (a guest
-        # not confined: skas not root) by its host path.
-        cache_dirs = (b"/%s/" % k.pagecache.dir.name.encode(), str(k.pagecache.dir).encode() + b"/")
-        exe_key = self.exe_key(t)
         out = []
-        for line in _host(f"/proc/{t.host_pid}/maps").splitlines():
-            parts = line.split(None, 5)
-            if len(parts) < 5:
-                continue
-            rng, perms, offset = parts[0], parts[1], parts[2]
-            path = parts[5].strip() if len(parts) > 5 else b""
-            lo, _, hi = rng.partition(b"-")
+        for line, parts, v in self.k().pagecache.host_maps(t.host_pid):
+            lo, _, hi = parts[0].partition(b"-")
             if touches_stub(int(lo, 16), int(hi, 16) - int(lo, 16)):
                 continue
-            dev, ino = b"00:00", b"0"
-            cache_dir = next((d for d in cache_dirs if path.startswith(d)), None)
-            if cache_dir is not None:
-                key = path[len(cache_dir):].split(b"-")
-                if exe_key is None or key[:2] != exe_key[:2]:
-                    continue
-                path, dev, ino = t.exe, exe_key[2], exe_key[1]
-            elif path and path not in SPECIAL_MAPS:
-                continue
-            out.append(b"%s %s %s %s %s%s" % (rng, perms, offset, dev, ino,
-                                              b" " * max(1, 26 - len(ino)) + path if path else b""))
+            path = parts[5].strip() if len(parts) > 5 else b""
+            if v is not None:
+                dev, ino = v.ident
+                line = b"%s %s %s %02x:%02x %d " % (parts[0], parts[1], parts[2], os.major(dev),
+                                                    os.minor(dev), ino)
+                out.append(line.ljust(MAPS_NAME_COLUMN) + v.path)
+            elif not path or path in SPECIAL_MAPS:     # anonymous, [heap], [stack] ...
+                out.append(line)
+            # else a host file the guest has no name for: left out
         return b"\n".join(out) + (b"\n" if out else b"")
-
-    def exe_key(self, t) -> list[bytes] | None:
-        """[dev in hex, ino, dev as maj:min] of the task's executable, as the page
-        cache names its copies (exec records them with the argument ranges)."""
-        ranges = self.ranges(t)
-        if "exe_dev" not in ranges:
-            return None
-        dev = ranges["exe_dev"]
-        return [b"%x" % dev, b"%d" % ranges["exe_ino"],
-                b"%02x:%02x" % (os.major(dev), os.minor(dev))]
 
     @staticmethod
     def ranges(t) -> dict:

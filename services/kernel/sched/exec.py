@@ -479,7 +479,7 @@ async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     task.brk = layout["brk"]
     task.exe = loc.path
     task.comm = os.path.basename(path)[:15]
-    task.mm_ranges = dict(ranges, exe_dev=loc.mount.dev, exe_ino=loc.inode.ino)   # for /proc
+    task.mm_ranges = ranges       # for /proc
     past_point_of_no_return(task)
     return ops
 

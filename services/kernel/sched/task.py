@@ -138,7 +138,7 @@ class Task:
         self.signal_wait = WaitQueue()
         self.altstack = NO_ALTSTACK
         self.brk = 0
-        self.mm_ranges: dict = {}    # argv/env ranges and the image's dev/ino, for /proc
+        self.mm_ranges: dict = {}    # the argument and environment ranges, for /proc
         self.clear_child_tid = 0
         self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
         self.created_by: Task | None = None   # the task whose clone op makes it

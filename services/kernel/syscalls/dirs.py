@@ -129,6 +129,7 @@ async def _remove(t, dirfd: int, path_ptr: int, isdir: bool) -> None:
         await dir_loc.inode.rmdir(name)
     else:
         await dir_loc.inode.unlink(name)
+        t.kernel.pagecache.moved(dir_loc.mount.dev, [(dir_loc.child(name, victim).path, None)])
 
 
 async def sys_unlinkat(t, dirfd, path_ptr, flags, *_):
@@ -188,6 +189,9 @@ async def sys_renameat2(t, olddirfd, oldpath, newdirfd, newpath, flags, *_):
     if vfs.is_mountpoint(old_dir, src) or (dst is not None and vfs.is_mountpoint(new_dir, dst)):
         raise Errno(errno.EBUSY)
     await old_dir.inode.rename(old_name, new_dir.inode, new_name, flags)
+    old, new = old_dir.child(old_name, src).path, new_dir.child(new_name, dst).path
+    t.kernel.pagecache.moved(old_dir.mount.dev, [(old, new), (new, old)] if exchange
+                             else [(old, new)] if dst is None else [(new, None), (old, new)])
     return 0
 
 

@@ -19,7 +19,8 @@ from services.kernel.syscalls.paths import fd_arg
 from services.kernel.core.answers import HOST
 from services.kernel.fs.vfs import InodeFile
 from services.kernel.abi.arch import PAGE
-from services.kernel.abi.mman import (MAP_ANONYMOUS, MAP_FIXED, MAP_SHARED, MAP_SHARED_VALIDATE,
+from services.kernel.abi.mman import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_SHARED,
+                                      MAP_SHARED_VALIDATE,
                                       MAP_TYPE, MREMAP_FIXED, MS_ASYNC, MS_INVALIDATE, MS_SYNC,
                                       PROT_WRITE)
 
@@ -35,7 +36,7 @@ def _off_stub(addr: int, length: int, err: int = errno.ENOMEM) -> None:
 
 
 async def sys_mmap(t, addr, length, prot, flags, fd, offset):
-    if flags & MAP_FIXED:
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
         _off_stub(addr, length)
     if flags & MAP_ANONYMOUS:
         return HOST
@@ -102,10 +103,20 @@ def sys_madvise(t, addr, length, *_):
     return HOST
 
 
-def sys_mremap(t, addr, old_length, new_length, flags, new_addr, *_):
+async def sys_mremap(t, addr, old_length, new_length, flags, new_addr, *_):
+    """Growing a file map: its new part is filled in the page cache first
+    (a map fills only what it maps), so it shows the file's bytes."""
     _off_stub(addr, old_length)
     if flags & MREMAP_FIXED:
         _off_stub(new_addr, new_length, errno.EINVAL)
+    if new_length > old_length and t.host_pid:
+        for parts, v in ((parts, v) for _, parts, v in t.kernel.pagecache.host_maps(t.host_pid)
+                         if v is not None):
+            lo, _, hi = parts[0].partition(b"-")
+            if int(lo, 16) <= addr < int(hi, 16):
+                await t.kernel.pagecache.fill(v, int(parts[2], 16) + addr - int(lo, 16),
+                                              new_length)
+                break
     return HOST
 
 

@@ -148,3 +148,32 @@ def test_live_files_are_held_to_the_page_cache_limit(tmp_path, monkeypatch):
         await failed.retired
         assert big.inode.live is None and [p.name for p in (tmp_path / "shared").iterdir()] == [v.key]
     asyncio.run(go())
+
+
+def test_the_cache_names_its_files_for_proc_maps_while_they_may_be_mapped(cache, monkeypatch):
+    """/proc/PID/maps names a page-cache file by the guest file it holds:
+    renames move the name, unlink marks it deleted, and an unlinked host
+    file stays known for the last DEPARTED of them (its maps may live on)."""
+    monkeypatch.setattr("services.kernel.fs.pagecache.DEPARTED", 2)
+
+    async def go():
+        loc = await _file(PAGE)
+        loc.path = b"/d/f"
+        v, _ = await cache.map(loc, 0, PAGE)
+        assert cache.named(v.name) is v and (v.path, v.ident) == (b"/d/f", (0x55, loc.inode.ino))
+        assert cache.named("pagecache/nothing") is None and cache.named("../" + v.name) is None
+        cache.moved(0x55, [(b"/d", b"/e")])                 # the directory moved
+        assert v.path == b"/e/f"
+        cache.moved(0x56, [(b"/e/f", None)])                # another device's file
+        assert v.path == b"/e/f"
+        cache.moved(0x55, [(b"/e/f", None)])
+        assert v.path == b"/e/f (deleted)"
+        holder = SimpleNamespace(maps=set())
+        live, _ = await cache.map(loc, 0, PAGE, holder=holder, shared=True)   # v goes
+        assert v.gone and cache.named(v.name) is v and cache.named(live.name) is live
+        for n in range(2):                                  # two more go after it
+            other = await _file(PAGE)
+            w, _ = await cache.map(other, 0, PAGE)
+            cache._drop(w)
+        assert cache.named(v.name) is None
+    asyncio.run(go())

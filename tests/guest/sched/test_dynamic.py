@@ -5,31 +5,20 @@ given to it directly.  Natively (in a chroot of the same tree) and in a
 guest, the output must be the same."""
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import build, disk_of, guest, make_tree, native
-
-
-def _libraries(prog: Path) -> list[Path]:
-    """The shared objects ldd says prog needs, the interpreter with them."""
-    out = subprocess.run(["ldd", str(prog)], capture_output=True, text=True, check=True).stdout
-    return [Path(p) for p in re.findall(r"(/\S+) \(0x", out)]
+from conftest import add_libraries, build, disk_of, guest, make_tree, native
 
 
 @pytest.fixture(scope="module")
 def dyntree(tmp_path_factory) -> Path:
     root = make_tree(tmp_path_factory, "dyntree")
     build("dynamic.c", root / "bin" / "dynamic", "-pthread")
-    for lib in _libraries(root / "bin" / "dynamic"):
-        dest = root / lib.relative_to("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.unlink(missing_ok=True)
-        shutil.copy(lib.resolve(), dest)
+    add_libraries(root, root / "bin" / "dynamic")
     return root
 
 
@@ -87,11 +76,11 @@ echo "${BASH_VERSINFO[0]} major"
 def debtree(tmp_path_factory) -> Path:
     root = make_tree(tmp_path_factory, "debtree")
     for prog in DEBIAN:
-        for path in [Path(prog), *_libraries(Path(prog))]:
-            dest = root / path.relative_to("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.unlink(missing_ok=True)    # a busybox applet's link names the host's busybox
-            shutil.copy(path.resolve(), dest)
+        dest = root / prog.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)        # a busybox applet's link names the host's busybox
+        shutil.copy(Path(prog).resolve(), dest)
+        add_libraries(root, Path(prog))
     (root / "script.sh").write_text(SCRIPT)
     return root
 

@@ -234,9 +234,10 @@ class Ext2(FileSystem):
 
     async def unmount(self) -> None:
         """The last sync: no file is open any more, so unlinked ones that
-        still were are freed first (ext2 has no orphan list for a later mount)."""
+        still were, or whose freeing at the last close has not run yet, are
+        freed first (ext2 has no orphan list for a later mount)."""
         async with self.lock:
-            for inode in [i for i in self.inodes.values() if i.nlink == 0 and i.opens]:
+            for inode in [i for i in self.inodes.values() if i.nlink == 0]:
                 await inode._evict()
         await self.sync()
 
