@@ -198,6 +198,16 @@ _TABLE = [
     (133, "mknod", NOTIFY, PARTIAL, "socket and block nodes are made but open as ENXIO"),
     (137, "statfs", NOTIFY, FULL),
     (138, "fstatfs", NOTIFY, PARTIAL, "EINVAL for pipes and the boot console"),
+    (140, "getpriority", NOTIFY, PARTIAL, "the nice values setpriority kept; not applied on the host"),
+    (141, "setpriority", NOTIFY, PARTIAL, "kept with Linux's permission rules; not applied on the host"),
+    (142, "sched_setparam", NOTIFY, PARTIAL, "kept, not applied on the host"),
+    (143, "sched_getparam", NOTIFY, FULL),
+    (144, "sched_setscheduler", NOTIFY, PARTIAL, "policies kept with Linux's permission rules, "
+     "not applied on the host; SCHED_DEADLINE EINVAL (sched_setattr's)"),
+    (145, "sched_getscheduler", NOTIFY, FULL),
+    (146, "sched_get_priority_max", NOTIFY, FULL),
+    (147, "sched_get_priority_min", NOTIFY, FULL),
+    (148, "sched_rr_get_interval", NOTIFY, FULL),
     (157, "prctl", NOTIFY, PARTIAL, "PR_SET_NAME, PR_GET_NAME, keep-caps, the bounding set, "
                                     "securebits"),
     # SET/GET FS/GS run on the host; the other codes trap

@@ -17,6 +17,9 @@ from common.config import GuestConfig
 from common.transport import Link
 from deploy import disk as diskmod
 
+# The Debian root (debootstrap) and its chroot and guest runners, for tests/guest/distro.
+pytest_plugins = ["debian_root"]
+
 HERE = Path(__file__).parent
 PROGS = HERE / "progs"
 os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"

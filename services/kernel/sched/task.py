@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import struct
 import time
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from services.kernel.core.cred import Credentials
@@ -14,14 +15,17 @@ from services.kernel.fs.files import FdTable
 from services.kernel.mm.memory import GuestMemory
 from services.kernel.core.waitqueue import WaitQueue
 from services.kernel.abi.resource import (NR_OPEN, RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_CORE,
-                                          RLIMIT_MEMLOCK, RLIMIT_NOFILE, RLIMIT_STACK)
+                                          RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE, RLIMIT_NICE,
+                                          RLIMIT_NOFILE, RLIMIT_RTPRIO, RLIMIT_STACK)
 
 NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
 
 # (soft, hard) by resource, what init starts with: stack, core and memlock
-# as Linux's INIT_RLIMITS, 1024 fds up to nr_open, the rest unbounded.
+# as Linux's INIT_RLIMITS, 1024 fds up to nr_open, no nice or real-time raising
+# without privilege, the rest unbounded.
 _INIT = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_CORE: (0, RLIM_INFINITY),
-         RLIMIT_NOFILE: (1024, NR_OPEN), RLIMIT_MEMLOCK: (8 << 20, 8 << 20)}
+         RLIMIT_NOFILE: (1024, NR_OPEN), RLIMIT_MEMLOCK: (8 << 20, 8 << 20),
+         RLIMIT_MSGQUEUE: (819200, 819200), RLIMIT_NICE: (0, 0), RLIMIT_RTPRIO: (0, 0)}
 INIT_RLIMITS = tuple(_INIT.get(r, (RLIM_INFINITY, RLIM_INFINITY)) for r in range(RLIM_NLIMITS))
 
 # The task whose system call is being served: set by the dispatcher, and
@@ -115,6 +119,24 @@ class InFlight:
         self.stopping: asyncio.Future | None = None   # userspace is stopping it for us
 
 
+@dataclass
+class SchedParams:
+    """What sched_setscheduler and setpriority set for a thread.  The guest's
+    threads run on the host at the host's default: these are kept and
+    reported, not applied (a guest must not raise its host priority)."""
+    policy: int = 0
+    priority: int = 0
+    nice: int = 0
+    reset_on_fork: bool = False
+
+    def for_child(self) -> SchedParams:
+        """SCHED_RESET_ON_FORK: the child starts at SCHED_OTHER and no
+        negative nice; else it inherits all."""
+        if self.reset_on_fork:
+            return SchedParams(nice=max(self.nice, 0))
+        return replace(self)
+
+
 class Task:
     """One guest thread of execution, in a Process: its guest state; the
     call it is in is its ``flight``."""
@@ -140,6 +162,7 @@ class Task:
         self.brk = 0
         self.mm_ranges: dict = {}    # the argument and environment ranges, for /proc
         self.clear_child_tid = 0
+        self.sched = SchedParams()   # policy, rt priority and nice: the kernel's record only
         self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
         self.created_by: Task | None = None   # the task whose clone op makes it
         process.threads[tid] = self

@@ -16,8 +16,8 @@ from common.syscalls import BY_NAME, Policy
 from services.kernel.core.errors import Errno
 from services.kernel.syscalls import exec as exec_
 from services.kernel.syscalls import (attrs, cred, dirs, fds, fileinfo, fork, futex, ids, mm,
-                                      mount, open_close, pipe, poll, read_write, signals, timers,
-                                      wait)
+                                      mount, open_close, pipe, poll, read_write, sched_params,
+                                      signals, timers, wait)
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,15 @@ HANDLERS = [
     ("rt_sigsuspend", signals.sys_rt_sigsuspend),
     ("rt_sigqueueinfo", signals.sys_rt_sigqueueinfo),
     ("sigaltstack", signals.sys_sigaltstack),
+    ("getpriority", sched_params.sys_getpriority),
+    ("setpriority", sched_params.sys_setpriority),
+    ("sched_setparam", sched_params.sys_sched_setparam),
+    ("sched_getparam", sched_params.sys_sched_getparam),
+    ("sched_setscheduler", sched_params.sys_sched_setscheduler),
+    ("sched_getscheduler", sched_params.sys_sched_getscheduler),
+    ("sched_get_priority_max", sched_params.sys_sched_get_priority_max),
+    ("sched_get_priority_min", sched_params.sys_sched_get_priority_min),
+    ("sched_rr_get_interval", sched_params.sys_sched_rr_get_interval),
     ("prctl", ids.sys_prctl),
     ("setrlimit", ids.sys_setrlimit),
     ("gettid", ids.sys_gettid),

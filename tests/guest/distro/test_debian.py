@@ -3,9 +3,6 @@ chroot of a debootstrap minbase tree and in a guest booted from an image of
 it give the same output, pids, times and inode numbers aside."""
 from __future__ import annotations
 
-import re
-
-from debian_root import debian_img, debian_tree, in_chroot, in_guest  # noqa: F401 (fixtures)
 
 SHELL = r"""
 set -e
