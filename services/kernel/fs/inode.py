@@ -39,6 +39,11 @@ class Inode:
 class FileSystem:
     writable = False     # whether it takes writes (the VFS says EROFS, else)
 
+    def show_options(self) -> bytes:
+        """Its own options as /proc/mounts shows them after the mount's
+        flags (Linux's s_op->show_options): none, unless it has some."""
+        return b""
+
     async def sync(self) -> None:
         """Everything to the disk, ending with a FLUSH."""
 
