@@ -27,6 +27,10 @@ class Inode:
         last close); the call given back lets it go."""
         return _nothing
 
+    def open_for_write(self) -> None:
+        """A refusal to be opened for writing past what the mode bits say
+        (sysfs's read-only attributes refuse even root: EACCES); none here."""
+
     async def allocate(self, offset: int, length: int) -> None:
         """fallocate mode 0."""
         raise Errno(errno.EOPNOTSUPP)

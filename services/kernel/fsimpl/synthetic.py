@@ -49,12 +49,34 @@ class Node(Inode):
     async def readlink(self) -> bytes:
         raise Errno(errno.EINVAL)
 
+    async def setattr(self, mode: int | None = None, uid: int | None = None,
+                      gid: int | None = None, **times: Any) -> None:
+        """Times pass unkept (O_TRUNC's touch); owners and modes are the
+        filesystem's to give."""
+        if (mode, uid, gid) != (None, None, None):
+            raise Errno(errno.EPERM)
+
 
 class File(Node):
-    def __init__(self, fs, ino, gen: Callable[[], bytes], mode: int = 0o444, uid=0, gid=0):
+    """Read-only: a write is EIO and O_TRUNC does nothing, as procfs files
+    without a write method; refuse_writers (sysfs's) are EACCES at open."""
+
+    def __init__(self, fs, ino, gen: Callable[[], bytes], mode: int = 0o444, uid=0, gid=0,
+                 refuse_writers: bool = False):
         super().__init__(fs, ino, S.S_IFREG | mode, uid, gid)
         self.gen = gen
         self.content: bytes | None = None
+        self.refuse_writers = refuse_writers
+
+    def open_for_write(self) -> None:
+        if self.refuse_writers:
+            raise Errno(errno.EACCES)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        raise Errno(errno.EIO)
+
+    async def truncate(self, size: int) -> None:
+        pass
 
     async def read(self, offset: int, length: int) -> bytes:
         if offset == 0 or self.content is None:
@@ -133,7 +155,8 @@ def tree_node(fs: Any, path: bytes, spec: Any, parent: Any, dir_mode: int = 0o55
               file_size: int = 0) -> Node:
     """An inode of a tree given as data: a dict is a directory of its
     entries, bytes a symlink's target, a function the maker of a file's
-    content.  fs.path_ino(path) numbers them."""
+    content.  fs.path_ino(path) numbers them.  Files with a size are
+    sysfs's attributes (4096, and refusing writers)."""
     ino = fs.path_ino(path)
     if isinstance(spec, dict):
         def entries() -> dict:
@@ -143,6 +166,6 @@ def tree_node(fs: Any, path: bytes, spec: Any, parent: Any, dir_mode: int = 0o55
         return d
     if isinstance(spec, bytes):
         return Link(fs, ino, lambda: spec)
-    f = File(fs, ino, spec, 0o444)
+    f = File(fs, ino, spec, 0o444, refuse_writers=bool(file_size))
     f.size = file_size
     return f
