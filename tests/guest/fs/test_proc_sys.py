@@ -292,3 +292,9 @@ def test_nothing_of_the_host_in_proc_and_sys(psdisk):
     host_pids = set(re.findall(r"host pid (\d+)", log))
     assert host_pids and not host_pids & set(re.findall(r"\b\d+\b", "\n".join(
         line for line in out.splitlines() if re.match(r"(Pid|Tgid|PPid|NS\w+):", line))))
+
+
+def test_mem_must_be_a_size_a_guest_can_boot_with(psdisk):
+    for bad in ("1k", "lots", "0"):
+        r = skas("run", "--mem", bad, "--disk", str(psdisk), "--", "/bin/true")
+        assert r.returncode == 2 and "--mem" in r.stderr, r.stderr
