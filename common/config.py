@@ -14,6 +14,8 @@ from pathlib import Path
 SERVICES = ("kernel", "userspace", "ubd_io", "sigio")
 DEFAULT_RELEASE = "6.1.0-skas"
 DEFAULT_ENV = ["PATH=/sbin:/usr/sbin:/bin:/usr/bin", "HOME=/", "TERM=linux"]
+DEFAULT_MEM = 512 << 20
+MIN_MEM = 16 << 20
 
 
 def default_run_root() -> Path:
@@ -54,6 +56,8 @@ class GuestConfig:
     tmpfs_limit: int = 1 << 30      # bytes all the guest's tmpfs mounts may hold (kernel memory)
     console_log_max: int = 16 << 20  # console.log past this becomes console.log.1
     tmpfs: list[str] = field(default_factory=list)   # "PATH[:SIZE]": a tmpfs mounted there at boot
+    mem: int = DEFAULT_MEM          # the guest's memory (UML's mem=): /proc/meminfo's MemTotal,
+                                    # sysinfo's totalram; a tmpfs is half of it unless told
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -99,7 +103,7 @@ class GuestConfig:
                  f"max_tasks = {self.max_tasks}", f"host_uid = {self.host_uid}",
                  f"pagecache_limit = {self.pagecache_limit}", f"tmpfs_limit = {self.tmpfs_limit}",
                  f"console_log_max = {self.console_log_max}",
-                 f"tmpfs = [{', '.join(_q(t) for t in self.tmpfs)}]"]
+                 f"tmpfs = [{', '.join(_q(t) for t in self.tmpfs)}]", f"mem = {self.mem}"]
         if self.cpu is not None:
             lines.append(f"cpu = {self.cpu}")
         if self.io_cpu is not None:
@@ -141,19 +145,28 @@ def parse_disk(spec: str) -> tuple[str, str | None]:
 SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
+def parse_size(text: str) -> int:
+    """A size as mount -o size= and UML's mem= take it: bytes, or a number
+    with k, m or g; ValueError unless it is a positive one."""
+    mult = SIZE_UNITS.get(text[-1:].lower(), 1)
+    digits = text[:-1] if text[-1:].lower() in SIZE_UNITS else text
+    if not digits.isdigit() or not int(digits):
+        raise ValueError(f"{text!r}: give a size, a number with k, m or g (e.g. 64m)")
+    return int(digits) * mult
+
+
 def parse_tmpfs(spec: str) -> tuple[str, int | None]:
-    """A tmpfs to mount at boot: ``PATH`` or ``PATH:SIZE`` (bytes, or a
-    number with k, m or g, as mount -o size= takes it)."""
+    """A tmpfs to mount at boot: ``PATH`` or ``PATH:SIZE`` (as parse_size
+    takes it); without a size, half the guest's memory."""
     path, _, size = spec.partition(":")
     if not path.startswith("/"):
         raise ValueError(f"tmpfs {spec!r}: give an absolute path in the guest, e.g. /tmp:256m")
     if not size:
         return path, None
-    mult = SIZE_UNITS.get(size[-1].lower(), 1)
-    digits = size[:-1] if size[-1].lower() in SIZE_UNITS else size
-    if not digits.isdigit() or not int(digits):
+    try:
+        return path, parse_size(size)
+    except ValueError:
         raise ValueError(f"tmpfs {spec!r}: the size is a number, with k, m or g (e.g. 64m)")
-    return path, int(digits) * mult
 
 
 def _q(s: str) -> str:

@@ -161,7 +161,8 @@ _TABLE = [
     (97, "getrlimit", NOTIFY, FULL),
     (98, "getrusage", NOTIFY, PARTIAL, "SELF/THREAD: the host thread's times, maxrss, faults; "
                                        "CHILDREN: waited-for children's, from the host's wait4"),
-    (99, "sysinfo", NOTIFY, PARTIAL, "host memory figures; no load averages (zero)"),
+    (99, "sysinfo", NOTIFY, FULL, "the guest's memory (mem) and use, load averages sampled "
+                                  "when asked; no swap, no high memory"),
     (100, "times", NOTIFY, PARTIAL, "ticks since guest boot; host thread times; children as "
                                     "getrusage"),
     (102, "getuid", NOTIFY, FULL),
@@ -215,7 +216,8 @@ _TABLE = [
     (160, "setrlimit", NOTIFY, PARTIAL, "per process; only NOFILE, NPROC and STACK (exec's "
                                         "argument space) bound anything"),
     (162, "sync", NOTIFY, FULL),
-    (165, "mount", TRAP, PARTIAL, "tmpfs, bind, remount, propagation no-ops; no MS_MOVE"),
+    (165, "mount", TRAP, PARTIAL, "tmpfs, devtmpfs, proc, sysfs, bind, remount, propagation "
+                                  "no-ops; no MS_MOVE"),
     (166, "umount2", TRAP, PARTIAL, "no MNT_EXPIRE"),
     (186, "gettid", NOTIFY, FULL, "virtual tid"),
     (200, "tkill", NOTIFY, FULL, "guest tids only"),

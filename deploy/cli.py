@@ -147,8 +147,11 @@ def _guest_options(f):
     f = click.option("--tmpfs", "tmpfs", multiple=True, metavar="PATH[:SIZE]",
                      callback=_check_tmpfs,
                      help="mount a tmpfs on this directory of the image at boot, of SIZE "
-                          "(e.g. 256m; default 64m) (repeatable); the image's /tmp is the "
-                          "disk's unless you ask: --tmpfs /tmp")(f)
+                          "(e.g. 256m; default half of --mem) (repeatable); the image's /tmp "
+                          "is the disk's unless you ask: --tmpfs /tmp")(f)
+    f = click.option("--mem", callback=_check_mem, metavar="SIZE",
+                     help="the guest's memory, as UML's mem= (e.g. 1g): what /proc/meminfo, "
+                          "sysinfo and free show  [default: 512m]")(f)
     f = click.option("--disk", "disk_path", required=True, metavar="IMAGE|OVERLAY,BACKING",
                      callback=_check_disk,
                      help="the root disk: an image, or a UML COW overlay and its backing "
@@ -163,6 +166,18 @@ def _check_tmpfs(_ctx, _param, values: tuple) -> tuple:
         except ValueError as exc:
             raise click.BadParameter(str(exc))
     return values
+
+
+def _check_mem(_ctx, _param, value: str | None) -> int:
+    if value is None:
+        return guest_config.DEFAULT_MEM
+    try:
+        mem = guest_config.parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc))
+    if mem < guest_config.MIN_MEM:
+        raise click.BadParameter(f"{value}: a guest needs {guest_config.MIN_MEM >> 20}m at least")
+    return mem
 
 
 def _check_disk(_ctx, _param, spec: str) -> str:
@@ -191,7 +206,7 @@ def _usable_cpu(cpu: int | None, option: str, allowed: list[int]) -> int | None:
 
 def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu, io_cpu,
             env, console: str, read_only: bool, ptrace_only: bool,
-            tmpfs: tuple = ()) -> GuestConfig:
+            tmpfs: tuple = (), mem: int = guest_config.DEFAULT_MEM) -> GuestConfig:
     allowed = sorted(os.sched_getaffinity(0))
     cpu = _usable_cpu(None if cpu == -1 else cpu, "--cpu", allowed)
     io_cpu = _usable_cpu(io_cpu, "--io-cpu", allowed)
@@ -201,7 +216,7 @@ def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu,
     cfg = GuestConfig(name=name, run_dir=run_dir, disks={"ubd0": disk_path},
                       init=list(cmd), hostname=hostname or "", console=console,
                       cpu=cpu, io_cpu=None if io_cpu == -1 else io_cpu, read_only=read_only,
-                      notify=not ptrace_only, tmpfs=list(tmpfs))
+                      notify=not ptrace_only, tmpfs=list(tmpfs), mem=mem)
     keys = {kv.split("=", 1)[0] for kv in env}
     cfg.env = [kv for kv in cfg.env if kv.split("=", 1)[0] not in keys] + list(env)
     return cfg
@@ -221,8 +236,8 @@ def _need_cmd(cmd: tuple) -> None:
 @click.option("--strace", is_flag=True,
               help="log every guest system call and its result to kernel.log")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, log_dir, strace,
-        cmd) -> None:
+def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, mem, log_dir,
+        strace, cmd) -> None:
     """Run CMD as pid 1 of a one-shot guest.
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
@@ -238,7 +253,7 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, lo
     run_dir = Path(tempfile.mkdtemp(prefix="skas-run-"))     # mode 0700
     try:
         cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, io_cpu, env,
-                      "stdio", read_only, ptrace_only, tmpfs)
+                      "stdio", read_only, ptrace_only, tmpfs, mem)
         cfg.syscall_log = strace
         # As a pipe to `docker run` without -t: a guest writing to a file or a pipe
         # sees no terminal (ls prints a column, programs do not colour their output).
@@ -294,7 +309,7 @@ def _guest_dir(name: str) -> Path:
 @click.argument("name")
 @_guest_options
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs,
+def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, mem,
            cmd) -> None:
     """Define guest NAME, to run under supervisord.
 
@@ -307,7 +322,7 @@ def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, 
     if supervisor.include_path(name).exists():
         raise click.ClickException(f"guest {name!r} exists: remove it first (skas destroy {name})")
     cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "log",
-                  read_only, ptrace_only, tmpfs)
+                  read_only, ptrace_only, tmpfs, mem)
     cfg.make_run_dir()
     cfg.write()
     try:

@@ -38,14 +38,15 @@ async def boot(kernel: Kernel) -> None:
 
 async def start_init(kernel: Kernel) -> None:
     cfg = kernel.cfg
+    await find_disks(kernel)
     try:
-        fs = await Ext2.mount(UbdDevice(kernel.ubd, 0))
+        fs = await Ext2.mount(kernel.disks[0])
     except (Ext2Error, Errno) as exc:
         log.error("cannot mount ubd0 (%s) as the root filesystem: %s", cfg.disks.get("ubd0"), exc)
         await kernel.shutdown(BOOT_FAILED)
         return
     kernel.vfs = await boot_vfs(fs, makedev(UBD_MAJOR, 0), b"ext2", cfg.read_only,
-                                cfg.tmpfs_limit)
+                                cfg.tmpfs_limit, cfg.mem)
     for spec in cfg.tmpfs:
         path, size = parse_tmpfs(spec)
         try:
@@ -81,6 +82,17 @@ async def start_init(kernel: Kernel) -> None:
         return
     log.info("init (%s) runs as host pid %d", " ".join(cfg.init), init.host_pid)
     kernel.answer(init, Ops(ops), "execve")
+
+async def find_disks(kernel: Kernel) -> None:
+    """The guest's disks, with their sizes as ubd_io found them (for
+    /sys/block; only the sizes: its answer names host files too)."""
+    reply = await kernel.ubd.request("status", {})
+    devices = reply["state"].get("devices", {}) if reply.type == "status_reply" else {}
+    for name in sorted(kernel.cfg.disks):          # ubdN: ubd_io checked the names
+        disk = UbdDevice(kernel.ubd, int(name[3:]))
+        disk.size = int(devices.get(name, {}).get("size", 0))
+        kernel.disks[disk.dev] = disk
+
 
 async def init_path(kernel: Kernel, init: Task, name: bytes, env: list[bytes]) -> bytes:
     """init given as a bare name is looked up in its PATH, as a shell would."""

@@ -144,6 +144,7 @@ class UbdDevice:
     def __init__(self, link: AsyncLink, dev: int, cache_bytes: int = CACHE_BYTES):
         self.link = link
         self.dev = dev
+        self.size = 0                      # bytes, as ubd_io tells at boot (/sys/block)
         self.in_flight: list[_InFlight] = []
         self.busy = 0                      # busy answers so far (for status and tests)
         self.cache = DeviceCache(cache_bytes)

@@ -17,8 +17,10 @@ from common.syscalls import NOTIFIED, name
 from common.transport import AsyncLink, LoopEndpoint
 from services.kernel.core import eager
 from services.kernel.drivers.console import Console
+from services.kernel.drivers.ubd import UbdDevice
 from services.kernel.abi.arch import U64
 from services.kernel.abi.signal import SIGSEGV
+from services.kernel.abi.threads import PID_MAX
 from services.kernel.core.errors import Errno, bug_errno
 from services.kernel.syscalls.read_write import unmount_all
 from services.kernel.sched.exec import ExecFailed
@@ -30,13 +32,13 @@ from services.kernel.fs.files import FdTable
 from services.kernel.sched.task import CURRENT, Credentials, FsContext, Process, Task
 from services.kernel.fs.vfs import Vfs
 from services.kernel.sched import fork
+from services.kernel.sched.load import LoadAverage
 from services.kernel.sched import signals
 from services.kernel.sched import wait
 from services.kernel.abi.errno import ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS
 log = logging.getLogger("kernel")
 
 BOOT_FAILED = 125          # exit code: the guest never ran its init
-PID_MAX = 1 << 22          # Linux's pid_max on 64-bit: pids wrap below it
 USERSPACE_SILENCE = 1.5    # seconds without a word from userspace: the guest is dead
 I64_MIN, U64_MAX = -(1 << 63), (1 << 64) - 1     # what a number in an answer may be
 
@@ -63,6 +65,8 @@ class Kernel:
         self.console = Console(AsyncLink(loop, cfg.endpoints["sigio"], self.me),
                                tty=cfg.console_tty)
         self.pagecache = PageCache(cfg.run_dir, cfg.pagecache_limit)
+        self.disks: dict[int, UbdDevice] = {}         # the guest's ubd disks, by number
+        self.load = LoadAverage()                      # /proc/loadavg's and sysinfo's
         self.userspace: bytes | None = None      # routing id of userspace's link
         self.heard_userspace = time.monotonic()
         self.tasks: dict[int, Task] = {}                # by tid: every live thread

@@ -27,6 +27,10 @@ class Inode:
         last close); the call given back lets it go."""
         return _nothing
 
+    def open_for_write(self) -> None:
+        """A refusal to be opened for writing past what the mode bits say
+        (sysfs's read-only attributes refuse even root: EACCES); none here."""
+
     async def allocate(self, offset: int, length: int) -> None:
         """fallocate mode 0."""
         raise Errno(errno.EOPNOTSUPP)
@@ -38,6 +42,11 @@ class Inode:
 
 class FileSystem:
     writable = False     # whether it takes writes (the VFS says EROFS, else)
+
+    def show_options(self) -> bytes:
+        """Its own options as /proc/mounts shows them after the mount's
+        flags (Linux's s_op->show_options): none, unless it has some."""
+        return b""
 
     async def sync(self) -> None:
         """Everything to the disk, ending with a FLUSH."""

@@ -91,6 +91,8 @@ class Mount:
     source: bytes = b"none"
     root: Any = None         # the inode at its root: fs.root, or a directory for a bind mount
     point: Location | None = None           # where it is attached; None for the root mount
+    root_path: bytes = b"/"  # where root is in its filesystem (a bind mount's source)
+    id: int = 0              # its mount id (mountinfo), given by Vfs
 
     def __post_init__(self) -> None:
         if self.root is None:
@@ -117,13 +119,17 @@ class Vfs:
         self.root_mount = root
         self.root = Location(root, root.root, b"/")
         self.mounts: list[Mount] = [root]
+        root.id = 1
+        self.mount_ids = itertools.count(2)
         self.covers: dict[tuple[Mount, Any], Mount] = {}   # (mount, its directory) -> mount on it
         self.tmpfs_pages: Any = None     # what every tmpfs draws on (mount.py: PageBudget)
+        self.devtmpfs: Any = None        # the one devtmpfs, once mounted (mount.py)
 
     # --- the mount table ----------------------------------------------------------
     def attach(self, m: Mount, at: Location) -> None:
         """Mount m on the directory at, on top of whatever is mounted there."""
         m.point = at
+        m.id = next(self.mount_ids)
         self.covers[(at.mount, at.inode)] = m
         self.mounts.append(m)
 

@@ -17,26 +17,45 @@ million fds costs a lookup no more than one with three.
 """
 from __future__ import annotations
 
-import asyncio
-import bisect
 import errno
 import os
-import stat as S
 import time
+import uuid
 from typing import Any, Callable
 
 from common.layout import touches_stub
 from services.kernel.core.errors import Errno
-from services.kernel.fs.inode import FileSystem, Inode
+from services.kernel.fs.inode import FileSystem
+from services.kernel.abi.capability import CAP_SYS_PTRACE
+from services.kernel.abi.resource import NR_OPEN, RLIM_INFINITY, RLIMIT_SIGPENDING
+from services.kernel.core.cred import capable
+from services.kernel.abi.threads import PID_MAX
+from services.kernel.fsimpl.synthetic import Dir, File, Link, numbers_from, tree_node
+from services.kernel.mm.meminfo import meminfo, memory_use
+from services.kernel.sched.load import (
+    cpu_mask, cpu_range, cpu_seconds, guest_cpus, is_running, run_queue)
 from services.kernel.sched.task import CURRENT
-from services.kernel.fs.vfs import DIR_STEP, d_type
+from services.kernel.sched.timers import BOOT, uptime
 from services.kernel.abi.mount import (
     MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME)
 
 PROC_SUPER_MAGIC = 0x9FA0
 HZ = 100
-NUMBERED = 256          # a directory's position for number n: NUMBERED + n
 MAPS_NAME_COLUMN = 73      # where Linux's maps starts a name (seq_setwidth in show_map)
+NR_FILE = 8192                 # the least file-max Linux sets
+VERSION = b"#1 SMP PREEMPT_DYNAMIC"
+BOOT_ID = str(uuid.uuid4()).encode()      # this kernel process is one boot of the guest
+HOST_STATUS = (b"Vm", b"Rss", b"Speculation", b"voluntary_ctxt", b"nonvoluntary_ctxt")
+LIMITS = ((b"Max cpu time", b"seconds"), (b"Max file size", b"bytes"),
+          (b"Max data size", b"bytes"), (b"Max stack size", b"bytes"),
+          (b"Max core file size", b"bytes"), (b"Max resident set", b"bytes"),
+          (b"Max processes", b"processes"), (b"Max open files", b"files"),
+          (b"Max locked memory", b"bytes"), (b"Max address space", b"bytes"),
+          (b"Max file locks", b"locks"), (b"Max pending signals", b"signals"),
+          (b"Max msgqueue size", b"bytes"), (b"Max nice priority", b""),
+          (b"Max realtime priority", b""), (b"Max realtime timeout", b"us"))
+FILESYSTEMS = ((b"sysfs", False), (b"tmpfs", False), (b"devtmpfs", False), (b"proc", False),
+               (b"ext2", True))
 SPECIAL_MAPS = (b"[heap]", b"[stack]", b"[vdso]", b"[vvar]", b"[vsyscall]", b"[vvar_vclock]")
 
 
@@ -63,6 +82,13 @@ def mount_options(flags: int) -> bytes:
     return b",".join(opts)
 
 
+def all_options(m) -> bytes:
+    """A mount's flags and its filesystem's own options, as /proc/mounts
+    shows them."""
+    extra = m.fs.show_options()
+    return mount_options(m.flags) + (b"," + extra if extra else b"")
+
+
 def _escape(path: bytes) -> bytes:
     """Mount table escaping (space, tab, newline, backslash) as Linux's."""
     out = bytearray()
@@ -71,126 +97,13 @@ def _escape(path: bytes) -> bytes:
     return bytes(out)
 
 
-class Node(Inode):
-    """What every procfs inode has."""
-
-    def __init__(self, fs: ProcFs, ino: int, mode: int, uid: int = 0, gid: int = 0):
-        self.fs = fs
-        self.ino = ino
-        self.mode = mode
-        self.uid, self.gid = uid, gid
-        self.size = 0
-        self.nlink = 2 if S.S_ISDIR(mode) else 1
-        self.blocks = 0
-        self.rdev = 0
-        self.atime, self.atime_ns = divmod(time.time_ns(), 1_000_000_000)
-        self.mtime, self.mtime_ns = self.ctime, self.ctime_ns = self.atime, self.atime_ns
-
-    async def read(self, offset: int, length: int) -> bytes:
-        raise Errno(errno.EINVAL)
-
-    async def iterate(self, pos: int):
-        raise Errno(errno.ENOTDIR)
-        yield
-
-    async def lookup(self, name: bytes) -> Any:
-        return None
-
-    async def readlink(self) -> bytes:
-        raise Errno(errno.EINVAL)
-
-
-class File(Node):
-    def __init__(self, fs, ino, gen: Callable[[], bytes], mode: int = 0o444, uid=0, gid=0):
-        super().__init__(fs, ino, S.S_IFREG | mode, uid, gid)
-        self.gen = gen
-        self.content: bytes | None = None
-
-    async def read(self, offset: int, length: int) -> bytes:
-        if offset == 0 or self.content is None:
-            self.content = self.gen()
-        return self.content[offset:offset + length]
-
-
-class Link(Node):
-    def __init__(self, fs, ino, target: Callable[[], bytes], uid=0, gid=0):
-        super().__init__(fs, ino, S.S_IFLNK | 0o777, uid, gid)
-        self.target = target
-
-    async def readlink(self) -> bytes:
-        target = self.target()
-        if not target:
-            raise Errno(errno.ENOENT)
-        return target
-
-
-class Dir(Node):
-    """A directory of named entries (entries(): name -> maker of the inode)
-    and numbered ones after them (numbers(n, count): at most count numbers,
-    the first n or more, in order; number(n): its inode, None if there is
-    none).  Positions as Linux's: "." 0, ".." 1, the named entries from 2,
-    number n at NUMBERED + n, so a listing goes on where it stopped while
-    processes and fds come and go."""
-
-    def __init__(self, fs, ino, entries: Callable[[], dict], parent: Any = None, mode=0o555,
-                 uid=0, gid=0, numbers: Callable[[int, int], list[int]] | None = None,
-                 number: Callable[[int], Any] | None = None):
-        super().__init__(fs, ino, S.S_IFDIR | mode, uid, gid)
-        self.entries = entries
-        self.parent = parent or self
-        self.numbers, self.number = numbers, number
-
-    async def lookup(self, name: bytes) -> Any:
-        if name == b".":
-            return self
-        if name == b"..":
-            return self.parent
-        if self.numbers is not None and name.isdigit() and (name == b"0" or name[:1] != b"0"):
-            return self.number(int(name))
-        make = self.entries().get(name)
-        return make() if make is not None else None
-
-    async def iterate(self, pos: int):
-        """The entries from position pos on, the named ones in one batch, the
-        numbered DIR_STEP at a time with a turn of the loop in between."""
-        batch = [(b".", self.ino, d_type(S.S_IFDIR), 1),
-                 (b"..", self.parent.ino, d_type(S.S_IFDIR), 2)][pos:]
-        for i, (name, make) in enumerate(self.entries().items()):
-            if i + 2 >= pos and (inode := make()) is not None:
-                batch.append((name, inode.ino, d_type(inode.mode), i + 3))
-        n = max(pos - NUMBERED, 0)
-        while True:
-            numbers = self.numbers(n, DIR_STEP) if self.numbers is not None else []
-            for k in numbers:
-                if (inode := self.number(k)) is not None:
-                    batch.append((b"%d" % k, inode.ino, d_type(inode.mode), NUMBERED + k + 1))
-            if batch:
-                yield batch
-            if len(numbers) < DIR_STEP:
-                return
-            batch = []
-            n = numbers[-1] + 1
-            await asyncio.sleep(0)
-
-
-def _from(numbers, n: int, count: int) -> list[int]:
-    """At most count of the sorted numbers, the first n or more."""
-    i = bisect.bisect_left(numbers, n)
-    return numbers[i:i + count]
-
-
 class ProcFs(FileSystem):
     writable = False
 
     def __init__(self, kernel: Any = None):
         self.kernel = kernel
-        self.boot = time.monotonic()
-        self.boot_wall = time.time()
+        self.sys_inos: dict[bytes, int] = {}
         self.root = Dir(self, 1, self.root_entries, numbers=self.pids, number=self.pid_entry)
-
-    @classmethod
-    def from_options(cls, options: bytes, _tmpfs_pages: Any = None) -> ProcFs:
-        return cls()
 
     def statfs(self) -> dict:
         return {"bsize": 4096, "frsize": 4096, "blocks": 0, "bfree": 0, "bavail": 0,
@@ -211,27 +124,48 @@ class ProcFs(FileSystem):
         return self.kernel
 
     # --- the root -------------------------------------------------------------------
-    GLOBAL = (b"cpuinfo", b"meminfo", b"uptime", b"loadavg", b"stat", b"version",
-              b"filesystems", b"mounts")
-
     def root_entries(self) -> dict:
         self.caller()
         if self.kernel is None:
             return {}
-        out: dict[bytes, Callable] = {}
-        gens = {b"cpuinfo": lambda: _host("/proc/cpuinfo"), b"meminfo": lambda: _host("/proc/meminfo"),
-                b"uptime": self.uptime, b"loadavg": self.loadavg, b"stat": self.stat,
-                b"version": self.version, b"filesystems": self.filesystems,
-                b"mounts": self.mounts}
-        for i, name in enumerate(self.GLOBAL):
-            out[name] = lambda i=i, name=name: File(self, 2 + i, gens[name])
+        gens = {b"cmdline": self.cmdline, b"cpuinfo": self.cpuinfo,
+                b"filesystems": self.filesystems, b"loadavg": self.loadavg,
+                b"meminfo": lambda: meminfo(memory_use(self.k())), b"stat": self.stat,
+                b"uptime": self.uptime, b"version": self.version}
+        out: dict[bytes, Callable] = {
+            name: (lambda i=i, gen=gen: File(self, 2 + i, gen))
+            for i, (name, gen) in enumerate(gens.items())}
+        out[b"mounts"] = lambda: Link(self, 19, lambda: b"self/mounts")
         out[b"self"] = lambda: Link(self, 20, self.self_target)
         out[b"thread-self"] = lambda: Link(self, 21, self.thread_self_target)
+        out[b"sys"] = lambda: tree_node(self, b"/sys", self.sys_tree(), self.root)
         return out
+
+    def path_ino(self, path: bytes) -> int:
+        """/proc/sys's inodes: numbers between the root's files and the pids'."""
+        return self.sys_inos.setdefault(path, 32 + len(self.sys_inos))
+
+    def sys_tree(self) -> dict:
+        """/proc/sys: the settings programs read (read-only here)."""
+        cfg = self.k().cfg
+        return {b"kernel": {
+                    b"hostname": lambda: cfg.hostname.encode() + b"\n",
+                    b"osrelease": lambda: cfg.release.encode() + b"\n",
+                    b"ostype": lambda: b"Linux\n", b"version": lambda: VERSION + b"\n",
+                    b"pid_max": lambda: b"%d\n" % PID_MAX,
+                    b"random": {b"boot_id": lambda: BOOT_ID + b"\n",
+                                b"uuid": lambda: str(uuid.uuid4()).encode() + b"\n"}},
+                b"fs": {b"file-max": lambda: b"%d\n" % self.file_max(),
+                        b"nr_open": lambda: b"%d\n" % NR_OPEN},
+                b"vm": {b"overcommit_memory": lambda: b"0\n"}}
+
+    def file_max(self) -> int:
+        """Linux's files_maxfiles_init: a file per 10 KiB of memory, 8192 at least."""
+        return max(self.k().cfg.mem // 10240, NR_FILE)
 
     def pids(self, n: int, count: int) -> list[int]:
         self.caller()
-        return _from(sorted(self.kernel.processes), n, count) if self.kernel is not None else []
+        return numbers_from(sorted(self.kernel.processes), n, count) if self.kernel is not None else []
 
     def pid_entry(self, pid: int) -> Dir | None:
         self.caller()
@@ -247,36 +181,93 @@ class ProcFs(FileSystem):
 
     # --- global files -----------------------------------------------------------------
     def uptime(self) -> bytes:
-        up = time.monotonic() - self.boot
-        return b"%.2f %.2f\n" % (up, up * (os.cpu_count() or 1))
+        _, _, idle = cpu_seconds(self.k())
+        return b"%.2f %.2f\n" % (uptime(), idle)
 
     def loadavg(self) -> bytes:
         k = self.k()
-        running = sum(1 for t in k.tasks.values() if self.state(t) == "R")
-        return b"0.00 0.00 0.00 %d/%d %d\n" % (running, len(k.tasks), k.next_tid - 1)
+        running, total = run_queue(k, calling_task())
+        loads = k.load.sample(running)
+        return b"%.2f %.2f %.2f %d/%d %d\n" % (*loads, running, total, k.next_tid - 1)
 
     def stat(self) -> bytes:
+        """The guest's CPU time (sched/load.py), all of it and evenly by CPU."""
         k = self.k()
-        cpus = [line for line in _host("/proc/stat").splitlines() if line.startswith(b"cpu")]
-        running = sum(1 for t in k.tasks.values() if self.state(t) == "R")
-        tail = [b"intr 0", b"ctxt 0", b"btime %d" % int(self.boot_wall),
-                b"processes %d" % (k.next_tid - 1), b"procs_running %d" % running,
-                b"procs_blocked 0", b"softirq 0 0 0 0 0 0 0 0 0 0 0"]
-        return b"\n".join(cpus + tail) + b"\n"
+        n = guest_cpus()
+        user, system, idle = cpu_seconds(k)
+
+        def line(name: bytes, share: float) -> bytes:
+            ticks = (round(user * HZ * share), round(system * HZ * share),
+                     round(idle * HZ * share))
+            return b"%s %d 0 %d %d 0 0 0 0 0 0" % (name, *ticks)
+        running, _ = run_queue(k, calling_task())
+        lines = [line(b"cpu ", 1.0)] + [line(b"cpu%d" % i, 1 / n) for i in range(n)]
+        lines += [b"intr 0", b"ctxt 0", b"btime %d" % round(time.time() - uptime()),
+                  b"processes %d" % (k.next_tid - 1), b"procs_running %d" % running,
+                  b"procs_blocked 0", b"softirq 0 0 0 0 0 0 0 0 0 0 0"]
+        return b"\n".join(lines) + b"\n"
 
     def version(self) -> bytes:
-        release = getattr(self.k().cfg, "release", "6.1.0")
-        return (f"Linux version {release} (skas@skas) (gcc) #1 SMP PREEMPT_DYNAMIC\n").encode()
+        release = self.k().cfg.release.encode()
+        return b"Linux version %s (skas@skas) (gcc) %s\n" % (release, VERSION)
+
+    def cmdline(self) -> bytes:
+        """The guest's kernel command line, as UML's would read: no host path."""
+        cfg = self.k().cfg
+        init = cfg.init[0] if cfg.init else "/sbin/init"
+        return (f"ubd0=ubda root=/dev/ubda {'ro' if cfg.read_only else 'rw'} "
+                f"mem={cfg.mem >> 20}M init={init}\n").encode()
+
+    def cpuinfo(self) -> bytes:
+        """The host's first CPU's description (its model, flags: the guest
+        runs on it, as UML shows), once per guest CPU, numbered as the guest's;
+        what tells one host machine from another (microcode) left out."""
+        first = _host("/proc/cpuinfo").split(b"\n\n")[0].splitlines()
+        n = guest_cpus()
+        per_cpu = {b"processor": b"%d", b"core id": b"%d", b"apicid": b"%d",
+                   b"initial apicid": b"%d", b"physical id": b"0", b"siblings": b"%d" % n,
+                   b"cpu cores": b"%d" % n}
+        blocks = []
+        for i in range(n):
+            lines = []
+            for line in first:
+                name, sep, _ = line.partition(b":")
+                key = name.strip()
+                if key == b"microcode":
+                    continue
+                if key in per_cpu:
+                    value = per_cpu[key] % i if b"%d" in per_cpu[key] else per_cpu[key]
+                    line = name + sep + b" " + value
+                lines.append(line)
+            blocks.append(b"\n".join(lines) + b"\n")
+        return b"\n".join(blocks) + b"\n"
 
     def filesystems(self) -> bytes:
-        return b"nodev\ttmpfs\nnodev\tproc\n\text2\n"
+        return b"".join(b"%s\t%s\n" % (b"" if device else b"nodev", name)
+                        for name, device in FILESYSTEMS)
 
     def mounts(self) -> bytes:
+        """/proc/PID/mounts (and /proc/mounts): Linux's show_vfsmnt."""
         out = []
         for m in self.k().vfs.mounts:
             point = m.point.path if m.point is not None else b"/"
             out.append(b"%s %s %s %s 0 0" % (_escape(m.source or b"none"), _escape(point),
-                                               m.fstype or b"none", mount_options(m.flags)))
+                                               m.fstype or b"none", all_options(m)))
+        return b"\n".join(out) + b"\n"
+
+    def mountinfo(self) -> bytes:
+        """/proc/PID/mountinfo: Linux's show_mountinfo (every mount private,
+        so no optional fields)."""
+        out = []
+        for m in self.k().vfs.mounts:
+            point = m.point.path if m.point is not None else b"/"
+            parent = m.point.mount.id if m.point is not None else m.id
+            extra = m.fs.show_options()
+            sb = (b"ro" if m.readonly else b"rw") + (b"," + extra if extra else b"")
+            out.append(b"%d %d %d:%d %s %s %s - %s %s %s" % (
+                m.id, parent, os.major(m.dev), os.minor(m.dev), _escape(m.root_path),
+                _escape(point), mount_options(m.flags), m.fstype or b"none",
+                _escape(m.source or b"none"), sb))
         return b"\n".join(out) + b"\n"
 
     # --- processes --------------------------------------------------------------------
@@ -296,9 +287,7 @@ class ProcFs(FileSystem):
     def state(self, t) -> str:
         if t is None or t.process.zombie:
             return "Z"
-        if t is calling_task():
-            return "R"
-        return "S" if t.flight.call is not None and not t.flight.call.done() else "R"
+        return "R" if is_running(t, calling_task()) else "S"
 
     def ino(self, pid: int, n: int) -> int:
         return (pid << 8 | n) + 0x100
@@ -318,27 +307,43 @@ class ProcFs(FileSystem):
             files = {b"stat": lambda: self.pid_stat(pid, tid), b"status": lambda: self.pid_status(pid, tid),
                      b"cmdline": lambda: self.mm_range(pid, "arg_start", "arg_end"),
                      b"comm": lambda: self.pid_comm(pid, tid), b"mounts": self.mounts,
-                     b"maps": lambda: self.pid_maps(pid), b"statm": lambda: self.pid_statm(pid)}
+                     b"maps": lambda: self.pid_maps(pid), b"statm": lambda: self.pid_statm(pid),
+                     b"mountinfo": self.mountinfo, b"limits": lambda: self.pid_limits(pid)}
             out: dict[bytes, Callable] = {}
             for i, (name, gen) in enumerate(files.items()):
                 out[name] = lambda i=i, gen=gen: File(self, self.ino(key, i + 1), gen, 0o444, uid, gid)
-            out[b"environ"] = lambda: File(self, self.ino(key, 20),
-                                           lambda: self.mm_range(pid, "env_start", "env_end"),
-                                           0o400, uid, gid)
-            out[b"exe"] = lambda: Link(self, self.ino(key, 21), lambda: self.task_of(pid, tid).exe, uid, gid)
+            out[b"environ"] = lambda: File(
+                self, self.ino(key, 20),
+                lambda: self.inspected(pid, tid, lambda t: self.mm_range(pid, "env_start", "env_end")),
+                0o400, uid, gid)
+            out[b"exe"] = lambda: Link(self, self.ino(key, 21),
+                                       lambda: self.inspected(pid, tid, lambda t: t.exe), uid, gid)
             out[b"cwd"] = lambda: Link(self, self.ino(key, 22),
-                                       lambda: self.task_of(pid, tid).cwd.path, uid, gid)
-            out[b"root"] = lambda: Link(self, self.ino(key, 23), lambda: b"/", uid, gid)
+                                       lambda: self.inspected(pid, tid, lambda t: t.cwd.path), uid, gid)
+            out[b"root"] = lambda: Link(self, self.ino(key, 23),
+                                        lambda: self.inspected(pid, tid, lambda t: b"/"), uid, gid)
             out[b"fd"] = lambda: self.fd_dir(pid, tid, key, uid, gid, d)
             if tid is None:
                 out[b"task"] = lambda: Dir(
                     self, self.ino(key, 25), dict, d, 0o555, uid, gid,
-                    numbers=lambda n, count: _from(sorted(self.threads_of(pid)), n, count),
+                    numbers=lambda n, count: numbers_from(sorted(self.threads_of(pid)), n, count),
                     number=lambda n: self.pid_dir(pid, n))
             return out
 
         d = Dir(self, self.ino(key, 0), entries, self.root, 0o555, uid, gid)
         return d
+
+    def inspected(self, pid: int, tid: int | None, what: Callable[[Any], bytes]) -> bytes:
+        """what(task) if the caller may look into the task's memory and files
+        (Linux's ptrace_may_access for reading: itself, the same uids and
+        gids, or CAP_SYS_PTRACE), else EACCES."""
+        t = self.task_of(pid, tid)
+        me = calling_task()
+        if me is not None and me.process is not t.process and not capable(me.cred, CAP_SYS_PTRACE):
+            c, mine = t.cred, me.cred
+            if not ({c.uid, c.euid, c.suid} == {mine.fsuid} and {c.gid, c.egid, c.sgid} == {mine.fsgid}):
+                raise Errno(errno.EACCES)
+        return what(t)
 
     def threads_of(self, pid: int) -> dict:
         proc = self.k().processes.get(pid)
@@ -396,12 +401,13 @@ class ProcFs(FileSystem):
             return b""
 
     def host_status(self, t) -> dict[bytes, bytes]:
+        """The lines of t's host status that are the guest's too (HOST_STATUS)."""
         out = {}
         if t is None or not t.host_pid:
             return out
         for line in _host(f"/proc/{t.host_pid}/status").splitlines():
             name, _, value = line.partition(b":")
-            if name.startswith((b"Vm", b"Rss")):
+            if name.startswith(HOST_STATUS):
                 out[name] = value.strip()
         return out
 
@@ -439,7 +445,7 @@ class ProcFs(FileSystem):
                 return 0
         ranges = self.ranges(t)
         pending, blocked, ign, cgt = self.sigmasks(proc, t)
-        start = int((proc.start_time - self.boot) * HZ)
+        start = int((proc.start_time - BOOT) * HZ)
         parent = proc.parent.pid if proc.parent is not None else 0
         fields = [pid if tid is None else tid, None, state, parent, proc.pgid, proc.sid,
                   0, -1, 0x400000, h(10), 0, h(12), 0, h(14), h(15), 0, 0, 20, 0,
@@ -458,34 +464,62 @@ class ProcFs(FileSystem):
         return raw or b"0 0 0 0 0 0 0\n"
 
     def pid_status(self, pid: int, tid: int | None) -> bytes:
+        """Linux 6.1's lines in its order (proc_pid_status).  The memory
+        lines, speculation state and context switches are the host
+        process's; nothing says a tracer or a seccomp filter is there
+        (TracerPid, NoNewPrivs, Seccomp are 0: the guest is not sandboxed
+        by anything it can see)."""
         proc = self.process(pid)
         t = proc.threads.get(tid) if tid is not None else self.leader(proc)
         state = self.state(t) if not proc.zombie else "Z"
         names = {"R": "R (running)", "S": "S (sleeping)", "Z": "Z (zombie)"}
         c = t.cred if t is not None else None
         pending, blocked, ign, cgt = self.sigmasks(proc, t)
-        lines = [f"Name:\t{(t.comm if t else b'').decode(errors='replace')}",
-                 f"Umask:\t{(t.umask if t else 0o22):04o}",
-                 f"State:\t{names[state]}", f"Tgid:\t{pid}", "Ngid:\t0",
-                 f"Pid:\t{tid if tid is not None else pid}",
-                 f"PPid:\t{proc.parent.pid if proc.parent is not None else 0}", "TracerPid:\t0"]
+        me = tid if tid is not None else pid
+        parent = proc.parent.pid if proc.parent is not None else 0
+        lines = [f"Name:\t{(t.comm if t else b'').decode(errors='replace')}"]
+        if t is not None:
+            lines.append(f"Umask:\t{t.umask:04o}")
+        lines += [f"State:\t{names[state]}", f"Tgid:\t{pid}", "Ngid:\t0", f"Pid:\t{me}",
+                  f"PPid:\t{parent}", "TracerPid:\t0"]
         if c is not None:
             lines += [f"Uid:\t{c.uid}\t{c.euid}\t{c.suid}\t{c.fsuid}",
                       f"Gid:\t{c.gid}\t{c.egid}\t{c.sgid}\t{c.fsgid}",
-                      f"FDSize:\t{max(64, len(t.files.fds))}",
+                      f"FDSize:\t{-(-max(len(t.files.fds), 1) // 64) * 64}",
                       "Groups:\t" + " ".join(map(str, c.groups)) + " "]
+        lines += [f"NStgid:\t{pid}", f"NSpid:\t{me}", f"NSpgid:\t{proc.pgid}",
+                  f"NSsid:\t{proc.sid}"]
+        host = self.host_status(t) if state != "Z" else {}
         if state != "Z":
-            lines += [f"{k.decode()}:\t{v.decode()}" for k, v in self.host_status(t).items()]
-        lines += [f"Threads:\t{len(proc.threads)}", "SigQ:\t0/31767",
+            lines += [f"{k.decode()}:\t{v.decode()}" for k, v in host.items()
+                      if k.startswith((b"Vm", b"Rss"))]
+            lines += ["HugetlbPages:\t       0 kB", "CoreDumping:\t0", "THP_enabled:\t1"]
+        n = guest_cpus()
+        limit = proc.rlimits[RLIMIT_SIGPENDING][0]
+        lines += [f"Threads:\t{len(proc.threads)}", f"SigQ:\t{len(proc.pending)}/{limit}",
                   f"SigPnd:\t{pending:016x}", "ShdPnd:\t0000000000000000",
                   f"SigBlk:\t{blocked:016x}", f"SigIgn:\t{ign:016x}", f"SigCgt:\t{cgt:016x}",
                   f"CapInh:\t{c.inheritable if c else 0:016x}",
                   f"CapPrm:\t{c.permitted if c else 0:016x}",
                   f"CapEff:\t{c.effective if c else 0:016x}",
                   f"CapBnd:\t{c.bounding if c else 0:016x}", "CapAmb:\t0000000000000000",
-                  "NoNewPrivs:\t0", "Seccomp:\t0", "voluntary_ctxt_switches:\t0",
-                  "nonvoluntary_ctxt_switches:\t0"]
+                  "NoNewPrivs:\t0", "Seccomp:\t0", "Seccomp_filters:\t0"]
+        lines += [f"{k.decode()}:\t{v.decode()}" for k, v in host.items()
+                  if k.startswith(b"Speculation")]
+        lines += [f"Cpus_allowed:\t{cpu_mask(n)}", f"Cpus_allowed_list:\t{cpu_range(n)}",
+                  "Mems_allowed:\t00000001", "Mems_allowed_list:\t0"]
+        lines += [f"{k.decode()}:\t{v.decode()}" for k, v in host.items()
+                  if k.endswith(b"ctxt_switches")]
         return ("\n".join(lines) + "\n").encode()
+
+    def pid_limits(self, pid: int) -> bytes:
+        """/proc/PID/limits, in Linux's columns."""
+        rows = [b"%-25s %-20s %-20s %-10s" % (b"Limit", b"Soft Limit", b"Hard Limit", b"Units")]
+        for (name, unit), (soft, hard) in zip(LIMITS, self.process(pid).rlimits):
+            cols = [b"unlimited" if v == RLIM_INFINITY else b"%d" % v for v in (soft, hard)]
+            rows.append((b"%-25s %-20s %-20s " % (name, *cols)) +
+                        (b"%-10s" % unit if unit else b""))
+        return b"\n".join(rows) + b"\n"
 
     def pid_maps(self, pid: int) -> bytes:
         """The host's maps in the guest's terms: a page-cache file becomes the

@@ -9,7 +9,9 @@ BOGO_DIRENT_SIZE), symlinks of 128 bytes and more take a page.
 
 Every tmpfs of a guest also draws on one ``PageBudget`` (the guest config's
 ``tmpfs_limit``): its pages are the kernel's memory, and a guest may mount
-as many tmpfs of any size as it likes.
+as many tmpfs of any size as it likes.  The budget also knows the guest's
+memory: a tmpfs mounted without size= or nr_inodes= gets half of it in
+pages and as many inodes, as Linux's shmem_default_max_blocks/inodes.
 
 A directory's listing goes by positions that stay with their names
 (``Positions``), as Linux's since 6.6, and has a turn of the loop every
@@ -28,6 +30,7 @@ import logging
 import stat as S
 import time
 
+from common.config import parse_size
 from services.kernel.abi.arch import PAGE
 from services.kernel.abi.fcntl import RENAME_EXCHANGE, RENAME_NOREPLACE
 from services.kernel.core.errors import Errno
@@ -37,8 +40,7 @@ from services.kernel.fs.vfs import DIR_STEP, d_type, set_attrs
 
 log = logging.getLogger("kernel")
 
-DEFAULT_SIZE = 64 << 20        # until the guest has a memory setting
-DEFAULT_NR_INODES = DEFAULT_SIZE // PAGE
+DEFAULT_MEM = 128 << 20        # the memory of a tmpfs's machine when no budget tells
 TMPFS_MAGIC = 0x01021994
 BOGO_DIRENT_SIZE = 20
 SHORT_SYMLINK_LEN = 128        # targets shorter than this live in the inode
@@ -54,11 +56,10 @@ def _now() -> tuple[int, int]:
 
 def _size(text: str) -> int:
     """A size option: a number with an optional k, m or g."""
-    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:].lower(), 1)
-    digits = text[:-1] if mult > 1 else text
-    if not digits.isdigit():
+    try:
+        return parse_size(text)
+    except ValueError:
         raise Errno(errno.EINVAL)
-    return int(digits) * mult
 
 
 class Positions:
@@ -119,23 +120,27 @@ class Positions:
 
 
 class PageBudget:
-    """The pages all of one guest's tmpfs mounts may hold together."""
+    """The pages all of one guest's tmpfs mounts may hold together, and the
+    guest's memory, of which a tmpfs takes half unless told."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, mem: int = DEFAULT_MEM):
         self.max_pages = limit // PAGE
         self.pages = 0
         self.warned = False
+        self.default_pages = mem // 2 // PAGE
 
 
 class Tmpfs(FileSystem):
     writable = True
 
-    def __init__(self, size: int = DEFAULT_SIZE, nr_inodes: int = DEFAULT_NR_INODES,
+    def __init__(self, size: int | None = None, nr_inodes: int | None = None,
                  mode: int = 0o1777, uid: int = 0, gid: int = 0,
                  budget: PageBudget | None = None):
         self.budget = budget
-        self.max_pages = -(-size // PAGE)
-        self.max_inodes = nr_inodes
+        self.default_pages = budget.default_pages if budget else DEFAULT_MEM // 2 // PAGE
+        self.max_pages = -(-size // PAGE) if size is not None else self.default_pages
+        self.max_inodes = nr_inodes if nr_inodes is not None else self.default_pages
+        self.mode, self.uid, self.gid = mode, uid, gid
         self.pages = 0
         self.inodes = 0
         self.next_ino = 1
@@ -158,6 +163,19 @@ class Tmpfs(FileSystem):
             else:
                 raise Errno(errno.EINVAL)
         return cls(**kw)
+
+    def show_options(self) -> bytes:
+        """What /proc/mounts adds to the mount's flags: the options that are
+        not the defaults, as Linux's shmem_show_options."""
+        opts = []
+        if self.max_pages != self.default_pages:
+            opts.append(b"size=%dk" % (self.max_pages * PAGE >> 10))
+        if self.max_inodes != self.default_pages:
+            opts.append(b"nr_inodes=%d" % self.max_inodes)
+        if self.mode != 0o1777:
+            opts.append(b"mode=%o" % self.mode)
+        opts += [b"%s=%d" % (k, v) for k, v in ((b"uid", self.uid), (b"gid", self.gid)) if v]
+        return b",".join(opts)
 
     def statfs(self) -> dict:
         return {"bsize": PAGE, "frsize": PAGE, "blocks": self.max_pages,

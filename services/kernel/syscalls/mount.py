@@ -13,7 +13,9 @@ import stat as S
 from services.kernel.core.cred import capable
 from services.kernel.drivers.mem import populate_dev
 from services.kernel.core.errors import Errno
+from common.config import DEFAULT_MEM
 from services.kernel.fsimpl.procfs import ProcFs
+from services.kernel.fsimpl.sysfs import SysFs
 from services.kernel.fsimpl.tmpfs import PageBudget, Tmpfs
 from services.kernel.syscalls.paths import resolve
 from services.kernel.sched.task import Credentials
@@ -29,15 +31,41 @@ log = logging.getLogger("kernel")
 
 MS_PROPAGATION = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20)   # unbindable private slave shared
 
-FILESYSTEMS = {b"tmpfs": Tmpfs.from_options, b"proc": ProcFs.from_options}
 MAX_MOUNTS = 100_000       # Linux's fs.mount-max: each mount is the kernel's memory
 
-# path, mode, flags, and what fills it (b"proc": a procfs instead of a tmpfs): the mounts every guest boots with
-# (no tmpfs over the image's /tmp: a guest writing 100 MiB there would fill
+
+async def devtmpfs(vfs: Vfs) -> Tmpfs:
+    """The one devtmpfs of the guest, with the device nodes: every mount of
+    it shows the same files, as Linux's one devtmpfs superblock."""
+    if vfs.devtmpfs is None:
+        fs = Tmpfs(mode=0o755, budget=vfs.tmpfs_pages)
+        await populate_dev(fs.root)
+        vfs.devtmpfs = fs
+    return vfs.devtmpfs
+
+
+async def make_fs(vfs: Vfs, fstype: bytes, options: bytes):
+    """A filesystem of that type for a mount (ENODEV: no such type); proc,
+    sysfs and devtmpfs take no options here, as none changes what they show."""
+    if fstype == b"tmpfs":
+        return Tmpfs.from_options(options, vfs.tmpfs_pages)
+    if fstype == b"devtmpfs":
+        return await devtmpfs(vfs)
+    if fstype == b"proc":
+        return ProcFs()
+    if fstype == b"sysfs":
+        return SysFs()
+    raise Errno(errno.ENODEV)
+
+
+# what a one-shot guest (no init of its own to mount them) boots with, where
+# the image has the directory: path, fstype, flags, and a tmpfs's mode (no
+# tmpfs over the image's /tmp: a guest writing 100 MiB there would fill
 # the kernel's memory where Linux writes the disk; --tmpfs /tmp asks for one)
-BOOT_MOUNTS = [(b"/dev", 0o755, MS_NOSUID, populate_dev),
-               (b"/run", 0o755, MS_NOSUID | MS_NODEV, None),
-               (b"/proc", 0o555, MS_NOSUID | MS_NODEV | MS_NOEXEC, b"proc")]
+BOOT_MOUNTS = [(b"/dev", b"devtmpfs", MS_NOSUID),
+               (b"/run", b"tmpfs", MS_NOSUID | MS_NODEV),
+               (b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC),
+               (b"/sys", b"sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)]
 
 
 def mount_flags(flags: int) -> int:
@@ -47,37 +75,33 @@ def mount_flags(flags: int) -> int:
 
 
 async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False,
-                   tmpfs_limit: int = 1 << 30) -> Vfs:
-    """The root filesystem (read-only if asked or if it cannot be written), a tmpfs on
-    /dev (with the device nodes) and /run, and proc on /proc, where the disk
-    has those directories."""
+                   tmpfs_limit: int = 1 << 30, mem: int = DEFAULT_MEM) -> Vfs:
+    """The root filesystem (read-only if asked or if it cannot be written),
+    and the BOOT_MOUNTS where the disk has those directories."""
     ro = 0 if root_fs.writable and not read_only else MS_RDONLY
     vfs = Vfs(Mount(root_fs, dev, MS_RELATIME | ro, fstype, b"/dev/root"))
-    vfs.tmpfs_pages = PageBudget(tmpfs_limit)
-    for path, mode, flags, populate in BOOT_MOUNTS:
+    vfs.tmpfs_pages = PageBudget(tmpfs_limit, mem)
+    for path, kind, flags in BOOT_MOUNTS:
         try:
             at = await vfs.lookup(vfs.root, path, Credentials())
         except Errno as exc:
-            log.warning("no %s on the root filesystem (%s): not mounting a tmpfs there",
-                        path.decode(), errno.errorcode.get(exc.code, exc.code))
+            log.warning("no %s on the root filesystem (%s): not mounting %s there",
+                        path.decode(), errno.errorcode.get(exc.code, exc.code), kind.decode())
             continue
-        if populate == b"proc":
-            vfs.attach(Mount(ProcFs(), vfs.anon_dev(), MS_RELATIME | flags, b"proc", b"proc"), at)
-            continue
-        fs = Tmpfs(mode=mode, budget=vfs.tmpfs_pages)
-        if populate is not None:
-            await populate(fs.root)
-        vfs.attach(Mount(fs, vfs.anon_dev(), MS_RELATIME | flags, b"tmpfs", b"tmpfs"), at)
+        fs = (Tmpfs(mode=0o755, budget=vfs.tmpfs_pages) if kind == b"tmpfs"
+              else await make_fs(vfs, kind, b""))
+        vfs.attach(Mount(fs, vfs.anon_dev(), MS_RELATIME | flags, kind, kind), at)
     return vfs
 
 
 async def mount_tmpfs(vfs: Vfs, path: bytes, size: int | None) -> None:
     """A tmpfs the guest's config asks for (--tmpfs PATH[:SIZE]), mode 1777
-    as Linux's tmpfs starts, on a directory the image has (ENOENT, ENOTDIR)."""
+    as Linux's tmpfs starts, on a directory the image has (ENOENT, ENOTDIR);
+    without a size, half the guest's memory."""
     at = await vfs.lookup(vfs.root, path, Credentials())
     if not S.S_ISDIR(at.inode.mode):
         raise Errno(errno.ENOTDIR)
-    fs = Tmpfs(**({"size": size} if size else {}), budget=vfs.tmpfs_pages)
+    fs = Tmpfs(size, budget=vfs.tmpfs_pages)
     vfs.attach(Mount(fs, vfs.anon_dev(), MS_RELATIME | MS_NOSUID | MS_NODEV, b"tmpfs",
                      b"tmpfs"), at)
 
@@ -105,21 +129,29 @@ async def sys_mount(t, source, target, fstype, flags, data, *_):
         if S.S_ISDIR(src.inode.mode) != S.S_ISDIR(at.inode.mode):
             raise Errno(errno.ENOTDIR)
         m = src.mount
-        vfs.attach(Mount(m.fs, m.dev, m.flags, m.fstype, m.source, src.inode), at)
+        vfs.attach(Mount(m.fs, m.dev, m.flags, m.fstype, m.source, src.inode,
+                         root_path=_root_in_fs(src)), at)
         return 0
     if not S.S_ISDIR(at.inode.mode):
         raise Errno(errno.ENOTDIR)
     if not fstype:
         raise Errno(errno.EINVAL)
-    make = FILESYSTEMS.get(t.mem.read_cstr(fstype))
-    if make is None:
-        raise Errno(errno.ENODEV)
+    kind = t.mem.read_cstr(fstype)
+    options = t.mem.read_cstr(data) if data else b""
+    name = t.mem.read_cstr(source) if source else b"none"
     if len(vfs.mounts) >= MAX_MOUNTS:
         raise Errno(errno.ENOSPC)
-    fs = make(t.mem.read_cstr(data) if data else b"", vfs.tmpfs_pages)
-    name = t.mem.read_cstr(source) if source else b"none"
-    vfs.attach(Mount(fs, vfs.anon_dev(), mount_flags(flags), t.mem.read_cstr(fstype), name), at)
+    fs = await make_fs(vfs, kind, options)
+    vfs.attach(Mount(fs, vfs.anon_dev(), mount_flags(flags), kind, name), at)
     return 0
+
+
+def _root_in_fs(loc) -> bytes:
+    """Where a directory is in its filesystem (mountinfo's root field): its
+    path below its mount's point, under that mount's own root."""
+    point = loc.mount.point.path if loc.mount.point is not None else b"/"
+    below = loc.path[len(point):] if point != b"/" else loc.path
+    return (loc.mount.root_path.rstrip(b"/") + b"/" + below.strip(b"/")).rstrip(b"/") or b"/"
 
 
 def _in_use(kernel, m: Mount) -> bool:

@@ -61,6 +61,8 @@ def _may_open(t, loc: Location, flags: int) -> None:
         check_writable(loc)
     if not permitted(loc.inode, t.cred, want):
         raise Errno(errno.EACCES)
+    if want & W_OK:
+        loc.inode.open_for_write()
 
 
 def open_file(t, loc: Location, flags: int):

@@ -6,7 +6,10 @@ import errno
 import time as _time
 
 from services.kernel.abi.resource import RUSAGE_CHILDREN, RUSAGE_SELF, RUSAGE_THREAD
+from services.kernel.abi.sysinfo import SI_LOAD_SHIFT
 from services.kernel.core.errors import Errno
+from services.kernel.mm.meminfo import memory_use
+from services.kernel.sched.load import run_queue
 from services.kernel.sched.timers import (
     ITIMERVAL, SYSINFO, TMS, TS, ITimer, cpu_times, pack_rusage, uptime)
 from services.kernel.abi.time import (
@@ -148,23 +151,14 @@ def sys_getrusage(t, who, buf, *_):
     return 0
 
 
-def _meminfo() -> dict[str, int]:
-    out = {}
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                key, _, rest = line.decode().partition(":")
-                out[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
-
-
 def sys_sysinfo(t, buf, *_):
-    m = _meminfo()
+    """The guest's memory and load (mm/meminfo.py, sched/load.py), as
+    /proc/meminfo and /proc/loadavg show them; loads in 1/65536ths."""
+    k = t.kernel
+    use = memory_use(k)
+    running, threads = run_queue(k, t)
+    loads = [round(a * (1 << SI_LOAD_SHIFT)) for a in k.load.sample(running)]
     t.mem.write(buf, SYSINFO.pack(
-        int(uptime()), 0, 0, 0,                               # no guest load averages
-        m.get("MemTotal", 0), m.get("MemFree", 0), m.get("Shmem", 0), m.get("Buffers", 0),
-        m.get("SwapTotal", 0), m.get("SwapFree", 0),
-        min(len(t.kernel.tasks), 0xFFFF), 0, 0, 1))
+        int(uptime()), *loads, use.total, use.free, use.shmem, use.buffers, 0, 0,
+        min(threads, 0xFFFF), 0, 0, 1))
     return 0

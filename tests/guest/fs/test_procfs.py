@@ -71,7 +71,7 @@ def test_mounts(procdisk):
     table, own = r.stdout.split("---\n")
     assert table == own
     points = [line.split()[1] for line in table.splitlines()]
-    assert points == ["/", "/dev", "/run", "/proc"]     # the image's /tmp is the disk's
+    assert points == ["/", "/dev", "/run", "/proc", "/sys"]   # the image's /tmp is the disk's
     assert "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0" in table.splitlines()
     assert "skas-run-" not in table and "pagecache" not in table
 
@@ -80,7 +80,7 @@ def test_mounts(procdisk):
 def test_a_tmpfs_asked_for_is_mounted_and_bounded(procdisk):
     r = guest(procdisk, "grep ' /tmp ' /proc/mounts; dd if=/dev/zero of=/tmp/f bs=64k count=32;"
               " echo $?", "--tmpfs", "/tmp:1m")
-    assert "tmpfs /tmp tmpfs rw,nosuid,nodev,relatime 0 0" in r.stdout.splitlines(), r.stdout
+    assert "tmpfs /tmp tmpfs rw,nosuid,nodev,relatime,size=1024k 0 0" in r.stdout.splitlines(), r.stdout
     assert "No space left on device" in r.stdout and r.stdout.splitlines()[-1] == "1", r.stdout
 
 

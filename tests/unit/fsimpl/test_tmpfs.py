@@ -77,7 +77,8 @@ def native(fstree):
 @pytest.fixture(scope="module")
 def guest(fsdisk):
     def run(*argv: str) -> subprocess.CompletedProcess:
-        return skas("run", "--read-only", "--tmpfs", "/tmp", "--disk", str(fsdisk), "--", *argv)
+        return skas("run", "--read-only", "--mem", "128m", "--tmpfs", "/tmp", "--disk", str(fsdisk),
+                    "--", *argv)
     return run
 
 
@@ -152,8 +153,9 @@ def test_console_nodes_write_to_the_guest_console(guest):
 
 
 def test_tmpfs_fills_up_then_gives_the_space_back(guest):
-    """/tmp is bounded (64 MiB by default): writing stops at exactly the free
-    space statfs reported, with ENOSPC, and unlinking gives it all back."""
+    """/tmp is bounded (half the guest's memory by default, as Linux's: 64 MiB
+    of --mem 128m): writing stops at exactly the free space statfs reported,
+    with ENOSPC, and unlinking gives it all back."""
     r = guest("/bin/fill", "/tmp")
     assert r.returncode == 0, r.stdout
     fields = dict(kv.split("=") for kv in r.stdout.split())
