@@ -17,14 +17,14 @@ from __future__ import annotations
 import errno
 import stat as S
 
-from services.kernel.abi.capability import CAP_FOWNER, CAP_SYS_ADMIN
+from services.kernel.abi.capability import CAP_SYS_ADMIN
 from services.kernel.abi.fcntl import R_OK, W_OK
 from services.kernel.abi.xattr import (
     XATTR_CREATE, XATTR_REPLACE, XATTR_SECURITY_PREFIX, XATTR_SYSTEM_PREFIX,
     XATTR_TRUSTED_PREFIX, XATTR_USER_PREFIX)
 from services.kernel.core.cred import Credentials, capable, owner_or_capable
 from services.kernel.core.errors import Errno
-from services.kernel.fs.vfs import Location, check_writable, permitted
+from services.kernel.fs.vfs import permitted
 
 # the namespaces ext2 and tmpfs store (Linux's handlers, without the ACL ones)
 STORED = (XATTR_USER_PREFIX, XATTR_TRUSTED_PREFIX, XATTR_SECURITY_PREFIX)
@@ -68,18 +68,16 @@ async def value_of(inode, name: bytes, cred: Credentials) -> bytes:
     return await inode.getxattr(name)
 
 
-async def set_value(loc: Location, name: bytes, value: bytes, flags: int, cred: Credentials) -> None:
-    """flags were checked by the caller (EINVAL before the name is read)."""
-    assert not flags & ~(XATTR_CREATE | XATTR_REPLACE)
-    check_writable(loc)
-    _may(loc.inode, name, cred, True)
-    await loc.inode.setxattr(name, value, flags)
+async def set_value(inode, name: bytes, value: bytes, flags: int, cred: Credentials) -> None:
+    """The caller checked the flags (EINVAL before the name is read) and
+    the mount (EROFS before anything else)."""
+    _may(inode, name, cred, True)
+    await inode.setxattr(name, value, flags)
 
 
-async def remove(loc: Location, name: bytes, cred: Credentials) -> None:
-    check_writable(loc)
-    _may(loc.inode, name, cred, True)
-    await loc.inode.removexattr(name)
+async def remove(inode, name: bytes, cred: Credentials) -> None:
+    _may(inode, name, cred, True)
+    await inode.removexattr(name)
 
 
 async def names(inode, cred: Credentials) -> list[bytes]:

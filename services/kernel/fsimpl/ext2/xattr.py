@@ -39,7 +39,7 @@ ENTRY = struct.Struct("<BBHIII")      # name_len, name_index, value_offs, value_
 COMPAT_EXT_ATTR = 0x0008             # EXT2_FEATURE_COMPAT_EXT_ATTR
 INDEX_PREFIX = {1: XATTR_USER_PREFIX, 4: XATTR_TRUSTED_PREFIX, 6: XATTR_SECURITY_PREFIX}
 PREFIX_INDEX = {prefix: index for index, prefix in INDEX_PREFIX.items()}
-MASK = 0xFFFFFFFF
+HASH_BITS = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ def entry_hash(name: bytes, value: bytes) -> int:
     padded 32-bit words."""
     h = 0
     for c in name:
-        h = ((h << 5) ^ (h >> 27) ^ c) & MASK
+        h = ((h << 5) ^ (h >> 27) ^ c) & HASH_BITS
     for (word,) in struct.iter_unpack("<I", value + bytes(-len(value) % 4)):
-        h = ((h << 16) ^ (h >> 16) ^ word) & MASK
+        h = ((h << 16) ^ (h >> 16) ^ word) & HASH_BITS
     return h
 
 
@@ -76,7 +76,7 @@ def block_hash(hashes: list[int]) -> int:
     for e in hashes:
         if not e:
             return 0
-        h = ((h << 16) ^ (h >> 16) ^ e) & MASK
+        h = ((h << 16) ^ (h >> 16) ^ e) & HASH_BITS
     return h
 
 
