@@ -3,7 +3,8 @@
  * the errors (names, sizes, flags, namespaces, permissions, read-only
  * mounts, pipes, /proc, bad pointers) and the *xattrat calls.
  * Usage: xattrs all DIR (DIR empty, on the file system under test);
- *        xattrs probe PATH... (what coreutils' ls asks of each path). */
+ *        xattrs probe PATH... (what coreutils' ls asks of each path);
+ *        xattrs flood FILE (attributes until the file system refuses one). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -331,11 +333,47 @@ static void probe(char **paths)
     }
 }
 
+/* A hostile guest: attributes until refused, names that never end, sizes
+ * past every limit; then every attribute removed again. */
+static void flood(const char *file)
+{
+    char name[64], value[200];
+    long n = 0;
+    memset(value, 'v', sizeof value);
+    close(open(file, O_CREAT | O_WRONLY, 0644));
+    errno = 0;
+    for (; n < 1000000; n++) {
+        snprintf(name, sizeof name, "user.flood-%06ld", n);
+        if (setxattr(file, name, value, sizeof value, XATTR_CREATE) < 0)
+            break;
+    }
+    printf("flooded: %ld then %s\n", n, en(errno));
+    SHOW("list, size 0", listxattr(file, NULL, 0) > 0);
+    char *page = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(page, 'a', 4096);
+    munmap(page + 4096, 4096);
+    SHOW("a name with no NUL", setxattr(file, page, "x", 1, 0));
+    SHOW("a name running into a hole", setxattr(file, page + 4090, "x", 1, 0));
+    SHOW("a value running into a hole", setxattr(file, "user.x", page + 4000, 200, 0));
+    SHOW("get into a hole", getxattr(file, "user.flood-000000", page + 4090, 200));
+    SHOW("list into a hole", listxattr(file, page + 4090, 65536));
+    SHOW("set, 2^63 bytes", setxattr(file, "user.x", page, (size_t)1 << 63, 0));
+    long removed = 0;
+    for (long i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "user.flood-%06ld", i);
+        removed += removexattr(file, name) == 0;
+    }
+    printf("removed: %s\n", removed == n ? "all" : "not all");
+    SHOW("list, size 0, at the end", listxattr(file, NULL, 0));
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 3 && !strcmp(argv[1], "all"))
         all(argv[2]);
+    else if (argc >= 3 && !strcmp(argv[1], "flood"))
+        flood(argv[2]);
     else if (argc >= 3 && !strcmp(argv[1], "probe"))
         probe(argv + 2);
     else
