@@ -218,10 +218,10 @@ class Xattrs:
                                    key=lambda e: e.order)
                 if block_bytes(new_block) > fs.block_size:
                     raise Errno(errno.ENOSPC)
+            if new_block != block:
+                await self._write_block(new_block)       # may fail (ENOSPC): first
             if new_body != body:
                 self._set_ibody(new_body)
-            if new_block != block:
-                await self._write_block(new_block)
             self._touch(m=False)
             await self.save()
 
@@ -230,17 +230,20 @@ class Xattrs:
         this inode alone holds it, else a new one (the shared one's count
         going down); none at all without entries."""
         fs = self.fs
-        if self.file_acl:
-            if entries and U32.unpack_from(await fs.block(self.file_acl), 4)[0] == 1:
-                await fs.put(self.file_acl, build_block(entries, fs.block_size))
-                return
-            await self.release_xattr_block()
-        if not entries:
+        if self.file_acl and entries and U32.unpack_from(await fs.block(self.file_acl), 4)[0] == 1:
+            await fs.put(self.file_acl, build_block(entries, fs.block_size))
             return
-        group_start = fs.first_data + (self.ino - 1) // fs.inodes_per_group * fs.blocks_per_group
-        block, _ = await fs.alloc_blocks(group_start, 1)      # as ext2_xattr_set2's goal
+        block = 0
+        if entries:       # the new block first: out of space, nothing has changed
+            group_start = (fs.first_data
+                           + (self.ino - 1) // fs.inodes_per_group * fs.blocks_per_group)
+            block, _ = await fs.alloc_blocks(group_start, 1)   # as ext2_xattr_set2's goal
+            await fs.put(block, build_block(entries, fs.block_size))
+        if self.file_acl:
+            await self.release_xattr_block()
+        if not block:
+            return
         self.blocks += fs.block_size // 512
-        await fs.put(block, build_block(entries, fs.block_size))
         self.file_acl = block
         if not fs.feature_compat & COMPAT_EXT_ATTR:
             fs.feature_compat |= COMPAT_EXT_ATTR
