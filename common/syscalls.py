@@ -63,6 +63,9 @@ class Policy:
         return self.route != HOST and self.support != NONE
 
 
+XATTR_NOTE = ("user., trusted., security. on ext2 and tmpfs; no POSIX ACLs (system.*: "
+              "EOPNOTSUPP); security.capability as any security. name")
+
 _TABLE = [
     # nr, name, route, support, note, restart class (when not ERESTARTSYS)
     (0, "read", NOTIFY, FULL),
@@ -220,6 +223,18 @@ _TABLE = [
                                   "no-ops; no MS_MOVE"),
     (166, "umount2", TRAP, PARTIAL, "no MNT_EXPIRE"),
     (186, "gettid", NOTIFY, FULL, "virtual tid"),
+    (188, "setxattr", NOTIFY, PARTIAL, XATTR_NOTE),
+    (189, "lsetxattr", NOTIFY, PARTIAL, XATTR_NOTE),
+    (190, "fsetxattr", NOTIFY, PARTIAL, XATTR_NOTE),
+    (191, "getxattr", NOTIFY, PARTIAL, XATTR_NOTE),
+    (192, "lgetxattr", NOTIFY, PARTIAL, XATTR_NOTE),
+    (193, "fgetxattr", NOTIFY, PARTIAL, XATTR_NOTE),
+    (194, "listxattr", NOTIFY, FULL),
+    (195, "llistxattr", NOTIFY, FULL),
+    (196, "flistxattr", NOTIFY, FULL),
+    (197, "removexattr", NOTIFY, PARTIAL, XATTR_NOTE),
+    (198, "lremovexattr", NOTIFY, PARTIAL, XATTR_NOTE),
+    (199, "fremovexattr", NOTIFY, PARTIAL, XATTR_NOTE),
     (200, "tkill", NOTIFY, FULL, "guest tids only"),
     (201, "time", HOST, HOST_RUN),
     # private commands that touch nothing but the words they name run on the
@@ -287,6 +302,10 @@ _TABLE = [
     # runs on the host exactly as the stub's PREPARE code makes it after every
     # exec (sealing the stub's range: harmless from anyone); the rest trap
     (462, "mseal", CHECKED, NONE, "the stub's own seal only, on the host; otherwise ENOSYS"),
+    (463, "setxattrat", NOTIFY, PARTIAL, XATTR_NOTE),
+    (464, "getxattrat", NOTIFY, PARTIAL, XATTR_NOTE),
+    (465, "listxattrat", NOTIFY, FULL),
+    (466, "removexattrat", NOTIFY, PARTIAL, XATTR_NOTE),
 ]
 
 TABLE: dict[int, Policy] = {row[0]: Policy(*row) for row in _TABLE}

@@ -14,6 +14,7 @@ import struct
 
 from common.transport import AsyncLink
 from services.kernel.core.errors import Errno
+from services.kernel.fs.files import PseudoInode
 from services.kernel.fs.vfs import STAT, OpenFile
 from services.kernel.abi.fcntl import O_NONBLOCK
 from services.kernel.abi.poll import POLLOUT, POLLWRNORM
@@ -89,6 +90,7 @@ class ConsoleFile(OpenFile):
     """An open /dev/console."""
 
     link_name = b"/dev/console"
+    inode = PseudoInode(ino=5, mode=0o20600, rdev=CONSOLE_RDEV)   # as stat shows it
 
     def __init__(self, console: Console, flags: int):
         super().__init__(None, flags)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from services.kernel.core.errors import Errno
 from services.kernel.core.limits import refuse
+from services.kernel.fs.inode import Inode
 
 if TYPE_CHECKING:
     from services.kernel.fs.vfs import OpenFile
@@ -187,9 +188,9 @@ class FdTable:
 
 
 @dataclass
-class PseudoInode:
+class PseudoInode(Inode):
     """The inode of a file that lives only in fd tables (a pipe, an eventfd, an
-    epoll): what fstat shows of it."""
+    epoll): what fstat shows of it, and no extended attributes."""
     ino: int
     mode: int
     uid: int = 0

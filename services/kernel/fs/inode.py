@@ -39,6 +39,26 @@ class Inode:
         """The inode's data and metadata to the disk: nothing, where nothing
         is written back."""
 
+    # Extended attributes (fs/xattr.py checks names and permissions first):
+    # where a filesystem keeps none, Linux's answers for an inode without
+    # xattr handlers (procfs, pipes): EOPNOTSUPP, and an empty list.
+    async def getxattr(self, name: bytes) -> bytes:
+        """The value of attribute name; ENODATA if the inode has none."""
+        raise Errno(errno.EOPNOTSUPP)
+
+    async def setxattr(self, name: bytes, value: bytes, flags: int) -> None:
+        """Set name to value (XATTR_CREATE: EEXIST if set, XATTR_REPLACE:
+        ENODATA if not); ctime becomes now."""
+        raise Errno(errno.EOPNOTSUPP)
+
+    async def removexattr(self, name: bytes) -> None:
+        """Remove name (ENODATA if not set); ctime becomes now."""
+        raise Errno(errno.EOPNOTSUPP)
+
+    async def listxattr(self) -> list[bytes]:
+        """Every attribute's name, in the filesystem's order."""
+        return []
+
 
 class FileSystem:
     writable = False     # whether it takes writes (the VFS says EROFS, else)

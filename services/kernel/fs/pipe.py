@@ -261,6 +261,10 @@ class PipeFile(OpenFile):
         task.mem.write(arg, struct.pack("<i", self.pipe.nbytes))
         return 0
 
+    @property
+    def inode(self):
+        return self.loc.inode if self.loc else self.pipe.inode
+
     def stat(self) -> bytes:
         return super().stat() if self.loc else pack_stat(self.pipe.inode, PIPEFS_DEV)
 

@@ -124,6 +124,8 @@ class EpollFile(OpenFile):
         self.ready: dict[_Watch, None] = {}       # an ordered set: oldest first
         self.waitq = WaitQueue()
 
+    inode = ANON_INODE
+
     def stat(self) -> bytes:
         return pack_stat(ANON_INODE, ANON_DEV)
 
@@ -228,6 +230,8 @@ class EventFd(OpenFile):
         self.count = count
         self.semaphore = bool(flags & EFD_SEMAPHORE)
         self.waitq = WaitQueue()
+
+    inode = ANON_INODE
 
     def stat(self) -> bytes:
         return pack_stat(ANON_INODE, ANON_DEV)

@@ -399,6 +399,12 @@ class OpenFile:
     def writable(self) -> bool:
         return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR) and not self.flags & O_PATH
 
+    @property
+    def inode(self) -> Any:
+        """The inode the file is of (the f*xattr calls ask it): its
+        location's, or, for a file with none, one of its own."""
+        return self.loc.inode
+
     def stat(self) -> bytes:
         return pack_stat(self.loc.inode, self.loc.mount.dev)
 

@@ -4,7 +4,11 @@ In a nutshell: file data lives in 4 KiB pages held in a dict by page index,
 so a hole costs nothing and a write at 4 GiB allocates one page.  The
 filesystem is bounded by a size in pages (ENOSPC past it, a short write if
 some pages fit) and a count of inodes, where each extra hard link counts too
-(Linux 6.x's "ispace").  Directories report 20 bytes per entry (Linux's
+(Linux 6.x's "ispace": nr_inodes times 1 KiB, which extended attributes
+draw on as well, 40 bytes and their name and value each).  Attributes
+(user., trusted., security.; ``fs/xattr.py`` checks who may) are also held
+to ``XATTRS_MAX`` and ``XATTR_BYTES_MAX`` per inode, which Linux does not
+bound: they are the kernel's memory.  Directories report 20 bytes per entry (Linux's
 BOGO_DIRENT_SIZE), symlinks of 128 bytes and more take a page.
 
 Every tmpfs of a guest also draws on one ``PageBudget`` (the guest config's
@@ -37,6 +41,7 @@ from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import FileSystem
 from services.kernel.fs.inode import Inode as BaseInode
 from services.kernel.fs.vfs import DIR_STEP, d_type, set_attrs
+from services.kernel.fs.xattr import check_flags, stored_prefix
 
 log = logging.getLogger("kernel")
 
@@ -48,10 +53,19 @@ MAX_FILE_SIZE = (1 << 63) - 1
 RELATIME_SPAN = 24 * 3600      # relatime refreshes an atime older than a day
 DT_DIR = 4
 PIECE_NAMES = 256              # names in one piece of a directory's Positions
+BOGO_INODE_SIZE = 1024         # the ispace an inode or an extra link takes (Linux's)
+XATTR_OVERHEAD = 40            # ispace an attribute takes besides its name and value
+XATTRS_MAX = 1024              # attributes an inode holds
+XATTR_BYTES_MAX = 1 << 20      # ispace an inode's attributes take
 
 
 def _now() -> tuple[int, int]:
     return divmod(time.time_ns(), 1_000_000_000)
+
+
+def _xattr_space(item: tuple[bytes, bytes]) -> int:
+    """The ispace an attribute (name, value) takes: Linux's simple_xattr_space."""
+    return XATTR_OVERHEAD + len(item[0]) + len(item[1])
 
 
 def _size(text: str) -> int:
@@ -143,6 +157,7 @@ class Tmpfs(FileSystem):
         self.mode, self.uid, self.gid = mode, uid, gid
         self.pages = 0
         self.inodes = 0
+        self.xattr_space = 0           # ispace the attributes take (BOGO_INODE_SIZE an inode)
         self.next_ino = 1
         self.root = self.new_inode(S.S_IFDIR | mode, uid, gid, None)
 
@@ -180,12 +195,15 @@ class Tmpfs(FileSystem):
     def statfs(self) -> dict:
         return {"bsize": PAGE, "frsize": PAGE, "blocks": self.max_pages,
                 "bfree": self.max_pages - self.pages, "bavail": self.max_pages - self.pages,
-                "files": self.max_inodes, "ffree": self.max_inodes - self.inodes,
+                "files": self.max_inodes, "ffree": self.free_ispace() // BOGO_INODE_SIZE,
                 "namelen": 255, "magic": TMPFS_MAGIC}
 
     # --- space --------------------------------------------------------------------
+    def free_ispace(self) -> int:
+        return (self.max_inodes - self.inodes) * BOGO_INODE_SIZE - self.xattr_space
+
     def take_inode(self) -> None:
-        if self.inodes >= self.max_inodes:
+        if self.free_ispace() < BOGO_INODE_SIZE:
             raise Errno(errno.ENOSPC)
         self.inodes += 1
 
@@ -236,6 +254,7 @@ class Inode(BaseInode):
         self.target = b""
         self.opens = 0
         self.forgotten = False
+        self.xattrs: dict[bytes, bytes] = {}
         self.atime, self.atime_ns = self.mtime, self.mtime_ns = self.ctime, self.ctime_ns = _now()
 
     @property
@@ -273,6 +292,8 @@ class Inode(BaseInode):
             self.forgotten = True
             self.drop_pages(0)
             self.fs.inodes -= 1
+            self.fs.xattr_space -= sum(map(_xattr_space, self.xattrs.items()))
+            self.xattrs = {}
 
     # --- file data -----------------------------------------------------------------------
     async def read(self, offset: int, length: int) -> bytes:
@@ -338,6 +359,42 @@ class Inode(BaseInode):
     async def readlink(self) -> bytes:
         self.accessed()
         return self.target
+
+    # --- extended attributes ----------------------------------------------------------
+    async def getxattr(self, name: bytes) -> bytes:
+        stored_prefix(name)
+        value = self.xattrs.get(name)
+        if value is None:
+            raise Errno(errno.ENODATA)
+        return value
+
+    async def listxattr(self) -> list[bytes]:
+        return sorted(self.xattrs)         # Linux 6.6+ keeps them in a tree by name
+
+    async def setxattr(self, name: bytes, value: bytes, flags: int) -> None:
+        """The new attribute's ispace is taken before the old one's is given
+        back, as Linux's shmem_xattr_handler_set does."""
+        stored_prefix(name)
+        old = self.xattrs.get(name)
+        check_flags(old is not None, flags)
+        need = _xattr_space((name, value))
+        mine = sum(map(_xattr_space, self.xattrs.items()))
+        if (need > self.fs.free_ispace()
+                or old is None and len(self.xattrs) >= XATTRS_MAX
+                or mine + need - (0 if old is None else _xattr_space((name, old)))
+                > XATTR_BYTES_MAX):
+            raise Errno(errno.ENOSPC)
+        self.fs.xattr_space += need - (0 if old is None else _xattr_space((name, old)))
+        self.xattrs[name] = bytes(value)
+        self.touch("ctime")
+
+    async def removexattr(self, name: bytes) -> None:
+        stored_prefix(name)
+        old = self.xattrs.pop(name, None)
+        if old is None:
+            raise Errno(errno.ENODATA)
+        self.fs.xattr_space -= _xattr_space((name, old))
+        self.touch("ctime")
 
     # --- directories ------------------------------------------------------------------------
     async def lookup(self, name: bytes) -> Inode | None:

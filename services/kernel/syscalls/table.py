@@ -17,7 +17,7 @@ from services.kernel.core.errors import Errno
 from services.kernel.syscalls import exec as exec_
 from services.kernel.syscalls import (attrs, cred, dirs, fds, fileinfo, fork, futex, ids, mm,
                                       mount, open_close, pipe, poll, read_write, sched_params,
-                                      signals, timers, wait)
+                                      signals, timers, wait, xattr)
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,23 @@ HANDLERS = [
     ("execveat", exec_.sys_execveat),
     ("clone3", fork.sys_clone3),
     ("faccessat2", attrs.sys_faccessat2),
+    # extended attributes
+    ("setxattr", xattr.sys_setxattr),
+    ("lsetxattr", xattr.sys_lsetxattr),
+    ("fsetxattr", xattr.sys_fsetxattr),
+    ("getxattr", xattr.sys_getxattr),
+    ("lgetxattr", xattr.sys_lgetxattr),
+    ("fgetxattr", xattr.sys_fgetxattr),
+    ("listxattr", xattr.sys_listxattr),
+    ("llistxattr", xattr.sys_llistxattr),
+    ("flistxattr", xattr.sys_flistxattr),
+    ("removexattr", xattr.sys_removexattr),
+    ("lremovexattr", xattr.sys_lremovexattr),
+    ("fremovexattr", xattr.sys_fremovexattr),
+    ("setxattrat", xattr.sys_setxattrat),
+    ("getxattrat", xattr.sys_getxattrat),
+    ("listxattrat", xattr.sys_listxattrat),
+    ("removexattrat", xattr.sys_removexattrat),
     # credentials: per thread, Linux's rules
     ("setuid", cred.sys_setuid),
     ("setgid", cred.sys_setgid),

@@ -17,12 +17,13 @@ from services.kernel.fsimpl.ext2.dirs import Directory
 from services.kernel.fsimpl.ext2.layout import (
     BLOCKPTRS, IDS_HI, INODE, INODE_HEAD, RO_COMPAT_LARGE_FILE, U16, U32, decode_time,
     encode_time, timestamp)
+from services.kernel.fsimpl.ext2.xattr import Xattrs
 
 if TYPE_CHECKING:
     from services.kernel.fsimpl.ext2.super import Ext2
 
 
-class Inode(Directory, BlockMap, BaseInode):
+class Inode(Directory, BlockMap, Xattrs, BaseInode):
     def __init__(self, fs: Ext2, ino: int, raw: bytes):
         self.fs = fs
         self.ino = ino
@@ -235,16 +236,8 @@ class Inode(Directory, BlockMap, BaseInode):
         """The last name and open file are gone: free the blocks and the inode."""
         if self._has_block_map():
             await self._truncate_blocks(0)
-        if self.file_acl:                      # an xattr block, shared by a reference count
-            xattr = bytearray(await self.fs.block(self.file_acl))
-            refs = U32.unpack_from(xattr, 4)[0]
-            if refs <= 1:
-                await self._free(self.file_acl)
-            else:
-                U32.pack_into(xattr, 4, refs - 1)
-                await self.fs.put(self.file_acl, xattr)
-                self.blocks -= self.fs.block_size // 512
-            self.file_acl = 0
+        if self.file_acl:
+            await self.release_xattr_block()
         self.size = 0
         self.dtime = int(time.time()) & 0xFFFFFFFF
         self._touch()
