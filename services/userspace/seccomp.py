@@ -64,6 +64,9 @@ SCRATCH_MAP_CALL = (stub.SYS_mmap, stub.SCRATCH, stub.SCRATCH_SIZE, stub.PROT_RE
 SEAL_CALL = (stub.SYS_mseal, STUB_BASE, STUB_SIZE, 0)
 
 
+NOTIFY_RUN = 200    # a BPF conditional jump reaches 255 instructions ahead
+
+
 def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
     """The filter as (code, jt, jf, k) instructions, from the policy's
     routes; with notify, the NOTIFY calls go to the listener."""
@@ -107,9 +110,7 @@ def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
         insns.append((_JEQ_K, 0, 2, STUB_BASE >> 32))
         insns.append((_LD_W_ABS, 0, 0, _IP))
         insns.append((_JGE_K, 0, "trace", (STUB_BASE & 0xFFFFFFFF) + STUB_SIZE))
-        insns.append((_LD_W_ABS, 0, 0, _NR))
-        for p in policy.routed(policy.NOTIFY):
-            insns.append((_JEQ_K, "notify", 0, p.nr))
+        insns.append((_JA, 0, 0, "notified"))     # past the returns: a long jump
     label("trace")
     insns.append((_RET_K, 0, 0, RET_TRACE))
     label("kill")
@@ -117,8 +118,19 @@ def program(notify: bool = False) -> list[tuple[int, int, int, int]]:
     label("allow")
     insns.append((_RET_K, 0, 0, RET_ALLOW))
     if notify:
-        label("notify")
-        insns.append((_RET_K, 0, 0, RET_USER_NOTIF))
+        # The notified numbers, in runs short enough for a conditional jump
+        # to reach the run's own return; none matched: trace.
+        label("notified")
+        insns.append((_LD_W_ABS, 0, 0, _NR))
+        nrs = [p.nr for p in policy.routed(policy.NOTIFY)]
+        for n in range(0, len(nrs), NOTIFY_RUN):
+            for nr in nrs[n:n + NOTIFY_RUN]:
+                insns.append((_JEQ_K, f"notify{n}", 0, nr))
+            insns.append((_JA, 0, 0, f"after{n}"))
+            label(f"notify{n}")
+            insns.append((_RET_K, 0, 0, RET_USER_NOTIF))
+            label(f"after{n}")
+        insns.append((_RET_K, 0, 0, RET_TRACE))
     return _resolve(insns)
 
 
