@@ -30,6 +30,7 @@ from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import FileSystem, Inode
 from services.kernel.sched.task import CURRENT
 from services.kernel.fs.vfs import DIR_STEP, d_type
+from services.kernel.abi.prctl import SUID_DUMP_USER
 from services.kernel.abi.mount import (
     MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME)
 
@@ -310,8 +311,10 @@ class ProcFs(FileSystem):
         t = proc.threads.get(tid) if tid is not None else self.leader(proc)
         if tid is not None and t is None:
             return None
-        uid = t.cred.euid if t is not None else 0
-        gid = t.cred.egid if t is not None else 0
+        # task_dump_owner: the effective ids, root's when not dumpable
+        owner = t is not None and proc.dumpable == SUID_DUMP_USER
+        uid = t.cred.euid if owner else 0
+        gid = t.cred.egid if owner else 0
         key = tid if tid is not None else pid
 
         def entries() -> dict:
@@ -483,7 +486,8 @@ class ProcFs(FileSystem):
                   f"CapPrm:\t{c.permitted if c else 0:016x}",
                   f"CapEff:\t{c.effective if c else 0:016x}",
                   f"CapBnd:\t{c.bounding if c else 0:016x}", "CapAmb:\t0000000000000000",
-                  "NoNewPrivs:\t0", "Seccomp:\t0", "voluntary_ctxt_switches:\t0",
+                  f"NoNewPrivs:\t{int(t.no_new_privs) if t else 0}", "Seccomp:\t0",
+                  "voluntary_ctxt_switches:\t0",
                   "nonvoluntary_ctxt_switches:\t0"]
         return ("\n".join(lines) + "\n").encode()
 
