@@ -102,8 +102,12 @@ def on_exec(cred: Credentials, inode, nosuid: bool, no_new_privs: bool) -> tuple
     set.  Under no_new_privs an exec that would change ids or add
     capabilities gets neither (effective ids back to the real ones, the
     permitted set within the old one).  Saved and filesystem ids become
-    the effective ones; keep-caps is cleared.  Secure: the effective ids
-    are not the real ones, or a non-root real uid holds capabilities."""
+    the effective ones; keep-caps is cleared.  "Would change ids", as the
+    host's Linux 6.18 reads it (since "exec: Correct the permission check
+    for unsafe exec", 2025): the effective uid changes, or the effective
+    gid becomes one the caller is not in.  Secure (AT_SECURE) as before
+    that: the effective ids are not the real ones, or a non-root real uid
+    holds capabilities."""
     new = replace(cred, permitted=0, effective=0)
     if not nosuid and not no_new_privs:
         if inode.mode & S.S_ISUID:
@@ -115,8 +119,9 @@ def on_exec(cred: Credentials, inode, nosuid: bool, no_new_privs: bool) -> tuple
         if 0 in (new.uid, new.euid):
             new.permitted = cred.bounding | cred.inheritable
         raise_effective = new.euid == 0
-    setid = new.euid != cred.uid or new.egid != cred.gid
-    if no_new_privs and (setid or new.permitted & ~cred.permitted):
+    id_changed = new.euid != cred.euid or not in_group(cred, new.egid)
+    setid = new.euid != new.uid or new.egid != new.gid
+    if no_new_privs and (id_changed or new.permitted & ~cred.permitted):
         new.euid, new.egid = new.uid, new.gid
         new.permitted &= cred.permitted
     if raise_effective:

@@ -311,10 +311,10 @@ class ProcFs(FileSystem):
         t = proc.threads.get(tid) if tid is not None else self.leader(proc)
         if tid is not None and t is None:
             return None
-        # task_dump_owner: the effective ids, root's when not dumpable
-        owner = t is not None and proc.dumpable == SUID_DUMP_USER
-        uid = t.cred.euid if owner else 0
-        gid = t.cred.egid if owner else 0
+        # task_dump_owner: the effective ids; every file but the r-x
+        # directories (PID, task, task/TID) root's when not dumpable
+        duid, dgid = (t.cred.euid, t.cred.egid) if t is not None else (0, 0)
+        uid, gid = (duid, dgid) if proc.dumpable == SUID_DUMP_USER else (0, 0)
         key = tid if tid is not None else pid
 
         def entries() -> dict:
@@ -335,12 +335,12 @@ class ProcFs(FileSystem):
             out[b"fd"] = lambda: self.fd_dir(pid, tid, key, uid, gid, d)
             if tid is None:
                 out[b"task"] = lambda: Dir(
-                    self, self.ino(key, 25), dict, d, 0o555, uid, gid,
+                    self, self.ino(key, 25), dict, d, 0o555, duid, dgid,
                     numbers=lambda n, count: _from(sorted(self.threads_of(pid)), n, count),
                     number=lambda n: self.pid_dir(pid, n))
             return out
 
-        d = Dir(self, self.ino(key, 0), entries, self.root, 0o555, uid, gid)
+        d = Dir(self, self.ino(key, 0), entries, self.root, 0o555, duid, dgid)
         return d
 
     def threads_of(self, pid: int) -> dict:
