@@ -4,9 +4,9 @@ The kernel decides everything and sends userspace two batches of ops: first
 ``exec_stub`` (an empty address space; it tells us where the host put the vdso
 and the stack), then the mappings of each ``PT_LOAD`` from the page cache,
 the zeroed bss, the initial stack (argv, envp, auxv), brk and the entry
-registers.  Static and static-PIE executables and ``#!`` scripts run;
-executables that need an interpreter (``PT_INTERP``) are refused with
-ENOEXEC for now.
+registers.  Static, static-PIE and dynamic executables (their ``PT_INTERP``
+loaded too) and ``#!`` scripts run; the credentials the program starts with
+are core/cred.py's ``on_exec``.
 
 Everything the guest hands in is hostile: the argument vectors are copied
 as Linux's ``copy_strings`` does (counted, held to the limit as they come
