@@ -11,19 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from conftest import disk_of, guest, make_tree, native_private_mounts
+from conftest import add_libraries, build, disk_of, guest, make_tree, native_private_mounts
 
 
 @pytest.fixture(scope="module")
 def stree(tmp_path_factory) -> Path:
+    """The program static and dynamic (glibc's ld.so then reads AT_SECURE)."""
     root = make_tree(tmp_path_factory, "stree", ["setid_exec"])
+    build("setid_exec.c", root / "bin" / "setid_exec_dyn")
+    add_libraries(root, root / "bin" / "setid_exec_dyn")
     root.chmod(0o755)          # mktemp's 0700 would stop uid 1000 at /
     return root
 
 
 @pytest.fixture(scope="module")
 def sdisk(tmp_path_factory, stree) -> Path:
-    yield from disk_of(tmp_path_factory, stree)
+    yield from disk_of(tmp_path_factory, stree, "128M")
 
 
 def same_natively_and_in_a_guest(tree, disk, *argv, options=()) -> str:
@@ -38,9 +41,11 @@ def lines_of(out: str, label: str) -> list[str]:
     return [line[len(label) + 1:] for line in out.splitlines() if line.startswith(label + " ")]
 
 
+@pytest.mark.parametrize("prog", ["/bin/setid_exec", "/bin/setid_exec_dyn"],
+                         ids=["static", "dynamic"])
 @pytest.mark.parametrize("options", [(), ("--ptrace-only",)], ids=["listener", "ptrace-only"])
-def test_exec_gives_the_ids_and_capabilities_linux_gives(stree, sdisk, options):
-    out = same_natively_and_in_a_guest(stree, sdisk, "/bin/setid_exec", options=options)
+def test_exec_gives_the_ids_and_capabilities_linux_gives(stree, sdisk, prog, options):
+    out = same_natively_and_in_a_guest(stree, sdisk, prog, options=options)
     # what the comparison rests on, spelled out
     suid = lines_of(out, "suid_root by 1000")
     assert "uid=1000/0/0 fsuid=0 gid=1000/1000/1000 fsgid=1000" in suid
