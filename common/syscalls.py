@@ -127,7 +127,10 @@ _TABLE = [
     (57, "fork", TRAP, FULL, "", NOINTR),
     (58, "vfork", TRAP, FULL, "the parent waits in the kernel until the child execs or exits",
      NOINTR),
-    (59, "execve", TRAP, PARTIAL, "static, PIE and dynamic ELF (PT_INTERP), #! scripts"),
+    (59, "execve", TRAP, PARTIAL, "static, PIE and dynamic ELF (PT_INTERP), #! scripts; "
+                                  "set-ID files (not on nosuid mounts, not under no_new_privs), "
+                                  "root's capabilities, AT_SECURE, dumpability; no file "
+                                  "capabilities or ambient set"),
     # exit and exit_group run on the host: the kernel learns of the end, with
     # the host wait status, when userspace reaps the process
     (60, "exit", HOST, HOST_RUN),
@@ -213,7 +216,7 @@ _TABLE = [
     (147, "sched_get_priority_min", NOTIFY, FULL),
     (148, "sched_rr_get_interval", NOTIFY, FULL),
     (157, "prctl", NOTIFY, PARTIAL, "PR_SET_NAME, PR_GET_NAME, keep-caps, the bounding set, "
-                                    "securebits"),
+                                    "securebits, PR_SET/GET_DUMPABLE, PR_SET/GET_NO_NEW_PRIVS"),
     # SET/GET FS/GS run on the host; the other codes trap
     (158, "arch_prctl", CHECKED, PARTIAL, "FS/GS, CPUID faulting, AMX permissions; on the host"),
     (160, "setrlimit", NOTIFY, PARTIAL, "per process; only NOFILE, NPROC and STACK (exec's "

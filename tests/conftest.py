@@ -143,6 +143,14 @@ def native(tree: Path, *argv: str) -> subprocess.CompletedProcess:
                           stderr=subprocess.STDOUT, text=True, env=NATIVE_ENV, timeout=60)
 
 
+def native_private_mounts(tree: Path, *argv: str) -> subprocess.CompletedProcess:
+    """native, in a private mount namespace: for programs that mount (proc,
+    a nosuid tmpfs) inside their chroot."""
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "chroot", str(tree),
+                           *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=NATIVE_ENV, timeout=60)
+
+
 def guest(img: Path, *argv: str, options: tuple = ()) -> subprocess.CompletedProcess:
     return skas("run", "--disk", str(img), *options, "--", *argv, timeout=120)
 

@@ -1,5 +1,10 @@
-"""<linux/prctl.h>: the prctl options served."""
+"""<linux/prctl.h>: the prctl options served; and <linux/sched/coredump.h>'s
+dumpable values, which PR_GET/SET_DUMPABLE speak."""
 
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
 PR_GET_KEEPCAPS, PR_SET_KEEPCAPS, PR_CAPBSET_READ, PR_CAPBSET_DROP = 7, 8, 23, 24
 PR_GET_SECUREBITS, PR_SET_SECUREBITS = 27, 28
 PR_SET_NAME, PR_GET_NAME = 15, 16
+PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
+
+SUID_DUMP_DISABLE, SUID_DUMP_USER = 0, 1

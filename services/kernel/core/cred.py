@@ -92,28 +92,51 @@ def access_cred(cred: Credentials) -> Credentials:
     return new
 
 
-def on_exec(cred: Credentials, inode, nosuid: bool) -> Credentials:
-    """The credentials a program starts with (bprm_fill_uid,
-    cap_bprm_creds_from_file): set-user-ID and set-group-ID bits unless the
-    mount is nosuid; root's capabilities (the bounding set) for a real or
-    effective root unless SECURE_NOROOT, effective only for an effective
-    root; no file capabilities.  Saved and filesystem ids become the
-    effective ones; keep-caps is cleared."""
+def on_exec(cred: Credentials, inode, nosuid: bool, no_new_privs: bool) -> tuple[Credentials, bool]:
+    """The credentials a program starts with, and whether its start is
+    secure (AT_SECURE), as bprm_fill_uid and cap_bprm_creds_from_file:
+    set-user-ID and set-group-ID bits unless the mount is nosuid or the
+    task has no_new_privs; root's capabilities (the bounding set and the
+    inheritable one) for a real or effective root unless SECURE_NOROOT,
+    effective only for an effective root; no file capabilities, no ambient
+    set.  Under no_new_privs an exec that would change ids or add
+    capabilities gets neither (effective ids back to the real ones, the
+    permitted set within the old one).  Saved and filesystem ids become
+    the effective ones; keep-caps is cleared.  "Would change ids", as the
+    host's Linux 6.18 reads it (since "exec: Correct the permission check
+    for unsafe exec", 2025): the effective uid changes, or the effective
+    gid becomes one the caller is not in.  Secure (AT_SECURE) as before
+    that: the effective ids are not the real ones, or a non-root real uid
+    holds capabilities."""
     new = replace(cred, permitted=0, effective=0)
-    if not nosuid:
+    if not nosuid and not no_new_privs:
         if inode.mode & S.S_ISUID:
             new.euid = inode.uid
         if inode.mode & S.S_ISGID and inode.mode & S.S_IXGRP:
             new.egid = inode.gid
+    raise_effective = False
     if not cred.securebits & SECURE_NOROOT:
         if 0 in (new.uid, new.euid):
             new.permitted = cred.bounding | cred.inheritable
-        if new.euid == 0:
-            new.effective = new.permitted
+        raise_effective = new.euid == 0
+    id_changed = new.euid != cred.euid or not in_group(cred, new.egid)
+    setid = new.euid != new.uid or new.egid != new.gid
+    if no_new_privs and (id_changed or new.permitted & ~cred.permitted):
+        new.euid, new.egid = new.uid, new.gid
+        new.permitted &= cred.permitted
+    if raise_effective:
+        new.effective = new.permitted
     new.suid = new.fsuid = new.euid
     new.sgid = new.fsgid = new.egid
     new.securebits &= ~SECURE_KEEP_CAPS
-    return new
+    return new, setid or (new.uid != 0 and (raise_effective or bool(new.permitted)))
+
+
+def loses_dumpable(old: Credentials, new: Credentials) -> bool:
+    """commit_creds: a change of effective or filesystem ids, or capabilities
+    the old permitted set did not hold, make the process not dumpable."""
+    return (old.euid != new.euid or old.egid != new.egid or old.fsuid != new.fsuid
+            or old.fsgid != new.fsgid or bool(new.permitted & ~old.permitted))
 
 
 # --- set*id: one set of rules for user and group ids -----------------------------------

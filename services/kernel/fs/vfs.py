@@ -312,6 +312,30 @@ def new_owner(dir_inode: Any, cred: Credentials, mode: int) -> tuple[int, int, i
     return mode, cred.fsuid, gid
 
 
+def sgid_to_drop(inode: Any, cred: Credentials) -> int:
+    """setattr_should_drop_sgid: a set-group-ID bit that is real (group
+    execute), or held by a file of a group the caller is not in (without
+    CAP_FSETID), goes when its file is given away or written."""
+    mode = inode.mode
+    if mode & S.S_ISGID and (mode & S.S_IXGRP or not (in_group(cred, inode.gid)
+                                                     or capable(cred, CAP_FSETID))):
+        return S.S_ISGID
+    return 0
+
+
+async def remove_privs(inode: Any, cred: Credentials) -> None:
+    """file_remove_privs: a write to a regular file, or a truncate, by one
+    without CAP_FSETID drops its set-user-ID bit and the set-group-ID bit
+    sgid_to_drop names, so that nobody can put their own code in a
+    set-ID program."""
+    if not S.S_ISREG(inode.mode) or not inode.mode & (S.S_ISUID | S.S_ISGID) \
+            or capable(cred, CAP_FSETID):
+        return
+    kill = inode.mode & S.S_ISUID | sgid_to_drop(inode, cred)
+    if kill:
+        await inode.setattr(mode=inode.mode & ~kill & 0o7777)
+
+
 def d_type(mode: int) -> int:
     """A dirent's d_type: Linux's DT_* are the file type bits shifted down."""
     return S.S_IFMT(mode) >> 12

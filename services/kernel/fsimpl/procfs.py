@@ -36,6 +36,7 @@ from services.kernel.sched.load import (
     cpu_mask, cpu_range, cpu_seconds, guest_cpus, is_running, run_queue)
 from services.kernel.sched.task import CURRENT
 from services.kernel.sched.timers import BOOT, uptime
+from services.kernel.abi.prctl import SUID_DUMP_USER
 from services.kernel.abi.mount import (
     MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME)
 
@@ -299,8 +300,10 @@ class ProcFs(FileSystem):
         t = proc.threads.get(tid) if tid is not None else self.leader(proc)
         if tid is not None and t is None:
             return None
-        uid = t.cred.euid if t is not None else 0
-        gid = t.cred.egid if t is not None else 0
+        # task_dump_owner: the effective ids; every file but the r-x
+        # directories (PID, task, task/TID) root's when not dumpable
+        duid, dgid = (t.cred.euid, t.cred.egid) if t is not None else (0, 0)
+        uid, gid = (duid, dgid) if proc.dumpable == SUID_DUMP_USER else (0, 0)
         key = tid if tid is not None else pid
 
         def entries() -> dict:
@@ -325,12 +328,12 @@ class ProcFs(FileSystem):
             out[b"fd"] = lambda: self.fd_dir(pid, tid, key, uid, gid, d)
             if tid is None:
                 out[b"task"] = lambda: Dir(
-                    self, self.ino(key, 25), dict, d, 0o555, uid, gid,
+                    self, self.ino(key, 25), dict, d, 0o555, duid, dgid,
                     numbers=lambda n, count: numbers_from(sorted(self.threads_of(pid)), n, count),
                     number=lambda n: self.pid_dir(pid, n))
             return out
 
-        d = Dir(self, self.ino(key, 0), entries, self.root, 0o555, uid, gid)
+        d = Dir(self, self.ino(key, 0), entries, self.root, 0o555, duid, dgid)
         return d
 
     def inspected(self, pid: int, tid: int | None, what: Callable[[Any], bytes]) -> bytes:
@@ -503,7 +506,7 @@ class ProcFs(FileSystem):
                   f"CapPrm:\t{c.permitted if c else 0:016x}",
                   f"CapEff:\t{c.effective if c else 0:016x}",
                   f"CapBnd:\t{c.bounding if c else 0:016x}", "CapAmb:\t0000000000000000",
-                  "NoNewPrivs:\t0", "Seccomp:\t0", "Seccomp_filters:\t0"]
+                  f"NoNewPrivs:\t{int(t.no_new_privs) if t else 0}", "Seccomp:\t0", "Seccomp_filters:\t0"]
         lines += [f"{k.decode()}:\t{v.decode()}" for k, v in host.items()
                   if k.startswith(b"Speculation")]
         lines += [f"Cpus_allowed:\t{cpu_mask(n)}", f"Cpus_allowed_list:\t{cpu_range(n)}",

@@ -4,9 +4,9 @@ The kernel decides everything and sends userspace two batches of ops: first
 ``exec_stub`` (an empty address space; it tells us where the host put the vdso
 and the stack), then the mappings of each ``PT_LOAD`` from the page cache,
 the zeroed bss, the initial stack (argv, envp, auxv), brk and the entry
-registers.  Static and static-PIE executables and ``#!`` scripts run;
-executables that need an interpreter (``PT_INTERP``) are refused with
-ENOEXEC for now.
+registers.  Static, static-PIE and dynamic executables (their ``PT_INTERP``
+loaded too) and ``#!`` scripts run; the credentials the program starts with
+are core/cred.py's ``on_exec``.
 
 Everything the guest hands in is hostile: the argument vectors are copied
 as Linux's ``copy_strings`` does (counted, held to the limit as they come
@@ -36,8 +36,9 @@ from services.kernel.abi.resource import RLIMIT_STACK
 from services.kernel.abi.signal import SIG_DFL, SIG_IGN
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import permitted
-from services.kernel.abi.fcntl import PATH_MAX, X_OK
+from services.kernel.abi.fcntl import PATH_MAX, R_OK, X_OK
 from services.kernel.abi.mount import MS_NOSUID
+from services.kernel.abi.prctl import SUID_DUMP_DISABLE, SUID_DUMP_USER
 from services.kernel.abi.elf import AT, PT_INTERP, PT_LOAD
 
 log = logging.getLogger(__name__)
@@ -305,20 +306,26 @@ def _shebang(head: bytes) -> tuple[bytes, bytes | None]:
 async def prepare(task, loc, path: bytes, args: Args, depth: int = 0):
     """Everything that can fail before the old image is destroyed.
 
-    Returns (location, elf) with ``#!`` interpreters resolved into args."""
+    Returns (location, elf, interpreter, unreadable) with ``#!`` interpreters
+    resolved into args; unreadable: a file of the chain (script, its
+    interpreters, the program, its PT_INTERP) the caller may not read,
+    which makes the process not dumpable (would_dump)."""
     inode = loc.inode
+    unreadable = not permitted(inode, task.cred, R_OK)
     head = await inode.read(0, BINPRM_BUF)
     if head.startswith(b"#!"):
         if depth >= MAX_INTERP_DEPTH:
             raise Errno(errno.ELOOP)
         interp, arg = _shebang(head)
         args.shebang(interp, arg, path)
-        return await prepare(task, await open_exec(task, interp), interp, args, depth + 1)
+        *found, more = await prepare(task, await open_exec(task, interp), interp, args, depth + 1)
+        return *found, unreadable or more
     elf = await read_elf(inode, head)
     interp = None
     if elf.interp is not None:
         interp = await _interpreter(task, inode, elf)
-    return loc, elf, interp
+        unreadable = unreadable or not permitted(interp[0].inode, task.cred, R_OK)
+    return loc, elf, interp, unreadable
 
 
 async def read_elf(inode, head: bytes) -> Elf:
@@ -342,7 +349,7 @@ async def _interpreter(task, inode, elf: Elf) -> tuple:
 
 
 def _auxv(task, elf: Elf, bias: int, vdso: int, at_random: int, execfn: int,
-          platform: int, base: int) -> list[tuple[int, int]]:
+          platform: int, base: int, secure: bool) -> list[tuple[int, int]]:
     c = task.cred
     aux = [(AT["SYSINFO_EHDR"], vdso)]
     if AT["MINSIGSTKSZ"] in HOST_AUXV:
@@ -352,16 +359,18 @@ def _auxv(task, elf: Elf, bias: int, vdso: int, at_random: int, execfn: int,
             (AT["PHENT"], _PHDR.size), (AT["PHNUM"], elf.phnum), (AT["BASE"], base), (AT["FLAGS"], 0),
             (AT["ENTRY"], bias + elf.entry), (AT["UID"], c.uid), (AT["EUID"], c.euid),
             (AT["GID"], c.gid), (AT["EGID"], c.egid),
-            (AT["SECURE"], int(c.euid != c.uid or c.egid != c.gid)),
+            (AT["SECURE"], int(secure)),
             (AT["RANDOM"], at_random), (AT["HWCAP2"], HOST_AUXV.get(AT["HWCAP2"], 0)),
             (AT["EXECFN"], execfn), (AT["PLATFORM"], platform), (AT["NULL"], 0)]
     return aux
 
 
 def build_stack(task, elf: Elf, bias: int, vdso: int, top: int, argv: list[bytes],
-                envp: list[bytes], execfn: bytes, base: int = 0) -> tuple[int, bytes, dict]:
+                envp: list[bytes], execfn: bytes, base: int = 0,
+                secure: bool = False) -> tuple[int, bytes, dict]:
     """The initial stack as Linux lays it out (base: where the interpreter
-    is, AT_BASE).  Returns (rsp, bytes from rsp up to top, the argument and
+    is, AT_BASE; secure: AT_SECURE, which has ld.so ignore LD_PRELOAD and
+    the like).  Returns (rsp, bytes from rsp up to top, the argument and
     environment ranges for set_mm)."""
     strings = b"".join(a + b"\0" for a in argv) + b"".join(e + b"\0" for e in envp)
     strings_start = top - 8 - (len(execfn) + 1) - len(strings)
@@ -378,7 +387,7 @@ def build_stack(task, elf: Elf, bias: int, vdso: int, top: int, argv: list[bytes
     random_addr = platform_addr - 16
     vector = [len(argv)] + arg_ptrs + [0] + env_ptrs + [0]
     for key, value in _auxv(task, elf, bias, vdso, random_addr, execfn_addr, platform_addr,
-                            base):
+                            base, secure):
         vector += [key, value]
     sp = (random_addr - 8 * len(vector)) & ~15
     image = bytearray(top - sp)
@@ -431,7 +440,7 @@ async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     """Replace task's image; returns the final batch of ops (which sets the
     registers).  Errors before the old image is gone are returned to the
     caller as -errno; after that the task is killed, as on Linux."""
-    loc, elf, interp = await prepare(task, loc, path, args)
+    loc, elf, interp, unreadable = await prepare(task, loc, path, args)
     bias = 0
     if elf.type == 3:   # PIE: a randomized base, as Linux's ELF_ET_DYN_BASE + mmap_rnd
         bias = ELF_ET_DYN_BASE + (random.getrandbits(28) << 12) - _page_down(elf.segments[0].vaddr)
@@ -468,10 +477,10 @@ async def execve(task, path: bytes, loc, args: Args) -> list[dict]:
     top = space["stack_top"]
     ops.append(Mmap(addr=top - STACK_SIZE, length=STACK_SIZE, prot=PROT_READ | PROT_WRITE,
                     flags=MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE, offset=0))
-    task.cred = cred.on_exec(task.cred, loc.inode, bool(loc.mount.flags & MS_NOSUID))
+    secure = _commit_exec_creds(task, loc, unreadable)
     base = images[1][2] + _page_down(images[1][1].segments[0].vaddr) if interp else 0
     sp, stack, ranges = build_stack(task, elf, bias, space["vdso"], top, args.argv, args.envp,
-                                    path, base)
+                                    path, base, secure)
     ops.append(Poke(addr=sp, data=stack))
     ops.append(SetMm(**layout, **ranges))
     start = images[-1][2] + images[-1][1].entry     # the interpreter's entry, if any
@@ -501,6 +510,23 @@ def _check_layout(elf: Elf, bias: int) -> None:
             raise Errno(errno.ENOEXEC)
     if not 0 <= bias + elf.entry < TASK_SIZE:
         raise Errno(errno.ENOEXEC)
+
+
+def _commit_exec_creds(task, loc, unreadable: bool) -> bool:
+    """The program's credentials (cred.on_exec: set-ID bits of the program,
+    not of a #! script; the mount's nosuid) and its dumpability, as
+    begin_new_exec: not dumpable if a file of the chain was unreadable or
+    the caller's effective ids were not its real ones, else dumpable, and
+    then as commit_creds has it.  Returns AT_SECURE."""
+    old = task.cred
+    new, secure = cred.on_exec(old, loc.inode, bool(loc.mount.flags & MS_NOSUID),
+                               task.no_new_privs)
+    if unreadable or old.euid != old.uid or old.egid != old.gid:
+        task.process.dumpable = SUID_DUMP_DISABLE
+    else:
+        task.process.dumpable = SUID_DUMP_USER
+    task.commit_creds(new)
+    return secure
 
 
 def past_point_of_no_return(task) -> None:

@@ -66,12 +66,14 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         proc.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
         proc.exit_signal = flags & CSIGNAL
         proc.rlimits = list(t.process.rlimits)
+        proc.dumpable = t.process.dumpable
         k.pagecache.inherit(t.process, proc)
     child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)), files,
                  t.fs if flags & CLONE_FS else FsContext(t.cwd, t.umask))
     child.comm, child.exe, child.sigmask, child.brk = t.comm, t.exe, t.sigmask, t.brk
     child.mm_ranges = t.mm_ranges
     child.sched = t.sched.for_child()
+    child.no_new_privs = t.no_new_privs
     if not flags & CLONE_VM or flags & CLONE_VFORK:
         child.altstack = t.altstack
     if flags & CLONE_THREAD:

@@ -9,11 +9,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from services.kernel.core.cred import Credentials
+from services.kernel.core.cred import Credentials, loses_dumpable
 from services.kernel.core.services import KernelServices
 from services.kernel.fs.files import FdTable
 from services.kernel.mm.memory import GuestMemory
 from services.kernel.core.waitqueue import WaitQueue
+from services.kernel.abi.prctl import SUID_DUMP_DISABLE, SUID_DUMP_USER
 from services.kernel.abi.resource import (NR_OPEN, RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_CORE,
                                           RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE, RLIMIT_NICE,
                                           RLIMIT_NOFILE, RLIMIT_RTPRIO, RLIMIT_STACK)
@@ -64,6 +65,10 @@ class Process:
         self.children_usage = Usage()       # of the children it waited for, and theirs
         self.maps: set = set()              # live files it may map (pagecache.PageCache.hold)
         self.rlimits = list(INIT_RLIMITS)   # (soft, hard) by resource: inherited at fork, kept at exec
+        # Linux keeps it in the mm: inherited at fork, set at exec, cleared
+        # by a change of credentials (Task.commit_creds); not dumpable,
+        # its /proc files are root's
+        self.dumpable = SUID_DUMP_USER
 
     @property
     def zombie(self) -> bool:
@@ -147,6 +152,7 @@ class Task:
         self.tid = tid
         self.process = process
         self.cred = cred
+        self.no_new_privs = False    # PR_SET_NO_NEW_PRIVS: inherited by fork and exec, never unset
         self.files = files
         self.fs = fs
         self.host_pid = 0
@@ -203,6 +209,14 @@ class Task:
     @umask.setter
     def umask(self, value: int) -> None:
         self.fs.umask = value
+
+    def commit_creds(self, new: Credentials) -> None:
+        """The thread's new credentials, as Linux's commit_creds: ids or
+        capabilities gained or changed make the process not dumpable (as
+        fs.suid_dumpable's default, 0, has it)."""
+        if loses_dumpable(self.cred, new):
+            self.process.dumpable = SUID_DUMP_DISABLE
+        self.cred = new
 
     def attach(self, host_pid: int) -> None:
         self.host_pid = host_pid

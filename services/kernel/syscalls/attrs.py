@@ -6,7 +6,7 @@ import stat as S
 
 from services.kernel.core.cred import NO_ID, access_cred, capable, in_group, owner_or_capable
 from services.kernel.core.errors import Errno
-from services.kernel.fs.vfs import Location, check_writable, permitted
+from services.kernel.fs.vfs import Location, check_writable, permitted, sgid_to_drop
 from services.kernel.syscalls.paths import (
     TIMESPEC2, TIMEVAL2, UTIMBUF, fd_arg, fd_loc, resolve, timestamp_now)
 from services.kernel.abi.fcntl import (
@@ -64,10 +64,7 @@ async def _chown(t, loc: Location, uid: int, gid: int) -> int:
             raise Errno(errno.EPERM)
     mode = None
     if not S.S_ISDIR(inode.mode):
-        kill = inode.mode & S.S_ISUID
-        if inode.mode & S.S_IXGRP or not (in_group(cred, inode.gid)
-                                          or capable(cred, CAP_FSETID)):
-            kill |= inode.mode & S.S_ISGID
+        kill = inode.mode & S.S_ISUID | sgid_to_drop(inode, cred)
         if kill and not owner_or_capable(cred, inode):
             raise Errno(errno.EPERM)
         if kill:

@@ -32,7 +32,7 @@ def _commit(t, kind: Ids, ids: list[int], fs_only: bool = False) -> None:
     new = replace(old, **dict(zip(kind.names, ids)))
     if kind is UIDS and not old.securebits & SECURE_NO_SETUID_FIXUP:
         _fix_caps(old, new, fs_only)
-    t.cred = new
+    t.commit_creds(new)
 
 
 def _fix_caps(old: Credentials, new: Credentials, fs_only: bool) -> None:
@@ -199,7 +199,7 @@ def sys_setgroups(t, size, listp, *_):
     groups = sorted(struct.unpack(f"<{size}I", t.mem.read(listp, 4 * size))) if size else []
     if NO_ID in groups:
         raise Errno(errno.EINVAL)
-    t.cred = replace(t.cred, groups=groups)
+    t.commit_creds(replace(t.cred, groups=groups))
     return 0
 
 
@@ -261,7 +261,7 @@ def sys_capset(t, header, data, *_):
             or inh & ~(old.inheritable | old.bounding) \
             or prm & ~old.permitted or eff & ~prm:
         raise Errno(errno.EPERM)
-    t.cred = replace(old, effective=eff, permitted=prm, inheritable=inh)
+    t.commit_creds(replace(old, effective=eff, permitted=prm, inheritable=inh))
     return 0
 
 
@@ -282,17 +282,17 @@ def sys_prctl(t, option, arg2, *_):
         if c.securebits & SECURE_KEEP_CAPS << 1:
             raise Errno(errno.EPERM)
         bits = c.securebits & ~SECURE_KEEP_CAPS | (SECURE_KEEP_CAPS if arg2 else 0)
-        t.cred = replace(c, securebits=bits)
+        t.commit_creds(replace(c, securebits=bits))
     elif option == PR_CAPBSET_DROP:
         if not capable(c, CAP_SETPCAP):
             raise Errno(errno.EPERM)
         if arg2 > CAP_LAST_CAP:
             raise Errno(errno.EINVAL)
-        t.cred = replace(c, bounding=c.bounding & ~(1 << arg2))
+        t.commit_creds(replace(c, bounding=c.bounding & ~(1 << arg2)))
     else:   # PR_SET_SECUREBITS: no locked bit changed, no lock undone, none unknown
         old = c.securebits
         if (old & SECURE_ALL_LOCKS) >> 1 & (old ^ arg2) or old & SECURE_ALL_LOCKS & ~arg2 \
                 or arg2 & ~(SECURE_ALL_LOCKS | SECURE_ALL_BITS) or not capable(c, CAP_SETPCAP):
             raise Errno(errno.EPERM)
-        t.cred = replace(c, securebits=arg2)
+        t.commit_creds(replace(c, securebits=arg2))
     return 0

@@ -9,7 +9,9 @@ from services.kernel.core.cred import PRCTLS, capable
 from services.kernel.core.errors import Errno
 from services.kernel.syscalls.cred import sys_prctl as cred_prctl
 from services.kernel.abi.capability import CAP_SYS_RESOURCE
-from services.kernel.abi.prctl import PR_GET_NAME, PR_SET_NAME
+from services.kernel.abi.prctl import (
+    PR_GET_DUMPABLE, PR_GET_NAME, PR_GET_NO_NEW_PRIVS, PR_SET_DUMPABLE, PR_SET_NAME,
+    PR_SET_NO_NEW_PRIVS, SUID_DUMP_DISABLE, SUID_DUMP_USER)
 
 _RLIMIT = struct.Struct("<QQ")       # struct rlimit64: soft, hard
 
@@ -161,7 +163,10 @@ def sys_setrlimit(t, resource, new, *_):
     return 0
 
 
-def sys_prctl(t, option, arg2, *_):
+def sys_prctl(t, option, arg2, arg3, arg4, arg5, *_):
+    """The name, dumpability, no_new_privs (kernel/sys.c), and the
+    capability prctls (syscalls/cred.py).  The option is an int."""
+    option &= 0xFFFFFFFF
     if option in PRCTLS:
         return cred_prctl(t, option, arg2)
     if option == PR_SET_NAME:
@@ -170,4 +175,20 @@ def sys_prctl(t, option, arg2, *_):
     if option == PR_GET_NAME:
         t.mem.write(arg2, t.comm.ljust(16, b"\0")[:16])
         return 0
+    if option == PR_GET_DUMPABLE:
+        return t.process.dumpable
+    if option == PR_SET_DUMPABLE:
+        if arg2 not in (SUID_DUMP_DISABLE, SUID_DUMP_USER):
+            raise Errno(errno.EINVAL)
+        t.process.dumpable = arg2
+        return 0
+    if option == PR_SET_NO_NEW_PRIVS:
+        if arg2 != 1 or arg3 or arg4 or arg5:
+            raise Errno(errno.EINVAL)
+        t.no_new_privs = True
+        return 0
+    if option == PR_GET_NO_NEW_PRIVS:
+        if arg2 or arg3 or arg4 or arg5:
+            raise Errno(errno.EINVAL)
+        return int(t.no_new_privs)
     raise Errno(errno.EINVAL)

@@ -9,7 +9,7 @@ from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import (
     open_fifo)
 from services.kernel.fs.vfs import (
-    InodeFile, Location, check_writable, data_of, may_create, new_owner, permitted)
+    InodeFile, Location, check_writable, data_of, may_create, new_owner, permitted, remove_privs)
 from services.kernel.syscalls.paths import (
     O_PATH_KEEPS, SPECIAL_NAMES, fd_arg, resolve, start_of, timestamp_now)
 from services.kernel.abi.fcntl import (
@@ -75,9 +75,11 @@ def open_file(t, loc: Location, flags: int):
     raise Errno(errno.ENXIO)      # block devices, and sockets until there are sockets
 
 
-async def truncate_inode(inode, size: int, touch: bool) -> None:
-    """Set the size; ftruncate and O_TRUNC also stamp mtime and ctime when it
-    does not change."""
+async def truncate_inode(t, inode, size: int, touch: bool) -> None:
+    """Set the size, dropping set-ID bits as a write does (do_truncate);
+    ftruncate and O_TRUNC also stamp mtime and ctime when it does not
+    change."""
+    await remove_privs(inode, t.cred)
     await data_of(inode).truncate(size)
     if touch:
         await inode.setattr(mtime=timestamp_now())
@@ -105,7 +107,7 @@ async def sys_openat(t, dirfd, path_ptr, flags, mode, *_):
         if not created:
             _may_open(t, loc, flags)
             if flags & O_TRUNC and S.S_ISREG(inode.mode):
-                await truncate_inode(inode, 0, True)
+                await truncate_inode(t, inode, 0, True)
     flags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE
     if S.S_ISFIFO(inode.mode) and not flags & O_PATH:
         f = await open_fifo(loc, flags & ~O_CLOEXEC)

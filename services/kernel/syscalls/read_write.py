@@ -11,7 +11,8 @@ from services.kernel.abi.signal import SIGPIPE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import (
     PipeFile)
-from services.kernel.fs.vfs import WRITE_CHUNK, InodeFile, check_writable, data_of, permitted
+from services.kernel.fs.vfs import (
+    WRITE_CHUNK, InodeFile, check_writable, data_of, permitted, remove_privs)
 from services.kernel.syscalls.open_close import truncate_inode
 from services.kernel.syscalls.paths import (
     IOVEC, READ_CHUNK, RWF_SUPPORTED, as_signed, fd_arg, resolve)
@@ -80,6 +81,8 @@ async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) ->
     A write with no reader left is EPIPE and SIGPIPE, as on Linux."""
     total = sum(length for _, length in vecs)
     read = functools.partial(_gather, t, vecs)
+    if total and isinstance(f, InodeFile):
+        await remove_privs(f.loc.inode, t.cred)
     try:
         if total <= WRITE_CHUNK and type(f) is InodeFile:    # most writes: in one piece
             return await f.write(read(0, total), offset)
@@ -197,7 +200,7 @@ async def sys_truncate(t, path_ptr, length, *_):
     check_writable(loc)
     if not permitted(loc.inode, t.cred, W_OK):
         raise Errno(errno.EACCES)
-    await truncate_inode(loc.inode, length, False)
+    await truncate_inode(t, loc.inode, length, False)
     return 0
 
 
@@ -207,7 +210,7 @@ async def sys_ftruncate(t, fd, length, *_):
     f = t.files.get(fd_arg(fd))
     if f.loc is None or not S.S_ISREG(f.loc.inode.mode) or not f.writable:
         raise Errno(errno.EINVAL)
-    await truncate_inode(f.loc.inode, length, True)
+    await truncate_inode(t, f.loc.inode, length, True)
     return 0
 
 
@@ -229,6 +232,7 @@ async def sys_fallocate(t, fd, mode, offset, length, *_):
         raise Errno(errno.ENODEV)
     if mode & 0xFFFFFFFF:
         raise Errno(errno.EOPNOTSUPP)
+    await remove_privs(inode, t.cred)        # file_modified, as ext4's fallocate
     await data_of(inode).allocate(offset, length)
     return 0
 

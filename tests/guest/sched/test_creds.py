@@ -5,13 +5,12 @@ output must be the same natively and in a guest.  `creds threads`: glibc's
 setuid changes every thread, a raw one only the caller."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import disk_of, make_tree
-from conftest import NATIVE_ENV, guest
+from conftest import guest, native_private_mounts as native
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +23,6 @@ def ctree(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cdisk(tmp_path_factory, ctree) -> Path:
     yield from disk_of(tmp_path_factory, ctree)
-
-
-def native(tree: Path, *argv: str) -> subprocess.CompletedProcess:
-    """In a private mount namespace: the program mounts proc and a nosuid tmpfs."""
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "chroot", str(tree),
-                           *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=NATIVE_ENV, timeout=60)
 
 
 @pytest.mark.parametrize("options", [(), ("--ptrace-only",)], ids=["listener", "ptrace-only"])

@@ -345,7 +345,7 @@ def test_proc_fd_listing_goes_by_fd_number_and_looks_one_up_directly():
         table.install(files[i % 3])
     task = SimpleNamespace(tgid=1, tid=1, files=table, cred=SimpleNamespace(euid=0, egid=0),
                            process=SimpleNamespace(zombie=False), call=None)
-    proc = SimpleNamespace(pid=1, threads={1: task})
+    proc = SimpleNamespace(pid=1, threads={1: task}, dumpable=1)
     fs = ProcFs(SimpleNamespace(processes={1: proc}))
 
     async def body():
