@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
@@ -69,6 +70,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "peek")) {
         if (setgid(54321) || setuid(54321)) { perror("setuid"); return 1; }
         peek(argv[2]);
+        peek("self");                  /* the id change made it not dumpable */
+        prctl(PR_SET_DUMPABLE, 1);
         peek("self");
         return 0;
     }

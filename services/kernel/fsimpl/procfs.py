@@ -470,8 +470,8 @@ class ProcFs(FileSystem):
         """Linux 6.1's lines in its order (proc_pid_status).  The memory
         lines, speculation state and context switches are the host
         process's; nothing says a tracer or a seccomp filter is there
-        (TracerPid, NoNewPrivs, Seccomp are 0: the guest is not sandboxed
-        by anything it can see)."""
+        (TracerPid and Seccomp are 0: the guest is not sandboxed by anything it
+        can see; NoNewPrivs is the guest's own prctl)."""
         proc = self.process(pid)
         t = proc.threads.get(tid) if tid is not None else self.leader(proc)
         state = self.state(t) if not proc.zombie else "Z"

@@ -194,12 +194,15 @@ def test_run_queue_counts_the_guests_runnable_tasks(psdisk):
 
 def test_environ_and_links_are_the_owners_or_roots(psdisk):
     """Another user's /proc/PID/environ and exe, cwd, root links are EACCES
-    (Linux's ptrace_may_access); one's own are readable."""
+    (Linux's ptrace_may_access); one's own links are readable, and its
+    environ once it is dumpable again (setuid made it root's, as on Linux)."""
     r = sh(psdisk, "cd /mnt; /bin/procsys peek 1; echo ---; cat /proc/1/environ | tr '\\0' '\\n'")
     peek, environ = r.stdout.split("---\n")
     assert peek.splitlines() == [
         "1 environ: Permission denied", "1 exe: Permission denied",
         "1 cwd: Permission denied", "1 root: Permission denied",
+        "self environ: Permission denied", "self exe: /bin/procsys", "self cwd: /mnt",
+        "self root: /",
         "self environ: read", "self exe: /bin/procsys", "self cwd: /mnt", "self root: /"]
     assert "PATH=/sbin:/usr/sbin:/bin:/usr/bin" in environ.splitlines()
 
