@@ -24,7 +24,7 @@ wc -c /etc/passwd /etc/group
 find /etc/apt -type f -exec md5sum {} \; | sort
 ls /etc | head -20 | xargs -n 5 echo
 stat -c '%n %s %a %U %G %F %h' /etc/passwd /etc /usr/bin/bash
-du -s /usr/share/doc/bash | cut -f1
+du -sb --apparent-size /usr/share/doc/bash/* | sort
 date -d @86400 -u
 grep -n root /etc/passwd | sed 's/root/ROOT/g'
 awk -F: '$3 < 3 {print $1 "=" $3}' /etc/passwd
