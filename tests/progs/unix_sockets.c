@@ -281,12 +281,9 @@ static void server_client(const char *kind, struct sockaddr_un *a, socklen_t len
     fcntl(s, F_SETFL, O_NONBLOCK);
     show("accept nonblocking, nothing pending", accept(s, NULL, NULL));
     fcntl(s, F_SETFL, 0);
-    int ready[2];
-    pipe(ready);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        close(ready[0]);
         int c = socket(AF_UNIX, SOCK_STREAM, 0);
         if (connect(c, (struct sockaddr *)a, len) < 0) {
             printf("child connect: %s\n", strerrorname_np(errno));
@@ -306,20 +303,20 @@ static void server_client(const char *kind, struct sockaddr_un *a, socklen_t len
         fflush(stdout);
         _exit(0);
     }
-    close(ready[1]);
     struct sockaddr_un peer;
     socklen_t plen = sizeof peer;
     memset(&peer, 'x', sizeof peer);
     int c = accept4(s, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int nonblock = !!(fcntl(c, F_GETFL) & O_NONBLOCK), cloexec = fcntl(c, F_GETFD);
+    fcntl(c, F_SETFL, 0);
+    char buf[16];
+    ssize_t r = read(c, buf, sizeof buf);     /* the client has printed its lines by now */
     printf("accept4 ok %d peer len %u family %d O_NONBLOCK %d FD_CLOEXEC %d\n", c >= 0, plen,
-           peer.sun_family, !!(fcntl(c, F_GETFL) & O_NONBLOCK), fcntl(c, F_GETFD));
+           peer.sun_family, nonblock, cloexec);
     glen = sizeof got;
     getsockname(c, (struct sockaddr *)&got, &glen);
     printf("accepted getsockname same as listener %d\n", glen == len && !memcmp(&got, a, len));
     print_peercred("server", c, pid);
-    fcntl(c, F_SETFL, 0);
-    char buf[16];
-    ssize_t r = read(c, buf, sizeof buf);
     printf("server read %zd '%.*s'\n", r, (int)(r > 0 ? r : 0), buf);
     write(c, "pong", 4);
     close(c);
