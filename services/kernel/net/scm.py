@@ -39,7 +39,7 @@ class Rights:
         global _inflight_total
         n = len(files)
         mine = _inflight_by_user.get(uid, 0)
-        if limit is not None and mine + n > limit:
+        if limit is not None and mine > limit:         # Linux's too_many_unix_fds
             raise refuse("RLIMIT_NOFILE on files in flight", limit, errno.ETOOMANYREFS)
         if _inflight_total + n > GUEST_INFLIGHT:
             raise refuse("files in flight in the guest", GUEST_INFLIGHT, errno.ETOOMANYREFS)
