@@ -26,6 +26,7 @@ from collections import deque
 from typing import Callable
 
 from services.kernel.core.errors import Errno
+from services.kernel.core.limits import refuse
 from services.kernel.core.waitqueue import ALL_EVENTS, WaitQueue
 from services.kernel.fs.files import PseudoInode, put
 from services.kernel.fs.vfs import OpenFile, makedev, pack_stat, pack_statx
@@ -48,9 +49,15 @@ SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF = 4608, 2304
 MAX_DGRAM_QLEN = 10
 MSG_OVERHEAD = 576            # what a message costs beyond its bytes (an sk_buff's truesize)
 STREAM_PIECE = 64 << 10       # the most one stream message holds
+# What all the guest's socket queues may hold together (as its pipes' pages
+# are bounded): past it a send is ENOBUFS, as when Linux cannot allocate.
+# Each socket's send buffer bounds one sender; this bounds the many a guest
+# can make, or keep alive by sending them to each other and closing them.
+GUEST_QUEUED = 128 << 20
 SOCKFS_DEV = makedev(0, 8)
 S_IFSOCK = 0o140000
 _inode_numbers = itertools.count(8192)
+_queued = 0            # bytes charged in every socket of the guest
 
 WAKE_IN = POLLIN | POLLRDNORM
 WAKE_OUT = POLLOUT | POLLWRNORM | POLLWRBAND
@@ -196,12 +203,22 @@ class UnixSocket:
         return err
 
     # --- sending ------------------------------------------------------------------------
+    @staticmethod
+    def _budget(size: int) -> None:
+        """Room in the guest's GUEST_QUEUED for a message of size bytes."""
+        if _queued + size + MSG_OVERHEAD > GUEST_QUEUED:
+            raise refuse("bytes queued in the guest's sockets", GUEST_QUEUED, errno.ENOBUFS)
+
     def _charge(self, msg: Message, other: UnixSocket) -> None:
+        global _queued
+        _queued += msg.cost
         self.wmem += msg.cost
         other.queue.append(msg)
         other.waitq.wake(WAKE_IN)
 
     def _uncharge(self, msg: Message) -> None:
+        global _queued
+        _queued -= msg.cost
         sender = msg.sender
         sender.wmem -= msg.cost
         if sender.writable():
@@ -238,6 +255,7 @@ class UnixSocket:
                     if self.peer is not other or other.dead:
                         continue
                     size = min(total - sent, (self.sndbuf >> 1) - 64, STREAM_PIECE)
+                    self._budget(size)
                     data = read(sent, size)
                 except (Errno, asyncio.CancelledError):
                     if sent:
@@ -280,6 +298,7 @@ class UnixSocket:
                         raise Errno(errno.EAGAIN)
                     await other.waitq.wait(WAKE_OUT | ALL_EVENTS)
                     continue
+                self._budget(len(data))
                 self._charge(Message(data, self, creds, rights), other)
                 rights = None
                 return len(data)
