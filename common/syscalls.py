@@ -70,7 +70,7 @@ _TABLE = [
     # nr, name, route, support, note, restart class (when not ERESTARTSYS)
     (0, "read", NOTIFY, FULL),
     (1, "write", NOTIFY, FULL),
-    (2, "open", NOTIFY, PARTIAL, "sockets, block devices ENXIO; no O_TMPFILE"),
+    (2, "open", NOTIFY, PARTIAL, "sockets (as on Linux), block devices ENXIO; no O_TMPFILE"),
     (3, "close", NOTIFY, FULL),
     (4, "stat", NOTIFY, FULL),
     (5, "fstat", NOTIFY, FULL),
@@ -123,6 +123,26 @@ _TABLE = [
     (39, "getpid", NOTIFY, FULL, "virtual pid"),
     # clone, fork, vfork, execve, execveat, clone3 trap: they change the
     # address space or the registers
+    # sockets: AF_UNIX in the kernel (services/kernel/net); answered with a number,
+    # blocking on the kernel's loop like pipes, so notified
+    (41, "socket", NOTIFY, PARTIAL, "AF_UNIX only; other families EAFNOSUPPORT"),
+    (42, "connect", NOTIFY, FULL, "AF_UNIX: filesystem and abstract names"),
+    (43, "accept", NOTIFY, FULL),
+    (44, "sendto", NOTIFY, PARTIAL, "no MSG_OOB"),
+    (45, "recvfrom", NOTIFY, PARTIAL, "no MSG_OOB"),
+    (46, "sendmsg", NOTIFY, PARTIAL, "SCM_RIGHTS and SCM_CREDENTIALS; no MSG_OOB"),
+    (47, "recvmsg", NOTIFY, PARTIAL, "SCM_RIGHTS and SCM_CREDENTIALS; no MSG_OOB, no "
+                                       "SCM_PIDFD or SCM_SECURITY"),
+    (48, "shutdown", NOTIFY, FULL),
+    (49, "bind", NOTIFY, FULL, "AF_UNIX: filesystem, abstract and automatic names"),
+    (50, "listen", NOTIFY, FULL),
+    (51, "getsockname", NOTIFY, FULL),
+    (52, "getpeername", NOTIFY, FULL),
+    (53, "socketpair", NOTIFY, FULL, "AF_UNIX"),
+    (54, "setsockopt", NOTIFY, PARTIAL, "SOL_SOCKET: SO_SNDBUF, SO_RCVBUF, SO_PASSCRED, "
+                                          "SO_REUSEADDR, SO_KEEPALIVE; others ENOPROTOOPT"),
+    (55, "getsockopt", NOTIFY, PARTIAL, "SOL_SOCKET: TYPE DOMAIN PROTOCOL ERROR PEERCRED "
+                                          "PASSCRED SNDBUF RCVBUF ACCEPTCONN REUSEADDR KEEPALIVE"),
     (56, "clone", TRAP, PARTIAL, "processes and threads; no namespaces or pidfds", NOINTR),
     (57, "fork", TRAP, FULL, "", NOINTR),
     (58, "vfork", TRAP, FULL, "the parent waits in the kernel until the child execs or exits",
@@ -202,7 +222,7 @@ _TABLE = [
     # traps: it needs the caller's rsp, which a notification does not carry
     (131, "sigaltstack", TRAP, FULL),
     (132, "utime", NOTIFY, FULL),
-    (133, "mknod", NOTIFY, PARTIAL, "socket and block nodes are made but open as ENXIO"),
+    (133, "mknod", NOTIFY, PARTIAL, "block nodes are made but open as ENXIO"),
     (137, "statfs", NOTIFY, FULL),
     (138, "fstatfs", NOTIFY, PARTIAL, "EINVAL for pipes and the boot console"),
     (140, "getpriority", NOTIFY, PARTIAL, "the nice values setpriority kept; not applied on the host"),
@@ -258,9 +278,10 @@ _TABLE = [
     (234, "tgkill", NOTIFY, FULL, "guest tids only"),
     (235, "utimes", NOTIFY, FULL),
     (247, "waitid", TRAP, FULL),
-    (257, "openat", NOTIFY, PARTIAL, "sockets, block devices ENXIO; no O_TMPFILE"),
+    (257, "openat", NOTIFY, PARTIAL, "sockets (as on Linux), block devices ENXIO; no "
+                                     "O_TMPFILE"),
     (258, "mkdirat", NOTIFY, FULL),
-    (259, "mknodat", NOTIFY, PARTIAL, "socket and block nodes are made but open as ENXIO"),
+    (259, "mknodat", NOTIFY, PARTIAL, "block nodes are made but open as ENXIO"),
     (260, "fchownat", NOTIFY, FULL),
     (261, "futimesat", NOTIFY, FULL),
     (262, "newfstatat", NOTIFY, FULL),
@@ -278,15 +299,18 @@ _TABLE = [
     (281, "epoll_pwait", NOTIFY, FULL, "", NOHAND),
     (284, "eventfd", NOTIFY, FULL),
     (285, "fallocate", NOTIFY, PARTIAL, "mode 0 on ext2; other modes and filesystems EOPNOTSUPP"),
+    (288, "accept4", NOTIFY, FULL),
     (290, "eventfd2", NOTIFY, FULL),
     (291, "epoll_create1", NOTIFY, FULL),
     (292, "dup3", NOTIFY, FULL),
     (293, "pipe2", NOTIFY, PARTIAL, "no O_DIRECT packet mode (EINVAL)"),
     (295, "preadv", NOTIFY, FULL),
     (296, "pwritev", NOTIFY, FULL),
+    (299, "recvmmsg", NOTIFY, PARTIAL, "as recvmsg; the timeout looked at after each message"),
     (302, "prlimit64", NOTIFY, PARTIAL, "as setrlimit; other processes with Linux's "
                                         "permission check; a zombie is ESRCH"),
     (306, "syncfs", NOTIFY, FULL),
+    (307, "sendmmsg", NOTIFY, PARTIAL, "as sendmsg"),
     (316, "renameat2", NOTIFY, PARTIAL, "no RENAME_WHITEOUT"),
     (318, "getrandom", HOST, HOST_RUN),
     (322, "execveat", TRAP, PARTIAL, "the program is named by its guest path, not /dev/fd/N"),

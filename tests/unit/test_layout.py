@@ -12,8 +12,8 @@ from pathlib import Path
 KERNEL = Path(__file__).resolve().parents[2] / "services" / "kernel"
 # Lowest first.  A module may import its own package and the ranks below
 # its own; drivers and fsimpl share a rank and do not import each other.
-RANKS = {"abi": 0, "core": 1, "mm": 2, "fs": 3, "sched": 4, "drivers": 5, "fsimpl": 5,
-         "syscalls": 6, "entry": 7, "main": 8, "__main__": 9}
+RANKS = {"abi": 0, "core": 1, "mm": 2, "fs": 3, "net": 4, "sched": 5, "drivers": 6, "fsimpl": 6,
+         "syscalls": 7, "entry": 8, "main": 9, "__main__": 10}
 
 
 def package_of(module: str) -> str:

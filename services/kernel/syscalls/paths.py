@@ -9,7 +9,8 @@ import time as _time
 
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import Location, check_writable
-from services.kernel.abi.fcntl import AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH
+from services.kernel.abi.fcntl import (
+    AT_FDCWD, IOV_MAX, MAX_RW, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH)
 
 
 O_PATH_KEEPS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC   # what O_PATH leaves of the flags
@@ -96,3 +97,45 @@ async def new_name(t, dirfd: int, path_ptr: int, *, is_dir: bool = False) -> tup
         raise Errno(errno.ENOENT)
     check_writable(dir_loc)
     return dir_loc, name
+
+
+def gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
+    """n bytes of guest memory from skip bytes into the buffers vecs."""
+    parts = []
+    for base, length in vecs:
+        if skip >= length:
+            skip -= length
+            continue
+        take = min(length - skip, n)
+        parts.append(t.mem.read(base + skip, take))
+        n, skip = n - take, 0
+        if not n:
+            break
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def iovecs(t, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+    """An iovec array from guest memory, read once: (base, length) pairs."""
+    if iovcnt > IOV_MAX:
+        raise Errno(errno.EINVAL)
+    if iovcnt == 0:
+        return []
+    raw = t.mem.read(iov, iovcnt * IOVEC.size)
+    vecs = list(IOVEC.iter_unpack(raw))
+    if sum(length for _, length in vecs) > MAX_RW or any(ln >= 1 << 63 for _, ln in vecs):
+        raise Errno(errno.EINVAL)
+    return vecs
+
+
+def scatter(t, vecs: list[tuple[int, int]], at: int, data: bytes) -> None:
+    """data into the buffers vecs, from at bytes into them."""
+    view = memoryview(data)
+    for base, length in vecs:
+        if not view:
+            return
+        if at >= length:
+            at -= length
+            continue
+        piece = view[:length - at]
+        t.mem.write(base + at, bytes(piece))
+        view, at = view[len(piece):], 0

@@ -11,13 +11,15 @@ from services.kernel.abi.signal import SIGPIPE
 from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import (
     PipeFile)
+from services.kernel.net.unix import SocketFile
 from services.kernel.fs.vfs import (
     WRITE_CHUNK, InodeFile, check_writable, data_of, permitted, remove_privs)
 from services.kernel.syscalls.open_close import truncate_inode
+from services.kernel.syscalls.socket import write_socket
 from services.kernel.syscalls.paths import (
-    IOVEC, READ_CHUNK, RWF_SUPPORTED, as_signed, fd_arg, resolve)
+    READ_CHUNK, RWF_SUPPORTED, as_signed, fd_arg, gather, iovecs, resolve)
 from services.kernel.abi.fcntl import (
-    AT_FDCWD, IOV_MAX, MAX_RW, O_PATH, SEEK_CUR, SEEK_END, SEEK_SET, W_OK)
+    AT_FDCWD, MAX_RW, O_PATH, SEEK_CUR, SEEK_END, SEEK_SET, W_OK)
 
 
 def _readable(t, fd):
@@ -59,28 +61,16 @@ async def sys_pread64(t, fd, buf, count, offset, *_):
     return await _read_into(t, f, buf, count, _position(f, offset))
 
 
-def _gather(t, vecs: list[tuple[int, int]], skip: int, n: int) -> bytes:
-    """n bytes of guest memory from skip bytes into the buffers vecs."""
-    parts = []
-    for base, length in vecs:
-        if skip >= length:
-            skip -= length
-            continue
-        take = min(length - skip, n)
-        parts.append(t.mem.read(base + skip, take))
-        n, skip = n - take, 0
-        if not n:
-            break
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
 async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) -> int:
     """A write from guest memory, read a bounded chunk at a time as it goes
     in (regular files, pipes and the console by their ``write_from``, others
     by OpenFile's, a piece at a time), so a 1 GiB write never sits in the kernel whole.
-    A write with no reader left is EPIPE and SIGPIPE, as on Linux."""
+    A write with no reader left is EPIPE and SIGPIPE, as on Linux (a
+    socket's is a send, which knows when it signals)."""
+    if isinstance(f, SocketFile):
+        return await write_socket(t, f, vecs)
     total = sum(length for _, length in vecs)
-    read = functools.partial(_gather, t, vecs)
+    read = functools.partial(gather, t, vecs)
     if total and isinstance(f, InodeFile):
         await remove_privs(f.loc.inode, t.cred)
     try:
@@ -102,22 +92,10 @@ async def sys_pwrite64(t, fd, buf, count, offset, *_):
     return await _write_guest(t, f, [(buf, min(count, MAX_RW))], _position(f, offset))
 
 
-def _iovecs(t, iov: int, iovcnt: int) -> list[tuple[int, int]]:
-    if iovcnt > IOV_MAX:
-        raise Errno(errno.EINVAL)
-    if iovcnt == 0:
-        return []
-    raw = t.mem.read(iov, iovcnt * IOVEC.size)
-    vecs = list(IOVEC.iter_unpack(raw))
-    if sum(length for _, length in vecs) > MAX_RW or any(ln >= 1 << 63 for _, ln in vecs):
-        raise Errno(errno.EINVAL)
-    return vecs
-
-
 async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
     """One read of the total, scattered over the buffers: a pipe holding just
     the first buffer's worth returns it, as on Linux, instead of blocking."""
-    vecs = _iovecs(t, iov, iovcnt)
+    vecs = iovecs(t, iov, iovcnt)
     want = sum(length for _, length in vecs)
     if not want:
         return 0
@@ -132,7 +110,7 @@ async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
 
 
 async def _writev(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
-    vecs = [(base, length) for base, length in _iovecs(t, iov, iovcnt) if length]
+    vecs = [(base, length) for base, length in iovecs(t, iov, iovcnt) if length]
     return await _write_guest(t, f, vecs, offset) if vecs else 0
 
 

@@ -17,7 +17,7 @@ from services.kernel.core.errors import Errno
 from services.kernel.syscalls import exec as exec_
 from services.kernel.syscalls import (attrs, cred, dirs, fds, fileinfo, fork, futex, ids, mm,
                                       mount, open_close, pipe, poll, read_write, sched_params,
-                                      signals, timers, wait, xattr)
+                                      signals, socket, timers, wait, xattr)
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,25 @@ HANDLERS = [
     ("getxattrat", xattr.sys_getxattrat),
     ("listxattrat", xattr.sys_listxattrat),
     ("removexattrat", xattr.sys_removexattrat),
+    # AF_UNIX sockets
+    ("socket", socket.sys_socket),
+    ("connect", socket.sys_connect),
+    ("accept", socket.sys_accept),
+    ("sendto", socket.sys_sendto),
+    ("recvfrom", socket.sys_recvfrom),
+    ("sendmsg", socket.sys_sendmsg),
+    ("recvmsg", socket.sys_recvmsg),
+    ("shutdown", socket.sys_shutdown),
+    ("bind", socket.sys_bind),
+    ("listen", socket.sys_listen),
+    ("getsockname", socket.sys_getsockname),
+    ("getpeername", socket.sys_getpeername),
+    ("socketpair", socket.sys_socketpair),
+    ("setsockopt", socket.sys_setsockopt),
+    ("getsockopt", socket.sys_getsockopt),
+    ("accept4", socket.sys_accept4),
+    ("recvmmsg", socket.sys_recvmmsg),
+    ("sendmmsg", socket.sys_sendmmsg),
     # credentials: per thread, Linux's rules
     ("setuid", cred.sys_setuid),
     ("setgid", cred.sys_setgid),
