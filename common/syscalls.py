@@ -127,8 +127,9 @@ _TABLE = [
     (61, "wait4", TRAP, FULL),
     (62, "kill", NOTIFY, FULL, "guest pids only"),
     (63, "uname", NOTIFY, FULL, "the guest's own release and nodename"),
-    (72, "fcntl", NOTIFY, PARTIAL, "locks, F_SETOWN/F_SETSIG, leases, seals: EINVAL; no pipe "
-                                   "packet mode"),
+    (72, "fcntl", NOTIFY, PARTIAL, "record and OFD locks; F_SETOWN/F_SETSIG, leases, seals: "
+                                   "EINVAL; no pipe packet mode"),
+    (73, "flock", NOTIFY, FULL, "not on anonymous pipes and eventfds (EINVAL)"),
     (74, "fsync", NOTIFY, FULL),
     (75, "fdatasync", NOTIFY, FULL, "as fsync"),
     (76, "truncate", NOTIFY, FULL),

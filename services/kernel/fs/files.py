@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from services.kernel.core.errors import Errno
 from services.kernel.core.limits import refuse
+from services.kernel.fs import locks
 
 if TYPE_CHECKING:
     from services.kernel.fs.vfs import OpenFile
@@ -35,10 +36,18 @@ def hold(f: OpenFile) -> OpenFile:
     return f
 
 
-def put(f: OpenFile) -> None:
-    """Drop a reference; the last one releases the file."""
+def put(f: OpenFile, table: FdTable | None = None) -> None:
+    """Drop a reference, the close of an fd of table if given: the process's
+    record locks on the file go (any close does that, as on Linux); the
+    last reference releases the file, and its flock and OFD locks."""
+    inode = f.loc.inode if f.loc is not None else None
+    if table is not None and inode is not None and inode.locks is not None:
+        locks.drop_records(inode, table)
     f.refs -= 1
     if f.refs == 0:
+        if inode is not None and inode.locks is not None:
+            locks.funlock(inode, f)
+            locks.drop_records(inode, f)
         f.release()
 
 
@@ -144,7 +153,7 @@ class FdTable:
         self.fds[newfd] = (hold(f), cloexec)
         self._mark(newfd, True)
         if old is not None:
-            put(old[0])
+            put(old[0], self)
         return newfd
 
     def close(self, fd: int) -> None:
@@ -153,7 +162,7 @@ class FdTable:
             raise Errno(errno.EBADF)
         self._mark(fd, False)
         _count(-1)
-        put(entry[0])
+        put(entry[0], self)
 
     def close_range(self, first: int, last: int, cloexec: bool = False) -> None:
         """Close fds first..last (inclusive), or mark them close-on-exec;

@@ -16,7 +16,7 @@ from common.syscalls import BY_NAME, Policy
 from services.kernel.core.errors import Errno
 from services.kernel.syscalls import exec as exec_
 from services.kernel.syscalls import (attrs, cred, dirs, fds, fileinfo, fork, futex, ids, mm,
-                                      mount, open_close, pipe, poll, read_write, signals, timers,
+                                      locks, mount, open_close, pipe, poll, read_write, signals, timers,
                                       wait)
 
 
@@ -79,6 +79,7 @@ HANDLERS = [
     ("kill", signals.sys_kill),
     ("uname", ids.sys_uname),
     ("fcntl", fds.sys_fcntl),
+    ("flock", locks.sys_flock),
     ("getcwd", attrs.sys_getcwd),
     ("chdir", attrs.sys_chdir),
     ("fchdir", attrs.sys_fchdir),
