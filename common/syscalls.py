@@ -222,6 +222,10 @@ _TABLE = [
     (234, "tgkill", NOTIFY, FULL, "guest tids only"),
     (235, "utimes", NOTIFY, FULL),
     (247, "waitid", TRAP, FULL),
+    (253, "inotify_init", NOTIFY, FULL),
+    (254, "inotify_add_watch", NOTIFY, PARTIAL, "IN_DELETE_SELF at the unlink, not at the last "
+                                                "close; no IN_UNMOUNT; IN_EXCL_UNLINK ignored"),
+    (255, "inotify_rm_watch", NOTIFY, FULL),
     (257, "openat", NOTIFY, PARTIAL, "sockets, block devices ENXIO; no O_TMPFILE"),
     (258, "mkdirat", NOTIFY, FULL),
     (259, "mknodat", NOTIFY, PARTIAL, "socket and block nodes are made but open as ENXIO"),
@@ -246,6 +250,7 @@ _TABLE = [
     (291, "epoll_create1", NOTIFY, FULL),
     (292, "dup3", NOTIFY, FULL),
     (293, "pipe2", NOTIFY, PARTIAL, "no O_DIRECT packet mode (EINVAL)"),
+    (294, "inotify_init1", NOTIFY, FULL),
     (295, "preadv", NOTIFY, FULL),
     (296, "pwritev", NOTIFY, FULL),
     (302, "prlimit64", NOTIFY, PARTIAL, "as setrlimit; other processes with Linux's "

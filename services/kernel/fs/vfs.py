@@ -106,10 +106,11 @@ class Location:
     mount: Mount
     inode: Any
     path: bytes              # canonical absolute guest path
+    parent: Any = None       # the directory inode it was found in (fs/fsnotify.py tells it of events)
 
     def child(self, name: bytes, inode: Any) -> Location:
         base = self.path if self.path != b"/" else b""
-        return Location(self.mount, inode, base + b"/" + name)
+        return Location(self.mount, inode, base + b"/" + name, self.inode)
 
 
 class Vfs:

@@ -10,17 +10,21 @@ from services.kernel.abi.fcntl import (
     AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, RENAME_EXCHANGE, RENAME_NOREPLACE,
     W_OK)
 from services.kernel.core.errors import Errno
+from services.kernel.fs import fsnotify
 from services.kernel.fs.vfs import check_writable, may_create, may_delete, new_owner, permitted
 from services.kernel.syscalls.paths import SPECIAL_NAMES, fd_arg, new_name, resolve, resolve_parent
 from services.kernel.abi.capability import CAP_MKNOD
+from services.kernel.abi.inotify import IN_ACCESS
 
 
 async def sys_getdents64(t, fd, dirp, count, *_):
     """count is an unsigned int that Linux keeps in an int: only its low 32
     bits count, and 2 GiB or more is too small for any entry (EINVAL)."""
-    data = await t.files.get(fd_arg(fd)).getdents(max(fd_arg(count), 0))
+    f = t.files.get(fd_arg(fd))
+    data = await f.getdents(max(fd_arg(count), 0))
     if data:
         t.mem.write(dirp, data)
+    fsnotify.on_file(f.loc, IN_ACCESS)
     return len(data)
 
 
@@ -44,6 +48,7 @@ async def sys_mkdirat(t, dirfd, path_ptr, mode, *_):
     may_create(dir_loc, t.cred)
     perm, uid, gid = new_owner(dir_loc.inode, t.cred, S.S_IFDIR | mode & ~t.umask & 0o1777)
     await dir_loc.inode.mkdir(name, perm & 0o7777, uid, gid)
+    fsnotify.created(dir_loc.inode, name, True)
     return 0
 
 
@@ -68,6 +73,7 @@ async def sys_mknodat(t, dirfd, path_ptr, mode, dev, *_):
         rdev = os.makedev((dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00))
     perm, uid, gid = new_owner(dir_loc.inode, t.cred, kind | mode & ~t.umask & 0o7777)
     await dir_loc.inode.create(name, perm, uid, gid, rdev)
+    fsnotify.created(dir_loc.inode, name, False)
     return 0
 
 
@@ -83,6 +89,7 @@ async def sys_symlinkat(t, target_ptr, dirfd, path_ptr, *_):
     may_create(dir_loc, t.cred)
     _, uid, gid = new_owner(dir_loc.inode, t.cred, S.S_IFLNK | 0o777)
     await dir_loc.inode.symlink(name, target, uid, gid)
+    fsnotify.created(dir_loc.inode, name, False)
     return 0
 
 
@@ -102,6 +109,7 @@ async def sys_linkat(t, olddirfd, oldpath, newdirfd, newpath, flags, *_):
     if S.S_ISDIR(src.inode.mode):
         raise Errno(errno.EPERM)
     await dir_loc.inode.link(name, src.inode)
+    fsnotify.linked(dir_loc.inode, name, src.inode)
     return 0
 
 
@@ -129,6 +137,7 @@ async def _remove(t, dirfd: int, path_ptr: int, isdir: bool) -> None:
         await dir_loc.inode.rmdir(name)
     else:
         await dir_loc.inode.unlink(name)
+    fsnotify.removed(dir_loc.inode, name, victim)
 
 
 async def sys_unlinkat(t, dirfd, path_ptr, flags, *_):
@@ -188,6 +197,10 @@ async def sys_renameat2(t, olddirfd, oldpath, newdirfd, newpath, flags, *_):
     if vfs.is_mountpoint(old_dir, src) or (dst is not None and vfs.is_mountpoint(new_dir, dst)):
         raise Errno(errno.EBUSY)
     await old_dir.inode.rename(old_name, new_dir.inode, new_name, flags)
+    fsnotify.moved(old_dir.inode, old_name, new_dir.inode, new_name, src,
+                   None if exchange else dst)
+    if exchange:
+        fsnotify.moved(new_dir.inode, new_name, old_dir.inode, old_name, dst)
     return 0
 
 

@@ -9,14 +9,16 @@ import stat as S
 from services.kernel.sched import signals
 from services.kernel.abi.signal import SIGPIPE
 from services.kernel.core.errors import Errno
+from services.kernel.fs import fsnotify
 from services.kernel.fs.pipe import (
     PipeFile)
 from services.kernel.fs.vfs import WRITE_CHUNK, InodeFile, check_writable, data_of, permitted
-from services.kernel.syscalls.open_close import truncate_inode
+from services.kernel.syscalls.open_close import truncate_loc
 from services.kernel.syscalls.paths import (
     IOVEC, READ_CHUNK, RWF_SUPPORTED, as_signed, fd_arg, resolve)
 from services.kernel.abi.fcntl import (
     AT_FDCWD, IOV_MAX, MAX_RW, O_PATH, SEEK_CUR, SEEK_END, SEEK_SET, W_OK)
+from services.kernel.abi.inotify import IN_ACCESS, IN_MODIFY
 
 
 def _readable(t, fd):
@@ -42,11 +44,18 @@ def _position(f, offset: int) -> int:
     return offset
 
 
+def _accessed(f, n: int) -> int:
+    """n bytes were read from f (inotify's IN_ACCESS)."""
+    if n and f.loc is not None:
+        fsnotify.on_file(f.loc, IN_ACCESS)
+    return n
+
+
 async def _read_into(t, f, buf: int, count: int, offset: int | None) -> int:
     data = await f.read(min(count, MAX_RW, READ_CHUNK), offset)
     if data:
         t.mem.write(buf, data)
-    return len(data)
+    return _accessed(f, len(data))
 
 
 async def sys_read(t, fd, buf, count, *_):
@@ -82,12 +91,16 @@ async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) ->
     read = functools.partial(_gather, t, vecs)
     try:
         if total <= WRITE_CHUNK and type(f) is InodeFile:    # most writes: in one piece
-            return await f.write(read(0, total), offset)
-        return await f.write_from(read, total, offset)
+            n = await f.write(read(0, total), offset)
+        else:
+            n = await f.write_from(read, total, offset)
     except Errno as e:
         if e.code == errno.EPIPE:
             signals.send_task(t, SIGPIPE)
         raise
+    if n and f.loc is not None:
+        fsnotify.on_file(f.loc, IN_MODIFY)
+    return n
 
 
 async def sys_write(t, fd, buf, count, *_):
@@ -125,7 +138,7 @@ async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
             break
         t.mem.write(base, data[at:at + length])
         at += length
-    return len(data)
+    return _accessed(f, len(data))
 
 
 async def _writev(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
@@ -197,7 +210,8 @@ async def sys_truncate(t, path_ptr, length, *_):
     check_writable(loc)
     if not permitted(loc.inode, t.cred, W_OK):
         raise Errno(errno.EACCES)
-    await truncate_inode(loc.inode, length, False)
+    await truncate_loc(loc, length, False)
+    fsnotify.on_file(loc, IN_MODIFY)
     return 0
 
 
@@ -207,7 +221,8 @@ async def sys_ftruncate(t, fd, length, *_):
     f = t.files.get(fd_arg(fd))
     if f.loc is None or not S.S_ISREG(f.loc.inode.mode) or not f.writable:
         raise Errno(errno.EINVAL)
-    await truncate_inode(f.loc.inode, length, True)
+    await truncate_loc(f.loc, length, True)
+    fsnotify.on_file(f.loc, IN_MODIFY)
     return 0
 
 
@@ -230,6 +245,7 @@ async def sys_fallocate(t, fd, mode, offset, length, *_):
     if mode & 0xFFFFFFFF:
         raise Errno(errno.EOPNOTSUPP)
     await data_of(inode).allocate(offset, length)
+    fsnotify.on_file(f.loc, IN_MODIFY)
     return 0
 
 

@@ -15,9 +15,9 @@ from typing import Callable
 from common.syscalls import BY_NAME, Policy
 from services.kernel.core.errors import Errno
 from services.kernel.syscalls import exec as exec_
-from services.kernel.syscalls import (attrs, cred, dirs, fds, fileinfo, fork, futex, ids, mm,
-                                      locks, mount, open_close, pipe, poll, read_write, signals, timers,
-                                      wait)
+from services.kernel.syscalls import (attrs, cred, dirs, fds, fileinfo, fork, futex, ids, inotify,
+                                      locks, mm, mount, open_close, pipe, poll, read_write,
+                                      signals, timers, wait)
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,10 @@ HANDLERS = [
     ("uname", ids.sys_uname),
     ("fcntl", fds.sys_fcntl),
     ("flock", locks.sys_flock),
+    ("inotify_init", inotify.sys_inotify_init),
+    ("inotify_init1", inotify.sys_inotify_init1),
+    ("inotify_add_watch", inotify.sys_inotify_add_watch),
+    ("inotify_rm_watch", inotify.sys_inotify_rm_watch),
     ("getcwd", attrs.sys_getcwd),
     ("chdir", attrs.sys_chdir),
     ("fchdir", attrs.sys_fchdir),
