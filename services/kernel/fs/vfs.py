@@ -120,6 +120,7 @@ class Vfs:
         self.mounts: list[Mount] = [root]
         self.covers: dict[tuple[Mount, Any], Mount] = {}   # (mount, its directory) -> mount on it
         self.tmpfs_pages: Any = None     # what every tmpfs draws on (mount.py: PageBudget)
+        self.shm: Mount | None = None    # memfds' tmpfs, mounted nowhere (Linux's shm_mnt)
 
     # --- the mount table ----------------------------------------------------------
     def attach(self, m: Mount, at: Location) -> None:
@@ -140,7 +141,8 @@ class Vfs:
 
     def anon_dev(self) -> int:
         """A free anonymous device number 0:N, N from 1, for a filesystem with no disk."""
-        used = {os.minor(m.dev) for m in self.mounts if os.major(m.dev) == 0}
+        mounts = self.mounts + [self.shm] if self.shm is not None else self.mounts
+        used = {os.minor(m.dev) for m in mounts if os.major(m.dev) == 0}
         return makedev(0, next(n for n in itertools.count(1) if n not in used))
 
     def step_in(self, loc: Location) -> Location:

@@ -71,6 +71,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
                  t.fs if flags & CLONE_FS else FsContext(t.cwd, t.umask))
     child.comm, child.exe, child.sigmask, child.brk = t.comm, t.exe, t.sigmask, t.brk
     child.mm_ranges = t.mm_ranges
+    child.affinity = t.affinity
     if not flags & CLONE_VM or flags & CLONE_VFORK:
         child.altstack = t.altstack
     if flags & CLONE_THREAD:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import struct
 import time
 from typing import TYPE_CHECKING
@@ -17,6 +18,9 @@ from services.kernel.abi.resource import (NR_OPEN, RLIM_INFINITY, RLIM_NLIMITS, 
                                           RLIMIT_MEMLOCK, RLIMIT_NOFILE, RLIMIT_STACK)
 
 NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
+# The guest's CPUs are the host's (what /proc/cpuinfo shows), numbered as there.
+CPUS = os.cpu_count() or 1
+ALL_CPUS = (1 << CPUS) - 1
 
 # (soft, hard) by resource, what init starts with: stack, core and memlock
 # as Linux's INIT_RLIMITS, 1024 fds up to nr_open, the rest unbounded.
@@ -142,6 +146,7 @@ class Task:
         self.clear_child_tid = 0
         self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
         self.created_by: Task | None = None   # the task whose clone op makes it
+        self.affinity = ALL_CPUS     # sched_setaffinity's mask: kept, not applied on the host
         process.threads[tid] = self
 
     @property

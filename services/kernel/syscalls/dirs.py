@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as S
+import struct
 
 from services.kernel.core.cred import capable
 from services.kernel.abi.fcntl import (
@@ -26,6 +27,29 @@ async def sys_getdents64(t, fd, dirp, count, *_):
         t.mem.write(dirp, data)
     fsnotify.on_file(f.loc, IN_ACCESS)
     return len(data)
+
+
+_DIRENT64_HEAD = struct.Struct("<QqHB")
+
+
+async def sys_getdents(t, fd, dirp, count, *_):
+    """The old linux_dirent: the name, then d_type in the record's last
+    byte.  Its records are as long as linux_dirent64's, so getdents64's are
+    rewritten in place."""
+    f = t.files.get(fd_arg(fd))
+    data = await f.getdents(max(fd_arg(count), 0))
+    out, at = bytearray(len(data)), 0
+    while at < len(data):
+        ino, off, reclen, dtype = _DIRENT64_HEAD.unpack_from(data, at)
+        name = data[at + 19:at + reclen].partition(b"\0")[0]
+        struct.pack_into("<QqH", out, at, ino, off, reclen)
+        out[at + 18:at + 18 + len(name)] = name
+        out[at + reclen - 1] = dtype
+        at += reclen
+    if out:
+        t.mem.write(dirp, bytes(out))
+    fsnotify.on_file(f.loc, IN_ACCESS)
+    return len(out)
 
 
 async def sys_readlinkat(t, dirfd, path_ptr, buf, size, *_):

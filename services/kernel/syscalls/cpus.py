@@ -1,0 +1,72 @@
+"""The guest's CPUs: sched_getaffinity, sched_setaffinity, getcpu.
+
+The guest has the host's CPUs (as /proc/cpuinfo says).  A task's affinity
+mask is the kernel's, inherited by fork and changed by sched_setaffinity
+with Linux's checks, but never applied to the host: the guest's host
+processes stay where `skas run` put them (one CPU, by default), and no
+guest can move any host process.  getcpu says which CPU the task's host
+thread last ran on."""
+from __future__ import annotations
+
+import errno
+import struct
+
+from services.kernel.abi.capability import CAP_SYS_NICE
+from services.kernel.core.cred import capable
+from services.kernel.core.errors import Errno
+from services.kernel.sched.task import ALL_CPUS, CPUS
+
+MASK_BYTES = 8 * -(-CPUS // 64)     # Linux's cpumask_size(): longs enough for nr_cpu_ids
+
+
+def _task(t, pid: int):
+    pid &= 0xFFFFFFFF
+    if pid == 0:
+        return t
+    target = t.kernel.tasks.get(pid)
+    if target is None:
+        raise Errno(errno.ESRCH)
+    return target
+
+
+def sys_sched_getaffinity(t, pid, length, mask_ptr, *_):
+    length &= 0xFFFFFFFF
+    if length * 8 < CPUS or length % 8:
+        raise Errno(errno.EINVAL)
+    n = min(length, MASK_BYTES)
+    t.mem.write(mask_ptr, _task(t, pid).affinity.to_bytes(n, "little"))
+    return n
+
+
+def sys_sched_setaffinity(t, pid, length, mask_ptr, *_):
+    """The mask is read up to cpumask_size() (zeros past a shorter one),
+    cut to the guest's CPUs (EINVAL if none is left); another task needs
+    the same owner or CAP_SYS_NICE (Linux's check_same_owner)."""
+    length = min(length & 0xFFFFFFFF, MASK_BYTES)
+    mask = int.from_bytes(t.mem.read(mask_ptr, length), "little") if length else 0
+    target = _task(t, pid)
+    c, tc = t.cred, target.cred
+    if c.euid not in (tc.uid, tc.euid) and not capable(c, CAP_SYS_NICE):
+        raise Errno(errno.EPERM)
+    if not mask & ALL_CPUS:
+        raise Errno(errno.EINVAL)
+    target.affinity = mask & ALL_CPUS
+    return 0
+
+
+def _host_cpu(t) -> int:
+    """The CPU the task's host thread last ran on (field 39 of its stat)."""
+    try:
+        with open(f"/proc/{t.host_pid}/stat", "rb") as f:
+            stat = f.read()
+        return int(stat.rpartition(b")")[2].split()[36]) % CPUS
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def sys_getcpu(t, cpu_ptr, node_ptr, *_):
+    if cpu_ptr:
+        t.mem.write(cpu_ptr, struct.pack("<I", _host_cpu(t)))
+    if node_ptr:
+        t.mem.write(node_ptr, struct.pack("<I", 0))
+    return 0
