@@ -18,6 +18,7 @@ Bounds: each owner holds at most ``OWNER_RECORDS`` records and the guest
 allocate one), so a guest cannot grow the kernel by splitting ranges."""
 from __future__ import annotations
 
+import bisect
 import errno
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,9 @@ class FileLocks:
 
     def __init__(self) -> None:
         self.flocks: dict[Any, int] = {}     # open file description -> LOCK_SH or LOCK_EX
-        self.records: list[Record] = []
+        # owner -> its records, apart and by start (so by end too); owners in
+        # the order their first record came, as Linux's list keeps them
+        self.records: dict[Any, list[Record]] = {}
         self.waitq = WaitQueue()
 
     @property
@@ -100,15 +103,28 @@ def funlock(inode: Any, desc: Any) -> None:
 
 
 # --- record locks ------------------------------------------------------------------------
+def _start(r: Record) -> int:
+    return r.start
+
+
+def _end(r: Record) -> int:
+    return r.end
+
+
 def conflict(inode: Any, owner: Any, start: int, end: int, kind: int) -> Record | None:
     """The first record of another owner that a lock of kind over start..end
-    would conflict with (F_GETLK's answer)."""
+    would conflict with (F_GETLK's answer): each owner's found by bisection."""
     ctx = inode.locks
     if ctx is None:
         return None
-    for r in ctx.records:
-        if r.owner is not owner and r.overlaps(start, end) and F_WRLCK in (kind, r.type):
-            return r
+    for other, recs in ctx.records.items():
+        if other is owner:
+            continue
+        i = bisect.bisect_left(recs, start, key=_end)
+        while i < len(recs) and recs[i].start <= end:
+            if F_WRLCK in (kind, recs[i].type):
+                return recs[i]
+            i += 1
     return None
 
 
@@ -142,13 +158,19 @@ async def set_record(inode: Any, owner: Any, start: int, end: int, kind: int, pi
     elif inode.locks is None:
         return
     ctx = locks_of(inode)
-    mine = [r for r in ctx.records if r.owner is owner]
+    recs = ctx.records.get(owner, [])
+    # the owner's records that overlap start..end or touch it
+    lo = bisect.bisect_left(recs, start - (start > 0), key=_end)
+    hi = bisect.bisect_right(recs, end + (end < OFFSET_MAX), key=_start)
+    mine = recs[lo:hi]
     kept = _replace(mine, start, end, kind, pid, owner)
     _account(owner, len(kept) - len(mine))
-    kept.sort(key=lambda r: r.start)
-    at = next((i for i, r in enumerate(ctx.records) if r.owner is owner), len(ctx.records))
-    others = [r for r in ctx.records if r.owner is not owner]
-    ctx.records = others[:at] + kept + others[at:]   # an owner's records together, by start, as Linux's list
+    kept.sort(key=_start)
+    recs[lo:hi] = kept
+    if recs:
+        ctx.records.setdefault(owner, recs)
+    else:
+        ctx.records.pop(owner, None)
     if kind != F_WRLCK or any(r.type == F_WRLCK for r in mine):
         ctx.waitq.wake()        # something was let go, or a write lock became a read one
     _forget_if_empty(inode)
@@ -198,9 +220,8 @@ def drop_records(inode: Any, owner: Any) -> None:
     ctx = inode.locks
     if ctx is None:
         return
-    kept = [r for r in ctx.records if r.owner is not owner]
-    if len(kept) != len(ctx.records):
-        _account(owner, len(kept) - len(ctx.records))
-        ctx.records = kept
+    recs = ctx.records.pop(owner, None)
+    if recs:
+        _account(owner, -len(recs))
         ctx.waitq.wake()
         _forget_if_empty(inode)
