@@ -265,7 +265,8 @@ _TABLE = [
     (302, "prlimit64", NOTIFY, PARTIAL, "as setrlimit; other processes with Linux's "
                                         "permission check; a zombie is ESRCH"),
     (306, "syncfs", NOTIFY, FULL),
-    (309, "getcpu", NOTIFY, FULL, "the CPU the host thread last ran on; node 0"),
+    (309, "getcpu", NOTIFY, FULL, "the CPU the host thread last ran on, within the task's "
+                                  "mask; node 0"),
     (316, "renameat2", NOTIFY, PARTIAL, "no RENAME_WHITEOUT"),
     (318, "getrandom", HOST, HOST_RUN),
     (319, "memfd_create", NOTIFY, PARTIAL, "on a tmpfs mounted nowhere; no seals (F_ADD_SEALS "

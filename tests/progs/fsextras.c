@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,7 +187,18 @@ static void section_splice(void) {
     SHOW("tee empty nonblocking", tee(p[0], q[1], 10, SPLICE_F_NONBLOCK));
     close(p[1]);
     SHOW("pipe with no writer", splice(p[0], NULL, out, NULL, 10, 0));
-    close(p[0]); close(q[0]); close(q[1]); close(in); close(out);
+    signal(SIGPIPE, SIG_IGN);
+    close(q[0]);
+    SHOW("into a pipe with no reader", splice(in, &(loff_t){0}, q[1], NULL, 10, 0));
+    signal(SIGPIPE, SIG_DFL);
+    if (fork() == 0) {
+        sendfile(q[1], in, &(loff_t){0}, 10);
+        _exit(0);
+    }
+    int st;
+    wait(&st);
+    printf("sendfile with no reader: signal %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    close(p[0]); close(q[1]); close(in); close(out);
 }
 
 struct old_dirent { unsigned long ino, off; unsigned short reclen; char name[]; };

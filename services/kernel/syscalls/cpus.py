@@ -5,7 +5,7 @@ mask is the kernel's, inherited by fork and changed by sched_setaffinity
 with Linux's checks, but never applied to the host: the guest's host
 processes stay where `skas run` put them (one CPU, by default), and no
 guest can move any host process.  getcpu says which CPU the task's host
-thread last ran on."""
+thread last ran on, within the task's mask."""
 from __future__ import annotations
 
 import errno
@@ -65,8 +65,14 @@ def _host_cpu(t) -> int:
 
 
 def sys_getcpu(t, cpu_ptr, node_ptr, *_):
+    """Where the host thread ran, if the task's mask has that CPU; else the
+    mask's first (the mask is not applied on the host, and a task must not
+    see itself run where it said it would not)."""
     if cpu_ptr:
-        t.mem.write(cpu_ptr, struct.pack("<I", _host_cpu(t)))
+        cpu = _host_cpu(t)
+        if not t.affinity >> cpu & 1:
+            cpu = (t.affinity & -t.affinity).bit_length() - 1
+        t.mem.write(cpu_ptr, struct.pack("<I", cpu))
     if node_ptr:
         t.mem.write(node_ptr, struct.pack("<I", 0))
     return 0

@@ -20,7 +20,9 @@ from services.kernel.abi.fcntl import (
     SPLICE_F_MOVE, SPLICE_F_NONBLOCK)
 from services.kernel.abi.inotify import IN_ACCESS, IN_MODIFY
 from services.kernel.abi.poll import POLLERR, POLLHUP, POLLIN, POLLOUT
+from services.kernel.abi.signal import SIGPIPE
 from services.kernel.core.errors import Errno
+from services.kernel.sched import signals
 from services.kernel.fs import fsnotify
 from services.kernel.fs.pipe import PipeFile
 from services.kernel.fs.vfs import InodeFile
@@ -119,7 +121,21 @@ async def _send(src, start: int, dst, count: int) -> int:
     return done
 
 
-async def sys_sendfile(t, out_fd, in_fd, offset_ptr, count, *_):
+async def _sigpipe(t, call):
+    """A pipe with no reader left: EPIPE and SIGPIPE, as a write's."""
+    try:
+        return await call
+    except Errno as e:
+        if e.code == errno.EPIPE:
+            signals.send_task(t, SIGPIPE)
+        raise
+
+
+def sys_sendfile(t, out_fd, in_fd, offset_ptr, count, *_):
+    return _sigpipe(t, _sendfile(t, out_fd, in_fd, offset_ptr, count))
+
+
+async def _sendfile(t, out_fd, in_fd, offset_ptr, count):
     src, dst = _readable(t, in_fd), _writable(t, out_fd)
     if not isinstance(src, InodeFile) or not S.S_ISREG(src.loc.inode.mode):
         raise Errno(errno.EINVAL)        # the source must be a file with pages
@@ -185,7 +201,11 @@ async def _wait_pipe(f: PipeFile, nonblock: bool, *, readable: bool) -> bool:
     return True
 
 
-async def sys_splice(t, fd_in, off_in, fd_out, off_out, length, flags):
+def sys_splice(t, fd_in, off_in, fd_out, off_out, length, flags):
+    return _sigpipe(t, _splice(t, fd_in, off_in, fd_out, off_out, length, flags))
+
+
+async def _splice(t, fd_in, off_in, fd_out, off_out, length, flags):
     """One step, as Linux's: from a pipe, what it holds (a wait only while it
     is empty); into a pipe, what its free slots take (a wait only while it
     is full)."""
@@ -230,7 +250,11 @@ async def sys_splice(t, fd_in, off_in, fd_out, off_out, length, flags):
     return _told(src, dst, done)
 
 
-async def sys_tee(t, fd_in, fd_out, length, flags, *_):
+def sys_tee(t, fd_in, fd_out, length, flags, *_):
+    return _sigpipe(t, _tee(t, fd_in, fd_out, length, flags))
+
+
+async def _tee(t, fd_in, fd_out, length, flags):
     """Copies what a pipe holds into another, leaving it there."""
     flags &= 0xFFFFFFFF
     if flags & ~SPLICE_FLAGS:

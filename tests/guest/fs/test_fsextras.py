@@ -35,7 +35,8 @@ def test_the_calls_answer_as_on_linux(extras_disk, native_out, options):
     for line in ("read sees the shared store: SHARED", "the child's store: CHILD",
                  "file after a private store: hello", "sendfile into a pipe = 65531",
                  "copy overlapping = -1 EINVAL", "tee'd copy to file at 0 = 1000",
-                 "  file-a 8", "child: 1 CPU", "readahead pipe = -1 EINVAL"):
+                 "  file-a 8", "child: 1 CPU", "readahead pipe = -1 EINVAL",
+                 "sendfile with no reader: signal 13"):
         assert line in native_out
 
 
