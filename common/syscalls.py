@@ -130,7 +130,7 @@ _TABLE = [
     (63, "uname", NOTIFY, FULL, "the guest's own release and nodename"),
     (72, "fcntl", NOTIFY, PARTIAL, "record and OFD locks; F_SETOWN/F_SETSIG, leases, seals: "
                                    "EINVAL; no pipe packet mode"),
-    (73, "flock", NOTIFY, FULL, "not on anonymous pipes and eventfds (EINVAL)"),
+    (73, "flock", NOTIFY, PARTIAL, "not on anonymous pipes and eventfds (EINVAL)"),
     (74, "fsync", NOTIFY, FULL),
     (75, "fdatasync", NOTIFY, FULL, "as fsync"),
     (76, "truncate", NOTIFY, FULL),

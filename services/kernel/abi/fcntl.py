@@ -33,10 +33,8 @@ F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
 LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN, LOCK_MAND = 1, 2, 4, 8, 32
 OFFSET_MAX = (1 << 63) - 1
-# seals and memfd_create (<linux/memfd.h>)
-F_ADD_SEALS, F_GET_SEALS = 1033, 1034
-MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB = 1, 2, 4
-MFD_NOEXEC_SEAL, MFD_EXEC = 8, 0x10
+# memfd_create (<linux/memfd.h>): the flags taken
+MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_EXEC = 1, 2, 0x10
 MFD_NAME_MAX = 249                 # NAME_MAX less "memfd:"
 # splice(2), copy_file_range, fadvise (<linux/fs.h>, <linux/fadvise.h>)
 SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8

@@ -7,14 +7,14 @@ import errno
 import struct
 
 from services.kernel.abi.fcntl import (
-    F_GETLK, F_OFD_GETLK, F_OFD_SETLKW, F_RDLCK, F_SETLKW, F_UNLCK, F_WRLCK, LOCK_EX, LOCK_MAND,
+    F_GETLK, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LOCK_EX, LOCK_MAND,
     LOCK_NB, LOCK_SH, LOCK_UN, O_PATH, OFFSET_MAX, SEEK_CUR, SEEK_END, SEEK_SET)
 from services.kernel.core.errors import Errno
 from services.kernel.fs import locks
 from services.kernel.syscalls.paths import fd_arg
 
 FLOCK = struct.Struct("<hh4xqqi4x")     # struct flock: type, whence, start, len, pid
-LOCK_CMDS = (F_GETLK, F_GETLK + 1, F_SETLKW, F_OFD_GETLK, F_OFD_GETLK + 1, F_OFD_SETLKW)
+LOCK_CMDS = (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW)
 
 
 def _inode(f):
