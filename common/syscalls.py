@@ -121,6 +121,7 @@ _TABLE = [
     (37, "alarm", NOTIFY, FULL, "ITIMER_REAL on the kernel's loop; kept across exec, not fork"),
     (38, "setitimer", NOTIFY, FULL, "CPU-time timers to the host's clock tick"),
     (39, "getpid", NOTIFY, FULL, "virtual pid"),
+    (40, "sendfile", NOTIFY, PARTIAL, "from regular files"),
     # clone, fork, vfork, execve, execveat, clone3 trap: they change the
     # address space or the registers
     # sockets: AF_UNIX in the kernel (services/kernel/net); answered with a number,
@@ -160,12 +161,14 @@ _TABLE = [
     (61, "wait4", TRAP, FULL),
     (62, "kill", NOTIFY, FULL, "guest pids only"),
     (63, "uname", NOTIFY, FULL, "the guest's own release and nodename"),
-    (72, "fcntl", NOTIFY, PARTIAL, "locks, F_SETOWN/F_SETSIG, leases, seals: EINVAL; no pipe "
-                                   "packet mode"),
+    (72, "fcntl", NOTIFY, PARTIAL, "record and OFD locks; F_SETOWN/F_SETSIG, leases, seals: "
+                                   "EINVAL; no pipe packet mode"),
+    (73, "flock", NOTIFY, PARTIAL, "not on anonymous pipes and eventfds (EINVAL)"),
     (74, "fsync", NOTIFY, FULL),
     (75, "fdatasync", NOTIFY, FULL, "as fsync"),
     (76, "truncate", NOTIFY, FULL),
     (77, "ftruncate", NOTIFY, FULL),
+    (78, "getdents", NOTIFY, FULL),
     (79, "getcwd", NOTIFY, FULL),
     (80, "chdir", NOTIFY, FULL),
     (81, "fchdir", NOTIFY, FULL),
@@ -246,6 +249,7 @@ _TABLE = [
                                   "no-ops; no MS_MOVE"),
     (166, "umount2", TRAP, PARTIAL, "no MNT_EXPIRE"),
     (186, "gettid", NOTIFY, FULL, "virtual tid"),
+    (187, "readahead", NOTIFY, FULL, "nothing to do: the page cache reads what is asked"),
     (188, "setxattr", NOTIFY, PARTIAL, XATTR_NOTE),
     (189, "lsetxattr", NOTIFY, PARTIAL, XATTR_NOTE),
     (190, "fsetxattr", NOTIFY, PARTIAL, XATTR_NOTE),
@@ -264,9 +268,13 @@ _TABLE = [
     # host; the rest trap (shared ones then run on the host too, PI ones,
     # which store the owner's host tid in the word, are refused)
     (202, "futex", CHECKED, PARTIAL, "on the host; no PI futexes (they store host tids)"),
+    (203, "sched_setaffinity", NOTIFY, PARTIAL, "the guest's mask, kept and inherited; never "
+                                                "applied to host processes"),
+    (204, "sched_getaffinity", NOTIFY, FULL, "the guest's CPUs are the host's"),
     (213, "epoll_create", NOTIFY, FULL),
     (217, "getdents64", NOTIFY, FULL),
     (218, "set_tid_address", NOTIFY, FULL, "virtual tid"),
+    (221, "fadvise64", NOTIFY, FULL, "advice taken, nothing done"),
     (228, "clock_gettime", HOST, HOST_RUN),
     (229, "clock_getres", HOST, HOST_RUN),
     (230, "clock_nanosleep", NOTIFY, FULL, "on the kernel's loop; interrupted by signals, rem "
@@ -278,6 +286,11 @@ _TABLE = [
     (234, "tgkill", NOTIFY, FULL, "guest tids only"),
     (235, "utimes", NOTIFY, FULL),
     (247, "waitid", TRAP, FULL),
+    (253, "inotify_init", NOTIFY, FULL),
+    (254, "inotify_add_watch", NOTIFY, PARTIAL, "IN_DELETE_SELF at the unlink, not at the last "
+                                                "close; no IN_UNMOUNT; IN_EXCL_UNLINK ignored"),
+    (255, "inotify_rm_watch", NOTIFY, FULL),
+    (257, "openat", NOTIFY, PARTIAL, "sockets, block devices ENXIO; no O_TMPFILE"),
     (257, "openat", NOTIFY, PARTIAL, "sockets (as on Linux), block devices ENXIO; no "
                                      "O_TMPFILE"),
     (258, "mkdirat", NOTIFY, FULL),
@@ -295,6 +308,8 @@ _TABLE = [
     (270, "pselect6", NOTIFY, FULL, "", NOHAND),
     (271, "ppoll", NOTIFY, FULL, "", NOHAND),
     (273, "set_robust_list", HOST, HOST_RUN),
+    (275, "splice", NOTIFY, PARTIAL, "between pipes, and pipes and regular files"),
+    (276, "tee", NOTIFY, FULL),
     (280, "utimensat", NOTIFY, FULL),
     (281, "epoll_pwait", NOTIFY, FULL, "", NOHAND),
     (284, "eventfd", NOTIFY, FULL),
@@ -304,16 +319,22 @@ _TABLE = [
     (291, "epoll_create1", NOTIFY, FULL),
     (292, "dup3", NOTIFY, FULL),
     (293, "pipe2", NOTIFY, PARTIAL, "no O_DIRECT packet mode (EINVAL)"),
+    (294, "inotify_init1", NOTIFY, FULL),
     (295, "preadv", NOTIFY, FULL),
     (296, "pwritev", NOTIFY, FULL),
     (299, "recvmmsg", NOTIFY, PARTIAL, "as recvmsg; the timeout looked at after each message"),
     (302, "prlimit64", NOTIFY, PARTIAL, "as setrlimit; other processes with Linux's "
                                         "permission check; a zombie is ESRCH"),
     (306, "syncfs", NOTIFY, FULL),
+    (309, "getcpu", NOTIFY, FULL, "the CPU the host thread last ran on, within the task's "
+                                  "mask; node 0"),
     (307, "sendmmsg", NOTIFY, PARTIAL, "as sendmsg"),
     (316, "renameat2", NOTIFY, PARTIAL, "no RENAME_WHITEOUT"),
     (318, "getrandom", HOST, HOST_RUN),
+    (319, "memfd_create", NOTIFY, PARTIAL, "on a tmpfs mounted nowhere; no seals (F_ADD_SEALS "
+                                           "EINVAL), no MFD_HUGETLB or MFD_NOEXEC_SEAL"),
     (322, "execveat", TRAP, PARTIAL, "the program is named by its guest path, not /dev/fd/N"),
+    (326, "copy_file_range", NOTIFY, FULL),
     (327, "preadv2", NOTIFY, PARTIAL, "RWF_HIPRI, RWF_DSYNC, RWF_SYNC only"),
     (328, "pwritev2", NOTIFY, PARTIAL, "RWF_HIPRI, RWF_DSYNC, RWF_SYNC only"),
     (332, "statx", NOTIFY, FULL),

@@ -27,3 +27,15 @@ F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 10
 FD_CLOEXEC = 1
 O_NOATIME = 0o1000000
 CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
+# record locks (<asm-generic/fcntl.h>) and flock(2)
+F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN, LOCK_MAND = 1, 2, 4, 8, 32
+OFFSET_MAX = (1 << 63) - 1
+# memfd_create (<linux/memfd.h>): the flags taken
+MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_EXEC = 1, 2, 0x10
+MFD_NAME_MAX = 249                 # NAME_MAX less "memfd:"
+# splice(2), copy_file_range, fadvise (<linux/fs.h>, <linux/fadvise.h>)
+SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8
+POSIX_FADV_NORMAL, POSIX_FADV_NOREUSE = 0, 5

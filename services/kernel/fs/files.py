@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING
 from services.kernel.core.errors import Errno
 from services.kernel.core.limits import refuse
 from services.kernel.fs.inode import Inode
+from services.kernel.abi.fcntl import O_PATH
+from services.kernel.abi.inotify import IN_CLOSE_NOWRITE, IN_CLOSE_WRITE
+from services.kernel.fs import fsnotify, locks
 
 if TYPE_CHECKING:
     from services.kernel.fs.vfs import OpenFile
@@ -36,10 +39,21 @@ def hold(f: OpenFile) -> OpenFile:
     return f
 
 
-def put(f: OpenFile) -> None:
-    """Drop a reference; the last one releases the file."""
+def put(f: OpenFile, table: FdTable | None = None) -> None:
+    """Drop a reference, the close of an fd of table if given: the process's
+    record locks on the file go (any close does that, as on Linux); the
+    last reference releases the file, and its flock and OFD locks, and
+    says it was closed (inotify)."""
+    inode = f.loc.inode if f.loc is not None else None
+    if table is not None and inode is not None and inode.locks is not None:
+        locks.drop_records(inode, table)
     f.refs -= 1
     if f.refs == 0:
+        if fsnotify.watching and inode is not None and not f.flags & O_PATH:
+            fsnotify.on_file(f.loc, IN_CLOSE_WRITE if f.writable else IN_CLOSE_NOWRITE)
+        if inode is not None and inode.locks is not None:
+            locks.funlock(inode, f)
+            locks.drop_records(inode, f)
         f.release()
 
 
@@ -145,7 +159,7 @@ class FdTable:
         self.fds[newfd] = (hold(f), cloexec)
         self._mark(newfd, True)
         if old is not None:
-            put(old[0])
+            put(old[0], self)
         return newfd
 
     def close(self, fd: int) -> None:
@@ -154,7 +168,7 @@ class FdTable:
             raise Errno(errno.EBADF)
         self._mark(fd, False)
         _count(-1)
-        put(entry[0])
+        put(entry[0], self)
 
     def close_range(self, first: int, last: int, cloexec: bool = False) -> None:
         """Close fds first..last (inclusive), or mark them close-on-exec;

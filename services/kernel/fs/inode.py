@@ -21,6 +21,8 @@ class Inode:
     calls below are the ones not every filesystem has."""
 
     live: Any = None     # fs/pagecache.py's Live while a process may map the inode shared
+    locks: Any = None    # fs/locks.py's FileLocks while it has (or had) locks
+    watches: Any = None  # fs/inotify.py's watches on it, while there are any
 
     def hold(self) -> Callable[[], None]:
         """An open file keeps the inode (ext2 frees an unlinked inode at the

@@ -121,6 +121,35 @@ class Pipe:
             self.waitq.wake(POLLOUT | POLLWRNORM)
         return bytes(out)
 
+    def splice_room(self, offset: int) -> int:
+        """Bytes of a file from offset that the free slots take as Linux's
+        splice fills them: a slot per page of the file, the first from
+        offset to the end of its page."""
+        free = self.slots - len(self.pages)
+        return (free - 1) * PAGE + PAGE - offset % PAGE if free else 0
+
+    def fill_spliced(self, data: bytes, offset: int) -> None:
+        """data, a file's from offset (at most splice_room), a slot per page
+        of the file; no later write joins these slots (Linux's buffers of
+        page-cache pages cannot merge)."""
+        view, at = memoryview(data), 0
+        while at < len(data):
+            n = min(PAGE - (offset + at) % PAGE, len(data) - at)
+            page = _Page(view[at:at + n])
+            page.offset = PAGE - n          # no room left in it
+            self.pages.append(page)
+            at += n
+        self._added(len(data))
+
+    def peek(self, count: int) -> bytes:
+        """Up to count bytes, oldest first, left in the pipe (tee)."""
+        out = bytearray()
+        for page in self.pages:
+            if len(out) >= count:
+                break
+            out += page.data[:count - len(out)]
+        return bytes(out)
+
     @property
     def room(self) -> int:
         """Bytes the free slots take, a page each."""

@@ -108,10 +108,11 @@ class Location:
     mount: Mount
     inode: Any
     path: bytes              # canonical absolute guest path
+    parent: Any = None       # the directory inode it was found in (fs/fsnotify.py tells it of events)
 
     def child(self, name: bytes, inode: Any) -> Location:
         base = self.path if self.path != b"/" else b""
-        return Location(self.mount, inode, base + b"/" + name)
+        return Location(self.mount, inode, base + b"/" + name, self.inode)
 
 
 class Vfs:
@@ -124,6 +125,7 @@ class Vfs:
         self.covers: dict[tuple[Mount, Any], Mount] = {}   # (mount, its directory) -> mount on it
         self.tmpfs_pages: Any = None     # what every tmpfs draws on (mount.py: PageBudget)
         self.devtmpfs: Any = None        # the one devtmpfs, once mounted (mount.py)
+        self.shm: Mount | None = None    # memfds' tmpfs, mounted nowhere (Linux's shm_mnt)
 
     # --- the mount table ----------------------------------------------------------
     def attach(self, m: Mount, at: Location) -> None:
@@ -145,7 +147,8 @@ class Vfs:
 
     def anon_dev(self) -> int:
         """A free anonymous device number 0:N, N from 1, for a filesystem with no disk."""
-        used = {os.minor(m.dev) for m in self.mounts if os.major(m.dev) == 0}
+        mounts = self.mounts + [self.shm] if self.shm is not None else self.mounts
+        used = {os.minor(m.dev) for m in mounts if os.major(m.dev) == 0}
         return makedev(0, next(n for n in itertools.count(1) if n not in used))
 
     def step_in(self, loc: Location) -> Location:

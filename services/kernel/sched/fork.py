@@ -74,6 +74,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
     child.mm_ranges = t.mm_ranges
     child.sched = t.sched.for_child()
     child.no_new_privs = t.no_new_privs
+    child.affinity = t.affinity
     if not flags & CLONE_VM or flags & CLONE_VFORK:
         child.altstack = t.altstack
     if flags & CLONE_THREAD:

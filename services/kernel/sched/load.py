@@ -31,6 +31,17 @@ def guest_cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def host_cpus() -> list[int]:
+    """The host CPUs behind the guest's CPUs 0, 1, ...: guest CPU n is the
+    n-th of them."""
+    return sorted(os.sched_getaffinity(0))
+
+
+def all_cpus() -> int:
+    """The mask of every guest CPU."""
+    return (1 << guest_cpus()) - 1
+
+
 def cpu_range(n: int) -> str:
     """The first n CPUs as Linux lists them ("0-3")."""
     return "0" if n == 1 else f"0-{n - 1}"

@@ -14,12 +14,14 @@ from services.kernel.core.services import KernelServices
 from services.kernel.fs.files import FdTable
 from services.kernel.mm.memory import GuestMemory
 from services.kernel.core.waitqueue import WaitQueue
+from services.kernel.sched.load import all_cpus
 from services.kernel.abi.prctl import SUID_DUMP_DISABLE, SUID_DUMP_USER
 from services.kernel.abi.resource import (NR_OPEN, RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_CORE,
                                           RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE, RLIMIT_NICE,
                                           RLIMIT_NOFILE, RLIMIT_RTPRIO, RLIMIT_STACK)
 
 NO_ALTSTACK = struct.pack("<QIIQ", 0, 2, 0, 0)     # SS_DISABLE
+# The guest's CPUs are the host's (what /proc/cpuinfo shows), numbered as there.
 
 # (soft, hard) by resource, what init starts with: stack, core and memlock
 # as Linux's INIT_RLIMITS, 1024 fds up to nr_open, no nice or real-time raising
@@ -171,6 +173,7 @@ class Task:
         self.sched = SchedParams()   # policy, rt priority and nice: the kernel's record only
         self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
         self.created_by: Task | None = None   # the task whose clone op makes it
+        self.affinity = all_cpus()   # sched_setaffinity's mask: kept, not applied on the host
         process.threads[tid] = self
 
     @property

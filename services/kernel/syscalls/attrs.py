@@ -6,12 +6,14 @@ import stat as S
 
 from services.kernel.core.cred import NO_ID, access_cred, capable, in_group, owner_or_capable
 from services.kernel.core.errors import Errno
+from services.kernel.fs import fsnotify
 from services.kernel.fs.vfs import Location, check_writable, permitted, sgid_to_drop
 from services.kernel.syscalls.paths import (
     TIMESPEC2, TIMEVAL2, UTIMBUF, fd_arg, fd_loc, resolve, timestamp_now)
 from services.kernel.abi.fcntl import (
     AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, UTIME_NOW, UTIME_OMIT, W_OK, X_OK)
 from services.kernel.abi.capability import CAP_CHOWN, CAP_FSETID
+from services.kernel.abi.inotify import IN_ACCESS, IN_ATTRIB, IN_MODIFY
 
 
 async def _chmod(t, loc: Location, mode: int) -> int:
@@ -23,6 +25,7 @@ async def _chmod(t, loc: Location, mode: int) -> int:
     if not in_group(t.cred, inode.gid) and not capable(t.cred, CAP_FSETID):
         mode &= ~S.S_ISGID            # as Linux: only a member may set the group's bit
     await inode.setattr(mode=mode)
+    fsnotify.on_file(loc, IN_ATTRIB)
     return 0
 
 
@@ -71,6 +74,8 @@ async def _chown(t, loc: Location, uid: int, gid: int) -> int:
             mode = inode.mode & ~kill & 0o7777
     await inode.setattr(mode=mode, uid=None if uid == NO_ID else uid,
                         gid=None if gid == NO_ID else gid)
+    if uid != NO_ID or gid != NO_ID or mode is not None:
+        fsnotify.on_file(loc, IN_ATTRIB)
     return 0
 
 
@@ -111,6 +116,9 @@ async def _set_times(t, loc: Location, atime, mtime) -> int:
     pick = {UTIME_NOW: now, UTIME_OMIT: None}
     await inode.setattr(atime=pick.get(atime, atime) if not isinstance(atime, tuple) else atime,
                         mtime=pick.get(mtime, mtime) if not isinstance(mtime, tuple) else mtime)
+    # Linux's fsnotify_change: both times is a utime (IN_ATTRIB), one alone an access or a modify
+    fsnotify.on_file(loc, IN_ATTRIB if UTIME_OMIT not in (atime, mtime)
+                     else IN_MODIFY if atime == UTIME_OMIT else IN_ACCESS)
     return 0
 
 

@@ -4,24 +4,52 @@ from __future__ import annotations
 import errno
 import os
 import stat as S
+import struct
 
 from services.kernel.core.cred import capable
 from services.kernel.abi.fcntl import (
     AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, RENAME_EXCHANGE, RENAME_NOREPLACE,
     W_OK)
 from services.kernel.core.errors import Errno
+from services.kernel.fs import fsnotify
 from services.kernel.fs.vfs import check_writable, may_create, may_delete, new_owner, permitted
 from services.kernel.syscalls.paths import SPECIAL_NAMES, fd_arg, new_name, resolve, resolve_parent
 from services.kernel.abi.capability import CAP_MKNOD
+from services.kernel.abi.inotify import IN_ACCESS
 
 
 async def sys_getdents64(t, fd, dirp, count, *_):
     """count is an unsigned int that Linux keeps in an int: only its low 32
     bits count, and 2 GiB or more is too small for any entry (EINVAL)."""
-    data = await t.files.get(fd_arg(fd)).getdents(max(fd_arg(count), 0))
+    f = t.files.get(fd_arg(fd))
+    data = await f.getdents(max(fd_arg(count), 0))
     if data:
         t.mem.write(dirp, data)
+    fsnotify.on_file(f.loc, IN_ACCESS)
     return len(data)
+
+
+_DIRENT64_HEAD = struct.Struct("<QqHB")
+
+
+async def sys_getdents(t, fd, dirp, count, *_):
+    """The old linux_dirent: the name, then d_type in the record's last
+    byte.  Its records are as long as linux_dirent64's, so getdents64's are
+    rewritten in place."""
+    f = t.files.get(fd_arg(fd))
+    data = await f.getdents(max(fd_arg(count), 0))
+    out, at = bytearray(len(data)), 0
+    while at < len(data):
+        ino, off, reclen, dtype = _DIRENT64_HEAD.unpack_from(data, at)
+        name = data[at + 19:at + reclen].partition(b"\0")[0]
+        struct.pack_into("<QqH", out, at, ino, off, reclen)
+        out[at + 18:at + 18 + len(name)] = name
+        out[at + reclen - 1] = dtype
+        at += reclen
+    if out:
+        t.mem.write(dirp, bytes(out))
+    fsnotify.on_file(f.loc, IN_ACCESS)
+    return len(out)
 
 
 async def sys_readlinkat(t, dirfd, path_ptr, buf, size, *_):
@@ -44,6 +72,7 @@ async def sys_mkdirat(t, dirfd, path_ptr, mode, *_):
     may_create(dir_loc, t.cred)
     perm, uid, gid = new_owner(dir_loc.inode, t.cred, S.S_IFDIR | mode & ~t.umask & 0o1777)
     await dir_loc.inode.mkdir(name, perm & 0o7777, uid, gid)
+    fsnotify.created(dir_loc.inode, name, True)
     return 0
 
 
@@ -68,6 +97,7 @@ async def sys_mknodat(t, dirfd, path_ptr, mode, dev, *_):
         rdev = os.makedev((dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00))
     perm, uid, gid = new_owner(dir_loc.inode, t.cred, kind | mode & ~t.umask & 0o7777)
     await dir_loc.inode.create(name, perm, uid, gid, rdev)
+    fsnotify.created(dir_loc.inode, name, False)
     return 0
 
 
@@ -83,6 +113,7 @@ async def sys_symlinkat(t, target_ptr, dirfd, path_ptr, *_):
     may_create(dir_loc, t.cred)
     _, uid, gid = new_owner(dir_loc.inode, t.cred, S.S_IFLNK | 0o777)
     await dir_loc.inode.symlink(name, target, uid, gid)
+    fsnotify.created(dir_loc.inode, name, False)
     return 0
 
 
@@ -102,6 +133,7 @@ async def sys_linkat(t, olddirfd, oldpath, newdirfd, newpath, flags, *_):
     if S.S_ISDIR(src.inode.mode):
         raise Errno(errno.EPERM)
     await dir_loc.inode.link(name, src.inode)
+    fsnotify.linked(dir_loc.inode, name, src.inode)
     return 0
 
 
@@ -130,6 +162,7 @@ async def _remove(t, dirfd: int, path_ptr: int, isdir: bool) -> None:
     else:
         await dir_loc.inode.unlink(name)
         t.kernel.pagecache.moved(dir_loc.mount.dev, [(dir_loc.child(name, victim).path, None)])
+    fsnotify.removed(dir_loc.inode, name, victim)
 
 
 async def sys_unlinkat(t, dirfd, path_ptr, flags, *_):
@@ -192,6 +225,10 @@ async def sys_renameat2(t, olddirfd, oldpath, newdirfd, newpath, flags, *_):
     old, new = old_dir.child(old_name, src).path, new_dir.child(new_name, dst).path
     t.kernel.pagecache.moved(old_dir.mount.dev, [(old, new), (new, old)] if exchange
                              else [(old, new)] if dst is None else [(new, None), (old, new)])
+    fsnotify.moved(old_dir.inode, old_name, new_dir.inode, new_name, src,
+                   None if exchange else dst)
+    if exchange:
+        fsnotify.moved(new_dir.inode, new_name, old_dir.inode, old_name, dst)
     return 0
 
 

@@ -8,6 +8,7 @@ from services.kernel.core.cred import (owner_or_capable)
 from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import pipe_fcntl
 from services.kernel.fs.vfs import InodeFile
+from services.kernel.syscalls.locks import LOCK_CMDS, fcntl_lock
 from services.kernel.syscalls.paths import fd_arg
 from services.kernel.abi.fcntl import (
     CLOSE_RANGE_CLOEXEC, CLOSE_RANGE_UNSHARE, FD_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD,
@@ -53,7 +54,9 @@ def sys_fcntl(t, fd, cmd, arg, *_):
         return 0
     if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
         return pipe_fcntl(t, f, cmd, arg)
-    raise Errno(errno.EINVAL)            # locks, owners and signals, leases, seals
+    if cmd in LOCK_CMDS:
+        return fcntl_lock(t, f, cmd, arg)
+    raise Errno(errno.EINVAL)            # owners and signals, leases, seals
 
 
 def sys_dup(t, fd, *_):

@@ -5,6 +5,7 @@ import errno
 import stat as S
 
 from services.kernel.drivers import mem
+from services.kernel.fs import fsnotify
 from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import (
     open_fifo)
@@ -15,6 +16,7 @@ from services.kernel.syscalls.paths import (
 from services.kernel.abi.fcntl import (
     AT_FDCWD, MAXSYMLINKS, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE,
     O_NOCTTY, O_NOFOLLOW, O_PATH, O_TMPFILE, O_TRUNC, R_OK, W_OK)
+from services.kernel.abi.inotify import IN_MODIFY, IN_OPEN
 
 
 async def _open_create(t, dirfd: int, path_ptr: int, flags: int, mode: int) -> tuple[Location, bool]:
@@ -39,6 +41,7 @@ async def _open_create(t, dirfd: int, path_ptr: int, flags: int, mode: int) -> t
                 if e.code != errno.EEXIST or flags & O_EXCL:
                     raise
                 continue        # another task made it meanwhile: open that one
+            fsnotify.created(dir_loc.inode, name, False)
             return dir_loc.child(name, inode), True
         if flags & O_EXCL:
             raise Errno(errno.EEXIST)
@@ -91,7 +94,7 @@ async def sys_openat(t, dirfd, path_ptr, flags, mode, *_):
         flags &= O_PATH_KEEPS
     if flags & O_TMPFILE:
         raise Errno(errno.EOPNOTSUPP)
-    created = False
+    created = truncated = False
     if flags & O_CREAT:
         loc, created = await _open_create(t, dirfd, path_ptr, flags, mode)
     else:
@@ -108,16 +111,22 @@ async def sys_openat(t, dirfd, path_ptr, flags, mode, *_):
             _may_open(t, loc, flags)
             if flags & O_TRUNC and S.S_ISREG(inode.mode):
                 await truncate_inode(t, inode, 0, True)
+                truncated = True
     flags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE
     if S.S_ISFIFO(inode.mode) and not flags & O_PATH:
         f = await open_fifo(loc, flags & ~O_CLOEXEC)
     else:
         f = open_file(t, loc, flags & ~O_CLOEXEC)
     try:
-        return t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
+        fd = t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
     except Errno:
         f.release()
         raise
+    if not flags & O_PATH:
+        fsnotify.on_file(loc, IN_OPEN)
+    if truncated:
+        fsnotify.on_file(loc, IN_MODIFY)     # after IN_OPEN, as Linux truncates after vfs_open
+    return fd
 
 
 def sys_open(t, path_ptr, flags, mode, *_):

@@ -9,6 +9,7 @@ import stat as S
 from services.kernel.sched import signals
 from services.kernel.abi.signal import SIGPIPE
 from services.kernel.core.errors import Errno
+from services.kernel.fs import fsnotify
 from services.kernel.fs.pipe import (
     PipeFile)
 from services.kernel.net.unix import SocketFile
@@ -20,6 +21,7 @@ from services.kernel.syscalls.paths import (
     READ_CHUNK, RWF_SUPPORTED, as_signed, fd_arg, gather, iovecs, resolve)
 from services.kernel.abi.fcntl import (
     AT_FDCWD, MAX_RW, O_PATH, SEEK_CUR, SEEK_END, SEEK_SET, W_OK)
+from services.kernel.abi.inotify import IN_ACCESS, IN_MODIFY
 
 
 def _readable(t, fd):
@@ -45,11 +47,18 @@ def _position(f, offset: int) -> int:
     return offset
 
 
+def _accessed(f, n: int) -> int:
+    """n bytes were read from f (inotify's IN_ACCESS)."""
+    if n and f.loc is not None:
+        fsnotify.on_file(f.loc, IN_ACCESS)
+    return n
+
+
 async def _read_into(t, f, buf: int, count: int, offset: int | None) -> int:
     data = await f.read(min(count, MAX_RW, READ_CHUNK), offset)
     if data:
         t.mem.write(buf, data)
-    return len(data)
+    return _accessed(f, len(data))
 
 
 async def sys_read(t, fd, buf, count, *_):
@@ -75,12 +84,16 @@ async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) ->
         await remove_privs(f.loc.inode, t.cred)
     try:
         if total <= WRITE_CHUNK and type(f) is InodeFile:    # most writes: in one piece
-            return await f.write(read(0, total), offset)
-        return await f.write_from(read, total, offset)
+            n = await f.write(read(0, total), offset)
+        else:
+            n = await f.write_from(read, total, offset)
     except Errno as e:
         if e.code == errno.EPIPE:
             signals.send_task(t, SIGPIPE)
         raise
+    if n and f.loc is not None:
+        fsnotify.on_file(f.loc, IN_MODIFY)
+    return n
 
 
 async def sys_write(t, fd, buf, count, *_):
@@ -106,7 +119,7 @@ async def _readv(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
             break
         t.mem.write(base, data[at:at + length])
         at += length
-    return len(data)
+    return _accessed(f, len(data))
 
 
 async def _writev(t, f, iov: int, iovcnt: int, offset: int | None) -> int:
@@ -179,6 +192,7 @@ async def sys_truncate(t, path_ptr, length, *_):
     if not permitted(loc.inode, t.cred, W_OK):
         raise Errno(errno.EACCES)
     await truncate_inode(t, loc.inode, length, False)
+    fsnotify.on_file(loc, IN_MODIFY)
     return 0
 
 
@@ -189,6 +203,7 @@ async def sys_ftruncate(t, fd, length, *_):
     if f.loc is None or not S.S_ISREG(f.loc.inode.mode) or not f.writable:
         raise Errno(errno.EINVAL)
     await truncate_inode(t, f.loc.inode, length, True)
+    fsnotify.on_file(f.loc, IN_MODIFY)
     return 0
 
 
@@ -212,6 +227,7 @@ async def sys_fallocate(t, fd, mode, offset, length, *_):
         raise Errno(errno.EOPNOTSUPP)
     await remove_privs(inode, t.cred)        # file_modified, as ext4's fallocate
     await data_of(inode).allocate(offset, length)
+    fsnotify.on_file(f.loc, IN_MODIFY)
     return 0
 
 

@@ -15,9 +15,10 @@ from typing import Callable
 from common.syscalls import BY_NAME, Policy
 from services.kernel.core.errors import Errno
 from services.kernel.syscalls import exec as exec_
-from services.kernel.syscalls import (attrs, cred, dirs, fds, fileinfo, fork, futex, ids, mm,
-                                      mount, open_close, pipe, poll, read_write, sched_params,
-                                      signals, socket, timers, wait, xattr)
+from services.kernel.syscalls import (attrs, cpus, cred, dirs, fds, fileinfo, fork, futex, ids,
+                                      inotify, locks, memfd, mm, mount, open_close, pipe, poll,
+                                      read_write, sched_params, signals, socket, splice, timers,
+                                      wait, xattr)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,22 @@ HANDLERS = [
     ("kill", signals.sys_kill),
     ("uname", ids.sys_uname),
     ("fcntl", fds.sys_fcntl),
+    ("flock", locks.sys_flock),
+    ("inotify_init", inotify.sys_inotify_init),
+    ("inotify_init1", inotify.sys_inotify_init1),
+    ("inotify_add_watch", inotify.sys_inotify_add_watch),
+    ("inotify_rm_watch", inotify.sys_inotify_rm_watch),
+    ("memfd_create", memfd.sys_memfd_create),
+    ("sendfile", splice.sys_sendfile),
+    ("copy_file_range", splice.sys_copy_file_range),
+    ("splice", splice.sys_splice),
+    ("tee", splice.sys_tee),
+    ("fadvise64", splice.sys_fadvise64),
+    ("readahead", splice.sys_readahead),
+    ("getdents", dirs.sys_getdents),
+    ("sched_getaffinity", cpus.sys_sched_getaffinity),
+    ("sched_setaffinity", cpus.sys_sched_setaffinity),
+    ("getcpu", cpus.sys_getcpu),
     ("getcwd", attrs.sys_getcwd),
     ("chdir", attrs.sys_chdir),
     ("fchdir", attrs.sys_fchdir),

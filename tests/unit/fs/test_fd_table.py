@@ -15,7 +15,11 @@ from services.kernel.fs.files import FdTable, c_int, hold, put
 
 
 class File:
-    """An open file that counts its releases."""
+    """An open file that counts its releases (no inode: nothing to unlock
+    or tell inotify at a close)."""
+
+    loc = None
+    flags = 0
 
     def __init__(self, name: str = "f"):
         self.name, self.refs, self.released = name, 0, 0
