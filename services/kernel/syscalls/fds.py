@@ -9,7 +9,8 @@ from services.kernel.core.errors import Errno
 from services.kernel.fs.pipe import pipe_fcntl
 from services.kernel.fs.vfs import InodeFile
 from services.kernel.syscalls.locks import LOCK_CMDS, fcntl_lock
-from services.kernel.syscalls.paths import fd_arg
+from services.kernel.syscalls.paths import INT, LOFF, fd_arg
+from services.kernel.abi.ioctls import FIOASYNC, FIOCLEX, FIONBIO, FIONCLEX, FIONREAD, FIOQSIZE
 from services.kernel.abi.fcntl import (
     CLOSE_RANGE_CLOEXEC, CLOSE_RANGE_UNSHARE, FD_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD,
     F_GETFL, F_GETPIPE_SZ, F_SETFD, F_SETFL, F_SETPIPE_SZ, O_APPEND, O_CLOEXEC, O_DIRECT,
@@ -20,7 +21,33 @@ SETFL_MASK = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME
 
 
 def sys_ioctl(t, fd, request, arg, *_):
-    return t.files.get(fd_arg(fd)).ioctl(t, request & 0xFFFFFFFF, arg)
+    """Linux's do_vfs_ioctl first (the requests every file takes), then
+    the file's own."""
+    fd, request = fd_arg(fd), request & 0xFFFFFFFF
+    f = t.files.get(fd)
+    if f.flags & O_PATH:
+        raise Errno(errno.EBADF)
+    if request in (FIOCLEX, FIONCLEX):
+        t.files.set_cloexec(fd, request == FIOCLEX)
+        return 0
+    if request == FIONBIO:
+        on = INT.unpack(t.mem.read(arg, 4))[0]
+        f.flags = f.flags | O_NONBLOCK if on else f.flags & ~O_NONBLOCK
+        return 0
+    if request == FIOASYNC:
+        on = INT.unpack(t.mem.read(arg, 4))[0]
+        if on:
+            raise Errno(errno.ENOTTY)      # no SIGIO: as a file without fasync
+        return 0
+    inode = f.loc.inode if isinstance(f, InodeFile) else None
+    if request == FIOQSIZE and inode is not None and (
+            S.S_ISREG(inode.mode) or S.S_ISDIR(inode.mode) or S.S_ISLNK(inode.mode)):
+        t.mem.write(arg, LOFF.pack(inode.blocks * 512))     # inode_get_bytes: allocated
+        return 0
+    if request == FIONREAD and inode is not None and S.S_ISREG(inode.mode):
+        t.mem.write(arg, INT.pack(max(min(inode.size - f.pos, 0x7FFFFFFF), -0x80000000)))
+        return 0
+    return f.ioctl(t, request, arg)
 
 
 def _setfl(t, f, arg: int) -> None:

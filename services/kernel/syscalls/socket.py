@@ -24,7 +24,8 @@ from services.kernel.net.scm import Creds, Rights, creds_of
 from services.kernel.net.unix import (
     CONNECTED, LISTENING, SK_BUF_MAX, SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, SocketFile, UnixSocket,
     drop_files)
-from services.kernel.syscalls.paths import SPECIAL_NAMES, fd_arg, gather, iovecs, scatter
+from services.kernel.syscalls.paths import (INT, SPECIAL_NAMES, fd_arg, gather, iovecs,
+                                            scatter)
 from services.kernel.abi.capability import (
     CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE)
 from services.kernel.abi.fcntl import IOV_MAX, MAX_RW, O_CLOEXEC, O_NONBLOCK, W_OK
@@ -40,7 +41,6 @@ MSGHDR = struct.Struct("<QI4xQQQQi4x")     # name, namelen, iov, iovlen, control
 MMSGHDR_SIZE = MSGHDR.size + 8             # and msg_len
 CMSGHDR = struct.Struct("<Qii")            # cmsg_len, cmsg_level, cmsg_type
 UCRED = struct.Struct("<iII")
-INT = struct.Struct("<i")
 OPTMEM_MAX = 131072        # /proc/sys/net/core/optmem_max: the most control data a send takes
 SOCKADDR_UN = 2 + UNIX_PATH_MAX
 STORED_OPTIONS = (SO_REUSEADDR, SO_KEEPALIVE)

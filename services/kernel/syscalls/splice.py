@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import stat as S
-import struct
 
 from services.kernel.abi.fcntl import (
     MAX_RW, O_APPEND, O_NONBLOCK, POSIX_FADV_NOREUSE, POSIX_FADV_NORMAL, SPLICE_F_GIFT, SPLICE_F_MORE,
@@ -26,10 +25,9 @@ from services.kernel.sched import signals
 from services.kernel.fs import fsnotify
 from services.kernel.fs.pipe import PipeFile
 from services.kernel.fs.vfs import InodeFile
-from services.kernel.syscalls.paths import as_signed, fd_arg
+from services.kernel.syscalls.paths import LOFF, as_signed, fd_arg
 
 TRANSFER_PIECE = 1 << 20          # what one transfer holds in the kernel at a time
-LOFF = struct.Struct("<q")
 SPLICE_FLAGS = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | SPLICE_F_GIFT
 
 
