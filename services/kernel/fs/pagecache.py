@@ -160,13 +160,12 @@ class Live(Version):
         for chunk in sorted(self.filled):
             start = chunk * CHUNK
             end = min(self.inode.size, start + CHUNK)
-            if start >= end:
-                continue
-            mine = os.pread(self.fd, end - start, start)
-            theirs = await self.inode.read(start, end - start)
-            for lo, hi in _differing_runs(mine, theirs):
-                await self.inode.write(start + lo, mine[lo:hi])
-                changed = True
+            for lo, hi in _data_in(self.fd, start, end):
+                mine = os.pread(self.fd, hi - lo, lo)
+                theirs = await self.inode.read(lo, hi - lo)
+                for a, b in _differing_runs(mine, theirs):
+                    await self.inode.write(lo + a, mine[a:b])
+                    changed = True
             await asyncio.sleep(0)
         if changed:
             await self.inode.setattr(mtime=divmod(time.time_ns(), 1_000_000_000))
@@ -483,6 +482,25 @@ def _logged(task: asyncio.Task) -> None:
 def _data_runs(data: bytes):
     """The [lo, hi) runs of data's pages that are not all zero."""
     return _differing_runs(data, ZERO)
+
+
+def _data_in(fd: int, start: int, end: int):
+    """The [lo, hi) runs of [start, end) the host file holds data in.  Its
+    holes are pages no fill, write or map store ever put bytes in (fills
+    skip zero pages), so the inode is zeros there too and nothing in them
+    needs writing back: a sparse 4 GiB map is compared where it has data,
+    not read whole at every msync."""
+    pos = start
+    while pos < end:
+        try:
+            lo = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:            # ENXIO: no data past pos
+            return
+        if lo >= end:
+            return
+        hi = min(os.lseek(fd, lo, os.SEEK_HOLE), end)
+        yield lo, hi
+        pos = hi
 
 
 def _differing_runs(mine: bytes, theirs: bytes):

@@ -32,8 +32,8 @@ from services.kernel.core.cred import capable
 from services.kernel.abi.threads import PID_MAX
 from services.kernel.fsimpl.synthetic import Dir, File, Link, numbers_from, tree_node
 from services.kernel.mm.meminfo import meminfo, memory_use
-from services.kernel.sched.load import (
-    cpu_mask, cpu_range, cpu_seconds, guest_cpus, is_running, run_queue)
+from services.kernel.sched.cpus import cpu_mask, cpu_range, guest_cpus
+from services.kernel.sched.load import cpu_seconds, is_running, run_queue
 from services.kernel.sched.task import CURRENT
 from services.kernel.sched.timers import BOOT, uptime
 from services.kernel.abi.prctl import SUID_DUMP_USER

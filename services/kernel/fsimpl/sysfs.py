@@ -20,7 +20,7 @@ from typing import Any
 
 from services.kernel.fs.inode import FileSystem
 from services.kernel.fsimpl.synthetic import Dir, tree_node
-from services.kernel.sched.load import cpu_range, guest_cpus
+from services.kernel.sched.cpus import cpu_range, guest_cpus
 from services.kernel.sched.task import CURRENT
 from services.kernel.fs.vfs import UBD_MAJOR
 

@@ -14,7 +14,7 @@ from services.kernel.core.services import KernelServices
 from services.kernel.fs.files import FdTable
 from services.kernel.mm.memory import GuestMemory
 from services.kernel.core.waitqueue import WaitQueue
-from services.kernel.sched.load import all_cpus
+from services.kernel.sched.cpus import all_cpus
 from services.kernel.abi.prctl import SUID_DUMP_DISABLE, SUID_DUMP_USER
 from services.kernel.abi.resource import (NR_OPEN, RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_CORE,
                                           RLIMIT_MEMLOCK, RLIMIT_MSGQUEUE, RLIMIT_NICE,

@@ -15,7 +15,7 @@ import struct
 from services.kernel.abi.capability import CAP_SYS_NICE
 from services.kernel.core.cred import capable
 from services.kernel.core.errors import Errno
-from services.kernel.sched.load import all_cpus, guest_cpus, host_cpus
+from services.kernel.sched.cpus import all_cpus, guest_cpus, host_cpus
 
 
 def _mask_bytes() -> int:

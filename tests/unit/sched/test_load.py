@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from common.config import GuestConfig, load
+from services.kernel.sched import cpus
 from services.kernel.sched import load as loadmod
 
 
@@ -23,9 +24,9 @@ def test_load_average_decays_toward_the_run_queue(monkeypatch):
 
 
 def test_cpu_masks_as_linux_prints_them():
-    assert (loadmod.cpu_mask(1), loadmod.cpu_range(1)) == ("1", "0")
-    assert (loadmod.cpu_mask(4), loadmod.cpu_range(4)) == ("f", "0-3")
-    assert loadmod.cpu_mask(36) == "f,ffffffff"
+    assert (cpus.cpu_mask(1), cpus.cpu_range(1)) == ("1", "0")
+    assert (cpus.cpu_mask(4), cpus.cpu_range(4)) == ("f", "0-3")
+    assert cpus.cpu_mask(36) == "f,ffffffff"
 
 
 def test_mem_setting_round_trips(tmp_path):
