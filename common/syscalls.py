@@ -76,7 +76,8 @@ _TABLE = [
     (5, "fstat", NOTIFY, FULL),
     (6, "lstat", NOTIFY, FULL),
     (7, "poll", NOTIFY, FULL, "", NOHAND),
-    (8, "lseek", NOTIFY, PARTIAL, "no SEEK_DATA/SEEK_HOLE"),
+    (8, "lseek", NOTIFY, FULL, "SEEK_DATA/SEEK_HOLE as generic_file_llseek (all data, one hole "
+     "at the end; Linux's tmpfs finds real holes)"),
     # Memory calls run on the host off the stub's range (mmap: anonymous
     # ones, or exactly the scratch's own map); the filter's check is coarse
     # and the kernel checks what traps exactly.

@@ -1,6 +1,7 @@
 /* The ioctls every file takes (Linux's do_vfs_ioctl): FIONBIO, FIOCLEX and
    FIONCLEX, FIOASYNC, FIOQSIZE and FIONREAD on a regular file; EBADF for an
-   O_PATH fd; ENOTTY for a terminal request on a file.  Prints results and
+   O_PATH fd; ENOTTY for a terminal request on a file; and lseek's
+   SEEK_DATA and SEEK_HOLE on a file without holes.  Prints results and
    errno names only. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +40,11 @@ int main(void) {
     printf("unread %d\n", n);
     SHOW("FIOQSIZE file", ioctl(fd, FIOQSIZE, &q));
     printf("allocated bytes known %d\n", q >= 0);   /* the filesystem's to say */
+    SHOW("SEEK_DATA 3", lseek(fd, 3, SEEK_DATA));     /* a file without holes */
+    SHOW("SEEK_HOLE 3", lseek(fd, 3, SEEK_HOLE));
+    SHOW("SEEK_DATA at EOF", lseek(fd, 10, SEEK_DATA));
+    SHOW("SEEK_HOLE past EOF", lseek(fd, 11, SEEK_HOLE));
+    SHOW("SEEK_DATA on a pipe", lseek(p[0], 0, SEEK_DATA));
     SHOW("FIOQSIZE pipe", ioctl(p[0], FIOQSIZE, &q));
     SHOW("TCGETS on a file", ioctl(fd, TCGETS, &q));
     int path = open("/tmp/ioctl-file", O_PATH);

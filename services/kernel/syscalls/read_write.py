@@ -20,7 +20,7 @@ from services.kernel.syscalls.socket import write_socket
 from services.kernel.syscalls.paths import (
     READ_CHUNK, RWF_SUPPORTED, as_signed, fd_arg, gather, iovecs, resolve)
 from services.kernel.abi.fcntl import (
-    AT_FDCWD, MAX_RW, O_PATH, SEEK_CUR, SEEK_END, SEEK_SET, W_OK)
+    AT_FDCWD, MAX_RW, O_PATH, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, W_OK)
 from services.kernel.abi.inotify import IN_ACCESS, IN_MODIFY
 
 
@@ -172,6 +172,11 @@ def sys_lseek(t, fd, offset, whence, *_):
         pos = f.pos + offset
     elif whence == SEEK_END:
         pos = size + offset
+    elif whence in (SEEK_DATA, SEEK_HOLE):
+        # generic_file_llseek_size: the file is data to its end, one hole there
+        if not 0 <= offset < size:
+            raise Errno(errno.ENXIO)
+        pos = offset if whence == SEEK_DATA else size
     else:
         raise Errno(errno.EINVAL)
     if not 0 <= pos < 1 << 63:        # past loff_t: EINVAL, as vfs_setpos
