@@ -6,6 +6,7 @@ starts from the same bytes and leaves the base untouched."""
 from __future__ import annotations
 
 import itertools
+import resource
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from conftest import NATIVE_ENV, skas
 from deploy import disk as diskmod
 from deploy import distro
 
-PACKAGES = ["procps", "python3"]
+PACKAGES = ["procps", "python3", "libpython3.11-testsuite"]
 RUNS = itertools.count()
 
 
@@ -34,6 +35,12 @@ def debian_img(tmp_path_factory, debian_tree) -> Path:
     diskmod.check(img)
 
 
+def _boot_limits() -> None:
+    """The open files a process starts with on a booted Linux (and in a
+    guest), not what the test's own shell was given."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
 @pytest.fixture
 def in_chroot(debian_tree, tmp_path):
     """Run argv natively in a chroot of the tree (an overlay: writes go to
@@ -50,7 +57,7 @@ def in_chroot(debian_tree, tmp_path):
             return subprocess.run(["unshare", "--fork", "--pid", f"--mount-proc={merged}/proc",
                                    "chroot", str(merged), *argv], stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, env=NATIVE_ENV,
-                                  timeout=timeout)
+                                  timeout=timeout, preexec_fn=_boot_limits)
         finally:
             subprocess.run(["umount", "-l", str(merged)], check=False)
     return run
