@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,24 @@ static void root_of_another(void) {
     wait_for(pid);
 }
 
+static void *chroot_thread(void *path) {
+    SHOW("thread: chroot jail", chroot(path));
+    return NULL;
+}
+
+/* Threads share their root (CLONE_FS): one chroots, the other is in. */
+static void thread_shares_root(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_t th;
+        pthread_create(&th, NULL, chroot_thread, (void *)at("jail"));
+        pthread_join(th, NULL);
+        contents(AT_FDCWD, "/file");
+        _exit(0);
+    }
+    wait_for(pid);
+}
+
 static void unix_names(void) {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     strcpy(sa.sun_path, "/sock");
@@ -263,6 +282,8 @@ int main(int argc, char **argv) {
         mount("proc", "/proc", "proc", 0, NULL);
     make_jail();
     root_of_another();
+    contents(AT_FDCWD, "/file");        /* the child's chroot was its own */
+    thread_shares_root();
 
     int outside = open(base, O_RDONLY | O_DIRECTORY);
     SHOW("chdir base", chdir(base));

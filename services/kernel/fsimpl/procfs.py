@@ -254,8 +254,7 @@ class ProcFs(FileSystem):
     def seen(self, path: bytes) -> bytes:
         """A path as the reading task sees it (Linux's d_path)."""
         me = calling_task()
-        shown = seen_from(path, me.root) if me is not None else path
-        return path if shown is None else shown
+        return (seen_from(path, me.root) if me is not None else None) or path
 
     def visible_mounts(self, pid: int, tid: int | None) -> Iterator[tuple[Any, bytes]]:
         """(mount, where it is) for each mount the task sees from its root."""
