@@ -148,7 +148,8 @@ static void make_jail(void) {
     SHOW("mount tmpfs in the jail", mount("tmpfs", at("jail/mnt"), "tmpfs", 0, NULL));
 }
 
-/* Another process's root, seen from one that is not in the jail. */
+/* Another process's root, seen from one that is not in it; a mount
+   that is a root is busy. */
 static void root_of_another(void) {
     int ready[2], done[2];
     char c;
@@ -156,7 +157,7 @@ static void root_of_another(void) {
     pipe(done);
     pid_t pid = fork();
     if (pid == 0) {
-        chroot(at("jail"));
+        chroot(at("jail/mnt"));
         write(ready[1], "r", 1);
         read(done[0], &c, 1);
         _exit(0);
@@ -167,6 +168,7 @@ static void root_of_another(void) {
     show_link("/proc/CHILD/root", path);
     snprintf(path, sizeof path, "/proc/%d/cwd", pid);
     show_link("/proc/CHILD/cwd", path);
+    SHOW("umount the child's root", umount(at("jail/mnt")));
     write(done[1], "d", 1);
     wait_for(pid);
 }

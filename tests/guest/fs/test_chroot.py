@@ -60,7 +60,9 @@ def test_chroot_is_as_on_linux(jail_disk, native_out, options):
                  "user: chroot /dir = -1 EPERM", "user: chroot nothing = -1 ENOENT",
                  "user: chroot /private = -1 EACCES", "chroot a bad pointer = -1 EFAULT",
                  "chroot a loop = -1 ELOOP", "chroot a file = -1 ENOTDIR",
-                 "open /file -1 ENOENT", "thread: chroot jail = 0"):
+                 "open /file -1 ENOENT", "thread: chroot jail = 0",
+                 "readlink /proc/CHILD/root /tmp/cr/jail/mnt",
+                 "umount the child's root = -1 EBUSY"):
         assert line in native_out.splitlines(), line
     assert "mounts: /dev/root" not in native_out      # the jail's mounts only
     assert native_out.count("open /file: inside") == 6  # the thread's and 5 in the jail
