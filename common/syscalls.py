@@ -245,6 +245,8 @@ _TABLE = [
     (158, "arch_prctl", CHECKED, PARTIAL, "FS/GS, CPUID faulting, AMX permissions; on the host"),
     (160, "setrlimit", NOTIFY, PARTIAL, "per process; only NOFILE, NPROC and STACK (exec's "
                                         "argument space) bound anything"),
+    (161, "chroot", NOTIFY, FULL, "the guest task's root, as Linux's (the fchdir escape too); "
+                                  "/proc's links are followed as text, not jumped through"),
     (162, "sync", NOTIFY, FULL),
     (165, "mount", TRAP, PARTIAL, "tmpfs, devtmpfs, proc, sysfs, bind, remount, propagation "
                                   "no-ops; no MS_MOVE"),

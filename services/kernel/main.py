@@ -102,7 +102,7 @@ async def init_path(kernel: Kernel, init: Task, name: bytes, env: list[bytes]) -
     for d in path.split(b":"):
         candidate = d.rstrip(b"/") + b"/" + name
         try:
-            await kernel.vfs.lookup(kernel.vfs.root, candidate, init.cred)
+            await kernel.vfs.lookup(init.cwd, candidate, init.cred, init.root)
             return candidate
         except Errno:
             continue

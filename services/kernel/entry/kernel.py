@@ -540,7 +540,7 @@ class Kernel:
         pid = self.alloc_pid()
         proc = Process(self, pid, None, pid, pid)
         self.processes[pid] = proc
-        t = Task(self, pid, proc, cred, FdTable(), FsContext(self.vfs.root))
+        t = Task(self, pid, proc, cred, FdTable(), FsContext(self.vfs.root, self.vfs.root))
         self.tasks[t.tid] = t
         fut = self.loop.create_future()
         self.spawning[t.tid] = fut

@@ -1,10 +1,14 @@
 """The VFS: mounts, path lookup, open files, and the stat a guest sees.
 
 In a nutshell: a ``Location`` is an inode plus the canonical guest path that
-reached it (/proc and error messages need paths, and there are no
-hard-linked directories); ``current_path`` finds a directory's path as it is
-now, for getcwd after an ancestor was renamed.  ``lookup`` walks a path component by component from the root
-or a directory, following symlinks as Linux does (at most 40).  An
+reached it from the VFS root (/proc and error messages need paths, and
+there are no hard-linked directories); ``current_path`` finds a directory's
+path as it is now, for getcwd after an ancestor was renamed.  ``lookup``
+walks a path component by component from a directory, or from the caller's
+root (its chroot: absolute paths and absolute symlink targets start there,
+and ``..`` stays there, as Linux's nameidata root), following symlinks as
+Linux does (at most 40).  ``seen_from`` is a path as a task under another
+root sees it.  An
 ``OpenFile`` is Linux's ``struct file``: flags and a position shared by every
 fd that refers to it.
 
@@ -158,15 +162,16 @@ class Vfs:
         return loc
 
     # --- path lookup ------------------------------------------------------------------
-    async def lookup(self, start: Location, path: bytes, cred: Credentials, *,
+    async def lookup(self, start: Location, path: bytes, cred: Credentials, root: Location, *,
                      follow: bool = True, _depth: list[int] | None = None) -> Location:
-        """Resolve path from start (ignored for absolute paths)."""
+        """Resolve path from start, or from root for an absolute path; ``..``
+        never climbs above root."""
         if not path:
             raise Errno(errno.ENOENT)
         if len(path) >= PATH_MAX:
             raise Errno(errno.ENAMETOOLONG)
         links = _depth if _depth is not None else [0]
-        here = self.root if path.startswith(b"/") else start
+        here = root if path.startswith(b"/") else start
         parts = [p for p in path.split(b"/") if p and p != b"."]
         trailing_slash = path.endswith(b"/")
         for i, name in enumerate(parts):
@@ -176,7 +181,7 @@ class Vfs:
             if not permitted(here.inode, cred, X_OK):
                 raise Errno(errno.EACCES)
             if name == b"..":
-                here = await self.parent(here)
+                here = await self.parent(here, root)
                 continue
             if len(name) > NAME_MAX:
                 raise Errno(errno.ENAMETOOLONG)
@@ -184,22 +189,24 @@ class Vfs:
             if inode is None:
                 raise Errno(errno.ENOENT)
             if S.S_ISLNK(inode.mode) and (not last or follow or trailing_slash):
-                here = await self.follow_link(here, inode, cred, links)
+                here = await self.follow_link(here, inode, cred, root, links)
                 continue
             here = self.step_in(here.child(name, inode))
         if trailing_slash and not S.S_ISDIR(here.inode.mode):
             raise Errno(errno.ENOTDIR)
         return here
 
-    async def follow_link(self, dir_loc: Location, link: Any, cred: Credentials,
+    async def follow_link(self, dir_loc: Location, link: Any, cred: Credentials, root: Location,
                           links: list[int]) -> Location:
         """Where the symlink link in dir_loc leads (ELOOP past 40 links in one walk)."""
         links[0] += 1
         if links[0] > MAXSYMLINKS:
             raise Errno(errno.ELOOP)
-        return await self.lookup(dir_loc, await link.readlink(), cred, follow=True, _depth=links)
+        return await self.lookup(dir_loc, await link.readlink(), cred, root, follow=True,
+                                 _depth=links)
 
-    async def lookup_parent(self, start: Location, path: bytes, cred: Credentials, *,
+    async def lookup_parent(self, start: Location, path: bytes, cred: Credentials,
+                            root: Location, *,
                             _depth: list[int] | None = None) -> tuple[Location, bytes]:
         """The directory that holds (or would hold) path's last component, and
         that name: "/" for the root, and "." or ".." as written, for the caller
@@ -210,9 +217,9 @@ class Vfs:
             raise Errno(errno.ENAMETOOLONG)
         head, sep, name = path.rstrip(b"/").rpartition(b"/")
         if sep:
-            dir_loc = await self.lookup(start, head or b"/", cred, _depth=_depth)
+            dir_loc = await self.lookup(start, head or b"/", cred, root, _depth=_depth)
         else:
-            dir_loc = self.root if path.startswith(b"/") else start
+            dir_loc = root if path.startswith(b"/") else start
         if not S.S_ISDIR(dir_loc.inode.mode):
             raise Errno(errno.ENOTDIR)
         if not permitted(dir_loc.inode, cred, X_OK):
@@ -221,26 +228,32 @@ class Vfs:
             raise Errno(errno.ENAMETOOLONG)
         return dir_loc, name or b"/"
 
-    async def parent(self, loc: Location) -> Location:
-        """``..``: from a mount's root down to its mount point first, then up."""
-        while loc.inode is loc.mount.root and loc.mount.point is not None:
+    async def parent(self, loc: Location, root: Location) -> Location:
+        """``..`` (Linux's follow_dotdot): root stays where it is; from a
+        mount's root, down to its mount point first (root may be met
+        there too), then up."""
+        while not same_place(loc, root) and loc.inode is loc.mount.root \
+                and loc.mount.point is not None:
             loc = loc.mount.point
-        if loc.inode is loc.mount.root:
+        if same_place(loc, root) or loc.inode is loc.mount.root:
             return loc
         inode = await loc.inode.lookup(b"..")
         return self.step_in(Location(loc.mount, inode, loc.path.rsplit(b"/", 1)[0] or b"/"))
 
-    async def current_path(self, loc: Location) -> bytes | None:
-        """loc's path as it is now (Linux's d_path): each name found again in
-        its parent, up to the root, so that a rename of an ancestor shows
-        (the path a Location was reached by is not updated); None if the
-        directory has been removed."""
-        names = []
+    async def current_path(self, loc: Location, root: Location) -> tuple[bytes, bool] | None:
+        """loc's path as it is now (Linux's prepend_path): each name found
+        again in its parent, up to root, so that a rename of an ancestor
+        shows (the path a Location was reached by is not updated); and
+        whether root was met on the way (if not, loc is outside it and the
+        path is from the VFS root).  None if the directory has been removed."""
+        names: list[bytes] = []
         while True:
-            while loc.inode is loc.mount.root and loc.mount.point is not None:
+            while not same_place(loc, root) and loc.inode is loc.mount.root \
+                    and loc.mount.point is not None:
                 loc = loc.mount.point
-            if loc.inode is loc.mount.root:
-                return b"/" + b"/".join(reversed(names))
+            at_root = same_place(loc, root)
+            if at_root or loc.inode is loc.mount.root:
+                return b"/" + b"/".join(reversed(names)), at_root
             if not loc.inode.nlink:
                 return None
             parent = await loc.inode.lookup(b"..")
@@ -263,6 +276,24 @@ class Vfs:
             if up is here:
                 return False
             here = up
+
+
+def same_place(a: Location, b: Location) -> bool:
+    """Whether two locations are one directory of one mount (Linux's
+    path_equal); by inode number, as synthetic filesystems make their
+    inodes anew at each lookup."""
+    return a.mount is b.mount and a.inode.ino == b.inode.ino
+
+
+def seen_from(path: bytes, root: Location) -> bytes | None:
+    """A canonical path (Location.path) as a task whose root is root sees
+    it, or None if it is outside that root: what /proc's links and mount
+    tables show, from the paths the locations were reached by."""
+    if root.path == b"/" or path == root.path:
+        return path if root.path == b"/" else b"/"
+    if path.startswith(root.path + b"/"):
+        return path[len(root.path):]
+    return None
 
 
 async def name_of(dir_inode: Any, ino: int) -> bytes | None:

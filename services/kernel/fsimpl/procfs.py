@@ -7,7 +7,10 @@ the host's values are filtered or translated first.
 
 Which task is asking (for ``/proc/self``) is ``task.CURRENT``, set by the
 kernel's dispatcher for each call.  The filesystem takes its kernel from the
-first caller it sees.
+first caller it sees.  Paths are shown as Linux's d_path shows them: the
+links (cwd, root, exe, fd/N) and maps from the reader's root (a path
+outside it in full, from the VFS root), the mount tables from the root of
+the process they are of, without the mounts outside it.
 
 An inode is made at each lookup, so a file's content is generated when it
 is read from offset 0 and kept for the reads that follow on the same open.
@@ -21,11 +24,12 @@ import errno
 import os
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from common.layout import touches_stub
 from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import FileSystem
+from services.kernel.fs.vfs import seen_from
 from services.kernel.abi.capability import CAP_SYS_PTRACE
 from services.kernel.abi.resource import NR_OPEN, RLIM_INFINITY, RLIMIT_SIGPENDING
 from services.kernel.core.cred import capable
@@ -247,21 +251,32 @@ class ProcFs(FileSystem):
         return b"".join(b"%s\t%s\n" % (b"" if device else b"nodev", name)
                         for name, device in FILESYSTEMS)
 
-    def mounts(self) -> bytes:
+    def seen(self, path: bytes) -> bytes:
+        """A path as the reading task sees it (Linux's d_path)."""
+        me = calling_task()
+        return (seen_from(path, me.root) if me is not None else None) or path
+
+    def visible_mounts(self, pid: int, tid: int | None) -> Iterator[tuple[Any, bytes]]:
+        """(mount, where it is) for each mount the task sees from its root."""
+        root = self.task_of(pid, tid).root
+        for m in self.k().vfs.mounts:
+            point = seen_from(m.point.path if m.point is not None else b"/", root)
+            if point is not None:
+                yield m, point
+
+    def mounts(self, pid: int, tid: int | None) -> bytes:
         """/proc/PID/mounts (and /proc/mounts): Linux's show_vfsmnt."""
         out = []
-        for m in self.k().vfs.mounts:
-            point = m.point.path if m.point is not None else b"/"
+        for m, point in self.visible_mounts(pid, tid):
             out.append(b"%s %s %s %s 0 0" % (_escape(m.source or b"none"), _escape(point),
                                                m.fstype or b"none", all_options(m)))
         return b"\n".join(out) + b"\n"
 
-    def mountinfo(self) -> bytes:
+    def mountinfo(self, pid: int, tid: int | None) -> bytes:
         """/proc/PID/mountinfo: Linux's show_mountinfo (every mount private,
         so no optional fields)."""
         out = []
-        for m in self.k().vfs.mounts:
-            point = m.point.path if m.point is not None else b"/"
+        for m, point in self.visible_mounts(pid, tid):
             parent = m.point.mount.id if m.point is not None else m.id
             extra = m.fs.show_options()
             sb = (b"ro" if m.readonly else b"rw") + (b"," + extra if extra else b"")
@@ -309,9 +324,10 @@ class ProcFs(FileSystem):
         def entries() -> dict:
             files = {b"stat": lambda: self.pid_stat(pid, tid), b"status": lambda: self.pid_status(pid, tid),
                      b"cmdline": lambda: self.mm_range(pid, "arg_start", "arg_end"),
-                     b"comm": lambda: self.pid_comm(pid, tid), b"mounts": self.mounts,
+                     b"comm": lambda: self.pid_comm(pid, tid),
+                     b"mounts": lambda: self.mounts(pid, tid),
                      b"maps": lambda: self.pid_maps(pid), b"statm": lambda: self.pid_statm(pid),
-                     b"mountinfo": self.mountinfo, b"limits": lambda: self.pid_limits(pid)}
+                     b"mountinfo": lambda: self.mountinfo(pid, tid), b"limits": lambda: self.pid_limits(pid)}
             out: dict[bytes, Callable] = {}
             for i, (name, gen) in enumerate(files.items()):
                 out[name] = lambda i=i, gen=gen: File(self, self.ino(key, i + 1), gen, 0o444, uid, gid)
@@ -320,11 +336,11 @@ class ProcFs(FileSystem):
                 lambda: self.inspected(pid, tid, lambda t: self.mm_range(pid, "env_start", "env_end")),
                 0o400, uid, gid)
             out[b"exe"] = lambda: Link(self, self.ino(key, 21),
-                                       lambda: self.inspected(pid, tid, lambda t: t.exe), uid, gid)
+                                       lambda: self.inspected(pid, tid, lambda t: self.seen(t.exe)), uid, gid)
             out[b"cwd"] = lambda: Link(self, self.ino(key, 22),
-                                       lambda: self.inspected(pid, tid, lambda t: t.cwd.path), uid, gid)
+                                       lambda: self.inspected(pid, tid, lambda t: self.seen(t.cwd.path)), uid, gid)
             out[b"root"] = lambda: Link(self, self.ino(key, 23),
-                                        lambda: self.inspected(pid, tid, lambda t: b"/"), uid, gid)
+                                        lambda: self.inspected(pid, tid, lambda t: self.seen(t.root.path)), uid, gid)
             out[b"fd"] = lambda: self.fd_dir(pid, tid, key, uid, gid, d)
             if tid is None:
                 out[b"task"] = lambda: Dir(
@@ -379,10 +395,9 @@ class ProcFs(FileSystem):
             return Link(self, self.ino(key, 32) + fd, lambda: self.fd_target(f), uid, gid)
         return Dir(self, self.ino(key, 24), dict, parent, 0o500, uid, gid, numbers, number)
 
-    @staticmethod
-    def fd_target(f) -> bytes:
+    def fd_target(self, f) -> bytes:
         if f.loc is not None and f.loc.path:
-            return f.loc.path
+            return self.seen(f.loc.path)
         if f.link_name is not None:
             return f.link_name
         kind = type(f).__name__.lower().replace("file", "") or "file"
@@ -543,7 +558,7 @@ class ProcFs(FileSystem):
                 dev, ino = v.ident
                 line = b"%s %s %s %02x:%02x %d " % (parts[0], parts[1], parts[2], os.major(dev),
                                                     os.minor(dev), ino)
-                out.append(line.ljust(MAPS_NAME_COLUMN) + v.path)
+                out.append(line.ljust(MAPS_NAME_COLUMN) + self.seen(v.path))
             elif not path or path in SPECIAL_MAPS:     # anonymous, [heap], [stack] ...
                 out.append(line)
             # else a host file the guest has no name for: left out

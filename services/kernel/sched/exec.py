@@ -267,8 +267,9 @@ async def copy_args(task, filename: bytes, argv_ptr: int, envp_ptr: int) -> Args
 
 async def open_exec(task, path: bytes):
     """The file to run, as do_open_execat: a regular file the caller may
-    execute (EACCES otherwise)."""
-    return executable(task, await task.kernel.vfs.lookup(task.cwd, path, task.cred))
+    execute (EACCES otherwise); the program, its PT_INTERP and its #!
+    interpreter are all looked up from the task's root."""
+    return executable(task, await task.kernel.vfs.lookup(task.cwd, path, task.cred, task.root))
 
 
 def executable(task, loc):

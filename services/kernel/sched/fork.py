@@ -26,7 +26,7 @@ from services.kernel.core.limits import refuse
 from services.kernel.abi.resource import RLIMIT_NPROC
 from services.kernel.abi.signal import SIGCHLD
 from services.kernel.core.answers import Ops
-from services.kernel.sched.task import FsContext, Process, Task
+from services.kernel.sched.task import Process, Task
 from services.kernel.abi.sched import (
     CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_FILES, CLONE_FS, CLONE_INTO_CGROUP,
     CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
@@ -69,7 +69,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         proc.dumpable = t.process.dumpable
         k.pagecache.inherit(t.process, proc)
     child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)), files,
-                 t.fs if flags & CLONE_FS else FsContext(t.cwd, t.umask))
+                 t.fs if flags & CLONE_FS else t.fs.copy())
     child.comm, child.exe, child.sigmask, child.brk = t.comm, t.exe, t.sigmask, t.brk
     child.mm_ranges = t.mm_ranges
     child.sched = t.sched.for_child()

@@ -100,11 +100,18 @@ class Usage:
 
 
 class FsContext:
-    """cwd and umask: shared by threads (CLONE_FS), copied by fork."""
+    """root, cwd and umask (Linux's fs_struct): shared by threads
+    (CLONE_FS), copied by fork, kept across exec.  The root is where
+    absolute paths start, the VFS root until a chroot; the cwd may lie
+    outside it, as on Linux."""
 
-    def __init__(self, cwd: Location, umask: int = 0o022):
+    def __init__(self, cwd: Location, root: Location, umask: int = 0o022):
         self.cwd = cwd
+        self.root = root
         self.umask = umask
+
+    def copy(self) -> FsContext:
+        return FsContext(self.cwd, self.root, self.umask)
 
 
 class InFlight:
@@ -204,6 +211,10 @@ class Task:
     @cwd.setter
     def cwd(self, loc: Location) -> None:
         self.fs.cwd = loc
+
+    @property
+    def root(self) -> Location:
+        return self.fs.root
 
     @property
     def umask(self) -> int:

@@ -1,4 +1,4 @@
-"""Attributes and places: chmod, chown, utimes, umask, access, getcwd, chdir."""
+"""Attributes and places: chmod, chown, utimes, umask, access, getcwd, chdir, chroot."""
 from __future__ import annotations
 
 import errno
@@ -12,7 +12,7 @@ from services.kernel.syscalls.paths import (
     TIMESPEC2, TIMEVAL2, UTIMBUF, fd_arg, fd_loc, resolve, timestamp_now)
 from services.kernel.abi.fcntl import (
     AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, UTIME_NOW, UTIME_OMIT, W_OK, X_OK)
-from services.kernel.abi.capability import CAP_CHOWN, CAP_FSETID
+from services.kernel.abi.capability import CAP_CHOWN, CAP_FSETID, CAP_SYS_CHROOT
 from services.kernel.abi.inotify import IN_ACCESS, IN_ATTRIB, IN_MODIFY
 
 
@@ -208,24 +208,45 @@ async def sys_access(t, path_ptr, mode, *_):
 
 
 async def sys_getcwd(t, buf, size, *_):
-    """The cwd's path as it is now; ENOENT once it is removed, as Linux."""
-    path = await t.kernel.vfs.current_path(t.cwd)
-    if path is None:
+    """The cwd's path as it is now, from the task's root; ENOENT once it is
+    removed, and a cwd outside the root (left there by a chroot) is
+    "(unreachable)" and its path from the VFS root, as Linux."""
+    found = await t.kernel.vfs.current_path(t.cwd, t.root)
+    if found is None:
         raise Errno(errno.ENOENT)
-    path += b"\0"
+    path, reachable = found
+    path = (path if reachable else b"(unreachable)" + path) + b"\0"
     if size < len(path):
         raise Errno(errno.ERANGE)
     t.mem.write(buf, path)
     return len(path)
 
 
-async def sys_chdir(t, path_ptr, *_):
+async def _searchable_dir(t, path_ptr: int) -> Location:
+    """The directory chdir and chroot name: ENOTDIR, then EACCES without search."""
     loc = await resolve(t, AT_FDCWD, path_ptr)
     if not S.S_ISDIR(loc.inode.mode):
         raise Errno(errno.ENOTDIR)
     if not permitted(loc.inode, t.cred, X_OK):
         raise Errno(errno.EACCES)
-    t.cwd = loc
+    return loc
+
+
+async def sys_chdir(t, path_ptr, *_):
+    t.cwd = await _searchable_dir(t, path_ptr)
+    return 0
+
+
+async def sys_chroot(t, path_ptr, *_):
+    """The root of the task and of the threads it shares its fs with
+    (CLONE_FS) becomes the directory; the cwd stays, even outside it, as
+    Linux leaves it (so a process holding a directory outside can fchdir
+    there and climb out, as on Linux: chroot confines paths, not
+    privilege).  Lookup errors and EACCES come before EPERM, as Linux's."""
+    loc = await _searchable_dir(t, path_ptr)
+    if not capable(t.cred, CAP_SYS_CHROOT):
+        raise Errno(errno.EPERM)
+    t.fs.root = loc
     return 0
 
 

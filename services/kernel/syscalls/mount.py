@@ -83,7 +83,7 @@ async def boot_vfs(root_fs, dev: int, fstype: bytes, read_only: bool = False,
     vfs.tmpfs_pages = PageBudget(tmpfs_limit, mem)
     for path, kind, flags in BOOT_MOUNTS:
         try:
-            at = await vfs.lookup(vfs.root, path, Credentials())
+            at = await vfs.lookup(vfs.root, path, Credentials(), vfs.root)
         except Errno as exc:
             log.warning("no %s on the root filesystem (%s): not mounting %s there",
                         path.decode(), errno.errorcode.get(exc.code, exc.code), kind.decode())
@@ -98,7 +98,7 @@ async def mount_tmpfs(vfs: Vfs, path: bytes, size: int | None) -> None:
     """A tmpfs the guest's config asks for (--tmpfs PATH[:SIZE]), mode 1777
     as Linux's tmpfs starts, on a directory the image has (ENOENT, ENOTDIR);
     without a size, half the guest's memory."""
-    at = await vfs.lookup(vfs.root, path, Credentials())
+    at = await vfs.lookup(vfs.root, path, Credentials(), vfs.root)
     if not S.S_ISDIR(at.inode.mode):
         raise Errno(errno.ENOTDIR)
     fs = Tmpfs(size, budget=vfs.tmpfs_pages)
@@ -155,9 +155,9 @@ def _root_in_fs(loc) -> bytes:
 
 
 def _in_use(kernel, m: Mount) -> bool:
-    """Whether a task's cwd or open file is on mount m."""
+    """Whether a task's cwd, root or open file is on mount m."""
     for task in kernel.tasks.values():
-        if task.cwd.mount is m:
+        if task.cwd.mount is m or task.root.mount is m:
             return True
         if any(f.loc is not None and f.loc.mount is m for f, _ in task.files.fds.values()):
             return True

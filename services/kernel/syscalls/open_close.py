@@ -27,7 +27,7 @@ async def _open_create(t, dirfd: int, path_ptr: int, flags: int, mode: int) -> t
     start = start_of(t, fd_arg(dirfd), path)
     links = [0]
     while True:
-        dir_loc, name = await vfs.lookup_parent(start, path, t.cred, _depth=links)
+        dir_loc, name = await vfs.lookup_parent(start, path, t.cred, t.root, _depth=links)
         if path.endswith(b"/") or name in SPECIAL_NAMES:
             raise Errno(errno.EISDIR)
         inode = await dir_loc.inode.lookup(name)

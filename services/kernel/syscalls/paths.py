@@ -42,7 +42,8 @@ def timestamp_now() -> tuple[int, int]:
 
 
 def start_of(t, dirfd: int, path: bytes) -> Location:
-    """Where a relative path starts: the cwd, or the directory dirfd."""
+    """Where a relative path starts: the cwd, or the directory dirfd (an
+    absolute one starts at the task's root: Vfs.lookup)."""
     if path.startswith(b"/") or dirfd == AT_FDCWD:
         return t.cwd
     f = t.files.get(dirfd)
@@ -74,7 +75,8 @@ async def resolve(t, dirfd: int, path_ptr: int, *, follow: bool = True,
         if f.loc is None:
             raise Errno(errno.EBADF)
         return f.loc
-    return await t.kernel.vfs.lookup(start_of(t, dirfd, path), path, t.cred, follow=follow)
+    return await t.kernel.vfs.lookup(start_of(t, dirfd, path), path, t.cred, t.root,
+                                     follow=follow)
 
 
 async def resolve_parent(t, dirfd: int, path_ptr: int) -> tuple[Location, bytes, bool]:
@@ -82,7 +84,7 @@ async def resolve_parent(t, dirfd: int, path_ptr: int) -> tuple[Location, bytes,
     (".", ".." or "/" when the path ends so) and whether the path ends in "/"."""
     path = t.mem.read_cstr(path_ptr)
     start = start_of(t, fd_arg(dirfd), path)
-    dir_loc, name = await t.kernel.vfs.lookup_parent(start, path, t.cred)
+    dir_loc, name = await t.kernel.vfs.lookup_parent(start, path, t.cred, t.root)
     return dir_loc, name, path.endswith(b"/")
 
 

@@ -164,7 +164,7 @@ async def _find(t, raw: bytes, kind: int) -> UnixSocket:
     if abstract:
         sock = names.find_abstract(name)
     else:
-        loc = await t.kernel.vfs.lookup(t.cwd, name, t.cred)
+        loc = await t.kernel.vfs.lookup(t.cwd, name, t.cred, t.root)
         if not permitted(loc.inode, t.cred, W_OK):
             raise Errno(errno.EACCES)
         if not S.S_ISSOCK(loc.inode.mode):
@@ -199,7 +199,7 @@ async def sys_bind(t, fd, addr, addrlen, *_):
                 raise Errno(errno.EINVAL)
             names.bind_abstract(sock, name)
             return 0
-        dir_loc, base = await t.kernel.vfs.lookup_parent(t.cwd, name, t.cred)
+        dir_loc, base = await t.kernel.vfs.lookup_parent(t.cwd, name, t.cred, t.root)
         if base in SPECIAL_NAMES or name.endswith(b"/") \
                 or await dir_loc.inode.lookup(base) is not None:
             raise Errno(errno.EADDRINUSE)       # Linux makes the node first

@@ -99,6 +99,7 @@ HANDLERS = [
     ("getcwd", attrs.sys_getcwd),
     ("chdir", attrs.sys_chdir),
     ("fchdir", attrs.sys_fchdir),
+    ("chroot", attrs.sys_chroot),
     ("readlink", dirs.sys_readlink),
     ("getrlimit", ids.sys_getrlimit),
     ("getuid", cred.sys_getuid),
