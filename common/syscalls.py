@@ -313,6 +313,8 @@ _TABLE = [
     (273, "set_robust_list", HOST, HOST_RUN),
     (275, "splice", NOTIFY, PARTIAL, "between pipes, and pipes and regular files"),
     (276, "tee", NOTIFY, FULL),
+    (277, "sync_file_range", NOTIFY, FULL, "WRITE alone: nothing to start (writes go to ubd_io "
+     "as they come); WAIT_AFTER: the file's fsync"),
     (280, "utimensat", NOTIFY, FULL),
     (281, "epoll_pwait", NOTIFY, FULL, "", NOHAND),
     (284, "eventfd", NOTIFY, FULL),

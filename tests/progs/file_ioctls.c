@@ -1,7 +1,7 @@
 /* The ioctls every file takes (Linux's do_vfs_ioctl): FIONBIO, FIOCLEX and
    FIONCLEX, FIOASYNC, FIOQSIZE and FIONREAD on a regular file; EBADF for an
    O_PATH fd; ENOTTY for a terminal request on a file; and lseek's
-   SEEK_DATA and SEEK_HOLE on a file without holes.  Prints results and
+   SEEK_DATA and SEEK_HOLE on a file without holes; sync_file_range's checks.  Prints results and
    errno names only. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,6 +45,12 @@ int main(void) {
     SHOW("SEEK_DATA at EOF", lseek(fd, 10, SEEK_DATA));
     SHOW("SEEK_HOLE past EOF", lseek(fd, 11, SEEK_HOLE));
     SHOW("SEEK_DATA on a pipe", lseek(p[0], 0, SEEK_DATA));
+    SHOW("sync_file_range WRITE", sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE));
+    SHOW("sync_file_range WAIT_AFTER", sync_file_range(fd, 0, 10, SYNC_FILE_RANGE_WRITE |
+                                                       SYNC_FILE_RANGE_WAIT_AFTER));
+    SHOW("sync_file_range bad flags", sync_file_range(fd, 0, 0, 8));
+    SHOW("sync_file_range negative", sync_file_range(fd, -1, 0, 0));
+    SHOW("sync_file_range pipe", sync_file_range(p[0], 0, 0, SYNC_FILE_RANGE_WRITE));
     SHOW("FIOQSIZE pipe", ioctl(p[0], FIOQSIZE, &q));
     SHOW("TCGETS on a file", ioctl(fd, TCGETS, &q));
     int path = open("/tmp/ioctl-file", O_PATH);

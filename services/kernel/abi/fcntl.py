@@ -39,3 +39,4 @@ MFD_NAME_MAX = 249                 # NAME_MAX less "memfd:"
 # splice(2), copy_file_range, fadvise (<linux/fs.h>, <linux/fadvise.h>)
 SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8
 POSIX_FADV_NORMAL, POSIX_FADV_NOREUSE = 0, 5
+SYNC_FILE_RANGE_WAIT_BEFORE, SYNC_FILE_RANGE_WRITE, SYNC_FILE_RANGE_WAIT_AFTER = 1, 2, 4

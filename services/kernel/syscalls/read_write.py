@@ -20,7 +20,8 @@ from services.kernel.syscalls.socket import write_socket
 from services.kernel.syscalls.paths import (
     READ_CHUNK, RWF_SUPPORTED, as_signed, fd_arg, gather, iovecs, resolve)
 from services.kernel.abi.fcntl import (
-    AT_FDCWD, MAX_RW, O_PATH, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, W_OK)
+    AT_FDCWD, MAX_RW, O_PATH, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET,
+    SYNC_FILE_RANGE_WAIT_AFTER, SYNC_FILE_RANGE_WAIT_BEFORE, SYNC_FILE_RANGE_WRITE, W_OK)
 from services.kernel.abi.inotify import IN_ACCESS, IN_MODIFY
 
 
@@ -242,6 +243,27 @@ async def sys_fsync(t, fd, *_):
         raise Errno(errno.EBADF)
     result = f.fsync()
     return await result if inspect.isawaitable(result) else result
+
+
+async def sys_sync_file_range(t, fd, offset, nbytes, flags, *_):
+    """Linux's checks; WRITE alone (start write-back: dpkg's hint for each
+    file it unpacks) has nothing to do, as the kernel's writes go to ubd_io
+    as they come; a wait after is the file's fsync (more than Linux's: the
+    metadata and a FLUSH too)."""
+    f = t.files.get(fd_arg(fd))
+    offset, nbytes = as_signed(offset), as_signed(nbytes)
+    flags &= 0xFFFFFFFF
+    wanted = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER
+    if flags & ~wanted or offset < 0 or nbytes < 0 or offset + nbytes >= 1 << 63:
+        raise Errno(errno.EINVAL)
+    if f.flags & O_PATH:
+        raise Errno(errno.EBADF)
+    mode = f.loc.inode.mode if f.loc is not None else 0
+    if not (S.S_ISREG(mode) or S.S_ISBLK(mode) or S.S_ISDIR(mode) or S.S_ISLNK(mode)):
+        raise Errno(errno.ESPIPE)
+    if flags & SYNC_FILE_RANGE_WAIT_AFTER:
+        return await sys_fsync(t, fd)
+    return 0
 
 
 async def _sync(fs) -> None:

@@ -178,6 +178,7 @@ HANDLERS = [
     ("linkat", dirs.sys_linkat),
     ("symlinkat", dirs.sys_symlinkat),
     ("fchmodat", attrs.sys_fchmodat),
+    ("sync_file_range", read_write.sys_sync_file_range),
     ("utimensat", attrs.sys_utimensat),
     ("preadv", read_write.sys_preadv),
     ("pwritev", read_write.sys_pwritev),

@@ -1,5 +1,6 @@
 """The ioctls every file takes (do_vfs_ioctl: FIONBIO, FIOCLEX, FIONCLEX,
-FIOASYNC, FIOQSIZE, FIONREAD on regular files) answer as on Linux: the same
+FIOASYNC, FIOQSIZE, FIONREAD on regular files), lseek's SEEK_DATA and
+SEEK_HOLE and sync_file_range answer as on Linux: the same
 program natively in a chroot and in a guest.  Python's os.set_blocking is
 FIONBIO, so multiprocessing's forkserver depends on it."""
 from __future__ import annotations
