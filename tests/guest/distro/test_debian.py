@@ -35,6 +35,26 @@ id; id -un nobody
 df -k / | awk 'NR==1 {print $1, $6}'
 """
 
+PACKAGES = r"""
+set -e
+ps -o pid,ppid,user,comm
+su -c 'id; echo "$HOME"' nobody -s /bin/sh
+mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/bin
+printf 'Package: hello-skas\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: a test package\n' > /tmp/pkg/DEBIAN/control
+printf '#!/bin/sh\necho hello from the package\n' > /tmp/pkg/usr/bin/hello-skas
+chmod 755 /tmp/pkg/usr/bin/hello-skas
+dpkg-deb --build --root-owner-group /tmp/pkg /tmp/hello.deb
+dpkg -i /tmp/hello.deb
+hello-skas
+dpkg -l hello-skas | tail -1
+dpkg -L hello-skas
+dpkg -r hello-skas
+dpkg -l | wc -l
+apt-cache policy bash
+apt-cache show dpkg | grep -c '^Package'
+dpkg --verify dpkg && echo verified
+"""
+
 
 def _same(in_chroot, in_guest, script: str, mask=lambda s: s):
     want = in_chroot("/bin/bash", "-c", script)
@@ -49,3 +69,10 @@ def test_bash_scripts(in_chroot, in_guest):
 
 def test_coreutils_grep_sed_awk_tar_gzip(in_chroot, in_guest):
     _same(in_chroot, in_guest, COREUTILS)
+
+
+def test_ps_su_dpkg_and_apt(in_chroot, in_guest):
+    """A .deb built in the guest by dpkg-deb, installed, run and removed by
+    dpkg (its database's locks are fcntl locks), apt's cache read; su
+    through PAM to another user."""
+    _same(in_chroot, in_guest, PACKAGES)
