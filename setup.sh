@@ -5,9 +5,9 @@ set -e
 cd "$(dirname "$0")"
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-if ! dpkg -s busybox-static e2fsprogs gcc libc6-dev python3-venv uml-utilities >/dev/null 2>&1; then
+if ! dpkg -s busybox-static debootstrap e2fsprogs gcc libc6-dev python3-venv uml-utilities >/dev/null 2>&1; then
     $SUDO apt-get update -q
-    $SUDO apt-get install -y -q busybox-static e2fsprogs gcc libc6-dev python3 python3-venv \
+    $SUDO apt-get install -y -q busybox-static debootstrap e2fsprogs gcc libc6-dev python3 python3-venv \
         uml-utilities procps
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
