@@ -7,6 +7,7 @@ children go to init, as on Linux."""
 from __future__ import annotations
 
 
+from services.kernel.abi.poll import POLLHUP, POLLIN, POLLRDNORM
 from services.kernel.sched import signals
 from services.kernel.abi.signal import SA_NOCLDWAIT, SIG_IGN, CLD_DUMPED, CLD_EXITED, CLD_KILLED, SIGCHLD
 from services.kernel.sched.task import Process, Task
@@ -49,6 +50,7 @@ def process_exited(proc: Process, status: int) -> None:
     if init is not None and init is not proc:
         init.child_changed.wake()
     parent = proc.parent
+    proc.pidfd_wait.wake(POLLIN | POLLRDNORM)
     if parent is None:               # init: the guest is over
         k.init_exited(status)
         return
@@ -68,6 +70,8 @@ def release(proc: Process) -> None:
         proc.parent.children.remove(proc)
     k.processes.pop(proc.pid, None)
     k.free_pid(proc.pid)
+    proc.reaped = True
+    proc.pidfd_wait.wake(POLLIN | POLLRDNORM | POLLHUP)
 
 
 def chld_info(proc: Process) -> dict:

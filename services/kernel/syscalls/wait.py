@@ -7,7 +7,10 @@ import struct
 from services.kernel.abi.signal import CLD_CONTINUED, CLD_STOPPED, SIGCHLD, SIGCONT
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
+from services.kernel.abi.fcntl import O_NONBLOCK
+from services.kernel.abi.pidfd import P_PIDFD
 from services.kernel.sched import signals, timers
+from services.kernel.sched.pidfd import pidfd_of
 from services.kernel.sched.task import Process, Task, Usage
 from services.kernel.sched.wait import INT_MIN, RUSAGE_SIZE, chld_info, release
 from services.kernel.abi.wait import (
@@ -15,8 +18,13 @@ from services.kernel.abi.wait import (
     WSTOPPED, WUNTRACED)
 
 
-def _matches(waiter: Process, c: Process, pid: int, options: int) -> bool:
-    if pid > 0 and c.pid != pid:
+def _matches(waiter: Process, c: Process, pid: int | Process, options: int) -> bool:
+    """Whether child c is one pid names: wait4's pid, or the process a
+    pidfd names (waitid's P_PIDFD: that object, whatever has its number)."""
+    if isinstance(pid, Process):
+        if c is not pid:
+            return False
+    elif pid > 0 and c.pid != pid:
         return False
     if pid == 0 and c.pgid != waiter.pgid:
         return False
@@ -27,7 +35,7 @@ def _matches(waiter: Process, c: Process, pid: int, options: int) -> bool:
     return (c.exit_signal != SIGCHLD) == bool(options & WCLONE)
 
 
-def _ready(me: Process, pid: int, options: int) -> tuple[Process, str] | None:
+def _ready(me: Process, pid: int | Process, options: int) -> tuple[Process, str] | None:
     """The first matching child with something to report: ("exit") a zombie,
     ("stop") stopped by a signal (WUNTRACED/WSTOPPED), ("cont") continued
     (WCONTINUED); None if there is nothing yet."""
@@ -44,7 +52,7 @@ def _ready(me: Process, pid: int, options: int) -> tuple[Process, str] | None:
     return None
 
 
-def _wait(t: Task, pid: int, options: int, answer):
+def _wait(t: Task, pid: int | Process, options: int, answer):
     """answer(what _ready found) at once when a child has something to report
     (or with WNOHANG, None): most waits find their child done already.
     Otherwise a coroutine that sleeps until a child changes."""
@@ -54,7 +62,7 @@ def _wait(t: Task, pid: int, options: int, answer):
     return _sleep_until_ready(t, pid, options, answer)
 
 
-async def _sleep_until_ready(t: Task, pid: int, options: int, answer):
+async def _sleep_until_ready(t: Task, pid: int | Process, options: int, answer):
     # It looks again before it sleeps: a child may have changed between the
     # call and the first step of this coroutine.
     while True:
@@ -119,7 +127,12 @@ def sys_wait4(t, pid, status_ptr, options, rusage, *_):
 
 
 def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
+    """P_PIDFD waits for the child a pidfd names (ECHILD if it is not one,
+    or was reaped); a PIDFD_NONBLOCK pidfd does not wait: EAGAIN, with
+    infop cleared, when the child has nothing to report, unless WNOHANG
+    asked for 0 (Linux's kernel_waitid)."""
     options &= 0xFFFFFFFF
+    nonblocking = False
     if options & ~(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD
                    | WALL | WCLONE) or not options & (WEXITED | WSTOPPED | WCONTINUED):
         raise Errno(errno.EINVAL)
@@ -134,6 +147,12 @@ def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
         if id_ < 0:
             raise Errno(errno.EINVAL)
         pid = -id_ if id_ else 0
+    elif idtype == P_PIDFD:
+        if id_ < 0:
+            raise Errno(errno.EINVAL)
+        f = pidfd_of(t, id_)
+        pid = f.process
+        nonblocking = bool(f.flags & O_NONBLOCK)
     else:
         raise Errno(errno.EINVAL)
 
@@ -148,5 +167,7 @@ def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
                         else bytes(RUSAGE_SIZE))
         if found is not None and not options & WNOWAIT:
             _consume(*found)
+        elif found is None and nonblocking and not options & WNOHANG:
+            raise Errno(errno.EAGAIN)
         return 0
-    return _wait(t, pid, options, answer)
+    return _wait(t, pid, options | (WNOHANG if nonblocking else 0), answer)
