@@ -13,15 +13,16 @@ from services.kernel.sched import pidfd
 
 
 def sys_pidfd_open(t, pid, flags, *_):
-    """A pidfd to the process pid leads: EINVAL for another thread's tid (or
-    PIDFD_THREAD, which Linux 6.9+ takes), ESRCH for no such pid.  A zombie
-    has one until it is reaped."""
+    """A pidfd to the process pid leads: ENOENT for a thread's tid that does
+    not lead (Linux 6.15+; EINVAL before), ESRCH for no such pid, EINVAL
+    for PIDFD_THREAD (Linux 6.9+ takes it: a thread's pidfd).  A zombie has
+    one until it is reaped."""
     pid = c_int(pid)
     if flags & 0xFFFFFFFF & ~PIDFD_NONBLOCK or pid <= 0:
         raise Errno(errno.EINVAL)
     proc = t.kernel.processes.get(pid)
     if proc is None:
-        raise Errno(errno.EINVAL if pid in t.kernel.tasks else errno.ESRCH)
+        raise Errno(errno.ENOENT if pid in t.kernel.tasks else errno.ESRCH)
     return pidfd.install(t, proc, flags)
 
 

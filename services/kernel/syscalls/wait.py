@@ -24,11 +24,8 @@ def _matches(waiter: Process, c: Process, pid: int | Process, options: int) -> b
     if isinstance(pid, Process):
         if c is not pid:
             return False
-    elif pid > 0 and c.pid != pid:
-        return False
-    if pid == 0 and c.pgid != waiter.pgid:
-        return False
-    if pid < -1 and c.pgid != -pid:
+    elif pid > 0 and c.pid != pid or pid == 0 and c.pgid != waiter.pgid \
+            or pid < -1 and c.pgid != -pid:
         return False
     if options & WALL:
         return True
