@@ -12,7 +12,6 @@ from services.kernel.sched import signals
 from services.kernel.abi.signal import SA_NOCLDWAIT, SIG_IGN, CLD_DUMPED, CLD_EXITED, CLD_KILLED, SIGCHLD
 from services.kernel.sched.task import Process, Task
 
-RUSAGE_SIZE = 144
 INT_MIN = -(1 << 31)
 
 

@@ -6,9 +6,15 @@ import errno
 import struct
 
 from services.kernel.abi.signal import (
+    KERNEL_SIGINFO_SIZE,
     NSIG,
+    NSIGPOLL,
+    SI_ASYNCNL,
+    SI_DETHREAD,
+    SI_KERNEL,
     SI_TKILL,
     SI_USER,
+    SICODE_LIMITS,
     SIG_BLOCK,
     SIG_SETMASK,
     SIG_UNBLOCK,
@@ -180,12 +186,25 @@ def sys_tkill(t, tid, sig, *_):
     return sys_tgkill(t, -1, tid, sig)
 
 
+def _known_layout(signo: int, code: int) -> bool:
+    """Linux's known_siginfo_layout: whether the kernel knows which fields
+    a siginfo of this signal and code has."""
+    if code == SI_KERNEL or SI_DETHREAD <= code <= SI_USER or code == SI_ASYNCNL:
+        return True
+    return code > SI_USER and code <= SICODE_LIMITS.get(signo, NSIGPOLL)
+
+
 def _user_siginfo(t, uinfo: int) -> tuple[int, dict]:
-    """A siginfo the caller gives (rt_sigqueueinfo, pidfd_send_signal), read
-    once and whole, as Linux's copy_siginfo_from_user: its si_signo, and
-    what the signal carries (si_code, si_pid, si_uid, si_value as given)."""
-    signo, _, code, pid, uid, value = _SIGINFO_HEAD.unpack_from(
-        t.mem.read(uinfo, sigframe.SIGINFO_SIZE))
+    """A siginfo the caller gives (rt_sigqueueinfo, pidfd_send_signal), as
+    Linux's copy_siginfo_from_user: the fields, each byte read once; for a
+    layout the kernel does not know, the rest of the 128 bytes too, which
+    must be zeros (E2BIG).  Its si_signo, and what the signal carries
+    (si_code, si_pid, si_uid, si_value as given)."""
+    head = t.mem.read(uinfo, KERNEL_SIGINFO_SIZE)
+    signo, _, code, pid, uid, value = _SIGINFO_HEAD.unpack_from(head)
+    if not _known_layout(signo & 0xFFFFFFFF, code) and any(
+            t.mem.read(uinfo + KERNEL_SIGINFO_SIZE, sigframe.SIGINFO_SIZE - KERNEL_SIGINFO_SIZE)):
+        raise Errno(errno.E2BIG)
     return signo, {"code": code, "pid": pid, "uid": uid, "value": value}
 
 

@@ -12,7 +12,7 @@ from services.kernel.abi.pidfd import P_PIDFD
 from services.kernel.sched import signals, timers
 from services.kernel.sched.pidfd import pidfd_of
 from services.kernel.sched.task import Process, Task, Usage
-from services.kernel.sched.wait import INT_MIN, RUSAGE_SIZE, chld_info, release
+from services.kernel.sched.wait import INT_MIN, chld_info, release
 from services.kernel.abi.wait import (
     P_ALL, P_PGID, P_PID, WALL, WCLONE, WCONTINUED, WEXITED, WNOHANG, WNOTHREAD, WNOWAIT,
     WSTOPPED, WUNTRACED)
@@ -114,11 +114,12 @@ def sys_wait4(t, pid, status_ptr, options, rusage, *_):
         if found is None:
             return 0
         c, event = found
+        status, used = _status(c, event), _usage_of(c, event)
+        _consume(c, event)        # as Linux: reaped, even if what follows is EFAULT
         if status_ptr:
-            t.mem.write(status_ptr, struct.pack("<i", _status(c, event)))
+            t.mem.write(status_ptr, struct.pack("<i", status))
         if rusage:
-            t.mem.write(rusage, timers.pack_rusage(*_usage_of(c, event)))
-        _consume(c, event)
+            t.mem.write(rusage, timers.pack_rusage(*used))
         return c.pid
     return _wait(t, pid, options | WEXITED, answer)
 
@@ -154,17 +155,18 @@ def sys_waitid(t, idtype, id_, infop, options, rusage, *_):
         raise Errno(errno.EINVAL)
 
     def answer(found):
+        # As Linux: the report is taken first, even if what follows is EFAULT;
+        # rusage only with a report, infop cleared without one.
+        info = bytes(128)
+        if found is not None:
+            info, used = signals.siginfo(SIGCHLD, _report_info(*found)), _usage_of(*found)
+            if not options & WNOWAIT:
+                _consume(*found)
+            if rusage:
+                t.mem.write(rusage, timers.pack_rusage(*used))
         if infop:
-            if found is None:
-                t.mem.write(infop, bytes(128))
-            else:
-                t.mem.write(infop, signals.siginfo(SIGCHLD, _report_info(*found)))
-        if rusage:
-            t.mem.write(rusage, timers.pack_rusage(*_usage_of(*found)) if found
-                        else bytes(RUSAGE_SIZE))
-        if found is not None and not options & WNOWAIT:
-            _consume(*found)
-        elif found is None and nonblocking and not options & WNOHANG:
+            t.mem.write(infop, info)
+        if found is None and nonblocking and not options & WNOHANG:
             raise Errno(errno.EAGAIN)
         return 0
     return _wait(t, pid, options | (WNOHANG if nonblocking else 0), answer)
