@@ -63,10 +63,12 @@ def process_exited(proc: Process, status: int) -> None:
 
 
 def release(proc: Process) -> None:
-    """Reap: the pid is free again."""
+    """Reap: the pid is free again.  The object may live on in pidfds: it
+    lets its parent go, so that one holds no chain of ancestors."""
     k = proc.kernel
     if proc.parent is not None and proc in proc.parent.children:
         proc.parent.children.remove(proc)
+    proc.parent = None
     k.processes.pop(proc.pid, None)
     k.free_pid(proc.pid)
     proc.reaped = True
