@@ -57,12 +57,6 @@ class PidFile(OpenFile):
             return POLLIN | POLLRDNORM | POLLHUP
         return POLLIN | POLLRDNORM if self.process.zombie else 0
 
-    def live(self) -> Process:
-        """The process, ESRCH once reaped."""
-        if self.process.reaped:
-            raise Errno(errno.ESRCH)
-        return self.process
-
 
 def pidfd_of(t: Task, fd: int) -> PidFile:
     """The pidfd at t's fd: EBADF for no file or one that is not a pidfd,

@@ -13,7 +13,7 @@ import pytest
 from services.kernel.abi.poll import POLLHUP, POLLIN, POLLRDNORM
 from services.kernel.core.errors import Errno
 from services.kernel.sched import wait
-from services.kernel.sched.pidfd import PidFile
+from services.kernel.sched.pidfd import PidFile, leader
 from services.kernel.sched.task import Process
 
 
@@ -38,13 +38,13 @@ def test_a_pidfd_polls_readable_at_the_end_and_hung_up_once_reaped():
     init = spawn(k, 1, None)
     child = spawn(k, 2, init)
     f = PidFile(child, 0)
-    assert f.poll() == 0 and f.live() is child
+    assert f.poll() == 0
     wait.process_exited(child, 0)
-    assert f.poll() == POLLIN | POLLRDNORM and f.live() is child
+    assert f.poll() == POLLIN | POLLRDNORM and not child.reaped
     wait.release(child)
-    assert f.poll() == POLLIN | POLLRDNORM | POLLHUP
+    assert f.poll() == POLLIN | POLLRDNORM | POLLHUP and child.reaped
     with pytest.raises(Errno) as e:
-        f.live()
+        leader(f.process)
     assert e.value.code == errno.ESRCH
     assert 2 not in k.processes and 2 not in k.pids
 
