@@ -145,7 +145,9 @@ _TABLE = [
                                           "SO_REUSEADDR, SO_KEEPALIVE; others ENOPROTOOPT"),
     (55, "getsockopt", NOTIFY, PARTIAL, "SOL_SOCKET: TYPE DOMAIN PROTOCOL ERROR PEERCRED "
                                           "PASSCRED SNDBUF RCVBUF ACCEPTCONN REUSEADDR KEEPALIVE"),
-    (56, "clone", TRAP, PARTIAL, "processes and threads; no namespaces or pidfds", NOINTR),
+    (56, "clone", TRAP, PARTIAL, "processes and threads; CLONE_PIDFD for processes (with "
+                                  "CLONE_THREAD EINVAL: no thread pidfds); no namespaces",
+     NOINTR),
     (57, "fork", TRAP, FULL, "", NOINTR),
     (58, "vfork", TRAP, FULL, "the parent waits in the kernel until the child execs or exits",
      NOINTR),
@@ -288,7 +290,7 @@ _TABLE = [
                                         "ignored"),
     (234, "tgkill", NOTIFY, FULL, "guest tids only"),
     (235, "utimes", NOTIFY, FULL),
-    (247, "waitid", TRAP, FULL),
+    (247, "waitid", TRAP, FULL, "P_ALL, P_PID, P_PGID, P_PIDFD"),
     (253, "inotify_init", NOTIFY, FULL),
     (254, "inotify_add_watch", NOTIFY, PARTIAL, "IN_DELETE_SELF at the unlink, not at the last "
                                                 "close; no IN_UNMOUNT; IN_EXCL_UNLINK ignored"),
@@ -347,8 +349,13 @@ _TABLE = [
     # move rip from an injected call's int3 into guest code
     (334, "rseq", TRAP, REFUSED, "ENOSYS: a critical section over the stub could steer "
                                  "an injected call (glibc runs without)"),
+    # pidfds (services/kernel/sched/pidfd.py): answered with a number
+    (424, "pidfd_send_signal", NOTIFY, PARTIAL, "pidfds from pidfd_open and clone only (not "
+                                                "/proc/PID directories); no PIDFD_SELF_*"),
+    (434, "pidfd_open", NOTIFY, PARTIAL, "PIDFD_NONBLOCK; no PIDFD_THREAD (EINVAL)"),
     (435, "clone3", TRAP, PARTIAL, "as clone; no set_tid or cgroup", NOINTR),
     (436, "close_range", NOTIFY, FULL),
+    (438, "pidfd_getfd", NOTIFY, FULL, "the guest's own open files, never a host fd"),
     (439, "faccessat2", NOTIFY, FULL),
     (441, "epoll_pwait2", NOTIFY, FULL, "", NOHAND),
     (452, "fchmodat2", NOTIFY, FULL),

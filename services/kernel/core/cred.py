@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from services.kernel.abi.capability import (
     CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_KILL,
     CAP_LAST_CAP, CAP_LINUX_IMMUTABLE, CAP_MAC_OVERRIDE, CAP_MKNOD, CAP_SETGID, CAP_SETUID,
+    CAP_SYS_PTRACE,
     SECURE_ALL_BITS, SECURE_KEEP_CAPS, SECURE_NOROOT, SECURE_NO_SETUID_FIXUP)
 from services.kernel.abi.prctl import (
     PR_CAPBSET_DROP, PR_CAPBSET_READ, PR_GET_KEEPCAPS, PR_GET_SECUREBITS, PR_SET_KEEPCAPS,
@@ -81,6 +82,19 @@ def may_kill(cred: Credentials, target: Credentials) -> bool:
     """kill_ok_by_cred: the sender's real or effective uid is the target's
     real or saved one, or the sender has CAP_KILL."""
     return bool({cred.uid, cred.euid} & {target.uid, target.suid}) or capable(cred, CAP_KILL)
+
+
+def may_attach(cred: Credentials, target: Credentials, dumpable: bool) -> bool:
+    """ptrace_may_access(PTRACE_MODE_ATTACH_REALCREDS) on another process,
+    with commoncap's check: the caller's real uid and gid are all of the
+    target's (real, effective, saved) and the target is dumpable, and the
+    target's permitted capabilities are within the caller's permitted ones;
+    or the caller has CAP_SYS_PTRACE."""
+    if capable(cred, CAP_SYS_PTRACE):
+        return True
+    return ({target.uid, target.euid, target.suid} == {cred.uid}
+            and {target.gid, target.egid, target.sgid} == {cred.gid}
+            and dumpable and not target.permitted & ~cred.permitted)
 
 
 def access_cred(cred: Credentials) -> Credentials:

@@ -11,7 +11,8 @@ signal state.  The guest's flags are not passed through as they are:
     the host), which reaps them all; the guest's tree is the kernel's;
   - CLONE_VFORK's wait is the kernel's (the parent's call does not return
     until the child execs or exits), so userspace never blocks in the host;
-  - namespaces and pidfds are refused (EINVAL).
+  - namespaces are refused (EINVAL); CLONE_PIDFD gives the parent a pidfd
+    (services/kernel/sched/pidfd.py) to a new process, not to a thread.
 CHILD_CLEARTID goes to the host: clearing the word and waking its futex at
 thread exit does not depend on the tid, and the host does it race-free."""
 from __future__ import annotations
@@ -26,14 +27,15 @@ from services.kernel.core.limits import refuse
 from services.kernel.abi.resource import RLIMIT_NPROC
 from services.kernel.abi.signal import SIGCHLD
 from services.kernel.core.answers import Ops
+from services.kernel.sched import pidfd
 from services.kernel.sched.task import Process, Task
 from services.kernel.abi.sched import (
-    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_FILES, CLONE_FS, CLONE_INTO_CGROUP,
-    CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
-    CLONE_NEWUTS, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SETTLS, CLONE_SIGHAND,
-    CLONE_SYSVSEM, CLONE_THREAD, CLONE_VFORK, CLONE_VM, CSIGNAL)
+    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_FILES, CLONE_FS,
+    CLONE_INTO_CGROUP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID,
+    CLONE_NEWUSER, CLONE_NEWUTS, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SETTLS,
+    CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_VFORK, CLONE_VM, CSIGNAL)
 
-UNSUPPORTED = (CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC
+UNSUPPORTED = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC
                | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_INTO_CGROUP)
 # what a thread shares with its creator on the host, besides what the guest asked
 HOST_THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM
@@ -43,11 +45,16 @@ CLONE_ARGS = struct.Struct("<8Q")
 _TID = struct.Struct("<i")
 
 
-def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
+def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int, pidfd_at: int):
     """The one way a task is made; the call returns the child's virtual tid.
     Only vfork waits (a coroutine); fork and clone are answered at once
-    with the op that makes the host process."""
+    with the op that makes the host process.  pidfd_at is where
+    CLONE_PIDFD's fd goes (clone's parent_tid, clone3's pidfd)."""
     if flags & UNSUPPORTED:
+        raise Errno(errno.EINVAL)
+    # Linux 6.9+ makes a thread's pidfd (PIDFD_THREAD) for CLONE_THREAD: not here
+    if flags & CLONE_PIDFD and (flags & (CLONE_THREAD | CLONE_DETACHED) or (
+            flags & CLONE_PARENT_SETTID and pidfd_at == ptid)):
         raise Errno(errno.EINVAL)
     if (flags & CLONE_THREAD and not flags & CLONE_SIGHAND) or (
             flags & CLONE_SIGHAND and not flags & CLONE_VM):
@@ -63,6 +70,8 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
     else:
         parent = t.process.parent if flags & CLONE_PARENT else t.process
         proc = Process(k, tid, parent, t.pgid, t.sid)
+        if flags & CLONE_PIDFD:
+            given = _give_pidfd(t, proc, pidfd_at, files)
         proc.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
         proc.exit_signal = flags & CSIGNAL
         proc.rlimits = list(t.process.rlimits)
@@ -75,6 +84,8 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
     child.sched = t.sched.for_child()
     child.no_new_privs = t.no_new_privs
     child.affinity = t.affinity
+    if flags & CLONE_PIDFD:
+        child.clone_pidfd = given
     if not flags & CLONE_VM or flags & CLONE_VFORK:
         child.altstack = t.altstack
     if flags & CLONE_THREAD:
@@ -102,6 +113,26 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int):
         return Ops([op], tid)
     child.vfork_done = k.loop.create_future()
     return _vfork(t, child, op, flags, ptid)
+
+
+def _give_pidfd(t: Task, proc: Process, addr: int, files) -> tuple:
+    """CLONE_PIDFD: a pidfd to the new process in the parent's table, after
+    the child's copy was made (the child does not inherit it), its number
+    written at addr.  EMFILE or EFAULT and there is no child, as Linux's
+    copy_process: what was made for it goes."""
+    try:
+        fd = pidfd.install(t, proc, 0)
+        try:
+            t.mem.write(addr, _TID.pack(fd))
+        except Errno:
+            t.files.close(fd)
+            raise
+    except Errno:
+        proc.kernel.free_pid(proc.pid)
+        if files is not t.files:
+            files.close_all()
+        raise
+    return fd, t.files.get(fd)
 
 
 def _check_room(t: Task) -> None:
@@ -154,8 +185,13 @@ def _undo(parent: Task, child: Task) -> None:
         k.processes.pop(child.tid, None)
         child.process.parent.children.remove(child.process)
         k.pagecache.release(child.process)
+        child.process.reaped = True
     if child.files is not parent.files:
         child.files.close_all()
+    if child.clone_pidfd is not None:
+        fd, f = child.clone_pidfd
+        if parent.files.fds.get(fd, (None,))[0] is f:
+            parent.files.close(fd)
     k.free_pid(child.tid)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import struct
 import time
 from dataclasses import dataclass, replace
@@ -30,6 +31,10 @@ _INIT = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_CORE: (0, RLIM_INFINITY)
          RLIMIT_NOFILE: (1024, NR_OPEN), RLIMIT_MEMLOCK: (8 << 20, 8 << 20),
          RLIMIT_MSGQUEUE: (819200, 819200), RLIMIT_NICE: (0, 0), RLIMIT_RTPRIO: (0, 0)}
 INIT_RLIMITS = tuple(_INIT.get(r, (RLIM_INFINITY, RLIM_INFINITY)) for r in range(RLIM_NLIMITS))
+
+# pidfs's inode numbers: one per process, never reused (Linux numbers each
+# struct pid so, and a pidfd's st_ino tells whether two name one process).
+_PIDFS_INOS = itertools.count(2)
 
 # The task whose system call is being served: set by the dispatcher, and
 # inherited by the asyncio task a waiting handler runs in (/proc/self needs it).
@@ -71,6 +76,9 @@ class Process:
         # by a change of credentials (Task.commit_creds); not dumpable,
         # its /proc files are root's
         self.dumpable = SUID_DUMP_USER
+        self.reaped = False                 # its pid went back: pidfds to it say ESRCH
+        self.pidfd_wait = WaitQueue()       # pidfd pollers: woken at its end and its reaping
+        self.pidfs_ino = next(_PIDFS_INOS)
 
     @property
     def zombie(self) -> bool:
@@ -180,6 +188,7 @@ class Task:
         self.sched = SchedParams()   # policy, rt priority and nice: the kernel's record only
         self.vfork_done: asyncio.Future | None = None   # the vfork parent waits on it
         self.created_by: Task | None = None   # the task whose clone op makes it
+        self.clone_pidfd: tuple | None = None  # (fd, file) CLONE_PIDFD gave its creator
         self.affinity = all_cpus()   # sched_setaffinity's mask: kept, not applied on the host
         process.threads[tid] = self
 

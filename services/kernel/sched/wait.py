@@ -7,11 +7,11 @@ children go to init, as on Linux."""
 from __future__ import annotations
 
 
+from services.kernel.abi.poll import POLLHUP, POLLIN, POLLRDNORM
 from services.kernel.sched import signals
 from services.kernel.abi.signal import SA_NOCLDWAIT, SIG_IGN, CLD_DUMPED, CLD_EXITED, CLD_KILLED, SIGCHLD
 from services.kernel.sched.task import Process, Task
 
-RUSAGE_SIZE = 144
 INT_MIN = -(1 << 31)
 
 
@@ -49,6 +49,7 @@ def process_exited(proc: Process, status: int) -> None:
     if init is not None and init is not proc:
         init.child_changed.wake()
     parent = proc.parent
+    proc.pidfd_wait.wake(POLLIN | POLLRDNORM)
     if parent is None:               # init: the guest is over
         k.init_exited(status)
         return
@@ -62,12 +63,16 @@ def process_exited(proc: Process, status: int) -> None:
 
 
 def release(proc: Process) -> None:
-    """Reap: the pid is free again."""
+    """Reap: the pid is free again.  The object may live on in pidfds: it
+    lets its parent go, so that one holds no chain of ancestors."""
     k = proc.kernel
     if proc.parent is not None and proc in proc.parent.children:
         proc.parent.children.remove(proc)
+    proc.parent = None
     k.processes.pop(proc.pid, None)
     k.free_pid(proc.pid)
+    proc.reaped = True
+    proc.pidfd_wait.wake(POLLIN | POLLRDNORM | POLLHUP)
 
 
 def chld_info(proc: Process) -> dict:

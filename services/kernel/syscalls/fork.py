@@ -12,15 +12,15 @@ from services.kernel.abi.sched import (
 
 
 def sys_clone(t, flags, stack, ptid, ctid, tls, *_):
-    return clone(t, flags & 0xFFFFFFFF, stack, ptid, ctid, tls)
+    return clone(t, flags & 0xFFFFFFFF, stack, ptid, ctid, tls, ptid)
 
 
 def sys_fork(t, *_):
-    return clone(t, SIGCHLD, 0, 0, 0, 0)
+    return clone(t, SIGCHLD, 0, 0, 0, 0, 0)
 
 
 def sys_vfork(t, *_):
-    return clone(t, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0)
+    return clone(t, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, 0)
 
 
 def sys_clone3(t, args, size, *_):
@@ -29,11 +29,11 @@ def sys_clone3(t, args, size, *_):
     raw = t.mem.read(args, size)
     if any(raw[CLONE_ARGS.size:]):      # set_tid and cgroup: not supported
         raise Errno(errno.EINVAL)
-    flags, _pidfd, ctid, ptid, exit_signal, stack, stack_size, tls = CLONE_ARGS.unpack(
+    flags, pidfd_at, ctid, ptid, exit_signal, stack, stack_size, tls = CLONE_ARGS.unpack(
         raw[:CLONE_ARGS.size])
     if exit_signal & ~CSIGNAL or flags & CSIGNAL or flags & CLONE_CLEAR_SIGHAND:
         raise Errno(errno.EINVAL)
     if bool(stack) != bool(stack_size):
         raise Errno(errno.EINVAL)
     return clone(t, flags | exit_signal, stack + stack_size if stack else 0,
-                       ptid, ctid, tls)
+                 ptid, ctid, tls, pidfd_at)

@@ -6,9 +6,15 @@ import errno
 import struct
 
 from services.kernel.abi.signal import (
+    KERNEL_SIGINFO_SIZE,
     NSIG,
+    NSIGPOLL,
+    SI_ASYNCNL,
+    SI_DETHREAD,
+    SI_KERNEL,
     SI_TKILL,
     SI_USER,
+    SICODE_LIMITS,
     SIG_BLOCK,
     SIG_SETMASK,
     SIG_UNBLOCK,
@@ -18,12 +24,20 @@ from services.kernel.abi.signal import (
     SS_AUTODISARM,
     UNBLOCKABLE,
 )
+from services.kernel.abi.pidfd import (
+    PIDFD_SIGNAL_PROCESS_GROUP, PIDFD_SIGNAL_THREAD, PIDFD_SIGNAL_THREAD_GROUP)
 from services.kernel.core.cred import may_kill
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
 from services.kernel.sched import sigframe
+from services.kernel.sched.pidfd import pidfd_of
 from services.kernel.sched.signals import (SIGACTION_SIZE, bit, deliverable, send_process,
                                           send_task, set_altstack)
+
+_SCOPES = PIDFD_SIGNAL_THREAD | PIDFD_SIGNAL_THREAD_GROUP | PIDFD_SIGNAL_PROCESS_GROUP
+# siginfo's head as rt_sigqueueinfo's si_code (SI_QUEUE ...) lays it out:
+# signo, errno, code, pid, uid, value
+_SIGINFO_HEAD = struct.Struct("<iii4xiIQ")
 
 
 def sys_rt_sigaction(t, sig, act, oact, sigsetsize, *_):
@@ -133,21 +147,26 @@ def _may_signal(t, proc, sig: int) -> bool:
             or sig == SIGCONT and proc.sid == t.sid)
 
 
-def sys_kill(t, pid, sig, *_):
-    pid, sig = c_int(pid), c_int(sig)
-    if not 0 <= sig <= NSIG:
-        raise Errno(errno.EINVAL)
-    if pid == -(1 << 31):
-        raise Errno(errno.ESRCH)
-    procs = _target(t, pid)
+def _send(t, procs: list, sig: int, info: dict) -> int:
+    """kill's end: sig to each of procs the caller may signal; ESRCH for
+    none, EPERM if it may signal none of them."""
     if not procs:
         raise Errno(errno.ESRCH)
     allowed = [p for p in procs if _may_signal(t, p, sig)]
     if not allowed:
         raise Errno(errno.EPERM)
     for p in allowed:
-        send_process(p, sig, {"code": SI_USER, "pid": t.tgid, "uid": t.cred.uid})
+        send_process(p, sig, info)
     return 0
+
+
+def sys_kill(t, pid, sig, *_):
+    pid, sig = c_int(pid), c_int(sig)
+    if not 0 <= sig <= NSIG:
+        raise Errno(errno.EINVAL)
+    if pid == -(1 << 31):
+        raise Errno(errno.ESRCH)
+    return _send(t, _target(t, pid), sig, {"code": SI_USER, "pid": t.tgid, "uid": t.cred.uid})
 
 
 def sys_tgkill(t, tgid, tid, sig, *_):
@@ -167,21 +186,85 @@ def sys_tkill(t, tid, sig, *_):
     return sys_tgkill(t, -1, tid, sig)
 
 
+def _known_layout(signo: int, code: int) -> bool:
+    """Linux's known_siginfo_layout: whether the kernel knows which fields
+    a siginfo of this signal and code has."""
+    if code == SI_KERNEL or SI_DETHREAD <= code <= SI_USER or code == SI_ASYNCNL:
+        return True
+    return code > SI_USER and code <= SICODE_LIMITS.get(signo, NSIGPOLL)
+
+
+def _user_siginfo(t, uinfo: int) -> tuple[int, dict]:
+    """A siginfo the caller gives (rt_sigqueueinfo, pidfd_send_signal), as
+    Linux's copy_siginfo_from_user: the fields, each byte read once; for a
+    layout the kernel does not know, the rest of the 128 bytes too, which
+    must be zeros (E2BIG).  Its si_signo, and what the signal carries
+    (si_code, si_pid, si_uid, si_value as given)."""
+    head = t.mem.read(uinfo, KERNEL_SIGINFO_SIZE)
+    signo, _, code, pid, uid, value = _SIGINFO_HEAD.unpack_from(head)
+    if not _known_layout(signo & 0xFFFFFFFF, code) and any(
+            t.mem.read(uinfo + KERNEL_SIGINFO_SIZE, sigframe.SIGINFO_SIZE - KERNEL_SIGINFO_SIZE)):
+        raise Errno(errno.E2BIG)
+    return signo, {"code": code, "pid": pid, "uid": uid, "value": value}
+
+
+def _forged(code: int) -> bool:
+    """si_code only the kernel, kill or tkill may give (Linux: not even root
+    may send them to another task with its own siginfo)."""
+    return code >= 0 or code == SI_TKILL
+
+
 def sys_rt_sigqueueinfo(t, tgid, sig, uinfo, *_):
     """A signal with the sender's own siginfo; only a negative si_code (as
     sigqueue's SI_QUEUE) may be sent to another process, as on Linux."""
     tgid, sig = c_int(tgid), c_int(sig)
     if not 0 < sig <= NSIG:
         raise Errno(errno.EINVAL)
-    code, = struct.unpack("<i", t.mem.read(uinfo + 8, 4))
-    value, = struct.unpack("<Q", t.mem.read(uinfo + 24, 8))
+    _, info = _user_siginfo(t, uinfo)
     procs = _target(t, tgid) if tgid > 0 else []
     if not procs:
         raise Errno(errno.ESRCH)
-    if (code >= 0 or code == SI_TKILL) and procs[0] is not t.process:
+    if _forged(info["code"]) and procs[0] is not t.process:
         raise Errno(errno.EPERM)
     if not _may_signal(t, procs[0], sig):
         raise Errno(errno.EPERM)
-    send_process(procs[0], sig, {"code": code, "pid": t.tgid, "uid": t.cred.uid,
-                                 "value": value})
+    send_process(procs[0], sig, info)
+    return 0
+
+
+def sys_pidfd_send_signal(t, fd, sig, uinfo, flags, *_):
+    """kill through a pidfd (Linux's pidfd_send_signal): to its process, or,
+    with PIDFD_SIGNAL_THREAD, its first thread, or, with
+    PIDFD_SIGNAL_PROCESS_GROUP, the group it leads; with the caller's
+    siginfo if given (its si_signo must be sig; a code only kill or the
+    kernel may give goes to the caller's own thread alone).  ESRCH once
+    the process is reaped; a zombie takes the signal and drops it."""
+    flags &= 0xFFFFFFFF
+    if flags & ~_SCOPES or flags & (flags - 1):
+        raise Errno(errno.EINVAL)
+    proc = pidfd_of(t, c_int(fd)).process
+    sig = c_int(sig)
+    if uinfo:
+        signo, info = _user_siginfo(t, uinfo)
+        if signo != sig:
+            raise Errno(errno.EINVAL)
+        itself = proc is t.process and t.tid == proc.pid
+        if _forged(info["code"]) and (not itself or flags == PIDFD_SIGNAL_PROCESS_GROUP):
+            raise Errno(errno.EPERM)
+    else:
+        info = {"code": SI_TKILL if flags == PIDFD_SIGNAL_THREAD else SI_USER,
+                "pid": t.tgid, "uid": t.cred.uid}
+    if proc.reaped:
+        raise Errno(errno.ESRCH)
+    if not 0 <= sig <= NSIG:
+        raise Errno(errno.EINVAL)
+    if flags == PIDFD_SIGNAL_PROCESS_GROUP:
+        return _send(t, _target(t, -proc.pid), sig, info)
+    if not _may_signal(t, proc, sig):
+        raise Errno(errno.EPERM)
+    first = proc.threads.get(proc.pid)
+    if flags != PIDFD_SIGNAL_THREAD:
+        send_process(proc, sig, info)
+    elif first is not None:
+        send_task(first, sig, info)
     return 0

@@ -16,9 +16,9 @@ from common.syscalls import BY_NAME, Policy
 from services.kernel.core.errors import Errno
 from services.kernel.syscalls import exec as exec_
 from services.kernel.syscalls import (attrs, cpus, cred, dirs, fds, fileinfo, fork, futex, ids,
-                                      inotify, locks, memfd, mm, mount, open_close, pipe, poll,
-                                      read_write, sched_params, signals, socket, splice, timers,
-                                      wait, xattr)
+                                      inotify, locks, memfd, mm, mount, open_close, pidfd, pipe,
+                                      poll, read_write, sched_params, signals, socket, splice,
+                                      timers, wait, xattr)
 
 
 @dataclass(frozen=True)
@@ -208,6 +208,9 @@ HANDLERS = [
     ("statx", fileinfo.sys_statx),
     ("execveat", exec_.sys_execveat),
     ("clone3", fork.sys_clone3),
+    ("pidfd_open", pidfd.sys_pidfd_open),
+    ("pidfd_send_signal", signals.sys_pidfd_send_signal),
+    ("pidfd_getfd", pidfd.sys_pidfd_getfd),
     ("faccessat2", attrs.sys_faccessat2),
     # extended attributes
     ("setxattr", xattr.sys_setxattr),

@@ -76,3 +76,44 @@ def test_ps_su_dpkg_and_apt(in_chroot, in_guest):
     dpkg (its database's locks are fcntl locks), apt's cache read; su
     through PAM to another user."""
     _same(in_chroot, in_guest, PACKAGES)
+
+
+PIDFDS = r"""
+import asyncio, os, select, signal
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.read(r, 1)
+    os._exit(7)
+fd = os.pidfd_open(pid)
+p = select.poll()
+p.register(fd, select.POLLIN)
+print("running", p.poll(0))
+os.write(w, b"x")
+print("ended", [e for _, e in p.poll(-1)])
+si = os.waitid(os.P_PIDFD, fd, os.WEXITED)
+print("waitid", si.si_code == os.CLD_EXITED, si.si_status, si.si_pid == pid)
+print("reaped", [e for _, e in p.poll(0)])
+try:
+    signal.pidfd_send_signal(fd, signal.SIGTERM)
+except ProcessLookupError:
+    print("pidfd_send_signal: ESRCH")
+
+
+async def main():
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+    proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", "exit 3")
+    print("asyncio's pidfd child watcher:", await proc.wait())
+asyncio.run(main())
+"""
+
+
+def test_python_pidfds(in_chroot, in_guest):
+    """os.pidfd_open, poll, os.waitid(P_PIDFD), signal.pidfd_send_signal
+    and asyncio's PidfdChildWatcher, as CPython uses them."""
+    want = in_chroot("/usr/bin/python3", "-c", PIDFDS)
+    assert "asyncio's pidfd child watcher: 3" in want.stdout, want.stdout
+    got = in_guest("/usr/bin/python3", "-c", PIDFDS)
+    assert (got.returncode, got.stdout) == (want.returncode, want.stdout), got.stderr
