@@ -187,5 +187,18 @@ int main(void) {
     }
     printf("signal storm: calls failed=%ld (of more than 0: %d), sender status %d\n",
            failed, calls > 0, sent);
+
+    /* A zombie is there to kill until it is reaped (the kill does nothing). */
+    pid_t zombie = fork();
+    if (zombie == 0) _exit(5);
+    siginfo_t zi;
+    waitid(P_PID, zombie, &zi, WEXITED | WNOWAIT);
+    int r0 = kill(zombie, 0), rterm = kill(zombie, SIGTERM);
+    int zst = 0;
+    waitpid(zombie, &zst, 0);
+    errno = 0;
+    int after = kill(zombie, 0);
+    printf("kill of a zombie: %d %d, its status %d; once reaped: %d %s\n", r0, rterm,
+           WEXITSTATUS(zst), after, errno == ESRCH ? "ESRCH" : strerror(errno));
     return 0;
 }

@@ -128,8 +128,9 @@ async def sys_rt_sigreturn(t, *_):
 
 def _target(t, pid: int):
     """The processes kill(pid) reaches, as Linux: >0 one, 0 own group,
-    -1 every process but init and the caller, <-1 group -pid."""
-    procs = [p for p in t.kernel.processes.values() if not p.zombie]
+    -1 every process but init and the caller, <-1 group -pid.  Zombies
+    are there until reaped (a kill of one succeeds and does nothing)."""
+    procs = list(t.kernel.processes.values())
     if pid > 0:
         return [p for p in procs if p.pid == pid]
     if pid == 0:
@@ -149,14 +150,17 @@ def _may_signal(t, proc, sig: int) -> bool:
 
 def _send(t, procs: list, sig: int, info: dict) -> int:
     """kill's end: sig to each of procs the caller may signal; ESRCH for
-    none, EPERM if it may signal none of them."""
+    none, EPERM if it may signal none of them.  A zombie, whose credentials
+    went with its last thread, may be signalled by anyone (Linux checks the
+    ones it kept): nothing reaches it either way."""
     if not procs:
         raise Errno(errno.ESRCH)
     allowed = [p for p in procs if _may_signal(t, p, sig)]
     if not allowed:
         raise Errno(errno.EPERM)
     for p in allowed:
-        send_process(p, sig, info)
+        if not p.zombie:
+            send_process(p, sig, info)
     return 0
 
 
