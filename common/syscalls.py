@@ -222,7 +222,8 @@ _TABLE = [
     (125, "capget", NOTIFY, PARTIAL, "no ambient set, no file capabilities"),
     (126, "capset", NOTIFY, PARTIAL, "no ambient set, no file capabilities"),
     (127, "rt_sigpending", NOTIFY, FULL),
-    (128, "rt_sigtimedwait", TRAP, NONE, "", NOHAND),
+    (128, "rt_sigtimedwait", NOTIFY, FULL, "the set taken without handlers; EAGAIN at the "
+     "timeout", NOHAND),
     (129, "rt_sigqueueinfo", NOTIFY, FULL, "guest pids only"),
     (130, "rt_sigsuspend", TRAP, FULL, "", NOHAND),
     # traps: it needs the caller's rsp, which a notification does not carry

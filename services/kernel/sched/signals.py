@@ -57,6 +57,9 @@ def send_process(proc, sig: int, info: dict | None = None) -> None:
         if sig == SIGKILL or not t.sigmask & bit(sig):
             _wake(t)
             return
+        if t.sigwaiting & bit(sig):       # in sigtimedwait for it: it takes it
+            t.signal_wait.wake()
+            return
 
 
 def send_task(t, sig: int, info: dict | None = None) -> None:
@@ -68,6 +71,8 @@ def send_task(t, sig: int, info: dict | None = None) -> None:
     t.pending.setdefault(sig, info or {"code": SI_USER})
     if sig == SIGKILL or not t.sigmask & bit(sig):
         _wake(t)
+    elif t.sigwaiting & bit(sig):
+        t.signal_wait.wake()
 
 
 def force(t, sig: int, code: int, addr: int) -> None:
@@ -103,7 +108,37 @@ def _discard(proc, sig: int, target=None) -> bool:
             and unblocked:
         terminate(proc, sig)
         return True
+    # sig_ignored: a blocked signal is never dropped (its handler may change
+    # before it is unblocked, and sigtimedwait takes it); the target of a
+    # process-directed one is its first thread, as Linux's kill picks
+    first = target if target is not None else next(iter(proc.threads.values()))
+    if first.sigmask & bit(sig) or first.sigwaiting & bit(sig):
+        return False
+    return ignored(proc, sig)
+
+
+def ignored(proc, sig: int) -> bool:
+    """Its action is to do nothing (SIG_IGN, or the default of SIGCHLD & co)."""
+    handler = handler_of(proc, sig)
     return handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT
+
+
+def take_waited(t, wanted: int) -> tuple[int, dict] | None:
+    """sigtimedwait's dequeue: the lowest pending signal of wanted, the
+    thread's own first, then the process's."""
+    for pending in (t.pending, t.process.pending):
+        for sig in sorted(pending):
+            if wanted & bit(sig):
+                return sig, pending.pop(sig)
+    return None
+
+
+def flush_ignored(proc, sig: int) -> None:
+    """sigaction to SIG_IGN (or SIG_DFL of an ignored-by-default signal)
+    drops what is pending of it, in every thread (flush_sigqueue_mask)."""
+    if ignored(proc, sig):
+        for pending in (proc.pending, *(t.pending for t in proc.threads.values())):
+            pending.pop(sig, None)
 
 
 def orphaned(proc) -> bool:

@@ -181,6 +181,7 @@ class Task:
         self.saved_sigmask: int | None = None   # sigsuspend's: restored after the handler
         self.pending: dict[int, dict] = {}      # signals sent to this thread
         self.signal_wait = WaitQueue()
+        self.sigwaiting = 0          # the set a sigtimedwait waits for (Linux's real_blocked)
         self.altstack = NO_ALTSTACK
         self.brk = 0
         self.mm_ranges: dict = {}    # the argument and environment ranges, for /proc

@@ -2,6 +2,7 @@
 sigreturn (services/kernel/sched/signals.py)."""
 from __future__ import annotations
 
+import asyncio
 import errno
 import struct
 
@@ -28,11 +29,14 @@ from services.kernel.abi.pidfd import (
     PIDFD_SIGNAL_PROCESS_GROUP, PIDFD_SIGNAL_THREAD, PIDFD_SIGNAL_THREAD_GROUP)
 from services.kernel.core.cred import may_kill
 from services.kernel.core.errors import Errno
+from services.kernel.core.waitqueue import PollTable
+from services.kernel.fs.poll import TIMESPEC
 from services.kernel.fs.files import c_int
 from services.kernel.sched import sigframe
 from services.kernel.sched.pidfd import pidfd_of
-from services.kernel.sched.signals import (SIGACTION_SIZE, bit, deliverable, send_process,
-                                          send_task, set_altstack)
+from services.kernel.sched.signals import (SIGACTION_SIZE, bit, deliverable, flush_ignored,
+                                           send_process, send_task, set_altstack, siginfo,
+                                           take_waited)
 
 _SCOPES = PIDFD_SIGNAL_THREAD | PIDFD_SIGNAL_THREAD_GROUP | PIDFD_SIGNAL_PROCESS_GROUP
 # siginfo's head as rt_sigqueueinfo's si_code (SI_QUEUE ...) lays it out:
@@ -51,6 +55,7 @@ def sys_rt_sigaction(t, sig, act, oact, sigsetsize, *_):
         t.mem.write(oact, old)
     if new is not None:
         t.sigactions[sig] = new
+        flush_ignored(t.process, sig)
     return 0
 
 
@@ -107,6 +112,45 @@ async def sys_rt_sigsuspend(t, mask_ptr, sigsetsize, *_):
     t.saved_sigmask = t.sigmask
     t.sigmask = mask & ~UNBLOCKABLE
     await _until_signal(t)
+
+
+async def sys_rt_sigtimedwait(t, set_ptr, info_ptr, ts_ptr, sigsetsize, *_):
+    """Wait for one of set's signals (which the caller normally blocks) and
+    take it without its handler: its number, and its siginfo at info_ptr.
+    EAGAIN when the timeout passes (0: look once); a signal outside the
+    set that is not blocked ends the wait with EINTR after its handler, as
+    Linux's do_sigtimedwait.  While it waits the set counts as unblocked
+    for the senders (t.sigwaiting, Linux's real_blocked)."""
+    if sigsetsize != 8:
+        raise Errno(errno.EINVAL)
+    wanted = struct.unpack("<Q", t.mem.read(set_ptr, 8))[0] & ~UNBLOCKABLE
+    deadline = None
+    if ts_ptr:
+        sec, nsec = TIMESPEC.unpack(t.mem.read(ts_ptr, TIMESPEC.size))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            raise Errno(errno.EINVAL)
+        deadline = asyncio.get_running_loop().time() + sec + nsec / 1e9
+    t.sigwaiting = wanted
+    try:
+        while True:
+            taken = take_waited(t, wanted)
+            if taken is not None:
+                sig, info = taken
+                if info_ptr:
+                    t.mem.write(info_ptr, siginfo(sig, info))
+                return sig
+            if deliverable(t):
+                raise Errno(errno.EINTR)
+            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+                raise Errno(errno.EAGAIN)
+            table = PollTable()
+            table.add(t.signal_wait)
+            try:
+                await table.sleep(deadline)
+            finally:
+                table.close()
+    finally:
+        t.sigwaiting = 0
 
 
 async def sys_pause(t, *_):

@@ -117,6 +117,7 @@ HANDLERS = [
     ("getsid", ids.sys_getsid),
     ("rt_sigpending", signals.sys_rt_sigpending),
     ("rt_sigsuspend", signals.sys_rt_sigsuspend),
+    ("rt_sigtimedwait", signals.sys_rt_sigtimedwait),
     ("rt_sigqueueinfo", signals.sys_rt_sigqueueinfo),
     ("sigaltstack", signals.sys_sigaltstack),
     ("getpriority", sched_params.sys_getpriority),
