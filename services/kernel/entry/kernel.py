@@ -134,6 +134,12 @@ class Kernel:
                 fut = self.waiting.pop(t.tid, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(TaskGone(t.tid))
+                    # Expected, and its waiter may be gone with the task (its
+                    # call is cancelled just below): not a bug for asyncio to
+                    # report as never retrieved (seen under python's
+                    # test_subprocess, after an EMFILE; a waiter still there
+                    # gets it all the same).
+                    fut.exception()
                 wait.task_exited(t, msg["status"], msg["usage"])
             if self.strangers:
                 self.forget_strangers()
