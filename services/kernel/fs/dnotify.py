@@ -27,7 +27,7 @@ from services.kernel.core.errors import Errno
 from services.kernel.core.limits import refuse
 from services.kernel.fs import fsnotify
 
-DNOTIFY_WATCHES = 65536         # in the guest
+DNOTIFY_WATCHES = 8192          # in the guest
 # the FS_* events each DN_* asks for (Linux's convert_arg)
 DN_EVENTS = {DN_ACCESS: IN_ACCESS, DN_MODIFY: IN_MODIFY, DN_ATTRIB: IN_ATTRIB,
              DN_RENAME: FS_RENAME, DN_CREATE: IN_CREATE | IN_MOVED_TO,
