@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -83,6 +85,8 @@ static void section_owner(void) {
     setpgid(0, 0);
     SHOW("setown group", fcntl(p[0], F_SETOWN, -getpgrp()));
     printf("getown is -group %d\n", fcntl(p[0], F_GETOWN) == -getpgrp());
+    /* glibc asks F_GETOWN_EX; the raw call returns the negative group */
+    printf("raw getown is -group %d\n", syscall(SYS_fcntl, p[0], F_GETOWN) == -getpgrp());
     fcntl(p[0], F_GETOWN_EX, &ex);
     printf("  type %d pid is group %d\n", ex.type, ex.pid == getpgrp());
     ex.type = F_OWNER_TID;
@@ -256,6 +260,29 @@ static void section_socket(void) {
     taken("datagram", rt, sv[0]);
 }
 
+static void section_inotify(void) {
+    int rt = SIGRTMIN;
+    block(rt);
+    int in = inotify_init1(IN_NONBLOCK);
+    inotify_add_watch(in, base, IN_CREATE);
+    fcntl(in, F_SETOWN, getpid());
+    fcntl(in, F_SETSIG, rt);
+    fcntl(in, F_SETFL, O_ASYNC | O_NONBLOCK);
+    printf("getfl O_ASYNC %d\n", !!(fcntl(in, F_GETFL) & O_ASYNC));
+    close(open(at("a"), O_WRONLY | O_CREAT, 0644));
+    taken("an event queued", rt, in);
+    char buf[4096];
+    read(in, buf, sizeof buf);
+    taken("read", rt, in);
+    int e = eventfd(0, 0);
+    fcntl(e, F_SETOWN, getpid());
+    fcntl(e, F_SETSIG, rt);
+    fcntl(e, F_SETFL, O_ASYNC);
+    printf("eventfd getfl O_ASYNC %d\n", !!(fcntl(e, F_GETFL) & O_ASYNC));
+    eventfd_write(e, 1);
+    taken("eventfd written (no fasync on Linux)", rt, e);
+}
+
 static void section_dnotify(void) {
     int rt = SIGRTMIN;
     block(rt);
@@ -340,6 +367,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "pipe")) section_pipe();
         else if (!strcmp(argv[i], "socket")) section_socket();
         else if (!strcmp(argv[i], "dnotify")) section_dnotify();
+        else if (!strcmp(argv[i], "inotify")) section_inotify();
         else { printf("unknown section\n"); return 2; }
     }
     return 0;

@@ -1,7 +1,7 @@
 """A file's owner and its signals, and dnotify: tests/progs/sigio.c runs
 natively, in a chroot of the image's tree, and in a guest, section by
 section, and must print the same (F_SETOWN & co, O_ASYNC on pipes and Unix
-sockets with plain SIGIO and F_SETSIG's signals, F_NOTIFY)."""
+sockets and inotify with plain SIGIO and F_SETSIG's signals, F_NOTIFY)."""
 import pytest
 
 from conftest import disk_of, guest, make_tree, native
@@ -28,7 +28,7 @@ def same(tree, img, section: str) -> str:
 
 def test_owners_and_signals_are_set_and_read_back_as_linux(sigio_tree, sigio_disk):
     out = same(sigio_tree, sigio_disk, "owner")
-    for line in ("getown is -group 1", "  type 2 pid is group 1", "getown is tid 1",
+    for line in ("getown is -group 1", "raw getown is -group 1", "  type 2 pid is group 1", "getown is tid 1",
                  "setown_ex type 3 = -1 EINVAL", "setown_ex bad pointer = -1 EFAULT",
                  "getown_ex bad pointer = -1 EFAULT", "getown once reaped = 0",
                  "setown reaped = -1 ESRCH", "setsig 65 = -1 EINVAL", "file FIOASYNC on = -1 ENOTTY",
@@ -61,4 +61,11 @@ def test_dnotify_signals_directory_changes(sigio_tree, sigio_disk):
                  "unlink, not asked: none", "one-shot g0: rt code 3", "one-shot g1: none",
                  "after a close of another fd: none", "notify on a file = -1 ENOTDIR",
                  "notify MULTISHOT alone = 0"):
+        assert line in out
+
+
+def test_inotify_signals_its_events_and_eventfd_cannot(sigio_tree, sigio_disk):
+    out = same(sigio_tree, sigio_disk, "inotify")
+    for line in ("an event queued: rt code 1 band 0x41 fd same", "read: none",
+                 "eventfd getfl O_ASYNC 0", "eventfd written (no fasync on Linux): none"):
         assert line in out
