@@ -95,7 +95,8 @@ _TABLE = [
     (14, "rt_sigprocmask", NOTIFY, FULL),
     # traps: the signal mask and frame it restores are the kernel's
     (15, "rt_sigreturn", TRAP, FULL, "the frame and mask are the kernel's"),
-    (16, "ioctl", NOTIFY, PARTIAL, "console: termios, window size, pgrp"),
+    (16, "ioctl", NOTIFY, PARTIAL, "console: termios, window size, pgrp; FIOASYNC as fcntl's "
+                                   "O_ASYNC"),
     (17, "pread64", NOTIFY, FULL),
     (18, "pwrite64", NOTIFY, FULL),
     (19, "readv", NOTIFY, FULL),
@@ -164,8 +165,10 @@ _TABLE = [
     (61, "wait4", TRAP, FULL),
     (62, "kill", NOTIFY, FULL, "guest pids only"),
     (63, "uname", NOTIFY, FULL, "the guest's own release and nodename"),
-    (72, "fcntl", NOTIFY, PARTIAL, "record and OFD locks; F_SETOWN/F_SETSIG, leases, seals: "
-                                   "EINVAL; no pipe packet mode"),
+    (72, "fcntl", NOTIFY, PARTIAL, "record and OFD locks; F_SETOWN(_EX)/F_SETSIG, O_ASYNC on "
+                                   "pipes, Unix sockets and inotify (not the console), F_NOTIFY "
+                                   "(dnotify; 8192 watches a guest); an rt signal does not queue "
+                                   "twice; leases, seals: EINVAL; no pipe packet mode"),
     (73, "flock", NOTIFY, PARTIAL, "not on anonymous pipes and eventfds (EINVAL)"),
     (74, "fsync", NOTIFY, FULL),
     (75, "fdatasync", NOTIFY, FULL, "as fsync"),

@@ -26,6 +26,13 @@ F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
 FD_CLOEXEC = 1
 O_NOATIME = 0o1000000
+O_ASYNC = 0o20000              # FASYNC: the file signals its owner when it becomes ready
+# the file's owner and its signal (F_SETOWN ...), and dnotify (<linux/fcntl.h>)
+F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG, F_SETOWN_EX, F_GETOWN_EX = 8, 9, 10, 11, 15, 16
+F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
+F_NOTIFY = 1026
+DN_ACCESS, DN_MODIFY, DN_CREATE, DN_DELETE, DN_RENAME, DN_ATTRIB = 1, 2, 4, 8, 0x10, 0x20
+DN_MULTISHOT = 0x80000000
 CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
 # record locks (<asm-generic/fcntl.h>) and flock(2)
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from services.kernel.core.errors import Errno
 from services.kernel.core.limits import refuse
 from services.kernel.fs.inode import Inode
-from services.kernel.abi.fcntl import O_PATH
+from services.kernel.abi.fcntl import O_ASYNC, O_PATH
 from services.kernel.abi.inotify import IN_CLOSE_NOWRITE, IN_CLOSE_WRITE
-from services.kernel.fs import fsnotify, locks
+from services.kernel.fs import dnotify, fsnotify, locks
 
 if TYPE_CHECKING:
     from services.kernel.fs.vfs import OpenFile
@@ -41,14 +41,20 @@ def hold(f: OpenFile) -> OpenFile:
 
 def put(f: OpenFile, table: FdTable | None = None) -> None:
     """Drop a reference, the close of an fd of table if given: the process's
-    record locks on the file go (any close does that, as on Linux); the
-    last reference releases the file, and its flock and OFD locks, and
-    says it was closed (inotify)."""
+    record locks on the file go, and the table's dnotify watch by it (any
+    close does that, as on Linux); the last reference releases the file,
+    its flock and OFD locks and its O_ASYNC, and says it was closed
+    (inotify)."""
     inode = f.loc.inode if f.loc is not None else None
-    if table is not None and inode is not None and inode.locks is not None:
-        locks.drop_records(inode, table)
+    if table is not None and inode is not None:
+        if inode.locks is not None:
+            locks.drop_records(inode, table)
+        if inode.watches:
+            dnotify.flush(inode, f, table)
     f.refs -= 1
     if f.refs == 0:
+        if f.flags & O_ASYNC and f.fasync is not None:
+            f.fasync(-1, False)
         if fsnotify.watching and inode is not None and not f.flags & O_PATH:
             fsnotify.on_file(f.loc, IN_CLOSE_WRITE if f.writable else IN_CLOSE_NOWRITE)
         if inode is not None and inode.locks is not None:

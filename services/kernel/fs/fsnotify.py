@@ -4,7 +4,8 @@ each, and the watches on the inode and on its directory hear of it.
 
 In a nutshell: an inode with watches has them in ``inode.watches`` (watch
 object -> None, an ordered set); a watch belongs to an instance
-(fs/inotify.py) that queues what it is told.  An event about a file goes to
+(fs/inotify.py) that queues what it is told, or is a directory's dnotify
+watch (fs/dnotify.py) that signals its owner.  An event about a file goes to
 its directory's watches first, with the file's name, then to the file's own
 (Linux's fsnotify_parent); events about a directory carry IN_ISDIR.  With
 no watch anywhere in the guest (``watching`` is 0) every call here returns
@@ -18,7 +19,7 @@ from typing import Any
 
 from services.kernel.abi.inotify import (
     IN_ATTRIB, IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_ISDIR, IN_MOVE_SELF, IN_MOVED_FROM,
-    IN_MOVED_TO)
+    IN_MOVED_TO, FS_RENAME)
 
 watching = 0                      # watches in the guest (fs/inotify.py keeps it)
 _cookies = itertools.count(1)     # ties an IN_MOVED_FROM to its IN_MOVED_TO
@@ -71,7 +72,7 @@ def _gone_if_unlinked(inode: Any) -> None:
     if not inode.nlink or S.S_ISDIR(inode.mode):
         _send(inode, IN_DELETE_SELF)
         for w in list(inode.watches or ()):
-            w.instance.drop(w)
+            w.end()
 
 
 def removed(dir_inode: Any, name: bytes, inode: Any) -> None:
@@ -89,11 +90,13 @@ def removed(dir_inode: Any, name: bytes, inode: Any) -> None:
 
 def moved(old_dir: Any, old_name: bytes, new_dir: Any, new_name: bytes, inode: Any,
           replaced: Any = None) -> None:
-    """rename: IN_MOVED_FROM and IN_MOVED_TO with one cookie, the replaced
-    file's IN_ATTRIB (and its end), IN_MOVE_SELF, as Linux's fsnotify_move."""
+    """rename: FS_RENAME to the old directory (dnotify's DN_RENAME),
+    IN_MOVED_FROM and IN_MOVED_TO with one cookie, the replaced file's
+    IN_ATTRIB (and its end), IN_MOVE_SELF, as Linux's fsnotify_move."""
     if not watching:
         return
     cookie, isdir = next(_cookies) & 0xFFFFFFFF, _isdir(inode)
+    _send(old_dir, FS_RENAME | isdir, old_name)
     _send(old_dir, IN_MOVED_FROM | isdir, old_name, cookie)
     _send(new_dir, IN_MOVED_TO | isdir, new_name, cookie)
     if replaced is not None:

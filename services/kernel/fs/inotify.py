@@ -22,10 +22,12 @@ from services.kernel.abi.inotify import (
     MAX_USER_INSTANCES)
 from services.kernel.abi.ioctls import FIONREAD
 from services.kernel.abi.poll import POLLIN, POLLRDNORM
+from services.kernel.abi.signal import POLL_IN
 from services.kernel.core.errors import Errno
 from services.kernel.core.limits import refuse
 from services.kernel.core.waitqueue import WaitQueue
 from services.kernel.fs import fsnotify
+from services.kernel.fs.fasync import fasync_helper, kill_fasync
 from services.kernel.fs.poll import ANON_DEV, ANON_INODE
 from services.kernel.fs.vfs import OpenFile, pack_stat, pack_statx
 
@@ -45,7 +47,11 @@ class Watch:
         if mask & self.mask & IN_ALL_EVENTS:
             self.instance.queue(self.wd, mask & (IN_ALL_EVENTS | IN_ISDIR), cookie, name)
             if self.mask & IN_ONESHOT:
-                self.instance.drop(self)
+                self.end()
+
+    def end(self) -> None:
+        """Its inode is gone, or it was one-shot: IN_IGNORED."""
+        self.instance.drop(self)
 
 
 class Inotify(OpenFile):
@@ -63,6 +69,7 @@ class Inotify(OpenFile):
         self.events: deque[bytes] = deque()
         self.queued = 0                            # bytes in events
         self.waitq = WaitQueue()
+        self.fasync_files: dict = {}               # itself, with O_ASYNC (fs/fasync.py)
 
     def stat(self) -> bytes:
         return pack_stat(ANON_INODE, ANON_DEV)
@@ -131,6 +138,10 @@ class Inotify(OpenFile):
         events.append(event)
         self.queued += len(event)
         self.waitq.wake(POLLIN)
+        kill_fasync(self.fasync_files, POLL_IN)
+
+    def fasync(self, fd: int, on: bool) -> None:
+        fasync_helper(self.fasync_files, self, fd, on)
 
     def poll(self, table=None) -> int:
         if table is not None:

@@ -2,7 +2,9 @@
 
 In a nutshell: a ``Pipe`` is Linux's pipe_inode_info: a ring of page-sized
 buffers (16 by default: 64 KiB), counts of readers and writers, and one wait
-queue.  A ``PipeFile`` is one open end of it; pipe(2) makes two, a FIFO
+queue; the ends that asked for O_ASYNC are told of data (POLL_IN) and
+room (POLL_OUT) where Linux's pipe_write and pipe_read tell them.  A
+``PipeFile`` is one open end of it; pipe(2) makes two, a FIFO
 opens as many as it likes.  Capacity is counted in pages as Linux counts it,
 so a write merges into the last page only when it fits there, a write of at
 most PIPE_BUF bytes never splits, and a full pipe is one with every slot
@@ -20,6 +22,7 @@ from collections import deque
 
 from services.kernel.abi.arch import PAGE
 from services.kernel.core.errors import Errno
+from services.kernel.fs.fasync import fasync_helper, kill_fasync
 from services.kernel.fs.files import PseudoInode
 from services.kernel.core.limits import refuse
 from services.kernel.core.waitqueue import ALL_EVENTS, WaitQueue
@@ -27,6 +30,7 @@ from services.kernel.fs.vfs import Location, OpenFile, makedev, pack_stat, pack_
 from services.kernel.abi.fcntl import F_SETPIPE_SZ, O_ACCMODE, O_NONBLOCK, O_WRONLY
 from services.kernel.abi.poll import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from services.kernel.abi.ioctls import FIONREAD
+from services.kernel.abi.signal import POLL_IN, POLL_OUT
 
 PIPE_BUF = PAGE
 PIPE_DEF_BUFFERS = 16
@@ -80,6 +84,8 @@ class Pipe:
         self.readers = 0
         self.writers = 0
         self.waitq = WaitQueue()
+        self.fasync_readers: dict = {}          # ends told of data (fs/fasync.py)
+        self.fasync_writers: dict = {}          # ends told of room
         self.inode = PseudoInode(next(_inode_numbers), S_IFIFO | 0o600, uid, gid)
         self.inode.touch(access=True, modify=True)
         self.opened_r = self.opened_w = 0       # ends ever opened: what a FIFO's open awaits
@@ -117,6 +123,7 @@ class Pipe:
                 self.pages.popleft()
         self.nbytes -= len(out)
         self.inode.touch(access=True)
+        kill_fasync(self.fasync_writers, POLL_OUT)     # each read, as Linux's pipe_read
         if was_full and not self.full:
             self.waitq.wake(POLLOUT | POLLWRNORM)
         return bytes(out)
@@ -175,6 +182,7 @@ class Pipe:
         self.nbytes += n
         self.inode.touch(modify=True)
         self.waitq.wake(POLLIN | POLLRDNORM)
+        kill_fasync(self.fasync_readers, POLL_IN)
 
     def resize(self, size: int) -> int:
         """F_SETPIPE_SZ: whole pages, a power of two of them; the new size."""
@@ -211,6 +219,8 @@ class Pipe:
             _account(self.slots, 0)       # the pipe is gone (a FIFO's next opener
             self.slots = 0                # makes a new one)
         self.waitq.wake(ALL_EVENTS)
+        kill_fasync(self.fasync_readers, POLL_IN)
+        kill_fasync(self.fasync_writers, POLL_OUT)
 
 
 class PipeFile(OpenFile):
@@ -227,6 +237,12 @@ class PipeFile(OpenFile):
 
     def release(self) -> None:
         self.pipe.close_end(self.readable, self.writable)
+
+    def fasync(self, fd: int, on: bool) -> None:
+        if self.readable:
+            fasync_helper(self.pipe.fasync_readers, self, fd, on)
+        if self.writable:
+            fasync_helper(self.pipe.fasync_writers, self, fd, on)
 
     def poll(self, table=None) -> int:
         if table is not None:

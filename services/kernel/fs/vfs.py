@@ -442,6 +442,9 @@ class OpenFile:
     """An open file description (Linux's struct file)."""
 
     link_name: bytes | None = None   # what /proc/PID/fd/N says, for files with no path
+    owner: Any = None                # who its signals reach (sched/sigio.py's Owner), once named
+    # fasync(fd, on): files that signal their readiness have one (fs/fasync.py)
+    fasync: Any = None
 
     def __init__(self, loc: Location | None, flags: int):
         self.loc = loc

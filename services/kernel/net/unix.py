@@ -4,8 +4,10 @@ seqpacket sockets, connections, queues and readiness.
 In a nutshell: a ``UnixSocket`` is Linux's unix_sock: a type, a state
 (unconnected, listening, connected), a peer, a receive queue of
 ``Message``s (a listener's holds the connected sockets accept will take),
-shutdown bits, a pending error and one wait queue.  A ``SocketFile`` is
-the open file over it.  A message is charged to its sender until it is
+shutdown bits, a pending error and one wait queue; its file, with
+O_ASYNC, is told of data, connections and hang-ups, and of room once a
+sender found none, where Linux's sk_wake_async tells it.  A ``SocketFile``
+is the open file over it.  A message is charged to its sender until it is
 read (``wmem`` against ``sndbuf``, Linux's sk_wmem_alloc): a sender blocks
 (or gets EAGAIN) while its unread bytes fill its send buffer, so what a
 guest can park in the kernel is bounded by its sockets' send buffers, and a
@@ -28,6 +30,7 @@ from typing import Callable
 from services.kernel.core.errors import Errno
 from services.kernel.core.limits import refuse
 from services.kernel.core.waitqueue import ALL_EVENTS, WaitQueue
+from services.kernel.fs.fasync import fasync_helper, kill_fasync
 from services.kernel.fs.files import PseudoInode, put
 from services.kernel.fs.vfs import OpenFile, makedev, pack_stat, pack_statx
 from services.kernel.net import names
@@ -37,6 +40,7 @@ from services.kernel.abi.poll import (
     POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRBAND, POLLWRNORM)
 from services.kernel.abi.socket import (
     MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_DGRAM, SOCK_STREAM, SIOCINQ, SIOCOUTQ)
+from services.kernel.abi.signal import POLL_HUP, POLL_IN, POLL_OUT
 
 RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
 SHUTDOWN_MASK = RCV_SHUTDOWN | SEND_SHUTDOWN
@@ -111,6 +115,8 @@ class UnixSocket:
         self.name_key: tuple | None = None
         self.binding = asyncio.Lock()        # Linux's bindlock
         self.waitq = WaitQueue()
+        self.fasync: dict = {}               # its file, with O_ASYNC (fs/fasync.py)
+        self.nospace = False                 # a sender found no room (SOCKWQ_ASYNC_NOSPACE)
         self.embryo = False                  # a connection its listener dropped unaccepted
         self.inode = PseudoInode(next(_inode_numbers), S_IFSOCK | 0o777)
 
@@ -157,6 +163,7 @@ class UnixSocket:
         self.peercred = listener.peercred
         listener.queue.append(server)
         listener.waitq.wake(WAKE_IN)
+        kill_fasync(listener.fasync, POLL_IN)
         self.waitq.wake(ALL_EVENTS)
 
     async def accept(self, nonblock: bool) -> UnixSocket:
@@ -194,9 +201,14 @@ class UnixSocket:
         self.waitq.wake(ALL_EVENTS)
         peer = self.peer
         if peer is not None and self.connection:
-            peer.shutdown |= (RCV_SHUTDOWN if mode & SEND_SHUTDOWN else 0) \
+            peer_mode = (RCV_SHUTDOWN if mode & SEND_SHUTDOWN else 0) \
                 | (SEND_SHUTDOWN if mode & RCV_SHUTDOWN else 0)
+            peer.shutdown |= peer_mode
             peer.waitq.wake(ALL_EVENTS)
+            if peer_mode == SHUTDOWN_MASK:
+                kill_fasync(peer.fasync, POLL_HUP)
+            elif peer_mode & RCV_SHUTDOWN:
+                kill_fasync(peer.fasync, POLL_IN)
 
     def take_error(self) -> int:
         err, self.err = self.err, 0
@@ -215,6 +227,7 @@ class UnixSocket:
         self.wmem += msg.cost
         other.queue.append(msg)
         other.waitq.wake(WAKE_IN)
+        kill_fasync(other.fasync, POLL_IN)
 
     def _uncharge(self, msg: Message) -> None:
         global _queued
@@ -223,6 +236,9 @@ class UnixSocket:
         sender.wmem -= msg.cost
         if sender.writable():
             sender.waitq.wake(WAKE_OUT)
+            if sender.nospace:
+                sender.nospace = False
+                kill_fasync(sender.fasync, POLL_OUT)
 
     def writable(self) -> bool:
         return self.state != LISTENING and self.wmem * 4 <= self.sndbuf
@@ -230,6 +246,7 @@ class UnixSocket:
     async def _room(self, nonblock: bool) -> None:
         """Wait while this socket's unread messages fill its send buffer."""
         while self.wmem >= self.sndbuf:
+            self.nospace = True
             if nonblock:
                 raise Errno(errno.EAGAIN)
             await self.waitq.wait(WAKE_OUT | POLLERR | POLLHUP)
@@ -434,6 +451,8 @@ class UnixSocket:
             writable = len(other.queue) <= MAX_DGRAM_QLEN
         if writable:
             mask |= WAKE_OUT
+        else:
+            self.nospace = True
         return mask
 
     def inq(self) -> int:
@@ -457,6 +476,7 @@ class UnixSocket:
             if self.queue or self.embryo:
                 peer.err = errno.ECONNRESET
             peer.waitq.wake(ALL_EVENTS)
+            kill_fasync(peer.fasync, POLL_HUP)
         queue, self.queue = self.queue, deque()
         for item in queue:
             if was_listening:
@@ -486,6 +506,9 @@ class SocketFile(OpenFile):
 
     def release(self) -> None:
         self.sock.release()
+
+    def fasync(self, fd: int, on: bool) -> None:
+        fasync_helper(self.sock.fasync, self, fd, on)
 
     def poll(self, table=None) -> int:
         return self.sock.poll_mask(table)

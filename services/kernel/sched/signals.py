@@ -218,6 +218,8 @@ def siginfo(sig: int, info: dict) -> bytes:
     head = struct.pack("<iii4x", sig, 0, info.get("code", 0))
     if "addr" in info:
         body = struct.pack("<Q", info["addr"])
+    elif "band" in info:                 # SIGIO's: si_band, si_fd
+        body = struct.pack("<qi", info["band"], info["fd"])
     elif "status" in info:
         body = struct.pack("<iIi4xqq", info["pid"], info["uid"], info["status"], 0, 0)
     else:

@@ -10,14 +10,15 @@ from services.kernel.fs.pipe import pipe_fcntl
 from services.kernel.fs.vfs import InodeFile
 from services.kernel.syscalls.locks import LOCK_CMDS, fcntl_lock
 from services.kernel.syscalls.paths import INT, LOFF, fd_arg
+from services.kernel.syscalls.sigio import OWNER_CMDS, owner_fcntl, set_async
 from services.kernel.abi.ioctls import FIOASYNC, FIOCLEX, FIONBIO, FIONCLEX, FIONREAD, FIOQSIZE
 from services.kernel.abi.fcntl import (
     CLOSE_RANGE_CLOEXEC, CLOSE_RANGE_UNSHARE, FD_CLOEXEC, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD,
     F_GETFL, F_GETPIPE_SZ, F_SETFD, F_SETFL, F_SETPIPE_SZ, O_APPEND, O_CLOEXEC, O_DIRECT,
-    O_NOATIME, O_NONBLOCK, O_PATH)
+    O_ASYNC, O_NOATIME, O_NONBLOCK, O_PATH)
 
 
-SETFL_MASK = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME
+SETFL_MASK = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME    # O_ASYNC is the file's fasync's
 
 
 def sys_ioctl(t, fd, request, arg, *_):
@@ -35,9 +36,7 @@ def sys_ioctl(t, fd, request, arg, *_):
         f.flags = f.flags | O_NONBLOCK if on else f.flags & ~O_NONBLOCK
         return 0
     if request == FIOASYNC:
-        on = INT.unpack(t.mem.read(arg, 4))[0]
-        if on:
-            raise Errno(errno.ENOTTY)      # no SIGIO: as a file without fasync
+        set_async(f, fd, bool(INT.unpack(t.mem.read(arg, 4))[0]), ioctl=True)
         return 0
     inode = f.loc.inode if isinstance(f, InodeFile) else None
     if request == FIOQSIZE and inode is not None and (
@@ -50,12 +49,13 @@ def sys_ioctl(t, fd, request, arg, *_):
     return f.ioctl(t, request, arg)
 
 
-def _setfl(t, f, arg: int) -> None:
+def _setfl(t, fd: int, f, arg: int) -> None:
     if arg & O_NOATIME and not f.flags & O_NOATIME and f.loc is not None \
             and not owner_or_capable(t.cred, f.loc.inode):
         raise Errno(errno.EPERM)
     if arg & O_DIRECT and not (isinstance(f, InodeFile) and S.S_ISREG(f.loc.inode.mode)):
         raise Errno(errno.EINVAL)        # pipes' packet mode is not implemented
+    set_async(f, fd, bool(arg & O_ASYNC), ioctl=False)
     f.flags = (f.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
 
 
@@ -77,13 +77,15 @@ def sys_fcntl(t, fd, cmd, arg, *_):
     if cmd == F_GETFL:
         return f.flags
     if cmd == F_SETFL:
-        _setfl(t, f, arg)
+        _setfl(t, fd, f, arg)
         return 0
     if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
         return pipe_fcntl(t, f, cmd, arg)
     if cmd in LOCK_CMDS:
         return fcntl_lock(t, f, cmd, arg)
-    raise Errno(errno.EINVAL)            # owners and signals, leases, seals
+    if cmd in OWNER_CMDS:
+        return owner_fcntl(t, fd, f, cmd, arg)
+    raise Errno(errno.EINVAL)            # leases, seals
 
 
 def sys_dup(t, fd, *_):

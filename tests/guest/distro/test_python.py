@@ -57,8 +57,6 @@ KNOWN = {
         "ok", "ERROR", "its set-up serves on 127.0.0.1: no inet sockets in the guest yet")
        for name in ("test_invalid_offset", "test_keywords", "test_offset_overflow",
                     "test_send_at_certain_offset", "test_send_whole_file")},
-    "test.test_fcntl.TestFcntl.test_fcntl_64_bit": (
-        "ok", "ERROR", "F_NOTIFY (dnotify) is not implemented: it needs F_SETSIG/SIGIO"),
 }
 
 # Runs each of argv's test names in a python of its own, recording each
