@@ -60,7 +60,7 @@ LIMITS = ((b"Max cpu time", b"seconds"), (b"Max file size", b"bytes"),
           (b"Max msgqueue size", b"bytes"), (b"Max nice priority", b""),
           (b"Max realtime priority", b""), (b"Max realtime timeout", b"us"))
 FILESYSTEMS = ((b"sysfs", False), (b"tmpfs", False), (b"devtmpfs", False), (b"proc", False),
-               (b"ext2", True))
+               (b"devpts", False), (b"ext2", True))
 SPECIAL_MAPS = (b"[heap]", b"[stack]", b"[vdso]", b"[vvar]", b"[vsyscall]", b"[vvar_vclock]")
 
 

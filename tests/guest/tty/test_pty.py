@@ -10,32 +10,11 @@ must be the same natively (a new devpts instance in a private mount
 namespace) and in a guest."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import NATIVE_ENV, disk_of, guest, make_tree
-
-# natively: the chroot gets a /dev of its own with a new devpts instance,
-# in a mount namespace that goes with the run
-NATIVE_DEV = """set -e
-mount -t tmpfs none "$1/dev"
-mkdir "$1/dev/pts"
-mount -t devpts -o newinstance,ptmxmode=0666 devpts "$1/dev/pts"
-ln -s pts/ptmx "$1/dev/ptmx"
-mknod -m 666 "$1/dev/tty" c 5 0
-root=$1; shift
-exec chroot "$root" "$@"
-"""
-
-
-def native_with_ptys(tree: Path, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", NATIVE_DEV,
-                           "sh", str(tree), *argv], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=NATIVE_ENV, timeout=60)
-
+from conftest import disk_of, guest, make_tree, native_with_ptys
 
 @pytest.fixture(scope="module")
 def ptytree(tmp_path_factory) -> Path:

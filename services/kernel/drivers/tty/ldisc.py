@@ -9,9 +9,9 @@ LNEXT, REPRINT) and the line ends (NL, EOL, EOL2, EOF), echoing as the
 ECHO flags say.  Completed lines wait in ``lines``, each with its end
 (EOF is kept as a NUL, which a read drops, as Linux's __DISABLED_CHAR);
 noncanonical input waits in ``raw``.  At most N_TTY_BUF_SIZE - 1 bytes
-are held: past that a noncanonical receive takes nothing (the writer
-waits) and a canonical one drops all but line ends (so a full line can
-still end).  ``opost`` is the output side (OPOST, ONLCR, OCRNL, ONOCR,
+are held: past that a receive takes nothing (the writer waits), but for a
+canonical line that fills the buffer alone, which takes and drops all
+but its end (so it can still end).  ``opost`` is the output side (OPOST, ONLCR, OCRNL, ONOCR,
 ONLRET, tabs), with the column it needs."""
 from __future__ import annotations
 
@@ -108,10 +108,14 @@ class LineDiscipline:
             self.held = len(self.raw)
 
     # --- input ------------------------------------------------------------------
+    def room(self) -> bool:
+        """Whether a typed byte is taken now (Linux's receive_room)."""
+        return self.held < HOLD or self.canonical and not self.lines
+
     def receive(self, data: bytes) -> int:
-        """Take typed bytes; how many were taken (fewer when raw input is full)."""
+        """Take typed bytes; how many were taken (fewer once it is full)."""
         for i, c in enumerate(data):
-            if not self.canonical and self.held >= HOLD:
+            if not self.room():
                 return i
             self._char(c)
         return len(data)

@@ -113,19 +113,21 @@ class MasterFile(OpenFile):
         return tty.take_output(count)
 
     async def write_from(self, read, total: int, offset: int | None = None) -> int:
+        """Typed input for the slave, as its line discipline takes it: a
+        full input waits for the slave's reader (bytes not taken are read
+        again from guest memory then)."""
         tty = self.pty.slave
         done = 0
         while done < total:
             try:
-                if not tty.input_room() and not tty.ldisc.canonical:
+                if not tty.ldisc.room():
                     await _wait(tty, self)
                     continue
-                data = read(done, min(total - done, MASTER_PIECE))
+                done += tty.receive(read(done, min(total - done, MASTER_PIECE)))
             except (Errno, asyncio.CancelledError):
                 if done:
                     return done
                 raise
-            done += tty.receive(data)
         return done
 
     def poll(self, table=None) -> int:
@@ -135,7 +137,7 @@ class MasterFile(OpenFile):
         mask = POLLIN | POLLRDNORM if tty.output else 0
         if self.pty.slave_closed:
             mask |= POLLHUP
-        if tty.input_room() or tty.ldisc.canonical:
+        if tty.ldisc.room():
             mask |= POLLOUT | POLLWRNORM
         return mask
 

@@ -26,7 +26,7 @@ import struct
 from services.kernel.core.cred import capable
 from services.kernel.core.errors import Errno
 from services.kernel.core.waitqueue import ALL_EVENTS, PollTable, WaitQueue
-from services.kernel.drivers.tty.ldisc import HOLD, LineDiscipline
+from services.kernel.drivers.tty.ldisc import LineDiscipline
 from services.kernel.fs.vfs import OpenFile
 from services.kernel.sched import signals
 from services.kernel.sched.task import CURRENT
@@ -115,9 +115,6 @@ class Tty:
         n = self.ldisc.receive(data)
         self.wake()
         return n
-
-    def input_room(self) -> bool:
-        return self.ldisc.held < HOLD
 
     def output_room(self) -> int:
         return 0 if self.stopped else max(OUTPUT_MAX - len(self.output), 0)
