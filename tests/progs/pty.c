@@ -534,7 +534,35 @@ static void unix98(void)
     printf("poll: master %x\n", p[0].revents);
     int fd = open("/dev/tty", O_RDWR);
     printf("/dev/tty with no controlling terminal: %s\n", fd < 0 ? strerror(errno) : "opens");
+    pid_t leader = fork();
+    if (leader == 0) {               /* a new session's leader opens it: its terminal now */
+        setsid();
+        signal(SIGHUP, SIG_IGN);     /* TIOCNOTTY hangs its foreground group up: itself */
+        int t1 = open(want, O_RDWR);
+        printf("leader's open: its terminal %d\n", tcgetsid(t1) == getsid(0));
+        int t2 = open("/dev/tty", O_RDWR);
+        printf("/dev/tty then: %s\n", t2 < 0 ? strerror(errno) : "opens");
+        printf("TIOCNOTTY %d, then /dev/tty: ", ioctl(t1, TIOCNOTTY));
+        t2 = open("/dev/tty", O_RDWR);
+        printf("%s\n", t2 < 0 ? strerror(errno) : "opens");
+        _exit(0);
+    }
+    waitpid(leader, NULL, 0);
     close(m);
+}
+
+static void stty(void)
+{
+    puts("== busybox stty");
+    pid_t p = forkpty(&master, NULL, NULL, NULL);
+    if (p == 0) {
+        struct winsize ws = {33, 111, 0, 0};
+        ioctl(0, TIOCSWINSZ, &ws);
+        execl("/bin/sh", "sh", "-c", "stty size; stty -g; stty raw -echo; stty -g; stty sane;"
+              " stty -g; stty cols 70; stty size", (char *)NULL);
+        _exit(127);
+    }
+    finish(p);
 }
 
 int main(int argc, char **argv)
@@ -551,5 +579,6 @@ int main(int argc, char **argv)
     if (all || !strcmp(which, "jobs")) jobs();
     if (all || !strcmp(which, "hangup")) hangup();
     if (all || !strcmp(which, "ptmx")) unix98();
+    if (all || !strcmp(which, "stty")) stty();
     return 0;
 }

@@ -5,7 +5,8 @@ off, raw bytes, VMIN/VTIME, output processing, ^C/^\\ and SIGWINCH to the
 foreground group (input flushed unless NOFLSH), ^Z, a background read's
 SIGTTIN and write's SIGTTOU (TOSTOP), EIO for an ignored SIGTTIN, the
 hang-up at the master's close, EIO on the master after the slave's close,
-and ptmx's own ioctls with glibc's grantpt/unlockpt/ptsname.  Its output
+ptmx's own ioctls with glibc's grantpt/unlockpt/ptsname, a session
+leader's open taking the terminal, and busybox stty.  Its output
 must be the same natively (a new devpts instance in a private mount
 namespace) and in a guest."""
 from __future__ import annotations
@@ -28,7 +29,7 @@ def ptydisk(tmp_path_factory, ptytree) -> Path:
     yield from disk_of(tmp_path_factory, ptytree)
 
 
-@pytest.mark.parametrize("part", ["canon", "raw", "signals", "jobs", "hangup", "ptmx"])
+@pytest.mark.parametrize("part", ["canon", "raw", "signals", "jobs", "hangup", "ptmx", "stty"])
 def test_ptys_behave_as_linux_natively_and_in_a_guest(ptytree, ptydisk, part):
     want = native_with_ptys(ptytree, "/bin/pty", part)
     assert want.returncode == 0 and "TIMEOUT" not in want.stdout, want.stdout
