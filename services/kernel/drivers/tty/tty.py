@@ -46,6 +46,7 @@ from services.kernel.abi.termbits import (
 
 OUTPUT_MAX = 8192        # what waits for the other end to read (a pty master)
 ECHO_SLACK = 512         # echoes go in past a full output, up to this much, then drop
+WIDEST = 8               # what one byte can become on output (a tab under XTABS)
 C_INT = struct.Struct("<i")
 WINSIZE = 8
 _SETS = {TCSETS: (False, 0), TCSETSW: (False, 1), TCSETSF: (False, 2),
@@ -79,6 +80,8 @@ class Tty:
 
     # --- what the line discipline calls ------------------------------------------
     def echo(self, data: bytes) -> None:
+        """Output nobody writes (echoes, tcflow's STOP and START): it goes in
+        past a full buffer, up to ECHO_SLACK, and is dropped beyond."""
         out, _ = self.ldisc.opost(data, max(OUTPUT_MAX + ECHO_SLACK - len(self.output), 0))
         self.put_output(out)
 
@@ -118,6 +121,9 @@ class Tty:
 
     def output_room(self) -> int:
         return 0 if self.stopped else max(OUTPUT_MAX - len(self.output), 0)
+
+    def writable(self) -> bool:
+        return self.output_room() >= WIDEST
 
     # --- sessions ------------------------------------------------------------------
     def set_ctty(self, proc) -> None:
@@ -259,10 +265,10 @@ async def write_output(tty: Tty, f: OpenFile, read, total: int) -> int:
         try:
             if tty.hung_up:
                 raise Errno(errno.EIO)
-            room = tty.output_room()
-            if not room:
+            if not tty.writable():      # room for the next byte, whatever it becomes
                 await _wait(tty, f)
                 continue
+            room = tty.output_room()
             data = read(done, min(total - done, room))
         except (Errno, asyncio.CancelledError):
             if done:
@@ -309,7 +315,7 @@ class TtyFile(OpenFile):
         if self.gone:
             return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM | POLLERR | POLLHUP
         mask = POLLIN | POLLRDNORM if tty.ldisc.readable() else 0
-        if tty.output_room():
+        if tty.writable():
             mask |= POLLOUT | POLLWRNORM
         return mask
 
@@ -349,7 +355,7 @@ async def tty_ioctl(t, f: OpenFile, tty: Tty, master: bool, request: int, arg: i
         if arg in (TCOOFF, TCOON):
             tty.flow(arg == TCOOFF)
         elif arg in (TCIOFF, TCION):
-            tty.put_output(bytes([tty.termios.cc[VSTOP if arg == TCIOFF else VSTART]]))
+            tty.echo(bytes([tty.termios.cc[VSTOP if arg == TCIOFF else VSTART]]))
         else:
             raise Errno(errno.EINVAL)
         return 0
