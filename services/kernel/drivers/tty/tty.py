@@ -63,8 +63,8 @@ def kill_pgrp(kernel, pgid: int | None, sig: int) -> None:
 
 
 class Tty:
-    """One terminal.  ``kernel`` is the guest's; ``link`` the pty master's
-    side, if any."""
+    """One terminal of the guest's ``kernel``; a driver (a pty) subclasses it
+    for what it keeps of termios and how /dev/tty reopens it."""
 
     def __init__(self, kernel, termios) -> None:
         self.kernel = kernel
@@ -133,7 +133,7 @@ class Tty:
         self.wake()
 
     def clear_session(self) -> None:
-        """Nobody controls it any more: neither the session's processes."""
+        """No session has it any more, and no process as its terminal."""
         for p in self.kernel.processes.values():
             if p.tty is self:
                 p.tty = None
