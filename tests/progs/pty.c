@@ -259,6 +259,14 @@ static void child_jobs(void)
     int fd = open("/dev/tty", O_RDWR);
     say("/dev/tty %s\n", fd >= 0 ? "opens" : strerror(errno));
     close(fd);
+    struct stat st;                  /* /proc/self/stat's tty_nr is the terminal's */
+    fstat(0, &st);
+    FILE *f = fopen("/proc/self/stat", "r");
+    int tty_nr = -1, tpgid = 0;
+    if (f && fscanf(f, "%*d %*s %*c %*d %*d %*d %d %d", &tty_nr, &tpgid) == 2)
+        say("stat: tty_nr is the terminal %d, tpgid is the group %d\n",
+            (dev_t)tty_nr == st.st_rdev, tpgid == getpgrp());
+    if (f) fclose(f);
     pipe(go);
     pid_t g = fork();
     if (g == 0) {

@@ -27,7 +27,7 @@ from services.kernel.abi.ioctls import TIOCGPTLCK, TIOCGPTN, TIOCGPTPEER, TIOCSP
 from services.kernel.abi.fcntl import O_ACCMODE, O_CLOEXEC, O_NOCTTY, O_NONBLOCK
 from services.kernel.abi.poll import POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from services.kernel.abi.termbits import (
-    B38400, CREAD, CS8, CSIZE, NR_UNIX98_PTY_MAX, PARENB)
+    B38400, CREAD, CS8, CSIZE, NR_UNIX98_PTY_MAX, PARENB, UNIX98_PTY_SLAVE_MAJOR)
 
 MASTER_PIECE = 4096        # of a master's write taken at a time
 PEER_FLAGS = O_ACCMODE | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
@@ -49,6 +49,12 @@ class Pty:
 
 class PtySlave(Tty):
     pty: Pty
+
+    @property
+    def device(self) -> int:
+        """136:N as Linux's new_encode_dev packs it."""
+        n = self.pty.index
+        return n & 0xFF | UNIX98_PTY_SLAVE_MAJOR << 8 | (n & ~0xFF) << 12
 
     def reopen(self, loc, flags: int) -> SlaveFile:
         """/dev/tty naming it: another open of the slave."""

@@ -98,6 +98,8 @@ class Tty:
     def fixup(self, termios) -> None:
         """What the driver keeps of a new termios (a pty: its cflag)."""
 
+    device = 0        # its device number as /proc/PID/stat's tty_nr gives it
+
     # --- the two ends --------------------------------------------------------------
     def wake(self) -> None:
         self.waitq.wake(ALL_EVENTS)
