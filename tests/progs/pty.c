@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -523,7 +524,17 @@ static void unix98(void)
     struct pollfd p[2] = {{m, POLLIN | POLLOUT, 0}, {s, POLLIN | POLLOUT, 0}};
     poll(p, 2, 0);
     printf("poll: master %x slave %x\n", p[0].revents, p[1].revents);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {EPOLLIN, {.u32 = 1}}, got_ev[2];
+    epoll_ctl(ep, EPOLL_CTL_ADD, m, &ev);
+    ev.data.u32 = 2;
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    printf("epoll before: %d\n", epoll_wait(ep, got_ev, 2, 0));
     write(s, "out\n", 4);
+    int ne = epoll_wait(ep, got_ev, 2, 5000);
+    printf("epoll after the slave's write: %d, the master %d\n", ne,
+           ne == 1 && got_ev[0].data.u32 == 1);
+    close(ep);
     write(m, "in\n", 3);
     struct pollfd in = {m, POLLIN, 0};   /* each side's data may come a moment later */
     poll(&in, 1, 5000);
