@@ -54,7 +54,7 @@ static long drain(int fd)
     tcgetattr(fd, &t);
     cfmakeraw(&t);
     t.c_cc[VMIN] = 0;
-    t.c_cc[VTIME] = 2;           /* what is there, a moment late natively */
+    t.c_cc[VTIME] = 10;          /* what is there: natively it may come a moment late */
     tcsetattr(fd, TCSANOW, &t);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     ssize_t r;
