@@ -95,8 +95,9 @@ _TABLE = [
     (14, "rt_sigprocmask", NOTIFY, FULL),
     # traps: the signal mask and frame it restores are the kernel's
     (15, "rt_sigreturn", TRAP, FULL, "the frame and mask are the kernel's"),
-    (16, "ioctl", NOTIFY, PARTIAL, "console: termios, window size, pgrp; FIOASYNC as fcntl's "
-                                   "O_ASYNC"),
+    (16, "ioctl", NOTIFY, PARTIAL, "ttys and ptys: termios (2 too), flush, flow, window size, "
+     "pgrp/sid, controlling tty, FIONREAD/TIOCOUTQ, ptmx's TIOCGPTN/SPTLCK/GPTPEER; "
+     "no TIOCPKT/TIOCSTI/TIOCEXCL/TIOCM*; FIOASYNC as fcntl's O_ASYNC"),
     (17, "pread64", NOTIFY, FULL),
     (18, "pwrite64", NOTIFY, FULL),
     (19, "readv", NOTIFY, FULL),

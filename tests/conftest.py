@@ -157,6 +157,27 @@ def native_private_mounts(tree: Path, *argv: str) -> subprocess.CompletedProcess
                           env=NATIVE_ENV, timeout=60)
 
 
+# native, for programs that use ptys: the chroot gets a /dev of its own with
+# a new devpts instance, and a /proc, in a mount namespace that goes with the run
+NATIVE_DEV = """set -e
+mount -t tmpfs none "$1/dev"
+mkdir "$1/dev/pts"
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$1/dev/pts"
+ln -s pts/ptmx "$1/dev/ptmx"
+mknod -m 666 "$1/dev/tty" c 5 0
+if [ -d "$1/proc" ]; then mount -t proc proc "$1/proc"; fi
+root=$1; shift
+exec chroot "$root" "$@"
+"""
+
+
+def native_with_ptys(tree: Path, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", NATIVE_DEV,
+                           "sh", str(tree), *argv], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=NATIVE_ENV, timeout=60)
+
+
 def guest(img: Path, *argv: str, options: tuple = ()) -> subprocess.CompletedProcess:
     return skas("run", "--disk", str(img), *options, "--", *argv, timeout=120)
 

@@ -5,7 +5,15 @@ everything queued since the last ack in one message.  At most ``BUFFER``
 bytes wait (queued or in flight), as in a tty's output buffer: a guest's
 write is taken from its memory as room appears, and returns once the last
 of it is queued.  ``drain`` waits until sigio has written everything
-(shutdown needs that)."""
+(shutdown needs that).
+
+The console is not yet a ``tty.Tty``: it has no input, so its termios
+(the tty layer's ``Termios``, Linux's defaults) are kept and reported
+but its output is sent as written (no OPOST: ``skas run``'s output is the
+guest's bytes).  Console input (issue 16's sigio part) makes it a Tty:
+sigio's input bytes go to ``Tty.receive``, ``Tty.output`` is what this
+pump sends, and the console takes the tty ioctls, job control and
+controlling-terminal rules with them (docs/architecture.md, "Terminals")."""
 from __future__ import annotations
 
 import asyncio
@@ -18,17 +26,12 @@ from services.kernel.fs.files import PseudoInode
 from services.kernel.fs.vfs import STAT, OpenFile
 from services.kernel.abi.fcntl import O_NONBLOCK
 from services.kernel.abi.poll import POLLOUT, POLLWRNORM
+from services.kernel.drivers.tty.termios import Termios
 from services.kernel.abi.ioctls import (
     TCGETS, TCSETS, TCSETSF, TCSETSW, TIOCGPGRP, TIOCGWINSZ, TIOCSPGRP, TIOCSWINSZ)
 
 BUFFER = 64 << 10
 CONSOLE_RDEV = (5 << 8) | 1     # /dev/console is 5:1
-
-# Linux's defaults (tty_std_termios): ICRNL|IXON, OPOST|ONLCR, B38400|CS8|CREAD|HUPCL,
-# ISIG|ICANON|ECHO|ECHOE|ECHOK|ECHOCTL|ECHOKE|IEXTEN and INIT_C_CC.
-_DEFAULT_TERMIOS = struct.pack("<IIIIB19s", 0o2400, 0o5, 0o2277, 0o105073, 0,
-                               bytes([3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15,
-                                      23, 22, 0, 0, 0]))
 
 
 class Console:
@@ -38,7 +41,7 @@ class Console:
         self.queue = bytearray()
         self.seq = 0
         self.in_flight = 0
-        self.termios = _DEFAULT_TERMIOS
+        self.termios = Termios()        # Linux's tty_std_termios
         self.winsize = struct.pack("<HHHH", 24, 80, 0, 0)
         self.pgrp = 1
         self.pump: asyncio.Task | None = None
@@ -137,9 +140,9 @@ class ConsoleFile(OpenFile):
         if not c.tty:
             raise Errno(errno.ENOTTY)
         if request == TCGETS:
-            task.mem.write(arg, c.termios)
+            task.mem.write(arg, c.termios.pack())
         elif request in (TCSETS, TCSETSW, TCSETSF):
-            c.termios = task.mem.read(arg, len(c.termios))
+            c.termios = c.termios.unpacked(task.mem.read(arg, Termios.size(False)))
         elif request == TIOCGWINSZ:
             task.mem.write(arg, c.winsize)
         elif request == TIOCSWINSZ:

@@ -10,9 +10,11 @@ import os
 import stat as S
 
 from services.kernel.drivers.console import ConsoleFile
+from services.kernel.drivers.tty.pty import open_master, open_slave
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import Location, OpenFile, makedev
 from services.kernel.abi.mount import MS_NODEV
+from services.kernel.abi.termbits import TTYAUX_MAJOR, UNIX98_PTY_SLAVE_MAJOR
 
 
 class NullFile(OpenFile):
@@ -51,10 +53,10 @@ class RandomFile(NullFile):
 
 
 class ConsoleDevice(ConsoleFile):
-    """/dev/console, and /dev/tty (every task's controlling terminal is the
-    console for now), with the stat of the node it was opened through."""
+    """/dev/console, with the stat of the node it was opened through (never
+    a controlling terminal by its open, as Linux's)."""
 
-    def __init__(self, t, loc: Location, flags: int):
+    def __init__(self, t, loc: Location, flags: int, noctty: bool = True):
         super().__init__(t.kernel.console, flags)
         self.loc = loc
 
@@ -62,33 +64,45 @@ class ConsoleDevice(ConsoleFile):
     statx = OpenFile.statx
 
 
+def open_ctty(t, loc: Location, flags: int, noctty: bool) -> OpenFile:
+    """/dev/tty: the caller's controlling terminal, ENXIO if it has none."""
+    tty = t.process.tty
+    if tty is None:
+        raise Errno(errno.ENXIO)
+    return tty.reopen(loc, flags)
+
+
 def _simple(cls):
-    return lambda t, loc, flags: cls(loc, flags)
+    return lambda t, loc, flags, noctty: cls(loc, flags)
 
 
 DRIVERS = {
     (1, 3): _simple(NullFile), (1, 5): _simple(ZeroFile), (1, 7): _simple(FullFile),
     (1, 8): _simple(RandomFile), (1, 9): _simple(RandomFile),
-    (5, 0): ConsoleDevice, (5, 1): ConsoleDevice,
+    (TTYAUX_MAJOR, 0): open_ctty, (TTYAUX_MAJOR, 1): ConsoleDevice,
+    (TTYAUX_MAJOR, 2): lambda t, loc, flags, noctty: open_master(t, loc, flags),
 }
 
 
-def open_char(t, loc: Location, flags: int) -> OpenFile:
-    """Open the driver of the character device node at loc."""
+def open_char(t, loc: Location, flags: int, noctty: bool = False) -> OpenFile:
+    """Open the driver of the character device node at loc (a terminal
+    may become the caller's controlling one, unless noctty)."""
     if loc.mount.flags & MS_NODEV:
         raise Errno(errno.EACCES)
-    rdev = loc.inode.rdev
-    driver = DRIVERS.get((os.major(rdev), os.minor(rdev)))
+    major, minor = os.major(loc.inode.rdev), os.minor(loc.inode.rdev)
+    if major == UNIX98_PTY_SLAVE_MAJOR:
+        return open_slave(t, minor, loc, flags, noctty)
+    driver = DRIVERS.get((major, minor))
     if driver is None:
         raise Errno(errno.ENXIO)
-    return driver(t, loc, flags)
+    return driver(t, loc, flags, noctty)
 
 
 # name, mode, major, minor: what devtmpfs gives a minimal system
 DEV_NODES = [
     (b"null", 0o666, 1, 3), (b"zero", 0o666, 1, 5), (b"full", 0o666, 1, 7),
     (b"random", 0o666, 1, 8), (b"urandom", 0o666, 1, 9),
-    (b"tty", 0o666, 5, 0), (b"console", 0o600, 5, 1),
+    (b"tty", 0o666, 5, 0), (b"console", 0o600, 5, 1), (b"ptmx", 0o666, 5, 2),
 ]
 DEV_LINKS = [
     (b"fd", b"/proc/self/fd"), (b"stdin", b"/proc/self/fd/0"),
@@ -97,9 +111,11 @@ DEV_LINKS = [
 
 
 async def populate_dev(root) -> None:
-    """The device nodes, the /proc/self/fd links and /dev/shm, in a fresh tmpfs."""
+    """The device nodes, the /proc/self/fd links, /dev/shm and /dev/pts
+    (where devpts is mounted), in a fresh tmpfs."""
     for name, mode, major, minor in DEV_NODES:
         await root.create(name, S.S_IFCHR | mode, 0, 0, makedev(major, minor))
     for name, target in DEV_LINKS:
         await root.symlink(name, target, 0, 0)
     await root.mkdir(b"shm", 0o1777, 0, 0)
+    await root.mkdir(b"pts", 0o755, 0, 0)

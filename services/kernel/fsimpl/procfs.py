@@ -60,7 +60,7 @@ LIMITS = ((b"Max cpu time", b"seconds"), (b"Max file size", b"bytes"),
           (b"Max msgqueue size", b"bytes"), (b"Max nice priority", b""),
           (b"Max realtime priority", b""), (b"Max realtime timeout", b"us"))
 FILESYSTEMS = ((b"sysfs", False), (b"tmpfs", False), (b"devtmpfs", False), (b"proc", False),
-               (b"ext2", True))
+               (b"devpts", False), (b"ext2", True))
 SPECIAL_MAPS = (b"[heap]", b"[stack]", b"[vdso]", b"[vvar]", b"[vsyscall]", b"[vvar_vclock]")
 
 
@@ -465,8 +465,10 @@ class ProcFs(FileSystem):
         pending, blocked, ign, cgt = self.sigmasks(proc, t)
         start = int((proc.start_time - BOOT) * HZ)
         parent = proc.parent.pid if proc.parent is not None else 0
+        tty = proc.tty            # its controlling terminal: tty_nr and tpgid
+        tty_nr, tpgid = (tty.device, tty.pgrp or -1) if tty is not None else (0, -1)
         fields = [pid if tid is None else tid, None, state, parent, proc.pgid, proc.sid,
-                  0, -1, 0x400000, h(10), 0, h(12), 0, h(14), h(15), 0, 0, 20, 0,
+                  tty_nr, tpgid, 0x400000, h(10), 0, h(12), 0, h(14), h(15), 0, 0, 20, 0,
                   len(proc.threads), 0, max(start, 0), h(23), h(24), h(25),
                   0, 0, ranges.get("start_stack", 0), 0, 0,
                   pending, blocked, ign, cgt, 0, 0, 0, proc.exit_signal, 0, 0, 0, 0, 0, 0,

@@ -76,6 +76,7 @@ def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int, pidfd
         proc.exit_signal = flags & CSIGNAL
         proc.rlimits = list(t.process.rlimits)
         proc.dumpable = t.process.dumpable
+        proc.tty = t.process.tty
         k.pagecache.inherit(t.process, proc)
     child = Task(k, tid, proc, replace(t.cred, groups=list(t.cred.groups)), files,
                  t.fs if flags & CLONE_FS else t.fs.copy())

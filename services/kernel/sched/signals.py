@@ -171,6 +171,7 @@ def _continue(proc) -> None:
     if not proc.stopped:
         return
     proc.stopped, proc.report = False, "cont"
+    proc.continued.wake()
     for t in proc.threads.values():
         if t.flight.held is not None:
             held, t.flight.held = t.flight.held, None

@@ -79,6 +79,8 @@ class Process:
         self.reaped = False                 # its pid went back: pidfds to it say ESRCH
         self.pidfd_wait = WaitQueue()       # pidfd pollers: woken at its end and its reaping
         self.pidfs_ino = next(_PIDFS_INOS)
+        self.tty = None                     # its controlling terminal (drivers/tty): fork keeps it
+        self.continued = WaitQueue()        # woken by SIGCONT (a background tty reader waits)
 
     @property
     def zombie(self) -> bool:

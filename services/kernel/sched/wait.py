@@ -40,6 +40,9 @@ def process_exited(proc: Process, status: int) -> None:
     k = proc.kernel
     proc.status = status
     k.pagecache.release(proc)
+    if proc.tty is not None and proc.sid == proc.pid:
+        proc.tty.disassociate(proc, on_exit=True)   # a session leader's end
+    proc.tty = None
     init = k.processes.get(1)
     for child in proc.children:
         child.parent = init

@@ -79,6 +79,7 @@ def sys_setsid(t, *_):
     if any(p.pgid == proc.pid for p in t.kernel.processes.values()):
         raise Errno(errno.EPERM)             # it leads a process group already
     proc.sid = proc.pgid = proc.pid
+    proc.tty = None                          # a new session has no terminal yet
     return proc.sid
 
 

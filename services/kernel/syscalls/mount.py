@@ -12,8 +12,10 @@ import stat as S
 
 from services.kernel.core.cred import capable
 from services.kernel.drivers.mem import populate_dev
+from services.kernel.drivers.tty.pty import PTYS
 from services.kernel.core.errors import Errno
 from common.config import DEFAULT_MEM
+from services.kernel.fsimpl.devpts import DevPts
 from services.kernel.fsimpl.procfs import ProcFs
 from services.kernel.fsimpl.sysfs import SysFs
 from services.kernel.fsimpl.tmpfs import PageBudget, Tmpfs
@@ -46,7 +48,8 @@ async def devtmpfs(vfs: Vfs) -> Tmpfs:
 
 async def make_fs(vfs: Vfs, fstype: bytes, options: bytes):
     """A filesystem of that type for a mount (ENODEV: no such type); proc,
-    sysfs and devtmpfs take no options here, as none changes what they show."""
+    sysfs and devtmpfs take no options here, as none changes what they show;
+    devpts shows the guest's one table of ptys."""
     if fstype == b"tmpfs":
         return Tmpfs.from_options(options, vfs.tmpfs_pages)
     if fstype == b"devtmpfs":
@@ -55,6 +58,8 @@ async def make_fs(vfs: Vfs, fstype: bytes, options: bytes):
         return ProcFs()
     if fstype == b"sysfs":
         return SysFs()
+    if fstype == b"devpts":
+        return DevPts(PTYS, options)
     raise Errno(errno.ENODEV)
 
 
@@ -63,6 +68,7 @@ async def make_fs(vfs: Vfs, fstype: bytes, options: bytes):
 # tmpfs over the image's /tmp: a guest writing 100 MiB there would fill
 # the kernel's memory where Linux writes the disk; --tmpfs /tmp asks for one)
 BOOT_MOUNTS = [(b"/dev", b"devtmpfs", MS_NOSUID),
+               (b"/dev/pts", b"devpts", MS_NOSUID | MS_NOEXEC),
                (b"/run", b"tmpfs", MS_NOSUID | MS_NODEV),
                (b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC),
                (b"/sys", b"sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)]

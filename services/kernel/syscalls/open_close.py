@@ -68,13 +68,14 @@ def _may_open(t, loc: Location, flags: int) -> None:
         loc.inode.open_for_write()
 
 
-def open_file(t, loc: Location, flags: int):
-    """The open file for an inode: its driver for a character device."""
+def open_file(t, loc: Location, flags: int, noctty: bool = True):
+    """The open file for an inode: its driver for a character device (a
+    terminal may become the caller's controlling one unless noctty)."""
     mode = loc.inode.mode
     if flags & O_PATH or S.S_ISREG(mode) or S.S_ISDIR(mode):
         return InodeFile(loc, flags)
     if S.S_ISCHR(mode):
-        return mem.open_char(t, loc, flags)
+        return mem.open_char(t, loc, flags, noctty)
     raise Errno(errno.ENXIO)      # block devices, and sockets until there are sockets
 
 
@@ -112,11 +113,12 @@ async def sys_openat(t, dirfd, path_ptr, flags, mode, *_):
             if flags & O_TRUNC and S.S_ISREG(inode.mode):
                 await truncate_inode(t, inode, 0, True)
                 truncated = True
+    noctty = bool(flags & O_NOCTTY)
     flags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE
     if S.S_ISFIFO(inode.mode) and not flags & O_PATH:
         f = await open_fifo(loc, flags & ~O_CLOEXEC)
     else:
-        f = open_file(t, loc, flags & ~O_CLOEXEC)
+        f = open_file(t, loc, flags & ~O_CLOEXEC, noctty)
     try:
         fd = t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
     except Errno:

@@ -7,7 +7,9 @@ import errno
 import struct
 from contextlib import contextmanager
 
+from services.kernel.abi.errno import ERESTARTNOHAND
 from services.kernel.abi.signal import UNBLOCKABLE
+from services.kernel.sched import signals
 from services.kernel.core.errors import Errno
 from services.kernel.fs.files import c_int
 from services.kernel.fs.poll import (
@@ -56,7 +58,10 @@ def _write_back(t, addr: int, deadline: float | None, timeval: bool) -> None:
 
 @contextmanager
 def _sigmask(t, addr: int, size: int):
-    """The mask ppoll, pselect6 and epoll_pwait sleep under; the old one comes back."""
+    """The mask ppoll, pselect6 and epoll_pwait sleep under; the old one comes
+    back, but after the handler when a signal cut the wait short (Linux's
+    restore_saved_sigmask_unless): the signal it let in is delivered.  A
+    signal already pending that the mask lets in ends the call at once."""
     if not addr:
         yield
         return
@@ -65,10 +70,21 @@ def _sigmask(t, addr: int, size: int):
     mask = struct.unpack("<Q", t.mem.read(addr, 8))[0]
     old = t.sigmask
     t.sigmask = mask & ~UNBLOCKABLE
+    if signals.deliverable(t):
+        t.saved_sigmask = old
+        raise Errno(ERESTARTNOHAND)
     try:
         yield
-    finally:
+    except asyncio.CancelledError:
+        if t.flight.signalled:
+            t.saved_sigmask = old
+        else:
+            t.sigmask = old
+        raise
+    except BaseException:
         t.sigmask = old
+        raise
+    t.sigmask = old
 
 
 async def _poll(t, ufds: int, nfds: int, deadline: float | None) -> int:

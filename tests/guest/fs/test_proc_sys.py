@@ -229,6 +229,7 @@ def test_df_and_mount_show_the_one_shot_mounts(psdisk):
     assert mounts.splitlines() == [
         "/dev/root on / type ext2 (rw,relatime)",
         "devtmpfs on /dev type devtmpfs (rw,nosuid,relatime,mode=755)",
+        "devpts on /dev/pts type devpts (rw,nosuid,noexec,relatime,mode=600,ptmxmode=000)",
         "tmpfs on /run type tmpfs (rw,nosuid,nodev,relatime,mode=755)",
         "proc on /proc type proc (rw,nosuid,nodev,noexec,relatime)",
         "sysfs on /sys type sysfs (rw,nosuid,nodev,noexec,relatime)"]

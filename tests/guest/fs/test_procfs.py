@@ -71,7 +71,7 @@ def test_mounts(procdisk):
     table, own = r.stdout.split("---\n")
     assert table == own
     points = [line.split()[1] for line in table.splitlines()]
-    assert points == ["/", "/dev", "/run", "/proc", "/sys"]   # the image's /tmp is the disk's
+    assert points == ["/", "/dev", "/dev/pts", "/run", "/proc", "/sys"]   # the image's /tmp is the disk's
     assert "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0" in table.splitlines()
     assert "skas-run-" not in table and "pagecache" not in table
 
