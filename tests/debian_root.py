@@ -35,6 +35,13 @@ def debian_img(tmp_path_factory, debian_tree) -> Path:
     diskmod.check(img)
 
 
+# A devpts of its own on the chroot's /dev/pts, as a booted system (and a
+# guest) has, in the run's mount namespace; then the chroot.
+WITH_PTYS = ('root=$1; shift; '
+             'mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" && '
+             'mount --bind "$root/dev/pts/ptmx" "$root/dev/ptmx" && exec chroot "$root" "$@"')
+
+
 def _boot_limits() -> None:
     """The open files a process starts with on a booted Linux (and in a
     guest), not what the test's own shell was given."""
@@ -44,7 +51,8 @@ def _boot_limits() -> None:
 @pytest.fixture
 def in_chroot(debian_tree, tmp_path):
     """Run argv natively in a chroot of the tree (an overlay: writes go to
-    the test's directory), as pid 1 of a new pid namespace with its own /proc."""
+    the test's directory), as pid 1 of a new pid namespace with its own /proc
+    and /dev/pts."""
     def run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
         n = next(RUNS)
         upper, work, merged = (tmp_path / f"{d}{n}" for d in ("upper", "work", "merged"))
@@ -55,7 +63,8 @@ def in_chroot(debian_tree, tmp_path):
                        check=True)
         try:
             return subprocess.run(["unshare", "--fork", "--pid", f"--mount-proc={merged}/proc",
-                                   "chroot", str(merged), *argv], stdout=subprocess.PIPE,
+                                   "sh", "-c", WITH_PTYS, "sh", str(merged), *argv],
+                                  stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, env=NATIVE_ENV,
                                   timeout=timeout, preexec_fn=_boot_limits)
         finally:

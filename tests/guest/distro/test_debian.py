@@ -37,7 +37,7 @@ df -k / | awk 'NR==1 {print $1, $6}'
 
 PACKAGES = r"""
 set -e
-ps -o pid,ppid,user,comm
+ps -o user,tty,comm
 su -c 'id; echo "$HOME"' nobody -s /bin/sh
 mkdir -p /tmp/pkg/DEBIAN /tmp/pkg/usr/bin
 printf 'Package: hello-skas\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: a test package\n' > /tmp/pkg/DEBIAN/control
