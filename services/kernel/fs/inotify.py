@@ -28,8 +28,7 @@ from services.kernel.core.limits import refuse
 from services.kernel.core.waitqueue import WaitQueue
 from services.kernel.fs import fsnotify
 from services.kernel.fs.fasync import fasync_helper, kill_fasync
-from services.kernel.fs.poll import ANON_DEV, ANON_INODE
-from services.kernel.fs.vfs import OpenFile, pack_stat, pack_statx
+from services.kernel.fs.poll import AnonFile
 
 EVENT = struct.Struct("<iIII")      # wd, mask, cookie, len
 WATCHES = 8192                      # per instance (Linux's max_user_watches is per user)
@@ -54,7 +53,7 @@ class Watch:
         self.instance.drop(self)
 
 
-class Inotify(OpenFile):
+class Inotify(AnonFile):
     link_name = b"anon_inode:inotify"
 
     def __init__(self, flags: int, uid: int):
@@ -70,12 +69,6 @@ class Inotify(OpenFile):
         self.queued = 0                            # bytes in events
         self.waitq = WaitQueue()
         self.fasync_files: dict = {}               # itself, with O_ASYNC (fs/fasync.py)
-
-    def stat(self) -> bytes:
-        return pack_stat(ANON_INODE, ANON_DEV)
-
-    def statx(self) -> bytes:
-        return pack_statx(ANON_INODE, ANON_DEV)
 
     # --- watches --------------------------------------------------------------------
     def add(self, inode: Any, mask: int) -> int:

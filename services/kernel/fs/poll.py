@@ -83,6 +83,19 @@ EPOLL_EVENT = struct.Struct("<IQ")          # packed on x86_64
 EP_MAX_EVENTS = 0x7FFFFFFF // EPOLL_EVENT.size
 
 
+class AnonFile(OpenFile):
+    """A file on Linux's anonymous inode (epoll, eventfd, inotify): one
+    inode they all share, as fstat shows it."""
+
+    inode = ANON_INODE
+
+    def stat(self) -> bytes:
+        return pack_stat(ANON_INODE, ANON_DEV)
+
+    def statx(self) -> bytes:
+        return pack_statx(ANON_INODE, ANON_DEV)
+
+
 class _Watch:
     """One (fd, file) an epoll watches (Linux's epitem).  Its callback sits on
     the file's wait queues for as long as the watch exists and puts it on its
@@ -113,7 +126,7 @@ class _Watch:
         self.queues.clear()
 
 
-class EpollFile(OpenFile):
+class EpollFile(AnonFile):
     """An epoll instance: watches of (fd, file) pairs, level- or edge-triggered,
     one-shot or not, and the ready list of those woken since (Linux's
     eventpoll), kept in the order Linux keeps it."""
@@ -123,14 +136,6 @@ class EpollFile(OpenFile):
         self.watches: dict[tuple[int, OpenFile], _Watch] = {}
         self.ready: dict[_Watch, None] = {}       # an ordered set: oldest first
         self.waitq = WaitQueue()
-
-    inode = ANON_INODE
-
-    def stat(self) -> bytes:
-        return pack_stat(ANON_INODE, ANON_DEV)
-
-    def statx(self) -> bytes:
-        return pack_statx(ANON_INODE, ANON_DEV)
 
     def queue(self, w: _Watch) -> None:
         self.ready.setdefault(w, None)
@@ -222,7 +227,7 @@ class EpollFile(OpenFile):
 COUNT_MAX = (1 << 64) - 1
 
 
-class EventFd(OpenFile):
+class EventFd(AnonFile):
     """A 64-bit counter: write adds, read takes all of it (or one, as a semaphore)."""
 
     def __init__(self, count: int, flags: int):
@@ -230,14 +235,6 @@ class EventFd(OpenFile):
         self.count = count
         self.semaphore = bool(flags & EFD_SEMAPHORE)
         self.waitq = WaitQueue()
-
-    inode = ANON_INODE
-
-    def stat(self) -> bytes:
-        return pack_stat(ANON_INODE, ANON_DEV)
-
-    def statx(self) -> bytes:
-        return pack_statx(ANON_INODE, ANON_DEV)
 
     def poll(self, table=None) -> int:
         if table is not None:
