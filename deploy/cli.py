@@ -14,12 +14,12 @@ import click
 
 from common import config as guest_config
 from common.config import SERVICES, GuestConfig, default_run_root
+from common.exits import BOOT_FAILED
 from common.transport import Link
 from deploy import disk as diskmod
 from deploy import distro
 from deploy import launch, supervisor
 
-BOOT_FAILED = 125           # the kernel's exit code when the guest never ran its init
 GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # a file name and a supervisord group
 STATUS_TIMEOUT_MS = 1000
 

@@ -12,11 +12,12 @@ import signal as host_signal
 import uvloop
 
 from common.config import GuestConfig, parse_tmpfs
+from common.exits import BOOT_FAILED
 from services.kernel.core.answers import Ops
 from services.kernel.core.errors import Errno
 from services.kernel.drivers.console import ConsoleFile
 from services.kernel.drivers.ubd import UbdDevice
-from services.kernel.entry.kernel import BOOT_FAILED, Kernel, TaskGone
+from services.kernel.entry.kernel import Kernel, TaskGone
 from services.kernel.fs.vfs import UBD_MAJOR, makedev
 from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 from services.kernel.sched import exec as execmod

@@ -11,6 +11,7 @@ from typing import Awaitable, Callable
 
 
 from common.config import GuestConfig
+from common.exits import BOOT_FAILED
 from common.ops import GetContext, SetContext
 from common.protocol import Message
 from common.syscalls import NOTIFIED, name
@@ -38,7 +39,6 @@ from services.kernel.sched import wait
 from services.kernel.abi.errno import ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS
 log = logging.getLogger("kernel")
 
-BOOT_FAILED = 125          # exit code: the guest never ran its init
 USERSPACE_SILENCE = 1.5    # seconds without a word from userspace: the guest is dead
 I64_MIN, U64_MAX = -(1 << 63), (1 << 64) - 1     # what a number in an answer may be
 
@@ -81,6 +81,8 @@ class Kernel:
         self.enosys_logged: set[int] = set()
         self.syscall_count = 0
         self.halting = False
+        self.cad_enabled = True      # Ctrl-Alt-Del restarts at once; reboot(CAD_OFF):
+                                     # it is SIGINT to init instead (Linux's C_A_D)
         self.fd_socket = FdSocket(loop, cfg.fd_socket, self.took_listener)
         self.listeners: dict[int, Listener] = {}       # by the spawned task they came with
         self.listener_waits: dict[int, asyncio.Future] = {}
@@ -570,8 +572,10 @@ class Kernel:
         log.info("init exited (wait status %#x): the guest halts with %d", status, code)
         asyncio.ensure_future(self.shutdown(code))
 
-    async def shutdown(self, code: int) -> None:
-        """Halt: every task killed, the disks written back, the console out."""
+    async def shutdown(self, code: int, write_back: bool = True) -> None:
+        """Halt: every task killed, the disks written back (unless not
+        write_back: an emergency restart, sysrq b), the console out; the
+        kernel then exits with code (common/exits.py: REBOOT boots again)."""
         if self.halting:
             return
         self.halting = True
@@ -580,7 +584,7 @@ class Kernel:
             t.files.close_all()     # killed: nothing of theirs is open any more
         for listener in self.listeners.values():
             listener.close()        # their callers are being killed
-        if self.vfs is not None:
+        if self.vfs is not None and write_back:
             try:
                 await asyncio.wait_for(self._write_back(), 10)
             except (asyncio.TimeoutError, Errno) as exc:
