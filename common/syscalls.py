@@ -258,6 +258,9 @@ _TABLE = [
     (165, "mount", TRAP, PARTIAL, "tmpfs, devtmpfs, proc, sysfs, bind, remount, propagation "
                                   "no-ops; no MS_MOVE"),
     (166, "umount2", TRAP, PARTIAL, "no MNT_EXPIRE"),
+    (169, "reboot", TRAP, PARTIAL, "halt and power off end the guest, restart boots it "
+                                   "again (all four services), CAD_ON/OFF; no kexec, no "
+                                   "hibernation (EINVAL)"),
     (186, "gettid", NOTIFY, FULL, "virtual tid"),
     (187, "readahead", NOTIFY, FULL, "nothing to do: the page cache reads what is asked"),
     (188, "setxattr", NOTIFY, PARTIAL, XATTR_NOTE),

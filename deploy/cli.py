@@ -14,7 +14,7 @@ import click
 
 from common import config as guest_config
 from common.config import SERVICES, GuestConfig, default_run_root
-from common.exits import BOOT_FAILED
+from common.exits import BOOT_FAILED, REBOOT
 from common.transport import Link
 from deploy import disk as diskmod
 from deploy import distro
@@ -22,6 +22,7 @@ from deploy import launch, supervisor
 
 GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # a file name and a supervisord group
 STATUS_TIMEOUT_MS = 1000
+INIT = "/sbin/init"         # what a guest defined without a command boots, as Linux's kernel
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -241,7 +242,8 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, me
     """Run CMD as pid 1 of a one-shot guest.
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
-    the guest could not boot.  Ctrl-C, SIGTERM or a hangup stop the guest, and
+    the guest could not boot; 0 when the guest halts or powers off (reboot(2)),
+    and a reboot boots it again.  Ctrl-C, SIGTERM or a hangup stop the guest, and
     skas exits with 128+N for that signal.  The guest's console is a terminal
     only when skas's stdin and stdout both are one.
 
@@ -282,13 +284,15 @@ def _run_guest(cfg: GuestConfig) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, interrupt)
-    procs.update(launch.start(cfg))
-    if interrupted:                  # while starting: stop at once
-        procs["kernel"].send_signal(signal.SIGTERM)
-    try:
-        code = launch.wait_guest(procs)
-    finally:
-        launch.stop(procs)
+    code = REBOOT
+    while code == REBOOT and not interrupted:     # reboot(2): all four services anew
+        procs.update(launch.start(cfg))
+        if interrupted:              # while starting: stop at once
+            procs["kernel"].send_signal(signal.SIGTERM)
+        try:
+            code = launch.wait_guest(procs)
+        finally:
+            launch.stop(procs)
     if interrupted:
         return 128 + interrupted[0]
     if code < 0 or code == BOOT_FAILED:
@@ -311,14 +315,17 @@ def _guest_dir(name: str) -> Path:
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, mem,
            cmd) -> None:
-    """Define guest NAME, to run under supervisord.
+    """Define guest NAME, to run under supervisord: CMD as its pid 1, or
+    without CMD the image's own /sbin/init (the default disk's is busybox
+    init, with a shell on the console).  poweroff or halt in the guest stop
+    it; reboot starts it again.
 
     Start it with: skas supervisorctl start 'NAME:*'
 
     Example: skas create web --disk disk.img -- /bin/busybox httpd -f"""
     if not GUEST_NAME.fullmatch(name):
         raise click.UsageError(f"guest name {name!r}: use letters, digits, '_', '.', '-'")
-    _need_cmd(cmd)
+    cmd = cmd or (INIT,)
     if supervisor.include_path(name).exists():
         raise click.ClickException(f"guest {name!r} exists: remove it first (skas destroy {name})")
     cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "log",

@@ -15,6 +15,14 @@ BUSYBOX = "/usr/bin/busybox"
 SBIN = "/usr/sbin:/sbin"
 EMPTY_DIRS = ("root", "tmp", "proc", "dev", "sys", "run", "home")
 MERGE_CHUNK = 1 << 20
+# busybox init's table, for a guest booted without a command (skas create):
+# a login shell with job control on the console line, tty0; Ctrl-Alt-Del
+# (skas ctl cad) reboots; poweroff, halt and reboot unmount the disks or
+# leave them read-only
+INITTAB = """tty0::respawn:-/bin/sh
+::ctrlaltdel:/sbin/reboot
+::shutdown:/bin/umount -a -r
+"""
 
 
 class DiskError(Exception):
@@ -29,7 +37,8 @@ def _tool(name: str) -> str:
 
 
 def default_tree(root: Path) -> None:
-    """Debian's static busybox with a link per applet, and a minimal /etc."""
+    """Debian's static busybox with a link per applet, and a minimal /etc
+    (an inittab for busybox init)."""
     if not os.path.exists(BUSYBOX):
         raise DiskError(f"{BUSYBOX} not found: install Debian's busybox-static "
                         "(apt-get install busybox-static)")
@@ -48,6 +57,7 @@ def default_tree(root: Path) -> None:
     (root / "etc/hostname").write_text("skas\n")
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (root / "etc/group").write_text("root:x:0:\n")
+    (root / "etc/inittab").write_text(INITTAB)
 
 
 def create(path: Path, size: str = "64M", source: Path | None = None,

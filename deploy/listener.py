@@ -1,5 +1,7 @@
 """The supervisord event listener of one guest: when its kernel or userspace
-exits, the guest is over, so the whole group is stopped.
+exits, the guest is over, so the whole group is stopped; and if the kernel
+ended with common/exits.py's REBOOT (the guest asked to boot again), the
+group is started anew, as UML re-executes itself on reboot.
 
 ``python -m deploy.listener NAME`` speaks supervisord's listener protocol on
 stdin/stdout (READY, header and payload, RESULT 2 OK); stdout is the protocol,
@@ -11,6 +13,8 @@ import os
 import sys
 
 from supervisor import childutils
+
+from common.exits import REBOOT
 
 GUEST_CORE = ("kernel", "userspace")
 
@@ -27,11 +31,26 @@ def main(name: str) -> None:
         try:
             fields = dict(tok.split(":", 1) for tok in payload.split("\n", 1)[0].split())
             if fields.get("groupname") == name and fields.get("processname") in core:
-                log(f"{fields['processname']} {headers['eventname']}: stopping {name}")
-                rpc.supervisor.stopProcessGroup(name, False)
+                guest_ended(rpc.supervisor, name, fields, headers["eventname"])
         except Exception as exc:   # noqa: BLE001 -- any failure: log it, keep listening
             log(f"{exc!r} on {headers.get('eventname')} {payload!r}")
         childutils.listener.ok(sys.stdout)
+
+
+def guest_ended(supervisor, name: str, fields: dict, event: str) -> None:
+    """A core service of guest name ended: stop the group, and start it again
+    if the kernel's code says reboot.  An event of a process that a reboot
+    has already replaced (its pid is not the running one's) is old news."""
+    process = fields["processname"]
+    info = supervisor.getProcessInfo(f"{name}:{process}")
+    if info["statename"] == "RUNNING" and str(info["pid"]) != fields.get("pid"):
+        return
+    log(f"{process} {event}: stopping {name}")
+    supervisor.stopProcessGroup(name, True)
+    kernel = supervisor.getProcessInfo(f"{name}:{name}-kernel")
+    if kernel["exitstatus"] == REBOOT:
+        log(f"the kernel asked for a reboot: starting {name} again")
+        supervisor.startProcessGroup(name, False)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def wait_until(cond, timeout: float, what: str):
 
 
 def create(name: str, disk, *cmd: str):
-    r = skas("create", name, "--disk", str(disk), "--", *cmd)
+    r = skas("create", name, "--disk", str(disk), *(("--", *cmd) if cmd else ()))
     assert r.returncode == 0, r.stderr
     return guest_config.load(guest_config.default_run_root() / name / f"{name}.toml")
 
@@ -120,3 +120,42 @@ def test_supervisorctl_stop_writes_the_guest_disk_back(skas_home, tmp_path_facto
     diskmod.check(img)
     assert subprocess.run(["debugfs", "-R", "cat /kept", str(img)], capture_output=True,
                           check=True).stdout == b"kept\n"
+
+
+INITTAB = """::sysinit:/etc/rc
+::shutdown:/bin/echo init shuts down
+"""
+RC = """#!/bin/sh
+n=$(cat /boots 2>/dev/null || echo 0); n=$((n + 1)); echo $n > /boots
+echo "boot $n, pid $$"
+if [ $n = 1 ]; then reboot; else echo kept > /kept; poweroff; fi
+"""
+
+
+def test_a_guest_without_a_command_boots_its_init_reboots_and_powers_off(skas_home,
+                                                                          tmp_path_factory):
+    """skas create with no command boots /sbin/init (busybox init here):
+    the guest's reboot starts the group again, its poweroff stops it with
+    every service's exit status 0 and a clean disk."""
+    tree = make_tree(tmp_path_factory, "inittree")
+    (tree / "etc/inittab").write_text(INITTAB)
+    (tree / "etc/rc").write_text(RC)
+    (tree / "etc/rc").chmod(0o755)
+    img = next(disk_of(tmp_path_factory, tree))
+    cfg = create("booted", img)
+    assert cfg.init == ["/sbin/init"]
+    supervisor.ctl("start", "booted:*")
+    wait_until(lambda: cfg.console_log.exists() and "Power down" in cfg.console_log.read_text(),
+               60, "the second boot's power-off")
+    wait_until(lambda: set(states("booted").values()) <= {"STOPPED", "EXITED"}, 30,
+               "the group stopped")
+    log = cfg.console_log.read_text()
+    assert log.index("boot 1, pid 2") < log.index("reboot: Restarting system") < log.index(
+        "boot 2, pid 2") < log.rindex("init shuts down") < log.index("reboot: Power down"), log
+    assert {s: i["exitstatus"] for s, i in supervisor.group_state("booted").items()} == {
+        s: 0 for s in guest_config.SERVICES}
+    assert not guest_pids("booted")
+    diskmod.check(img)
+    kept = subprocess.run(["debugfs", "-R", "cat /kept", str(img)], capture_output=True,
+                          text=True, check=True).stdout
+    assert kept == "kept\n"

@@ -11,7 +11,7 @@ from typing import Awaitable, Callable
 
 
 from common.config import GuestConfig
-from common.exits import BOOT_FAILED
+from common.exits import BOOT_FAILED, REBOOT
 from common.ops import GetContext, SetContext
 from common.protocol import Message
 from common.syscalls import NOTIFIED, name
@@ -81,6 +81,7 @@ class Kernel:
         self.enosys_logged: set[int] = set()
         self.syscall_count = 0
         self.halting = False
+        self.power_action: str | None = None     # halt, poweroff or restart, once asked
         self.cad_enabled = True      # Ctrl-Alt-Del restarts at once; reboot(CAD_OFF):
                                      # it is SIGINT to init instead (Linux's C_A_D)
         self.fd_socket = FdSocket(loop, cfg.fd_socket, self.took_listener)
@@ -571,6 +572,25 @@ class Kernel:
         code = status >> 8 & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
         log.info("init exited (wait status %#x): the guest halts with %d", status, code)
         asyncio.ensure_future(self.shutdown(code))
+
+    def power(self, action: str, command: str = "", write_back: bool = True) -> None:
+        """Halt, power off or restart the guest (Linux's kernel_halt,
+        kernel_power_off, kernel_restart): the console's last line says
+        which, as Linux's does, then the shutdown."""
+        if self.halting or self.power_action:
+            return
+        self.power_action = action
+        line = {"halt": "System halted", "poweroff": "Power down",
+                "restart": "Restarting system"}[action]
+        if command:
+            line += f" with command '{command}'"
+        log.info("reboot: %s", line)
+        asyncio.ensure_future(self._power(f"reboot: {line}\n".encode(),
+                                          REBOOT if action == "restart" else 0, write_back))
+
+    async def _power(self, line: bytes, code: int, write_back: bool) -> None:
+        await self.console.write(line)
+        await self.shutdown(code, write_back)
 
     async def shutdown(self, code: int, write_back: bool = True) -> None:
         """Halt: every task killed, the disks written back (unless not

@@ -17,8 +17,8 @@ from services.kernel.core.errors import Errno
 from services.kernel.syscalls import exec as exec_
 from services.kernel.syscalls import (attrs, cpus, cred, dirs, fds, fileinfo, fork, futex, ids,
                                       inotify, locks, memfd, mm, mount, open_close, pidfd, pipe,
-                                      poll, read_write, sched_params, signals, socket, splice,
-                                      timers, wait, xattr)
+                                      poll, read_write, reboot, sched_params, signals, socket,
+                                      splice, timers, wait, xattr)
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,7 @@ HANDLERS = [
     ("statfs", fileinfo.sys_statfs),
     ("fstatfs", fileinfo.sys_fstatfs),
     ("sync", read_write.sys_sync),
+    ("reboot", reboot.sys_reboot),
     ("mount", mount.sys_mount),
     ("umount2", mount.sys_umount2),
     ("utimes", attrs.sys_utimes),
