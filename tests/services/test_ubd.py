@@ -424,7 +424,10 @@ def test_a_resent_shared_write_keeps_its_slot_until_a_flush(ubd, image):
         os.kill(pid, signal.SIGSTOP)
         try:
             await dev.write(0, data)
-            await asyncio.sleep(0.7)              # resent three times meanwhile
+            deadline = loop.time() + 30
+            while not dev.link.resends:           # past the deadline: sent again
+                assert loop.time() < deadline, "the write was never resent"
+                await asyncio.sleep(0.01)
         finally:
             os.kill(pid, signal.SIGCONT)
         while dev.posted:
