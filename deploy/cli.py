@@ -473,7 +473,7 @@ def ctl(guest, verb, args, as_json, timeout) -> None:
         click.echo(json.dumps({"guest": cfg.name, "verb": verb, "ok": ok, "text": text,
                                "data": data}))
     elif ok:
-        click.echo(text)
+        click.echo(text, nl=not text.endswith("\n"))     # a /proc file's own last newline
     else:
         click.echo(f"skas ctl: guest {cfg.name}: {verb}: {text}", err=True)
     sys.exit(0 if ok else 1)

@@ -306,7 +306,8 @@ def _open(k: Kernel, dev: int) -> bool:
 
 async def _read_proc(k: Kernel, path: str) -> bytes:
     """A /proc file through a procfs of the kernel's own (the guest's /proc
-    may not be mounted); relative links followed, an absolute one shown."""
+    may not be mounted); links within /proc followed (self, mounts), one
+    to a guest path (exe, cwd, fd/N) shown as readlink shows it."""
     fs = ProcFs(k)
     parts = [p for p in path.encode().split(b"/") if p]
     node, hops = fs.root, 0
@@ -317,14 +318,14 @@ async def _read_proc(k: Kernel, path: str) -> bytes:
         node = await node.lookup(parts.pop(0))
         if node is None:
             raise Errno(errno.ENOENT)
-        if isinstance(node, Link) and parts:
+        if isinstance(node, Link):
             target = await node.readlink()
-            if target.startswith(b"/"):
-                raise Errno(errno.ENOENT)
+            if target.startswith(b"/"):        # a guest path (cwd, exe, fd/N): shown
+                if parts:
+                    raise Errno(errno.ENOENT)
+                return target
             parts[:0] = [p for p in target.split(b"/") if p]
             node = fs.root
-    if isinstance(node, Link):
-        return await node.readlink()
     if S.S_ISDIR(node.mode):
         raise Errno(errno.EISDIR)
     content = b""
