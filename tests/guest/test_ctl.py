@@ -251,8 +251,8 @@ def wait_moving(what, before: int) -> int:
 
 
 def test_stop_freezes_a_computing_guest_and_a_calling_one_and_go_resumes(guest):
-    g = guest("spin & i=0; while true; do i=$((i+1)); echo $i > /dev/null; done")
-    # pid 2 is spin; init counts with system calls
+    g = guest("spin & echo up; i=0; while true; do i=$((i+1)); echo $i > /dev/null; done")
+    g.wait_console("up")      # pid 2 is spin; init counts with system calls
     spin = lambda: utime(g, 2)           # noqa: E731
     wait_moving(spin, 0)
     wait_moving(lambda: syscalls(g), 0)
@@ -291,9 +291,10 @@ def test_config_mount_remove_hot_plug_a_disk(guest, own_disk, tmp_path):
     script = ("sh -c 'trap \"umount /mnt && echo unmounted\" TERM;"
               " while [ ! -b /dev/ubdb ]; do sleep 0.05; done;"
               " mount /dev/ubdb /mnt && cat /mnt/hello && echo new > /mnt/new && echo mounted;"
-              " sleep 1000 & wait' & exec sleep 1000")
+              " sleep 1000 & wait' & echo up; exec sleep 1000")
     g = guest(script, own_disk)
-    assert "ubd0 to ubd15" in g.ctl("config", "ubd1=", ok=False).stderr
+    g.wait_console("up")
+    assert "say which image" in g.ctl("config", "ubd1=", ok=False).stderr
     missing = g.ctl("config", f"ubd1={tmp_path / 'nosuch.img'}", ok=False).stderr
     assert "cannot open" in missing and "No such file or directory" in missing
     assert g.json("config", f"ubd0={extra}", ok=False)["data"]["error"] == "EBUSY"
