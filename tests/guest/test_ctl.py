@@ -3,19 +3,24 @@ a test's own run directory (the four services as processes) and managed
 with the real `skas ctl RUN_DIR VERB` over the kernel's socket."""
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import msgpack
 import pytest
+import uvloop
 
 from common import protocol
 from common.exits import REBOOT
-from conftest import ask, disk_of, make_config, make_tree, skas
+from conftest import HERE, ask, disk_of, make_config, make_tree, skas
 from deploy import disk as diskmod
 from deploy import launch
+from services.kernel import main as kmain
 
 BOUND = 60          # seconds: the most anything here may take on a loaded host
 
@@ -325,3 +330,42 @@ def test_config_of_an_unreadable_image_is_refused(guest, tmp_path):
     assert "cannot open" in text and "ubd2" in text
     assert g.ctl("remove", "ubd2", ok=False).returncode == 1
     assert g.ctl("remove", "ubd0", ok=False).stderr.rstrip().endswith("is mounted on /")
+
+
+def test_cad_with_c_a_d_off_is_sigint_to_init(tmp_path, ctl_disk, monkeypatch):
+    """The kernel runs in this process, with C_A_D off as reboot(CAD_OFF)
+    leaves it (set here: reboot(2) is not the kernel's yet); init's
+    SIGINT handler ends the guest with its own code."""
+    def with_cad_off(kernel):
+        kernel.cad_enabled = False
+        return boot(kernel)
+    boot = kmain.boot
+    monkeypatch.setattr(kmain, "boot", with_cad_off)
+    cfg = make_config(tmp_path, ctl_disk, ["/bin/sh", "-c", "trap 'echo got INT; exit 7' INT; "
+                                           "echo up; while true; do sleep 1; done"])
+    replies = []
+
+    async def press_cad():
+        while "up" not in (cfg.console_log.read_text() if cfg.console_log.exists() else ""):
+            await asyncio.sleep(0.05)
+        ctl = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "deploy.cli", "ctl", str(cfg.run_dir), "cad", "--json",
+            cwd=HERE.parent, stdout=asyncio.subprocess.PIPE)
+        replies.append(json.loads((await ctl.communicate())[0]))
+
+    async def guest():
+        presser = asyncio.ensure_future(press_cad())
+        code = await kmain.main(cfg)
+        await asyncio.wait_for(presser, BOUND)
+        return code
+
+    procs = launch.start(cfg, ("userspace", "ubd_io", "sigio"))
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        code = uvloop.run(asyncio.wait_for(guest(), BOUND))
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)       # main() leaves it ignored
+        launch.stop(procs)
+    assert replies == [{"guest": "svc", "verb": "cad", "ok": True,
+                        "text": "SIGINT sent to init (C_A_D off)", "data": {"action": "sigint"}}]
+    assert code == 7 and "got INT" in cfg.console_log.read_text()
