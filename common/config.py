@@ -16,6 +16,7 @@ DEFAULT_RELEASE = "6.1.0-skas"
 DEFAULT_ENV = ["PATH=/sbin:/usr/sbin:/bin:/usr/bin", "HOME=/", "TERM=linux"]
 DEFAULT_MEM = 512 << 20
 MIN_MEM = 16 << 20
+UBD_MAX = 16     # disks a guest may have: ubd0 to ubd15 (UML's MAX_DEV)
 
 
 def default_run_root() -> Path:

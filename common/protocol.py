@@ -117,7 +117,29 @@ MESSAGES: dict[str, Spec] = {
                           "guest console output, numbered from 1 in order"),
     "console_ack": Spec("sigio", "kernel", {"seq": INT},
                         "every byte up to seq has been written to the host side"),
+    # kernel -> ubd_io: hot-plugged disks (`skas ctl NAME config ubdN=...` / `remove ubdN`)
+    "disk_open": Spec("kernel", "ubd_io", {"dev": INT, "path": STR, "backing": STR},
+                      "serve device dev from image path (an overlay of backing when backing "
+                      "is not empty, as IMAGE,BACKING of a --disk); answered disk_opened, or "
+                      "error naming why (dev in use, no such file, not readable)"),
+    "disk_opened": Spec("ubd_io", "kernel", {"dev": INT, "size": INT, "kind": STR},
+                        "device dev is served: its size in bytes, image or cow"),
+    "disk_close": Spec("kernel", "ubd_io", {"dev": INT},
+                       "stop serving device dev (its image synced and closed); answered "
+                       "disk_closed, or error if dev is not served"),
+    "disk_closed": Spec("ubd_io", "kernel", {"dev": INT}, "device dev is no longer served"),
+    # anyone -> kernel: management, as UML's mconsole (services/kernel/entry/mconsole.py)
+    "ctl": Spec("any", "kernel", {"verb": STR, "args": LIST},
+                "a management request: verb (version, halt, reboot, cad, sysrq, stop, go, "
+                "log, proc, config, remove, help) and its arguments, each a string; "
+                "answered ctl_reply"),
+    "ctl_reply": Spec("kernel", "any", {"ok": BOOL, "text": STR, "data": DICT},
+                      "what a ctl request did: ok, text for humans, and the same as data "
+                      "for programs (the fields per verb, in docs/architecture.md)"),
 }
+
+CTL_ARGS_MAX = 16          # arguments in one ctl request
+CTL_ARG_MAX = 4096         # characters in one of them
 
 BLOCK_MAX = 16 << 20   # bytes in one block READ, WRITE, DISCARD or WRITE_ZEROES
 

@@ -1,6 +1,7 @@
 """The ``skas`` command: make disks, run one-shot guests, manage supervised guests."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -23,6 +24,7 @@ from deploy import launch, supervisor
 GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # a file name and a supervisord group
 STATUS_TIMEOUT_MS = 1000
 INIT = "/sbin/init"         # what a guest defined without a command boots, as Linux's kernel
+CTL_TIMEOUT = 30.0           # seconds: a sync of big disks, a halt, a freeze's wait
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -417,6 +419,71 @@ def status(name) -> None:
                        f"{t['host_pid']:>9}  {t['comm']}")
         for pid in kernel.get("zombies", []):
             click.echo(f"{pid:>5} {pid:>5} {'':>5} Z {'-':>9}  <defunct>")
+
+
+def _guest_config(where: str) -> GuestConfig:
+    """A guest's config: by name (a supervised guest), or by its run
+    directory (any guest, a `skas run` one too: the one NAME.toml there)."""
+    path = Path(where)
+    if "/" in where or path.is_dir():
+        found = sorted(path.glob("*.toml")) if path.is_dir() else []
+        if len(found) != 1:
+            raise click.ClickException(f"{where}: not a guest's run directory (it should hold "
+                                       "one NAME.toml)")
+        return guest_config.load(found[0])
+    path = _guest_dir(where) / f"{where}.toml"
+    if not path.exists():
+        raise click.ClickException(f"no guest {where!r} (expected {path}); define one: "
+                                   "skas create")
+    return guest_config.load(path)
+
+
+def _ctl_args(verb: str, args: tuple) -> list[str]:
+    """config's image paths made absolute, as ubd_io needs them."""
+    if verb != "config" or len(args) != 1 or "=" not in args[0]:
+        return list(args)
+    disk, _, spec = args[0].partition("=")
+    paths = [str(Path(p).absolute()) if p else p for p in spec.split(",", 1)]
+    return [f"{disk}={','.join(paths)}"]
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("guest")
+@click.argument("verb")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--json", "as_json", is_flag=True, help="print the reply as one JSON object")
+@click.option("--timeout", default=CTL_TIMEOUT, show_default=True,
+              help="seconds to wait for the guest's answer")
+def ctl(guest, verb, args, as_json, timeout) -> None:
+    """Manage running guest GUEST (a name, or a run directory), as UML's
+    mconsole: VERB is one of version, help, halt, reboot, cad, sysrq KEY,
+    stop, go, log TEXT, proc PATH, config ubdN=IMAGE[,BACKING], remove ubdN.
+
+    Example: skas ctl web sysrq s"""
+    cfg = _guest_config(guest)
+    link = Link(cfg.endpoints["kernel"], "cli", cfg.curve_files("kernel", "kernel"))
+    try:
+        link.send("ctl", 1, {"verb": verb, "args": _ctl_args(verb, args)})
+        reply = None
+        while reply is None and link.sock.poll(int(timeout * 1000)):
+            reply = next((m for _, m in link.drain() if m.id == 1), None)
+    finally:
+        link.close()
+    if reply is None:
+        raise click.ClickException(f"guest {cfg.name} is not answering (no reply in "
+                                   f"{timeout:g}s); check it: skas status {cfg.name}")
+    if reply.type == "ctl_reply":
+        ok, text, data = reply["ok"], reply["text"], reply["data"]
+    else:
+        ok, text, data = False, reply.body.get("reason", reply.type), {}
+    if as_json:
+        click.echo(json.dumps({"guest": cfg.name, "verb": verb, "ok": ok, "text": text,
+                               "data": data}))
+    elif ok:
+        click.echo(text, nl=not text.endswith("\n"))     # a /proc file's own last newline
+    else:
+        click.echo(f"skas ctl: guest {cfg.name}: {verb}: {text}", err=True)
+    sys.exit(0 if ok else 1)
 
 
 @main.command()

@@ -95,6 +95,21 @@ class BlockQueue:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="ubd_io")
 
+    def plug(self, dev: int, image: Image) -> None:
+        """A hot-plugged disk (``disk_open``): served from now on."""
+        self.images[dev] = image
+        self.pending[dev] = []
+
+    def unplug(self, dev: int) -> Image:
+        """Stop serving dev (``disk_close``); OSError EBUSY while a request
+        on it is in flight, ENXIO if it is not served."""
+        if dev not in self.images:
+            raise OSError(errno.ENXIO, f"ubd{dev} is not served")
+        if self.pending[dev]:
+            raise OSError(errno.EBUSY, f"ubd{dev} has requests in flight")
+        del self.pending[dev]
+        return self.images.pop(dev)
+
     def shared(self, path: str) -> Mapped:
         """The kernel buffer at path, mapped once (again if the path now
         names another memfd: a new kernel whose pid and fd match an old one)."""

@@ -3,11 +3,12 @@ never does disk IO (the queue's workers do), so it always answers at once."""
 from __future__ import annotations
 
 import logging
+import os
 
 import zmq
 
 from common import privileges
-from common.config import GuestConfig, parse_disk
+from common.config import UBD_MAX, GuestConfig, parse_disk
 from common.protocol import Message
 from common.service import Running
 from common.transport import Endpoint, keep_freed_memory
@@ -71,6 +72,13 @@ def serve(endpoint: Endpoint, blocks: BlockQueue, to: bytes, msg: Message) -> No
         if reply:
             kind, body = reply
             endpoint.send(kind, msg.id, body, to)
+    elif msg.type in ("disk_open", "disk_close"):
+        try:
+            kind, body = hot_plug(blocks, msg)
+        except (OSError, ValueError, CowError) as exc:
+            endpoint.error(msg.id, f"ubd{msg['dev']}: {_reason(exc)}", to)
+            return
+        endpoint.send(kind, msg.id, body, to)
     elif msg.type == "ping":
         endpoint.send("pong", msg.id, {"service": "ubd_io"}, to)
     elif msg.type == "status":
@@ -79,6 +87,35 @@ def serve(endpoint: Endpoint, blocks: BlockQueue, to: bytes, msg: Message) -> No
         endpoint.send("status_reply", msg.id, {"service": "ubd_io", "state": state}, to)
     else:
         endpoint.error(msg.id, f"ubd_io does not serve {msg.type!r}", to)
+
+
+def hot_plug(blocks: BlockQueue, msg: Message) -> tuple[str, dict]:
+    """disk_open or disk_close, as UML's ubd_config/ubd_remove: the image
+    is opened with what is left of this service's privileges, so a file it
+    may not read is refused (EACCES) as any other that cannot be opened."""
+    dev = msg["dev"]
+    if not 0 <= dev < UBD_MAX:
+        raise ValueError(f"no such device (ubd0 to ubd{UBD_MAX - 1})")
+    if msg.type == "disk_close":
+        blocks.unplug(dev).close()
+        log.info("ubd%d removed", dev)
+        return "disk_closed", {"dev": dev}
+    if dev in blocks.images:
+        raise ValueError(f"in use (serving {blocks.images[dev].path})")
+    paths = [msg["path"], *([msg["backing"]] if msg["backing"] else [])]
+    if not all(os.path.isabs(p) for p in paths):
+        raise ValueError("image paths must be absolute")
+    image = open_image(*paths)
+    blocks.plug(dev, image)
+    log.info("ubd%d=%s (%s) plugged", dev, image.path, image.kind)
+    return "disk_opened", {"dev": dev, "size": image.size, "kind": image.kind}
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, as one line: an OSError's strerror and file."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def answer(endpoint: Endpoint, finished) -> None:

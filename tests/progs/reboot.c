@@ -1,6 +1,7 @@
 /* reboot(2), raw (glibc's reboot() passes its own magic numbers).
    "errors": the refusals, the same natively and in a guest (none of them
-   reaches a command, so the host is safe running them as root); "cad": Ctrl-Alt-Del's setting; "efault": RESTART2's
+   reaches a command, so the host is safe running them as root); "cad": Ctrl-Alt-Del's setting
+   off then on ("cad-off": off); "efault": RESTART2's
    string at a bad address; "halt", "poweroff", "restart", "restart2 CMD":
    the guest ends (or boots again) and the call never returns. */
 #define _GNU_SOURCE
@@ -40,9 +41,10 @@ int main(int argc, char **argv) {
         waitpid(pid, NULL, 0);
         return 0;
     }
-    if (!strcmp(mode, "cad")) {
+    if (!strcmp(mode, "cad") || !strcmp(mode, "cad-off")) {
         show("cad off", rb(M1, M2, LINUX_REBOOT_CMD_CAD_OFF, NULL));
-        show("cad on", rb(M1, M2, LINUX_REBOOT_CMD_CAD_ON, NULL));
+        if (!strcmp(mode, "cad"))
+            show("cad on", rb(M1, M2, LINUX_REBOOT_CMD_CAD_ON, NULL));
         return 0;
     }
     if (!strcmp(mode, "efault")) {

@@ -25,7 +25,9 @@ from services.kernel.abi.threads import PID_MAX
 from services.kernel.core.errors import Errno, bug_errno
 from services.kernel.syscalls.read_write import unmount_all
 from services.kernel.sched.exec import ExecFailed
+from services.kernel.entry.freezer import Freezer
 from services.kernel.entry.listener import FdSocket, Listener
+from services.kernel.entry import mconsole
 from services.kernel.fs.pagecache import PageCache
 from services.kernel.core.answers import HOST, Ops
 from services.kernel.syscalls.table import TABLE
@@ -90,6 +92,7 @@ class Kernel:
         self.userspace_pid = 0                         # from its hello
         self.by_host: dict[int, Task] = {}             # host pid (tid) -> task
         self.strangers: dict[int, list] = {}           # listener calls from pids not yet known
+        self.freezer = Freezer(self)                   # skas ctl stop/go
 
     # --- messages ------------------------------------------------------------------
     def on_message(self, to: bytes, msg: Message) -> None:
@@ -100,6 +103,8 @@ class Kernel:
             self.handle(to, msg)
         except Exception:
             self.unhandled(f"{msg.type} #{msg.id}", self.tasks.get(msg.body.get("task")))
+        if self.freezer.settled is not None:
+            self.freezer.settle()
 
     def handle(self, to: bytes, msg: Message) -> None:
         if to == self.userspace:
@@ -165,14 +170,16 @@ class Kernel:
         elif kind == "status":
             self.endpoint.send("status_reply", msg.id, {"service": "kernel",
                                                         "state": self.state()}, to)
+        elif kind == "ctl":
+            mconsole.serve(self, to, msg)
         else:
             self.endpoint.error(msg.id, f"the kernel does not serve {kind!r}", to)
 
     def to_userspace(self, kind: str, id_: int, body: dict) -> None:
         if kind in ("ret", "host", "resume") or kind == "ops" and not body["reply"]:
             t = self.tasks.get(body["task"])
-            if t is not None and t.process.stopped:
-                t.flight.held = (kind, id_, body)     # let go by SIGCONT
+            if t is not None and self.freezer.holds(t):
+                t.flight.held = (kind, id_, body)     # let go by SIGCONT, or skas ctl go
                 return
         self.endpoint.send(kind, id_, body, self.userspace)
 
@@ -219,9 +226,12 @@ class Kernel:
             if t.flight.call.done():
                 self.finish(t, entry.name, args, t.flight.call)
             else:
+                t.flight.call.set_name(entry.name)     # the call it waits in, for sysrq t
                 t.flight.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
         elif inspect.isawaitable(result):
             t.flight.call = asyncio.ensure_future(result)   # what a signal cancels; keeps CURRENT
+            if isinstance(t.flight.call, asyncio.Task):
+                t.flight.call.set_name(entry.name)
             CURRENT.reset(token)
             t.flight.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
         else:
@@ -374,7 +384,7 @@ class Kernel:
         it (its wait in the listener ends, the call cut short) and the
         answer waits for that trap.  False: answer it as a trapped call."""
         listener, nid = t.flight.notif
-        if not t.process.stopped:
+        if not self.freezer.holds(t):
             sent = None
             if type(result) is int and not signals.deliverable(t):
                 sent = listener.answer(nid, result)

@@ -1,7 +1,7 @@
 """sysfs, the little of it that programs read: the guest's CPUs and disks.
 
-In a nutshell: a read-only tree, made once when first looked at (the
-guest's CPUs and disks do not change while it runs), of
+In a nutshell: a read-only tree, made when first looked at and again
+when a disk is plugged in or out (`skas ctl NAME config`/`remove`), of
 
 - devices/system/cpu/{online,possible,present} ("0-N": the guest's CPUs,
   sched/load.py's guest_cpus) and a cpuN directory for each;
@@ -49,6 +49,7 @@ class SysFs(FileSystem):
     def __init__(self) -> None:
         self.kernel: Any = None
         self.spec: dict | None = None
+        self.disks: set[int] = set()      # the disks the spec shows
         self.inos: dict[bytes, int] = {}
         self.root = Dir(self, 1, self.top, mode=0o555)
         self.inos[b""] = 1
@@ -59,11 +60,13 @@ class SysFs(FileSystem):
 
     def top(self) -> dict:
         """The root's entries, the tree made at the first look."""
-        if self.spec is None:
+        if self.kernel is None:
             t = CURRENT.get()
             if t is None:
                 return {}
             self.kernel = t.kernel
+        if self.spec is None or self.disks != set(self.kernel.disks):
+            self.disks = set(self.kernel.disks)    # a disk plugged in or out: made anew
             self.spec = self.build()
         return {name: (lambda name=name, sub=sub: tree_node(self, b"/" + name, sub, self.root,
                                                             0o755, ATTR_SIZE))

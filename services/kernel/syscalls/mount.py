@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import stat as S
 
 from services.kernel.core.cred import capable
@@ -21,7 +22,8 @@ from services.kernel.fsimpl.sysfs import SysFs
 from services.kernel.fsimpl.tmpfs import PageBudget, Tmpfs
 from services.kernel.syscalls.paths import resolve
 from services.kernel.sched.task import Credentials
-from services.kernel.fs.vfs import Mount, Vfs
+from services.kernel.fs.vfs import UBD_MAJOR, Mount, Vfs
+from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 from services.kernel.abi.fcntl import AT_FDCWD
 from services.kernel.abi.capability import CAP_SYS_ADMIN
 from services.kernel.abi.mount import (
@@ -33,6 +35,7 @@ log = logging.getLogger("kernel")
 
 MS_PROPAGATION = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20)   # unbindable private slave shared
 
+DISK_FILESYSTEMS = (b"ext2",)     # what a block device may hold
 MAX_MOUNTS = 100_000       # Linux's fs.mount-max: each mount is the kernel's memory
 
 
@@ -44,6 +47,30 @@ async def devtmpfs(vfs: Vfs) -> Tmpfs:
         await populate_dev(fs.root)
         vfs.devtmpfs = fs
     return vfs.devtmpfs
+
+
+async def disk_fs(t, source: int):
+    """ext2 on a ubd disk: source names its block device (ENOTBLK if not
+    one, ENXIO if no disk is plugged in there, EINVAL if it holds no
+    ext2).  A disk mounted twice is one filesystem, as Linux shares the
+    superblock.  Returns (fs, its device number)."""
+    src = await resolve(t, AT_FDCWD, source)
+    if not S.S_ISBLK(src.inode.mode):
+        raise Errno(errno.ENOTBLK)
+    if src.mount.flags & MS_NODEV:
+        raise Errno(errno.EACCES)
+    dev = src.inode.rdev
+    disk = t.kernel.disks.get(os.minor(dev) // 16)
+    if os.major(dev) != UBD_MAJOR or os.minor(dev) % 16 or disk is None:
+        raise Errno(errno.ENXIO)
+    for m in t.kernel.vfs.mounts:
+        if m.dev == dev:
+            return m.fs, dev
+    try:
+        return await Ext2.mount(disk), dev
+    except Ext2Error as exc:
+        log.info("mount of %s: %s", t.mem.read_cstr(source).decode(errors="replace"), exc)
+        raise Errno(errno.EINVAL) from None
 
 
 async def make_fs(vfs: Vfs, fstype: bytes, options: bytes):
@@ -147,8 +174,13 @@ async def sys_mount(t, source, target, fstype, flags, data, *_):
     name = t.mem.read_cstr(source) if source else b"none"
     if len(vfs.mounts) >= MAX_MOUNTS:
         raise Errno(errno.ENOSPC)
-    fs = await make_fs(vfs, kind, options)
-    vfs.attach(Mount(fs, vfs.anon_dev(), mount_flags(flags), kind, name), at)
+    if kind in DISK_FILESYSTEMS:
+        fs, dev = await disk_fs(t, source)
+        if not fs.writable:
+            flags |= MS_RDONLY
+    else:
+        fs, dev = await make_fs(vfs, kind, options), vfs.anon_dev()
+    vfs.attach(Mount(fs, dev, mount_flags(flags), kind, name), at)
     return 0
 
 
@@ -188,6 +220,9 @@ async def sys_umount2(t, target, flags, *_):
     if vfs.submounts(m) or _in_use(t.kernel, m):
         raise Errno(errno.EBUSY)
     vfs.detach(m)
+    if os.major(m.dev) == UBD_MAJOR and m.fs.writable and all(o.fs is not m.fs
+                                                              for o in vfs.mounts):
+        await m.fs.unmount()       # its last mount: everything to the disk
     return 0
 
 
