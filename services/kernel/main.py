@@ -23,7 +23,7 @@ from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 from services.kernel.sched import exec as execmod
 from services.kernel.sched.exec import ExecFailed
 from services.kernel.sched.task import Credentials, Task
-from services.kernel.syscalls.mount import boot_vfs, mount_tmpfs
+from services.kernel.syscalls.mount import add_disk_node, boot_vfs, mount_tmpfs
 
 log = logging.getLogger("kernel")
 
@@ -48,6 +48,8 @@ async def start_init(kernel: Kernel) -> None:
         return
     kernel.vfs = await boot_vfs(fs, makedev(UBD_MAJOR, 0), b"ext2", cfg.read_only,
                                 cfg.tmpfs_limit, cfg.mem)
+    for n in kernel.disks:
+        await add_disk_node(kernel.vfs, n)
     for spec in cfg.tmpfs:
         path, size = parse_tmpfs(spec)
         try:

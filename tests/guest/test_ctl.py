@@ -337,3 +337,12 @@ def test_cad_with_c_a_d_off_is_sigint_to_init(guest):
                              "text": "SIGINT sent to init (C_A_D off)",
                              "data": {"action": "sigint"}}
     assert g.exit_code() == 7 and "cad off: 0\nup\ngot INT" in g.console()
+
+
+def test_the_boot_disk_has_its_device_node_and_mounts_again(ctl_disk):
+    """/dev/ubda is there from boot, as hot-plugged disks' nodes are; a
+    second mount of it is the same filesystem as the root."""
+    r = skas("run", "--disk", str(ctl_disk), "--", "/bin/sh", "-c",
+             "stat -c '%F %t:%T' /dev/ubda; mount /dev/ubda /mnt && ls /mnt/bin/spin; "
+             "umount /mnt && echo unmounted", timeout=BOUND)
+    assert r.stdout == "block special file 62:0\n/mnt/bin/spin\nunmounted\n", r.stdout + r.stderr

@@ -29,6 +29,7 @@ from services.kernel.fs.vfs import UBD_MAJOR, makedev
 from services.kernel.fsimpl.procfs import VERSION, ProcFs
 from services.kernel.fsimpl.synthetic import Link
 from services.kernel.fsimpl.sysfs import disk_name
+from services.kernel.syscalls.mount import add_disk_node
 from services.kernel.sched import signals
 from services.kernel.sched.task import CURRENT
 
@@ -169,9 +170,7 @@ async def config(k: Kernel, spec: str) -> tuple[str, dict]:
     disk = UbdDevice(k.ubd, n)
     disk.size = reply["size"]
     k.disks[n] = disk
-    node = disk_name(n)
-    if k.vfs.devtmpfs is not None:
-        await k.vfs.devtmpfs.root.create(node, S.S_IFBLK | 0o660, 0, 0, makedev(UBD_MAJOR, n * 16))
+    node = await add_disk_node(k.vfs, n)
     log.info("%s: %s plugged in as /dev/%s (%d bytes)", name, image, node.decode(), disk.size)
     return (f"{name}: /dev/{node.decode()}, {disk.size} bytes ({reply['kind']})",
             {"device": f"/dev/{node.decode()}", "size": disk.size, "kind": reply["kind"]})

@@ -18,11 +18,11 @@ from services.kernel.core.errors import Errno
 from common.config import DEFAULT_MEM
 from services.kernel.fsimpl.devpts import DevPts
 from services.kernel.fsimpl.procfs import ProcFs
-from services.kernel.fsimpl.sysfs import SysFs
+from services.kernel.fsimpl.sysfs import SysFs, disk_name
 from services.kernel.fsimpl.tmpfs import PageBudget, Tmpfs
 from services.kernel.syscalls.paths import resolve
 from services.kernel.sched.task import Credentials
-from services.kernel.fs.vfs import UBD_MAJOR, Mount, Vfs
+from services.kernel.fs.vfs import UBD_MAJOR, Mount, Vfs, makedev
 from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 from services.kernel.abi.fcntl import AT_FDCWD
 from services.kernel.abi.capability import CAP_SYS_ADMIN
@@ -47,6 +47,15 @@ async def devtmpfs(vfs: Vfs) -> Tmpfs:
         await populate_dev(fs.root)
         vfs.devtmpfs = fs
     return vfs.devtmpfs
+
+
+async def add_disk_node(vfs: Vfs, n: int) -> bytes:
+    """/dev/ubdX (block, UBD_MAJOR:16n) for disk n, plugged in at boot or by
+    skas ctl config; its name."""
+    name = disk_name(n)
+    if vfs.devtmpfs is not None:
+        await vfs.devtmpfs.root.create(name, S.S_IFBLK | 0o660, 0, 0, makedev(UBD_MAJOR, n * 16))
+    return name
 
 
 async def disk_fs(t, source: int):
