@@ -22,3 +22,6 @@ POLL_IN, POLL_OUT, POLL_MSG, POLL_ERR, POLL_PRI, POLL_HUP = 1, 2, 3, 4, 5, 6   #
 SI_SIGIO = -5
 KERNEL_SIGINFO_SIZE = 48        # struct kernel_siginfo: siginfo_t without its padding
 CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 5, 6
+# <linux/signalfd.h>
+SFD_CLOEXEC, SFD_NONBLOCK = 0o2000000, 0o4000
+SIGNALFD_SIGINFO_SIZE = 128

@@ -53,6 +53,7 @@ def send_process(proc, sig: int, info: dict | None = None) -> None:
     if _discard(proc, sig):
         return
     proc.pending.setdefault(sig, info or {"code": SI_USER})
+    proc.signal_queued.wake()
     for t in proc.threads.values():
         if sig == SIGKILL or not t.sigmask & bit(sig):
             _wake(t)
@@ -69,6 +70,7 @@ def send_task(t, sig: int, info: dict | None = None) -> None:
     if _discard(t.process, sig, t):
         return
     t.pending.setdefault(sig, info or {"code": SI_USER})
+    t.process.signal_queued.wake()
     if sig == SIGKILL or not t.sigmask & bit(sig):
         _wake(t)
     elif t.sigwaiting & bit(sig):

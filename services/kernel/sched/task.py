@@ -66,6 +66,7 @@ class Process:
         self.exit_code: int | None = None   # wait status the kernel decided (exit_group, signal)
         self.status: int | None = None      # wait status once it is a zombie
         self.child_changed = WaitQueue()    # wait4 sleeps here
+        self.signal_queued = WaitQueue()    # a signal joined a pending set: signalfd's readers
         self.start_time = time.monotonic()
         self.itimers: dict = {}             # which -> time.ITimer (setitimer, alarm)
         self.usage = Usage()                # of its ended threads

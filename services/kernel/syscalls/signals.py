@@ -22,6 +22,8 @@ from services.kernel.abi.signal import (
     SIGCONT,
     SIGKILL,
     SIGSTOP,
+    SFD_CLOEXEC,
+    SFD_NONBLOCK,
     SS_AUTODISARM,
     UNBLOCKABLE,
 )
@@ -34,6 +36,7 @@ from services.kernel.fs.poll import TIMESPEC
 from services.kernel.fs.files import c_int
 from services.kernel.sched import sigframe
 from services.kernel.sched.pidfd import pidfd_of
+from services.kernel.sched.signalfd import SignalFd
 from services.kernel.sched.signals import (SIGACTION_SIZE, bit, deliverable, flush_ignored,
                                            send_process, send_task, set_altstack, siginfo,
                                            take_waited)
@@ -151,6 +154,30 @@ async def sys_rt_sigtimedwait(t, set_ptr, info_ptr, ts_ptr, sigsetsize, *_):
                 table.close()
     finally:
         t.sigwaiting = 0
+
+
+def sys_signalfd4(t, fd, mask_ptr, sizemask, flags, *_):
+    """A new signalfd for the mask (fd -1), or a new mask for signalfd fd
+    (EINVAL if it is another file); SIGKILL and SIGSTOP are never in it."""
+    if sizemask != 8:
+        raise Errno(errno.EINVAL)
+    mask = struct.unpack("<Q", t.mem.read(mask_ptr, 8))[0] & ~UNBLOCKABLE
+    flags &= 0xFFFFFFFF
+    if flags & ~(SFD_CLOEXEC | SFD_NONBLOCK):
+        raise Errno(errno.EINVAL)
+    fd = c_int(fd)
+    if fd == -1:
+        return t.files.install(SignalFd(mask, flags), cloexec=bool(flags & SFD_CLOEXEC))
+    f = t.files.get(fd)
+    if not isinstance(f, SignalFd):
+        raise Errno(errno.EINVAL)
+    f.mask = mask
+    t.process.signal_queued.wake()
+    return fd
+
+
+def sys_signalfd(t, fd, mask_ptr, sizemask, *_):
+    return sys_signalfd4(t, fd, mask_ptr, sizemask, 0)
 
 
 async def sys_pause(t, *_):

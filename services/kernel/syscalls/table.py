@@ -200,6 +200,8 @@ HANDLERS = [
     ("pselect6", poll.sys_pselect6),
     ("ppoll", poll.sys_ppoll),
     ("epoll_pwait", poll.sys_epoll_pwait),
+    ("signalfd", signals.sys_signalfd),
+    ("signalfd4", signals.sys_signalfd4),
     ("eventfd", poll.sys_eventfd),
     ("eventfd2", poll.sys_eventfd2),
     ("epoll_create1", poll.sys_epoll_create1),
