@@ -23,6 +23,7 @@ class Call:
     at exit, its result (signed)."""
     mem: GuestMemory
     args: list[int]
+    sp: int = 0                       # the caller's stack pointer (trapped calls)
     result: int | None = None
 
 
@@ -102,6 +103,9 @@ def _open_flags(c: Call, v: int, r: int) -> str:
     return access + ("|" + rest if rest else "")
 
 
+kind("fdflags")(lambda c, v, r: flags(v & 0xFFFFFFFF, _OPEN_FLAGS))
+
+
 @kind("omode")
 def _open_mode(c: Call, v: int, r: int) -> str | None:
     """open's mode is shown only when it is used (strace)."""
@@ -154,6 +158,7 @@ kind("sigset", memory=True)(lambda c, v, r: structs.sigset_at(c.mem, v, c.args[r
 kind("sigact", memory=True)(lambda c, v, r: structs.sigaction(c.mem, v))
 kind("sockaddr", memory=True)(lambda c, v, r: structs.sockaddr(c.mem, v, s32(c.args[r])))
 kind("timespec", memory=True)(lambda c, v, r: structs.timespec(c.mem, v))
+kind("frame")(lambda c, v, r: f"{{mask={structs.frame_mask(c.mem, c.sp)}}}")
 kind("iov", memory=True)(lambda c, v, r: structs.iovecs(c.mem, v, s32(c.args[r]), None))
 
 # --- what the kernel wrote, read at exit --------------------------------------------

@@ -1,5 +1,5 @@
 """Each call's arguments by kind (kinds.py), keyed by the syscall policy's
-names (common/syscalls.py; tests/unit/entry/test_strace.py checks every
+names (common/syscalls.py; tests/unit/entry/test_strace_decoding.py checks every
 name against it and every kind against kinds.ARG_KINDS): one kind an argument,
 in the order of the call's arguments, `kind@N` when the kind needs
 argument N too (a buffer's length), and `-> x` when the call returns an
@@ -15,8 +15,8 @@ _SIGNATURE_TEXTS = {
     "read": "fd rbuf u", "write": "fd wbuf@2 u", "pread64": "fd rbuf u ld",
     "pwrite64": "fd wbuf@2 u ld", "readv": "fd oiov@2 d", "writev": "fd iov@2 d",
     "open": "path oflags omode@1", "openat": "dirfd path oflags omode@2", "creat": "path mode",
-    "close": "fd", "lseek": "fd ld whence", "dup": "fd", "dup2": "fd fd", "dup3": "fd fd oflags",
-    "fcntl": "fd fcntl x", "ioctl": "fd ioctl x", "pipe": "fds", "pipe2": "fds oflags",
+    "close": "fd", "lseek": "fd ld whence", "dup": "fd", "dup2": "fd fd", "dup3": "fd fd fdflags",
+    "fcntl": "fd fcntl x", "ioctl": "fd ioctl x", "pipe": "fds", "pipe2": "fds fdflags",
     "fsync": "fd", "fdatasync": "fd", "truncate": "path ld", "ftruncate": "fd ld",
     "getdents": "fd dents u", "getdents64": "fd dents u",
     "stat": "path stat", "lstat": "path stat", "fstat": "fd stat",
@@ -44,12 +44,12 @@ _SIGNATURE_TEXTS = {
     # signals
     "kill": "d sig", "tkill": "d sig", "tgkill": "d d sig",
     "rt_sigaction": "sig sigact osigact u", "rt_sigprocmask": "how sigset@3 osigset@3 u",
-    "rt_sigreturn": "", "pause": "", "alarm": "u",
+    "rt_sigreturn": "frame", "pause": "", "alarm": "u",
     # sockets
     "socket": "family socktype d", "socketpair": "family socktype d fds",
     "connect": "fd sockaddr@2 u", "bind": "fd sockaddr@2 u",
     "sendto": "fd wbuf@2 u x sockaddr@5 u", "recvfrom": "fd rbuf u x p p",
-    "accept": "fd p p", "accept4": "fd p p oflags",
+    "accept": "fd p p", "accept4": "fd p p fdflags",
 }
 
 

@@ -12,7 +12,9 @@ from services.kernel.abi.fcntl import PATH_MAX
 from services.kernel.abi.signal import SA_RESTORER, SIG_DFL, SIG_IGN
 from services.kernel.entry.strace.text import (
     ITEMS_SHOWN, STRING_SHOWN, bits, flags, mode, pointer, quote, signal, sigset, values)
+from services.kernel.abi.arch import PAGE
 from services.kernel.fs.vfs import STAT, STATX_HEAD
+from services.kernel.sched.sigframe import FRAME
 from services.kernel.mm.memory import GuestMemory
 
 DENTS_READ = 256 << 10     # bytes of getdents' result walked to count its entries
@@ -57,8 +59,9 @@ def _pointers(mem: GuestMemory, addr: int, most: int) -> tuple[list[int], bool]:
     """A NULL-ended array of pointers, at most `most` of them: (them, whether more follow)."""
     out: list[int] = []
     while len(out) < most:
-        n = min(most - len(out), 512)
-        words = struct.unpack(f"<{n}Q", mem.read(addr + 8 * len(out), 8 * n))
+        at = addr + 8 * len(out)
+        n = max(1, min(most - len(out), (PAGE - at % PAGE) // 8))   # never past its page
+        words = struct.unpack(f"<{n}Q", mem.read(at, 8 * n))
         for w in words:
             if w == 0:
                 return out, False
@@ -82,6 +85,12 @@ def envp(mem: GuestMemory, addr: int) -> str:
     """0x7ffc... /* 3 vars */: strace counts the environment, not shows it."""
     ptrs, more = _pointers(mem, addr, VARS_COUNTED)
     return f"{pointer(addr)} /* {len(ptrs)}{'+' if more else ''} vars */"
+
+
+def frame_mask(mem: GuestMemory, sp: int) -> str:
+    """The mask rt_sigreturn restores: its frame's last word (the handler's
+    return popped pretcode, the frame's first)."""
+    return sigset(struct.unpack("<Q", mem.read(sp - 8 + FRAME.size - 8, 8))[0])
 
 
 def file_mode(m: int) -> str:

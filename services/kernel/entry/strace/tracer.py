@@ -75,7 +75,7 @@ class Strace:
     def enter(self, t, nr: int, args: list[int]) -> None:
         name = call_name(nr)
         sig = SIGNATURES.get(name)
-        call = Call(t.mem, list(args))
+        call = Call(t.mem, list(args), t.flight.user_sp)
         shown: list[str | None]
         if sig is None:
             shown = [hex(a) for a in args]
