@@ -3,14 +3,20 @@ signatures is keyed by the syscall policy's names, values print as strace
 prints them, and with --strace off the kernel never imports it."""
 from __future__ import annotations
 
+import ctypes
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from common.syscalls import BY_NAME, HOST
 from services.kernel.entry.strace import text
 from services.kernel.entry.strace.kinds import ARG_KINDS, clone_flags
 from services.kernel.entry.strace.signatures import SIGNATURES
+from services.kernel.entry.strace.tracer import Strace
+from services.kernel.mm.memory import GuestMemory
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -66,3 +72,38 @@ print(k.strace is None, any("strace" in m for m in sys.modules))
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, check=True).stdout.split("\n")
     assert out[:2] == ["True False", "False True"]
+
+
+def _task(tid: int):
+    """A task as the log sees one: its tid and its memory, here this process's own."""
+    return SimpleNamespace(tid=tid, mem=GuestMemory(os.getpid()),
+                           flight=SimpleNamespace(user_sp=0))
+
+
+def _bodies(lines: list[str]) -> list[str]:
+    return [re.sub(r"^\[pid (\d+)\] \d\d:\d\d:\d\d\.\d{6} ", r"[\1] ",
+                   re.sub(r"\s+= ", " = ", re.sub(r" <\d+\.\d{6}>$", "", line)))
+            for line in lines]
+
+
+def test_a_call_another_task_cuts_is_unfinished_then_resumed():
+    """As strace -f: the open line ends <unfinished ...> when another task
+    prints, and its end comes back as <... read resumed>, read's data
+    (what the kernel wrote, here this process's buffer) shown at exit."""
+    buf = ctypes.create_string_buffer(b"hello\n", 64)
+    lines: list[str] = []
+    log = Strace(lines.append)
+    one, two = _task(1), _task(2)
+    log.enter(one, BY_NAME["read"].nr, [3, ctypes.addressof(buf), 64, 0, 0, 0])
+    log.enter(two, BY_NAME["getpid"].nr, [0] * 6)
+    log.leave(two, 2)
+    log.leave(one, 6)
+    log.enter(one, BY_NAME["read"].nr, [0, 8, 64, 0, 0, 0])
+    log.exited(one, 9)                      # killed in the call
+    assert _bodies(lines) == [
+        "[1] read(3, <unfinished ...>",
+        "[2] getpid() = 2",
+        '[1] <... read resumed>"hello\\n", 64) = 6',
+        "[1] read(0, 0x8, 64 <unfinished ...>) = ?",
+        "[1] +++ killed by SIGKILL +++",
+    ]

@@ -47,7 +47,7 @@ class Pending:
     shown: list[str | None]          # each argument's text; None: to be read at exit
     wall: float = field(default_factory=time.time)
     start: float = field(default_factory=time.monotonic)
-    split: bool = False              # its entry was printed <unfinished ...>
+    split: int = 0                   # printed <unfinished ...>: the first argument not shown
 
 
 def stamp(wall: float) -> str:
@@ -114,7 +114,7 @@ class Strace:
             self._line(p.tid, p.wall, f"{p.name}({', '.join(self._texts(p, 0))})", f" = {ret}{took}")
         else:
             self._close_open()
-            rest = ", ".join(self._texts(p, self._split(p)))
+            rest = ", ".join(self._texts(p, p.split))
             self._line(p.tid, time.time(), f"<... {p.name} resumed>{rest})", f" = {ret}{took}")
 
     @staticmethod
@@ -168,20 +168,16 @@ class Strace:
         p, self.open = self.open, None
         if p is None:
             return
-        p.split = True
-        head = self._texts(p, 0)[:self._split(p)]
+        p.split = next((i for i, a in enumerate(p.shown) if a is None), len(p.shown))
+        head = self._texts(p, 0, p.split)
         self._line(p.tid, p.wall, f"{p.name}({''.join(a + ', ' for a in head)}<unfinished ...>")
 
     @staticmethod
-    def _split(p: Pending) -> int:
-        """Where its unfinished line ends: at its first argument read at exit."""
-        return next((i for i, a in enumerate(p.shown) if a is None), len(p.shown))
-
-    @staticmethod
-    def _texts(p: Pending, start: int) -> list[str]:
-        """Its arguments' texts from start on; one read at exit that is not yet is its address."""
+    def _texts(p: Pending, start: int, end: int = 6) -> list[str]:
+        """Its arguments' texts from start to end, those left out ("") not;
+        one to be read at exit that is not yet is its address."""
         return [a if a is not None else pointer(p.call.args[i])
-                for i, a in enumerate(p.shown) if i >= start and a != ""]
+                for i, a in enumerate(p.shown) if start <= i < end and a != ""]
 
     def _show(self, name: str, kind, call: Call, i: int, ref: int) -> str:
         v = call.args[i]
