@@ -95,6 +95,7 @@ def test_a_call_another_task_cuts_is_unfinished_then_resumed():
     log = Strace(lines.append)
     one, two = _task(1), _task(2)
     log.enter(one, BY_NAME["read"].nr, [3, ctypes.addressof(buf), 64, 0, 0, 0])
+    log.enter(_task(3), BY_NAME["kill"].nr, [1, 10, 0, 0, 0, 0])
     log.enter(two, BY_NAME["getpid"].nr, [0] * 6)
     log.leave(two, 2)
     log.leave(one, 6)
@@ -102,6 +103,7 @@ def test_a_call_another_task_cuts_is_unfinished_then_resumed():
     log.exited(one, 9)                      # killed in the call
     assert _bodies(lines) == [
         "[1] read(3, <unfinished ...>",
+        "[3] kill(1, SIGUSR1 <unfinished ...>",
         "[2] getpid() = 2",
         '[1] <... read resumed>"hello\\n", 64) = 6',
         "[1] read(0, 0x8, 64 <unfinished ...>) = ?",

@@ -44,7 +44,7 @@ _SIGNATURE_TEXTS = {
     # signals
     "kill": "d sig", "tkill": "d sig", "tgkill": "d d sig",
     "rt_sigaction": "sig sigact osigact u", "rt_sigprocmask": "how sigset@3 osigset@3 u",
-    "rt_sigreturn": "frame", "pause": "", "alarm": "u",
+    "rt_sigreturn": "frame", "rt_sigsuspend": "sigset@1 u", "pause": "", "alarm": "u",
     # sockets
     "socket": "family socktype d", "socketpair": "family socktype d fds",
     "connect": "fd sockaddr@2 u", "bind": "fd sockaddr@2 u",

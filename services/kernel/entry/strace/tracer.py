@@ -169,8 +169,9 @@ class Strace:
         if p is None:
             return
         p.split = next((i for i, a in enumerate(p.shown) if a is None), len(p.shown))
-        head = self._texts(p, 0, p.split)
-        self._line(p.tid, p.wall, f"{p.name}({''.join(a + ', ' for a in head)}<unfinished ...>")
+        head = ", ".join(self._texts(p, 0, p.split))
+        cut = ", " if head and self._texts(p, p.split) else " " if head else ""
+        self._line(p.tid, p.wall, f"{p.name}({head}{cut}<unfinished ...>")
 
     @staticmethod
     def _texts(p: Pending, start: int, end: int = 6) -> list[str]:
