@@ -44,7 +44,8 @@ class GuestConfig:
     io_cpu: int | None = None       # but ubd_io to this one (its writes are posted: off the
                                     # trap path, they overlap the guest on another CPU)
     endpoints: dict[str, str] = field(default_factory=dict)
-    syscall_log: bool = False
+    syscall_log: str = ""           # the decoded syscall log (skas run --strace): "" off,
+                                    # "log" to the kernel's log, else the file it names
     read_only: bool = False         # mount the root read-only (UML's "ro")
     ubd_queue: int = 64             # requests ubd_io holds before it answers busy (UML: 64)
     curve: dict[str, str] = field(default_factory=dict)   # CURVE certificate file per service
@@ -63,6 +64,8 @@ class GuestConfig:
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         self.hostname = self.hostname or self.name
+        if type(self.syscall_log) is bool:      # a config from before it said where
+            self.syscall_log = "log" if self.syscall_log else ""
         for service in SERVICES:
             self.endpoints.setdefault(service, f"ipc://{self.run_dir}/{service}.sock")
 
@@ -98,7 +101,7 @@ class GuestConfig:
                  f"hostname = {_q(self.hostname)}", f"release = {_q(self.release)}",
                  f"uid = {self.uid}", f"gid = {self.gid}", f"console = {_q(self.console)}",
                  f"console_tty = {str(self.console_tty).lower()}",
-                 f"syscall_log = {str(self.syscall_log).lower()}",
+                 f"syscall_log = {_q(self.syscall_log)}",
                  f"read_only = {str(self.read_only).lower()}",
                  f"ubd_queue = {self.ubd_queue}", f"notify = {str(self.notify).lower()}",
                  f"max_tasks = {self.max_tasks}", f"host_uid = {self.host_uid}",

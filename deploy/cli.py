@@ -236,8 +236,11 @@ def _need_cmd(cmd: tuple) -> None:
 @_guest_options
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
               help="keep the services' logs (kernel.log ...) in this directory")
-@click.option("--strace", is_flag=True,
-              help="log every guest system call and its result to kernel.log")
+@click.option("--strace", is_flag=False, flag_value="log", default="", metavar="[=FILE]",
+              help="log each guest system call the kernel serves, decoded as strace -f -tt "
+                   "-T prints it, to kernel.log or (--strace=FILE) to FILE; calls the "
+                   "filter lets run on the host (brk, anonymous mmap, futex, "
+                   "clock_gettime, exit_group ...) never reach the kernel and are not shown")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, mem, log_dir,
         strace, cmd) -> None:
@@ -258,7 +261,7 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, me
     try:
         cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, io_cpu, env,
                       "stdio", read_only, ptrace_only, tmpfs, mem)
-        cfg.syscall_log = strace
+        cfg.syscall_log = _strace_to(strace)
         # As a pipe to `docker run` without -t: a guest writing to a file or a pipe
         # sees no terminal (ls prints a column, programs do not colour their output).
         cfg.console_tty = sys.stdin.isatty() and sys.stdout.isatty()
@@ -271,6 +274,20 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, me
                 shutil.copy(log, log_dir / log.name)
         shutil.rmtree(run_dir, ignore_errors=True)
     sys.exit(code)
+
+
+def _strace_to(where: str) -> str:
+    """--strace's value as the config says it: "log", or FILE made absolute and
+    empty.  `--strace CMD` (no `--`) would take CMD for FILE: a program or
+    anything but a regular file is refused, never emptied."""
+    if where in ("", "log"):
+        return where
+    path = Path(where).absolute()
+    if path.exists() and (not path.is_file() or path.stat().st_mode & 0o111):
+        raise click.BadParameter(f"{where} is not a file to write the log to (to log to "
+                                 "kernel.log: --strace -- CMD)", param_hint="--strace")
+    path.write_text("")          # the kernel appends: a reboot's boots go on in it
+    return str(path)
 
 
 def _run_guest(cfg: GuestConfig) -> int:

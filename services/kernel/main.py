@@ -74,6 +74,9 @@ async def start_init(kernel: Kernel) -> None:
     env = [e.encode() for e in cfg.env]
     try:
         path = await init_path(kernel, init, argv[0], env)
+        if kernel.strace is not None:
+            from services.kernel.entry.strace.tracer import exec_args
+            kernel.strace.enter_text(init, "execve", exec_args(path, argv, env))
         ops = await execmod.execve(init, path, await execmod.open_exec(init, path),
                                    execmod.Args.of(init, path, argv, env))
     except (Errno, ExecFailed, TaskGone) as exc:

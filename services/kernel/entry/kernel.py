@@ -93,6 +93,10 @@ class Kernel:
         self.by_host: dict[int, Task] = {}             # host pid (tid) -> task
         self.strangers: dict[int, list] = {}           # listener calls from pids not yet known
         self.freezer = Freezer(self)                   # skas ctl stop/go
+        self.strace = None                             # the decoded syscall log, when on
+        if cfg.syscall_log:
+            from services.kernel.entry.strace.tracer import Strace
+            self.strace = Strace.to(cfg.syscall_log)
 
     # --- messages ------------------------------------------------------------------
     def on_message(self, to: bytes, msg: Message) -> None:
@@ -137,6 +141,9 @@ class Kernel:
         elif kind == "exited":
             t = self.tasks.get(msg["task"])
             if t is not None:
+                if self.strace is not None:
+                    code = t.process.exit_code
+                    self.strace.exited(t, msg["status"] if code is None else code)
                 if self.by_host.get(t.host_pid) is t:
                     del self.by_host[t.host_pid]
                 fut = self.waiting.pop(t.tid, None)
@@ -205,6 +212,8 @@ class Kernel:
     def dispatch(self, t: Task, nr: int, args: list[int]) -> None:
         """A call, trapped or from the listener: its handler, then the answer."""
         self.syscall_count += 1
+        if self.strace is not None:
+            self.strace.enter(t, nr, args)
         entry = TABLE.get(nr)
         if entry is None:
             if nr not in self.enosys_logged:
@@ -293,9 +302,8 @@ class Kernel:
                 self.send_answer(t, -errno.EIO, call, args)
 
     def send_answer(self, t: Task, result, call: str, args) -> None:
-        if self.cfg.syscall_log:
-            log.info("[%d] %s(%s) = %s", t.tid, call, ", ".join(hex(a) for a in args),
-                     result if isinstance(result, int) else type(result).__name__)
+        if self.strace is not None:
+            self.strace.leave(t, result)
         if t.flight.notif is not None and self.answer_notified(t, result, call, args):
             return
         if isinstance(result, int) and signals.deliverable(t):
@@ -484,12 +492,7 @@ class Kernel:
             # a listener call our stop cut short before the kernel saw it:
             # nothing of it happened, so it runs again, handler or not
             regs["rax"] = -ERESTARTNOINTR & U64
-        before = dict(regs) if self.cfg.syscall_log else None
-        after = await signals.deliver(t, regs, xstate)
-        if before is not None:
-            log.info("[%d] signal: rip %#x rsp %#x rax %#x orig %#x -> %s", t.tid, before["rip"],
-                     before["rsp"], before["rax"], before["orig_rax"],
-                     after and f"rip {after['rip']:#x} rsp {after['rsp']:#x}")
+        after = await signals.deliver(t, regs, xstate, self.strace and self.strace.signal)
         self.set_context(t, after)
 
     def set_context(self, t: Task, regs: dict | None, xstate: bytes | None = None) -> None:
@@ -519,14 +522,11 @@ class Kernel:
         regs, xstate = await self.context(t)
         regs, new_x = signals.sigreturn(t, regs, xstate)
         if signals.deliverable(t):
-            regs = await signals.deliver(t, regs, new_x or xstate)
+            regs = await signals.deliver(t, regs, new_x or xstate,
+                                         self.strace and self.strace.signal)
             if regs is None:
                 raise TaskGone(t.tid)
-        op = SetContext(regs=regs, xstate=new_x)
-        if self.cfg.syscall_log:
-            log.info("[%d] sigreturn to rip %#x rsp %#x rax %#x", t.tid, regs["rip"], regs["rsp"],
-                     regs["rax"])
-        return Ops([op])
+        return Ops([SetContext(regs=regs, xstate=new_x)])
 
     def interrupt(self, t: Task) -> None:
         self.next_id += 1

@@ -71,6 +71,7 @@ from services.kernel.abi.fcntl import (
 from services.kernel.abi.capability import (
     CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID)
 from services.kernel.abi.mount import MS_RDONLY, MS_RELATIME
+from services.kernel.abi.stat import STATX_BASIC_STATS
 
 DIR_STEP = 256      # directory entries looked at between two turns of the loop (~0.3 ms)
 
@@ -414,8 +415,7 @@ def permitted(inode: Any, cred: Credentials, mask: int) -> bool:
 
 STAT = struct.Struct("<QQQIIIiQqqqqQqQqQ24x")   # times signed: before 1970 is negative
 _STATX_TS = struct.Struct("<qI4x")
-_STATX_HEAD = struct.Struct("<IIQIIIHxxQQQQ")
-STATX_BASIC_STATS = 0x7FF
+STATX_HEAD = struct.Struct("<IIQIIIHxxQQQQ")
 
 
 def pack_stat(inode: Any, dev: int) -> bytes:
@@ -428,7 +428,7 @@ def pack_stat(inode: Any, dev: int) -> bytes:
 
 def pack_statx(inode: Any, dev: int) -> bytes:
     """struct statx (256 bytes) with the basic stats filled in."""
-    head = _STATX_HEAD.pack(STATX_BASIC_STATS, 4096, 0, inode.nlink, inode.uid, inode.gid,
+    head = STATX_HEAD.pack(STATX_BASIC_STATS, 4096, 0, inode.nlink, inode.uid, inode.gid,
                             inode.mode, inode.ino, inode.size, inode.blocks, 0)
     times = (_STATX_TS.pack(inode.atime, inode.atime_ns) + _STATX_TS.pack(0, 0)
              + _STATX_TS.pack(inode.ctime, inode.ctime_ns)

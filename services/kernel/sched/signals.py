@@ -248,13 +248,16 @@ def _restart(regs: dict, handler_flags: int | None) -> None:
         regs["rip"] -= 2
 
 
-async def deliver(t, regs: dict, xstate: bytes) -> dict | None:
+async def deliver(t, regs: dict, xstate: bytes, seen=None) -> dict | None:
     """Take t's next deliverable signal and set up its handler on the guest
     stack.  Returns the registers to resume with, or None if the signal
-    killed the process."""
+    killed the process.  seen(t, sig, info), if given, hears of each signal
+    taken (the decoded syscall log)."""
     proc = t.process
     while (taken := _take(t)) is not None:
         sig, info = taken
+        if seen is not None:
+            seen(t, sig, info)
         handler, flags, restorer, mask = action(proc, sig)
         if handler == SIG_IGN or handler == SIG_DFL and sig in IGNORED_BY_DEFAULT:
             continue
