@@ -328,8 +328,13 @@ _TABLE = [
     (280, "utimensat", NOTIFY, FULL),
     (281, "epoll_pwait", NOTIFY, FULL, "", NOHAND),
     (282, "signalfd", NOTIFY, FULL, "the reader's pending signals, as Linux's"),
+    (283, "timerfd_create", NOTIFY, FULL, "*_ALARM clocks need CAP_WAKE_ALARM"),
     (284, "eventfd", NOTIFY, FULL),
     (285, "fallocate", NOTIFY, PARTIAL, "mode 0 on ext2; other modes and filesystems EOPNOTSUPP"),
+    (286, "timerfd_settime", NOTIFY, PARTIAL, "a timer on the kernel's loop (milliseconds; "
+                                               "missed periods are counted); CANCEL_ON_SET "
+                                               "never cancels: the guest cannot set the clock"),
+    (287, "timerfd_gettime", NOTIFY, FULL),
     (288, "accept4", NOTIFY, FULL),
     (289, "signalfd4", NOTIFY, FULL, "the reader's pending signals, as Linux's"),
     (290, "eventfd2", NOTIFY, FULL),

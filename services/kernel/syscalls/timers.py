@@ -12,9 +12,13 @@ from services.kernel.mm.meminfo import memory_use
 from services.kernel.sched.load import run_queue
 from services.kernel.sched.timers import (
     ITIMERVAL, SYSINFO, TMS, TS, ITimer, cpu_times, pack_rusage, uptime)
+from services.kernel.sched.timerfd import (
+    ALARM_CLOCKS, CLOCKS, ITIMERSPEC, TimerFd, pack_itimerspec, unpack_itimerspec)
+from services.kernel.core.cred import capable
+from services.kernel.abi.capability import CAP_WAKE_ALARM
 from services.kernel.abi.time import (
     CLK_TCK, CLOCK_MONOTONIC, CLOCK_REALTIME, ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL,
-    TIMER_ABSTIME)
+    TFD_CLOEXEC, TFD_NONBLOCK, TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET, TIMER_ABSTIME)
 
 
 def _int(x: int) -> int:
@@ -161,4 +165,42 @@ def sys_sysinfo(t, buf, *_):
     t.mem.write(buf, SYSINFO.pack(
         int(uptime()), *loads, use.total, use.free, use.shmem, use.buffers, 0, 0,
         min(threads, 0xFFFF), 0, 0, 1))
+    return 0
+
+
+# --- timerfd (services/kernel/sched/timerfd.py) ----------------------------------
+def sys_timerfd_create(t, clock, flags, *_):
+    clock, flags = _int(clock), _int(flags)
+    if flags & ~(TFD_CLOEXEC | TFD_NONBLOCK) or clock not in CLOCKS:
+        raise Errno(errno.EINVAL)
+    if clock in ALARM_CLOCKS and not capable(t.cred, CAP_WAKE_ALARM):
+        raise Errno(errno.EPERM)
+    return t.files.install(TimerFd(t.kernel.loop, clock, flags),
+                           cloexec=bool(flags & TFD_CLOEXEC))
+
+
+def _timerfd(t, fd: int) -> TimerFd:
+    f = t.files.get(_int(fd))
+    if not isinstance(f, TimerFd):
+        raise Errno(errno.EINVAL)
+    return f
+
+
+def sys_timerfd_settime(t, fd, flags, new, old, *_):
+    """Linux's order: the new value read (EFAULT), the flags and the value
+    checked (EINVAL), the file (EBADF, EINVAL); the old value written last
+    (EFAULT then, with the timer set)."""
+    interval, value = unpack_itimerspec(t.mem.read(new, ITIMERSPEC.size))
+    if _int(flags) & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET):
+        raise Errno(errno.EINVAL)
+    f = _timerfd(t, fd)
+    before = f.get()
+    f.set(value, interval, bool(flags & TFD_TIMER_ABSTIME))
+    if old:
+        t.mem.write(old, pack_itimerspec(*before))
+    return 0
+
+
+def sys_timerfd_gettime(t, fd, cur, *_):
+    t.mem.write(cur, pack_itimerspec(*_timerfd(t, fd).get()))
     return 0

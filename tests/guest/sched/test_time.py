@@ -1,6 +1,6 @@
 """Timers and time accounting (alarm, setitimer, nanosleep cut short by a
-signal, times, getrusage, sysinfo): a C program prints only facts that do not
-depend on timing, natively in a chroot and in a guest."""
+signal, times, getrusage, sysinfo, timerfd): a C program prints only facts
+that do not depend on timing, natively in a chroot and in a guest."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import disk_of, make_tree
-from conftest import guest, native
+from conftest import guest, native, native_with_ptys
 
 EXPECTED = """\
 pause: r=-1 errno=EINTR alarms=1
@@ -32,7 +32,7 @@ children: wait4_ok=1 getrusage_ok=1 maxrss_ok=1 times_ok=1
 
 @pytest.fixture(scope="module")
 def ttree(tmp_path_factory) -> Path:
-    return make_tree(tmp_path_factory, "ttree", ["timers"])
+    return make_tree(tmp_path_factory, "ttree", ["timers", "timerfd"])
 
 
 @pytest.fixture(scope="module")
@@ -52,4 +52,14 @@ def test_an_alarm_outlives_exec(ttree, tdisk):
     want = native(ttree, *argv)
     assert want.stdout == "Alarm clock\nstatus=142\n"
     got = guest(tdisk, *argv)
+    assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+@pytest.mark.parametrize("options", [(), ("--ptrace-only",)], ids=["listener", "ptrace-only"])
+def test_timerfd_as_linux(ttree, tdisk, options):
+    """One-shot, periodic (missed periods counted), absolute, epoll, the
+    errors; natively with a /proc for the fd's link."""
+    want = native_with_ptys(ttree, "/bin/timerfd")
+    assert want.returncode == 0 and "ticks >= 20: 1" in want.stdout, want.stdout
+    got = guest(tdisk, "/bin/timerfd", options=options)
     assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
