@@ -18,7 +18,7 @@ from common.exits import BOOT_FAILED
 from common.transport import Link
 from deploy import disk as diskmod
 from deploy import distro
-from deploy import launch, supervisor
+from deploy import launch, supervisor, terminal
 
 GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # a file name and a supervisord group
 STATUS_TIMEOUT_MS = 1000
@@ -235,18 +235,27 @@ def _need_cmd(cmd: tuple) -> None:
               help="keep the services' logs (kernel.log ...) in this directory")
 @click.option("--strace", is_flag=True,
               help="log every guest system call and its result to kernel.log")
+@click.option("-i", "--interactive", is_flag=True,
+              help="pass skas's stdin to the guest's console (else the guest reads EOF)")
+@click.option("-t", "--tty", "want_tty", is_flag=True,
+              help="make the console a terminal, and the user's terminal raw while the "
+                   "guest runs (Ctrl-C, Ctrl-Z go to the guest); -it for a shell")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, mem, log_dir,
-        strace, cmd) -> None:
+        strace, interactive, want_tty, cmd) -> None:
     """Run CMD as pid 1 of a one-shot guest.
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
     the guest could not boot.  Ctrl-C, SIGTERM or a hangup stop the guest, and
     skas exits with 128+N for that signal.  The guest's console is a terminal
-    only when skas's stdin and stdout both are one.
+    with -t, or when skas's stdin and stdout both are one.
 
-    Example: skas run --disk disk.img -- /bin/busybox uname -a"""
+    Example: skas run --disk disk.img -- /bin/busybox uname -a
+             skas run -it --disk disk.img -- /bin/sh -i"""
     _need_cmd(cmd)
+    if want_tty and not sys.stdin.isatty():
+        raise click.UsageError("-t needs a terminal on stdin (run skas from one, or use ssh "
+                               "-t, tmux, script); without a terminal leave -t out")
     if cpu is None:
         allowed = sorted(os.sched_getaffinity(0))
         cpu = allowed[os.getpid() % len(allowed)]
@@ -257,9 +266,14 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, me
         cfg.syscall_log = strace
         # As a pipe to `docker run` without -t: a guest writing to a file or a pipe
         # sees no terminal (ls prints a column, programs do not colour their output).
-        cfg.console_tty = sys.stdin.isatty() and sys.stdout.isatty()
+        cfg.console_tty = want_tty or sys.stdin.isatty() and sys.stdout.isatty()
+        cfg.console_input = interactive
         cfg.write()
-        code = _run_guest(cfg)
+        if want_tty:
+            with terminal.raw(sys.stdin.fileno()):
+                code = _run_guest(cfg)
+        else:
+            code = _run_guest(cfg)
     finally:
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
@@ -280,8 +294,14 @@ def _run_guest(cfg: GuestConfig) -> int:
         if procs:                    # the kernel halts the guest
             procs["kernel"].send_signal(signal.SIGTERM)
 
+    def resized(_signum, _frame):     # sigio, in a session of its own, reads the new size
+        if procs:
+            procs["sigio"].send_signal(signal.SIGWINCH)
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, interrupt)
+    if cfg.console_tty:
+        signal.signal(signal.SIGWINCH, resized)
     procs.update(launch.start(cfg))
     if interrupted:                  # while starting: stop at once
         procs["kernel"].send_signal(signal.SIGTERM)
@@ -321,8 +341,9 @@ def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, 
     _need_cmd(cmd)
     if supervisor.include_path(name).exists():
         raise click.ClickException(f"guest {name!r} exists: remove it first (skas destroy {name})")
-    cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "log",
+    cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "socket",
                   read_only, ptrace_only, tmpfs, mem)
+    cfg.console_input = True
     cfg.make_run_dir()
     cfg.write()
     try:
@@ -333,7 +354,7 @@ def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, 
     click.echo(f"guest {name}: config {cfg.path}, supervisord include {include}\n"
                f"start it:  supervisorctl -c {supervisor.main_conf()} start {start}\n"
                f"   or:     skas supervisorctl start {start}\n"
-               f"console:   {cfg.console_log}")
+               f"console:   skas console {name}  (a record: {cfg.console_log})")
 
 
 def _need_supervisord_conf() -> None:
