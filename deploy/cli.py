@@ -18,6 +18,7 @@ from common.exits import BOOT_FAILED
 from common.transport import Link
 from deploy import disk as diskmod
 from deploy import distro
+from deploy import console as console_client
 from deploy import launch, supervisor, terminal
 
 GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # a file name and a supervisord group
@@ -431,6 +432,24 @@ def status(name) -> None:
                        f"{t['host_pid']:>9}  {t['comm']}")
         for pid in kernel.get("zombies", []):
             click.echo(f"{pid:>5} {pid:>5} {'':>5} Z {'-':>9}  <defunct>")
+
+
+@main.command()
+@click.argument("target", metavar="NAME|RUN_DIR")
+def console(target) -> None:
+    """Attach this terminal to guest NAME's console.
+
+    The screenful it last showed comes first, then what the guest wrote
+    since.  Ctrl-] detaches; the guest runs on, and its output waits
+    (up to its console_backlog, then the guest's writes wait).  One
+    terminal at a time: attaching takes the console from the one before."""
+    try:
+        cfg = console_client.find(target)
+        detached, said = console_client.attach(cfg)
+    except console_client.ConsoleError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"\r\nskas: {said}", err=True)
+    sys.exit(0 if detached else 1)
 
 
 @main.command()
