@@ -191,11 +191,8 @@ def run(cfg: GuestConfig) -> int:
 
 def line_endpoint(cfg: GuestConfig) -> Endpoint:
     """The console socket, in the 0700 run dir, 0600: only its user attaches."""
-    ep = Endpoint(cfg.console_socket, f"{cfg.name}/sigio")
-    for option, value in ((zmq.MAXMSGSIZE, MAX_MESSAGE), (zmq.RCVHWM, CLIENT_QUEUE),
-                          (zmq.SNDHWM, CLIENT_QUEUE)):
-        ep.sock.setsockopt(option, value)
-    return ep
+    return Endpoint(cfg.console_socket, f"{cfg.name}/sigio", options=(
+        (zmq.MAXMSGSIZE, MAX_MESSAGE), (zmq.RCVHWM, CLIENT_QUEUE), (zmq.SNDHWM, CLIENT_QUEUE)))
 
 
 def follow_winsize(keys: Keys) -> int | None:
