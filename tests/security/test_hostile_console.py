@@ -11,7 +11,6 @@ import time
 
 import msgpack
 import pytest
-import zmq
 
 from common import protocol
 from common.transport import Link
