@@ -37,7 +37,11 @@ class GuestConfig:
     release: str = DEFAULT_RELEASE
     uid: int = 0
     gid: int = 0
-    console: str = "stdio"          # "stdio": sigio's own stdout; "log": console.log
+    console: str = "stdio"          # "stdio": sigio's own stdout; "log": console.log;
+                                    # "socket": console.log and a line skas console attaches to
+    console_input: bool = False     # input comes in (stdio: sigio's stdin, skas run -i;
+                                    # socket: from the attached client); else reads see EOF
+    console_backlog: int = 1 << 20  # socket: output no client took yet; past it guest writes wait
     console_tty: bool = True        # the console answers as a terminal (skas run: only when
                                     # its stdin and stdout are one, as docker run without -t)
     cpu: int | None = None          # pin all four services (and the guest) to this CPU
@@ -87,6 +91,11 @@ class GuestConfig:
         return self.run_dir / "console.log"
 
     @property
+    def console_socket(self) -> str:
+        """Where skas console attaches (console "socket")."""
+        return f"ipc://{self.run_dir}/console.sock"
+
+    @property
     def path(self) -> Path:
         return self.run_dir / f"{self.name}.toml"
 
@@ -101,6 +110,8 @@ class GuestConfig:
                  f"hostname = {_q(self.hostname)}", f"release = {_q(self.release)}",
                  f"uid = {self.uid}", f"gid = {self.gid}", f"console = {_q(self.console)}",
                  f"console_tty = {str(self.console_tty).lower()}",
+                 f"console_input = {str(self.console_input).lower()}",
+                 f"console_backlog = {self.console_backlog}",
                  f"syscall_log = {_q(self.syscall_log)}",
                  f"read_only = {str(self.read_only).lower()}",
                  f"ubd_queue = {self.ubd_queue}", f"notify = {str(self.notify).lower()}",

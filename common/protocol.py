@@ -136,6 +136,34 @@ MESSAGES: dict[str, Spec] = {
     "ctl_reply": Spec("kernel", "any", {"ok": BOOL, "text": STR, "data": DICT},
                       "what a ctl request did: ok, text for humans, and the same as data "
                       "for programs (the fields per verb, in docs/architecture.md)"),
+    "console_input": Spec("sigio", "kernel", {"data": BYTES, "eof": BOOL},
+                          "bytes typed on the host side (at most 64 KiB), then, with eof, "
+                          "the end of input (a terminal console's is a hang-up); one at "
+                          "a time: answered by console_input_ack once the line discipline "
+                          "took all of data.  Also a console client's to sigio"),
+    "console_input_ack": Spec("kernel", "sigio", {},
+                              "all of a console_input's data is in the line discipline"),
+    "console_winsize": Spec("sigio", "kernel", {"rows": INT, "cols": INT},
+                            "the host side's window size (0..65535 each): TIOCSWINSZ's "
+                            "effect, SIGWINCH to the foreground group; no answer unless "
+                            "an error.  Also a console client's to sigio"),
+    # console client (skas console) <-> sigio's console socket
+    "console_attach": Spec("client", "sigio", {},
+                           "take the console line (from any client attached before); "
+                           "answered by console_attached, then console_output"),
+    "console_attached": Spec("sigio", "client", {"screen": BYTES, "at": INT},
+                             "the last screenful already delivered (to show first); "
+                             "at: the offset of the output that follows"),
+    "console_output": Spec("sigio", "client", {"at": INT, "data": BYTES},
+                           "guest output from offset at; sigio sends at most a window "
+                           "past what the client said it took"),
+    "console_took": Spec("client", "sigio", {"upto": INT},
+                         "the client has written out every byte before offset upto "
+                         "(its credit: sigio may send a window more)"),
+    "console_detach": Spec("client", "sigio", {}, "the client lets the line go"),
+    "console_detached": Spec("sigio", "client", {"reason": STR},
+                             "the line was taken from the client (another attached, the "
+                             "guest halted)"),
 }
 
 CTL_ARGS_MAX = 16          # arguments in one ctl request

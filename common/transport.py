@@ -219,9 +219,12 @@ class Channel(_Envelope):
 class Endpoint(Channel):
     """This service's bound ROUTER socket."""
 
-    def __init__(self, endpoint: str, sender: str, keys: Keys | None = None):
+    def __init__(self, endpoint: str, sender: str, keys: Keys | None = None,
+                 options: tuple[tuple[int, int], ...] = ()):
         sock = context().socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)     # never hold up an exit for a dead peer
+        for option, value in options:      # before bind: the listener copies them
+            sock.setsockopt(option, value)
         _secure(sock, endpoint, keys, server=True)
         path = _ipc_path(endpoint)
         if path and os.path.exists(path):

@@ -19,7 +19,8 @@ from common.exits import BOOT_FAILED, REBOOT
 from common.transport import Link
 from deploy import disk as diskmod
 from deploy import distro
-from deploy import launch, supervisor
+from deploy import console as console_client
+from deploy import launch, supervisor, terminal
 
 GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # a file name and a supervisord group
 STATUS_TIMEOUT_MS = 1000
@@ -227,7 +228,8 @@ def _config(name: str, run_dir: Path, disk_path: str, cmd: tuple, hostname, cpu,
 
 def _need_cmd(cmd: tuple) -> None:
     if not cmd:
-        raise click.UsageError("say what to run in the guest: ... -- CMD [ARGS]")
+        raise click.UsageError("say what to run in the guest: ... -- CMD [ARGS] (or -it "
+                               "without CMD to boot the image's /sbin/init)")
 
 
 # --- one-shot guests ------------------------------------------------------------------
@@ -241,19 +243,31 @@ def _need_cmd(cmd: tuple) -> None:
                    "-T prints it, to kernel.log or (--strace=FILE) to FILE; calls the "
                    "filter lets run on the host (brk, anonymous mmap, futex, "
                    "clock_gettime, exit_group ...) never reach the kernel and are not shown")
+@click.option("-i", "--interactive", is_flag=True,
+              help="pass skas's stdin to the guest's console (else the guest reads EOF)")
+@click.option("-t", "--tty", "want_tty", is_flag=True,
+              help="make the console a terminal; with -i, the user's terminal is raw while "
+                   "the guest runs (Ctrl-C, Ctrl-Z go to the guest): -it for a shell")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, mem, log_dir,
-        strace, cmd) -> None:
-    """Run CMD as pid 1 of a one-shot guest.
+        strace, interactive, want_tty, cmd) -> None:
+    """Run CMD as pid 1 of a one-shot guest (with -it and no CMD: the
+    image's /sbin/init).
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
     the guest could not boot; 0 when the guest halts or powers off (reboot(2)),
     and a reboot boots it again.  Ctrl-C, SIGTERM or a hangup stop the guest, and
     skas exits with 128+N for that signal.  The guest's console is a terminal
-    only when skas's stdin and stdout both are one.
+    with -t, or when skas's stdin and stdout both are one.
 
-    Example: skas run --disk disk.img -- /bin/busybox uname -a"""
+    Example: skas run --disk disk.img -- /bin/busybox uname -a
+             skas run -it --disk disk.img -- /bin/sh -i"""
+    if not cmd and interactive and want_tty:
+        cmd = (INIT,)               # -it alone: boot the image's init, as skas create does
     _need_cmd(cmd)
+    if want_tty and not sys.stdin.isatty():
+        raise click.UsageError("-t needs a terminal on stdin (run skas from one, or use ssh "
+                               "-t, tmux, script); without a terminal leave -t out")
     if cpu is None:
         allowed = sorted(os.sched_getaffinity(0))
         cpu = allowed[os.getpid() % len(allowed)]
@@ -264,9 +278,14 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, me
         cfg.syscall_log = _strace_to(strace)
         # As a pipe to `docker run` without -t: a guest writing to a file or a pipe
         # sees no terminal (ls prints a column, programs do not colour their output).
-        cfg.console_tty = sys.stdin.isatty() and sys.stdout.isatty()
+        cfg.console_tty = want_tty or sys.stdin.isatty() and sys.stdout.isatty()
+        cfg.console_input = interactive
         cfg.write()
-        code = _run_guest(cfg)
+        if want_tty and interactive:     # the typing is the guest's: Ctrl-C is a byte for it
+            with terminal.raw(sys.stdin.fileno()):
+                code = _run_guest(cfg)
+        else:
+            code = _run_guest(cfg)
     finally:
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
@@ -301,8 +320,14 @@ def _run_guest(cfg: GuestConfig) -> int:
         if procs:                    # the kernel halts the guest
             procs["kernel"].send_signal(signal.SIGTERM)
 
+    def resized(_signum, _frame):     # sigio, in a session of its own, reads the new size
+        if procs:
+            procs["sigio"].send_signal(signal.SIGWINCH)
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, interrupt)
+    if cfg.console_tty:
+        signal.signal(signal.SIGWINCH, resized)
     code = REBOOT
     while code == REBOOT and not interrupted:     # reboot(2): all four services anew
         procs.update(launch.start(cfg))
@@ -347,8 +372,9 @@ def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, 
     cmd = cmd or (INIT,)
     if supervisor.include_path(name).exists():
         raise click.ClickException(f"guest {name!r} exists: remove it first (skas destroy {name})")
-    cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "log",
+    cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "socket",
                   read_only, ptrace_only, tmpfs, mem)
+    cfg.console_input = True
     cfg.make_run_dir()
     cfg.write()
     try:
@@ -359,7 +385,7 @@ def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, 
     click.echo(f"guest {name}: config {cfg.path}, supervisord include {include}\n"
                f"start it:  supervisorctl -c {supervisor.main_conf()} start {start}\n"
                f"   or:     skas supervisorctl start {start}\n"
-               f"console:   {cfg.console_log}")
+               f"console:   skas console {name}  (a record: {cfg.console_log})")
 
 
 def _need_supervisord_conf() -> None:
@@ -501,6 +527,24 @@ def ctl(guest, verb, args, as_json, timeout) -> None:
     else:
         click.echo(f"skas ctl: guest {cfg.name}: {verb}: {text}", err=True)
     sys.exit(0 if ok else 1)
+
+
+@main.command()
+@click.argument("target", metavar="NAME|RUN_DIR")
+def console(target) -> None:
+    """Attach this terminal to guest NAME's console.
+
+    The screenful it last showed comes first, then what the guest wrote
+    since.  Ctrl-] detaches; the guest runs on, and its output waits
+    (up to its console_backlog, then the guest's writes wait).  One
+    terminal at a time: attaching takes the console from the one before."""
+    try:
+        cfg = console_client.find(target)
+        detached, said = console_client.attach(cfg)
+    except console_client.ConsoleError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"\r\nskas: {said}", err=True)
+    sys.exit(0 if detached else 1)
 
 
 @main.command()

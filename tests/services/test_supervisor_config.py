@@ -60,7 +60,7 @@ def test_create_starts_supervisord_with_the_guests_group_stopped(skas_home, img)
 def test_the_include_file_names_the_guests_config_and_the_repo(skas_home, img):
     assert skas("create", "g1", "--disk", str(img), "--", "true").returncode == 0
     cfg = guest_config.load(guest_config.default_run_root() / "g1" / "g1.toml")
-    assert cfg.console == "log" and cfg.init == ["true"]
+    assert cfg.console == "socket" and cfg.console_input and cfg.init == ["true"]
     assert cfg.disks == {"ubd0": str(img.resolve())}
     include = (skas_home / "conf.d" / "g1.conf").read_text()
     assert "[group:g1]\nprograms=g1-kernel,g1-userspace,g1-ubd_io,g1-sigio\n" in include

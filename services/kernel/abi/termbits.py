@@ -26,6 +26,7 @@ TCOOFF, TCOON, TCIOFF, TCION = 0, 1, 2, 3
 N_TTY = 0
 N_TTY_BUF_SIZE = 4096
 
+TTY_MAJOR = 4                    # /dev/tty0, the console's line (UML's stdio console)
 TTYAUX_MAJOR = 5                 # /dev/tty 5:0, /dev/console 5:1, /dev/ptmx 5:2
 UNIX98_PTY_SLAVE_MAJOR = 136     # /dev/pts/N
 NR_UNIX98_PTY_MAX = 4096         # /proc/sys/kernel/pty/max's default

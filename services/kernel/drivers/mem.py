@@ -9,12 +9,12 @@ import errno
 import os
 import stat as S
 
-from services.kernel.drivers.console import ConsoleFile
+from services.kernel.drivers.console import open_console, open_tty0
 from services.kernel.drivers.tty.pty import open_master, open_slave
 from services.kernel.core.errors import Errno
 from services.kernel.fs.vfs import Location, OpenFile, makedev
 from services.kernel.abi.mount import MS_NODEV
-from services.kernel.abi.termbits import TTYAUX_MAJOR, UNIX98_PTY_SLAVE_MAJOR
+from services.kernel.abi.termbits import TTY_MAJOR, TTYAUX_MAJOR, UNIX98_PTY_SLAVE_MAJOR
 
 
 class NullFile(OpenFile):
@@ -52,18 +52,6 @@ class RandomFile(NullFile):
         return os.urandom(count)
 
 
-class ConsoleDevice(ConsoleFile):
-    """/dev/console, with the stat of the node it was opened through (never
-    a controlling terminal by its open, as Linux's)."""
-
-    def __init__(self, t, loc: Location, flags: int, noctty: bool = True):
-        super().__init__(t.kernel.console, flags)
-        self.loc = loc
-
-    stat = OpenFile.stat
-    statx = OpenFile.statx
-
-
 def open_ctty(t, loc: Location, flags: int, noctty: bool) -> OpenFile:
     """/dev/tty: the caller's controlling terminal, ENXIO if it has none."""
     tty = t.process.tty
@@ -79,7 +67,8 @@ def _simple(cls):
 DRIVERS = {
     (1, 3): _simple(NullFile), (1, 5): _simple(ZeroFile), (1, 7): _simple(FullFile),
     (1, 8): _simple(RandomFile), (1, 9): _simple(RandomFile),
-    (TTYAUX_MAJOR, 0): open_ctty, (TTYAUX_MAJOR, 1): ConsoleDevice,
+    (TTY_MAJOR, 0): open_tty0,
+    (TTYAUX_MAJOR, 0): open_ctty, (TTYAUX_MAJOR, 1): open_console,
     (TTYAUX_MAJOR, 2): lambda t, loc, flags, noctty: open_master(t, loc, flags),
 }
 
@@ -102,7 +91,7 @@ def open_char(t, loc: Location, flags: int, noctty: bool = False) -> OpenFile:
 DEV_NODES = [
     (b"null", 0o666, 1, 3), (b"zero", 0o666, 1, 5), (b"full", 0o666, 1, 7),
     (b"random", 0o666, 1, 8), (b"urandom", 0o666, 1, 9),
-    (b"tty", 0o666, 5, 0), (b"console", 0o600, 5, 1), (b"ptmx", 0o666, 5, 2),
+    (b"tty", 0o666, 5, 0), (b"tty0", 0o620, 4, 0), (b"console", 0o600, 5, 1), (b"ptmx", 0o666, 5, 2),
 ]
 DEV_LINKS = [
     (b"fd", b"/proc/self/fd"), (b"stdin", b"/proc/self/fd/0"),

@@ -64,8 +64,8 @@ class Kernel:
                                      self.on_lost)
         self.ubd = AsyncLink(loop, cfg.endpoints["ubd_io"], self.me,
                              keys=cfg.curve_files("kernel", "ubd_io"))
-        self.console = Console(AsyncLink(loop, cfg.endpoints["sigio"], self.me),
-                               tty=cfg.console_tty)
+        self.console = Console(self, AsyncLink(loop, cfg.endpoints["sigio"], self.me),
+                               terminal=cfg.console_tty, input=cfg.console_input)
         self.pagecache = PageCache(cfg.run_dir, cfg.pagecache_limit)
         self.disks: dict[int, UbdDevice] = {}         # the guest's ubd disks, by number
         self.load = LoadAverage()                      # /proc/loadavg's and sysinfo's
@@ -170,6 +170,15 @@ class Kernel:
                 asyncio.ensure_future(self.boot(self))
             else:
                 self.endpoint.error(msg.id, "a userspace is already attached", to)
+        elif kind == "console_input":
+            problem = self.console.input(msg["data"], msg["eof"], lambda: self.endpoint.send(
+                "console_input_ack", msg.id, {}, to))
+            if problem:
+                self.endpoint.error(msg.id, problem, to)
+        elif kind == "console_winsize":
+            problem = self.console.resize(msg["rows"], msg["cols"])
+            if problem:
+                self.endpoint.error(msg.id, problem, to)
         elif kind == "ping":
             self.endpoint.send("pong", msg.id, {"service": "kernel"}, to)
         elif kind == "pong":

@@ -90,8 +90,11 @@ class SysFs(FileSystem):
             mm[b"transparent_hugepage"] = {b"enabled": lambda: _host_thp() or b""}
         return {b"block": {name: b"../devices/virtual/block/" + name for name in names},
                 b"class": {b"block": {name: b"../../devices/virtual/block/" + name
-                                      for name in names}},
-                b"devices": {b"system": {b"cpu": cpus}, b"virtual": {b"block": block}},
+                                      for name in names},
+                           b"tty": {b"console": b"../../devices/virtual/tty/console"}},
+                b"devices": {b"system": {b"cpu": cpus},
+                             b"virtual": {b"block": block, b"tty": {b"console": {
+                                 b"active": lambda: b"tty0\n"}}}},
                 b"fs": {},
                 b"kernel": {b"mm": mm}}
 

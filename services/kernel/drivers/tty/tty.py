@@ -2,8 +2,9 @@
 group, its line discipline, and the open files of it (Linux's tty_struct
 and tty_io.c, tty_jobctrl.c).
 
-In a nutshell: a ``Tty`` is what a pty slave (later the console) is: input
-goes in through its LineDiscipline, reads take it out; writes go through
+In a nutshell: a ``Tty`` is what a pty slave or the console is: input
+goes in through its LineDiscipline, reads take it out (0 once it is
+``ended``: the console with no input attached); writes go through
 the discipline's output processing into ``output``, which the other end
 (a pty master) takes.  Both are bounded, so a writer with nobody reading
 waits.  One wait queue per terminal carries every change (input, output,
@@ -76,6 +77,7 @@ class Tty:
         self.output = bytearray()
         self.stopped = False              # IXON's ^S, or tcflow(TCOOFF)
         self.hung_up = False
+        self.ended = False                # no more input will come: reads end with 0
         self.waitq = WaitQueue()
 
     # --- what the line discipline calls ------------------------------------------
@@ -219,6 +221,8 @@ async def read_input(tty: Tty, f: OpenFile, count: int) -> bytes:
         while not ld.lines:
             if tty.hung_up:
                 raise Errno(errno.EIO)
+            if tty.ended:
+                return b""
             await _wait(tty, f)
             await job_control(CURRENT.get(), tty, SIGTTIN)
             if not ld.canonical:
@@ -245,6 +249,8 @@ async def read_input(tty: Tty, f: OpenFile, count: int) -> bytes:
                 if out:
                     return bytes(out)
                 raise Errno(errno.EIO)
+            if tty.ended:
+                return bytes(out)
             if ld.canonical:
                 return bytes(out) if out else await read_input(tty, f, count)
             if out and f.flags & O_NONBLOCK:
@@ -316,7 +322,7 @@ class TtyFile(OpenFile):
             table.add(tty.waitq)
         if self.gone:
             return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM | POLLERR | POLLHUP
-        mask = POLLIN | POLLRDNORM if tty.ldisc.readable() else 0
+        mask = POLLIN | POLLRDNORM if tty.ldisc.readable() or tty.ended else 0
         if tty.writable():
             mask |= POLLOUT | POLLWRNORM
         return mask

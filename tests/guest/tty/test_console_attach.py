@@ -1,0 +1,149 @@
+"""A supervised guest's console line (console "socket"): `skas console`
+through a pty the test opens shows the same shell after a detach (^]) and
+a reattach (its pid, history and working directory); a new attach takes
+the line over; 4 MiB written while nobody is attached arrive in order
+once someone is, none lost; and the errors say what to do."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+
+import pytest
+
+from common import config as guest_config
+from common.transport import Link
+from conftest import HERE, _command, make_config, make_tree, disk_of
+from deploy import launch
+from terminal import Terminal
+
+BIG = 4 << 20
+PROMPT = rb"/[^\r\n]*# "
+
+
+@pytest.fixture(scope="module")
+def attachtree(tmp_path_factory):
+    root = make_tree(tmp_path_factory, "attachtree")
+    (root / "big").write_bytes(os.urandom(BIG))
+    return root
+
+
+@pytest.fixture(scope="module")
+def attachdisk(tmp_path_factory, attachtree):
+    yield from disk_of(tmp_path_factory, attachtree)
+
+
+def supervised(tmp_path, disk, init):
+    """A guest as supervisord runs it: its services started from its config,
+    the console an attachable line (as skas create makes it)."""
+    cfg = make_config(tmp_path, disk, init, console="socket")
+    cfg.console_input = True
+    cfg.write()
+    return cfg, launch.start(cfg)
+
+
+def attach(cfg) -> Terminal:
+    return Terminal(_command(("console", str(cfg.run_dir))), cwd=HERE.parent)
+
+
+def run_line(t: Terminal, line: bytes) -> bytes:
+    t.send(line + b"\r")
+    t.expect(re.escape(line) + rb"\r\n")
+    start = t.pos
+    t.expect(PROMPT)
+    return bytes(t.out[start:t.pos]).rsplit(b"\r\n", 1)[0]
+
+
+SHELL = ["/bin/sh", "-c", "setsid cttyhack /bin/sh -i; echo shell ended"]
+
+
+def test_detach_and_reattach_find_the_same_shell(tmp_path, attachdisk):
+    cfg, procs = supervised(tmp_path, attachdisk, SHELL)
+    try:
+        t = attach(cfg)
+        t.send(b"\r")
+        t.expect(PROMPT)
+        pid = run_line(t, b"echo $$")
+        run_line(t, b"cd /etc")
+        run_line(t, b"echo remembered")
+        t.send(b"\x1d")                      # Ctrl-]
+        t.expect(rb"detached from svc; reattach: skas console svc")
+        assert t.wait() == 0
+        t.close()
+        t = attach(cfg)
+        # the screen it left, shown again, to its last prompt (its older lines,
+        # `echo $$` among them, must not be taken for what comes next)
+        t.expect(rb"\r\nremembered\r\n/etc # ")
+        assert run_line(t, b"echo $$") == pid
+        assert run_line(t, b"pwd") == b"/etc"
+        t.send(b"\x1b[A\x1b[A\r")            # history: up twice is `pwd`'s predecessor
+        t.expect(rb"echo \$\$(\x1b\[J)?\r\n" + re.escape(pid) + rb"\r\n")
+        t2 = attach(cfg)                      # takes the line over
+        t.expect(rb"the console of svc was taken: another client attached")
+        assert t.wait() == 1
+        t2.send(b"exit\r")
+        t2.expect(rb"shell ended")
+        t2.close()
+        t.close()
+        assert procs["kernel"].wait(30) == 0
+    finally:
+        launch.stop(procs)
+
+
+def test_output_waits_for_a_client_and_none_is_lost(tmp_path, attachtree, attachdisk):
+    """4 MiB written with nobody attached: the guest waits (at most the
+    backlog is held), then a client gets every byte in order, though it
+    goes away midway without a word and another attaches: the second is
+    sent again what the first was sent but did not say it took.  The
+    console is a terminal: ONLCR makes each newline CR NL."""
+    cfg, procs = supervised(tmp_path, attachdisk, ["/bin/sh", "-c", "cat /big; echo; echo END"])
+    try:
+        got = bytearray()
+        link = Link(cfg.console_socket, "test")
+        link.send("console_attach", 1, {})
+        taken = 0
+        while len(got) < BIG // 2:           # the first client takes half, then goes away
+            assert link.sock.poll(30000)
+            for _, msg in link.drain():
+                if msg.type == "console_attached":
+                    assert msg["at"] == 0
+                elif msg.type == "console_output":
+                    assert msg["at"] == taken
+                    got += msg["data"]
+                    taken += len(msg["data"])
+                    link.send("console_took", 2, {"upto": taken})
+        link.close()                          # without a word: what it was sent and did
+        link = Link(cfg.console_socket, "test")   # not take comes again
+        link.send("console_attach", 1, {})
+        while not got.endswith(b"END\r\n"):
+            assert link.sock.poll(30000)
+            for _, msg in link.drain():
+                if msg.type == "console_attached":
+                    at = msg["at"]
+                    assert at <= taken and got[:at].endswith(msg["screen"])
+                    del got[at:]
+                    taken = at
+                elif msg.type == "console_output":
+                    assert msg["at"] == taken
+                    got += msg["data"]
+                    taken += len(msg["data"])
+                    link.send("console_took", 2, {"upto": taken})
+        link.close()
+        assert procs["kernel"].wait(60) == 0
+    finally:
+        launch.stop(procs)
+    want = ((attachtree / "big").read_bytes() + b"\nEND\n").replace(b"\n", b"\r\n")
+    assert len(got) == len(want) and hashlib.sha256(got).digest() == hashlib.sha256(want).digest()
+    assert cfg.console_log.read_bytes() == want         # the record has every byte too
+
+
+def test_console_errors_say_what_to_do(tmp_path, attachdisk):
+    r = subprocess.run(_command(("console", "no-such-guest")), cwd=HERE.parent,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "no guest 'no-such-guest'" in r.stderr
+    cfg = make_config(tmp_path, attachdisk, ["/bin/true"], console="socket")
+    r = subprocess.run(_command(("console", str(cfg.run_dir))), cwd=HERE.parent,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "is not running; start it: skas supervisorctl start" in r.stderr
+    assert guest_config.load(cfg.path).console == "socket"
