@@ -1,8 +1,9 @@
 """The guest console as a terminal, driven through a pty the test opens
 (`skas run -it`): a shell with job control on tty0 (busybox cttyhack), ^C,
 ^Z with jobs and fg, stty size following the outer terminal's size, vi
-saving a file, util-linux's script on a guest pty; and `cat` of 4 MiB to
-a slow reader, through -t and through a pipe, every byte in order."""
+saving a file, util-linux's script on a guest pty; `cat` of 4 MiB to
+a slow reader, through -t and through a pipe, every byte in order; and the
+default disk booting busybox init to a login shell, then powered off."""
 from __future__ import annotations
 
 import hashlib
@@ -216,3 +217,29 @@ def test_raw_mode_is_restored_after_skas_is_killed(condisk):
         assert termios.tcgetattr(t.master)[3] & termios.ICANON
     finally:
         t.close()
+
+
+def test_the_default_disk_boots_init_to_a_shell_and_powers_off(tmp_path):
+    """`skas run -it` with no command boots the default disk's busybox init:
+    a login shell on tty0 with job control; poweroff runs init's shutdown
+    and skas exits 0 with a clean disk."""
+    img = tmp_path / "default.img"
+    r = subprocess.run(_command(("disk", "create", str(img))), cwd=HERE.parent,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    t = Terminal(_command(("run", "-it", "--disk", str(img))), cwd=HERE.parent)
+    try:
+        t.expect(PROMPT)
+        assert run_line(t, b"tty; echo $0") == b"/dev/tty0\r\n-/bin/sh"     # a login shell
+        t.send(SLEEP)
+        t.expect(rb"ready\r\n")
+        t.send(b"\x1a")
+        t.expect(rb"Stopped")
+        t.expect(PROMPT)
+        assert b"sleep 100" in run_line(t, b"jobs")
+        t.send(b"poweroff\r")
+        t.expect(rb"reboot: Power down")
+        assert t.wait() == 0
+    finally:
+        t.close()
+    subprocess.run(["e2fsck", "-fn", str(img)], check=True, capture_output=True)
