@@ -100,8 +100,10 @@ def compare(names: list[str], rounds: int, calls: int, procs: int, mib: int,
     for r in range(rounds):
         for workload in WORKLOADS:
             for system in columns:
-                print(f"round {r + 1}/{rounds}: {workload} on {system.name}", file=sys.stderr)
                 rows, ran = measure(system, workload, calls, procs, mib)
+                print(f"round {r + 1}/{rounds}, {workload} on {system.name}: "
+                      + ", ".join(f"{name} {value:.4g}" for name, value in rows.items()),
+                      file=sys.stderr)
                 for name, value in rows.items():
                     figures[system.name].setdefault(name, []).append(value)
                 if ran:
