@@ -114,12 +114,18 @@ def compare(names: list[str], rounds: int, calls: int, procs: int, mib: int,
           f", medians of {rounds} rounds; per-call figures the medians of {calls} "
           f"calls (processes: {procs}, ping-pong {procs * 10}); storage on "
           + "; ".join(f"{s}: {', '.join(sorted(w))}" for s, w in where.items()))
-    heads = [s.name for s in columns] + (["skas ÷ UML"] if "UML" in medians else [])
+    print_table([s.name for s in columns], medians, mib)
+
+
+def print_table(names: list[str], medians: dict[str, dict[str, float]], mib: int) -> None:
+    """The markdown table: a row per ROWS, a column per system, then skas ÷ UML."""
+    ratio = "UML" in medians
+    heads = names + (["skas ÷ UML"] if ratio else [])
     print("\n| workload | " + " | ".join(heads) + " |")
     print("|---" * (len(heads) + 1) + "|")
     for label, figure, kind in ROWS:
-        cells = [human(medians[s.name][figure], kind) for s in columns]
-        if "UML" in medians:
+        cells = [human(medians[name][figure], kind) for name in names]
+        if ratio:
             skas, base = medians["skas"][figure], medians["UML"][figure]
             cells.append(f"{(base / skas if kind == 'MBps' else skas / base):.2f}")
         print(f"| {label.format(mib=mib)} | " + " | ".join(cells) + " |")
