@@ -4,6 +4,7 @@ guest; print µs per operation and ratios.
     .venv/bin/python bench/run.py [--calls N] [--procs N] [--only SECTION] [--mib N]
                                   [--ptrace-only]
     .venv/bin/python bench/run.py --only debian   # needs debootstrap and the network
+    .venv/bin/python bench/run.py --against uml[,proot] [--rounds N]   # bench/setup-uml.sh
 
 bench/syscalls.c times getppid and open+read+close; bench/processes.c
 fork+_exit+waitpid, fork+execve(/bin/true)+waitpid and a pipe ping-pong;
@@ -17,74 +18,36 @@ dynamic /bin/true and `python3 -c pass` (bench/spawn.c) in a chroot of a
 debootstrap tree and in a guest of its image.  Not a test: numbers depend on the
 machine.  The guest is pinned to one CPU, its ubd_io to the next (skas run's
 default); the syscall and process sections also run the native program
-pinned to one CPU, for a comparison on the same footing."""
+pinned to one CPU, for a comparison on the same footing.  `--against`
+prints issue 18's table instead: the same programs natively, under
+User-Mode Linux (and PRoot) and under skas, interleaved (against.py)."""
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import against  # noqa: E402
 from deploy import disk, distro  # noqa: E402
-
-
-def parse(out: str) -> dict[str, tuple[float, float]]:
-    rows = {}
-    for line in out.splitlines():
-        name, _, median, _, mean = line.split()
-        rows[name] = (float(median), float(mean))
-    return rows
-
-
-SHELL_LOOP = ("i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo $i > /tmp/x; "
-              "cat /tmp/x >/dev/null; done")
-STORAGE_DISK = "1G"     # 4 KiB blocks, as mke2fs gives a real disk; room for the 64 MiB file
-STORAGE_DIR = "/storage-bench"
-
-
-def parse_storage(out: str) -> dict[str, tuple[str, float]]:
-    """storage.c's lines: NAME MBps X, NAME seconds X, NAME median_us M mean_us A."""
-    rows = {}
-    for line in out.splitlines():
-        name, unit, value, *_ = line.split()
-        rows[name] = ("µs" if unit == "median_us" else unit, float(value))
-    return rows
-
-
-def native_storage(tmp: Path, tree: Path, img: Path, cmd: list[str]) -> tuple[str, str]:
-    """storage run natively in a chroot of a copy of the guest's image,
-    loop-mounted (so both sides write ext2 to an image file); of the tree
-    on the host's own filesystem if the image cannot be mounted."""
-    copy, mnt = tmp / "native.img", tmp / "mnt"
-    subprocess.run(["cp", "--sparse=always", str(img), str(copy)], check=True)
-    mnt.mkdir()
-    if subprocess.run(["mount", "-o", "loop", str(copy), str(mnt)],
-                      capture_output=True).returncode:
-        return subprocess.run(["chroot", str(tree), *cmd], capture_output=True, text=True,
-                              check=True).stdout, "a chroot of the tree on the host's filesystem"
-    try:
-        return subprocess.run(["chroot", str(mnt), *cmd], capture_output=True, text=True,
-                              check=True).stdout, "the same ext2 image loop-mounted"
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
-        copy.unlink()
+from programs import (SHELL_LOOP, STORAGE_DIR, STORAGE_DISK, build, parse,  # noqa: E402
+                      parse_storage)
+from systems import AGAINST, GUEST_OPTIONS, on_image_copy, skas_run, timed  # noqa: E402
 
 
 def storage(tmp: Path, tree: Path, mib: int, calls: int) -> None:
-    subprocess.run(["gcc", "-O2", "-static", "-o", str(tree / "bin" / "storage"),
-                    str(HERE / "storage.c")], check=True)
+    build(tree, "storage")
     img = tmp / "storage.img"
     disk.create(img, STORAGE_DISK, tree)
     cmd = ["/bin/storage", STORAGE_DIR, str(mib), str(calls)]
-    native, where = native_storage(tmp, tree, img, cmd)
-    guest = subprocess.run(skas_run(img, cmd), capture_output=True, text=True, check=True,
-                           cwd=HERE.parent).stdout
+    native, where = on_image_copy(tmp, tree, img, cmd)
+    guest = timed(skas_run(img, cmd), cwd=HERE.parent)[0]
     n, g = parse_storage(native), parse_storage(guest)
     print(f"\nstorage: {mib} MiB file, {STORAGE_DISK} ext2 image; native on {where}")
     print(f"{'operation':<18} {'native':>12} {'guest':>12} {'guest/native':>13}")
@@ -100,23 +63,11 @@ def storage(tmp: Path, tree: Path, mib: int, calls: int) -> None:
               f"{'met' if read >= 500 else 'NOT met'}")
 
 
-GUEST_OPTIONS: list[str] = []     # --ptrace-only passes on to skas run
-
-
-def skas_run(img: Path, cmd: list[str]) -> list[str]:
-    return [sys.executable, "-m", "deploy.cli", "run", "--disk", str(img), *GUEST_OPTIONS,
-            "--", *cmd]
-
-
 def both(tree: Path, img: Path, cmd: list[str]) -> tuple[str, str, float, float]:
     """stdout and wall seconds natively and in a guest."""
-    start = time.monotonic()
-    native = subprocess.run(["chroot", str(tree), *cmd], capture_output=True, text=True,
-                            check=True).stdout
-    mid = time.monotonic()
-    guest = subprocess.run(skas_run(img, cmd), capture_output=True, text=True, check=True,
-                           cwd=HERE.parent).stdout
-    return native, guest, mid - start, time.monotonic() - mid
+    native, native_s = timed(["chroot", str(tree), *cmd])
+    guest, guest_s = timed(skas_run(img, cmd), cwd=HERE.parent)
+    return native, guest, native_s, guest_s
 
 
 def debian(tmp: Path, n: int) -> None:
@@ -126,8 +77,7 @@ def debian(tmp: Path, n: int) -> None:
     tree = tmp / "debian"
     print("debootstrap bookworm (minbase, python3) ...", file=sys.stderr)
     distro.debootstrap(tree, distro.DEFAULT_SUITE, ["python3"])
-    subprocess.run(["gcc", "-O2", "-static", "-o", str(tree / "usr/local/bin/spawn"),
-                    str(HERE / "spawn.c")], check=True)
+    build(tree, "spawn", "usr/local/bin")
     img = tmp / "debian.img"
     disk.create(img, distro.image_size(tree), tree)
     print(f"{'operation':<18} {'native µs':>10} {'guest µs':>10} {'ratio':>8}   (medians "
@@ -137,6 +87,19 @@ def debian(tmp: Path, n: int) -> None:
         native, guest, _, _ = both(tree, img, ["/usr/local/bin/spawn", name, str(n), *prog])
         nat, gst = parse(native)[name][0], parse(guest)[name][0]
         print(f"{name:<18} {nat:>10.0f} {gst:>10.0f} {gst / nat:>8.1f}x")
+
+
+def against_systems(value: str) -> list[str]:
+    """--against's list: each a system against.py knows, whose program is on PATH."""
+    names = value.split(",")
+    for name in names:
+        if name not in AGAINST:
+            raise argparse.ArgumentTypeError(f"{name}: not one of "
+                                             f"{', '.join(AGAINST)}")
+        if shutil.which(AGAINST[name]) is None:
+            raise argparse.ArgumentTypeError(f"{AGAINST[name]} is not on PATH: "
+                                             "run bench/setup-uml.sh")
+    return names
 
 
 def main() -> None:
@@ -149,11 +112,19 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=64, help="size of the storage file in MiB")
     ap.add_argument("--ptrace-only", action="store_true",
                     help="run the guest with skas run --ptrace-only (every call a ptrace stop)")
+    ap.add_argument("--against", type=against_systems, metavar="uml[,proot]",
+                    help="issue 18's table instead of the sections: native, these systems "
+                         "and skas, interleaved over --rounds (bench/setup-uml.sh installs "
+                         "them; run as root)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of --against (medians)")
     args = ap.parse_args()
     if args.ptrace_only:
         GUEST_OPTIONS.append("--ptrace-only")
     with tempfile.TemporaryDirectory(prefix="skas-bench-") as tmp:
         tmp = Path(tmp)
+        if args.against:
+            against.compare(args.against, args.rounds, args.calls, args.procs, args.mib, tmp)
+            return
         tree = tmp / "tree"
         disk.default_tree(tree)
         sections = [args.only] if args.only else ["syscalls", "processes", "shell", "storage"]
@@ -161,8 +132,7 @@ def main() -> None:
             debian(tmp, max(args.procs // 10, 5))
             return
         for prog in ("syscalls", "processes"):
-            subprocess.run(["gcc", "-O2", "-static", "-o", str(tree / "bin" / prog),
-                            str(HERE / f"{prog}.c")], check=True)
+            build(tree, prog)
         img = tmp / "bench.img"
         disk.create(img, "64M", tree)
         cmds = {"syscalls": ["/bin/syscalls", str(args.calls), "/etc/hostname"],
