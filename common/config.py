@@ -64,6 +64,11 @@ class GuestConfig:
     tmpfs: list[str] = field(default_factory=list)   # "PATH[:SIZE]": a tmpfs mounted there at boot
     mem: int = DEFAULT_MEM          # the guest's memory (UML's mem=): /proc/meminfo's MemTotal,
                                     # sysinfo's totalram; a tmpfs is half of it unless told
+    # tracing and metrics (common/tracing.py): off unless trace, or otel names a collector
+    trace: bool = False             # skas run/create --trace
+    trace_sampling: str = ""        # a ratio, or SAMPLER[:RATIO]; "": OTEL_TRACES_SAMPLER's
+    trace_dir: str = ""             # the JSON exporter's directory; "": RUN_DIR/traces
+    otel: dict[str, str] = field(default_factory=dict)   # OTEL_* variables skas was given
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -123,6 +128,8 @@ class GuestConfig:
             lines.append(f"cpu = {self.cpu}")
         if self.io_cpu is not None:
             lines.append(f"io_cpu = {self.io_cpu}")
+        lines += [f"trace = {str(self.trace).lower()}", f"trace_sampling = {_q(self.trace_sampling)}",
+                  f"trace_dir = {_q(self.trace_dir)}"]
         lines.append("\n[disks]")
         lines += [f"{k} = {_q(v)}" for k, v in self.disks.items()]
         lines.append("\n[endpoints]")
@@ -130,6 +137,9 @@ class GuestConfig:
         if self.curve:
             lines.append("\n[curve]")
             lines += [f"{k} = {_q(v)}" for k, v in self.curve.items()]
+        if self.otel:
+            lines.append("\n[otel]")
+            lines += [f"{k} = {_q(v)}" for k, v in self.otel.items()]
         return "\n".join(lines) + "\n"
 
     def write(self, path: Path | None = None) -> Path:

@@ -351,14 +351,16 @@ class AsyncLink:
             return  # an answer to a resent request that was answered already
         fut.set_result(msg)
 
-    async def request(self, type_: str, body: dict, *, retries: int | None = None) -> Message:
-        """Send, and resend after each deadline, until answered (or retries run out)."""
+    async def request(self, type_: str, body: dict, *, retries: int | None = None,
+                      traceparent: str | None = None) -> Message:
+        """Send, and resend after each deadline, until answered (or retries run
+        out); traceparent: the W3C trace context it is sent in, if traced."""
         id_ = next(self.ids)
         attempt = 0
         while True:
             fut = self.loop.create_future()
             self.pending[id_] = fut
-            self.link.send(type_, id_, body)
+            self.link.send(type_, id_, body, traceparent=traceparent)
             self.kick()
             try:
                 return await asyncio.wait_for(asyncio.shield(fut), self.deadline)

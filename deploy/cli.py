@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from common import config as guest_config
+from common import tracing
 from common.config import SERVICES, GuestConfig, default_run_root
 from common.exits import BOOT_FAILED, REBOOT
 from common.transport import Link
@@ -163,6 +164,39 @@ def _guest_options(f):
     return f
 
 
+def _trace_options(f):
+    """--trace and --trace-sampling, for run and create (common/tracing.py)."""
+    f = click.option("--trace-sampling", metavar="RATIO|SAMPLER[:RATIO]", default="",
+                     callback=_check_sampling,
+                     help="which traces to keep: a ratio (0.01: one trace in a hundred, "
+                          "parent-based), or always_on, always_off, traceidratio:R, "
+                          "parentbased_always_on ...  [default: OTEL_TRACES_SAMPLER's, "
+                          "else all]")(f)
+    f = click.option("--trace", is_flag=True,
+                     help="trace the guest's IO with OpenTelemetry: to the collector the "
+                          "OTEL_EXPORTER_OTLP_* variables name, else as JSON lines that "
+                          "skas trace reads (also on when those variables name one)")(f)
+    return f
+
+
+def _check_sampling(_ctx, _param, spec: str) -> str:
+    if spec:
+        try:
+            tracing.parse_sampling(spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc))
+    return spec
+
+
+def _set_tracing(cfg: GuestConfig, trace: bool, sampling: str, trace_dir: Path | None) -> None:
+    """The tracing settings and the OTEL_* variables skas was given (a
+    supervised guest's services do not see skas's environment)."""
+    cfg.trace, cfg.trace_sampling = trace, sampling
+    cfg.otel = {k: v for k, v in os.environ.items() if k.startswith("OTEL_")}
+    if trace_dir is not None:
+        cfg.trace_dir = str(trace_dir)
+
+
 def _check_tmpfs(_ctx, _param, values: tuple) -> tuple:
     for spec in values:
         try:
@@ -248,9 +282,10 @@ def _need_cmd(cmd: tuple) -> None:
 @click.option("-t", "--tty", "want_tty", is_flag=True,
               help="make the console a terminal; with -i, the user's terminal is raw while "
                    "the guest runs (Ctrl-C, Ctrl-Z go to the guest): -it for a shell")
+@_trace_options
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, mem, log_dir,
-        strace, interactive, want_tty, cmd) -> None:
+        strace, interactive, want_tty, trace, trace_sampling, cmd) -> None:
     """Run CMD as pid 1 of a one-shot guest (with -it and no CMD: the
     image's /sbin/init).
 
@@ -271,11 +306,17 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, me
     if cpu is None:
         allowed = sorted(os.sched_getaffinity(0))
         cpu = allowed[os.getpid() % len(allowed)]
+    traces = None if log_dir is None else log_dir.absolute() / "traces"
+    if trace and traces is None and not any(os.environ.get(v) for v in tracing.ENDPOINT_VARS):
+        raise click.UsageError("--trace without a collector (OTEL_EXPORTER_OTLP_ENDPOINT) "
+                               "writes JSON lines, and the run directory goes at the end: "
+                               "give --log-dir DIR to keep them in DIR/traces")
     run_dir = Path(tempfile.mkdtemp(prefix="skas-run-"))     # mode 0700
     try:
         cfg = _config(f"run-{os.getpid()}", run_dir, disk_path, cmd, hostname, cpu, io_cpu, env,
                       "stdio", read_only, ptrace_only, tmpfs, mem)
         cfg.syscall_log = _strace_to(strace)
+        _set_tracing(cfg, trace, trace_sampling, traces)
         # As a pipe to `docker run` without -t: a guest writing to a file or a pipe
         # sees no terminal (ls prints a column, programs do not colour their output).
         cfg.console_tty = want_tty or sys.stdin.isatty() and sys.stdout.isatty()
@@ -356,9 +397,10 @@ def _guest_dir(name: str) -> Path:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @_guest_options
+@_trace_options
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, mem,
-           cmd) -> None:
+           trace, trace_sampling, cmd) -> None:
     """Define guest NAME, to run under supervisord: CMD as its pid 1, or
     without CMD the image's own /sbin/init (the default disk's is busybox
     init, with a shell on the console).  poweroff or halt in the guest stop
@@ -375,6 +417,7 @@ def create(name, disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, 
     cfg = _config(name, _guest_dir(name), disk_path, cmd, hostname, cpu, io_cpu, env, "socket",
                   read_only, ptrace_only, tmpfs, mem)
     cfg.console_input = True
+    _set_tracing(cfg, trace, trace_sampling, None)
     cfg.make_run_dir()
     cfg.write()
     try:

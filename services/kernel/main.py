@@ -128,6 +128,8 @@ async def main(cfg: GuestConfig) -> int:
     # closes the kernel's endpoint), would then kill a kernel on its way out.
     loop.remove_signal_handler(host_signal.SIGTERM)
     host_signal.signal(host_signal.SIGTERM, host_signal.SIG_IGN)
+    if kernel.telemetry is not None:
+        kernel.telemetry.shutdown()       # what is left of the spans, exported
     return code
 
 

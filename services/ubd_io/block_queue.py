@@ -56,6 +56,8 @@ class BlockRequest:
     data: bytes | memoryview                            # memoryview: in the kernel's buffer
     blockers: int = 0                                   # earlier requests still to finish
     waiters: list[BlockRequest] = field(default_factory=list)
+    span: object = None                                 # its span, when the guest traces
+    queued_at: int = 0                                  # (ns) for its span's queue wait
 
     @property
     def mutates(self) -> bool:
@@ -94,6 +96,7 @@ class BlockQueue:
         self.done: queue.SimpleQueue = queue.SimpleQueue()
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="ubd_io")
+        self.spans = None     # services/ubd_io/tracing.py's RequestSpans, when the guest traces
 
     def plug(self, dev: int, image: Image) -> None:
         """A hot-plugged disk (``disk_open``): served from now on."""
@@ -163,13 +166,16 @@ class BlockQueue:
         req = BlockRequest(to, msg.id, *fields)
         pending = self.pending[req.dev]
         blockers = [earlier for earlier in pending if req.must_follow(earlier)]
-        if not blockers and req.op in ("READ", "WRITE") and req.length <= INLINE_MAX:
-            status, data = self._serve(req)
-            return "block_done", {"status": status, "data": data}
-        if self.outstanding and (self.outstanding >= self.depth
-                                 or self.queued_bytes + req.cost > QUEUED_BYTES):
+        inline = not blockers and req.op in ("READ", "WRITE") and req.length <= INLINE_MAX
+        if not inline and self.outstanding and (self.outstanding >= self.depth
+                                                or self.queued_bytes + req.cost > QUEUED_BYTES):
             self.stats["busy"] += 1
             return "busy", {"outstanding": self.outstanding, "retry_ms": RETRY_MS}
+        if self.spans is not None:
+            self.spans.begin(msg, req, self.images[req.dev].path)
+        if inline:
+            status, data = self._serve(req)
+            return "block_done", {"status": status, "data": data}
         for earlier in blockers:
             earlier.waiters.append(req)
         req.blockers = len(blockers)
@@ -187,6 +193,11 @@ class BlockQueue:
         os.eventfd_write(self.fd, 1)
 
     def _serve(self, req: BlockRequest) -> tuple[int, bytes]:
+        if req.span is not None:
+            return self.spans.serve(req, self._do, self.outstanding)
+        return self._do(req)
+
+    def _do(self, req: BlockRequest) -> tuple[int, bytes]:
         image = self.images[req.dev]
         data = b""
         try:

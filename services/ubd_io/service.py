@@ -7,7 +7,7 @@ import os
 
 import zmq
 
-from common import privileges
+from common import privileges, tracing
 from common.config import UBD_MAX, GuestConfig, parse_disk
 from common.protocol import Message
 from common.service import Running
@@ -49,6 +49,10 @@ def run(cfg: GuestConfig) -> int:
         return 1
     keep_freed_memory()
     blocks = BlockQueue(images, cfg.ubd_queue)
+    telemetry = tracing.start(cfg, "ubd_io")          # None when the guest does not trace
+    if telemetry is not None:
+        from services.ubd_io.tracing import RequestSpans
+        blocks.spans = RequestSpans(telemetry, blocks)
     poller = zmq.Poller()
     poller.register(endpoint.sock, zmq.POLLIN)
     poller.register(blocks.fd, zmq.POLLIN)
@@ -63,6 +67,8 @@ def run(cfg: GuestConfig) -> int:
     answer(endpoint, blocks.finish())
     for image in images.values():
         image.close()
+    if telemetry is not None:
+        telemetry.shutdown()
     return 0
 
 

@@ -41,9 +41,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from common.protocol import BLOCK_MAX, Message
-from common.shared_buffer import SharedBuffer
+from common.shared_buffer import SLOT, SharedBuffer
 from common.transport import AsyncLink, keep_freed_memory
 from services.kernel.abi.arch import PAGE
+from services.kernel.core import tracing
 from services.kernel.core.errors import Errno
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ CACHE_BYTES = 128 << 20
 READAHEAD_MIN, READAHEAD_MAX = 16 << 10, 128 << 10   # Linux's default read_ahead_kb: 128
 POSTED_MAX = 32            # writes in flight before write() waits for one
 POSTED_BYTES = 32 << 20
+SECTOR = 512               # what a block request's span counts in, as Linux's bio
 
 
 class DeviceCache:
@@ -209,6 +211,7 @@ class UbdDevice:
                                or self.posted_bytes + length > POSTED_BYTES):
             await asyncio.wait(list(self.posted), return_when=asyncio.FIRST_COMPLETED)
         me, earlier = self._enter("WRITE", offset, length)
+        tracing.tracer.dirtied(self)    # what the next flush makes durable, for its links
         self.cache.put(offset, data)    # read from here on, as Linux reads a page under write-back
         task = asyncio.ensure_future(self._run(me, earlier, data))
         self.posted[task] = length
@@ -222,14 +225,21 @@ class UbdDevice:
 
     async def _send(self, op: str, offset: int, length: int,
                     data: bytes | list[bytes]) -> bytes:
-        reply = None
-        if op == "WRITE" and self.sharing:
-            reply = await self._send_shared(offset, data, length)
-        if reply is None:
-            if type(data) is list:
-                data = b"".join(data)
-            reply = await self._ask("block", {"dev": self.dev, "op": op, "offset": offset,
-                                              "length": length, "data": data})
+        with tracing.tracer.span(f"ubd {op}", {"ubd.dev": self.dev, "ubd.op": op,
+                                               "ubd.sector": offset // SECTOR,
+                                               "ubd.length": length}) as span:
+            reply = None
+            if op == "WRITE" and self.sharing:
+                reply = await self._send_shared(offset, data, length, span)
+            if reply is None:
+                if type(data) is list:
+                    data = b"".join(data)
+                reply = await self._ask("block", {"dev": self.dev, "op": op, "offset": offset,
+                                                  "length": length, "data": data})
+            return self._result(op, offset, length, reply)
+
+    def _result(self, op: str, offset: int, length: int, reply: Message) -> bytes:
+        """What a block request's reply says: its data, or Errno."""
         if reply.type == "error":
             log.error("ubd%d %s at %d+%d refused: %s", self.dev, op, offset, length,
                       reply["reason"])
@@ -244,8 +254,9 @@ class UbdDevice:
     async def _ask(self, kind: str, body: dict) -> Message:
         """The answer to a request, sent again after a backoff while busy."""
         delay = 0.0
+        traceparent = tracing.tracer.traceparent()
         while True:
-            reply = await self.link.request(kind, body)
+            reply = await self.link.request(kind, body, traceparent=traceparent)
             if reply.type != "busy":
                 return reply
             self.busy += 1
@@ -253,7 +264,7 @@ class UbdDevice:
             await asyncio.sleep(delay)
 
     async def _send_shared(self, offset: int, data: bytes | list[bytes],
-                           length: int) -> Message | None:
+                           length: int, span) -> Message | None:
         """A WRITE with its data in the shared buffer: the answer, or None if
         no slot is free or ubd_io cannot use the buffer (it is then not
         offered again).  A slot is reused once its request is answered,
@@ -263,6 +274,7 @@ class UbdDevice:
         at = self.shared.put(data)
         if at is None:
             return None
+        span.set("ubd.slot", at // SLOT)
         resends, clean = self.link.resends, False
         try:
             reply = await self._ask("write_shared", {"dev": self.dev, "offset": offset,
@@ -288,13 +300,16 @@ class UbdDevice:
             await asyncio.wait([self.ahead])     # what we want is on its way
         data = self.cache.get(offset, length)
         if data is None:
-            parts = []
-            for pos, n in _chunks(offset, length):
-                part = await self._request("READ", pos, n)
-                if len(part) != n:
-                    raise Errno(errno.EIO)
-                parts.append(part)
-            data = b"".join(parts)
+            with tracing.tracer.span("page cache miss", {"ubd.dev": self.dev,
+                                                          "ubd.sector": offset // SECTOR,
+                                                          "ubd.length": length}):
+                parts = []
+                for pos, n in _chunks(offset, length):
+                    part = await self._request("READ", pos, n)
+                    if len(part) != n:
+                        raise Errno(errno.EIO)
+                    parts.append(part)
+                data = b"".join(parts)
         self._read_ahead(offset + length if sequential else -1)
         return data
 
@@ -359,7 +374,11 @@ class UbdDevice:
         raises the first error of a write posted since the last flush."""
         held, self.quarantine = self.quarantine, []
         try:
-            await self._request("FLUSH", 0, 0)
+            # its span links to the calls whose writes it waits for and makes durable
+            with tracing.tracer.span("ubd flush", {"ubd.dev": self.dev,
+                                                   "ubd.posted": len(self.posted)},
+                                     links=tracing.tracer.take(self)):
+                await self._request("FLUSH", 0, 0)
         except BaseException:
             self.quarantine += held
             raise

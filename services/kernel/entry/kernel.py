@@ -10,6 +10,7 @@ import time
 from typing import Awaitable, Callable
 
 
+from common import tracing
 from common.config import GuestConfig
 from common.exits import BOOT_FAILED, REBOOT
 from common.ops import GetContext, SetContext
@@ -97,6 +98,10 @@ class Kernel:
         if cfg.syscall_log:
             from services.kernel.entry.strace.tracer import Strace
             self.strace = Strace.to(cfg.syscall_log)
+        self.telemetry = tracing.start(cfg, "kernel")     # None when the guest does not trace
+        if self.telemetry is not None:
+            from services.kernel.entry.tracing import SyscallSpans
+            SyscallSpans(self, self.telemetry).wrap()
 
     # --- messages ------------------------------------------------------------------
     def on_message(self, to: bytes, msg: Message) -> None:

@@ -9,6 +9,7 @@ import stat as S
 import struct
 import time
 
+from services.kernel.core import tracing
 from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import FileSystem
 from services.kernel.fsimpl.ext2.bitmaps import all_set, block_runs, clear_run, find_zero, set_run
@@ -152,6 +153,7 @@ class Ext2(FileSystem):
             raise Ext2Error(errno.EUCLEAN, f"bad write of block {block}")
         blocks = range(block, block + count)
         self._uncache(blocks)
+        tracing.tracer.dirtied(self)     # the write-back's span links to this call
         if count == 1:
             self.dirty[block] = bytes(data)
         else:
@@ -202,15 +204,17 @@ class Ext2(FileSystem):
         written, and a big file streamed out would push everything else out.
         Under the lock, as every change is: nothing is dirtied meanwhile."""
         assert self.lock.locked(), "ext2 written back without its lock"
-        while self.unsaved:
-            await self.unsaved.pop().save()
-        dirty = self.dirty
-        bs = self.block_size
-        for first, count in list(block_runs(sorted(dirty), MAX_RUN_BYTES // bs)):
-            run = range(first, first + count)
-            await self.dev.write_parts(first * bs, list(map(dirty.__getitem__, run)))
-            for block in run:
-                del dirty[block]
+        with tracing.tracer.span("ext2 write-back", links=tracing.tracer.take(self)) as span:
+            while self.unsaved:
+                await self.unsaved.pop().save()
+            dirty = self.dirty
+            span.set("ext2.blocks", len(dirty))
+            bs = self.block_size
+            for first, count in list(block_runs(sorted(dirty), MAX_RUN_BYTES // bs)):
+                run = range(first, first + count)
+                await self.dev.write_parts(first * bs, list(map(dirty.__getitem__, run)))
+                for block in run:
+                    del dirty[block]
 
     async def sync(self) -> None:
         """Dirty blocks, then the group descriptors and superblock, then a FLUSH;
@@ -250,6 +254,13 @@ class Ext2(FileSystem):
         """A run of up to count free blocks (first, how many): the first free
         block at or after goal in its group if there is one, and as many free
         ones right after it; ENOSPC if no block is free."""
+        with tracing.tracer.span("ext2 block allocation", {"ext2.goal": goal,
+                                                            "ext2.count": count}) as span:
+            first, n = await self._alloc_blocks(goal, count)
+            span.set("ext2.allocated", n)
+            return first, n
+
+    async def _alloc_blocks(self, goal: int, count: int) -> tuple[int, int]:
         first, bpg = self.first_data, self.blocks_per_group
         if not first <= goal < self.blocks_count:
             goal = first
