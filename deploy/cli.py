@@ -22,6 +22,8 @@ from deploy import disk as diskmod
 from deploy import distro
 from deploy import console as console_client
 from deploy import launch, supervisor, terminal
+from deploy import trace as trace_view
+from common.trace_files import Tail
 
 GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # a file name and a supervisord group
 STATUS_TIMEOUT_MS = 1000
@@ -588,6 +590,60 @@ def console(target) -> None:
         raise click.ClickException(str(exc))
     click.echo(f"\r\nskas: {said}", err=True)
     sys.exit(0 if detached else 1)
+
+
+# --- traces --------------------------------------------------------------------------------
+
+def _trace_dir(target: str) -> Path:
+    """Where a guest's JSON traces are: its config's trace directory (by
+    name or run dir), or a directory holding them (skas run's --log-dir,
+    or its traces/)."""
+    path = Path(target)
+    if path.is_dir():
+        for d in (path, path / "traces"):
+            if any(d.glob("*.spans.jsonl*")):
+                return d
+        if len(list(path.glob("*.toml"))) != 1:
+            raise click.ClickException(f"{target}: no traces here (*.spans.jsonl, or traces/ "
+                                       "holding them), and not a guest's run directory")
+    return tracing.trace_dir(_guest_config(target))
+
+
+@main.command()
+@click.argument("target", metavar="NAME|RUN_DIR")
+@click.argument("trace_id", required=False)
+@click.option("-f", "--follow", is_flag=True, help="list each new trace as it completes")
+@click.option("--slowest", type=click.IntRange(1), metavar="N", help="list the N slowest traces")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(0),
+              help="list the most recent this many traces (0: all)")
+def trace(target, trace_id, follow, slowest, limit) -> None:
+    """List the recent traces of a guest traced with --trace and no
+    collector (its JSON lines), or show TRACE_ID (a prefix of it will do)
+    as a tree of spans with their durations and attributes.
+
+    TARGET is a guest's name, its run directory, or a directory holding its
+    traces (skas run --trace --log-dir DIR: DIR).
+
+    Example: skas trace web --slowest 5;  skas trace web 3f2a"""
+    directory = _trace_dir(target)
+    if follow:
+        try:
+            trace_view.follow(directory, click.echo)
+        except KeyboardInterrupt:
+            return
+    traces = trace_view.collect(Tail(directory).read())
+    if trace_id:
+        found = trace_view.find(traces, trace_id)
+        if found is None:
+            raise click.ClickException(f"no one trace {trace_id!r} in {directory}")
+        for line in trace_view.tree(found):
+            click.echo(line)
+        return
+    if not traces:
+        raise click.ClickException(f"no traces in {directory} yet")
+    click.echo(trace_view.header())
+    for t in trace_view.listing(traces, slowest, limit):
+        click.echo(trace_view.summary(t))
 
 
 @main.command()
