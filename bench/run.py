@@ -102,6 +102,16 @@ def against_systems(value: str) -> list[str]:
     return names
 
 
+def hide_opentelemetry(where: Path) -> None:
+    """Make `import opentelemetry` fail in the guests' services, as if the
+    packages were not installed."""
+    (where / "opentelemetry").mkdir(parents=True)
+    (where / "opentelemetry" / "__init__.py").write_text(
+        'raise ImportError("hidden by bench/run.py --without-otel")\n')
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(where),
+                                                             os.environ.get("PYTHONPATH")]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=5000, help="iterations of each syscall loop")
@@ -112,6 +122,13 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=64, help="size of the storage file in MiB")
     ap.add_argument("--ptrace-only", action="store_true",
                     help="run the guest with skas run --ptrace-only (every call a ptrace stop)")
+    ap.add_argument("--trace", metavar="SAMPLING",
+                    help="run the guests traced: skas run --trace --trace-sampling SAMPLING "
+                         "(1.0, 0.01 ...), the spans as JSON lines in a temporary directory")
+    ap.add_argument("--without-otel", action="store_true",
+                    help="run the guests with the opentelemetry packages hidden (a package "
+                         "of that name that refuses to import, first on PYTHONPATH), to "
+                         "compare tracing off with tracing not installed")
     ap.add_argument("--against", type=against_systems, metavar="uml[,proot]",
                     help="issue 18's table instead of the sections: native, these systems "
                          "and skas, interleaved over --rounds (bench/setup-uml.sh installs "
@@ -122,6 +139,11 @@ def main() -> None:
         GUEST_OPTIONS.append("--ptrace-only")
     with tempfile.TemporaryDirectory(prefix="skas-bench-") as tmp:
         tmp = Path(tmp)
+        if args.trace:
+            GUEST_OPTIONS.extend(["--trace", "--trace-sampling", args.trace,
+                                  "--log-dir", str(tmp / "traced")])
+        if args.without_otel:
+            hide_opentelemetry(tmp / "hidden")
         if args.against:
             against.compare(args.against, args.rounds, args.calls, args.procs, args.mib, tmp)
             return

@@ -23,7 +23,7 @@ from deploy import distro
 from deploy import console as console_client
 from deploy import launch, supervisor, terminal
 from deploy import trace as trace_view
-from common.trace_files import Tail
+from common.trace_files import Tail, latest_metrics
 
 GUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")   # a file name and a supervisord group
 STATUS_TIMEOUT_MS = 1000
@@ -507,6 +507,9 @@ def status(name) -> None:
                        f"{t['host_pid']:>9}  {t['comm']}")
         for pid in kernel.get("zombies", []):
             click.echo(f"{pid:>5} {pid:>5} {'':>5} Z {'-':>9}  <defunct>")
+    if tracing.wanted(cfg):
+        for line in trace_view.metrics_lines(latest_metrics(tracing.trace_dir(cfg))):
+            click.echo(line)
 
 
 def _guest_config(where: str) -> GuestConfig:

@@ -56,6 +56,9 @@ class Off:
     def take(self, key: object) -> tuple:
         return ()
 
+    def count(self, metric: str, n: int = 1) -> None:
+        return None
+
 
 OFF = Off()
 tracer: Off | On = OFF
@@ -96,17 +99,18 @@ class On:
         self.tracer = telemetry.tracer
         # id(key) -> the origins of what it holds dirty, by (trace id, span id)
         self.pending: dict[int, dict[tuple[int, int], Any]] = {}
+        self.counters: dict[str, Any] = {}
 
     def root(self, name: str, attributes: dict) -> _Span:
         """A new trace's first span (a system call's), its own origin."""
-        span = self.tracer.start_span(name, context=_EMPTY, attributes=attributes)
+        span = self.tracer.start_span(name, context=_root_context, attributes=attributes)
         return _Span(span, (span.get_span_context(),))
 
     def span(self, name: str, attributes: dict | None = None, links: Any = ()) -> _Span:
         parent = SPAN.get()
         links = list(links)
         span = self.tracer.start_span(
-            name, context=_EMPTY if parent is None else self.telemetry.in_context(parent.span),
+            name, context=_root_context if parent is None else self.telemetry.in_context(parent.span),
             attributes=attributes, links=[self.telemetry.link(sc) for sc in links])
         origins = tuple(links) if links else parent.origins if parent else ()
         return _Span(span, origins)
@@ -125,17 +129,24 @@ class On:
     def take(self, key: object) -> tuple:
         return tuple(self.pending.pop(id(key), {}).values())
 
+    def count(self, metric: str, n: int = 1) -> None:
+        """Add n to the counter metric (made at its first count)."""
+        counter = self.counters.get(metric)
+        if counter is None:
+            counter = self.counters[metric] = self.telemetry.meter.create_counter(metric)
+        counter.add(n)
+
     def failed(self, span: Any, exc: BaseException) -> None:
         code = getattr(exc, "code", None)     # an Errno: the call's own answer, not a bug
         self.telemetry.error(span, f"errno {code}" if code else type(exc).__name__)
 
 
-_EMPTY: Any = None      # the empty OpenTelemetry context, set by install
+_root_context: Any = None      # the empty OpenTelemetry context, set by install
 
 
 def install(on: On) -> None:
     """Tracing on for the whole kernel (the entry calls this once, at start)."""
-    global tracer, _EMPTY
+    global tracer, _root_context
     from opentelemetry.context import Context
-    _EMPTY = Context()
+    _root_context = Context()
     tracer = on

@@ -27,6 +27,7 @@ import struct
 from typing import Callable
 
 from common.transport import AsyncLink
+from services.kernel.core import tracing
 from services.kernel.core.errors import Errno
 from services.kernel.drivers.tty.termios import Termios
 from services.kernel.drivers.tty.tty import WIDEST, Tty, TtyFile, kill_pgrp, open_ctty
@@ -90,6 +91,7 @@ class Console(Tty):
             self.in_flight = len(self.output)
             data = self.take_output(self.in_flight)
             self.seq += 1
+            tracing.tracer.count("skas.console.bytes", len(data))
             reply = await self.link.request("console_write", {"seq": self.seq, "data": data})
             if reply.type != "console_ack":
                 raise RuntimeError(f"sigio refused console output: {reply.body}")

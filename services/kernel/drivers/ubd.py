@@ -55,7 +55,6 @@ CACHE_BYTES = 128 << 20
 READAHEAD_MIN, READAHEAD_MAX = 16 << 10, 128 << 10   # Linux's default read_ahead_kb: 128
 POSTED_MAX = 32            # writes in flight before write() waits for one
 POSTED_BYTES = 32 << 20
-SECTOR = 512               # what a block request's span counts in, as Linux's bio
 
 
 class DeviceCache:
@@ -225,8 +224,9 @@ class UbdDevice:
 
     async def _send(self, op: str, offset: int, length: int,
                     data: bytes | list[bytes]) -> bytes:
+        # a span's position in 512-byte sectors, as Linux's bio counts them
         with tracing.tracer.span(f"ubd {op}", {"ubd.dev": self.dev, "ubd.op": op,
-                                               "ubd.sector": offset // SECTOR,
+                                               "ubd.sector": offset >> 9,
                                                "ubd.length": length}) as span:
             reply = None
             if op == "WRITE" and self.sharing:
@@ -299,9 +299,10 @@ class UbdDevice:
         if self.ahead is not None and start <= offset and offset + length <= end:
             await asyncio.wait([self.ahead])     # what we want is on its way
         data = self.cache.get(offset, length)
+        tracing.tracer.count("skas.pagecache.misses" if data is None else "skas.pagecache.hits")
         if data is None:
             with tracing.tracer.span("page cache miss", {"ubd.dev": self.dev,
-                                                          "ubd.sector": offset // SECTOR,
+                                                          "ubd.sector": offset >> 9,
                                                           "ubd.length": length}):
                 parts = []
                 for pos, n in _chunks(offset, length):
