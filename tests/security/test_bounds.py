@@ -45,6 +45,7 @@ def boot(disk: Path, cmd: list[str], timeout: float = 300, kernel_apart: bool = 
     the kernel's peak RSS in KiB (the host's wait4 says) and its log.
     kernel_apart: the kernel on one CPU, the rest (the guest too) on another."""
     run_dir = Path(tempfile.mkdtemp(prefix="skas-bounds-"))   # short: ipc paths
+    settings.setdefault("console_tty", False)     # a file, as skas run's output to one
     cfg = GuestConfig(name="bounds", run_dir=run_dir, disks={"ubd0": str(disk)}, init=cmd,
                       console="log", **settings)
     cfg.make_run_dir()
