@@ -17,8 +17,10 @@ from common.config import GuestConfig
 from common.transport import Link
 from deploy import disk as diskmod
 
-# The Debian root (debootstrap) and its chroot and guest runners, for tests/guest/distro.
-pytest_plugins = ["debian_root"]
+# The Debian root (debootstrap) and its chroot and guest runners, for tests/guest/distro;
+# supervised guests (the skas_home fixture), for tests/services and tests/reliability;
+# the fault matrix's report, for tests/reliability.
+pytest_plugins = ["debian_root", "supervised", "fault_report"]
 
 HERE = Path(__file__).parent
 PROGS = HERE / "progs"

@@ -22,8 +22,8 @@ from deploy import supervisor
 from services.kernel.drivers.ubd import UbdDevice
 from services.kernel.core.errors import Errno
 from test_cow import sha, uml_moo
-from test_supervisor import create, guest_pids, skas_home, states, wait_until  # noqa: F401
 from test_ubd import Ubd, run_async
+from supervised import create, guest_pids, states, wait_until
 
 RECORD = 512            # as tests/progs/fsync_log.c writes them
 RECORDS = 2000          # enough that three kill/restart rounds happen while it runs
@@ -55,7 +55,7 @@ def fsync_tree(tmp_path_factory):
 
 
 @pytest.mark.parametrize("disk", ["image", "overlay"])
-def test_fsynced_records_survive_ubd_io_killed_three_times(skas_home, tmp_path,  # noqa: F811
+def test_fsynced_records_survive_ubd_io_killed_three_times(skas_home, tmp_path,
                                                            fsync_tree, disk):
     """On a plain image, and on a UML COW overlay (whose bitmap must reach
     the file before a write is acknowledged)."""

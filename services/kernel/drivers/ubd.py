@@ -248,7 +248,7 @@ class UbdDevice:
             log.error("ubd%d %s: unexpected answer %r", self.dev, op, reply.type)
             raise Errno(errno.EIO)
         if reply["status"] < 0:
-            raise Errno(-reply["status"])
+            raise Errno(_block_errno(-reply["status"]))
         return reply["data"]
 
     async def _ask(self, kind: str, body: dict) -> Message:
@@ -382,12 +382,20 @@ class UbdDevice:
                 await self._request("FLUSH", 0, 0)
         except BaseException:
             self.quarantine += held
+            self.write_error = None    # this failure stands for theirs: reported once
             raise
         for at in held:
             self.shared.release(at)
         error, self.write_error = self.write_error, None
         if error is not None:
             raise error
+
+
+def _block_errno(code: int) -> int:
+    """What a failed request is to the caller, as Linux's blk_status_to_errno
+    after UML's ubd: a full host disk is ENOSPC, an op the host cannot do
+    EOPNOTSUPP, anything else (an image made immutable: EPERM) EIO."""
+    return code if code in (errno.ENOSPC, errno.EOPNOTSUPP) else errno.EIO
 
 
 def _chunks(offset: int, length: int):

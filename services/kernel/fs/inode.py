@@ -9,6 +9,7 @@ import errno
 from typing import Any, Callable
 
 from services.kernel.core.errors import Errno
+from services.kernel.fs.errseq import ErrSeq
 
 
 def _nothing() -> None:
@@ -64,6 +65,7 @@ class Inode:
 
 class FileSystem:
     writable = False     # whether it takes writes (the VFS says EROFS, else)
+    wb_err = ErrSeq()    # its write-back errors; one that writes back has its own
 
     def show_options(self) -> bytes:
         """Its own options as /proc/mounts shows them after the mount's

@@ -546,6 +546,7 @@ class InodeFile(OpenFile):
         # last stopped (Linux's f_pos_lock)
         self.listing = asyncio.Lock() if S.S_ISDIR(loc.inode.mode) else None
         self.unhold = loc.inode.hold()
+        self.wb_err = loc.mount.fs.wb_err.sample()     # Linux's f_wb_err
 
     def release(self) -> None:
         if self.unhold is not None:
@@ -602,8 +603,15 @@ class InodeFile(OpenFile):
         return self.loc.inode.size
 
     async def fsync(self) -> int:
-        """The inode's data and metadata to the disk (tmpfs has nothing to write)."""
-        await data_of(self.loc.inode).fsync()
+        """The inode's data and metadata to the disk (tmpfs has nothing to
+        write); a write-back error since this file last heard of one fails
+        it too, even one another caller's sync met first (fs/errseq.py)."""
+        try:
+            await data_of(self.loc.inode).fsync()
+        finally:
+            code, self.wb_err = self.loc.mount.fs.wb_err.report(self.wb_err)
+        if code:
+            raise Errno(code)
         return 0
 
     async def getdents(self, size: int) -> bytes:

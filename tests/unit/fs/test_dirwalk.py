@@ -16,6 +16,7 @@ from ext2_images import ImageDevice, dir_entries, fsck, make_image
 from services.kernel.core.errors import Errno
 from services.kernel.fs import vfs
 from services.kernel.fs.files import FdTable
+from services.kernel.fs.inode import FileSystem
 from services.kernel.fsimpl.ext2 import Ext2
 from services.kernel.fsimpl.procfs import ProcFs
 from services.kernel.fsimpl.tmpfs import Positions, Tmpfs
@@ -48,7 +49,7 @@ class Turns:
 
 
 def open_dir(inode) -> vfs.InodeFile:
-    mount = vfs.Mount(None, 0, root=inode)
+    mount = vfs.Mount(FileSystem(), 0, root=inode)
     return vfs.InodeFile(vfs.Location(mount, inode, b"/"), O_DIRECTORY)
 
 

@@ -11,6 +11,7 @@ import time
 
 from services.kernel.core import tracing
 from services.kernel.core.errors import Errno
+from services.kernel.fs.errseq import ErrSeq
 from services.kernel.fs.inode import FileSystem
 from services.kernel.fsimpl.ext2.bitmaps import all_set, block_runs, clear_run, find_zero, set_run
 from services.kernel.fsimpl.ext2.cache import BlockCache
@@ -33,6 +34,7 @@ class Ext2(FileSystem):
         self.unsaved: set[Inode] = set()   # written to: put in their tables at write-back
         self.lock = asyncio.Lock()
         self.meta_dirty = False      # superblock or group descriptors changed
+        self.wb_err = ErrSeq()
 
     @classmethod
     async def mount(cls, dev: BlockSource) -> Ext2:
@@ -219,7 +221,15 @@ class Ext2(FileSystem):
     async def sync(self) -> None:
         """Dirty blocks, then the group descriptors and superblock, then a FLUSH;
         under the lock, so that no change (an unlinked file freed as its last
-        user exits, say) lands between the blocks and the counts written."""
+        user exits, say) lands between the blocks and the counts written.  A
+        failure is recorded for every open file's next fsync (fs/errseq.py)."""
+        try:
+            await self._sync()
+        except Errno as exc:
+            self.wb_err.record(exc.code)
+            raise
+
+    async def _sync(self) -> None:
         async with self.lock:
             await self.write_back()
             if self.meta_dirty:
