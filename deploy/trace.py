@@ -125,8 +125,7 @@ def follow(directory: Path, echo) -> None:
 
 def metrics_lines(metrics: dict[str, dict]) -> Iterator[str]:
     """What skas status shows of the services' last exported metrics (JSON
-    exporter only): counters by their attributes, and the syscall latency's
-    median and 99th percentile from its histogram's buckets."""
+    exporter only): each counter and gauge by its attributes."""
     if not metrics:
         return
     yield "\nMETRICS (the last export; with a collector, see it instead)"
@@ -134,21 +133,6 @@ def metrics_lines(metrics: dict[str, dict]) -> Iterator[str]:
         for name, points in sorted(named.items()):
             for p in points:
                 label = ",".join(f"{k}={v}" for k, v in sorted(p["attributes"].items()))
-                if "bucketCounts" in p:
-                    yield (f"{service:<8} {name} {label}: count={p.get('count', 0)} "
-                           f"p50={_percentile(p, 0.5)} p99={_percentile(p, 0.99)}")
-                else:
-                    number = p.get("asInt", p.get("asDouble", 0))
-                    yield f"{service:<8} {name} {label}: {number}"
+                number = p.get("asInt", p.get("asDouble", 0))
+                yield f"{service:<8} {name} {label}: {number}"
 
-
-def _percentile(point: dict, q: float) -> str:
-    """The upper bound of the bucket the q-th value falls in (<=bound)."""
-    counts = [int(c) for c in point.get("bucketCounts", [])]
-    bounds = point.get("explicitBounds", [])
-    total, seen = sum(counts), 0
-    for i, c in enumerate(counts):
-        seen += c
-        if total and seen >= q * total:
-            return f"<={bounds[i]:g}" if i < len(bounds) else f">{bounds[-1]:g}"
-    return "-"

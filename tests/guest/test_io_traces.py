@@ -15,7 +15,7 @@ import pytest
 import zmq.auth
 
 from common.config import GuestConfig
-from common.trace_files import Span, Tail
+from common.trace_files import Span, Tail, latest_metrics
 from conftest import disk_of, make_tree, skas
 from deploy import launch
 
@@ -86,6 +86,21 @@ def test_dd_traced_to_json_lines_and_shown_by_skas_trace(ddisk, tmp_path):
     assert sum("links to" in ln for ln in lines) >= 16
     slowest = skas("trace", str(logs), "--slowest", "3").stdout.splitlines()
     assert len(slowest) == 4
+
+
+def test_calls_the_sampler_leaves_out_make_no_spans_below_them(ddisk, tmp_path):
+    """Sampling 0: no call is kept, and neither is the work under it (ext2,
+    the page cache, ubd requests, ubd_io's side): nothing is exported but
+    the metrics, which count every call."""
+    logs = tmp_path / "logs"
+    r = skas("run", "--log-dir", str(logs), "--trace", "--trace-sampling", "0",
+             "--disk", str(ddisk), "--", *DD)
+    assert r.returncode == 0, r.stderr
+    assert Tail(logs / "traces").read() == []
+    metrics = latest_metrics(logs / "traces")
+    calls = {p["attributes"]["call"]: int(p["asInt"])
+             for p in metrics["kernel"]["skas.syscalls"]}
+    assert calls["write"] >= 16 and calls["fsync"] == 1, calls
 
 
 # --- OTLP ---------------------------------------------------------------------------------

@@ -99,15 +99,23 @@ class On:
         self.tracer = telemetry.tracer
         # id(key) -> the origins of what it holds dirty, by (trace id, span id)
         self.pending: dict[int, dict[tuple[int, int], Any]] = {}
-        self.counters: dict[str, Any] = {}
+        self.totals: dict[str, int] = {}      # count()'s, read by the meter at its export
+        from opentelemetry.metrics import Observation
+        self._observation = Observation
 
     def root(self, name: str, attributes: dict) -> _Span:
-        """A new trace's first span (a system call's), its own origin."""
+        """A new trace's first span (a system call's), its own origin (none
+        when the sampler left it out: nothing links to what is not kept)."""
         span = self.tracer.start_span(name, context=_root_context, attributes=attributes)
-        return _Span(span, (span.get_span_context(),))
+        context = span.get_span_context()
+        return _Span(span, (context,) if context.trace_flags.sampled else ())
 
-    def span(self, name: str, attributes: dict | None = None, links: Any = ()) -> _Span:
+    def span(self, name: str, attributes: dict | None = None, links: Any = ()) -> Any:
+        """A span under the current one; under a span the sampler left out,
+        nothing (NULL): the work of a call not kept costs no span objects."""
         parent = SPAN.get()
+        if parent is not None and not links and not parent.span.get_span_context().trace_flags.sampled:
+            return NULL             # (sampled, not is_recording: a posted write outlives its parent)
         links = list(links)
         span = self.tracer.start_span(
             name, context=_root_context if parent is None else self.telemetry.in_context(parent.span),
@@ -130,11 +138,15 @@ class On:
         return tuple(self.pending.pop(id(key), {}).values())
 
     def count(self, metric: str, n: int = 1) -> None:
-        """Add n to the counter metric (made at its first count)."""
-        counter = self.counters.get(metric)
-        if counter is None:
-            counter = self.counters[metric] = self.telemetry.meter.create_counter(metric)
-        counter.add(n)
+        """Add n to the counter metric: a sum kept here, which an observable
+        counter (made at the first count) reports at each export, so a
+        count on the syscall path is one dict update, not an SDK call."""
+        total = self.totals.get(metric)
+        if total is None:
+            self.telemetry.meter.create_observable_counter(
+                metric, callbacks=[lambda _options: [self._observation(self.totals[metric])]])
+            total = 0
+        self.totals[metric] = total + n
 
     def failed(self, span: Any, exc: BaseException) -> None:
         code = getattr(exc, "code", None)     # an Errno: the call's own answer, not a bug

@@ -11,6 +11,7 @@ guest's view only: pid and tid, the fd, its guest path and inode number,
 the byte count, the result and the route; never a host pid, path or fd."""
 from __future__ import annotations
 
+import bisect
 import errno
 import logging
 import time
@@ -32,6 +33,21 @@ IO_CALLS = DATA | SYNC | SIZE | OPENS
 log = logging.getLogger("kernel")
 
 ERRNO_MAX = 4096                # a result past -4096 is a number, not an errno
+# µs: the upper bounds of the latency buckets (a call past the last is in one more)
+LATENCY_BOUNDS = (2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000,
+                  100_000, 200_000, 500_000, 1_000_000)
+PERCENTILES = (50, 90, 99)
+
+
+def percentile(counts: list[int], q: int) -> int:
+    """The bound of the bucket the q-th percentile's call fell in (µs); past
+    the last bound, twice it."""
+    total, seen = counts[0], 0
+    for i, n in enumerate(counts[1:]):
+        seen += n
+        if seen * 100 >= q * total:
+            return LATENCY_BOUNDS[i] if i < len(LATENCY_BOUNDS) else 2 * LATENCY_BOUNDS[-1]
+    return 0
 NO_FD = frozenset(("sync", "truncate", *OPENS))      # their first argument is not an fd
 
 
@@ -42,13 +58,24 @@ class SyscallSpans:
         self.kernel = kernel
         self.on = tracing.On(telemetry)
         self.open: dict[int, Any] = {}          # tid -> the _Span of its call
-        meter = telemetry.meter
-        self.calls = meter.create_counter("skas.syscalls", description="guest system calls "
-                                          "served, by name and route")
-        self.latency = meter.create_histogram("skas.syscall.duration", unit="us",
-                                              description="from dispatch to answer")
         self.started: dict[int, tuple[int, str, str]] = {}   # tid -> (ns, call, route)
+        # (call, route) -> [count, then a count per LATENCY_BOUNDS bucket]: kept
+        # here and read by the meter at each export, so that a call costs a
+        # dict update and a bisect, not the SDK's instruments
+        self.stats: dict[tuple[str, str], list[int]] = {}
         self.buggy = False
+        from opentelemetry.metrics import Observation
+        meter = telemetry.meter
+        meter.create_observable_counter(
+            "skas.syscalls", description="guest system calls served, by name and route",
+            callbacks=[lambda _o: [Observation(v[0], {"call": c, "route": r})
+                                   for (c, r), v in list(self.stats.items())]])
+        for q in PERCENTILES:
+            meter.create_observable_gauge(
+                f"skas.syscall.duration.p{q}", unit="us",
+                description=f"from dispatch to answer: the {q}th percentile's bucket bound",
+                callbacks=[lambda _o, q=q: [Observation(percentile(v, q), {"call": c, "route": r})
+                                            for (c, r), v in list(self.stats.items())]])
 
     def wrap(self) -> None:
         tracing.install(self.on)
@@ -97,7 +124,8 @@ class SyscallSpans:
         if call in DATA | SIZE:
             attrs["io.requested"] = args[2] if call not in SIZE else args[1]
         span = self.on.root(call, attrs)
-        self.open[t.tid] = span
+        if span.origins:             # sampled: its answer ends it (else it is nothing to end)
+            self.open[t.tid] = span
         return span
 
     @staticmethod
@@ -119,9 +147,11 @@ class SyscallSpans:
         started = self.started.pop(t.tid, None)
         if started is not None:
             at, call, route = started
-            attrs = {"call": call, "route": route}
-            self.calls.add(1, attrs)
-            self.latency.record((time.monotonic_ns() - at) / 1000, attrs)
+            counts = self.stats.get((call, route))
+            if counts is None:
+                counts = self.stats[call, route] = [0] * (len(LATENCY_BOUNDS) + 2)
+            counts[0] += 1
+            counts[1 + bisect.bisect_left(LATENCY_BOUNDS, (time.monotonic_ns() - at) // 1000)] += 1
         span = self.open.pop(t.tid, None)
         if span is None:
             return
