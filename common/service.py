@@ -14,7 +14,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from common import config as guest_config
-from common import privileges
+from common import phases, privileges
 from common.config import GuestConfig
 from common.transport import pin_cpu
 
@@ -29,6 +29,7 @@ def main(service: str, run: Callable[[GuestConfig], int], drop_now: bool = True)
     parser.add_argument("--guest-config", required=True, metavar="FILE",
                         help="the guest's TOML configuration (written by skas create/run)")
     args = parser.parse_args()
+    phases.mark(service, "imported")
     try:
         cfg = guest_config.load(args.guest_config)
     except (OSError, ValueError, TypeError) as exc:
@@ -39,7 +40,9 @@ def main(service: str, run: Callable[[GuestConfig], int], drop_now: bool = True)
     pin_cpu(cfg.io_cpu if service == "ubd_io" and cfg.io_cpu is not None else cfg.cpu)
     if drop_now:
         privileges.drop(service)
-    sys.exit(run(cfg))
+    code = run(cfg)
+    phases.mark(service, "exit")
+    sys.exit(code)
 
 
 class Running:

@@ -1,6 +1,9 @@
 """The ``skas`` command: make disks, run one-shot guests, manage supervised guests."""
 from __future__ import annotations
 
+from common import phases
+phases.mark("cli", "start")
+
 import json
 import os
 import re
@@ -262,6 +265,7 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, me
 
     Example: skas run --disk disk.img -- /bin/busybox uname -a
              skas run -it --disk disk.img -- /bin/sh -i"""
+    phases.mark("cli", "run")
     if not cmd and interactive and want_tty:
         cmd = (INIT,)               # -it alone: boot the image's init, as skas create does
     _need_cmd(cmd)
@@ -292,6 +296,7 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, me
             for log in run_dir.glob("*.log"):
                 shutil.copy(log, log_dir / log.name)
         shutil.rmtree(run_dir, ignore_errors=True)
+    phases.mark("cli", "exit")
     sys.exit(code)
 
 
@@ -335,6 +340,7 @@ def _run_guest(cfg: GuestConfig) -> int:
             procs["kernel"].send_signal(signal.SIGTERM)
         try:
             code = launch.wait_guest(procs)
+            phases.mark("cli", "halted")
         finally:
             launch.stop(procs)
     if interrupted:

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from common import phases
 from common.config import SERVICES, GuestConfig
 
 REPO = Path(__file__).resolve().parent.parent   # holds services/, so -m services.x imports
@@ -46,6 +47,7 @@ def start(cfg: GuestConfig, services=SERVICES) -> dict[str, subprocess.Popen]:
     RUN_DIR/SERVICE.log; with a stdio console, sigio has skas's stdin and
     stdout.  If one cannot start, those already started are stopped."""
     procs: dict[str, subprocess.Popen] = {}
+    phases.mark("cli", "spawn")
     try:
         for service in services:
             with open(cfg.run_dir / f"{service}.log", "ab") as log:
@@ -58,6 +60,7 @@ def start(cfg: GuestConfig, services=SERVICES) -> dict[str, subprocess.Popen]:
     except BaseException:
         stop(procs)
         raise
+    phases.mark("cli", "spawned")
     return procs
 
 
@@ -79,6 +82,7 @@ def stop(procs: dict[str, subprocess.Popen]) -> None:
     for p in procs.values():
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
+    phases.mark("cli", "stop")
     deadline = time.monotonic() + STOP_GRACE
     for p in procs.values():
         try:

@@ -20,6 +20,7 @@ import termios
 
 import zmq
 
+from common import phases
 from common.config import GuestConfig
 from common.protocol import Message
 from common.service import Running
@@ -140,6 +141,7 @@ def run(cfg: GuestConfig) -> int:
     endpoint = Endpoint(cfg.endpoints["sigio"], f"{cfg.name}/sigio")
     keys = Keys(Link(cfg.endpoints["kernel"], f"{cfg.name}/sigio"))
     running = Running(endpoint)
+    phases.mark("sigio", "serving")
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     stdin = cfg.console == "stdio" and cfg.console_input       # fd 0 is the host's input
     winch_r = follow_winsize(keys) if cfg.console == "stdio" and cfg.console_tty else None

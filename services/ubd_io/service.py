@@ -7,7 +7,7 @@ import os
 
 import zmq
 
-from common import privileges
+from common import phases, privileges
 from common.config import UBD_MAX, GuestConfig, parse_disk
 from common.protocol import Message
 from common.service import Running
@@ -53,6 +53,7 @@ def run(cfg: GuestConfig) -> int:
     poller.register(endpoint.sock, zmq.POLLIN)
     poller.register(blocks.fd, zmq.POLLIN)
     running = Running(endpoint)
+    phases.mark("ubd_io", "serving")
     log.info("serving %s at %s", ", ".join(f"ubd{d}={i.path} ({i.kind})"
                                            for d, i in images.items()), address)
     while running:

@@ -11,6 +11,7 @@ import time
 
 import zmq
 
+from common import phases
 from common.config import GuestConfig
 from common.ops import TID, kind_of
 from common.protocol import Message
@@ -117,6 +118,7 @@ class Userspace:
             self.running = False
             return False
         self.last_heard = time.monotonic()
+        phases.mark("userspace", "connected")
         return True
 
     def send(self, type_: str, body: dict, id_: int | None = None) -> int:
