@@ -8,7 +8,11 @@ Prints the median and quartiles of the wall time (spawn to exit, as
 bench/run.py's cold start row), of the CPU time of the whole tree of
 processes, and of each phase.  `--against` runs another checkout of skas
 (say a worktree of main) in turn with this one, start for start, so both
-see the same load on a shared machine.  Not a test."""
+see the same load on a shared machine.  Each checkout's modules are
+compiled first (as setup.sh and an installed package have them: with
+PYTHONDONTWRITEBYTECODE set, nothing else would, and every service would
+compile its ~150 modules at every start); `--no-compile` leaves them as
+they are.  Not a test."""
 from __future__ import annotations
 
 import argparse
@@ -104,6 +108,8 @@ def main() -> None:
                                                "in a temporary directory)")
     ap.add_argument("--against", type=Path, metavar="CHECKOUT",
                     help="another skas checkout, started in turn with this one")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="do not compile the checkouts' modules first")
     args = ap.parse_args()
     checkouts = {"this checkout": ROOT}
     if args.against:
@@ -116,6 +122,10 @@ def main() -> None:
             from deploy import disk as diskmod
             disk = tmp / "disk.img"
             diskmod.create(disk)
+        if not args.no_compile:
+            for checkout in checkouts.values():
+                subprocess.run([sys.executable, "-m", "compileall", "-q", "common", "services",
+                                "deploy"], cwd=checkout, check=True, stdout=subprocess.DEVNULL)
         print(f"load average before: {os.getloadavg()[0]:.2f}")
         runs: dict[str, list] = {name: [] for name in checkouts}
         for _ in range(args.n + 1):             # the first round warms the page cache
