@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import struct
 import sys
 import time
 from typing import Callable
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from common import config as guest_config
 from common import phases, privileges
@@ -71,7 +71,9 @@ class Running:
     def __bool__(self) -> bool:
         if self.monitor is not None:
             while self.monitor.poll(0):
-                event = recv_monitor_message(self.monitor)["event"]
+                # zmq's monitor event: u16 event, u32 value, then the address
+                # (zmq.utils.monitor would import zmq.asyncio, so asyncio)
+                event = struct.unpack_from("=H", self.monitor.recv_multipart()[0])[0]
                 self.peers = max(0, self.peers + (1 if event == zmq.EVENT_ACCEPTED else -1))
         if self.stopped_at is None:
             return True
