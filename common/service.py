@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import struct
 import sys
@@ -54,7 +55,10 @@ class Running:
     at most.  ``supervisorctl stop NAME:*`` stops all four services at once,
     and the kernel's halt still writes the disks back and the console out
     through them; under ``skas run`` the kernel has ended first, and they go
-    at once."""
+    at once.
+
+    SIGTERM makes ``wake`` readable: a service polls it with its sockets, so
+    a stop is seen at once, not when the poll's timeout comes."""
 
     LINGER = 2.5         # under supervisord's stopwaitsecs (3)
 
@@ -63,10 +67,15 @@ class Running:
         self.peers = 0
         self.monitor = None if endpoint is None else endpoint.sock.get_monitor_socket(
             zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self.wake, self._woken = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGTERM, self.stop)
 
     def stop(self, *_) -> None:
         self.stopped_at = time.monotonic()
+        try:
+            os.write(self._woken, b"T")
+        except BlockingIOError:      # woken already, many times over
+            pass
 
     def __bool__(self) -> bool:
         if self.monitor is not None:
@@ -77,4 +86,8 @@ class Running:
                 self.peers = max(0, self.peers + (1 if event == zmq.EVENT_ACCEPTED else -1))
         if self.stopped_at is None:
             return True
+        try:
+            os.read(self.wake, 64)
+        except BlockingIOError:
+            pass
         return self.peers > 0 and time.monotonic() - self.stopped_at < self.LINGER
