@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import zmq
 
-from common import protocol, zmtp
+from common import activation, protocol, zmtp
 from common.protocol import Message, ProtocolError
 
 if TYPE_CHECKING:         # imported where used: of the services, only the kernel has a loop
@@ -229,10 +229,13 @@ class Endpoint(Channel):
             sock.setsockopt(option, value)
         _secure(sock, endpoint, keys, server=True)
         path = _ipc_path(endpoint)
-        if path and os.path.exists(path):
+        bound = path and activation.handed_over(path)
+        if bound:
+            sock.setsockopt(zmq.USE_FD, bound.detach())   # libzmq listens on it
+        elif path and os.path.exists(path):
             os.unlink(path)  # a stale socket from a killed predecessor
         sock.bind(endpoint)
-        if path:
+        if path and not bound:
             os.chmod(path, 0o600)
         super().__init__(sock, sender)
 
@@ -308,8 +311,8 @@ class DirectLink(_Envelope):
     def connected(self) -> bool:
         return self.dealer.sock is not None
 
-    def connect(self) -> bool:
-        return self.dealer.connect()
+    def connect(self, timeout: float = 5.0) -> bool:
+        return self.dealer.connect(timeout)
 
     def fileno(self) -> int:
         return self.dealer.fileno()
