@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def start(service: str, config: Path, log: int, console: bool,
     console: then skas's stdin and stdout) to log, in a session of its own,
     SIGTERM when skas dies; listening, its endpoint's socket, handed over
     (common/activation.py)."""
+    if threading.active_count() > 1:
+        raise RuntimeError("a service is forked only from a process with one thread")
     parent = os.getpid()
     sys.stdout.flush()          # or the child would write skas's buffered output again
     sys.stderr.flush()
