@@ -57,8 +57,9 @@ class Running:
     through them; under ``skas run`` the kernel has ended first, and they go
     at once.
 
-    SIGTERM makes ``wake`` readable: a service polls it with its sockets, so
-    a stop is seen at once, not when the poll's timeout comes."""
+    A service polls what ends its loop with its sockets (``watch``): SIGTERM
+    makes ``wake`` readable, and a peer's leaving the monitor, so a stop is
+    seen at once, not when the poll's timeout comes."""
 
     LINGER = 2.5         # under supervisord's stopwaitsecs (3)
 
@@ -69,6 +70,11 @@ class Running:
             zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self.wake, self._woken = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGTERM, self.stop)
+
+    def watch(self, poller: zmq.Poller) -> None:
+        poller.register(self.wake, zmq.POLLIN)
+        if self.monitor is not None:
+            poller.register(self.monitor, zmq.POLLIN)
 
     def stop(self, *_) -> None:
         self.stopped_at = time.monotonic()

@@ -151,7 +151,7 @@ def run(cfg: GuestConfig) -> int:
             poller.register(sock, zmq.POLLIN)
     if winch_r is not None:
         poller.register(winch_r, zmq.POLLIN)
-    poller.register(running.wake, zmq.POLLIN)
+    running.watch(poller)
     while running or out.queue and (line is None or line.room()):
         line_ready = bool(out.queue) and line is not None and line.room() > 0
         poller.register(out.fd, zmq.POLLOUT if out.queue and line is None else 0)

@@ -53,7 +53,7 @@ def run(cfg: GuestConfig) -> int:
     poller.register(endpoint.sock, zmq.POLLIN)
     poller.register(blocks.fd, zmq.POLLIN)
     running = Running(endpoint)
-    poller.register(running.wake, zmq.POLLIN)
+    running.watch(poller)
     phases.mark("ubd_io", "serving")
     log.info("serving %s at %s", ", ".join(f"ubd{d}={i.path} ({i.kind})"
                                            for d, i in images.items()), address)
