@@ -11,4 +11,3 @@ def test_a_socket_handed_to_another_process_is_not_taken_and_the_variables_go(mo
     monkeypatch.setenv("LISTEN_FDS", "1")
     assert activation.handed_over("/nowhere.sock") is None
     assert "LISTEN_PID" not in os.environ and "LISTEN_FDS" not in os.environ
-
