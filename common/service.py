@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import struct
 import sys
 import time
 from typing import Callable
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from common import config as guest_config
-from common import privileges
+from common import phases, privileges
 from common.config import GuestConfig
 from common.transport import pin_cpu
 
@@ -29,6 +30,7 @@ def main(service: str, run: Callable[[GuestConfig], int], drop_now: bool = True)
     parser.add_argument("--guest-config", required=True, metavar="FILE",
                         help="the guest's TOML configuration (written by skas create/run)")
     args = parser.parse_args()
+    phases.mark(service, "imported")
     try:
         cfg = guest_config.load(args.guest_config)
     except (OSError, ValueError, TypeError) as exc:
@@ -39,7 +41,9 @@ def main(service: str, run: Callable[[GuestConfig], int], drop_now: bool = True)
     pin_cpu(cfg.io_cpu if service == "ubd_io" and cfg.io_cpu is not None else cfg.cpu)
     if drop_now:
         privileges.drop(service)
-    sys.exit(run(cfg))
+    code = run(cfg)
+    phases.mark(service, "exit")
+    sys.exit(code)
 
 
 class Running:
@@ -51,7 +55,11 @@ class Running:
     at most.  ``supervisorctl stop NAME:*`` stops all four services at once,
     and the kernel's halt still writes the disks back and the console out
     through them; under ``skas run`` the kernel has ended first, and they go
-    at once."""
+    at once.
+
+    A service polls what ends its loop with its sockets (``watch``): SIGTERM
+    makes ``wake`` readable, and a peer's leaving the monitor, so a stop is
+    seen at once, not when the poll's timeout comes."""
 
     LINGER = 2.5         # under supervisord's stopwaitsecs (3)
 
@@ -60,16 +68,32 @@ class Running:
         self.peers = 0
         self.monitor = None if endpoint is None else endpoint.sock.get_monitor_socket(
             zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self.wake, self._woken = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGTERM, self.stop)
+
+    def watch(self, poller: zmq.Poller) -> None:
+        poller.register(self.wake, zmq.POLLIN)
+        if self.monitor is not None:
+            poller.register(self.monitor, zmq.POLLIN)
 
     def stop(self, *_) -> None:
         self.stopped_at = time.monotonic()
+        try:
+            os.write(self._woken, b"T")
+        except BlockingIOError:      # woken already, many times over
+            pass
 
     def __bool__(self) -> bool:
         if self.monitor is not None:
             while self.monitor.poll(0):
-                event = recv_monitor_message(self.monitor)["event"]
+                # zmq's monitor event: u16 event, u32 value, then the address
+                # (zmq.utils.monitor would import zmq.asyncio, so asyncio)
+                event = struct.unpack_from("=H", self.monitor.recv_multipart()[0])[0]
                 self.peers = max(0, self.peers + (1 if event == zmq.EVENT_ACCEPTED else -1))
         if self.stopped_at is None:
             return True
+        try:
+            os.read(self.wake, 64)
+        except BlockingIOError:
+            pass
         return self.peers > 0 and time.monotonic() - self.stopped_at < self.LINGER

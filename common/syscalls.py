@@ -33,8 +33,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _PTRACE_NAMES
-
 # routes
 HOST, CHECKED, NOTIFY, TRAP = "host", "checked", "notify", "trap"
 # support levels: NONE is not implemented (the kernel answers ENOSYS and logs
@@ -417,4 +415,9 @@ def policy(nr: int) -> Policy:
 
 def name(nr: int) -> str:
     entry = TABLE.get(nr)
-    return entry.name if entry else _PTRACE_NAMES.get(nr, f"syscall_{nr}")
+    if entry:
+        return entry.name
+    # python-ptrace's names, for calls nobody serves: imported when first
+    # needed, as importing its package runs `ldconfig -p` (about 30 ms)
+    from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
+    return SYSCALL_NAMES.get(nr, f"syscall_{nr}")

@@ -23,20 +23,20 @@ tcp endpoint without keys is refused; ipc endpoints rely on the 0700 run dir.
 """
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import itertools
 import logging
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import zmq
-import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 
-from common import protocol, zmtp
+from common import activation, protocol, zmtp
 from common.protocol import Message, ProtocolError
+
+if TYPE_CHECKING:         # imported where used: of the services, only the kernel has a loop
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class Curve:
     def load(cls, own: str | os.PathLike, peer: str | os.PathLike) -> Curve:
         """From certificate files written by zmq.auth.create_certificates:
         own must be a ``.key_secret`` file, peer may be the public ``.key``."""
+        import zmq.auth            # tcp only: not in an ipc guest's start
         try:
             public, secret = zmq.auth.load_certificate(own)
             peer_public, _ = zmq.auth.load_certificate(peer)
@@ -139,6 +140,7 @@ def _secure(sock: zmq.Socket, endpoint: str, keys: Keys | None, server: bool) ->
         sock.curve_serverkey = curve.peer
         return
     if _clients is None:
+        from zmq.auth.thread import ThreadAuthenticator
         _clients = _Clients()
         auth = ThreadAuthenticator(context())
         auth.start()
@@ -227,10 +229,13 @@ class Endpoint(Channel):
             sock.setsockopt(option, value)
         _secure(sock, endpoint, keys, server=True)
         path = _ipc_path(endpoint)
-        if path and os.path.exists(path):
+        bound = path and activation.handed_over(path)
+        if bound:
+            sock.setsockopt(zmq.USE_FD, bound.detach())   # libzmq listens on it
+        elif path and os.path.exists(path):
             os.unlink(path)  # a stale socket from a killed predecessor
         sock.bind(endpoint)
-        if path:
+        if path and not bound:
             os.chmod(path, 0o600)
         super().__init__(sock, sender)
 
@@ -306,8 +311,8 @@ class DirectLink(_Envelope):
     def connected(self) -> bool:
         return self.dealer.sock is not None
 
-    def connect(self) -> bool:
-        return self.dealer.connect()
+    def connect(self, timeout: float = 5.0) -> bool:
+        return self.dealer.connect(timeout)
 
     def fileno(self) -> int:
         return self.dealer.fileno()
@@ -355,6 +360,7 @@ class AsyncLink:
                       traceparent: str | None = None) -> Message:
         """Send, and resend after each deadline, until answered (or retries run
         out); traceparent: the W3C trace context it is sent in, if traced."""
+        import asyncio
         id_ = next(self.ids)
         attempt = 0
         while True:

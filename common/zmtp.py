@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import socket
 from typing import Callable
+
+from common import activation
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +179,7 @@ class Router:
                  on_message: Callable[[bytes, list[bytes]], None],
                  on_lost: Callable[[bytes], None] = lambda _id: None):
         path = ipc_path(endpoint)
-        if os.path.exists(path):
-            os.unlink(path)             # a stale socket from a killed predecessor
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(path)
-        os.chmod(path, 0o600)
-        sock.listen(64)
+        sock = activation.handed_over(path) or activation.listen(path)
         sock.setblocking(False)
         self.on_message = on_message
         self.on_lost = on_lost

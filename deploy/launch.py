@@ -1,8 +1,10 @@
 """Starting and stopping a guest's services as child processes.
 
 The same command line supervisord uses (``python -m services.NAME
---guest-config FILE``); ``skas run`` and the tests start guests through here,
-the tests sometimes with a double in place of one service.
+--guest-config FILE``), or for ``skas run`` the same program forked from
+skas's own process (deploy/forked.py); ``skas run`` and the tests start
+guests through here, the tests sometimes with a double in place of one
+service.
 
 Each service gets a session of its own (supervisord, too, gives each
 program its own process group): the terminal's signals (Ctrl-C, Ctrl-Z,
@@ -12,73 +14,93 @@ userspace) behind the kernel's back.  Each also gets SIGTERM when skas
 dies, however it dies."""
 from __future__ import annotations
 
-import ctypes
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from common import activation, phases
 from common.config import SERVICES, GuestConfig
+from deploy import forked
 
 REPO = Path(__file__).resolve().parent.parent   # holds services/, so -m services.x imports
 STOP_GRACE = 2.0
-PR_SET_PDEATHSIG = 1
+Process = subprocess.Popen | forked.Forked
 
 
 def command(service: str, config_path: Path) -> list[str]:
     return [sys.executable, "-m", f"services.{service}", "--guest-config", str(config_path)]
 
 
-def _die_with(parent: int):
-    """For Popen's preexec_fn: SIGTERM when the parent dies, so that a skas run
-    killed outright (SIGKILL) does not leave its guest running."""
-    def arm() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:       # it died before we asked
-            os._exit(1)
-    return arm
-
-
-def start(cfg: GuestConfig, services=SERVICES) -> dict[str, subprocess.Popen]:
+def start(cfg: GuestConfig, services=SERVICES, fork: bool = False) -> dict[str, Process]:
     """Start services of a guest whose config is written.  Each logs to
     RUN_DIR/SERVICE.log; with a stdio console, sigio has skas's stdin and
-    stdout.  If one cannot start, those already started are stopped."""
-    procs: dict[str, subprocess.Popen] = {}
+    stdout.  If one cannot start, those already started are stopped.  With
+    fork (skas run), each is a fork of this process (deploy/forked.py);
+    else ``python -m services.NAME``."""
+    procs: dict[str, Process] = {}
+    phases.mark("cli", "spawn")
+    # forked: every ipc endpoint listening before any service runs, each
+    # handed to its service (common/activation.py): no connect waits on a timer
+    listening = {s: activation.listen(e[len("ipc://"):]) for s in services
+                 if fork and (e := cfg.endpoints[s]).startswith("ipc://")}
     try:
         for service in services:
             with open(cfg.run_dir / f"{service}.log", "ab") as log:
                 console = service == "sigio" and cfg.console == "stdio"
+                if fork:
+                    procs[service] = forked.start(service, cfg.path, log.fileno(), console,
+                                                  listening.get(service))
+                    continue
                 procs[service] = subprocess.Popen(
                     command(service, cfg.path), cwd=REPO, stderr=log,
                     stdin=None if console else subprocess.DEVNULL,
                     stdout=None if console else log, start_new_session=True,
-                    preexec_fn=_die_with(os.getpid()))
+                    preexec_fn=forked.die_with(os.getpid()))
     except BaseException:
         stop(procs)
         raise
+    finally:
+        for sock in listening.values():
+            sock.close()
+    phases.mark("cli", "spawned")
     return procs
 
 
-def wait_guest(procs: dict[str, subprocess.Popen]) -> int:
-    """The kernel's exit code; if userspace dies first the guest is dead too."""
+def wait_guest(procs: dict[str, Process]) -> int:
+    """The kernel's exit code; if userspace dies first the guest is dead too.
+    Sleeps until one of the two exits (their pidfds), never in turns."""
     kernel, userspace = procs["kernel"], procs.get("userspace")
-    while True:
-        try:
-            return kernel.wait(0.2)
-        except subprocess.TimeoutExpired:
+    watch = select.poll()
+    fds = {}
+    try:
+        for p in (kernel, userspace):
+            if p is not None and p.returncode is None:    # not reaped: the pid is still ours
+                fds[p] = os.pidfd_open(p.pid)
+                watch.register(fds[p], select.POLLIN)
+        while kernel.poll() is None:
             if userspace is not None and userspace.poll() is not None:
                 kernel.send_signal(signal.SIGTERM)
+                if userspace in fds:
+                    watch.unregister(fds[userspace])
                 userspace = None
+            watch.poll()
+        return kernel.returncode
+    finally:
+        for fd in fds.values():
+            os.close(fd)
 
 
-def stop(procs: dict[str, subprocess.Popen]) -> None:
+def stop(procs: dict[str, Process]) -> None:
     """SIGTERM, then SIGKILL to the whole session after a grace period; reap
     everything."""
     for p in procs.values():
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
+    phases.mark("cli", "stop")
     deadline = time.monotonic() + STOP_GRACE
     for p in procs.values():
         try:

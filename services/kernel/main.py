@@ -11,6 +11,7 @@ import signal as host_signal
 
 import uvloop
 
+from common import phases
 from common.config import GuestConfig, parse_tmpfs
 from common.exits import BOOT_FAILED
 from services.kernel.core.answers import Ops
@@ -39,6 +40,7 @@ async def boot(kernel: Kernel) -> None:
 
 async def start_init(kernel: Kernel) -> None:
     cfg = kernel.cfg
+    phases.mark("kernel", "hello")
     await find_disks(kernel)
     try:
         fs = await Ext2.mount(kernel.disks[0])
@@ -48,6 +50,7 @@ async def start_init(kernel: Kernel) -> None:
         return
     kernel.vfs = await boot_vfs(fs, makedev(UBD_MAJOR, 0), b"ext2", cfg.read_only,
                                 cfg.tmpfs_limit, cfg.mem)
+    phases.mark("kernel", "mounted")
     for n in kernel.disks:
         await add_disk_node(kernel.vfs, n)
     for spec in cfg.tmpfs:
@@ -68,6 +71,7 @@ async def start_init(kernel: Kernel) -> None:
         log.error("userspace could not start init: %s", exc)
         await kernel.shutdown(BOOT_FAILED)
         return
+    phases.mark("kernel", "spawned")
     for fd in range(3):
         init.files.install(ConsoleFile(kernel.console, 0o2))
     argv = [a.encode() for a in cfg.init]
@@ -87,6 +91,7 @@ async def start_init(kernel: Kernel) -> None:
         await kernel.shutdown(BOOT_FAILED)
         return
     log.info("init (%s) runs as host pid %d", " ".join(cfg.init), init.host_pid)
+    phases.mark("kernel", "exec")
     kernel.answer(init, Ops(ops), "execve")
 
 async def find_disks(kernel: Kernel) -> None:
@@ -120,7 +125,9 @@ async def main(cfg: GuestConfig) -> int:
     kernel = Kernel(cfg, loop, boot)
     loop.add_signal_handler(host_signal.SIGTERM, lambda: on_sigterm(kernel))
     watcher = asyncio.ensure_future(kernel.watch_userspace())
+    phases.mark("kernel", "listening")
     code = await kernel.exit_code
+    phases.mark("kernel", "halted")
     watcher.cancel()
     # Halted: the code is decided and a stop has nothing left to stop.  The
     # loop's close would put SIGTERM back to its default, and skas run, which

@@ -1,3 +1,5 @@
+from common import phases
+phases.mark("sigio", "start")
 from common.service import main
 from services.sigio.service import run
 

@@ -20,6 +20,7 @@ import termios
 
 import zmq
 
+from common import phases
 from common.config import GuestConfig
 from common.protocol import Message
 from common.service import Running
@@ -140,6 +141,7 @@ def run(cfg: GuestConfig) -> int:
     endpoint = Endpoint(cfg.endpoints["sigio"], f"{cfg.name}/sigio")
     keys = Keys(Link(cfg.endpoints["kernel"], f"{cfg.name}/sigio"))
     running = Running(endpoint)
+    phases.mark("sigio", "serving")
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     stdin = cfg.console == "stdio" and cfg.console_input       # fd 0 is the host's input
     winch_r = follow_winsize(keys) if cfg.console == "stdio" and cfg.console_tty else None
@@ -149,6 +151,7 @@ def run(cfg: GuestConfig) -> int:
             poller.register(sock, zmq.POLLIN)
     if winch_r is not None:
         poller.register(winch_r, zmq.POLLIN)
+    running.watch(poller)
     while running or out.queue and (line is None or line.room()):
         line_ready = bool(out.queue) and line is not None and line.room() > 0
         poller.register(out.fd, zmq.POLLOUT if out.queue and line is None else 0)

@@ -10,6 +10,8 @@ shared buffer (``write_shared``, common/shared_buffer.py).
 Requests are idempotent, so the kernel resends freely.  It owns the image
 files and never knows what a filesystem is.
 """
+from common import phases
+phases.mark("ubd_io", "start")
 from common.service import main
 from services.ubd_io.service import run
 

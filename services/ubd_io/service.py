@@ -7,7 +7,7 @@ import os
 
 import zmq
 
-from common import privileges, tracing
+from common import phases, privileges, tracing
 from common.config import UBD_MAX, GuestConfig, parse_disk
 from common.protocol import Message
 from common.service import Running
@@ -57,6 +57,8 @@ def run(cfg: GuestConfig) -> int:
     poller.register(endpoint.sock, zmq.POLLIN)
     poller.register(blocks.fd, zmq.POLLIN)
     running = Running(endpoint)
+    running.watch(poller)
+    phases.mark("ubd_io", "serving")
     log.info("serving %s at %s", ", ".join(f"ubd{d}={i.path} ({i.kind})"
                                            for d, i in images.items()), address)
     while running:

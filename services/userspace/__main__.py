@@ -1,3 +1,5 @@
+from common import phases
+phases.mark("userspace", "start")
 from common.service import main
 from services.userspace.service import run
 

@@ -19,8 +19,7 @@ from services.userspace.jail import Jail
 from services.userspace.tracee import (
     O_RDONLY_CLOEXEC, O_RDWR_CLOEXEC, OPTIONS, PARKED, PTRACE_EVENT_STOP, PTRACE_SEIZE, PR_SET_MM, SYSCALL,
     PR_SET_MM_MAP, SYS_clone, SYS_close, SYS_execve, SYS_mmap, SYS_mprotect, SYS_munmap,
-    SYS_open, SYS_prctl, U64, MAP_FIXED, Tracee, TraceeGone, _call)
-from ptrace.binding.linux_struct import user_regs_struct
+    SYS_open, SYS_prctl, U64, MAP_FIXED, Tracee, TraceeGone, _call, user_regs_struct)
 
 log = logging.getLogger(__name__)
 _libc = ctypes.CDLL(None, use_errno=True)

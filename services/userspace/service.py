@@ -11,6 +11,7 @@ import time
 
 import zmq
 
+from common import phases
 from common.config import GuestConfig
 from common.ops import TID, kind_of
 from common.protocol import Message
@@ -31,6 +32,8 @@ KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
 OPS_DEADLINE = 1.0       # longest a batch of ops (or a spawn) may wait on a tracee; the
                          # kernel gives up on a userspace silent for 1.5 s
 CONNECT_RETRY = 0.1      # seconds between tries to reach a kernel not yet listening
+KERNEL_START = 30.0      # longest a kernel listening (skas run binds its socket before
+                         # it starts: common/activation.py) may take to greet us
 WALL = 0x40000000
 
 
@@ -110,13 +113,14 @@ class Userspace:
 
     def connect_kernel(self) -> bool:
         try:
-            if not self.kernel.connect():
+            if not self.kernel.connect(KERNEL_START):
                 return False
         except ConnectionError as exc:
             log.error("cannot reach the kernel: %s", exc)
             self.running = False
             return False
         self.last_heard = time.monotonic()
+        phases.mark("userspace", "connected")
         return True
 
     def send(self, type_: str, body: dict, id_: int | None = None) -> int:

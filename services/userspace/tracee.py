@@ -1,7 +1,7 @@
 """One traced host process that runs guest code, and the ptrace calls on it.
 
-python-ptrace gives us the ptrace entry point and the register structure; the
-constants it lacks (SEIZE, the seccomp event, EXITKILL) are here.
+libc's ptrace through ctypes, Linux's constants and the register structure
+(python-ptrace's would cost its package's import, ``ldconfig -p`` and all).
 A tracee is always in one of these states: running; stopped in a trapped
 system call (``SYSCALL``); or parked at the stub gadget's ``int3`` (or at the
 exec event) after injected calls (``PARKED``).
@@ -15,8 +15,6 @@ import os
 import signal
 import struct
 
-from ptrace.binding import func as pt
-from ptrace.binding.linux_struct import user_regs_struct
 
 from common.ops import XSTATE_MAX
 from services.userspace import seccomp, stub
@@ -28,20 +26,24 @@ PTRACE_INTERRUPT = 0x4207
 PTRACE_GETREGSET, PTRACE_SETREGSET = 0x4204, 0x4205
 PTRACE_GETSIGINFO, PTRACE_GETEVENTMSG = 0x4202, 0x4201
 NT_X86_XSTATE = 0x202
+PTRACE_CONT = 7
 PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
+PTRACE_O_TRACEFORK, PTRACE_O_TRACEVFORK, PTRACE_O_TRACECLONE = 0x02, 0x04, 0x08
+PTRACE_O_TRACEEXEC = 0x10
 PTRACE_O_TRACESECCOMP = 0x80
 PTRACE_O_EXITKILL = 0x100000
+PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC = 1, 2, 3, 4
 PTRACE_EVENT_SECCOMP = 7
 PTRACE_EVENT_STOP = 128
 # Fork, vfork and clone events make the host attach a new child to us before
 # its first instruction (DESIGN §3): a guest process is never untraced.
-OPTIONS = (PTRACE_O_EXITKILL | PTRACE_O_TRACESECCOMP | pt.PTRACE_O_TRACEEXEC
-           | pt.PTRACE_O_TRACEFORK | pt.PTRACE_O_TRACEVFORK | pt.PTRACE_O_TRACECLONE)
-FORK_EVENTS = (pt.PTRACE_EVENT_FORK, pt.PTRACE_EVENT_VFORK, pt.PTRACE_EVENT_CLONE)
+OPTIONS = (PTRACE_O_EXITKILL | PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEEXEC
+           | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE)
+FORK_EVENTS = (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_CLONE)
 
 SECCOMP_STOP = signal.SIGTRAP | (PTRACE_EVENT_SECCOMP << 8)
-EXEC_STOP = signal.SIGTRAP | (pt.PTRACE_EVENT_EXEC << 8)
+EXEC_STOP = signal.SIGTRAP | (PTRACE_EVENT_EXEC << 8)
 
 SYS_open, SYS_close, SYS_mmap, SYS_munmap, SYS_mprotect = 2, 3, 9, 11, 10
 SYS_clone, SYS_execve, SYS_prctl, SYS_seccomp = 56, 59, 157, 317
@@ -62,6 +64,18 @@ _ptrace.restype = ctypes.c_long
 
 RUNNING, SYSCALL, PARKED = "running", "syscall", "parked"
 ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+
+
+class user_regs_struct(ctypes.Structure):
+    """x86_64's registers as PTRACE_GETREGS reads them (Linux's
+    arch/x86/include/asm/user_64.h).  Not python-ptrace's: importing its
+    package runs `ldconfig -p`, about 30 ms of every userspace start."""
+    _fields_ = [(name, ctypes.c_ulong) for name in (
+        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx",
+        "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base",
+        "gs_base", "ds", "es", "fs", "gs")]
+
+
 REGS = tuple(name for name, _ in user_regs_struct._fields_)
 
 
@@ -152,7 +166,7 @@ class Tracee:
     def cont(self, sig: int = 0) -> None:
         self.state = RUNNING
         self.interrupting = False
-        _call(pt.PTRACE_CONT, self.pid, 0, sig)
+        _call(PTRACE_CONT, self.pid, 0, sig)
 
     def interrupt(self) -> None:
         """Ask a running tracee to stop (PTRACE_INTERRUPT): a trap stop follows."""
@@ -291,7 +305,7 @@ class Tracee:
             regs.orig_rax, regs.rax, regs.rip = U64, nr, stub.GADGET
             trapped = False   # calls the filter allows (munmap ...) never stop here
         self.setregs(regs)
-        _call(pt.PTRACE_CONT, self.pid, 0, 0)
+        _call(PTRACE_CONT, self.pid, 0, 0)
         stops, execd = 0, False
         while True:
             event = self.wait(wait_group)
@@ -324,7 +338,7 @@ class Tracee:
                 stops += 1
             else:
                 self.hijacked(f"stop {event:#x}")
-            _call(pt.PTRACE_CONT, self.pid, 0, 0)
+            _call(PTRACE_CONT, self.pid, 0, 0)
 
     @staticmethod
     def _ours(event: int, stops: int) -> bool:
@@ -356,11 +370,11 @@ class Tracee:
         regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8 = flags & U64, 0, 0, ctid, tls
         regs.rip, regs.rsp = stub.FORK_RETURN, sp
         self.setregs(regs)
-        _call(pt.PTRACE_CONT, self.pid, 0, 0)
+        _call(PTRACE_CONT, self.pid, 0, 0)
         stops = 0
         while True:
             event = self.wait()
-            if event >> 8 == pt.PTRACE_EVENT_FORK:
+            if event >> 8 == PTRACE_EVENT_FORK:
                 pid = ctypes.c_ulong()
                 _call(PTRACE_GETEVENTMSG, self.pid, 0, ctypes.addressof(pid))
                 self.cont()
@@ -374,7 +388,7 @@ class Tracee:
             if not self._ours(event, stops):
                 self.hijacked(f"stop {event:#x}")
             stops += 1
-            _call(pt.PTRACE_CONT, self.pid, 0, 0)
+            _call(PTRACE_CONT, self.pid, 0, 0)
 
     def prepare(self, scratch: "stub.Scratch") -> None:
         """Make a fresh stub address space ours (the first stub's, parked):
@@ -383,13 +397,13 @@ class Tracee:
         regs = user_regs_struct.from_buffer_copy(self.regs)
         regs.rip = stub.PREPARE
         self.setregs(regs)
-        _call(pt.PTRACE_CONT, self.pid, 0, 0)
+        _call(PTRACE_CONT, self.pid, 0, 0)
         stops = 0
         while (event := self.wait()) != signal.SIGTRAP:
             if not self._ours(event, stops):
                 self.hijacked(f"stop {event:#x}")
             stops += 1
-            _call(pt.PTRACE_CONT, self.pid, 0, 0)
+            _call(PTRACE_CONT, self.pid, 0, 0)
         got = self.getregs()
         self.state = PARKED
         self.prepared(scratch, got.rip, signed(got.rax))

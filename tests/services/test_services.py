@@ -116,9 +116,9 @@ def _placed(skas_pid: int) -> dict[str, set[int]]:
     and pinned."""
     placed = {}
     for pid in _children(skas_pid):
-        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        if b"-m" in argv:
-            name = argv[argv.index(b"-m") + 1].decode().removeprefix("services.")
+        comm = open(f"/proc/{pid}/comm").read().strip()     # skas run forks skas-SERVICE
+        if comm.startswith("skas-"):
+            name = comm.removeprefix("skas-")
             placed[name] = os.sched_getaffinity(pid)
             if name == "userspace":
                 for guest in _children(pid):

@@ -10,7 +10,7 @@ import time
 from typing import Awaitable, Callable
 
 
-from common import tracing
+from common import phases, tracing
 from common.config import GuestConfig
 from common.exits import BOOT_FAILED, REBOOT
 from common.ops import GetContext, SetContext
@@ -595,6 +595,7 @@ class Kernel:
     def init_exited(self, status: int) -> None:
         code = status >> 8 & 0xFF if status & 0x7F == 0 else 128 + (status & 0x7F)
         log.info("init exited (wait status %#x): the guest halts with %d", status, code)
+        phases.mark("kernel", "init_exit")
         asyncio.ensure_future(self.shutdown(code))
 
     def power(self, action: str, command: str = "", write_back: bool = True) -> None:

@@ -2,6 +2,7 @@
 receipt check; a missing, unknown or mistyped field is refused naming it,
 by the kernel's constructors and by userspace on receipt; the schemas and
 what userspace implements agree."""
+import ctypes
 import errno
 import re
 
@@ -200,5 +201,7 @@ def test_every_op_userspace_runs_has_a_schema_and_every_schema_is_run():
 
 
 def test_the_schemas_registers_and_mm_map_are_the_hosts():
-    assert ops.REGS == tracee.REGS                      # from python-ptrace's user_regs_struct
+    from ptrace.binding.linux_struct import user_regs_struct
+    assert ops.REGS == tracee.REGS == tuple(name for name, _ in user_regs_struct._fields_)
+    assert ctypes.sizeof(tracee.user_regs_struct) == ctypes.sizeof(user_regs_struct)
     assert platform._MM_MAP.size == 8 * len(ops.MM_FIELDS) + 16   # struct prctl_mm_map
