@@ -99,12 +99,15 @@ def test_stty_size_follows_the_outer_terminal(condisk):
     t = shell(condisk)
     try:
         assert run_line(t, b"stty size") == b"24 80"
+        # the resize while a foreground job waits for its SIGWINCH (not while
+        # the shell edits a line, which a resize makes it redraw)
+        t.send(b"sh -c 'trap \"stty size; exit\" WINCH; echo armed; "
+               b"while :; do sleep 1; done'\r")
+        t.expect(rb"armed\r\n")
         t.resize(40, 100)          # SIGWINCH to skas, which sigio reads the size for
-        for _ in range(100):       # the resize reaches the guest in its own time
-            if run_line(t, b"stty size") == b"40 100":
-                break
-        else:
-            raise AssertionError("stty size never saw 40 100")
+        t.expect(rb"40 100\r\n")
+        t.expect(PROMPT)
+        assert run_line(t, b"stty size") == b"40 100"
         t.send(b"exit\r")
         assert t.wait() == 0
     finally:
