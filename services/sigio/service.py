@@ -20,7 +20,7 @@ import termios
 
 import zmq
 
-from common import phases
+from common import phases, tracing
 from common.config import GuestConfig
 from common.protocol import Message
 from common.service import Running
@@ -65,6 +65,7 @@ class ConsoleOut:
         self.last_seq = 0            # the last seq accepted
         self.done_seq = 0            # the last seq written out
         self.written = 0
+        self.spans = None            # services/sigio/tracing.py's, when the guest traces
 
     def accept(self, to: bytes, msg: Message) -> str | None:
         seq = msg["seq"]
@@ -76,6 +77,8 @@ class ConsoleOut:
             return f"console_write seq {seq} out of order (expected {self.last_seq + 1})"
         self.last_seq = seq
         self.queue.append((to, msg.id, msg["data"], seq))
+        if self.spans is not None:
+            self.spans.begin(msg)
         return None
 
     def flush_some(self) -> list[tuple[bytes, int, int]]:
@@ -93,6 +96,8 @@ class ConsoleOut:
             self.queue.popleft()
             self.done_seq = seq
             done.append((to, id_, seq))
+            if self.spans is not None:
+                self.spans.written(seq)
         return done
 
 
@@ -139,6 +144,10 @@ def run(cfg: GuestConfig) -> int:
     else:
         out = ConsoleOut(1, lambda data: os.write(1, data))
     endpoint = Endpoint(cfg.endpoints["sigio"], f"{cfg.name}/sigio")
+    telemetry = tracing.start(cfg, "sigio")          # None when the guest does not trace
+    if telemetry is not None:
+        from services.sigio.tracing import ConsoleSpans
+        out.spans = ConsoleSpans(telemetry)
     keys = Keys(Link(cfg.endpoints["kernel"], f"{cfg.name}/sigio"))
     running = Running(endpoint)
     phases.mark("sigio", "serving")
@@ -152,44 +161,48 @@ def run(cfg: GuestConfig) -> int:
     if winch_r is not None:
         poller.register(winch_r, zmq.POLLIN)
     running.watch(poller)
-    while running or out.queue and (line is None or line.room()):
-        line_ready = bool(out.queue) and line is not None and line.room() > 0
-        poller.register(out.fd, zmq.POLLOUT if out.queue and line is None else 0)
-        if stdin:
-            poller.register(0, 0 if keys.in_flight else zmq.POLLIN)
-        ready = dict(poller.poll(0 if line_ready else 200))
-        if endpoint.sock in ready:
-            for to, msg in endpoint.drain():
-                handle(endpoint, out, line, to, msg)
-        if keys.kernel.sock in ready:
-            for _, msg in keys.kernel.drain():
-                keys.reply(msg)
-        if line is not None and line.ep.sock in ready:
-            for to, msg in line.ep.drain():
-                serve_client(line, keys, to, msg)
-        if winch_r is not None and winch_r in ready:
-            os.read(winch_r, 512)
-            keys.winsize(*host_winsize(0))
-        if stdin and ready.get(0, 0) and not keys.in_flight:
-            try:
-                data = os.read(0, INPUT_PIECE)
-            except OSError:            # a terminal hung up
-                data = b""
-            keys.send(data, eof=not data)
-            if not data:
-                stdin = False
-                poller.unregister(0)
-        if line_ready or ready.get(out.fd, 0) & zmq.POLLOUT:
-            try:
-                done = out.flush_some()
-            except OSError as exc:   # the host side is gone: nothing more can be written
-                log.error("console output failed: %s", exc)
-                return 1
-            for to, id_, seq in done:
-                endpoint.send("console_ack", id_, {"seq": seq}, to)
-    if line is not None and line.client is not None:
-        line.detach(line.client, "the guest halted")
-    return 0
+    try:
+        while running or out.queue and (line is None or line.room()):
+            line_ready = bool(out.queue) and line is not None and line.room() > 0
+            poller.register(out.fd, zmq.POLLOUT if out.queue and line is None else 0)
+            if stdin:
+                poller.register(0, 0 if keys.in_flight else zmq.POLLIN)
+            ready = dict(poller.poll(0 if line_ready else 200))
+            if endpoint.sock in ready:
+                for to, msg in endpoint.drain():
+                    handle(endpoint, out, line, to, msg)
+            if keys.kernel.sock in ready:
+                for _, msg in keys.kernel.drain():
+                    keys.reply(msg)
+            if line is not None and line.ep.sock in ready:
+                for to, msg in line.ep.drain():
+                    serve_client(line, keys, to, msg)
+            if winch_r is not None and winch_r in ready:
+                os.read(winch_r, 512)
+                keys.winsize(*host_winsize(0))
+            if stdin and ready.get(0, 0) and not keys.in_flight:
+                try:
+                    data = os.read(0, INPUT_PIECE)
+                except OSError:            # a terminal hung up
+                    data = b""
+                keys.send(data, eof=not data)
+                if not data:
+                    stdin = False
+                    poller.unregister(0)
+            if line_ready or ready.get(out.fd, 0) & zmq.POLLOUT:
+                try:
+                    done = out.flush_some()
+                except OSError as exc:   # the host side is gone: nothing more can be written
+                    log.error("console output failed: %s", exc)
+                    return 1
+                for to, id_, seq in done:
+                    endpoint.send("console_ack", id_, {"seq": seq}, to)
+        if line is not None and line.client is not None:
+            line.detach(line.client, "the guest halted")
+        return 0
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()      # export what is left
 
 
 def line_endpoint(cfg: GuestConfig) -> Endpoint:

@@ -11,7 +11,7 @@ import time
 
 import zmq
 
-from common import phases
+from common import phases, tracing
 from common.config import GuestConfig
 from common.ops import TID, kind_of
 from common.protocol import Message
@@ -56,6 +56,13 @@ class Userspace:
         self.last_heard = time.monotonic()
         self.births: list[Tracee] = []   # clone children not yet announced
         self.deferred: list[tuple] = []  # host events wait_group took for others
+        # None unless the guest traces; started here, while SIGCHLD and SIGALRM
+        # are still blocked, so the exporter's threads never take them
+        self.telemetry = tracing.start(cfg, "userspace")
+        self.spans = None
+        if self.telemetry is not None:
+            from services.userspace.tracing import OpsSpans
+            self.spans = OpsSpans(self.telemetry)
 
     # --- main loop ----------------------------------------------------------
     def run(self) -> int:
@@ -151,6 +158,8 @@ class Userspace:
                 os.waitpid(t.pid, WALL)
             except ChildProcessError:
                 pass
+        if self.telemetry is not None:
+            self.telemetry.shutdown()      # export what is left
 
     # --- host process events -----------------------------------------------
     def reap(self) -> None:
@@ -271,7 +280,10 @@ class Userspace:
             # The task died while the kernel was deciding; its exit is reported.
             return
         try:
-            if msg.type == "ops":
+            if msg.type == "ops" and self.spans is not None and msg.traceparent:
+                with self.spans.around(msg), self.ops_deadline:
+                    self.apply(t, msg)
+            elif msg.type == "ops":
                 with self.ops_deadline:
                     self.apply(t, msg)
             else:

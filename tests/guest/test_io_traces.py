@@ -103,6 +103,42 @@ def test_calls_the_sampler_leaves_out_make_no_spans_below_them(ddisk, tmp_path):
     assert calls["write"] >= 16 and calls["fsync"] == 1, calls
 
 
+def test_console_output_is_traced_into_sigio(ddisk, tmp_path):
+    """A write(2) to the console: the kernel's console write under the
+    call's span, and sigio's, from its arrival to its last byte out, under
+    that, across the process boundary."""
+    logs = tmp_path / "logs"
+    r = skas("run", "--log-dir", str(logs), "--trace", "--disk", str(ddisk), "--",
+             "/bin/busybox", "echo", "traced hello")
+    assert r.returncode == 0 and r.stdout == "traced hello\n", r.stderr
+    spans = Tail(logs / "traces").read()
+    by_id = {s.span_id: s for s in spans}
+    ours = [s for s in spans if s.service == "skas-sigio" and s.name == "sigio console write"]
+    assert ours, {(s.service, s.name) for s in spans}
+    sent = by_id[ours[0].parent_id]
+    assert (sent.service, sent.name) == ("skas-kernel", "console write")
+    assert sent.attributes["console.bytes"] == ours[0].attributes["console.bytes"] == 13
+    call = by_id[sent.parent_id]
+    assert (call.name, call.attributes["fd"], call.attributes["io.bytes"]) == ("write", 1, 13)
+
+
+def test_an_execs_ops_are_traced_into_userspace(ddisk, tmp_path):
+    """An execve's address-space ops carry its trace context: userspace's
+    span of them is under the call's span, across the process boundary."""
+    logs = tmp_path / "logs"
+    r = skas("run", "--log-dir", str(logs), "--trace", "--disk", str(ddisk), "--",
+             "/bin/busybox", "sh", "-c", "/bin/busybox true; echo ran")
+    assert r.returncode == 0 and r.stdout == "ran\n", r.stderr
+    spans = Tail(logs / "traces").read()
+    by_id = {s.span_id: s for s in spans}
+    ops = [s for s in spans if s.service == "skas-userspace" and s.name == "userspace ops"]
+    under_exec = [s for s in ops if s.parent_id in by_id and by_id[s.parent_id].name == "execve"]
+    kinds = {s.attributes["ops.kinds"] for s in under_exec}
+    assert "exec_stub" in kinds, {(s.service, s.name) for s in spans}
+    assert any(k.startswith("mmap,") and k.endswith("set_regs") for k in kinds), kinds
+    assert all(by_id[s.parent_id].trace_id == s.trace_id for s in under_exec)
+
+
 # --- OTLP ---------------------------------------------------------------------------------
 
 class Receiver:

@@ -92,7 +92,11 @@ class Console(Tty):
             data = self.take_output(self.in_flight)
             self.seq += 1
             tracing.tracer.count("skas.console.bytes", len(data))
-            reply = await self.link.request("console_write", {"seq": self.seq, "data": data})
+            with tracing.tracer.span("console write", {"console.seq": self.seq,
+                                                       "console.bytes": len(data)}):
+                reply = await self.link.request("console_write",
+                                                {"seq": self.seq, "data": data},
+                                                traceparent=tracing.tracer.traceparent())
             if reply.type != "console_ack":
                 raise RuntimeError(f"sigio refused console output: {reply.body}")
             self.in_flight = 0

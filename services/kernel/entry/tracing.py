@@ -29,7 +29,8 @@ DATA = frozenset(("read", "write", "pread64", "pwrite64", "readv", "writev", "pr
 SYNC = frozenset(("fsync", "fdatasync", "sync", "syncfs", "sync_file_range"))
 SIZE = frozenset(("truncate", "ftruncate", "fallocate"))
 OPENS = frozenset(("open", "openat", "openat2", "creat"))
-IO_CALLS = DATA | SYNC | SIZE | OPENS
+EXECS = frozenset(("execve", "execveat"))    # read a file in, and map it (userspace's ops)
+IO_CALLS = DATA | SYNC | SIZE | OPENS | EXECS
 log = logging.getLogger("kernel")
 
 ERRNO_MAX = 4096                # a result past -4096 is a number, not an errno
@@ -48,7 +49,7 @@ def percentile(counts: list[int], q: int) -> int:
         if seen * 100 >= q * total:
             return LATENCY_BOUNDS[i] if i < len(LATENCY_BOUNDS) else 2 * LATENCY_BOUNDS[-1]
     return 0
-NO_FD = frozenset(("sync", "truncate", *OPENS))      # their first argument is not an fd
+NO_FD = frozenset(("sync", "truncate", "execve", *OPENS))   # their first argument is not an fd
 
 
 class SyscallSpans:
@@ -105,6 +106,16 @@ class SyscallSpans:
             send_answer(t, result, call, args)
 
         k.dispatch, k.send_answer = traced_dispatch, traced_send_answer
+        send = k.endpoint.send
+
+        def traced_send(kind: str, id_: int, body=None, to=None, traceparent=None) -> None:
+            """ops carry the current call's trace context, so that userspace's
+            span of them joins its trace."""
+            if kind == "ops" and traceparent is None:
+                traceparent = tracing.tracer.traceparent()
+            send(kind, id_, body, to, traceparent)
+
+        k.endpoint.send = traced_send
 
     def bug(self) -> None:
         if not self.buggy:
