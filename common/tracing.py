@@ -96,6 +96,9 @@ class Telemetry:
     def __init__(self, cfg: GuestConfig, service: str):
         for key, value in cfg.otel.items():     # the exporters read them themselves
             os.environ.setdefault(key, value)
+        # userspace forks its stubs, which run Python until their exec: gRPC's
+        # fork handlers would abort them (and nothing of gRPC runs in a child)
+        os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
         from opentelemetry import trace
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader

@@ -150,21 +150,29 @@ class Receiver:
         self.spans: list[Span] = []
         self.metrics: list = []
         self.lock = threading.Lock()
+        self.serve(trace_service_pb2, metrics_service_pb2)
+
+    def got(self, traces=None, metrics=None) -> None:
+        with self.lock:
+            if traces is not None:
+                self.spans += list(_spans(traces))
+            if metrics is not None:
+                self.metrics.append(metrics)
+
+    def serve(self, trace_service_pb2, metrics_service_pb2) -> None:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.path == "/v1/traces":
-                    req = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+                    receiver.got(traces=trace_service_pb2.ExportTraceServiceRequest.FromString(
+                        body))
                     reply = trace_service_pb2.ExportTraceServiceResponse()
-                    with receiver.lock:
-                        receiver.spans += list(_spans(req))
                 else:
-                    req = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
+                    receiver.got(metrics=metrics_service_pb2.ExportMetricsServiceRequest
+                                 .FromString(body))
                     reply = metrics_service_pb2.ExportMetricsServiceResponse()
-                    with receiver.lock:
-                        receiver.metrics.append(req)
                 out = reply.SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -193,6 +201,38 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class GrpcReceiver(Receiver):
+    """The same over OTLP/gRPC: the collector's two services on a grpc server."""
+
+    def serve(self, trace_service_pb2, metrics_service_pb2) -> None:
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+        receiver = self
+
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):
+                receiver.got(traces=request)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+            def Export(self, request, context):
+                receiver.got(metrics=request)
+                return metrics_service_pb2.ExportMetricsServiceResponse()
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), self.server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), self.server)
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def close(self):
+        self.server.stop(None)
 
 
 def _value(v):
@@ -228,6 +268,19 @@ def test_dd_traced_over_otlp_http_arrives_complete(ddisk, receiver):
                   "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
     assert r.returncode == 0, r.stderr
     check_dd(receiver.wait_for(_flushed), ddisk)
+
+
+def test_dd_traced_over_otlp_grpc_arrives_complete(ddisk):
+    receiver = GrpcReceiver()
+    try:
+        r = skas("run", "--trace", "--disk", str(ddisk), "--", *DD,
+                 env={**_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                      "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+        assert r.returncode == 0, r.stderr
+        check_dd(receiver.wait_for(_flushed), ddisk)
+        assert receiver.metrics, "the metrics came over gRPC too"
+    finally:
+        receiver.close()
 
 
 def _env() -> dict:
