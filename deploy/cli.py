@@ -622,6 +622,8 @@ def _trace_dir(target: str) -> Path:
         for d in (path, path / "traces"):
             if any(d.glob("*.spans.jsonl*")):
                 return d
+        if (path / "traces").is_dir() and not any(path.glob("*.toml")):
+            return path / "traces"       # none yet (--follow may wait for the first)
         if len(list(path.glob("*.toml"))) != 1:
             raise click.ClickException(f"{target}: no traces here (*.spans.jsonl, or traces/ "
                                        "holding them), and not a guest's run directory")

@@ -16,7 +16,10 @@ from typing import Iterable, Iterator
 
 from common.trace_files import Span, Tail
 
-SETTLE = 0.5         # --follow: a trace is shown once no span came for it this long
+# --follow: a trace is shown once no span came for it this long: past the
+# services' batch export delay (the SDK's 5 s), so that a trace's spans from
+# every service are in (ubd_io's and the kernel's come in separate batches)
+SETTLE = 6.0
 
 
 class Trace:
@@ -120,7 +123,7 @@ def follow(directory: Path, echo) -> None:
             if now - at >= SETTLE:
                 del last[trace_id]
                 echo(summary(traces.pop(trace_id)))
-        time.sleep(SETTLE / 2)
+        time.sleep(0.5)
 
 
 def metrics_lines(metrics: dict[str, dict]) -> Iterator[str]:

@@ -5,8 +5,11 @@ ubd_io as a separate process on tcp with CURVE."""
 from __future__ import annotations
 
 import http.server
+import os
+import select
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,7 +19,7 @@ import zmq.auth
 
 from common.config import GuestConfig
 from common.trace_files import Span, Tail, latest_metrics
-from conftest import disk_of, make_tree, skas
+from conftest import HERE, _command, disk_of, make_tree, skas, skas_popen
 from deploy import launch
 
 DD = ("/bin/busybox", "dd", "if=/dev/zero", "of=/f", "bs=64k", "count=16", "conv=fsync")
@@ -137,6 +140,42 @@ def test_an_execs_ops_are_traced_into_userspace(ddisk, tmp_path):
     assert "exec_stub" in kinds, {(s.service, s.name) for s in spans}
     assert any(k.startswith("mmap,") and k.endswith("set_regs") for k in kinds), kinds
     assert all(by_id[s.parent_id].trace_id == s.trace_id for s in under_exec)
+
+
+def test_skas_trace_follow_lists_a_trace_once_it_is_complete(ddisk, tmp_path):
+    """--follow started before the guest's dd: the fsync's trace is listed
+    as it completes, and nothing from before it started is."""
+    logs = tmp_path / "logs"
+    (logs / "traces").mkdir(parents=True)
+    guest = skas_popen("run", "-i", "--log-dir", str(logs), "--trace", "--disk", str(ddisk),
+                       "--", "/bin/busybox", "sh", "-c", "read go; " + " ".join(DD) + "; read end",
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    follow = subprocess.Popen(_command(("trace", str(logs), "--follow")), cwd=HERE.parent,
+                              stdout=subprocess.PIPE)
+    out = follow.stdout.fileno()          # read raw: a buffered reader hides lines from select
+
+    def listed_until(word: bytes) -> bytes:
+        got = b""
+        deadline = time.monotonic() + WAIT
+        while word not in got:
+            assert time.monotonic() < deadline, got
+            if select.select([out], [], [], 1)[0]:
+                got += os.read(out, 65536)
+        return got
+    try:
+        listed_until(b"TRACE")                             # the header: it is following
+        guest.stdin.write(b"go\n")
+        guest.stdin.flush()
+        assert b" write " in listed_until(b" fsync ")
+        guest.stdin.write(b"end\n")
+        guest.stdin.close()
+        assert guest.wait(WAIT) == 0
+    finally:
+        follow.terminate()
+        follow.wait()
+        if guest.poll() is None:
+            guest.kill()
+            guest.wait()
 
 
 # --- OTLP ---------------------------------------------------------------------------------
@@ -284,7 +323,6 @@ def test_dd_traced_over_otlp_grpc_arrives_complete(ddisk):
 
 
 def _env() -> dict:
-    import os
     return dict(os.environ)
 
 
