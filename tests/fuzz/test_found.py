@@ -1,0 +1,51 @@
+"""What the fuzzer found, each pinned by the exact message that showed it."""
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from common import protocol
+from common.config import SERVICES
+
+from .targets import Fuzzer, Target
+
+# The body of each message only userspace may send, for the guest's init (task 1).
+FROM_USERSPACE = {
+    "syscall": {"task": 1, "nr": 62, "args": [1, 9, 0, 0, 0, 0], "rip": 0, "rsp": 0},
+    "exited": {"task": 1, "status": 9, "usage": [0] * 5},
+    "trap": {"task": 1, "signo": 11, "code": 1, "addr": 0},
+    "spawned": {"task": 1, "pid": 1, "listener": False},
+    "ops_done": {"task": 1, "results": [-14]},
+    "clone_failed": {"task": 1, "errno": 11},
+    "op_refused": {"task": 1, "index": 0, "reason": "fuzz"},
+}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_an_error_reply_never_carries_a_bool_for_its_id(service, tmp_path, disk):
+    """[1, "ping", true] is not an envelope; the error's id was true, which
+    no peer can decode as a message."""
+    target = Target(service, tmp_path, disk, seconds=3)
+    target.start()
+    fuzzer = Fuzzer(target.endpoint)
+    try:
+        fuzzer.batch([[msgpack.packb([1, "ping", True])]])    # Failure if the reply is bad
+    finally:
+        fuzzer.close()
+    target.finish()
+
+
+def test_a_stranger_on_the_kernels_endpoint_cannot_speak_for_userspace(tmp_path, disk):
+    """exited{task 1} from another peer ended the guest's init (and syscall,
+    trap, spawned ... would have acted on its tasks): each is an error now,
+    and the guest runs to its end."""
+    target = Target("kernel", tmp_path, disk, seconds=3)
+    target.start()
+    fuzzer = Fuzzer(target.endpoint)
+    try:
+        fuzzer.batch([[protocol.encode(kind, 5, "fuzz/userspace", body)]
+                      for kind, body in FROM_USERSPACE.items()])
+        assert fuzzer.errors == len(FROM_USERSPACE)
+    finally:
+        fuzzer.close()
+    target.finish()
