@@ -203,8 +203,8 @@ def request_id(raw: bytes) -> int:
     """Best-effort id of a message that failed to decode, for the error reply."""
     try:
         frame = msgpack.unpackb(raw, raw=False)
-        if isinstance(frame, list) and len(frame) > 2 and isinstance(frame[2], int):
-            return frame[2]
+        if isinstance(frame, list) and len(frame) > 2 and type(frame[2]) is int:
+            return frame[2]     # not a bool, which msgpack tells apart and decode refuses
     except Exception:
         pass
     return 0
