@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 from common.config import SERVICES
 
 from .frames import messages
-from .targets import Fuzzer, Target
+from .targets import Target
 
-FLOODS = (1,) * 8 + (50, 500)      # a batch sent this many times over without reading
-ROUND_MARGIN = 3.0                 # seconds of its guest's life a round leaves unfuzzed
+FLOODS = (1,) * 8 + (50, 500)      # a batch's first message sent this many times over
+                                   # without reading
+ROUND_MARGIN = 2.0                 # seconds of its guest's life a round leaves unfuzzed
 
 
 class _RoundOver(Exception):
@@ -52,7 +53,7 @@ def campaign(target: Target, goal: int, *, derandomize: bool, mutant_count: int 
     rng = random.Random(0)
     while sent < goal:
         target.start()
-        fuzzer = Fuzzer(target.endpoint)
+        fuzzer = target.fuzzer()
         senders = ("fuzz", *(f"{target.cfg.name}/{s}" for s in SERVICES))
 
         @settings(max_examples=10 ** 9, database=None, deadline=None, derandomize=derandomize,
@@ -63,7 +64,7 @@ def campaign(target: Target, goal: int, *, derandomize: bool, mutant_count: int 
             if sent + fuzzer.sent >= goal or target.time_left() < ROUND_MARGIN:
                 raise _RoundOver
             drawn, floods = batch
-            msgs = drawn * floods
+            msgs = drawn if floods == 1 else drawn[:1] * floods
             for frames in drawn if mutant_count else ():
                 msgs += mutants(frames, rng, mutant_count)
             fuzzer.batch(msgs, flood=floods > 1)

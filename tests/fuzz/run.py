@@ -10,25 +10,26 @@ import argparse
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
-from common.config import SERVICES
 from deploy import disk as diskmod
 
 from .campaign import campaign
-from .targets import Target
+from .targets import TARGETS, Target
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=1_000_000, help="per service")
-    ap.add_argument("--service", action="append", choices=SERVICES,
+    ap.add_argument("--service", action="append", choices=TARGETS,
                     help="fuzz only this one (again for more); default: all four")
     ap.add_argument("--mutants", type=int, default=0,
                     help="byte-level mutants sent after each message hypothesis draws")
     ap.add_argument("--seconds", type=float, default=60, help="length of each round's guest")
     ap.add_argument("--work", type=Path, help="keep run directories here (default: a temp dir)")
     args = ap.parse_args()
+    warnings.filterwarnings("ignore", "Generating overly large repr")   # of a 16 MiB frame
     with tempfile.TemporaryDirectory(prefix="skas-fuzz-") as tmp:
         work = args.work or Path(tmp)
         tree = work / "tree"
@@ -36,7 +37,7 @@ def main() -> int:
         disk = work / "disk.img"
         diskmod.create(disk, "64M", tree)
         failed = False
-        for service in args.service or SERVICES:
+        for service in args.service or TARGETS:
             target = Target(service, work / service, disk, args.seconds)
             began = time.monotonic()
             last = [began]
@@ -51,7 +52,9 @@ def main() -> int:
                 sent = campaign(target, args.messages, derandomize=False,
                                 mutant_count=args.mutants, progress=progress)
             except Exception as exc:        # Failure, or hypothesis reporting one
-                print(f"{service}: FAILED after round {target.rounds}: {exc}", flush=True)
+                cause = exc.exceptions[0] if isinstance(exc, ExceptionGroup) else exc
+                print(f"{service}: FAILED in round {target.rounds}: {str(cause)[:4000]}",
+                      flush=True)
                 failed = True
                 continue
             took = time.monotonic() - began

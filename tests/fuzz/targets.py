@@ -4,13 +4,16 @@ the checks that say each survived.
 kernel and userspace are fuzzed while a real guest runs (a shell writing,
 reading and printing a count): the fuzzer is a stranger on the kernel's
 endpoint, or on userspace's control endpoint, and the guest must run to its
-normal end with its normal output.  ubd_io and sigio are fuzzed alone, as
+normal end with its normal output.  userspace-link is userspace alone, its
+kernel a double (kernel_double.py) that sends it the fuzz as orders.
+ubd_io and sigio are fuzzed alone, as
 what a stranger sends them would be the guest's disk and console: ubd_io
 serves a scratch image of its own.
 """
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +25,9 @@ from common.transport import context
 from deploy import launch
 
 from .frames import refused
+from .kernel_double import KernelDouble
+
+TARGETS = ("kernel", "userspace", "userspace-link", "ubd_io", "sigio")
 
 ANSWER_WAIT = 30.0       # seconds a service may take to answer the ping after a batch
 GUEST_WAIT = 60.0        # seconds past its own length a guest may take to end
@@ -55,6 +61,7 @@ class Target:
         self.disk = disk
         self.ticks = round(seconds / GUEST_TICK)
         self.with_guest = service in ("kernel", "userspace")
+        self.kernel: KernelDouble | None = None
         self.rounds = 0
         self.cfg: GuestConfig | None = None
         self.procs: dict = {}
@@ -69,19 +76,31 @@ class Target:
             if not disk.exists():
                 self.work.mkdir(parents=True, exist_ok=True)
                 shutil.copy(self.disk, disk)
+        link = self.service == "userspace-link"
         self.cfg = GuestConfig(name="fuzz", run_dir=run_dir, disks={"ubd0": str(disk)},
-                               init=guest_script(self.ticks), console="log")
+                               init=guest_script(self.ticks), console="log",
+                               notify=not link, max_tasks=32)  # its stubs: no listener, few
         self.cfg.make_run_dir()
         self.cfg.write()
+        if link:
+            self.kernel = KernelDouble(self.cfg.endpoints["kernel"])
         self.procs = launch.start(self.cfg, launch.SERVICES if self.with_guest
-                                  else (self.service,))
+                                  else ("userspace",) if link else (self.service,))
+        if link:
+            self.kernel.attach()
         self.began = time.monotonic()
         if self.with_guest:                     # a stranger comes once the guest runs
             self.wait_for(lambda: self.console().startswith("1\n"), "the guest to start")
 
-    @property
-    def endpoint(self) -> str:
-        return self.cfg.endpoints[self.service]
+    def fuzzer(self) -> Fuzzer:
+        """The stranger's socket on the service's endpoint, or the kernel double."""
+        if self.kernel is not None:
+            return Fuzzer(self.kernel.sock, "userspace's kernel link", self.kernel.route,
+                          self.kernel.lock)
+        sock = context().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.cfg.endpoints[self.service])
+        return Fuzzer(sock, self.cfg.endpoints[self.service])
 
     def console(self) -> str:
         try:
@@ -131,6 +150,9 @@ class Target:
 
     def stop(self) -> None:
         launch.stop(self.procs)
+        if self.kernel is not None:
+            self.kernel.close()
+            self.kernel = None
 
     def finish(self) -> None:
         """The round's end: its guest ended normally, every service as it should."""
@@ -151,15 +173,18 @@ class Target:
 
 
 class Fuzzer:
-    """A stranger's DEALER on a service's endpoint: sends what it is given,
-    reads what comes back, and asks ping after each batch."""
+    """A stranger's socket on a service's endpoint (or the kernel double's,
+    with userspace's route): sends what it is given, reads what comes back,
+    and asks ping after each batch."""
 
-    def __init__(self, endpoint: str):
-        self.sock = context().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-        self.endpoint = endpoint
+    def __init__(self, sock: zmq.Socket, name: str, route: bytes | None = None,
+                 lock: threading.Lock | None = None):
+        self.sock = sock
+        self.endpoint = name
+        self.route = [route] if route is not None else []
+        self.lock = lock or threading.Lock()
         self.pings = 0
+        self.first_ping = 1
         self.sent = 0
         self.errors = 0
 
@@ -169,42 +194,49 @@ class Fuzzer:
         if fewer errors came than messages the protocol refuses."""
         must_refuse = 0 if flood else sum(map(refused, messages))
         before = self.errors
-        for frames in messages:
-            self.sock.send_multipart(frames, copy=False)
-            if not flood:
-                self._read(None)
-        self.sent += len(messages)
-        self.pings += 1
-        self.sock.send(protocol.encode("ping", -self.pings, "fuzz", {}))  # an id never drawn
-        deadline = time.monotonic() + ANSWER_WAIT
-        while not self._read(deadline):
-            pass
+        with self.lock:
+            for frames in messages:
+                self.sock.send_multipart(self.route + frames, copy=False)
+                if not flood:
+                    self._read(None)
+            self.sent += len(messages)
+            self.first_ping = self.pings + 1
+            deadline = time.monotonic() + ANSWER_WAIT
+            while True:   # pinged again each second: past a flood, ZeroMQ may drop a pong
+                self.pings += 1
+                ping = protocol.encode("ping", -self.pings, "fuzz", {})  # an id never drawn
+                self.sock.send_multipart(self.route + [ping])
+                if self._read(min(deadline, time.monotonic() + 1)):
+                    break
+                if time.monotonic() >= deadline:
+                    raise Failure(f"{self.endpoint}: no pong in {ANSWER_WAIT:.0f}s (a hang)")
         if self.errors - before < must_refuse:
             raise Failure(f"{self.endpoint}: {must_refuse} messages refused, "
                           f"{self.errors - before} error replies")
 
-    def _read(self, deadline: float | None) -> bool:
-        """Read the replies waiting (with a deadline: at least one); True once
-        the pong to the last ping came."""
+    def _read(self, until: float | None) -> bool:
+        """Read the replies waiting (or coming until then); True once a pong
+        to this batch's pings came."""
         while True:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.sock.poll(int(left * 1000)):
-                    raise Failure(f"{self.endpoint}: no pong in {ANSWER_WAIT:.0f}s (a hang)")
+            if until is not None and not self.sock.poll(max(0, int((until - time.monotonic())
+                                                                  * 1000))):
+                return False
             try:
-                raw = self.sock.recv(zmq.NOBLOCK)
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return False
-            if self.sock.getsockopt(zmq.RCVMORE):
-                raise Failure(f"{self.endpoint}: a reply of several frames")
+            if len(frames) != len(self.route) + 1:
+                raise Failure(f"{self.endpoint}: a reply of {len(frames)} frames")
+            raw = frames[-1]
             try:
                 reply = protocol.decode(raw)
             except protocol.ProtocolError as exc:
                 raise Failure(f"{self.endpoint}: a reply that is not a message ({exc}): "
                               f"{raw[:200]!r}") from None
-            if reply.type == "pong" and reply.id == -self.pings:
+            if reply.type == "pong" and -self.pings <= reply.id <= -self.first_ping:
                 return True
             self.errors += reply.type == "error"
 
     def close(self) -> None:
-        self.sock.close(linger=0)
+        if not self.route:          # the double's socket is the double's to close
+            self.sock.close(linger=0)

@@ -5,9 +5,7 @@ import msgpack
 import pytest
 
 from common import protocol
-from common.config import SERVICES
-
-from .targets import Fuzzer, Target
+from .targets import TARGETS, Target
 
 # The body of each message only userspace may send, for the guest's init (task 1).
 FROM_USERSPACE = {
@@ -21,13 +19,13 @@ FROM_USERSPACE = {
 }
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", TARGETS)
 def test_an_error_reply_never_carries_a_bool_for_its_id(service, tmp_path, disk):
     """[1, "ping", true] is not an envelope; the error's id was true, which
     no peer can decode as a message."""
-    target = Target(service, tmp_path, disk, seconds=3)
+    target = Target(service, tmp_path, disk, seconds=2)
     target.start()
-    fuzzer = Fuzzer(target.endpoint)
+    fuzzer = target.fuzzer()
     try:
         fuzzer.batch([[msgpack.packb([1, "ping", True])]])    # Failure if the reply is bad
     finally:
@@ -39,9 +37,9 @@ def test_a_stranger_on_the_kernels_endpoint_cannot_speak_for_userspace(tmp_path,
     """exited{task 1} from another peer ended the guest's init (and syscall,
     trap, spawned ... would have acted on its tasks): each is an error now,
     and the guest runs to its end."""
-    target = Target("kernel", tmp_path, disk, seconds=3)
+    target = Target("kernel", tmp_path, disk, seconds=2)
     target.start()
-    fuzzer = Fuzzer(target.endpoint)
+    fuzzer = target.fuzzer()
     try:
         fuzzer.batch([[protocol.encode(kind, 5, "fuzz/userspace", body)]
                       for kind, body in FROM_USERSPACE.items()])
