@@ -64,7 +64,7 @@ def campaign(target: Target, goal: int, *, derandomize: bool, mutant_count: int 
             if sent + fuzzer.sent >= goal or target.time_left() < ROUND_MARGIN:
                 raise _RoundOver
             drawn, floods = batch
-            msgs = drawn if floods == 1 else drawn[:1] * floods
+            msgs = list(drawn) if floods == 1 else drawn[:1] * floods
             for frames in drawn if mutant_count else ():
                 msgs += mutants(frames, rng, mutant_count)
             fuzzer.batch(msgs, flood=floods > 1)
