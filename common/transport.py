@@ -197,12 +197,15 @@ class Channel(_Envelope):
         else:
             self.sock.send(raw, copy=False)
 
-    def drain(self) -> Iterator[tuple[bytes | None, Message]]:
-        """Yield every message waiting now; bad ones are answered, not yielded.
-        EVENTS says when to stop (cheaper than the EAGAIN of one more recv),
-        and asking it after the last message re-arms zmq's edge-triggered FD."""
+    def drain(self, limit: int | None = None) -> Iterator[tuple[bytes | None, Message]]:
+        """Yield every message waiting now (or of the first limit received: a
+        loop that polls the socket again may leave the rest for its next turn);
+        bad ones are answered, not yielded.  EVENTS says when to stop (cheaper
+        than the EAGAIN of one more recv), and asking it after the last message
+        re-arms zmq's edge-triggered FD."""
         sock = self.sock
-        while sock.getsockopt(_EVENTS) & _POLLIN:
+        received = itertools.count(1)
+        while (limit is None or next(received) <= limit) and sock.getsockopt(_EVENTS) & _POLLIN:
             try:
                 frames = sock.recv_multipart(_NOBLOCK, copy=True)
             except zmq.Again:

@@ -30,6 +30,7 @@ BIRTH_DELAY = 0.01       # longest a clone child's host pid waits for a message 
 KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
 OPS_DEADLINE = 1.0       # longest a batch of ops (or a spawn) may wait on a tracee; the
                          # kernel gives up on a userspace silent for 1.5 s
+CONTROL_TURN = 16        # control messages served per turn of the loop
 CONNECT_RETRY = 0.1      # seconds between tries to reach a kernel not yet listening
 WALL = 0x40000000
 
@@ -86,7 +87,9 @@ class Userspace:
                 except ConnectionError as exc:
                     self.kernel_gone(exc)
             if self.control.sock in ready:
-                for to, msg in self.control.drain():
+                # a few per turn: a peer that keeps the control socket full must not
+                # keep the loop from its guest and its kernel (silent 1.5 s: dead)
+                for to, msg in self.control.drain(CONTROL_TURN):
                     self.on_control(to, msg)
             now = time.monotonic()
             if now >= next_ping:

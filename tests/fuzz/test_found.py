@@ -1,10 +1,14 @@
 """What the fuzzer found, each pinned by the exact message that showed it."""
 from __future__ import annotations
 
+import time
+
 import msgpack
 import pytest
+import zmq
 
 from common import protocol
+from common.transport import context
 from .targets import TARGETS, Target
 
 # The body of each message only userspace may send, for the guest's init (task 1).
@@ -46,4 +50,26 @@ def test_a_stranger_on_the_kernels_endpoint_cannot_speak_for_userspace(tmp_path,
         assert fuzzer.errors == len(FROM_USERSPACE)
     finally:
         fuzzer.close()
+    target.finish()
+
+
+def test_a_stranger_flooding_userspaces_control_socket_leaves_the_guest_running(tmp_path, disk):
+    """b"\\xc1" sent to userspace's control endpoint, keeping it full,
+    kept its loop draining that socket: it stopped reading its kernel, took
+    the kernel for dead after 1.5 s and ended the guest.  Now it serves a
+    few per turn of its loop, and the guest runs to its end."""
+    target = Target("userspace", tmp_path, disk, seconds=3)
+    target.start()
+    sock = context().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, 1)          # replies past it are dropped, as they may be
+    sock.connect(target.cfg.endpoints["userspace"])
+    try:
+        while target.procs["kernel"].poll() is None and target.time_left() > 0.5:
+            try:
+                sock.send(b"\xc1", zmq.NOBLOCK)
+            except zmq.Again:               # the socket is full: keep it so, not a CPU busy
+                time.sleep(0.001)
+    finally:
+        sock.close()
     target.finish()
