@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from common.config import SERVICES
 
 from .frames import messages
-from .targets import Target
+from .targets import Failure, Target
 
 FLOODS = (1,) * 8 + (50, 500)      # a batch's first message sent this many times over
                                    # without reading
@@ -67,7 +67,11 @@ def campaign(target: Target, goal: int, *, derandomize: bool, mutant_count: int 
             msgs = list(drawn) if floods == 1 else drawn[:1] * floods
             for frames in drawn if mutant_count else ():
                 msgs += mutants(frames, rng, mutant_count)
-            fuzzer.batch(msgs, flood=floods > 1)
+            try:
+                fuzzer.batch(msgs, flood=floods > 1)
+            except Failure:
+                target.check_alive()       # a dead service says more than no answer
+                raise
             target.check()
             progress(sent + fuzzer.sent)
 
