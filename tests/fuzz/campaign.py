@@ -3,6 +3,7 @@ messages, a Fuzzer sends them, the Target checks the service after each."""
 from __future__ import annotations
 
 import random
+import warnings
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -76,7 +77,9 @@ def campaign(target: Target, goal: int, *, derandomize: bool, mutant_count: int 
             progress(sent + fuzzer.sent)
 
         try:
-            one()
+            with warnings.catch_warnings():     # hypothesis's, of a batch's repr: 16 MiB
+                warnings.filterwarnings("ignore", "Generating overly large repr")
+                one()
         except _RoundOver:
             pass
         except BaseException:

@@ -10,7 +10,6 @@ import argparse
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 from deploy import disk as diskmod
@@ -29,7 +28,6 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60, help="length of each round's guest")
     ap.add_argument("--work", type=Path, help="keep run directories here (default: a temp dir)")
     args = ap.parse_args()
-    warnings.filterwarnings("ignore", "Generating overly large repr")   # of a 16 MiB frame
     with tempfile.TemporaryDirectory(prefix="skas-fuzz-") as tmp:
         work = args.work or Path(tmp)
         tree = work / "tree"
