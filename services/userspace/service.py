@@ -30,7 +30,7 @@ BIRTH_DELAY = 0.01       # longest a clone child's host pid waits for a message 
 KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
 OPS_DEADLINE = 1.0       # longest a batch of ops (or a spawn) may wait on a tracee; the
                          # kernel gives up on a userspace silent for 1.5 s
-CONTROL_TURN = 16        # control messages served per turn of the loop
+CONTROL_SLICE = 0.005    # seconds of a turn of the loop the control socket may take
 CONNECT_RETRY = 0.1      # seconds between tries to reach a kernel not yet listening
 WALL = 0x40000000
 
@@ -87,9 +87,10 @@ class Userspace:
                 except ConnectionError as exc:
                     self.kernel_gone(exc)
             if self.control.sock in ready:
-                # a few per turn: a peer that keeps the control socket full must not
-                # keep the loop from its guest and its kernel (silent 1.5 s: dead)
-                for to, msg in self.control.drain(CONTROL_TURN):
+                # a slice of each turn: a peer that keeps the control socket full
+                # must not keep the loop from its guest and its kernel (silent 1.5 s:
+                # dead), whatever its messages cost to refuse
+                for to, msg in self.control.drain(time.monotonic() + CONTROL_SLICE):
                     self.on_control(to, msg)
             now = time.monotonic()
             if now >= next_ping:

@@ -13,8 +13,8 @@ from common.config import SERVICES
 from .frames import messages
 from .targets import Failure, Target
 
-FLOODS = (1,) * 8 + (50, 500)      # a batch's first message sent this many times over
-                                   # without reading
+FLOODS = (1,) * 8 + (50, 500)      # a batch's smallest message sent this many times
+                                   # over without reading
 ROUND_MARGIN = 2.0                 # seconds of its guest's life a round leaves unfuzzed
 
 
@@ -25,6 +25,10 @@ class _RoundOver(Exception):
 def batches(senders: tuple[str, ...]) -> st.SearchStrategy:
     return st.tuples(st.lists(messages(senders), min_size=1, max_size=20),
                      st.sampled_from(FLOODS))
+
+
+def _size(frames: list[bytes]) -> int:
+    return sum(map(len, frames))
 
 
 def mutants(frames: list[bytes], rng: random.Random, count: int) -> list[list[bytes]]:
@@ -65,14 +69,18 @@ def campaign(target: Target, goal: int, *, derandomize: bool, mutant_count: int 
             if sent + fuzzer.sent >= goal or target.time_left() < ROUND_MARGIN:
                 raise _RoundOver
             drawn, floods = batch
-            msgs = list(drawn) if floods == 1 else drawn[:1] * floods
+            # a flood is of the batch's smallest message: 500 of 16 MiB are 8 GB to decode,
+            # work a service may take longer over than a ping's answer waits
+            msgs = list(drawn) if floods == 1 else [min(drawn, key=_size)] * floods
             for frames in drawn if mutant_count else ():
                 msgs += mutants(frames, rng, mutant_count)
             try:
                 fuzzer.batch(msgs, flood=floods > 1)
-            except Failure:
+            except Failure as exc:
                 target.check_alive()       # a dead service says more than no answer
-                raise
+                sizes = sorted(map(_size, msgs), reverse=True)[:5]
+                raise Failure(f"{exc}\nthe batch: {len(msgs)} messages (flood {floods}), "
+                              f"the largest of {sizes} bytes\n{target.stacks()}") from None
             target.check()
             progress(sent + fuzzer.sent)
 

@@ -13,6 +13,7 @@ serves a scratch image of its own.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -98,6 +99,7 @@ class Target:
                           self.kernel.lock)
         sock = context().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDTIMEO, int(ANSWER_WAIT * 1000))   # a full queue, for so long: hung
         sock.connect(self.cfg.endpoints[self.service])
         return Fuzzer(sock, self.cfg.endpoints[self.service])
 
@@ -144,6 +146,20 @@ class Target:
                 if alarm in text:
                     at = text.index(alarm)
                     raise Failure(f"{log.name} holds {alarm!r}:\n{text[max(0, at - 500):at + 3000]}")
+
+    def stacks(self) -> str:
+        """Where each service's threads are (gdb's py-bt), to say what a hang waits on."""
+        out = []
+        for name, p in self.procs.items():
+            try:
+                bt = subprocess.run(["gdb", "-p", str(p.pid), "-batch", "-iex",
+                                     "add-auto-load-safe-path /", "-ex", "thread apply all py-bt"],
+                                    capture_output=True, text=True, timeout=60).stdout
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                bt = f"(no stack: {exc})"
+            out.append(f"--- {name}'s threads\n" + "\n".join(
+                line for line in bt.splitlines() if line.startswith(("Thread", "  File"))))
+        return "\n".join(out)
 
     def logs(self) -> str:
         return "\n".join(f"--- {s}.log\n{launch.log_tail(self.cfg, s)}" for s in self.procs)
@@ -196,7 +212,11 @@ class Fuzzer:
         before = self.errors
         with self.lock:
             for frames in messages:
-                self.sock.send_multipart(self.route + frames, copy=False)
+                try:
+                    self.sock.send_multipart(self.route + frames, copy=False)
+                except zmq.Again:
+                    raise Failure(f"{self.endpoint}: took nothing for {ANSWER_WAIT:.0f}s "
+                                  "(a hang)") from None
                 if not flood:
                     self._read(None)
             self.sent += len(messages)

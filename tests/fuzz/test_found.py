@@ -53,11 +53,15 @@ def test_a_stranger_on_the_kernels_endpoint_cannot_speak_for_userspace(tmp_path,
     target.finish()
 
 
-def test_a_stranger_flooding_userspaces_control_socket_leaves_the_guest_running(tmp_path, disk):
-    """b"\\xc1" sent to userspace's control endpoint, keeping it full,
+@pytest.mark.parametrize("raw", [b"\xc1", msgpack.packb([0] * (1 << 20))],
+                         ids=["a bad byte", "a 1M-element array"])
+def test_a_stranger_flooding_userspaces_control_socket_leaves_the_guest_running(
+        tmp_path, disk, raw):
+    """A bad message sent to userspace's control endpoint, keeping it full,
     kept its loop draining that socket: it stopped reading its kernel, took
-    the kernel for dead after 1.5 s and ended the guest.  Now it serves a
-    few per turn of its loop, and the guest runs to its end."""
+    the kernel for dead after 1.5 s and ended the guest.  A turn of its loop
+    now gives that socket 5 ms (16 messages were too long when each is an
+    array to refuse), and the guest runs to its end."""
     target = Target("userspace", tmp_path, disk, seconds=3)
     target.start()
     sock = context().socket(zmq.DEALER)
@@ -67,7 +71,7 @@ def test_a_stranger_flooding_userspaces_control_socket_leaves_the_guest_running(
     try:
         while target.procs["kernel"].poll() is None and target.time_left() > 0.5:
             try:
-                sock.send(b"\xc1", zmq.NOBLOCK)
+                sock.send(raw, zmq.NOBLOCK)
             except zmq.Again:               # the socket is full: keep it so, not a CPU busy
                 time.sleep(0.001)
     finally:
