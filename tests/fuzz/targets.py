@@ -78,7 +78,9 @@ class Target:
                 self.work.mkdir(parents=True, exist_ok=True)
                 shutil.copy(self.disk, disk)
         link = self.service == "userspace-link"
-        self.cfg = GuestConfig(name="fuzz", run_dir=run_dir, disks={"ubd0": str(disk)},
+        # a name of its own: its guest processes get a host uid of their own, and
+        # with it their own RLIMIT_NPROC (targets fuzzed at once share no limit)
+        self.cfg = GuestConfig(name=f"fuzz-{self.service}", run_dir=run_dir, disks={"ubd0": str(disk)},
                                init=guest_script(self.ticks), console="log",
                                notify=not link, max_tasks=32)  # its stubs: no listener, few
         self.cfg.make_run_dir()
