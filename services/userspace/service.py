@@ -18,8 +18,8 @@ from common.transport import DirectLink, Endpoint
 from services.userspace import platform, stub
 from services.userspace.jail import Jail
 from services.userspace.tracee import (
-    EXEC_STOP, PARKED, PTRACE_EVENT_STOP, RUNNING, SECCOMP_STOP, Overdue, Tracee, TraceeGone,
-    deadline)
+    EXEC_STOP, PARKED, PTRACE_EVENT_STOP, RUNNING, SECCOMP_STOP, NotInCall, Overdue, Tracee,
+    TraceeGone, deadline)
 
 log = logging.getLogger("userspace")
 
@@ -278,6 +278,8 @@ class Userspace:
                 self.apply(t, msg)
         except TraceeGone:
             self.gone(t, getattr(t, "exit_status", 0))
+        except NotInCall as exc:
+            self.kernel.error(msg.id, str(exc))
         except Overdue:
             log.error("task %d: ops %r outlasted %.1fs: killing it", t.task,
                       [kind_of(op) for op in msg["ops"]], OPS_DEADLINE)

@@ -77,3 +77,19 @@ def test_a_stranger_flooding_userspaces_control_socket_leaves_the_guest_running(
     finally:
         sock.close()
     target.finish()
+
+
+def test_ret_for_a_task_in_no_system_call_is_refused_not_a_crash(tmp_path, disk):
+    """ret{task 1} for a fresh stub (stopped, but in no call) crashed userspace
+    (AttributeError on the call's registers, None); now the kernel that sent
+    it gets an error, and userspace serves on."""
+    target = Target("userspace-link", tmp_path, disk)
+    target.start()
+    fuzzer = target.fuzzer()
+    try:
+        fuzzer.batch([[protocol.encode("ret", 7, "fuzz/kernel", {"task": 1, "value": 0})]])
+        assert fuzzer.errors == 1
+        target.check()
+    finally:
+        fuzzer.close()
+    target.finish()
