@@ -80,12 +80,14 @@ class Userspace:
                 _drain(wake_r)
                 self.reap()
             if kernel in ready:
-                self.last_heard = time.monotonic()
                 try:
                     for _, msg in self.kernel.drain():
                         self.on_kernel(msg)
                 except ConnectionError as exc:
                     self.kernel_gone(exc)
+                # heard now: the time spent on its orders (a spawn, ops up to
+                # OPS_DEADLINE each) is not the kernel's silence
+                self.last_heard = time.monotonic()
             if self.control.sock in ready:
                 # a slice of each turn: a peer that keeps the control socket full
                 # must not keep the loop from its guest and its kernel (silent 1.5 s:

@@ -93,3 +93,20 @@ def test_ret_for_a_task_in_no_system_call_is_refused_not_a_crash(tmp_path, disk)
     finally:
         fuzzer.close()
     target.finish()
+
+
+def test_orders_that_keep_userspace_busy_are_not_the_kernels_silence(tmp_path, disk):
+    """500 spawn{task 3} in one go (each a host fork, failing once the
+    jail's RLIMIT_NPROC is reached) kept userspace over 1.5 s in one drain of
+    its kernel link; it then counted that time as the kernel's silence and
+    ended the guest."""
+    target = Target("userspace-link", tmp_path, disk)
+    target.start()
+    fuzzer = target.fuzzer()
+    try:
+        fuzzer.batch([[protocol.encode("spawn", 9, "fuzz/kernel", {"task": 3})]] * 500,
+                     flood=True)
+        target.check()
+    finally:
+        fuzzer.close()
+    target.finish()
