@@ -3,7 +3,6 @@ messages, a Fuzzer sends them, the Target checks the service after each."""
 from __future__ import annotations
 
 import random
-import warnings
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -85,9 +84,7 @@ def campaign(target: Target, goal: int, *, derandomize: bool, mutant_count: int 
             progress(sent + fuzzer.sent)
 
         try:
-            with warnings.catch_warnings():     # hypothesis's, of a batch's repr: 16 MiB
-                warnings.filterwarnings("ignore", "Generating overly large repr")
-                one()
+            one()
         except _RoundOver:
             pass
         except BaseException:

@@ -137,8 +137,17 @@ def raw_frames(draw, senders: tuple[str, ...]) -> bytes:
     return pack(draw(oversized()))
 
 
+class Frames(list):
+    """One message's frames, shown short: hypothesis makes a repr of every
+    example, and that of 16 MiB of bytes holds the GIL for seconds (the
+    kernel double's keepalive thread with it)."""
+
+    def __repr__(self) -> str:
+        return "Frames(" + ", ".join(f"{len(f)} bytes {bytes(f[:24])!r}" for f in self) + ")"
+
+
 @st.composite
-def messages(draw, senders: tuple[str, ...] = ("fuzz",)) -> list[bytes]:
+def messages(draw, senders: tuple[str, ...] = ("fuzz",)) -> Frames:
     """The frames of one ZeroMQ message to a service."""
     kind = draw(st.integers(0, 19))
     if kind < 14:
@@ -147,7 +156,7 @@ def messages(draw, senders: tuple[str, ...] = ("fuzz",)) -> list[bytes]:
         frames = [draw(raw_frames(senders))]
     else:                                       # more frames than one message has
         frames = [pack(draw(envelopes(senders))) for _ in range(draw(st.integers(2, 4)))]
-    return frames
+    return Frames(frames)
 
 
 def refused(frames: list[bytes]) -> bool:
