@@ -201,15 +201,33 @@ def encode(type_: str, id_: int, sender: str, body: dict[str, Any] | None = None
     return _packer.pack([VERSION, type_, id_, sender, traceparent, body])
 
 
+ENVELOPE = "envelope must be a 6-element array [version, type, id, sender, traceparent, body]"
+
+
+def _array_header(raw: bytes) -> tuple[int, msgpack.Unpacker] | None:
+    """The length of the array raw starts with and an unpacker past its
+    header, or None if raw does not start with one: a frame that is not an
+    envelope is refused by its first bytes, not after decoding a million
+    elements."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(raw)
+    try:
+        return unpacker.read_array_header(), unpacker
+    except Exception:         # msgpack raises several unrelated types
+        return None
+
+
 def decode(raw: bytes) -> Message:
     """Parse and validate one message, or raise ProtocolError saying why."""
+    header = _array_header(raw)
+    if header is None:
+        raise ProtocolError(f"not msgpack, or not an array: {ENVELOPE}")
+    if header[0] != 6:
+        raise ProtocolError(ENVELOPE)
     try:
         frame = msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
     except Exception as exc:  # msgpack raises several unrelated types
         raise ProtocolError(f"not msgpack: {exc.__class__.__name__}") from None
-    if not isinstance(frame, list) or len(frame) != 6:
-        raise ProtocolError("envelope must be a 6-element array "
-                            "[version, type, id, sender, traceparent, body]")
     version, type_, id_, sender, traceparent, body = frame
     if version != VERSION:
         raise ProtocolError(f"protocol version {version!r} not supported (this is {VERSION})")
@@ -228,12 +246,19 @@ def decode(raw: bytes) -> Message:
 
 
 def request_id(raw: bytes) -> int:
-    """Best-effort id of a message that failed to decode, for the error reply."""
+    """Best-effort id of a message that failed to decode, for the error reply:
+    the third element of the array it starts with, if an integer (not a
+    bool, which msgpack tells apart and decode refuses)."""
+    header = _array_header(raw)
     try:
-        frame = msgpack.unpackb(raw, raw=False)
-        if isinstance(frame, list) and len(frame) > 2 and isinstance(frame[2], int):
-            return frame[2]
-    except Exception:
+        if header is not None and header[0] > 2:
+            unpacker = header[1]
+            unpacker.skip()
+            unpacker.skip()
+            id_ = unpacker.unpack()
+            if type(id_) is int:
+                return id_
+    except Exception:         # msgpack raises several unrelated types
         pass
     return 0
 

@@ -27,6 +27,7 @@ import ctypes
 import itertools
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -199,12 +200,14 @@ class Channel(_Envelope):
         else:
             self.sock.send(raw, copy=False)
 
-    def drain(self) -> Iterator[tuple[bytes | None, Message]]:
-        """Yield every message waiting now; bad ones are answered, not yielded.
-        EVENTS says when to stop (cheaper than the EAGAIN of one more recv),
-        and asking it after the last message re-arms zmq's edge-triggered FD."""
+    def drain(self, until: float | None = None) -> Iterator[tuple[bytes | None, Message]]:
+        """Yield every message waiting now (or those taken before the monotonic
+        time until: a loop that polls the socket again may leave the rest for
+        its next turn); bad ones are answered, not yielded.  EVENTS says when to
+        stop (cheaper than the EAGAIN of one more recv), and asking it after
+        the last message re-arms zmq's edge-triggered FD."""
         sock = self.sock
-        while sock.getsockopt(_EVENTS) & _POLLIN:
+        while (until is None or time.monotonic() < until) and sock.getsockopt(_EVENTS) & _POLLIN:
             try:
                 frames = sock.recv_multipart(_NOBLOCK, copy=True)
             except zmq.Again:

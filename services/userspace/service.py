@@ -19,8 +19,8 @@ from common.transport import DirectLink, Endpoint
 from services.userspace import platform, stub
 from services.userspace.jail import Jail
 from services.userspace.tracee import (
-    EXEC_STOP, PARKED, PTRACE_EVENT_STOP, RUNNING, SECCOMP_STOP, Overdue, Tracee, TraceeGone,
-    deadline)
+    EXEC_STOP, PARKED, PTRACE_EVENT_STOP, RUNNING, SECCOMP_STOP, NotInCall, Overdue, Tracee,
+    TraceeGone, deadline)
 
 log = logging.getLogger("userspace")
 
@@ -31,6 +31,7 @@ BIRTH_DELAY = 0.01       # longest a clone child's host pid waits for a message 
 KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
 OPS_DEADLINE = 1.0       # longest a batch of ops (or a spawn) may wait on a tracee; the
                          # kernel gives up on a userspace silent for 1.5 s
+CONTROL_SLICE = 0.005    # seconds of a turn of the loop the control socket may take
 CONNECT_RETRY = 0.1      # seconds between tries to reach a kernel not yet listening
 KERNEL_START = 30.0      # longest a kernel listening (skas run binds its socket before
                          # it starts: common/activation.py) may take to greet us
@@ -89,14 +90,19 @@ class Userspace:
                 _drain(wake_r)
                 self.reap()
             if kernel in ready:
-                self.last_heard = time.monotonic()
                 try:
                     for _, msg in self.kernel.drain():
                         self.on_kernel(msg)
                 except ConnectionError as exc:
                     self.kernel_gone(exc)
+                # heard now: the time spent on its orders (a spawn, ops up to
+                # OPS_DEADLINE each) is not the kernel's silence
+                self.last_heard = time.monotonic()
             if self.control.sock in ready:
-                for to, msg in self.control.drain():
+                # a slice of each turn: a peer that keeps the control socket full
+                # must not keep the loop from its guest and its kernel (silent 1.5 s:
+                # dead), whatever its messages cost to refuse
+                for to, msg in self.control.drain(time.monotonic() + CONTROL_SLICE):
                     self.on_control(to, msg)
             now = time.monotonic()
             if now >= next_ping:
@@ -290,6 +296,8 @@ class Userspace:
                 self.apply(t, msg)
         except TraceeGone:
             self.gone(t, getattr(t, "exit_status", 0))
+        except NotInCall as exc:
+            self.kernel.error(msg.id, str(exc))
         except Overdue:
             log.error("task %d: ops %r outlasted %.1fs: killing it", t.task,
                       [kind_of(op) for op in msg["ops"]], OPS_DEADLINE)

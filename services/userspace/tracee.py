@@ -137,6 +137,10 @@ def signed(value: int) -> int:
     return value - (1 << 64) if value & (1 << 63) else value
 
 
+class NotInCall(Exception):
+    """An order to finish a system call for a tracee stopped in none."""
+
+
 class Tracee:
     """A host process running a guest task, stopped or running."""
 
@@ -268,8 +272,11 @@ class Tracee:
         return signed(regs.orig_rax), [getattr(regs, r) for r in ARG_REGS]
 
     def finish(self, value: int) -> None:
-        """Complete the trapped call with value (skipping it on the host), resume."""
+        """Complete the trapped call with value (skipping it on the host), resume;
+        NotInCall if the tracee is stopped in none (a kernel's mistake)."""
         regs = self.syscall_regs
+        if regs is None:
+            raise NotInCall(f"task {self.task} is not stopped in a system call")
         regs.orig_rax = U64          # -1: the host skips (or does not restart) the call
         regs.rax = value & U64
         self.setregs(regs)

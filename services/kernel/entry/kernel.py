@@ -14,7 +14,7 @@ from common import phases, tracing
 from common.config import GuestConfig
 from common.exits import BOOT_FAILED, REBOOT
 from common.ops import GetContext, SetContext
-from common.protocol import Message
+from common.protocol import MESSAGES, Message
 from common.syscalls import NOTIFIED, name
 from common.transport import AsyncLink, LoopEndpoint
 from services.kernel.core import eager
@@ -119,6 +119,11 @@ class Kernel:
         if to == self.userspace:
             self.heard_userspace = time.monotonic()
         kind = msg.type
+        if to != self.userspace and kind != "hello" and MESSAGES[kind].sender == "userspace":
+            # another peer on the endpoint (a stale userspace, a tool, a fuzzer) must not
+            # end, trap or answer for the guest's tasks
+            self.endpoint.error(msg.id, f"only the guest's userspace sends {kind!r}", to)
+            return
         if kind == "syscall":
             self.syscall(msg)
         elif kind == "ops_done":
