@@ -56,11 +56,15 @@ class ConsoleLog:
 
 
 class ConsoleOut:
-    """Output waiting for the host side, with the acks owed once it is written."""
+    """Output waiting for the host side, with the acks owed once it is written.
+    Only the guest's kernel writes (the envelope's sender): the sequence is
+    its own, and another peer's numbers would make the kernel's look like
+    resends and be dropped."""
 
-    def __init__(self, fd: int, write=os.write):
+    def __init__(self, fd: int, write=os.write, kernel: str = ""):
         self.fd = fd
         self.write = write           # (data) -> bytes taken
+        self.kernel = kernel         # the kernel's sender name, NAME/kernel
         self.queue: collections.deque[tuple[bytes, int, bytes, int]] = collections.deque()
         self.last_seq = 0            # the last seq accepted
         self.done_seq = 0            # the last seq written out
@@ -68,6 +72,8 @@ class ConsoleOut:
         self.spans = None            # services/sigio/tracing.py's, when the guest traces
 
     def accept(self, to: bytes, msg: Message) -> str | None:
+        if msg.sender != self.kernel:
+            return f"console_write is the guest's kernel's ({self.kernel}), not {msg.sender!r:.80}'s"
         seq = msg["seq"]
         if seq <= self.done_seq:
             return "dup"             # a resend of what is written: ack again
@@ -134,15 +140,17 @@ def host_winsize(fd: int) -> tuple[int, int]:
 
 def run(cfg: GuestConfig) -> int:
     line = None
+    kernel = f"{cfg.name}/kernel"        # the kernel's sender name (entry/kernel.py's me)
     if cfg.console in ("log", "socket"):
         log_file = ConsoleLog(cfg.console_log, cfg.console_log_max)
         if cfg.console == "socket":
             line = ConsoleLine(line_endpoint(cfg), cfg.console_backlog)
-            out = ConsoleOut(log_file.fd, lambda data: log_file.write(data[:line.put(data)]))
+            out = ConsoleOut(log_file.fd, lambda data: log_file.write(data[:line.put(data)]),
+                             kernel)
         else:
-            out = ConsoleOut(log_file.fd, log_file.write)
+            out = ConsoleOut(log_file.fd, log_file.write, kernel)
     else:
-        out = ConsoleOut(1, lambda data: os.write(1, data))
+        out = ConsoleOut(1, lambda data: os.write(1, data), kernel)
     endpoint = Endpoint(cfg.endpoints["sigio"], f"{cfg.name}/sigio")
     telemetry = tracing.start(cfg, "sigio")          # None when the guest does not trace
     if telemetry is not None:

@@ -110,3 +110,29 @@ def test_orders_that_keep_userspace_busy_are_not_the_kernels_silence(tmp_path, d
     finally:
         fuzzer.close()
     target.finish()
+
+
+def test_a_strangers_console_write_cannot_take_the_kernels_sequence(tmp_path, disk):
+    """A console_write from another peer, numbered past the kernel's, was
+    written to the console, and the kernel's writes then looked like
+    resends of it and were dropped: now it is refused (sent before the
+    kernel starts, so before any write of its), and the guest's output is
+    all there, and only it."""
+    from common.config import GuestConfig
+    from conftest import ask
+    from deploy import launch
+    cfg = GuestConfig(name="svc", run_dir=tmp_path / "run", disks={"ubd0": str(disk)},
+                      init=["/bin/sh", "-c", "echo one; echo two"], console="log",
+                      console_tty=False)
+    cfg.make_run_dir()
+    cfg.write()
+    procs = launch.start(cfg, ("sigio",))
+    try:
+        reply = ask(cfg.endpoints["sigio"], protocol.encode(
+            "console_write", 7, "stranger", {"seq": 1 << 40, "data": b"not the guest's\n"}))
+        assert reply.type == "error" and "svc/kernel" in reply["reason"], reply
+        procs.update(launch.start(cfg, ("kernel", "userspace", "ubd_io")))
+        assert procs["kernel"].wait(60) == 0
+        assert cfg.console_log.read_bytes() == b"one\ntwo\n"
+    finally:
+        launch.stop(procs)
