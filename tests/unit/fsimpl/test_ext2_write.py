@@ -90,6 +90,23 @@ def test_creates_between_unlinks_and_renames_fill_the_gaps_they_leave(image):
     assert set(live_names(image, "/churn")) - {".", ".."} == live
 
 
+def test_many_inodes_left_to_write_back_past_the_dirty_limit(image, monkeypatch):
+    """Changed inodes are packed into their tables at write-back; a table
+    block dirtied there past the limit must not start another write-back
+    (each would pack the next inode a level deeper: RecursionError)."""
+    monkeypatch.setattr(ext2_super, "DIRTY_LIMIT", 4)
+
+    async def body(fs):
+        d = await fs.root.mkdir(b"many", 0o755, 0, 0)
+        for i in range(1500):
+            f = await d.create(b"f%04d" % i, stat.S_IFREG | 0o600, 0, 0)
+            await f.setattr(mode=0o644, uid=i, gid=i)
+        await fs.sync()
+    session(image, body)
+    fsck(image)
+    assert b"User:  1499" in debugfs(image, "stat /many/f1499")
+
+
 def test_big_file_into_double_indirect(image, tmp_path, monkeypatch):
     monkeypatch.setattr(ext2_super, "DIRTY_LIMIT", 100)     # written back along the way
 

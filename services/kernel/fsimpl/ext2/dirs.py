@@ -321,11 +321,12 @@ class Directory:
         raise Ext2Error(errno.EUCLEAN, f"directory {self.ino}: an entry not where it was")
 
     async def _enter_new(self, name: bytes, inode: Inode, fill, room: tuple | None) -> Inode:
-        """Fill an inode made just now (fill: its first write, awaited here)
-        and enter it where _find_room said; if either runs out of space, the
-        inode is freed again, as if never made."""
+        """Fill an inode made just now (fill: its first write, awaited here;
+        None if it has none) and enter it where _find_room said; if either
+        runs out of space, the inode is freed again, as if never made."""
         try:
-            await fill
+            if fill is not None:
+                await fill
             await self._add_entry(name, inode, room)
             return inode
         except Errno:
@@ -360,7 +361,8 @@ class Directory:
                     ptrs[1] = (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
                 inode._set_ptrs(ptrs)
                 inode.rdev = rdev
-            return await self._enter_new(name, inode, inode.save(), room)
+            self.fs.unsaved.add(inode)      # packed into its table at write-back
+            return await self._enter_new(name, inode, None, room)
 
     async def mkdir(self, name: bytes, mode: int, uid: int, gid: int) -> Inode:
         async with self.fs.lock:
@@ -396,7 +398,8 @@ class Directory:
                 inode.i_block = target.ljust(60, b"\0")
                 inode.blockptrs = BLOCKPTRS.unpack(inode.i_block)
                 inode.size = len(target)
-                return await self._enter_new(name, inode, inode.save(), room)
+                self.fs.unsaved.add(inode)
+                return await self._enter_new(name, inode, None, room)
             return await self._enter_new(name, inode, inode._target(target), room)
 
     async def _target(self, target: bytes) -> None:
