@@ -58,6 +58,55 @@ def test_many_small_files(image):
     session(image, check)
 
 
+def test_creates_between_unlinks_and_renames_fill_the_gaps_they_leave(image):
+    """Entries go where the first gap fits them, whatever came before: the
+    block a directory last added to is kept parsed (dirs.py's _parsed), and
+    each create, unlink and rename must leave that parse true."""
+    rng = random.Random(18)
+    live: set[str] = set()
+
+    async def body(fs):
+        d = await fs.root.mkdir(b"churn", 0o755, 0, 0)
+        for step in range(1200):
+            roll = rng.random()
+            if live and roll < 0.3:
+                name = rng.choice(sorted(live))
+                await d.unlink(name.encode())
+                live.discard(name)
+            elif live and roll < 0.4:
+                old, new = rng.choice(sorted(live)), f"r{step}" + "x" * rng.randrange(40)
+                await d.rename(old.encode(), d, new.encode())
+                live.discard(old)
+                live.add(new)
+            else:
+                name = f"f{step}" + "y" * rng.randrange(60)
+                await d.create(name.encode(), stat.S_IFREG | 0o644, 0, 0)
+                live.add(name)
+            if step % 300 == 299:
+                await fs.sync()         # written back: the cached block is read anew
+        assert {n.decode() for n in d._names} - {".", ".."} == live
+    session(image, body)
+    fsck(image)
+    assert set(live_names(image, "/churn")) - {".", ".."} == live
+
+
+def test_many_inodes_left_to_write_back_past_the_dirty_limit(image, monkeypatch):
+    """Changed inodes are packed into their tables at write-back; a table
+    block dirtied there past the limit must not start another write-back
+    (each would pack the next inode a level deeper: RecursionError)."""
+    monkeypatch.setattr(ext2_super, "DIRTY_LIMIT", 4)
+
+    async def body(fs):
+        d = await fs.root.mkdir(b"many", 0o755, 0, 0)
+        for i in range(1500):
+            f = await d.create(b"f%04d" % i, stat.S_IFREG | 0o600, 0, 0)
+            await f.setattr(mode=0o644, uid=i, gid=i)
+        await fs.sync()
+    session(image, body)
+    fsck(image)
+    assert b"User:  1499" in debugfs(image, "stat /many/f1499")
+
+
 def test_big_file_into_double_indirect(image, tmp_path, monkeypatch):
     monkeypatch.setattr(ext2_super, "DIRTY_LIMIT", 100)     # written back along the way
 

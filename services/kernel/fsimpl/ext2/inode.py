@@ -52,6 +52,7 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
         self._names: dict[bytes, int] | None = None
         self._room: dict[int, int] = {}     # a directory block's largest gap, by logical block
         self._listed: tuple | None = None   # the last block listed (_listing)
+        self._kept: tuple | None = None     # the last block parsed (_parsed)
 
     def is_dir(self) -> bool:
         return S.S_ISDIR(self.mode)
@@ -213,7 +214,7 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
         async with self.fs.lock:
             set_attrs(self, mode, uid, gid, atime, mtime)
             self._touch(m=False)
-            await self.save()
+            self.fs.unsaved.add(self)     # packed at write-back, as after a write
 
     async def fsync(self) -> None:
         await self.fs.sync()

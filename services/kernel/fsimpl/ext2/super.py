@@ -34,6 +34,7 @@ class Ext2(FileSystem):
         self.unsaved: set[Inode] = set()   # written to: put in their tables at write-back
         self.lock = asyncio.Lock()
         self.meta_dirty = False      # superblock or group descriptors changed
+        self.saving = False          # write_back is packing inodes into their tables
         self.wb_err = ErrSeq()
 
     @classmethod
@@ -173,7 +174,7 @@ class Ext2(FileSystem):
         data = self.dirty.get(block)
         if type(data) is bytearray:
             return data
-        if len(self.dirty) >= DIRTY_LIMIT:
+        if len(self.dirty) >= DIRTY_LIMIT and not self.saving:
             await self.write_back()
         data = bytearray(await self.block(block))
         self._uncache((block,))
@@ -207,8 +208,15 @@ class Ext2(FileSystem):
         Under the lock, as every change is: nothing is dirtied meanwhile."""
         assert self.lock.locked(), "ext2 written back without its lock"
         with tracing.tracer.span("ext2 write-back", links=tracing.tracer.take(self)) as span:
-            while self.unsaved:
-                await self.unsaved.pop().save()
+            # the inodes' table blocks go out with this write-back: one that
+            # dirties a table block past the limit starts no other (which
+            # would save the next inode, and so on, each a level deeper)
+            self.saving = True
+            try:
+                while self.unsaved:
+                    await self.unsaved.pop().save()
+            finally:
+                self.saving = False
             dirty = self.dirty
             span.set("ext2.blocks", len(dirty))
             bs = self.block_size
