@@ -12,6 +12,7 @@ import termios
 import threading
 
 WAIT = 60.0
+PROMPT = rb"/[^\r\n]*# "          # busybox sh's, as root, in any directory
 
 
 def _take_terminal() -> None:
@@ -84,3 +85,12 @@ class Terminal:
             self.proc.kill()
             self.proc.wait()
         os.close(self.master)
+
+
+def run_line(t: Terminal, line: bytes, prompt: bytes = PROMPT) -> bytes:
+    """Type a command line to a shell; what it printed before its next prompt."""
+    t.send(line + b"\r")
+    t.expect(re.escape(line) + rb"\r\n")
+    start = t.pos
+    t.expect(prompt)
+    return bytes(t.out[start:t.pos]).rsplit(b"\r\n", 1)[0]

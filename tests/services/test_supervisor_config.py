@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 import pytest
 
@@ -14,21 +13,6 @@ from conftest import skas
 from deploy import supervisor
 
 PROGRAMS = ("kernel", "userspace", "ubd_io", "sigio")
-
-
-@pytest.fixture
-def skas_home(tmp_path, monkeypatch):
-    """A private SKAS_HOME and run root; supervisord is shut down afterwards."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("SKAS_HOME", str(home))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
-    yield home
-    if supervisor.running():
-        supervisor.ctl("shutdown")
-    deadline = time.monotonic() + 10
-    while supervisor.running():
-        assert time.monotonic() < deadline, "supervisord did not shut down"
-        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import termios
@@ -18,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import HERE, _command, add_libraries, disk_of, make_tree
-from terminal import Terminal
+from terminal import PROMPT, Terminal, run_line
 
 BIG = 4 << 20
-PROMPT = rb"/[^\r\n]*# "
 # a sleep that says when it runs in front (the shell has given it the terminal
 # and left its line editor's modes): a ^C typed before would be a byte to read
 SLEEP = b"sh -c 'echo ready; exec sleep 100'\r"
@@ -51,15 +49,6 @@ def shell(disk: Path, *options: str) -> Terminal:
                            "setsid cttyhack /bin/sh -i; echo shell ended")), cwd=HERE.parent)
     t.expect(PROMPT)
     return t
-
-
-def run_line(t: Terminal, line: bytes) -> bytes:
-    """Type a command line; what it printed before the next prompt."""
-    t.send(line + b"\r")
-    t.expect(re.escape(line) + rb"\r\n")
-    start = t.pos
-    t.expect(PROMPT)
-    return bytes(t.out[start:t.pos]).rsplit(b"\r\n", 1)[0]
 
 
 def test_a_shell_on_the_console_echoes_and_has_job_control(condisk):

@@ -16,10 +16,9 @@ from common import config as guest_config
 from common.transport import Link
 from conftest import HERE, _command, make_config, make_tree, disk_of
 from deploy import launch
-from terminal import Terminal
+from terminal import PROMPT, Terminal, run_line
 
 BIG = 4 << 20
-PROMPT = rb"/[^\r\n]*# "
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +44,6 @@ def supervised(tmp_path, disk, init):
 
 def attach(cfg) -> Terminal:
     return Terminal(_command(("console", str(cfg.run_dir))), cwd=HERE.parent)
-
-
-def run_line(t: Terminal, line: bytes) -> bytes:
-    t.send(line + b"\r")
-    t.expect(re.escape(line) + rb"\r\n")
-    start = t.pos
-    t.expect(PROMPT)
-    return bytes(t.out[start:t.pos]).rsplit(b"\r\n", 1)[0]
 
 
 SHELL = ["/bin/sh", "-c", "setsid cttyhack /bin/sh -i; echo shell ended"]
