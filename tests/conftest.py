@@ -145,10 +145,17 @@ def run_guest(disk):
 NATIVE_ENV = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "HOME": "/", "TERM": "linux"}
 
 
+def _as_booted() -> None:
+    """A native run starts at nice 0, as a guest's init does: the suite may
+    itself run niced (root may lower it again)."""
+    os.setpriority(os.PRIO_PROCESS, 0, 0)
+
+
 def native(tree: Path, *argv: str) -> subprocess.CompletedProcess:
     """stderr joins stdout, as both go to the guest's one console."""
     return subprocess.run(["chroot", str(tree), *argv], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=NATIVE_ENV, timeout=60)
+                          stderr=subprocess.STDOUT, text=True, env=NATIVE_ENV, timeout=60,
+                          preexec_fn=_as_booted)
 
 
 def native_private_mounts(tree: Path, *argv: str) -> subprocess.CompletedProcess:
@@ -156,7 +163,7 @@ def native_private_mounts(tree: Path, *argv: str) -> subprocess.CompletedProcess
     a nosuid tmpfs) inside their chroot."""
     return subprocess.run(["unshare", "-m", "--propagation", "private", "chroot", str(tree),
                            *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=NATIVE_ENV, timeout=60)
+                          env=NATIVE_ENV, timeout=60, preexec_fn=_as_booted)
 
 
 # native, for programs that use ptys: the chroot gets a /dev of its own with
@@ -177,7 +184,7 @@ def native_with_ptys(tree: Path, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", NATIVE_DEV,
                            "sh", str(tree), *argv], stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=NATIVE_ENV, timeout=60)
+                          env=NATIVE_ENV, timeout=60, preexec_fn=_as_booted)
 
 
 def guest(img: Path, *argv: str, options: tuple = ()) -> subprocess.CompletedProcess:
