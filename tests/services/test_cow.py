@@ -272,7 +272,9 @@ def test_a_guest_boots_from_an_overlay_and_reads_what_was_written_into_it(tmp_pa
     block = int(debugfs(backing, "bmap /etc/hostname 0").split()[-1])
     u = Ubd(tmp_path, {"ubd0": str(overlay)}).start()
     try:
-        assert u.client().call("WRITE", block * bs, 5, b"moo!\n")["status"] == 0
+        c = u.client()
+        assert c.call("WRITE", block * bs, 5, b"moo!\n")["status"] == 0
+        assert c.call("FLUSH")["status"] == 0      # a commit point: a new kernel keeps it
     finally:
         u.stop()
     r = skas("run", "--disk", f"{overlay},{backing}", "--", "/bin/cat", "/etc/hostname")
