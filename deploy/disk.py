@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 from services.ubd_io import cow
-from services.ubd_io.images import Overlay
+from services.ubd_io.images import Overlay, open_image
+from services.ubd_io.journal import Journaled, JournalError, journal_path
 
 BUSYBOX = "/usr/bin/busybox"
 SBIN = "/usr/sbin:/sbin"
@@ -83,9 +84,29 @@ def create(path: Path, size: str = "64M", source: Path | None = None,
     return files
 
 
+def settle(path: Path) -> None:
+    """What a ubd_io committed but did not get to apply (it was killed in
+    between) is applied from the image's journal, as ubd_io's next start
+    would: the image is then as the guest's last commit point left it.
+    Writes a dead kernel staged and never committed stay in the journal."""
+    if not os.path.exists(journal_path(str(path))):
+        return
+    try:
+        image = open_image(str(path))
+    except (OSError, cow.CowError) as exc:
+        raise DiskError(f"cannot open {path}: {exc}") from None
+    try:
+        Journaled(image).close()
+    except JournalError as exc:
+        image.close()
+        raise DiskError(str(exc)) from None
+
+
 def check(path: Path) -> str:
     """e2fsck -fn: the image must be clean.  An overlay is merged with its
-    backing file into a temporary image first (e2fsck cannot read COW files)."""
+    backing file into a temporary image first (e2fsck cannot read COW files).
+    What ubd_io's journal holds committed is applied first (settle)."""
+    settle(path)
     if not is_overlay(path):
         return _e2fsck(path, path)
     with tempfile.TemporaryDirectory(prefix="skas-check-") as tmp:
@@ -144,6 +165,7 @@ def merge(overlay: Path, out: Path, force: bool = False) -> int:
     uml_moo does); returns its size.  out is sparse where the result is zero."""
     if Path(out).exists() and not force:
         raise DiskError(f"{out} exists: pass --force to overwrite it, or choose another path")
+    settle(overlay)
     try:
         source = Overlay(str(overlay), readonly=True)
     except (OSError, cow.CowError) as exc:

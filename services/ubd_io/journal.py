@@ -81,7 +81,7 @@ class Journaled:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise JournalError(f"{image.path} is in use by another ubd_io (its journal "
-                                   f"{self.path} is locked)") from None
+                                   f"{self.path} is locked): stop the guest using it first") from None
             self._recover()
         except BaseException:
             os.close(self.fd)
@@ -128,7 +128,7 @@ class Journaled:
         if version != VERSION:
             raise JournalError(f"{self.path}: journal version {version}, this ubd_io "
                                f"reads {VERSION}")
-        if not RECORDS <= start <= os.fstat(self.fd).st_size:
+        if not RECORDS <= start <= max(RECORDS, os.fstat(self.fd).st_size):
             raise JournalError(f"{self.path}: its records start at {start}, outside it")
         return gen, start
 
@@ -279,9 +279,6 @@ class Journaled:
             if self.records:
                 self._restart()
             return dropped
-
-    def flush(self) -> None:
-        self.commit(durable=True)
 
     def close(self) -> None:
         """The uncommitted records stay in the journal for a ubd_io started

@@ -238,8 +238,9 @@ class Ext2(FileSystem):
         stays bounded through a long write with no fsync."""
         try:
             async with self.lock:
-                await self._write_out()
-                await self.dev.commit()
+                if self.dev.uncommitted:          # (else a sync came first)
+                    await self._write_out()
+                    await self.dev.commit()
         except Errno as exc:
             self.wb_err.record(exc.code)
         except OSError as exc:               # a corrupt filesystem found on the way
