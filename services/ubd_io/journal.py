@@ -56,6 +56,10 @@ class JournalError(Exception):
     """A journal file that cannot be used; the message says what to do."""
 
 
+class JournalBusy(JournalError):
+    """Another ubd_io holds the journal (its lock)."""
+
+
 def journal_path(path: str) -> str:
     return path + ".journal"
 
@@ -80,7 +84,7 @@ class Journaled:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise JournalError(f"{image.path} is in use by another ubd_io (its journal "
+                raise JournalBusy(f"{image.path} is in use by another ubd_io (its journal "
                                    f"{self.path} is locked): stop the guest using it first") from None
             self._recover()
         except BaseException:
@@ -255,7 +259,7 @@ class Journaled:
         for kind, offset, length, at in self.records[:count]:
             length = min(length, self.size - offset)      # a last partial sector
             if kind == WRITE:
-                self.image.write(offset, _pread_exact(self.fd, length, at))
+                self.image.copy_from(self.fd, at, offset, length)
             else:
                 self.image.zero(offset, length, unmap=kind == DISCARD)
 

@@ -89,8 +89,9 @@ class Ubd:
         launch.stop(self.procs)
 
 
-@pytest.fixture
-def ubd(tmp_path):
+@pytest.fixture(name="ubd")
+def ubd_services(tmp_path):
+    """ubd_io services on disks; the test names them, all stopped after."""
     started: list[Ubd] = []
 
     def start(disks: dict[str, str], **settings) -> Ubd:
