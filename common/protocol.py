@@ -98,9 +98,11 @@ MESSAGES: dict[str, Spec] = {
     # kernel <-> ubd_io
     "block": Spec("kernel", "ubd_io",
                   {"dev": INT, "op": STR, "offset": INT, "length": INT, "data": BYTES},
-                  "a block request on device dev: READ, WRITE, FLUSH, DISCARD or "
+                  "a block request on device dev: READ, WRITE, FLUSH, COMMIT, DISCARD or "
                   "WRITE_ZEROES, by byte offset, length at most BLOCK_MAX; idempotent, "
-                  "so it may be resent with the same id"),
+                  "so it may be resent with the same id.  The writes between two commit "
+                  "points (COMMIT, or FLUSH: a COMMIT made durable) reach the image as one "
+                  "unit, at the second (services/ubd_io/journal.py)"),
     "write_shared": Spec("kernel", "ubd_io",
                          {"dev": INT, "offset": INT, "length": INT, "buffer": STR, "at": INT},
                          "a WRITE whose data is the length bytes at byte at of the kernel's "
@@ -128,6 +130,12 @@ MESSAGES: dict[str, Spec] = {
                        "stop serving device dev (its image synced and closed); answered "
                        "disk_closed, or error if dev is not served"),
     "disk_closed": Spec("ubd_io", "kernel", {"dev": INT}, "device dev is no longer served"),
+    "disk_begin": Spec("kernel", "ubd_io", {"dev": INT},
+                       "a kernel starts to use device dev (at boot): the writes a dead one "
+                       "made after its last commit point are dropped; answered disk_begun, "
+                       "or error if dev is not served"),
+    "disk_begun": Spec("ubd_io", "kernel", {"dev": INT, "dropped": INT},
+                       "dev is the asker's: the bytes of the journal dropped"),
     # anyone -> kernel: management, as UML's mconsole (services/kernel/entry/mconsole.py)
     "ctl": Spec("any", "kernel", {"verb": STR, "args": LIST},
                 "a management request: verb (version, halt, reboot, cad, sysrq, stop, go, "

@@ -2,14 +2,17 @@
 overlays made, merged and checked (the format is services/ubd_io/cow.py)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from services.ubd_io import cow
-from services.ubd_io.images import Overlay
+from services.ubd_io.images import Overlay, open_image
+from services.ubd_io.journal import Journaled, JournalBusy, JournalError, journal_path
 
 BUSYBOX = "/usr/bin/busybox"
 SBIN = "/usr/sbin:/sbin"
@@ -69,6 +72,7 @@ def create(path: Path, size: str = "64M", source: Path | None = None,
         raise DiskError(f"{path} exists: pass --force to overwrite it, or choose another path")
     if source is not None and not Path(source).is_dir():
         raise DiskError(f"{source} is not a directory: --from takes the tree to copy")
+    forget_journal(path)
     with tempfile.TemporaryDirectory(prefix="skas-disk-") as staging:
         if source is None:
             default_tree(Path(staging))
@@ -83,9 +87,50 @@ def create(path: Path, size: str = "64M", source: Path | None = None,
     return files
 
 
+def forget_journal(path: Path) -> None:
+    """An image made anew at path: a journal an old one left there (what
+    ubd_io staged for it) must not be applied to it."""
+    try:
+        fd = os.open(journal_path(str(path)), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise DiskError(f"{path} is in use by a running guest: stop it first") from None
+    finally:
+        os.close(fd)
+    os.unlink(journal_path(str(path)))
+
+
+def settle(path: Path) -> None:
+    """What a ubd_io committed but did not get to apply (it was killed in
+    between) is applied from the image's journal, as ubd_io's next start
+    would: the image is then as the guest's last commit point left it.
+    Writes a dead kernel staged and never committed stay in the journal.
+    An image a running ubd_io serves is left to it, with a warning."""
+    if not os.path.exists(journal_path(str(path))):
+        return
+    try:
+        image = open_image(str(path))
+    except (OSError, cow.CowError) as exc:
+        raise DiskError(f"cannot open {path}: {exc}") from None
+    try:
+        Journaled(image).close()
+    except JournalBusy:
+        image.close()
+        print(f"warning: {path} is in use by a running guest: read as it is on the host, "
+              "without the writes its ubd_io holds staged", file=sys.stderr)
+    except JournalError as exc:
+        image.close()
+        raise DiskError(str(exc)) from None
+
+
 def check(path: Path) -> str:
     """e2fsck -fn: the image must be clean.  An overlay is merged with its
-    backing file into a temporary image first (e2fsck cannot read COW files)."""
+    backing file into a temporary image first (e2fsck cannot read COW files).
+    What ubd_io's journal holds committed is applied first (settle)."""
+    settle(path)
     if not is_overlay(path):
         return _e2fsck(path, path)
     with tempfile.TemporaryDirectory(prefix="skas-check-") as tmp:
@@ -133,6 +178,7 @@ def create_cow(backing: Path, overlay: Path, force: bool = False) -> cow.Header:
         raise DiskError(f"backing file {backing} is not a file: give the image to overlay")
     if Path(backing).resolve() == Path(overlay).resolve():
         raise DiskError("the overlay and its backing file must be different files")
+    forget_journal(overlay)
     try:
         return cow.create(str(overlay), str(backing), force)
     except (OSError, cow.CowError) as exc:
@@ -144,6 +190,7 @@ def merge(overlay: Path, out: Path, force: bool = False) -> int:
     uml_moo does); returns its size.  out is sparse where the result is zero."""
     if Path(out).exists() and not force:
         raise DiskError(f"{out} exists: pass --force to overwrite it, or choose another path")
+    settle(overlay)
     try:
         source = Overlay(str(overlay), readonly=True)
     except (OSError, cow.CowError) as exc:

@@ -29,6 +29,7 @@ class ImageDevice:
     def __init__(self, path):
         self.fd = os.open(path, os.O_RDWR)
         self.ops: list[str] = []
+        self.uncommitted = 0     # written straight to the file: never anything uncommitted
 
     async def read(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, length, offset)
@@ -43,6 +44,9 @@ class ImageDevice:
     async def flush(self) -> None:
         self.ops.append("flush")
         os.fsync(self.fd)
+
+    async def commit(self) -> None:
+        self.ops.append("commit")
 
     def close(self) -> None:
         os.close(self.fd)

@@ -103,6 +103,11 @@ async def find_disks(kernel: Kernel) -> None:
         disk = UbdDevice(kernel.ubd, int(name[3:]))
         disk.size = int(devices.get(name, {}).get("size", 0))
         kernel.disks[disk.dev] = disk
+        # what a kernel before this one wrote and never committed is dropped
+        begun = await kernel.ubd.request("disk_begin", {"dev": disk.dev})
+        if begun.type != "disk_begun":
+            log.warning("%s: ubd_io did not take this kernel's start: %s", name,
+                        begun.body.get("reason", begun.type))
 
 
 async def init_path(kernel: Kernel, init: Task, name: bytes, env: list[bytes]) -> bytes:

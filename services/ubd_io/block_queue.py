@@ -6,9 +6,10 @@ hand-off to a thread and back costs about 50 µs a request here, more than
 a page-cache pread or pwrite does.
 
 Order: a request waits for every earlier one on its device that it overlaps
-(by sector) when either writes; a FLUSH waits for every earlier write,
-DISCARD and WRITE_ZEROES on its device, and nothing waits for a FLUSH (it
-covers what completed before it, as a disk's cache flush does).
+(by sector) when either writes; a commit point (FLUSH or COMMIT) waits for
+every earlier write, DISCARD and WRITE_ZEROES on its device, and every later
+one waits for it (it belongs to the next unit, services/ubd_io/journal.py);
+reads never wait for a commit point.
 
 Bound: with ``depth`` requests outstanding (running or waiting), or
 QUEUED_BYTES of data, a new request is answered ``busy`` at once instead of
@@ -33,12 +34,13 @@ from dataclasses import dataclass, field
 from common.protocol import BLOCK_MAX, Message
 from common.shared_buffer import Mapped
 from services.ubd_io.cow import SECTOR
-from services.ubd_io.images import Image
+from services.ubd_io.journal import Journaled
 
 log = logging.getLogger("ubd_io")
 
-OPS = ("READ", "WRITE", "FLUSH", "DISCARD", "WRITE_ZEROES")
+OPS = ("READ", "WRITE", "FLUSH", "COMMIT", "DISCARD", "WRITE_ZEROES")
 MUTATING = ("WRITE", "DISCARD", "WRITE_ZEROES")
+COMMIT_POINTS = ("FLUSH", "COMMIT")
 WORKERS = 4
 QUEUED_BYTES = 64 << 20
 INLINE_MAX = 64 << 10      # READ/WRITE up to this size run on the loop when nothing blocks them
@@ -68,9 +70,11 @@ class BlockRequest:
         return self.offset // SECTOR, -(-(self.offset + self.length) // SECTOR)
 
     def must_follow(self, earlier: BlockRequest) -> bool:
-        if self.op == "FLUSH":
+        if self.op in COMMIT_POINTS:
             return earlier.mutates
-        if earlier.op == "FLUSH" or not (self.mutates or earlier.mutates):
+        if earlier.op in COMMIT_POINTS:
+            return self.mutates
+        if not (self.mutates or earlier.mutates):
             return False
         (lo, hi), (elo, ehi) = self.sectors, earlier.sectors
         return lo < ehi and elo < hi
@@ -84,7 +88,7 @@ class BlockQueue:
     """Requests in flight, by device in arrival order; a worker pool runs
     them and wakes the service loop through an eventfd (``fd``)."""
 
-    def __init__(self, images: dict[int, Image], depth: int):
+    def __init__(self, images: dict[int, Journaled], depth: int):
         self.images = images
         self.depth = max(1, depth)
         self.pending: dict[int, list[BlockRequest]] = {dev: [] for dev in images}
@@ -98,12 +102,12 @@ class BlockQueue:
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="ubd_io")
         self.spans = None     # services/ubd_io/tracing.py's RequestSpans, when the guest traces
 
-    def plug(self, dev: int, image: Image) -> None:
+    def plug(self, dev: int, image: Journaled) -> None:
         """A hot-plugged disk (``disk_open``): served from now on."""
         self.images[dev] = image
         self.pending[dev] = []
 
-    def unplug(self, dev: int) -> Image:
+    def unplug(self, dev: int) -> Journaled:
         """Stop serving dev (``disk_close``); OSError EBUSY while a request
         on it is in flight, ENXIO if it is not served."""
         if dev not in self.images:
@@ -141,7 +145,7 @@ class BlockQueue:
             return -errno.EINVAL
         if len(data) != (length if op == "WRITE" else 0):
             return -errno.EINVAL
-        if op != "FLUSH" and offset + length > image.size:
+        if op not in COMMIT_POINTS and offset + length > image.size:
             return -errno.EIO        # beyond the end of the device, as Linux answers
         return 0
 
@@ -205,8 +209,8 @@ class BlockQueue:
                 data = image.read(req.offset, req.length)
             elif req.op == "WRITE":
                 image.write(req.offset, req.data)
-            elif req.op == "FLUSH":
-                image.flush()
+            elif req.op in COMMIT_POINTS:
+                image.commit(durable=req.op == "FLUSH")
             else:
                 image.zero(req.offset, req.length, unmap=req.op == "DISCARD")
             status = 0

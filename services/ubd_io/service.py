@@ -14,19 +14,31 @@ from common.service import Running
 from common.transport import Endpoint, keep_freed_memory
 from services.ubd_io.block_queue import BlockQueue
 from services.ubd_io.cow import CowError
-from services.ubd_io.images import Image, open_image
+from services.ubd_io.images import open_image
+from services.ubd_io.journal import Journaled, JournalError
 
 log = logging.getLogger("ubd_io")
 
 
-def open_disks(disks: dict[str, str]) -> dict[int, Image]:
+def open_disk(path: str, backing: str | None = None) -> Journaled:
+    """An image (or overlay) with its journal, what a dead ubd_io committed
+    applied (services/ubd_io/journal.py)."""
+    image = open_image(path, backing)
+    try:
+        return Journaled(image)
+    except BaseException:
+        image.close()
+        raise
+
+
+def open_disks(disks: dict[str, str]) -> dict[int, Journaled]:
     """The guest's disks by device number, from specs IMAGE or OVERLAY,BACKING."""
-    images: dict[int, Image] = {}
+    images: dict[int, Journaled] = {}
     try:
         for name, spec in disks.items():
             if not name.startswith("ubd") or not name[3:].isdigit():
                 raise ValueError(f"disk name {name!r} must be ubdN")
-            images[int(name[3:])] = open_image(*parse_disk(spec))
+            images[int(name[3:])] = open_disk(*parse_disk(spec))
     except BaseException:
         for image in images.values():
             image.close()
@@ -37,7 +49,7 @@ def open_disks(disks: dict[str, str]) -> dict[int, Image]:
 def run(cfg: GuestConfig) -> int:
     try:
         images = open_disks(cfg.disks)
-    except (OSError, ValueError, CowError) as exc:
+    except (OSError, ValueError, CowError, JournalError) as exc:
         log.error("cannot open the guest's disks: %s", exc)
         return 1
     privileges.drop("ubd_io")          # with its images open, before zmq's thread
@@ -80,10 +92,10 @@ def serve(endpoint: Endpoint, blocks: BlockQueue, to: bytes, msg: Message) -> No
         if reply:
             kind, body = reply
             endpoint.send(kind, msg.id, body, to)
-    elif msg.type in ("disk_open", "disk_close"):
+    elif msg.type in ("disk_open", "disk_close", "disk_begin"):
         try:
-            kind, body = hot_plug(blocks, msg)
-        except (OSError, ValueError, CowError) as exc:
+            kind, body = begin(blocks, msg) if msg.type == "disk_begin" else hot_plug(blocks, msg)
+        except (OSError, ValueError, CowError, JournalError) as exc:
             endpoint.error(msg.id, f"ubd{msg['dev']}: {_reason(exc)}", to)
             return
         endpoint.send(kind, msg.id, body, to)
@@ -113,10 +125,24 @@ def hot_plug(blocks: BlockQueue, msg: Message) -> tuple[str, dict]:
     paths = [msg["path"], *([msg["backing"]] if msg["backing"] else [])]
     if not all(os.path.isabs(p) for p in paths):
         raise ValueError("image paths must be absolute")
-    image = open_image(*paths)
+    image = open_disk(*paths)
+    image.drop_uncommitted()         # nobody's: this kernel has not written it yet
     blocks.plug(dev, image)
     log.info("ubd%d=%s (%s) plugged", dev, image.path, image.kind)
     return "disk_opened", {"dev": dev, "size": image.size, "kind": image.kind}
+
+
+def begin(blocks: BlockQueue, msg: Message) -> tuple[str, dict]:
+    """disk_begin: a kernel starts on dev, so what a dead one staged after
+    its last commit point is dropped."""
+    image = blocks.images.get(msg["dev"])
+    if image is None:
+        raise ValueError("no such device")
+    dropped = image.drop_uncommitted()
+    if dropped:
+        log.info("ubd%d: dropped %d bytes a kernel staged and never committed",
+                 msg["dev"], dropped)
+    return "disk_begun", {"dev": msg["dev"], "dropped": dropped}
 
 
 def _reason(exc: Exception) -> str:

@@ -16,8 +16,8 @@ from common.shared_buffer import SLOT
 from common.tracing import Telemetry
 from services.ubd_io import images
 
-HOST_OP = {"READ": "pread", "WRITE": "pwrite", "FLUSH": "fsync", "DISCARD": "fallocate",
-           "WRITE_ZEROES": "fallocate"}
+HOST_OP = {"READ": "pread", "WRITE": "journal pwrite", "FLUSH": "commit and fsync",
+           "COMMIT": "commit", "DISCARD": "journal", "WRITE_ZEROES": "journal"}
 SECTOR = 512
 
 

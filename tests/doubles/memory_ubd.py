@@ -37,6 +37,8 @@ def run(cfg: GuestConfig) -> int:
             elif msg.type == "status":
                 endpoint.send("status_reply", msg.id, {"service": "ubd_io",
                                                        "state": {"double": "memory", "requests": served}}, to)
+            elif msg.type == "disk_begin":        # no journal: nothing to drop
+                endpoint.send("disk_begun", msg.id, {"dev": msg["dev"], "dropped": 0}, to)
             elif msg.type == "block":
                 served += 1
                 image = images.get(msg["dev"])

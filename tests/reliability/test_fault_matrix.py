@@ -133,10 +133,6 @@ def test_fault(skas_home, tmp_path, churn_tree, outcome, victim, sig):
     outcome(f"{how}; {result}")
 
     assert not damaged, f"fsync'd files with the wrong bytes: {damaged}"
-    if fsck and (victim, sig) == ("kernel", "SIGKILL"):
-        # ext2 has no journal: a kernel killed while its write-back was on
-        # the way leaves part of it on the image (docs/reliability.md, Faults)
-        pytest.xfail(f"the kernel died mid-write-back: {fsck}")
     assert not fsck, fsck
     if victim in RESTARTED:
         assert f"done {churn.FILES}\nexit=0" in console, console[-2000:]

@@ -24,7 +24,7 @@ from deploy import launch
 from services.kernel.drivers.ubd import UbdDevice
 from services.ubd_io import cow
 from conftest import skas
-from test_ubd import Ubd, run_async
+from test_ubd import Ubd, run_async, ubd_services  # noqa: F401  (the ubd fixture)
 
 
 def sha(path) -> str:
@@ -110,19 +110,6 @@ def replay(client, base, target) -> tuple[int, int]:
     return writes, discards
 
 
-@pytest.fixture
-def ubd(tmp_path):
-    started: list[Ubd] = []
-
-    def start(spec: str) -> Ubd:
-        u = Ubd(tmp_path, {"ubd0": spec})
-        started.append(u.start())
-        return u
-    yield start
-    for u in started:
-        u.stop()
-
-
 def uml_mkcow(overlay, backing) -> None:
     subprocess.run(["uml_mkcow", str(overlay), str(backing)], check=True, capture_output=True)
 
@@ -136,7 +123,7 @@ def test_uml_mkcow_overlay_is_served_and_uml_moo_merges_what_was_written(
     digest, mtime = sha(backing), os.stat(backing).st_mtime_ns
     overlay = tmp_path / "guest.cow"
     uml_mkcow(overlay, backing)
-    u = ubd(f"{overlay},{backing}")
+    u = ubd({"ubd0": f"{overlay},{backing}"})
     c = u.client()
     assert c.call("READ", 0, 1 << 20)["data"] == backing.read_bytes()[:1 << 20]
     writes, discards = replay(c, backing, changed)
@@ -162,7 +149,7 @@ def test_skas_overlay_is_what_uml_mkcow_makes_and_uml_moo_merges_it(
     uml_mkcow(tmp_path / "uml.cow", backing)
     ours, theirs = (tmp_path / "skas.cow").read_bytes(), (tmp_path / "uml.cow").read_bytes()
     assert ours == theirs                              # header, bitmap, data offset, size
-    u = ubd(str(tmp_path / "skas.cow"))                # alone: the header names the backing
+    u = ubd({"ubd0": str(tmp_path / "skas.cow")})                # alone: the header names the backing
     replay(u.client(), backing, changed)
     u.stop()
     uml_moo(tmp_path / "skas.cow", tmp_path / "moo.img")
@@ -176,7 +163,7 @@ def test_skas_overlay_is_what_uml_mkcow_makes_and_uml_moo_merges_it(
 def test_writes_that_are_not_sector_aligned_keep_the_rest_of_the_sector(tmp_path, backing, ubd):
     overlay = tmp_path / "o.cow"
     uml_mkcow(overlay, backing)
-    c = ubd(str(overlay)).client()
+    c = ubd({"ubd0": str(overlay)}).client()
     base = backing.read_bytes()
     assert c.call("WRITE", 700, 5, b"HELLO")["status"] == 0
     assert c.call("WRITE", 4095, 2, b"AB")["status"] == 0      # across a sector boundary
@@ -194,7 +181,7 @@ def test_writes_that_are_not_sector_aligned_keep_the_rest_of_the_sector(tmp_path
 
 def test_acknowledged_writes_survive_a_killed_ubd_io(tmp_path, backing, ubd):
     overlay = tmp_path / "o.cow"
-    u = ubd(f"{overlay},{backing}")                    # missing: ubd_io makes it
+    u = ubd({"ubd0": f"{overlay},{backing}"})                    # missing: ubd_io makes it
     c = u.client()
     assert c.call("WRITE", 8192, 4, b"kept")["status"] == 0      # no FLUSH
     u.procs["ubd_io"].send_signal(signal.SIGKILL)
@@ -216,7 +203,7 @@ def test_a_backing_file_that_changed_is_refused(tmp_path, backing, ubd):
     overlay = tmp_path / "o.cow"
     uml_mkcow(overlay, backing)
     os.utime(backing, (1_000_000_000, 1_000_000_000))
-    u = ubd(str(overlay))
+    u = ubd({"ubd0": str(overlay)})
     assert u.procs["ubd_io"].wait(30) == 1
     assert "mtime mismatch" in u.log()
     r = skas("disk", "merge", str(overlay), str(tmp_path / "m.img"))
@@ -242,7 +229,7 @@ def test_disk_check_finds_damage_written_into_an_overlay(tmp_path, backing, ubd)
     r = skas("disk", "create", "--cow", str(backing), str(overlay))
     assert r.returncode == 0, r.stderr
     assert skas("disk", "check", str(overlay)).returncode == 0
-    c = ubd(str(overlay)).client()
+    c = ubd({"ubd0": str(overlay)}).client()
     bs = block_size(backing)
     assert c.call("WRITE_ZEROES", 2 * bs, bs)["status"] == 0     # the group descriptors
     c.call("FLUSH")
@@ -272,7 +259,9 @@ def test_a_guest_boots_from_an_overlay_and_reads_what_was_written_into_it(tmp_pa
     block = int(debugfs(backing, "bmap /etc/hostname 0").split()[-1])
     u = Ubd(tmp_path, {"ubd0": str(overlay)}).start()
     try:
-        assert u.client().call("WRITE", block * bs, 5, b"moo!\n")["status"] == 0
+        c = u.client()
+        assert c.call("WRITE", block * bs, 5, b"moo!\n")["status"] == 0
+        assert c.call("FLUSH")["status"] == 0      # a commit point: a new kernel keeps it
     finally:
         u.stop()
     r = skas("run", "--disk", f"{overlay},{backing}", "--", "/bin/cat", "/etc/hostname")

@@ -89,8 +89,9 @@ class Ubd:
         launch.stop(self.procs)
 
 
-@pytest.fixture
-def ubd(tmp_path):
+@pytest.fixture(name="ubd")
+def ubd_services(tmp_path):
+    """ubd_io services on disks; the test names them, all stopped after."""
     started: list[Ubd] = []
 
     def start(disks: dict[str, str], **settings) -> Ubd:
@@ -232,7 +233,8 @@ def test_ubd_device_retries_busy_answers_and_keeps_the_order_of_its_calls(ubd, i
 
 def test_status_describes_the_devices_and_the_queue(ubd, image):
     state = ubd({"ubd0": str(image)}).client().status()
-    assert state["devices"] == {"ubd0": {"path": str(image), "size": 4 * MiB, "kind": "image"}}
+    assert state["devices"] == {"ubd0": {"path": str(image), "size": 4 * MiB, "kind": "image",
+                                         "journal": f"{image}.journal", "staged_bytes": 0}}
     assert state["depth"] == 64 and state["outstanding"] == 0
 
 

@@ -55,6 +55,7 @@ CACHE_BYTES = 128 << 20
 READAHEAD_MIN, READAHEAD_MAX = 16 << 10, 128 << 10   # Linux's default read_ahead_kb: 128
 POSTED_MAX = 32            # writes in flight before write() waits for one
 POSTED_BYTES = 32 << 20
+COMMIT_POINTS = ("FLUSH", "COMMIT")
 
 
 class DeviceCache:
@@ -131,12 +132,14 @@ class _InFlight:
 
     @property
     def mutates(self) -> bool:
-        return self.op not in ("READ", "FLUSH")
+        return self.op in ("WRITE", "DISCARD", "WRITE_ZEROES")
 
     def must_follow(self, earlier: _InFlight) -> bool:
-        if self.op == "FLUSH":
+        if self.op in COMMIT_POINTS:
             return earlier.mutates
-        if earlier.op == "FLUSH" or not (self.mutates or earlier.mutates):
+        if earlier.op in COMMIT_POINTS:
+            return self.mutates              # it belongs to the next unit
+        if not (self.mutates or earlier.mutates):
             return False
         return self.start < earlier.end and earlier.start < self.end
 
@@ -166,7 +169,8 @@ class UbdDevice:
             except OSError as exc:            # no memfd here: the data goes in the messages
                 log.warning("ubd%d: no shared write buffer (%s)", dev, exc)
                 self.sharing = False
-        self.quarantine: list[int] = []    # its slots held until the next FLUSH
+        self.quarantine: list[int] = []    # its slots held until the next commit point
+        self.uncommitted = 0               # bytes changed since the last commit point
 
     def _enter(self, op: str, offset: int, length: int) -> tuple[_InFlight, list[_InFlight]]:
         """Register a request in call order: what it must wait for.  A
@@ -175,8 +179,10 @@ class UbdDevice:
         me = _InFlight(op, offset, offset + length)
         earlier = [p for p in self.in_flight if me.must_follow(p)]
         self.in_flight.append(me)
-        if me.mutates and op != "WRITE":
-            self.cache.drop(offset, length)
+        if me.mutates:
+            self.uncommitted += length
+            if op != "WRITE":
+                self.cache.drop(offset, length)
         return me, earlier
 
     async def _run(self, me: _InFlight, earlier: list[_InFlight], data: bytes = b"") -> bytes:
@@ -371,15 +377,26 @@ class UbdDevice:
             await self._request("WRITE_ZEROES", pos, n)
 
     async def flush(self) -> None:
-        """Everything written before is on the host's disk when this returns;
-        raises the first error of a write posted since the last flush."""
+        """A commit point made durable: everything written before is on the
+        host's disk when this returns; raises the first error of a write
+        posted since the last commit point."""
+        await self._commit_point("FLUSH")
+
+    async def commit(self) -> None:
+        """A commit point: the writes since the last one reach the image as
+        one unit (ubd_io's journal); the caller's filesystem is consistent
+        here.  Errors as flush's."""
+        await self._commit_point("COMMIT")
+
+    async def _commit_point(self, op: str) -> None:
         held, self.quarantine = self.quarantine, []
+        self.uncommitted = 0
         try:
             # its span links to the calls whose writes it waits for and makes durable
-            with tracing.tracer.span("ubd flush", {"ubd.dev": self.dev,
-                                                   "ubd.posted": len(self.posted)},
+            with tracing.tracer.span(f"ubd {op.lower()}", {"ubd.dev": self.dev,
+                                                          "ubd.posted": len(self.posted)},
                                      links=tracing.tracer.take(self)):
-                await self._request("FLUSH", 0, 0)
+                await self._request(op, 0, 0)
         except BaseException:
             self.quarantine += held
             self.write_error = None    # this failure stands for theirs: reported once

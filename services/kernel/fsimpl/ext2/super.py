@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import stat as S
 import struct
@@ -17,9 +18,11 @@ from services.kernel.fsimpl.ext2.bitmaps import all_set, block_runs, clear_run, 
 from services.kernel.fsimpl.ext2.cache import BlockCache
 from services.kernel.fsimpl.ext2.inode import Inode
 from services.kernel.fsimpl.ext2.layout import (
-    CACHE_BLOCKS, DIRTY_LIMIT, EXT2_MAGIC, GD, GROUP, INCOMPAT_FILETYPE, INCOMPAT_NAMES,
+    CACHE_BLOCKS, COMMIT_BYTES, DIRTY_LIMIT, EXT2_MAGIC, GD, GROUP, INCOMPAT_FILETYPE, INCOMPAT_NAMES,
     MAX_RUN_BYTES, RO_COMPAT_SPARSE_SUPER, ROOT_INO, SUPER, U16, U32, BlockSource, Ext2Error,
     has_super, max_size, timestamp)
+
+log = logging.getLogger(__name__)
 
 
 class Ext2(FileSystem):
@@ -35,6 +38,7 @@ class Ext2(FileSystem):
         self.lock = asyncio.Lock()
         self.meta_dirty = False      # superblock or group descriptors changed
         self.saving = False          # write_back is packing inodes into their tables
+        self.committing: asyncio.Future | None = None   # a commit point on its way
         self.wb_err = ErrSeq()
 
     @classmethod
@@ -225,6 +229,25 @@ class Ext2(FileSystem):
                 await self.dev.write_parts(first * bs, list(map(dirty.__getitem__, run)))
                 for block in run:
                     del dirty[block]
+        if self.dev.uncommitted >= COMMIT_BYTES and self.committing is None:
+            self.committing = asyncio.ensure_future(self._commit())
+
+    async def _commit(self) -> None:
+        """A commit point once the operation under way is done (the lock
+        free: the filesystem consistent), so what ubd_io holds uncommitted
+        stays bounded through a long write with no fsync."""
+        try:
+            async with self.lock:
+                if self.dev.uncommitted:          # (else a sync came first)
+                    await self._write_out()
+                    await self.dev.commit()
+        except Errno as exc:
+            self.wb_err.record(exc.code)
+        except OSError as exc:               # a corrupt filesystem found on the way
+            log.error("ext2 commit: %s", exc)
+            self.wb_err.record(exc.errno or errno.EIO)
+        finally:
+            self.committing = None
 
     async def sync(self) -> None:
         """Dirty blocks, then the group descriptors and superblock, then a FLUSH;
@@ -239,20 +262,25 @@ class Ext2(FileSystem):
 
     async def _sync(self) -> None:
         async with self.lock:
-            await self.write_back()
-            if self.meta_dirty:
-                self.meta_dirty = False
-                for g in range(self.ngroups):
-                    GD.pack_into(self.gdt, g * GROUP.size, self.block_bitmaps[g],
-                                  self.inode_bitmaps[g], self.inode_tables[g],
-                                  self.group_free[g][0], self.group_free[g][1],
-                                  self.used_dirs[g])
-                await self.dev.write((self.first_data + 1) * self.block_size, bytes(self.gdt))
-                struct.pack_into("<II", self.sb, 12, sum(b for b, _ in self.group_free),
-                                 sum(i for _, i in self.group_free))
-                struct.pack_into("<I", self.sb, 48, int(time.time()))     # s_wtime
-                await self.dev.write(1024, bytes(self.sb))
+            await self._write_out()
             await self.dev.flush()
+
+    async def _write_out(self) -> None:
+        """Every change to the device: dirty blocks, then the group
+        descriptors and superblock."""
+        await self.write_back()
+        if self.meta_dirty:
+            self.meta_dirty = False
+            for g in range(self.ngroups):
+                GD.pack_into(self.gdt, g * GROUP.size, self.block_bitmaps[g],
+                              self.inode_bitmaps[g], self.inode_tables[g],
+                              self.group_free[g][0], self.group_free[g][1],
+                              self.used_dirs[g])
+            await self.dev.write((self.first_data + 1) * self.block_size, bytes(self.gdt))
+            struct.pack_into("<II", self.sb, 12, sum(b for b, _ in self.group_free),
+                             sum(i for _, i in self.group_free))
+            struct.pack_into("<I", self.sb, 48, int(time.time()))     # s_wtime
+            await self.dev.write(1024, bytes(self.sb))
 
     async def unmount(self) -> None:
         """The last sync: no file is open any more, so unlinked ones that
