@@ -107,6 +107,7 @@ class FileCache:
             if page not in slots:
                 s = slots[page] = self._take()
                 owner[s], index[s] = pages, page
+                self.referenced[s] = 1            # the read that fills it wants it
                 placed.append((page, s))
         if len(data) % PAGE:
             data = bytes(data) + bytes(PAGE - len(data) % PAGE)
