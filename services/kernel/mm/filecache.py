@@ -28,6 +28,9 @@ import ctypes
 import mmap
 
 from services.kernel.abi.arch import PAGE
+from services.kernel.abi.mman import MADV_POPULATE_WRITE
+
+POPULATE = 512               # slots given host pages at once (2 MiB)
 
 
 class FilePages:
@@ -58,6 +61,7 @@ class FileCache:
         if self.count:
             self.base = ctypes.addressof(ctypes.c_char.from_buffer(self.arena))
         self.free = list(range(self.count - 1, -1, -1))    # popped lowest first
+        self.touched = 0             # slots below this have their host pages
         self.owner: list[FilePages | None] = [None] * self.count
         self.index = [0] * self.count                      # the page index a slot holds
         self.referenced = bytearray(self.count)
@@ -144,7 +148,10 @@ class FileCache:
         """A slot for a new page: a free one, else the clock's next slot
         not referenced since the hand last passed."""
         if self.free:
-            return self.free.pop()
+            s = self.free.pop()
+            if s >= self.touched:
+                self._populate(s)
+            return s
         referenced, hand = self.referenced, self.hand
         while referenced[hand]:
             referenced[hand] = 0
@@ -152,6 +159,19 @@ class FileCache:
         self.hand = (hand + 1) % self.count
         del self.owner[hand].slots[self.index[hand]]
         return hand
+
+    def _populate(self, slot: int) -> None:
+        """Host pages for the POPULATE slots from slot's on, in one call:
+        first touches one fault at a time cost more (here 64 KiB of a new
+        anonymous map: 37-40 µs of CPU by faults, 22-25 µs populated 2 MiB
+        at a time; both vary several-fold with the host).  A host without
+        MADV_POPULATE_WRITE (Linux 5.14) faults them in as they are written."""
+        end = min(self.count, slot + POPULATE)
+        try:
+            self.arena.madvise(MADV_POPULATE_WRITE, slot * PAGE, (end - slot) * PAGE)
+        except OSError:
+            pass
+        self.touched = end
 
 
 FILE_CACHE = FileCache()     # the kernel's; sized from the guest config at boot
