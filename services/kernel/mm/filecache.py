@@ -67,6 +67,11 @@ class FileCache:
         self.referenced = bytearray(self.count)
         self.hand = 0
 
+    @property
+    def used(self) -> int:
+        """Slots holding a page (/proc/meminfo's Cached counts them)."""
+        return self.count - len(self.free)
+
     def pieces(self, pages: FilePages, offset: int, length: int) -> list[tuple[int, int]] | None:
         """Where the bytes [offset, offset + length) of the file are in this
         process's memory, as (address, length) runs; None unless every page
