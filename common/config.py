@@ -59,6 +59,8 @@ class GuestConfig:
     host_uid: int = 0               # the guest processes' host uid and gid (when skas is
                                     # root); 0: one per guest name (services/userspace/jail.py)
     pagecache_limit: int = 1 << 30  # bytes the run directory's page cache may take on disk
+    file_cache_limit: int = 128 << 20  # bytes of file pages the kernel keeps for read(2)
+                                    # (its memory, as touched; 0: none)
     tmpfs_limit: int = 1 << 30      # bytes all the guest's tmpfs mounts may hold (kernel memory)
     console_log_max: int = 16 << 20  # console.log past this becomes console.log.1
     tmpfs: list[str] = field(default_factory=list)   # "PATH[:SIZE]": a tmpfs mounted there at boot
@@ -121,7 +123,8 @@ class GuestConfig:
                  f"read_only = {str(self.read_only).lower()}",
                  f"ubd_queue = {self.ubd_queue}", f"notify = {str(self.notify).lower()}",
                  f"max_tasks = {self.max_tasks}", f"host_uid = {self.host_uid}",
-                 f"pagecache_limit = {self.pagecache_limit}", f"tmpfs_limit = {self.tmpfs_limit}",
+                 f"pagecache_limit = {self.pagecache_limit}",
+                 f"file_cache_limit = {self.file_cache_limit}", f"tmpfs_limit = {self.tmpfs_limit}",
                  f"console_log_max = {self.console_log_max}",
                  f"tmpfs = [{', '.join(_q(t) for t in self.tmpfs)}]", f"mem = {self.mem}"]
         if self.cpu is not None:

@@ -35,6 +35,7 @@ from services.kernel.syscalls.table import TABLE
 from services.kernel.fs.files import FdTable
 from services.kernel.sched.task import CURRENT, Credentials, FsContext, Process, Task
 from services.kernel.fs.vfs import Vfs
+from services.kernel.mm.filecache import FILE_CACHE
 from services.kernel.sched import fork
 from services.kernel.sched.load import LoadAverage
 from services.kernel.sched import signals
@@ -68,6 +69,7 @@ class Kernel:
         self.console = Console(self, AsyncLink(loop, cfg.endpoints["sigio"], self.me),
                                terminal=cfg.console_tty, input=cfg.console_input)
         self.pagecache = PageCache(cfg.run_dir, cfg.pagecache_limit)
+        FILE_CACHE.resize(cfg.file_cache_limit)
         self.disks: dict[int, UbdDevice] = {}         # the guest's ubd disks, by number
         self.load = LoadAverage()                      # /proc/loadavg's and sysinfo's
         self.userspace: bytes | None = None      # routing id of userspace's link

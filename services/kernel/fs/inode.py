@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from services.kernel.core.errors import Errno
 from services.kernel.fs.errseq import ErrSeq
+from services.kernel.mm.filecache import FILE_CACHE, FilePages
 
 
 def _nothing() -> None:
@@ -24,6 +25,17 @@ class Inode:
     live: Any = None     # fs/pagecache.py's Live while a process may map the inode shared
     locks: Any = None    # fs/locks.py's FileLocks while it has (or had) locks
     watches: Any = None  # fs/inotify.py's watches on it, while there are any
+    # mm/filecache.py's FilePages: its data as read() was given it, kept
+    # where a filesystem's reads are costly (ext2: regular files); whatever
+    # changes the data calls ``changed``
+    pages: FilePages | None = None
+    cache_reads = False  # read(2) of it goes through the file cache (fs/vfs.py read_into)
+
+    def changed(self, start: int, end: int | None = None) -> None:
+        """Its bytes [start, end) (None: to the end of the file) are not what
+        they were: the file cache's copies of them go."""
+        if self.pages is not None:
+            FILE_CACHE.drop(self.pages, start, end)
 
     def hold(self) -> Callable[[], None]:
         """An open file keeps the inode (ext2 frees an unlinked inode at the

@@ -65,11 +65,13 @@ from typing import Any
 from services.kernel.core.cred import Credentials, capable, in_group
 from services.kernel.core.errors import Errno
 from services.kernel.fs.inode import Inode
+from services.kernel.mm.filecache import FILE_CACHE, FilePages
 from services.kernel.abi.fcntl import (
     MAXSYMLINKS, NAME_MAX, O_ACCMODE, O_APPEND, O_PATH, O_RDWR, O_WRONLY, PATH_MAX, R_OK, W_OK,
     X_OK)
 from services.kernel.abi.capability import (
     CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID)
+from services.kernel.abi.arch import PAGE
 from services.kernel.abi.mount import MS_RDONLY, MS_RELATIME
 from services.kernel.abi.stat import STATX_BASIC_STATS
 
@@ -562,6 +564,49 @@ class InodeFile(OpenFile):
         if offset is None:
             self.pos += len(data)
         return data
+
+    @property
+    def cached_reads(self) -> bool:
+        """Whether read_into serves it: a regular file whose filesystem keeps
+        its pages (mm/filecache.py), while no live host file stands for it."""
+        inode = self.loc.inode
+        return inode.cache_reads and inode.live is None and S.S_ISREG(inode.mode)
+
+    async def read_into(self, mem, addr: int, count: int, offset: int | None = None) -> int:
+        """read of a file with cached_reads, straight into guest memory at
+        addr: from the file cache's arena with no Python bytes made when
+        every page is there, else the pages read, kept, then copied.  A
+        buffer that stops being writable part way gets what fits (EFAULT if
+        nothing did), and the position moves by that, as Linux's read."""
+        inode = self.loc.inode
+        pages = inode.pages
+        if pages is None:
+            pages = inode.pages = FilePages()
+        at = self.pos if offset is None else offset
+        end = min(inode.size, at + count)
+        if at >= end:
+            return 0
+        pieces = FILE_CACHE.pieces(pages, at, end - at)
+        if pieces is None:
+            first = at - at % PAGE
+            span = -(-end // PAGE) * PAGE - first
+            generation = pages.generation
+            data = await inode.read(first, span)
+            if span <= FILE_CACHE.count * PAGE // 4:     # larger would push out the rest
+                FILE_CACHE.fill(pages, first, data, generation)
+            end = min(inode.size, at + count, first + len(data))
+            if at >= end:
+                return 0
+            pieces = FILE_CACHE.pieces(pages, at, end - at)
+            if pieces is None:             # not kept: changed meanwhile, or too large
+                n = mem.write_some(addr, data[at - first:end - first])
+                if offset is None:
+                    self.pos = at + n
+                return n
+        n = mem.write_pieces(addr, pieces, end - at)
+        if offset is None:
+            self.pos = at + n
+        return n
 
     async def write(self, data: bytes, offset: int | None = None) -> int:
         """At the position, at offset (pwrite), or at the end with O_APPEND

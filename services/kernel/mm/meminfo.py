@@ -3,8 +3,9 @@
 The guest has the memory its config gives (``mem``, UML's mem=), whatever
 the host has; what it uses of it is what its processes hold (the sum of
 their host /proc/PID/status Rss lines: anonymous pages, page tables), the
-page cache's files, the tmpfs mounts' pages (Shmem, counted in Cached as
-Linux counts them) and the block device cache (Buffers).  Free is the
+page cache's files and the file cache's pages (Cached), the tmpfs mounts'
+pages (Shmem, counted in Cached as Linux counts them) and the block device
+cache (Buffers).  Free is the
 rest; available adds what could be dropped (the caches, not tmpfs).
 Never the host's figures: a guest must not learn the host's memory size.
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.kernel.abi.arch import PAGE
+from services.kernel.mm.filecache import FILE_CACHE
 
 VMALLOC_TOTAL_KB = 34359738367          # x86_64's vmalloc space, 4-level page tables
 HUGEPAGE_KB = 2048
@@ -74,7 +76,7 @@ def memory_use(kernel: Any) -> MemoryUse:
         use.committed += (kb.get(b"VmData", 0) + kb.get(b"VmStk", 0)) << 10
     budget = kernel.vfs.tmpfs_pages if kernel.vfs is not None else None
     use.shmem = budget.pages * PAGE if budget is not None else 0
-    use.cached = kernel.pagecache.allocated + use.shmem
+    use.cached = kernel.pagecache.allocated + FILE_CACHE.used * PAGE + use.shmem
     use.buffers = sum(len(d.cache.pages) for d in kernel.disks.values()) * PAGE
     return use
 

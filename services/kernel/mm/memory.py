@@ -7,6 +7,7 @@ import ctypes
 import errno
 from typing import Iterator
 
+from services.kernel.abi.fcntl import IOV_MAX
 from services.kernel.core.errors import Errno
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -52,11 +53,17 @@ class GuestMemory:
 
     def _xfer(self, fn, addr: int, buf: bytes, length: int) -> int:
         """Move length bytes between guest addr and buf's contents."""
+        return self._move(fn, addr, id(buf) + _BYTES_DATA, length)
+
+    def _move(self, fn, addr: int, host: int, length: int) -> int:
+        """Move length bytes between guest addr and this process's address
+        host: the bytes moved, fewer if the guest's range stops being
+        mapped (page by page, as copy_to_user), EFAULT if none were."""
         if length == 0:
             return 0
         if addr <= 0 or addr + length > ADDR_LIMIT:
             raise Errno(errno.EFAULT)
-        self._local.base = id(buf) + _BYTES_DATA
+        self._local.base = host
         self._local.len = length
         self._remote.base = addr
         self._remote.len = length
@@ -66,6 +73,48 @@ class GuestMemory:
             raise Errno(errno.EFAULT if err in (errno.EFAULT, errno.ENOMEM, errno.EINVAL)
                         else errno.ESRCH if err == errno.ESRCH else errno.EFAULT)
         return n
+
+    def write_some(self, addr: int, data: bytes) -> int:
+        """write, but a guest buffer that stops being writable part way
+        takes what fits: the bytes written (EFAULT if none)."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        if not data:
+            return 0
+        n = self._xfer(_writev, addr, data, len(data))
+        if n <= 0:
+            raise Errno(errno.EFAULT)
+        return n
+
+    def write_pieces(self, addr: int, pieces: list[tuple[int, int]], length: int) -> int:
+        """Copy length bytes gathered from this process's memory (pieces:
+        (address, length), in order; the file cache's arena) to guest addr,
+        with no Python object made for them: the bytes copied, fewer if the
+        guest's buffer stops being writable part way (Linux's read returns
+        that count), EFAULT if none were.  IOV_MAX pieces at a time."""
+        if len(pieces) == 1:
+            return self._move(_writev, addr, pieces[0][0], length)
+        if addr <= 0 or addr + length > ADDR_LIMIT:
+            raise Errno(errno.EFAULT)
+        done = 0
+        for at in range(0, len(pieces), IOV_MAX):
+            batch = pieces[at:at + IOV_MAX]
+            want = sum(n for _, n in batch)
+            local = (_iovec * len(batch))(*batch)
+            self._remote.base = addr + done
+            self._remote.len = want
+            n = _writev(self.pid, local, len(batch), ctypes.byref(self._remote), 1, 0)
+            if n < 0:
+                if done:
+                    return done
+                err = ctypes.get_errno()
+                raise Errno(errno.ESRCH if err == errno.ESRCH else errno.EFAULT)
+            done += n
+            if n < want:
+                break
+        if not done:
+            raise Errno(errno.EFAULT)
+        return done
 
     def read(self, addr: int, length: int) -> bytes:
         if length == 0:

@@ -57,7 +57,10 @@ def _accessed(f, n: int) -> int:
 
 
 async def _read_into(t, f, buf: int, count: int, offset: int | None) -> int:
-    data = await f.read(min(count, MAX_RW, READ_CHUNK), offset)
+    count = min(count, MAX_RW, READ_CHUNK)
+    if type(f) is InodeFile and f.cached_reads:
+        return _accessed(f, await f.read_into(t.mem, buf, count, offset))
+    data = await f.read(count, offset)
     if data:
         t.mem.write(buf, data)
     return _accessed(f, len(data))

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 
 class Inode(Directory, BlockMap, Xattrs, BaseInode):
+    cache_reads = True     # a read is the block map and the caches: keep what it gave
+
     def __init__(self, fs: Ext2, ino: int, raw: bytes):
         self.fs = fs
         self.ino = ino
@@ -135,6 +137,7 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
         fs = self.fs
         bs = fs.block_size
         pos, end = offset, offset + len(data)
+        old_size = self.size
         try:
             while pos < end:
                 lb, skip = divmod(pos, bs)
@@ -147,6 +150,8 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
             if exc.code != errno.ENOSPC or pos == offset:
                 await self.save()
                 raise
+        finally:       # the file cache's copies (from the old end: a hole is now inside)
+            self.changed(min(offset, old_size), end)
         if pos > self.size:
             self.size = pos
         self._touch()
@@ -162,13 +167,16 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
 
     async def _truncate(self, size: int) -> None:
         bs = self.fs.block_size
-        if size < self.size:
-            await self._truncate_blocks(-(-size // bs))
-            if size % bs:                      # zero the tail, for a later extension
-                phys, _ = await self._bmap(size // bs, False)
-                if phys:
-                    old = await self.fs.data(phys, 1)
-                    await self.fs.put(phys, old[:size % bs] + bytes(bs - size % bs))
+        try:
+            if size < self.size:
+                await self._truncate_blocks(-(-size // bs))
+                if size % bs:                      # zero the tail, for a later extension
+                    phys, _ = await self._bmap(size // bs, False)
+                    if phys:
+                        old = await self.fs.data(phys, 1)
+                        await self.fs.put(phys, old[:size % bs] + bytes(bs - size % bs))
+        finally:
+            self.changed(min(size, self.size))
         self.size = size
         self._touch()
         await self.save()
@@ -203,6 +211,8 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
                 await self._truncate_blocks(-(-self.size // bs))
                 await self.save()
                 raise
+            finally:
+                self.changed(min(offset, self.size), end)
             if end > self.size:
                 self.size = end
             self._touch()
@@ -235,6 +245,7 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
 
     async def _evict(self) -> None:
         """The last name and open file are gone: free the blocks and the inode."""
+        self.changed(0)
         if self._has_block_map():
             await self._truncate_blocks(0)
         if self.file_acl:
