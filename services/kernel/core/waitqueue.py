@@ -2,11 +2,15 @@
 wait_queue_head with keyed wake-ups), and a sleeper's registrations on
 several of them (poll_table).  Files, pipes, wait4 and sigsuspend all sleep
 here; a sleeper re-checks its condition after each wake, and cancelling it
-(a signal) leaves nothing registered."""
+(a signal) leaves nothing registered.  A sleeper waits on an
+``eager.Wake``: a system call that sleeps is stepped on by its waker's
+dispatch, before the waker's answer (core/eager.py)."""
 from __future__ import annotations
 
 import asyncio
 from typing import Callable
+
+from services.kernel.core.eager import Wake
 
 ALL_EVENTS = 0xFFFFFFFF
 
@@ -43,7 +47,7 @@ class PollTable:
 
     def __init__(self, events: int = ALL_EVENTS):
         self.events = events
-        self.woken = asyncio.get_running_loop().create_future()
+        self.woken = Wake(asyncio.get_running_loop())
         self.queues: list[WaitQueue] = []
 
     def add(self, queue: WaitQueue) -> None:
@@ -51,8 +55,8 @@ class PollTable:
         self.queues.append(queue)
 
     def _wake(self, events: int) -> None:
-        if events & self.events and not self.woken.done():
-            self.woken.set_result(None)
+        if events & self.events:
+            self.woken.wake()
 
     async def sleep(self, deadline: float | None) -> None:
         timer = None

@@ -114,6 +114,7 @@ class Kernel:
             self.handle(to, msg)
         except Exception:
             self.unhandled(f"{msg.type} #{msg.id}", self.tasks.get(msg.body.get("task")))
+        eager.run_woken()           # those it woke (console input, a pipe's last writer gone)
         if self.freezer.settled is not None:
             self.freezer.settle()
 
@@ -251,13 +252,15 @@ class Kernel:
             result = self.handler_bug(t, entry.name, exc)
         if type(result) is eager.Coroutine:
             t.flight.call = first = self.loop.create_future()   # what a signal cancels meanwhile
-            t.flight.call = eager.start(self.loop, result, first)   # a Task keeps CURRENT
+            t.flight.call = call = eager.start(                 # a Carried keeps CURRENT
+                self.loop, result, first, lambda done: self.finish(t, entry.name, args, done))
             CURRENT.reset(token)
-            if t.flight.call.done():
-                self.finish(t, entry.name, args, t.flight.call)
+            if isinstance(call, eager.Carried):
+                call.name = entry.name                 # the call it waits in, for sysrq t
+                eager.run_woken()                      # the calls it woke, before it goes on
             else:
-                t.flight.call.set_name(entry.name)     # the call it waits in, for sysrq t
-                t.flight.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
+                eager.run_woken()                      # the calls it woke, answered first
+                self.finish(t, entry.name, args, call)
         elif inspect.isawaitable(result):
             t.flight.call = asyncio.ensure_future(result)   # what a signal cancels; keeps CURRENT
             if isinstance(t.flight.call, asyncio.Task):
@@ -266,6 +269,7 @@ class Kernel:
             t.flight.call.add_done_callback(lambda done: self.finish(t, entry.name, args, done))
         else:
             CURRENT.reset(token)
+            eager.run_woken()
             self.answer(t, result, entry.name, args)
 
     def finish(self, t: Task, call: str, args: list, call_task: asyncio.Future) -> None:

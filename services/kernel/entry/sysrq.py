@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from common.exits import REBOOT
 from services.kernel.abi.mount import MS_RDONLY
 from services.kernel.abi.signal import SIGKILL, SIGTERM
+from services.kernel.core import eager
 from services.kernel.mm.meminfo import meminfo, memory_use
 from services.kernel.sched import signals
 from services.kernel.syscalls.read_write import sync_all
@@ -74,9 +75,11 @@ async def kill_all(k: Kernel) -> tuple[str, dict]:
 def waiting_in(t: Task) -> str:
     """The call t's handler waits in ('' if none: running, or stopped at a trap)."""
     call = t.flight.call
-    if call is None or call.done() or not isinstance(call, asyncio.Task):
+    if call is None or call.done():
         return ""
-    return call.get_name()
+    if isinstance(call, eager.Carried):
+        return call.name
+    return call.get_name() if isinstance(call, asyncio.Task) else ""
 
 
 def state(t: Task) -> str:
