@@ -22,6 +22,10 @@ class KernelDouble:
     def __init__(self, endpoint: str):
         self.sock = context().socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        # nothing dropped either way: a real kernel reads all userspace says,
+        # and a pong dropped at a high-water mark reads as a silent kernel
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sock.bind(endpoint)
         self.lock = threading.Lock()      # the socket is the fuzzer's and the keepalive's
         self.route: bytes | None = None
@@ -47,9 +51,13 @@ class KernelDouble:
         self.sock.send_multipart([self.route, *frames], copy=False)
 
     def _keepalive(self) -> None:
+        """A pong now and then, and what userspace said read (and dropped)
+        between the fuzzer's batches, as a kernel's loop reads it."""
         while not self.stopped.wait(KEEPALIVE):
             with self.lock:
                 self.send([protocol.encode("pong", 0, "fuzz/kernel", {"service": "kernel"})])
+                while self.sock.poll(0):
+                    self.sock.recv_multipart()
 
     def close(self) -> None:
         self.stopped.set()

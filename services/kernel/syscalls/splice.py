@@ -85,9 +85,9 @@ async def _copy(src, src_at: int, dst, dst_at: int | None, count: int) -> int:
                 break
             raise
         done += n
-        if n < len(data):
+        if n < len(data) or done >= count:
             break
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)       # between pieces: other calls run, a signal may stop it
     return done
 
 
