@@ -17,7 +17,7 @@ from common.liveness import Liveness
 from common.ops import GetContext, SetContext
 from common.protocol import MESSAGES, Message
 from common.syscalls import NOTIFIED, name
-from common.transport import AsyncLink, LoopEndpoint
+from common.transport import AsyncLink, LoopEndpoint, give_back_freed_memory
 from services.kernel.core import eager
 from services.kernel.drivers.console import Console
 from services.kernel.drivers.ubd import UbdDevice
@@ -670,6 +670,7 @@ class Kernel:
         it carries work again (common/liveness.py)."""
         while not self.exit_code.done():
             if not self.link.busy(time.monotonic()):
+                give_back_freed_memory()      # the guest is idle: its buffers can go
                 self.userspace_stirred.clear()
                 await self.userspace_stirred.wait()
                 continue
