@@ -59,7 +59,8 @@ class Running:
 
     A service polls what ends its loop with its sockets (``watch``): SIGTERM
     makes ``wake`` readable, and a peer's leaving the monitor, so a stop is
-    seen at once, not when the poll's timeout comes."""
+    seen at once, and the poll needs no timeout but the end of the LINGER
+    (``timeout``): an idle service sleeps until something happens."""
 
     LINGER = 2.5         # under supervisord's stopwaitsecs (3)
 
@@ -75,6 +76,12 @@ class Running:
         poller.register(self.wake, zmq.POLLIN)
         if self.monitor is not None:
             poller.register(self.monitor, zmq.POLLIN)
+
+    def timeout(self) -> int | None:
+        """The longest the loop's poll may wait, in ms: until the LINGER ends
+        once stopped, else (and after it) for ever: None."""
+        left = None if self.stopped_at is None else self.stopped_at + self.LINGER - time.monotonic()
+        return None if left is None or left < 0 else int(left * 1000) + 1
 
     def stop(self, *_) -> None:
         self.stopped_at = time.monotonic()

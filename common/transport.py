@@ -74,6 +74,16 @@ def keep_freed_memory() -> None:
         mallopt(option, value)
 
 
+def give_back_freed_memory() -> None:
+    """What keep_freed_memory kept, back to the host (glibc's malloc_trim):
+    for a process that has gone idle, whose next burst may fault its
+    buffers in again."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):      # not glibc
+        pass
+
+
 def pin_cpu(cpu: int | None) -> None:
     """Pin this process (and so its guest children and zmq threads) to one CPU.
 

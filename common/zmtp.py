@@ -17,13 +17,15 @@ a peer sends that is not ZMTP ends that one connection with a log line.
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import socket
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from common import activation
+
+if TYPE_CHECKING:       # asyncio is the kernel's: imported, it would cost each other
+    import asyncio      # service ~8 MiB of memory (bench/idle.py)
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +205,10 @@ class Router:
             self.server.cancel()
 
 
-class _RouterPeer(asyncio.Protocol):
+class _RouterPeer:
+    """One connection, an asyncio protocol (asyncio takes any object with
+    these methods; its Protocol class is no more than their defaults)."""
+
     def __init__(self, router: Router):
         self.router = router
         self.decoder = Decoder(b"ROUTER")
@@ -235,6 +240,15 @@ class _RouterPeer(asyncio.Protocol):
         if self.id is not None and self.router.peers.get(self.id) is self.transport:
             del self.router.peers[self.id]
             self.router.on_lost(self.id)
+
+    def eof_received(self) -> None:      # None: the transport closes itself
+        return None
+
+    def pause_writing(self) -> None:     # the peer reads what is written in time, or
+        pass                             # its deadlines end it (asyncio's default too)
+
+    def resume_writing(self) -> None:
+        pass
 
 
 class Dealer:

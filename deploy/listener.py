@@ -6,13 +6,16 @@ group is started anew, as UML re-executes itself on reboot.
 ``python -m deploy.listener NAME`` speaks supervisord's listener protocol on
 stdin/stdout (READY, header and payload, RESULT 2 OK); stdout is the protocol,
 so it logs to stderr, and it must never die on an event it does not expect:
-a dead listener stops watching the guest."""
+a dead listener stops watching the guest.
+
+It runs beside every guest for as long as the guest does, mostly idle, so
+it speaks the protocol itself and imports supervisor's RPC client only when
+it has a group to stop: supervisor.childutils brings its HTTP server, email
+and XML modules, 13 MiB of the listener's 24 (bench/idle.py)."""
 from __future__ import annotations
 
 import os
 import sys
-
-from supervisor import childutils
 
 from common.exits import REBOOT
 
@@ -23,18 +26,34 @@ def log(text: str) -> None:
     print(f"listener: {text}", file=sys.stderr, flush=True)
 
 
+def next_event(stdin, stdout) -> tuple[dict[str, str], str]:
+    """READY, then one event: a header line (key:value tokens, len among
+    them) and its payload (supervisor's childutils.listener.wait)."""
+    stdout.write("READY\n")
+    stdout.flush()
+    line = stdin.readline()
+    if not line:
+        sys.exit(0)             # supervisord has gone
+    headers = dict(tok.split(":", 1) for tok in line.split())
+    return headers, stdin.read(int(headers["len"]))
+
+
 def main(name: str) -> None:
     core = {f"{name}-{s}" for s in GUEST_CORE}
-    rpc = childutils.getRPCInterface(os.environ)
+    rpc = None
     while True:
-        headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)
+        headers, payload = next_event(sys.stdin, sys.stdout)
         try:
             fields = dict(tok.split(":", 1) for tok in payload.split("\n", 1)[0].split())
             if fields.get("groupname") == name and fields.get("processname") in core:
+                if rpc is None:
+                    from supervisor import childutils
+                    rpc = childutils.getRPCInterface(os.environ)
                 guest_ended(rpc.supervisor, name, fields, headers["eventname"])
         except Exception as exc:   # noqa: BLE001 -- any failure: log it, keep listening
             log(f"{exc!r} on {headers.get('eventname')} {payload!r}")
-        childutils.listener.ok(sys.stdout)
+        sys.stdout.write("RESULT 2\nOK")
+        sys.stdout.flush()
 
 
 def guest_ended(supervisor, name: str, fields: dict, event: str) -> None:

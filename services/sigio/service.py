@@ -175,7 +175,7 @@ def run(cfg: GuestConfig) -> int:
             poller.register(out.fd, zmq.POLLOUT if out.queue and line is None else 0)
             if stdin:
                 poller.register(0, 0 if keys.in_flight else zmq.POLLIN)
-            ready = dict(poller.poll(0 if line_ready else 200))
+            ready = dict(poller.poll(0 if line_ready else running.timeout()))
             if endpoint.sock in ready:
                 for to, msg in endpoint.drain():
                     handle(endpoint, out, line, to, msg)

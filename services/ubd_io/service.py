@@ -74,7 +74,7 @@ def run(cfg: GuestConfig) -> int:
     log.info("serving %s at %s", ", ".join(f"ubd{d}={i.path} ({i.kind})"
                                            for d, i in images.items()), address)
     while running:
-        poller.poll(200)
+        poller.poll(running.timeout())
         for to, msg in endpoint.drain():
             serve(endpoint, blocks, to, msg)
         answer(endpoint, blocks.completed())

@@ -13,8 +13,10 @@ import zmq
 
 from common import phases, tracing
 from common.config import GuestConfig
+from common.liveness import HEARTBEATS, Liveness
 from common.ops import TID, kind_of
 from common.protocol import Message
+from common.service import Running
 from common.transport import DirectLink, Endpoint
 from services.userspace import platform, stub
 from services.userspace.jail import Jail
@@ -26,7 +28,7 @@ log = logging.getLogger("userspace")
 
 SFD_NONBLOCK, SFD_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 _libc = ctypes.CDLL(None, use_errno=True)
-HEARTBEAT = 0.5          # seconds between pings to the kernel
+HEARTBEAT = 0.5          # seconds between pings to the kernel while the link is busy
 BIRTH_DELAY = 0.01       # longest a clone child's host pid waits for a message to ride
 KERNEL_SILENCE = 1.5     # no word from the kernel for this long: it is gone
 OPS_DEADLINE = 1.0       # longest a batch of ops (or a spawn) may wait on a tracee; the
@@ -54,7 +56,7 @@ class Userspace:
         self.by_pid: dict[int, Tracee] = {}
         self.running = True
         self.next_id = 1 << 40   # ids this service originates, clear of the kernel's
-        self.last_heard = time.monotonic()
+        self.link = Liveness(KERNEL_SILENCE, time.monotonic())    # common/liveness.py
         self.births: list[Tracee] = []   # clone children not yet announced
         self.deferred: list[tuple] = []  # host events wait_group took for others
         # None unless the guest traces; started here, while SIGCHLD and SIGALRM
@@ -69,21 +71,21 @@ class Userspace:
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})   # deadlines: this thread's
         wake_r = _sigchld_fd()
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
+        stop = Running()          # SIGTERM: its pipe wakes the poll
         poller = zmq.Poller()
         poller.register(self.control.sock, zmq.POLLIN)
         poller.register(wake_r, zmq.POLLIN)
+        stop.watch(poller)
         self.send("hello", {"pid": os.getpid()})     # goes once connected
         kernel = -1
         next_ping = time.monotonic() + HEARTBEAT
-        while self.running:
+        while self.running and stop:
             if kernel < 0 and self.connect_kernel():
                 kernel = self.kernel.fileno()
                 poller.register(kernel, zmq.POLLIN)
             if kernel >= 0:
                 self.flush()     # this turn's messages, in one write
-            wait = BIRTH_DELAY if self.births else HEARTBEAT if kernel >= 0 else CONNECT_RETRY
-            ready = dict(poller.poll(wait * 1000))
+            ready = dict(poller.poll(self.wait(kernel >= 0, next_ping)))
             if not ready and self.births:
                 self.announce_births()
             if wake_r in ready:
@@ -92,12 +94,13 @@ class Userspace:
             if kernel in ready:
                 try:
                     for _, msg in self.kernel.drain():
+                        self.link.received(time.monotonic(), msg.type)
                         self.on_kernel(msg)
                 except ConnectionError as exc:
                     self.kernel_gone(exc)
                 # heard now: the time spent on its orders (a spawn, ops up to
                 # OPS_DEADLINE each) is not the kernel's silence
-                self.last_heard = time.monotonic()
+                self.link.heard = time.monotonic()
             if self.control.sock in ready:
                 # a slice of each turn: a peer that keeps the control socket full
                 # must not keep the loop from its guest and its kernel (silent 1.5 s:
@@ -105,14 +108,26 @@ class Userspace:
                 for to, msg in self.control.drain(time.monotonic() + CONTROL_SLICE):
                     self.on_control(to, msg)
             now = time.monotonic()
-            if now >= next_ping:
+            if now >= next_ping and self.link.busy(now):
                 self.send("ping", {})
                 next_ping = now + HEARTBEAT
-            if kernel >= 0 and now - self.last_heard > KERNEL_SILENCE:
-                log.error("kernel silent for %.1fs: the guest is dead", now - self.last_heard)
+            if kernel >= 0 and (silent := self.link.silent_for(now)):
+                log.error("kernel silent for %.1fs: the guest is dead", silent)
                 self.running = False
         self.shutdown()
         return 0
+
+    def wait(self, connected: bool, next_ping: float) -> int | None:
+        """How long the loop's poll may sleep (ms): for ever when the link
+        is idle (common/liveness.py), nothing else being due."""
+        if self.births:
+            return int(BIRTH_DELAY * 1000)
+        if not connected:
+            return int(CONNECT_RETRY * 1000)
+        now = time.monotonic()
+        if not self.link.busy(now):
+            return None
+        return max(0, int((next_ping - now) * 1000) + 1)
 
     def flush(self) -> None:
         try:
@@ -132,7 +147,7 @@ class Userspace:
             log.error("cannot reach the kernel: %s", exc)
             self.running = False
             return False
-        self.last_heard = time.monotonic()
+        self.link.heard = time.monotonic()
         phases.mark("userspace", "connected")
         return True
 
@@ -142,6 +157,8 @@ class Userspace:
             self.announce_births()
         if id_ is None:
             id_, self.next_id = self.next_id, self.next_id + 1
+        if type_ not in HEARTBEATS:
+            self.link.sent(time.monotonic())
         self.kernel.send(type_, id_, body)
         return id_
 
@@ -151,6 +168,7 @@ class Userspace:
         need one is a call that reaches the kernel after it, and a fork costs
         a message less."""
         births, self.births = self.births, []
+        self.link.sent(time.monotonic())
         for t in births:
             self.kernel.send("spawned", self.next_id, {"task": t.task, "pid": t.pid,
                                                        "listener": False})

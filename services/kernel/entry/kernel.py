@@ -13,10 +13,11 @@ from typing import Awaitable, Callable
 from common import phases, tracing
 from common.config import GuestConfig
 from common.exits import BOOT_FAILED, REBOOT
+from common.liveness import Liveness
 from common.ops import GetContext, SetContext
 from common.protocol import MESSAGES, Message
 from common.syscalls import NOTIFIED, name
-from common.transport import AsyncLink, LoopEndpoint
+from common.transport import AsyncLink, LoopEndpoint, give_back_freed_memory
 from services.kernel.core import eager
 from services.kernel.drivers.console import Console
 from services.kernel.drivers.ubd import UbdDevice
@@ -44,6 +45,7 @@ from services.kernel.abi.errno import ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSY
 log = logging.getLogger("kernel")
 
 USERSPACE_SILENCE = 1.5    # seconds without a word from userspace: the guest is dead
+USERSPACE_CHECK = 0.25     # seconds between looks at that silence, while the link is busy
 I64_MIN, U64_MAX = -(1 << 63), (1 << 64) - 1     # what a number in an answer may be
 
 
@@ -73,7 +75,9 @@ class Kernel:
         self.disks: dict[int, UbdDevice] = {}         # the guest's ubd disks, by number
         self.load = LoadAverage()                      # /proc/loadavg's and sysinfo's
         self.userspace: bytes | None = None      # routing id of userspace's link
-        self.heard_userspace = time.monotonic()
+        self.userspace_stirred = asyncio.Event()       # an idle link carries work again
+        self.link = Liveness(USERSPACE_SILENCE, time.monotonic(),
+                             self.userspace_stirred.set)      # common/liveness.py
         self.tasks: dict[int, Task] = {}                # by tid: every live thread
         self.processes: dict[int, Process] = {}         # by pid: live ones and zombies
         self.pids: set[int] = set()                     # tids and pids in use
@@ -119,9 +123,9 @@ class Kernel:
             self.freezer.settle()
 
     def handle(self, to: bytes, msg: Message) -> None:
-        if to == self.userspace:
-            self.heard_userspace = time.monotonic()
         kind = msg.type
+        if to == self.userspace:
+            self.link.received(time.monotonic(), kind)
         if to != self.userspace and kind != "hello" and MESSAGES[kind].sender == "userspace":
             # another peer on the endpoint (a stale userspace, a tool, a fuzzer) must not
             # end, trap or answer for the guest's tasks
@@ -210,6 +214,7 @@ class Kernel:
             if t is not None and self.freezer.holds(t):
                 t.flight.held = (kind, id_, body)     # let go by SIGCONT, or skas ctl go
                 return
+        self.link.sent(time.monotonic())
         self.endpoint.send(kind, id_, body, self.userspace)
 
     def state(self) -> dict:
@@ -400,7 +405,7 @@ class Kernel:
             # A clone child whose host pid userspace has not announced yet.
             if pid not in self.strangers:
                 self.next_id += 1
-                self.endpoint.send("who", self.next_id, {"pid": pid}, self.userspace)
+                self.to_userspace("who", self.next_id, {"pid": pid})
             self.strangers.setdefault(pid, []).append((listener, nid, pid, nr, args))
             return
         if t.flight.notif is not None:      # cannot be: it waits in the listener for that one
@@ -666,11 +671,18 @@ class Kernel:
             self.userspace_dead("userspace's link closed")
 
     async def watch_userspace(self) -> None:
-        """A userspace that hangs keeps its link open: silence ends the guest too."""
+        """A userspace that hangs keeps its link open: silence ends the guest
+        too, while the link carries work; an idle link wakes nothing until
+        it carries work again (common/liveness.py)."""
         while not self.exit_code.done():
-            await asyncio.sleep(0.25)
-            if self.userspace and time.monotonic() - self.heard_userspace > USERSPACE_SILENCE:
-                self.userspace_dead(f"userspace silent for {USERSPACE_SILENCE:.1f}s")
+            if not self.link.busy(time.monotonic()):
+                give_back_freed_memory()      # the guest is idle: its buffers can go
+                self.userspace_stirred.clear()
+                await self.userspace_stirred.wait()
+                continue
+            await asyncio.sleep(USERSPACE_CHECK)
+            if self.userspace and (silent := self.link.silent_for(time.monotonic())):
+                self.userspace_dead(f"userspace silent for {silent:.1f}s")
 
     def userspace_dead(self, why: str) -> None:
         """The guest is dead; what it wrote is still written back."""
