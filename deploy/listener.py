@@ -20,6 +20,7 @@ import sys
 from common.exits import REBOOT
 
 GUEST_CORE = ("kernel", "userspace")
+LIVE = ("STARTING", "RUNNING", "BACKOFF", "STOPPING")     # supervisord's states with a process
 
 
 def log(text: str) -> None:
@@ -59,10 +60,18 @@ def main(name: str) -> None:
 def guest_ended(supervisor, name: str, fields: dict, event: str) -> None:
     """A core service of guest name ended: stop the group, and start it again
     if the kernel's code says reboot.  An event of a process that a reboot
-    has already replaced (its pid is not the running one's) is old news."""
+    has already replaced (its pid is not the running one's) is old news; so
+    is one that finds the group down already (the kernel's death makes
+    userspace exit too, and the group was stopped on the first of the two
+    events): a stop then would land on a new life if one were started in
+    between."""
     process = fields["processname"]
-    info = supervisor.getProcessInfo(f"{name}:{process}")
-    if info["statename"] == "RUNNING" and str(info["pid"]) != fields.get("pid"):
+    group = {p["name"]: p for p in supervisor.getAllProcessInfo() if p["group"] == name}
+    info = group[process]
+    if info["statename"] in LIVE and str(info["pid"]) != fields.get("pid"):
+        return
+    reboot = process == f"{name}-kernel" and info["exitstatus"] == REBOOT
+    if not reboot and not any(p["statename"] in LIVE for p in group.values()):
         return
     log(f"{process} {event}: stopping {name}")
     supervisor.stopProcessGroup(name, True)
@@ -70,7 +79,6 @@ def guest_ended(supervisor, name: str, fields: dict, event: str) -> None:
     if kernel["exitstatus"] == REBOOT:
         log(f"the kernel asked for a reboot: starting {name} again")
         supervisor.startProcessGroup(name, False)
-
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:

@@ -71,13 +71,14 @@ class Journaled:
 
     def __init__(self, image, path: str | None = None):
         self.image = image
-        self.path = journal_path(image.path) if path is None else path
+        self.path = image.path                   # the image's, as the queue and logs name it
+        self.journal = journal_path(image.path) if path is None else path
         self.size, self.kind = image.size, image.kind
         self.lock = threading.Lock()
         try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.fd = os.open(self.journal, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise JournalError(f"cannot open the journal {self.path} ({exc.strerror}): ubd_io "
+            raise JournalError(f"cannot open the journal {self.journal} ({exc.strerror}): ubd_io "
                                "keeps uncommitted writes there, so the image's directory "
                                "must be writable") from None
         try:
@@ -85,7 +86,7 @@ class Journaled:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise JournalBusy(f"{image.path} is in use by another ubd_io (its journal "
-                                   f"{self.path} is locked): stop the guest using it first") from None
+                                   f"{self.journal} is locked): stop the guest using it first") from None
             self._recover()
         except BaseException:
             os.close(self.fd)
@@ -107,7 +108,7 @@ class Journaled:
         self._parse()
         if self.committed:
             log.info("%s: applying %d committed records left by a ubd_io that stopped",
-                     self.path, self.committed)
+                     self.journal, self.committed)
             self._apply(self.committed)
             self.image.flush()
             kept = self.records[self.committed:]
@@ -118,22 +119,22 @@ class Journaled:
                 self._note(*rec)
         if self.records:
             log.info("%s: %d bytes staged and not committed kept for the kernel that wrote "
-                     "them", self.path, self.end - self.start)
+                     "them", self.journal, self.end - self.start)
 
     def _read_header(self, raw: bytes) -> tuple[int, int]:
         if len(raw) < FILE_HEADER.size + 4:
-            raise JournalError(f"{self.path}: not a skas journal (too short); if no guest "
+            raise JournalError(f"{self.journal}: not a skas journal (too short); if no guest "
                                "uses the image, remove it")
         magic, version, gen, start = FILE_HEADER.unpack_from(raw)
         crc, = struct.unpack_from("<I", raw, FILE_HEADER.size)
         if magic != FILE_MAGIC or crc != zlib.crc32(raw[:FILE_HEADER.size]):
-            raise JournalError(f"{self.path}: not a skas journal (bad magic or checksum); "
+            raise JournalError(f"{self.journal}: not a skas journal (bad magic or checksum); "
                                "if no guest uses the image, remove it")
         if version != VERSION:
-            raise JournalError(f"{self.path}: journal version {version}, this ubd_io "
+            raise JournalError(f"{self.journal}: journal version {version}, this ubd_io "
                                f"reads {VERSION}")
         if not RECORDS <= start <= max(RECORDS, os.fstat(self.fd).st_size):
-            raise JournalError(f"{self.path}: its records start at {start}, outside it")
+            raise JournalError(f"{self.journal}: its records start at {start}, outside it")
         return gen, start
 
     def _write_header(self) -> None:
@@ -291,7 +292,7 @@ class Journaled:
         os.close(self.fd)
 
     def describe(self) -> dict:
-        return {**self.image.describe(), "journal": self.path,
+        return {**self.image.describe(), "journal": self.journal,
                 "staged_bytes": self.end - self.start}
 
 

@@ -53,6 +53,25 @@ def test_a_stranger_on_the_kernels_endpoint_cannot_speak_for_userspace(tmp_path,
     target.finish()
 
 
+def test_a_stranger_on_the_kernels_endpoint_cannot_type_on_the_guests_console(tmp_path, disk):
+    """console_input of NULs from another peer was typed on the guest's
+    terminal (its echo, ^@, in the console: the suite's fuzz run found it):
+    console input and window sizes are sigio's only, so both are errors now
+    and the guest prints exactly its output."""
+    target = Target("kernel", tmp_path, disk, seconds=2)
+    target.start()
+    fuzzer = target.fuzzer()
+    try:
+        fuzzer.batch([[protocol.encode("console_input", 5, "fuzz/sigio",
+                                       {"data": b"\0" * 40 + b"exit\n", "eof": False})],
+                      [protocol.encode("console_winsize", 6, "fuzz/sigio",
+                                       {"rows": 1, "cols": 1})]])
+        assert fuzzer.errors == 2
+    finally:
+        fuzzer.close()
+    target.finish()
+
+
 @pytest.mark.parametrize("raw", [b"\xc1", msgpack.packb([0] * (1 << 20))],
                          ids=["a bad byte", "a 1M-element array"])
 def test_a_stranger_flooding_userspaces_control_socket_leaves_the_guest_running(

@@ -44,6 +44,7 @@ from services.kernel.sched import wait
 from services.kernel.abi.errno import ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS
 log = logging.getLogger("kernel")
 
+CONSOLE_INPUT = ("console_input", "console_winsize")
 USERSPACE_SILENCE = 1.5    # seconds without a word from userspace: the guest is dead
 USERSPACE_CHECK = 0.25     # seconds between looks at that silence, while the link is busy
 I64_MIN, U64_MAX = -(1 << 63), (1 << 64) - 1     # what a number in an answer may be
@@ -64,6 +65,7 @@ class Kernel:
         self.loop = loop
         self.boot = boot
         self.me = f"{cfg.name}/kernel"
+        self.sigio_name = f"{cfg.name}/sigio"          # console input's only sender
         self.endpoint = LoopEndpoint(loop, cfg.endpoints["kernel"], self.me, self.on_message,
                                      self.on_lost)
         self.ubd = AsyncLink(loop, cfg.endpoints["ubd_io"], self.me,
@@ -130,6 +132,11 @@ class Kernel:
             # another peer on the endpoint (a stale userspace, a tool, a fuzzer) must not
             # end, trap or answer for the guest's tasks
             self.endpoint.error(msg.id, f"only the guest's userspace sends {kind!r}", to)
+            return
+        if kind in CONSOLE_INPUT and msg.sender != self.sigio_name:
+            # the guest's terminal is sigio's to type on: a stranger's keys are refused
+            self.endpoint.error(msg.id, f"only the guest's sigio ({self.sigio_name}) sends "
+                                f"{kind!r}", to)
             return
         if kind == "syscall":
             self.syscall(msg)
