@@ -1,7 +1,8 @@
 """The console line against hostile peers: another host user can neither
 attach to a guest's console nor type into it; a guest flooding a console
 nobody is attached to holds sigio to its backlog; bad console_input and
-console_winsize fields get error replies from the kernel; garbage on the
+console_winsize fields, even from the guest's own sigio (the only peer the
+kernel takes them from), get error replies from the kernel; garbage on the
 console socket gets error replies and sigio serves on."""
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def test_another_user_can_neither_attach_nor_type(flooding):
 ])
 def test_bad_console_input_is_an_error_reply(flooding, body, reason):
     cfg, procs = flooding
-    raw = msgpack.packb([protocol.VERSION, "console_input", 7, "test", None, body],
+    raw = msgpack.packb([protocol.VERSION, "console_input", 7, f"{cfg.name}/sigio", None, body],
                         use_bin_type=True)
     reply = ask(cfg.endpoints["kernel"], raw)
     assert reply.type == "error" and reason in reply["reason"] and reply.id == 7
@@ -112,7 +113,7 @@ def test_bad_console_input_is_an_error_reply(flooding, body, reason):
 def test_bad_console_winsize_is_an_error_reply(flooding, rows, cols):
     cfg, procs = flooding
     reply = ask(cfg.endpoints["kernel"], protocol.encode(
-        "console_winsize", 8, "test", {"rows": rows, "cols": cols}))
+        "console_winsize", 8, f"{cfg.name}/sigio", {"rows": rows, "cols": cols}))
     assert reply.type == "error" and "0..65535" in reply["reason"]
     assert procs["kernel"].poll() is None
 
