@@ -55,7 +55,7 @@ class ImageLink:
         data = b""
         if body["op"] == "READ":
             data = os.pread(self.fd, body["length"], body["offset"])
-        elif body["op"] == "WRITE":
+        elif body["op"] in ("WRITE", "WRITE_FRESH"):
             os.pwrite(self.fd, body["data"], body["offset"])
         elif body["op"] == "FLUSH":
             os.fsync(self.fd)

@@ -98,14 +98,17 @@ MESSAGES: dict[str, Spec] = {
     # kernel <-> ubd_io
     "block": Spec("kernel", "ubd_io",
                   {"dev": INT, "op": STR, "offset": INT, "length": INT, "data": BYTES},
-                  "a block request on device dev: READ, WRITE, FLUSH, COMMIT, DISCARD or "
-                  "WRITE_ZEROES, by byte offset, length at most BLOCK_MAX; idempotent, "
+                  "a block request on device dev: READ, WRITE, WRITE_FRESH, FLUSH, COMMIT, "
+                  "DISCARD or WRITE_ZEROES, by byte offset, length at most BLOCK_MAX; idempotent, "
                   "so it may be resent with the same id.  The writes between two commit "
                   "points (COMMIT, or FLUSH: a COMMIT made durable) reach the image as one "
-                  "unit, at the second (services/ubd_io/journal.py)"),
+                  "unit, at the second (services/ubd_io/journal.py); a WRITE_FRESH (blocks "
+                  "the filesystem took since its last commit point from ones free at it) "
+                  "goes to the image at once"),
     "write_shared": Spec("kernel", "ubd_io",
-                         {"dev": INT, "offset": INT, "length": INT, "buffer": STR, "at": INT},
-                         "a WRITE whose data is the length bytes at byte at of the kernel's "
+                         {"dev": INT, "offset": INT, "length": INT, "buffer": STR, "at": INT,
+                          "fresh": BOOL},
+                         "a WRITE (a WRITE_FRESH if fresh) whose data is the length bytes at byte at of the kernel's "
                          "shared buffer (common/shared_buffer.py), a memfd ubd_io opens by "
                          "its /proc path; answered as block is, or error if ubd_io cannot "
                          "use that buffer (the kernel then sends block)"),

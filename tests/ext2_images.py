@@ -30,16 +30,19 @@ class ImageDevice:
         self.fd = os.open(path, os.O_RDWR)
         self.ops: list[str] = []
         self.uncommitted = 0     # written straight to the file: never anything uncommitted
+        self.fresh: list[tuple[int, int]] = []    # (offset, length) of each WRITE_FRESH
 
     async def read(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, length, offset)
 
-    async def write(self, offset: int, data: bytes) -> None:
+    async def write(self, offset: int, data: bytes, fresh: bool = False) -> None:
         self.ops.append("write")
+        if fresh:
+            self.fresh.append((offset, len(data)))
         assert os.pwrite(self.fd, data, offset) == len(data)
 
-    async def write_parts(self, offset: int, parts: list[bytes]) -> None:
-        await self.write(offset, b"".join(parts))
+    async def write_parts(self, offset: int, parts: list[bytes], fresh: bool = False) -> None:
+        await self.write(offset, b"".join(parts), fresh)
 
     async def flush(self) -> None:
         self.ops.append("flush")

@@ -38,8 +38,9 @@ from services.ubd_io.journal import Journaled
 
 log = logging.getLogger("ubd_io")
 
-OPS = ("READ", "WRITE", "FLUSH", "COMMIT", "DISCARD", "WRITE_ZEROES")
-MUTATING = ("WRITE", "DISCARD", "WRITE_ZEROES")
+OPS = ("READ", "WRITE", "WRITE_FRESH", "FLUSH", "COMMIT", "DISCARD", "WRITE_ZEROES")
+WRITES = ("WRITE", "WRITE_FRESH")
+MUTATING = ("WRITE", "WRITE_FRESH", "DISCARD", "WRITE_ZEROES")
 COMMIT_POINTS = ("FLUSH", "COMMIT")
 WORKERS = 4
 QUEUED_BYTES = 64 << 20
@@ -81,7 +82,7 @@ class BlockRequest:
 
     @property
     def cost(self) -> int:
-        return self.length if self.op in ("READ", "WRITE") else 0
+        return self.length if self.op in ("READ", *WRITES) else 0
 
 
 class BlockQueue:
@@ -131,7 +132,8 @@ class BlockQueue:
         if msg.type == "write_shared":
             data = self.shared(msg["buffer"]).data(msg["at"], msg["length"])
             self.stats["shared"] += 1
-            return msg["dev"], "WRITE", msg["offset"], msg["length"], data
+            return (msg["dev"], "WRITE_FRESH" if msg["fresh"] else "WRITE", msg["offset"],
+                    msg["length"], data)
         return msg["dev"], msg["op"], msg["offset"], msg["length"], msg["data"]
 
     def check(self, dev: int, op: str, offset: int, length: int, data) -> int:
@@ -143,7 +145,7 @@ class BlockQueue:
             return -errno.EOPNOTSUPP
         if offset < 0 or length < 0 or length > BLOCK_MAX:
             return -errno.EINVAL
-        if len(data) != (length if op == "WRITE" else 0):
+        if len(data) != (length if op in WRITES else 0):
             return -errno.EINVAL
         if op not in COMMIT_POINTS and offset + length > image.size:
             return -errno.EIO        # beyond the end of the device, as Linux answers
@@ -170,7 +172,7 @@ class BlockQueue:
         req = BlockRequest(to, msg.id, *fields)
         pending = self.pending[req.dev]
         blockers = [earlier for earlier in pending if req.must_follow(earlier)]
-        inline = not blockers and req.op in ("READ", "WRITE") and req.length <= INLINE_MAX
+        inline = not blockers and req.op in ("READ", *WRITES) and req.length <= INLINE_MAX
         if not inline and self.outstanding and (self.outstanding >= self.depth
                                                 or self.queued_bytes + req.cost > QUEUED_BYTES):
             self.stats["busy"] += 1
@@ -209,6 +211,8 @@ class BlockQueue:
                 data = image.read(req.offset, req.length)
             elif req.op == "WRITE":
                 image.write(req.offset, req.data)
+            elif req.op == "WRITE_FRESH":
+                image.write_fresh(req.offset, req.data)
             elif req.op in COMMIT_POINTS:
                 image.commit(durable=req.op == "FLUSH")
             else:

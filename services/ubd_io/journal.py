@@ -195,6 +195,22 @@ class Journaled:
             data = whole
         self._append(WRITE, start, data, len(data))
 
+    def write_fresh(self, offset: int, data: bytes | memoryview) -> None:
+        """WRITE_FRESH: sectors no committed structure holds (the kernel's
+        filesystem took them since its last commit point from ones free at
+        it), written to the image at once: a crash leaves them where nothing
+        points.  Staged like any write if a record of this unit touches them
+        (its apply at the commit would come after, and win), or if it is not
+        of whole sectors."""
+        first, last = offset // SECTOR, -(-(offset + len(data)) // SECTOR)
+        with self.lock:
+            staged = offset % SECTOR or len(data) % SECTOR or (
+                self.index and self._hits(first, last))
+        if staged:
+            self.write(offset, data)
+        else:
+            self.image.write(offset, data)
+
     def zero(self, offset: int, length: int, unmap: bool) -> None:
         """DISCARD and WRITE_ZEROES, of whole sectors as Linux's block layer
         sends them."""

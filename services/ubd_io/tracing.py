@@ -16,7 +16,7 @@ from common.shared_buffer import SLOT
 from common.tracing import Telemetry
 from services.ubd_io import images
 
-HOST_OP = {"READ": "pread", "WRITE": "journal pwrite", "FLUSH": "commit and fsync",
+HOST_OP = {"READ": "pread", "WRITE": "journal pwrite", "WRITE_FRESH": "pwrite", "FLUSH": "commit and fsync",
            "COMMIT": "commit", "DISCARD": "journal", "WRITE_ZEROES": "journal"}
 SECTOR = 512
 
@@ -67,7 +67,7 @@ class RequestSpans:
             self.telemetry.error(span, f"errno {-status}")
         span.end()
         self.requests.add(1, {"op": req.op})
-        if req.op in ("READ", "WRITE") and status == 0:
+        if req.op in ("READ", "WRITE", "WRITE_FRESH") and status == 0:
             self.bytes.add(req.length, {"op": req.op})
         return status, data
 

@@ -47,7 +47,7 @@ def run(cfg: GuestConfig) -> int:
                     status, data = -errno.EIO, b""
                 elif msg["op"] == "READ":
                     status, data = 0, bytes(image[start:end])
-                elif msg["op"] == "WRITE":
+                elif msg["op"] in ("WRITE", "WRITE_FRESH"):
                     image[start:end] = msg["data"]
                     status, data = 0, b""
                 else:

@@ -306,3 +306,28 @@ def test_disk_begin_drops_the_uncommitted_writes_and_answers_how_many(ubd, state
     assert c.recv().type == "error"
     assert c.call("FLUSH")["status"] == 0
     assert before.read_bytes() == original
+
+
+def test_a_fresh_write_reaches_the_image_at_once_unless_this_unit_staged_its_sectors(states):
+    before, _after, _diff = states
+    j = Journaled(open_image(str(before)))
+    try:
+        at = 3 << 20                         # (free blocks of the 8M image: not that it matters)
+        j.write_fresh(at, b"f" * 4096)
+        assert _image_bytes(before, at, 4096) == b"f" * 4096       # on the image, not staged
+        assert j.describe()["staged_bytes"] == 0
+        j.write(at + 4096, b"s" * 4096)                            # staged in this unit
+        j.write_fresh(at + 4096, b"F" * 4096)                       # so this one is staged too:
+        j.write_fresh(at + 100, b"odd")                            # as is a partial sector
+        assert _image_bytes(before, at + 4096, 4096) != b"F" * 4096
+        assert j.read(at, 8192) == b"f" * 100 + b"odd" + b"f" * 3993 + b"F" * 4096
+        j.commit(durable=False)                                    # and the last one wins
+        assert _image_bytes(before, at, 8192) == b"f" * 100 + b"odd" + b"f" * 3993 + b"F" * 4096
+    finally:
+        j.close()
+
+
+def _image_bytes(path, at: int, n: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(at)
+        return f.read(n)

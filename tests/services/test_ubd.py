@@ -359,7 +359,7 @@ def test_a_write_shared_is_written_from_the_kernels_buffer(ubd, image):
     new = os.urandom(MiB)
     at = buf.put(new)
     c.link.send("write_shared", 7, {"dev": 0, "offset": 4096, "length": MiB,
-                                    "buffer": buf.path, "at": at})
+                                    "buffer": buf.path, "at": at, "fresh": False})
     assert c.recv()["status"] == 0
     assert c.call("FLUSH")["status"] == 0
     assert image.read_bytes() == before[:4096] + new + before[4096 + MiB:]
@@ -384,7 +384,7 @@ def test_write_shared_reads_nothing_but_a_kernel_buffer(ubd, image, tmp_path):
                          (f"/proc/{os.getpid()}/fd/{other}", 0), ("/proc/self/fd/0", 0),
                          (buf.path, 8192 - 100)):
             c.link.send("write_shared", 9, {"dev": 0, "offset": 0, "length": 4096,
-                                            "buffer": path, "at": at})
+                                            "buffer": path, "at": at, "fresh": False})
             reply = c.recv()
             assert reply.type == "error" and "cannot use buffer" in reply["reason"], path
     finally:

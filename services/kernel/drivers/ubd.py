@@ -56,6 +56,7 @@ READAHEAD_MIN, READAHEAD_MAX = 16 << 10, 128 << 10   # Linux's default read_ahea
 POSTED_MAX = 32            # writes in flight before write() waits for one
 POSTED_BYTES = 32 << 20
 COMMIT_POINTS = ("FLUSH", "COMMIT")
+WRITES = ("WRITE", "WRITE_FRESH")   # WRITE_FRESH: blocks no committed structure holds
 
 
 class DeviceCache:
@@ -132,7 +133,7 @@ class _InFlight:
 
     @property
     def mutates(self) -> bool:
-        return self.op in ("WRITE", "DISCARD", "WRITE_ZEROES")
+        return self.op in ("WRITE", "WRITE_FRESH", "DISCARD", "WRITE_ZEROES")
 
     def must_follow(self, earlier: _InFlight) -> bool:
         if self.op in COMMIT_POINTS:
@@ -180,8 +181,9 @@ class UbdDevice:
         earlier = [p for p in self.in_flight if me.must_follow(p)]
         self.in_flight.append(me)
         if me.mutates:
-            self.uncommitted += length
-            if op != "WRITE":
+            if op != "WRITE_FRESH":            # (ubd_io's journal does not hold those)
+                self.uncommitted += length
+            if op not in WRITES:
                 self.cache.drop(offset, length)
         return me, earlier
 
@@ -208,14 +210,15 @@ class UbdDevice:
         me, earlier = self._enter(op, offset, length)
         return await self._run(me, earlier, data)
 
-    async def _post(self, offset: int, data: bytes | list[bytes], length: int) -> None:
+    async def _post(self, offset: int, data: bytes | list[bytes], length: int,
+                    fresh: bool = False) -> None:
         """A write (of length bytes, data perhaps in parts) that runs on its
         own: ordered as if it had completed here; its failure is raised by
-        the next flush."""
+        the next flush.  fresh: a WRITE_FRESH (``write``)."""
         while self.posted and (len(self.posted) >= POSTED_MAX
                                or self.posted_bytes + length > POSTED_BYTES):
             await asyncio.wait(list(self.posted), return_when=asyncio.FIRST_COMPLETED)
-        me, earlier = self._enter("WRITE", offset, length)
+        me, earlier = self._enter("WRITE_FRESH" if fresh else "WRITE", offset, length)
         tracing.tracer.dirtied(self)    # what the next flush makes durable, for its links
         self.cache.put(offset, data)    # read from here on, as Linux reads a page under write-back
         task = asyncio.ensure_future(self._run(me, earlier, data))
@@ -235,8 +238,8 @@ class UbdDevice:
                                                "ubd.sector": offset >> 9,
                                                "ubd.length": length}) as span:
             reply = None
-            if op == "WRITE" and self.sharing:
-                reply = await self._send_shared(offset, data, length, span)
+            if op in WRITES and self.sharing:
+                reply = await self._send_shared(offset, data, length, span, op == "WRITE_FRESH")
             if reply is None:
                 if type(data) is list:
                     data = b"".join(data)
@@ -270,7 +273,7 @@ class UbdDevice:
             await asyncio.sleep(delay)
 
     async def _send_shared(self, offset: int, data: bytes | list[bytes],
-                           length: int, span) -> Message | None:
+                           length: int, span, fresh: bool) -> Message | None:
         """A WRITE with its data in the shared buffer: the answer, or None if
         no slot is free or ubd_io cannot use the buffer (it is then not
         offered again).  A slot is reused once its request is answered,
@@ -285,7 +288,8 @@ class UbdDevice:
         try:
             reply = await self._ask("write_shared", {"dev": self.dev, "offset": offset,
                                                      "length": length,
-                                                     "buffer": self.shared.path, "at": at})
+                                                     "buffer": self.shared.path, "at": at,
+                                                     "fresh": fresh})
             clean = self.link.resends == resends
         finally:
             if clean:
@@ -343,17 +347,21 @@ class UbdDevice:
                                                          (end - first) * PAGE))
         self.ahead.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-    async def write(self, offset: int, data: bytes) -> None:
+    async def write(self, offset: int, data: bytes, fresh: bool = False) -> None:
         """Posted: returns once queued (see the module's docstring); a
-        failure is raised by the next flush."""
+        failure is raised by the next flush.  fresh: every block of the
+        range was free at the filesystem's last commit point and taken
+        since, so no committed structure holds it: ubd_io writes it to the
+        image at once rather than staging it (its journal's commit unit
+        then holds only what a crash could tear)."""
         if len(data) <= BLOCK_MAX:
-            await self._post(offset, bytes(data), len(data))
+            await self._post(offset, bytes(data), len(data), fresh)
             return
         view = memoryview(data)
         for pos, n in _chunks(offset, len(data)):
-            await self._post(pos, bytes(view[pos - offset:pos - offset + n]), n)
+            await self._post(pos, bytes(view[pos - offset:pos - offset + n]), n, fresh)
 
-    async def write_parts(self, offset: int, parts: list[bytes]) -> None:
+    async def write_parts(self, offset: int, parts: list[bytes], fresh: bool = False) -> None:
         """write of the parts' join, without joining them where it can (ext2
         writing back its dirty blocks): they go into the shared buffer one
         by one, and into the page cache as they are.  Measured: joining the
@@ -361,9 +369,9 @@ class UbdDevice:
         per 64 KiB written."""
         length = sum(map(len, parts))
         if length > BLOCK_MAX:
-            await self.write(offset, b"".join(parts))
+            await self.write(offset, b"".join(parts), fresh)
         else:
-            await self._post(offset, parts, length)
+            await self._post(offset, parts, length, fresh)
 
     async def discard(self, offset: int, length: int) -> None:
         """The range reads as zeros afterwards (ubd_io punches a hole);

@@ -544,3 +544,34 @@ def test_enospc_inside_a_run_keeps_what_was_written(tmp_path):
     session(img, remove)
     fsck(img)
     assert counts(img) == before
+
+
+def test_only_blocks_free_at_the_last_commit_point_are_written_fresh(image):
+    """A WRITE_FRESH reaches the image at once (ubd_io's journal does not
+    hold it), so it must be of blocks no committed structure holds: blocks
+    a file takes after a sync are fresh, its overwrite after the next sync
+    is not, and blocks a removed file let go are not reused fresh before a
+    commit point (a crash would show them, with new bytes, in the old file)."""
+    async def body(fs):
+        dev = fs.dev
+        bs = fs.block_size
+        data = os.urandom(40 * bs)
+        f = await fs.root.create(b"new", stat.S_IFREG | 0o644, 0, 0)
+        await f.write(0, data)
+        await fs.sync()
+        fresh = {off // bs + k for off, n in dev.fresh for k in range(n // bs)}
+        assert len(fresh) >= 40                      # its data went fresh
+        dev.fresh.clear()
+        await f.write(0, data[::-1])                 # an overwrite: committed blocks
+        await fs.sync()
+        assert dev.fresh == []
+        await fs.root.unlink(b"new")                 # let go, no commit point yet
+        g = await fs.root.create(b"next", stat.S_IFREG | 0o644, 0, 0)
+        await g.write(0, data)
+        async with fs.lock:
+            await fs.write_back()
+        reused = {off // bs + k for off, n in dev.fresh for k in range(n // bs)}
+        assert not reused & fresh, "a block the removed file held was written fresh"
+        assert len(fs.freed) >= 40                   # (reused or not, none went fresh)
+    session(image, body)
+    fsck(image)

@@ -39,6 +39,13 @@ class Ext2(FileSystem):
         self.meta_dirty = False      # superblock or group descriptors changed
         self.saving = False          # write_back is packing inodes into their tables
         self.committing: asyncio.Future | None = None   # a commit point on its way
+        # since the last commit point: blocks taken that were free at it (no
+        # committed structure holds them: written at once, WRITE_FRESH), and
+        # blocks let go (a committed file may still hold them: never fresh
+        # until the next commit point, as ext3 keeps a transaction's freed
+        # blocks from reuse)
+        self.fresh: set[int] = set()
+        self.freed: set[int] = set()
         self.wb_err = ErrSeq()
 
     @classmethod
@@ -224,11 +231,14 @@ class Ext2(FileSystem):
             dirty = self.dirty
             span.set("ext2.blocks", len(dirty))
             bs = self.block_size
+            fresh = self.fresh
             for first, count in list(block_runs(sorted(dirty), MAX_RUN_BYTES // bs)):
-                run = range(first, first + count)
-                await self.dev.write_parts(first * bs, list(map(dirty.__getitem__, run)))
-                for block in run:
-                    del dirty[block]
+                for start, end, is_fresh in _split(first, first + count, fresh):
+                    run = range(start, end)
+                    await self.dev.write_parts(start * bs, list(map(dirty.__getitem__, run)),
+                                               is_fresh)
+                    for block in run:
+                        del dirty[block]
         if self.dev.uncommitted >= COMMIT_BYTES and self.committing is None:
             self.committing = asyncio.ensure_future(self._commit())
 
@@ -241,6 +251,7 @@ class Ext2(FileSystem):
                 if self.dev.uncommitted:          # (else a sync came first)
                     await self._write_out()
                     await self.dev.commit()
+                    self._committed()
         except Errno as exc:
             self.wb_err.record(exc.code)
         except OSError as exc:               # a corrupt filesystem found on the way
@@ -264,6 +275,15 @@ class Ext2(FileSystem):
         async with self.lock:
             await self._write_out()
             await self.dev.flush()
+            self._committed()
+
+    def _committed(self) -> None:
+        """A commit point went through: what this unit took and let go is
+        the committed state's now.  (After a failed one both sets stay: a
+        block let go must not be written at once while a commit may not have
+        happened.)"""
+        self.fresh.clear()
+        self.freed.clear()
 
     async def _write_out(self) -> None:
         """Every change to the device: dirty blocks, then the group
@@ -325,7 +345,11 @@ class Ext2(FileSystem):
             set_run(await self.mutable(self.block_bitmaps[g]), bit, n)
             self.group_free[g][0] -= n
             self.meta_dirty = True
-            return first + g * bpg + bit, n
+            start = first + g * bpg + bit
+            taken = range(start, start + n)
+            self.fresh.update(taken if not self.freed else
+                              (b for b in taken if b not in self.freed))
+            return start, n
         raise Errno(errno.ENOSPC)
 
     async def free_blocks(self, blocks: list[int]) -> None:
@@ -362,6 +386,8 @@ class Ext2(FileSystem):
             set_run(await self.mutable(self.block_bitmaps[g]), at, n, on=False)
             self.group_free[g][0] += n
         self.meta_dirty = True
+        self.freed.update(order)
+        self.fresh.difference_update(order)
         self._forget(order)
 
     async def alloc_inode(self, near: int, is_dir: bool) -> int:
@@ -426,3 +452,20 @@ class Ext2(FileSystem):
         inode = Inode(self, ino, raw[start:start + self.inode_size])
         self.inodes[ino] = inode
         return inode
+
+
+def _split(start: int, end: int, fresh: set[int]) -> list[tuple[int, int, bool]]:
+    """Blocks [start, end) as runs (first, end, fresh) that are all fresh or
+    all not."""
+    if not fresh:
+        return [(start, end, False)]
+    runs = []
+    at = start
+    while at < end:
+        kind = at in fresh
+        stop = at + 1
+        while stop < end and (stop in fresh) == kind:
+            stop += 1
+        runs.append((at, stop, kind))
+        at = stop
+    return runs
