@@ -34,6 +34,8 @@ in the child between fork and exec, so it allocates little and logs nothing
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import logging
 import os
 import resource
@@ -65,10 +67,34 @@ for _name, _types in (("unshare", (ctypes.c_int,)),
     getattr(_libc, _name).argtypes = _types
 
 
+UID_LEASES = Path("/run/skas/uids")   # a lock file per guest uid in use on this host
+
+
 def guest_uid(name: str) -> int:
-    """The host uid (and gid) a guest's processes run as: one per guest name,
-    from a range no host account uses."""
+    """The host uid (and gid) a guest's processes run as when no other
+    running guest holds it: one per guest name, from a range no host
+    account uses (lease_uid takes the next free one past it)."""
     return UID_BASE + zlib.crc32(name.encode()) % UID_COUNT
+
+
+def lease_uid(name: str, leases: Path = UID_LEASES) -> tuple[int, int]:
+    """A host uid no other running guest holds, and the fd whose lock holds
+    it for as long as this process lives: guest_uid(name), or the first
+    free one after it.  Two guests never share a uid, so neither shares the
+    other's RLIMIT_NPROC, signals or /proc (two names' hashes can meet, and
+    two guests of one name can run from two run directories)."""
+    leases.mkdir(mode=0o700, parents=True, exist_ok=True)
+    first = guest_uid(name) - UID_BASE
+    for i in range(UID_COUNT):
+        uid = UID_BASE + (first + i) % UID_COUNT
+        fd = os.open(leases / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise OSError(errno.EAGAIN, f"all {UID_COUNT} guest uids are in use on this host")
 
 
 def _check(ret: int, what: str) -> None:
@@ -89,9 +115,14 @@ class Jail:
 
     def __init__(self, run_dir: Path, name: str, max_tasks: int, host_uid: int = 0):
         self.run_dir = Path(run_dir)
-        self.uid = self.gid = host_uid or guest_uid(name)
         self.nproc = max_tasks + NPROC_SLACK
         self.confined = os.geteuid() == 0
+        self.lease = -1                # the lock that keeps the uid this guest's alone
+        if host_uid or not self.confined:
+            self.uid = self.gid = host_uid or guest_uid(name)    # the operator's choice
+        else:
+            self.uid, self.lease = lease_uid(name)
+            self.gid = self.uid
         self.namespaces = self.confined and _namespaces_allowed()
         self.root = self.run_dir / "jail"
         for cache in CACHES:

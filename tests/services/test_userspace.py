@@ -6,6 +6,7 @@ import pytest
 
 from common.layout import STUB_BASE, STUB_END
 from common.ops import ExecStub, Mmap, Poke
+from services.userspace import jail as jailmod
 from services.userspace import platform, seccomp, stub
 from services.userspace.jail import Jail
 from services.userspace.tracee import Overdue, TraceeGone, deadline
@@ -145,3 +146,24 @@ def test_without_namespaces_a_stub_still_drops_to_the_guest_uid(tmp_path):
         os.close(t.listener)
         t.kill()
         os.waitpid(t.pid, 0)
+
+
+def test_two_running_guests_never_share_a_host_uid(tmp_path):
+    """A uid is leased while its guest's userspace lives: a second guest of
+    the same name (another run directory), or one whose name hashes alike,
+    gets the next free one, and a uid whose guest is gone is free again."""
+    leases = tmp_path / "uids"
+    first, held = jailmod.lease_uid("web", leases)
+    assert first == jailmod.guest_uid("web")
+    second, held2 = jailmod.lease_uid("web", leases)
+    assert second == first + 1 or (first, second) == (jailmod.UID_BASE + jailmod.UID_COUNT - 1,
+                                                      jailmod.UID_BASE)
+    os.close(held)                                  # the first guest's userspace ends
+    again, held3 = jailmod.lease_uid("web", leases)
+    assert again == first
+    os.close(held2)
+    os.close(held3)
+    for i in range(3):
+        (tmp_path / str(i)).mkdir()
+    guests = [Jail(tmp_path / str(i), "same", 16) for i in range(3)]   # as root: leased
+    assert len({g.uid for g in guests}) == 3
