@@ -59,7 +59,7 @@ def check_dd(spans: list[Span], image: Path) -> None:
         while s.parent_id:
             s = by_id[s.parent_id]
         return s
-    written = [s for s in spans if s.name == "ubd_io WRITE"]
+    written = [s for s in spans if s.name in ("ubd_io WRITE", "ubd_io WRITE_FRESH")]
     roots = {root(s).name for s in written}
     assert roots <= {"write", "fsync"}, roots
     assert sum(s.attributes["ubd.length"] for s in written) >= 16 * 65536
