@@ -60,7 +60,12 @@ class Running:
     A service polls what ends its loop with its sockets (``watch``): SIGTERM
     makes ``wake`` readable, and a peer's leaving the monitor, so a stop is
     seen at once, and the poll needs no timeout but the end of the LINGER
-    (``timeout``): an idle service sleeps until something happens."""
+    (``timeout``): an idle service sleeps until something happens.  ``wake``
+    is the process's signal wakeup fd, written by the C-level handler in
+    whichever thread the signal lands: a SIGTERM taken by a worker thread
+    (ubd_io's pool, an exporter's) still ends the main thread's poll, where
+    Python runs the handler.  (It is the process's only wakeup fd: a service
+    that wants another signal sets a Python handler, and this wakes it.)"""
 
     LINGER = 2.5         # under supervisord's stopwaitsecs (3)
 
@@ -69,7 +74,8 @@ class Running:
         self.peers = 0
         self.monitor = None if endpoint is None else endpoint.sock.get_monitor_socket(
             zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-        self.wake, self._woken = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake, woken = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(woken, warn_on_full_buffer=False)
         signal.signal(signal.SIGTERM, self.stop)
 
     def watch(self, poller: zmq.Poller) -> None:
@@ -85,10 +91,6 @@ class Running:
 
     def stop(self, *_) -> None:
         self.stopped_at = time.monotonic()
-        try:
-            os.write(self._woken, b"T")
-        except BlockingIOError:      # woken already, many times over
-            pass
 
     def __bool__(self) -> bool:
         if self.monitor is not None:
@@ -97,10 +99,10 @@ class Running:
                 # (zmq.utils.monitor would import zmq.asyncio, so asyncio)
                 event = struct.unpack_from("=H", self.monitor.recv_multipart()[0])[0]
                 self.peers = max(0, self.peers + (1 if event == zmq.EVENT_ACCEPTED else -1))
-        if self.stopped_at is None:
-            return True
         try:
-            os.read(self.wake, 64)
+            os.read(self.wake, 64)     # any signal's byte: poll would wake on it again
         except BlockingIOError:
             pass
+        if self.stopped_at is None:
+            return True
         return self.peers > 0 and time.monotonic() - self.stopped_at < self.LINGER

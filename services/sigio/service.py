@@ -226,8 +226,13 @@ def follow_winsize(keys: Keys) -> int | None:
         return None
     keys.winsize(*host_winsize(0))
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.signal(signal.SIGWINCH, lambda *_: None)
-    signal.set_wakeup_fd(w)
+
+    def resized(*_) -> None:       # run once Running's wakeup fd has ended the poll
+        try:
+            os.write(w, b"W")
+        except BlockingIOError:    # a resize is waiting to be read already
+            pass
+    signal.signal(signal.SIGWINCH, resized)
     return r
 
 
