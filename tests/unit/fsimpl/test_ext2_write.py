@@ -469,6 +469,29 @@ def test_bitmap_search_agrees_with_bit_by_bit():
             [i for i in clear if not first <= i < first + run]
 
 
+def test_the_search_avoiding_blocks_agrees_with_bit_by_bit():
+    """clear_avoiding: the first clear bit whose block is not avoided, and
+    the next avoided block's bit, against a plain scan (avoided blocks in
+    runs, as a removed file's are, and scattered)."""
+    rng = random.Random(11)
+    for _ in range(2000):
+        bm = bytes(rng.choice([0xFF, 0, rng.randrange(256)]) for _ in range(rng.randint(1, 40)))
+        nbits, base = rng.randint(1, 8 * len(bm)), rng.randrange(1000)
+        avoid: set[int] = set()
+        for _ in range(rng.randint(0, 6)):
+            at = base + rng.randrange(-8, nbits + 8)
+            avoid.update(range(at, at + rng.choice([1, 1, 3, 17, 100])))
+        start = rng.randint(0, nbits)
+        ok = [i for i in range(start, nbits)
+              if not bm[i >> 3] >> (i & 7) & 1 and base + i not in avoid]
+        got = bitmaps.clear_avoiding(bm, start, nbits, base, sorted(avoid))
+        if not ok:
+            assert got is None
+            continue
+        limit = next((i for i in range(ok[0], nbits) if base + i in avoid), nbits)
+        assert got == (ok[0], limit)
+
+
 def test_runs_across_fragments_tables_and_groups(tmp_path):
     """Big writes into fragmented free space (every other small file gone):
     runs end at used blocks, at the direct/indirect boundaries and at the end
@@ -546,6 +569,10 @@ def test_enospc_inside_a_run_keeps_what_was_written(tmp_path):
     assert counts(img) == before
 
 
+async def data_blocks(f) -> set[int]:
+    return set(await f._map(0, -(-f.size // f.fs.block_size))) - {0}
+
+
 def test_only_blocks_free_at_the_last_commit_point_are_written_fresh(image):
     """A WRITE_FRESH reaches the image at once (ubd_io's journal does not
     hold it), so it must be of blocks no committed structure holds: blocks
@@ -572,6 +599,36 @@ def test_only_blocks_free_at_the_last_commit_point_are_written_fresh(image):
             await fs.write_back()
         reused = {off // bs + k for off, n in dev.fresh for k in range(n // bs)}
         assert not reused & fresh, "a block the removed file held was written fresh"
-        assert len(fs.freed) >= 40                   # (reused or not, none went fresh)
+        assert len(fs.freed) >= 40
+        # other blocks were free: the new file took those, and they went fresh
+        assert len(reused) >= 40 and not await data_blocks(g) & fs.freed
     session(image, body)
     fsck(image)
+
+
+def test_blocks_let_go_are_taken_last_and_then_not_written_fresh(tmp_path):
+    """A filesystem full but for what a removed file let go since the last
+    commit point: a new file still gets those blocks (no ENOSPC), through
+    the journal, never fresh; and the image is clean with its bytes."""
+    img = make_image(tmp_path / "small.img", 1024, "2M")
+
+    async def body(fs):
+        f = await fs.root.create(b"all", stat.S_IFREG | 0o644, 0, 0)
+        data = os.urandom(4 << 20)
+        written = await f.write(0, data)
+        assert 0 < written < len(data) and fs.statfs()["bfree"] == 0
+        await fs.sync()
+        held = await data_blocks(f)
+        await fs.root.unlink(b"all")
+        fs.dev.fresh.clear()
+        g = await fs.root.create(b"again", stat.S_IFREG | 0o644, 0, 0)
+        assert await g.write(0, data[:written]) == written
+        async with fs.lock:
+            await fs.write_back()
+        assert fs.dev.fresh == [] and await data_blocks(g) <= held
+        return data[:written]
+    data = session(img, body)
+    fsck(img)
+    out = tmp_path / "out"
+    debugfs(img, f"dump /again {out}")
+    assert out.read_bytes() == data

@@ -28,6 +28,24 @@ def first_clear(bm: bytes, bit: int, nbits: int) -> int | None:
     return None
 
 
+def clear_avoiding(bm: bytes, bit: int, nbits: int, base: int,
+                   avoid: list[int]) -> tuple[int, int] | None:
+    """The first clear bit at or after bit below nbits whose block (base +
+    bit) is not in avoid (sorted block numbers), and where the next avoided
+    block lies (a bit, at most nbits); None if there is none.  A run of
+    avoided blocks is stepped over at once, by bisection."""
+    while True:
+        found = first_clear(bm, bit, nbits)
+        if found is None:
+            return None
+        i = bisect.bisect_left(avoid, base + found)
+        if i == len(avoid):
+            return found, nbits
+        if avoid[i] != base + found:
+            return found, min(nbits, avoid[i] - base)
+        bit = avoid[run_end(avoid, i, len(avoid)) - 1] - base + 1
+
+
 def clear_run(bm: bytes, bit: int, end: int) -> int:
     """How many bits from bit (a clear one) up to end are clear in a row."""
     i = bit + 1
@@ -75,8 +93,13 @@ def block_runs(numbers: list[int], longest: int) -> Iterator[tuple[int, int]]:
     (a 64 MiB file's 16,384 blocks are a handful of runs)."""
     i, n = 0, len(numbers)
     while i < n:
-        first = numbers[i]
-        end = bisect.bisect_right(range(i, min(n, i + longest)), 0,
-                                  key=lambda j: numbers[j] - first - (j - i)) + i
-        yield first, end - i
+        end = run_end(numbers, i, min(n, i + longest))
+        yield numbers[i], end - i
         i = end
+
+
+def run_end(numbers: list[int], i: int, limit: int) -> int:
+    """Where the run of consecutive numbers from numbers[i] ends (an index,
+    at most limit), in a sorted list without repeats."""
+    first = numbers[i]
+    return bisect.bisect_right(range(i, limit), 0, key=lambda j: numbers[j] - first - (j - i)) + i

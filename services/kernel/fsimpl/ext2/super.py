@@ -14,7 +14,8 @@ from services.kernel.core import tracing
 from services.kernel.core.errors import Errno
 from services.kernel.fs.errseq import ErrSeq
 from services.kernel.fs.inode import FileSystem
-from services.kernel.fsimpl.ext2.bitmaps import all_set, block_runs, clear_run, find_zero, set_run
+from services.kernel.fsimpl.ext2.bitmaps import (all_set, block_runs, clear_avoiding, clear_run,
+                                                find_zero, set_run)
 from services.kernel.fsimpl.ext2.cache import BlockCache
 from services.kernel.fsimpl.ext2.inode import Inode
 from services.kernel.fsimpl.ext2.layout import (
@@ -46,6 +47,7 @@ class Ext2(FileSystem):
         # blocks from reuse)
         self.fresh: set[int] = set()
         self.freed: set[int] = set()
+        self._freed_order: list[int] | None = None     # freed, sorted (for allocation)
         self.wb_err = ErrSeq()
 
     @classmethod
@@ -284,6 +286,7 @@ class Ext2(FileSystem):
         happened.)"""
         self.fresh.clear()
         self.freed.clear()
+        self._freed_order = None
 
     async def _write_out(self) -> None:
         """Every change to the device: dirty blocks, then the group
@@ -319,7 +322,11 @@ class Ext2(FileSystem):
     async def alloc_blocks(self, goal: int, count: int) -> tuple[int, int]:
         """A run of up to count free blocks (first, how many): the first free
         block at or after goal in its group if there is one, and as many free
-        ones right after it; ENOSPC if no block is free."""
+        ones right after it; ENOSPC if no block is free.  Blocks let go since
+        the last commit point are taken only when no other is free (as ext3
+        keeps a transaction's freed blocks from reuse): the others are fresh,
+        written to the image at once, where a freed one goes through ubd_io's
+        journal (a file rewritten after its unlink went all through it)."""
         with tracing.tracer.span("ext2 block allocation", {"ext2.goal": goal,
                                                             "ext2.count": count}) as span:
             first, n = await self._alloc_blocks(goal, count)
@@ -331,25 +338,29 @@ class Ext2(FileSystem):
         if not first <= goal < self.blocks_count:
             goal = first
         g0 = (goal - first) // bpg
-        for k in range(self.ngroups):
-            g = (g0 + k) % self.ngroups
-            if self.group_free[g][0] <= 0:
-                continue
-            bm = await self.block(self.block_bitmaps[g])
-            start = goal - first - g * bpg if k == 0 else 0
-            nbits = self._group_blocks(g)
-            bit = find_zero(bm, start, nbits)
-            if bit is None:
-                continue
-            n = clear_run(bm, bit, min(nbits, bit + count))
-            set_run(await self.mutable(self.block_bitmaps[g]), bit, n)
-            self.group_free[g][0] -= n
-            self.meta_dirty = True
-            start = first + g * bpg + bit
-            taken = range(start, start + n)
-            self.fresh.update(taken if not self.freed else
-                              (b for b in taken if b not in self.freed))
-            return start, n
+        if self.freed and self._freed_order is None:
+            self._freed_order = sorted(self.freed)
+        for avoid in ([self._freed_order, []] if self.freed else [[]]):
+            for k in range(self.ngroups):
+                g = (g0 + k) % self.ngroups
+                if self.group_free[g][0] <= 0:
+                    continue
+                bm = await self.block(self.block_bitmaps[g])
+                start = goal - first - g * bpg if k == 0 else 0
+                nbits, base = self._group_blocks(g), first + g * bpg
+                found = (clear_avoiding(bm, start, nbits, base, avoid)
+                         or start and clear_avoiding(bm, 0, nbits, base, avoid))
+                if not found:
+                    continue
+                bit, limit = found
+                n = clear_run(bm, bit, min(limit, bit + count))
+                set_run(await self.mutable(self.block_bitmaps[g]), bit, n)
+                self.group_free[g][0] -= n
+                self.meta_dirty = True
+                taken = range(base + bit, base + bit + n)
+                self.fresh.update(taken if not self.freed else
+                                  (b for b in taken if b not in self.freed))
+                return base + bit, n
         raise Errno(errno.ENOSPC)
 
     async def free_blocks(self, blocks: list[int]) -> None:
@@ -387,6 +398,7 @@ class Ext2(FileSystem):
             self.group_free[g][0] += n
         self.meta_dirty = True
         self.freed.update(order)
+        self._freed_order = None
         self.fresh.difference_update(order)
         self._forget(order)
 
