@@ -107,7 +107,8 @@ class Target:
 
     def console(self) -> str:
         try:
-            return self.cfg.console_log.read_text()
+            # what the guest echoed of fuzzed console input need not be UTF-8
+            return self.cfg.console_log.read_text(errors="replace")
         except FileNotFoundError:
             return ""
 
