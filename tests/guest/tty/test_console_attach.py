@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -34,11 +36,20 @@ def attachdisk(tmp_path_factory, attachtree):
 
 def supervised(tmp_path, disk, init):
     """A guest as supervisord runs it: its services started from its config,
-    the console an attachable line (as skas create makes it)."""
+    the console an attachable line (as skas create makes it), once sigio
+    has made the line (as `supervisorctl start` returns once the services
+    run: an attach before is told the guest is not running)."""
     cfg = make_config(tmp_path, disk, init, console="socket")
     cfg.console_input = True
     cfg.write()
-    return cfg, launch.start(cfg)
+    procs = launch.start(cfg)
+    line = Path(cfg.console_socket[len("ipc://"):])
+    deadline = time.monotonic() + 60
+    while not line.exists():
+        assert procs["sigio"].poll() is None and time.monotonic() < deadline, \
+            f"sigio made no console line: {launch.log_tail(cfg, 'sigio')}"
+        time.sleep(0.01)
+    return cfg, procs
 
 
 def attach(cfg) -> Terminal:
