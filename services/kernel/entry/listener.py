@@ -69,7 +69,7 @@ class Listener:
         end = time.monotonic() + SLICE
         for _ in range(BATCH):
             if self.fd < 0 or time.monotonic() > end:
-                return                 # closed by a call it served (halt)
+                return                 # closed by a call it served (halt), or out of time
             events = self.poll.poll(0)
             if not events:
                 return
