@@ -295,8 +295,9 @@ def run(disk_path, hostname, read_only, ptrace_only, cpu, io_cpu, env, tmpfs, me
     image's /sbin/init).
 
     skas exits with CMD's status: 128+N if it was killed by signal N, 125 if
-    the guest could not boot; 0 when the guest halts or powers off (reboot(2)),
-    and a reboot boots it again.  Ctrl-C, SIGTERM or a hangup stop the guest, and
+    the guest could not boot or lost a service it needs (its disk's, say); 0
+    when the guest halts or powers off (reboot(2)), and a reboot boots it
+    again.  Ctrl-C, SIGTERM or a hangup stop the guest, and
     skas exits with 128+N for that signal.  The guest's console is a terminal
     with -t, or when skas's stdin and stdout both are one.
 
@@ -389,6 +390,10 @@ def _run_guest(cfg: GuestConfig) -> int:
         try:
             code = launch.wait_guest(procs)
             phases.mark("cli", "halted")
+        except launch.ServiceEnded as exc:
+            click.echo(f"skas: {exc}; the end of its log:\n"
+                       f"{launch.log_tail(cfg, exc.service)}", err=True)
+            return BOOT_FAILED
         finally:
             launch.stop(procs)
     if interrupted:

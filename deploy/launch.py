@@ -70,23 +70,43 @@ def start(cfg: GuestConfig, services=SERVICES, fork: bool = False) -> dict[str, 
     return procs
 
 
+class ServiceEnded(Exception):
+    """A service the guest cannot go on without ended before the kernel."""
+
+    def __init__(self, service: str, code: int):
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        super().__init__(f"{service} ended ({how}) while the guest ran")
+        self.service = service
+
+
+VITAL = ("userspace", "ubd_io")     # its processes and its disks: without either it is dead
+
+
 def wait_guest(procs: dict[str, Process]) -> int:
-    """The kernel's exit code; if userspace dies first the guest is dead too.
-    Sleeps until one of the two exits (their pidfds), never in turns."""
-    kernel, userspace = procs["kernel"], procs.get("userspace")
+    """The kernel's exit code.  Sleeps until the kernel or a VITAL service
+    exits (their pidfds), never in turns.  A vital one that ends first
+    takes the guest down: the kernel is stopped; if it failed (ubd_io could
+    not open the disk, say), ServiceEnded is raised, so that skas says why
+    instead of waiting for a kernel that waits for its disk.  (userspace
+    ends cleanly before the kernel at every halt.)"""
+    kernel = procs["kernel"]
     watch = select.poll()
-    fds = {}
+    fds: dict[str, int] = {}
     try:
-        for p in (kernel, userspace):
-            if p is not None and p.returncode is None:    # not reaped: the pid is still ours
-                fds[p] = os.pidfd_open(p.pid)
-                watch.register(fds[p], select.POLLIN)
+        for service in ("kernel", *VITAL):
+            p = procs.get(service)
+            if p is not None and p.returncode is None:    # not reaped: the pid is ours
+                fds[service] = os.pidfd_open(p.pid)
+                watch.register(fds[service], select.POLLIN)
         while kernel.poll() is None:
-            if userspace is not None and userspace.poll() is not None:
-                kernel.send_signal(signal.SIGTERM)
-                if userspace in fds:
-                    watch.unregister(fds[userspace])
-                userspace = None
+            for service in VITAL:
+                p = procs.get(service)
+                if service in fds and p.poll() is not None:
+                    kernel.send_signal(signal.SIGTERM)
+                    if p.returncode:
+                        raise ServiceEnded(service, p.returncode)
+                    watch.unregister(fds[service])
+                    os.close(fds.pop(service))
             watch.poll()
         return kernel.returncode
     finally:

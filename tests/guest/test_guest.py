@@ -114,3 +114,17 @@ def test_run_leaves_no_process_behind_even_when_interrupted(disk):
     p.send_signal(signal.SIGTERM)
     assert p.wait(10) == 128 + signal.SIGTERM
     assert _processes_matching(guest_argv, _command_line(p)) == []
+
+
+def test_a_disk_in_use_ends_the_second_run_with_ubd_ios_reason(disk):
+    """ubd_io refuses a disk another guest's ubd_io holds; skas run says why
+    and ends, instead of leaving a kernel waiting for its disk for ever."""
+    first, _ = _sleeping_guest(disk, "076")
+    try:
+        second = skas("run", "--disk", str(disk), "--", "/bin/busybox", "true")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(10)
+    assert second.returncode == 125
+    assert "ubd_io ended (exit status 1) while the guest ran" in second.stderr
+    assert "is in use by another ubd_io" in second.stderr
