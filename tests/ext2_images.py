@@ -31,6 +31,7 @@ class ImageDevice:
         self.ops: list[str] = []
         self.uncommitted = 0     # written straight to the file: never anything uncommitted
         self.fresh: list[tuple[int, int]] = []    # (offset, length) of each WRITE_FRESH
+        self.forgotten: list[tuple[int, int]] = []    # (offset, length) of each forget
 
     async def read(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, length, offset)
@@ -43,6 +44,10 @@ class ImageDevice:
 
     async def write_parts(self, offset: int, parts: list[bytes], fresh: bool = False) -> None:
         await self.write(offset, b"".join(parts), fresh)
+
+    def forget(self, offset: int, length: int) -> None:
+        """No cache here to drop the range from: kept for the test to see."""
+        self.forgotten.append((offset, length))
 
     async def flush(self) -> None:
         self.ops.append("flush")

@@ -531,3 +531,26 @@ def test_without_a_memfd_the_kernel_sends_the_data_itself(ubd, image, monkeypatc
 
     assert run_async(go) is False
     assert image.read_bytes()[:BIG] == data
+
+
+def test_a_forgotten_range_leaves_the_cache_and_is_read_from_ubd_io_again(ubd, image):
+    """forget (blocks the filesystem freed) drops the pages the range
+    touches, and only those: after the image changes behind the cache's
+    back, a read sees the change in those pages alone."""
+    u = ubd({"ubd0": str(image)})
+    data = os.urandom(8 * 4096)
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
+        await dev.write(0, data)
+        await dev.flush()
+        dev.forget(4096, 2 * 4096 + 100)             # touches pages 1, 2 and 3
+        with open(image, "r+b") as f:
+            f.write(bytes(8 * 4096))
+        cached = sorted(dev.cache.pages)
+        # last page first: no read is sequential, so none reads ahead
+        return cached, [await dev.read(n * 4096, 4096) for n in reversed(range(8))]
+
+    cached, seen = run_async(go)
+    assert cached == [0, 4, 5, 6, 7]
+    assert b"".join(reversed(seen)) == data[:4096] + bytes(3 * 4096) + data[4 * 4096:]

@@ -373,6 +373,16 @@ class UbdDevice:
         else:
             await self._post(offset, parts, length, fresh)
 
+    def forget(self, offset: int, length: int) -> None:
+        """The range's contents no longer matter to the filesystem above (it
+        freed those blocks): their pages leave the cache now, as Linux drops
+        a deleted file's pages, instead of when they are the least recently
+        used.  Their memory then holds the next data written, not new heap:
+        measured, a guest writing, deleting and writing again 64 MiB made
+        the kernel grow by ~160 MiB first, a page fault per 4 KiB (~4 µs
+        each on the development VM; the rounds ~20% slower meanwhile)."""
+        self.cache.drop(offset, length)
+
     async def discard(self, offset: int, length: int) -> None:
         """The range reads as zeros afterwards (ubd_io punches a hole);
         offset and length are multiples of 512."""

@@ -632,3 +632,24 @@ def test_blocks_let_go_are_taken_last_and_then_not_written_fresh(tmp_path):
     out = tmp_path / "out"
     debugfs(img, f"dump /again {out}")
     assert out.read_bytes() == data
+
+
+def test_blocks_a_removed_file_let_go_leave_the_devices_cache(image):
+    """The device is told which blocks' contents no longer matter, so its
+    cache frees them at once: exactly the removed file's blocks (its data
+    and its indirect blocks), none a live file still holds."""
+    async def body(fs):
+        bs = fs.block_size
+        keep = await fs.root.create(b"keep", stat.S_IFREG | 0o644, 0, 0)
+        await keep.write(0, os.urandom(3 * bs))
+        gone = await fs.root.create(b"gone", stat.S_IFREG | 0o644, 0, 0)
+        await gone.write(0, os.urandom(300 * bs))      # past the direct blocks
+        await fs.sync()
+        held, kept = await data_blocks(gone), await data_blocks(keep)
+        fs.dev.forgotten.clear()
+        await fs.root.unlink(b"gone")
+        forgotten = {off // bs + k for off, n in fs.dev.forgotten for k in range(n // bs)}
+        assert held < forgotten and not forgotten & kept
+        assert len(forgotten) - len(held) >= 1        # the indirect block too
+    session(image, body)
+    fsck(image)

@@ -202,8 +202,12 @@ class Ext2(FileSystem):
                     cache.pop(b, None)
 
     def _forget(self, blocks: list[int]) -> None:
-        """Freed blocks: their contents no longer matter.  Each cache is
-        searched through whichever is smaller, it or the blocks."""
+        """Freed blocks (sorted): their contents no longer matter, here or
+        in the device's cache.  Each cache here is searched through
+        whichever is smaller, it or the blocks."""
+        bs = self.block_size
+        for first, count in block_runs(blocks, len(blocks)):
+            self.dev.forget(first * bs, count * bs)
         doomed = None
         for cache in (self.meta_cache.blocks, self.data_cache.blocks, self.dirty):
             if len(cache) < len(blocks):
