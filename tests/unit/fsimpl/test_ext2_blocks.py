@@ -13,6 +13,7 @@ create, write, read, truncate, save, lookup, blocks, size, blockptrs,
 _bmap, _bmap_run."""
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import random
@@ -22,9 +23,9 @@ import subprocess
 
 import pytest
 
-from ext2_images import fsck, session
+from ext2_images import ImageDevice, fsck, session
 from services.kernel.core.errors import Errno
-from services.kernel.fsimpl.ext2 import Ext2Error
+from services.kernel.fsimpl.ext2 import Ext2, Ext2Error
 from services.kernel.fsimpl.ext2.bitmaps import (all_set, bytes_within, clear_run, find_zero,
                                                  block_runs, set_run)
 from services.kernel.fsimpl.ext2.layout import NDIR_BLOCKS, has_super, max_size
@@ -509,3 +510,49 @@ def test_truncate_inside_a_block_zeroes_its_tail_for_a_later_extension(tmp_path)
     assert data == b"A" * (bs + 100) + bytes(2 * bs - 100)
     fsck(img)
     assert cat(img, "/t") == data
+
+
+class CountingDevice(ImageDevice):
+    """An image whose reads take a loop turn each, counting how many are
+    in flight at once."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.in_flight = self.most = 0
+        self.reads = 0
+
+    async def read(self, offset: int, length: int) -> bytes:
+        self.in_flight += 1
+        self.reads += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            return await super().read(offset, length)
+        finally:
+            self.in_flight -= 1
+
+
+def test_a_file_in_several_runs_is_read_with_its_runs_and_tables_at_once(tmp_path):
+    """With 1 KiB blocks mke2fs -d lays a 2 MiB file out in runs broken by
+    its indirect tables: one read(2) of it asks the device for its tables
+    together, then its runs together, not one after another; and gets the
+    file's bytes."""
+    src = tmp_path / "src"
+    src.mkdir()
+    data = os.urandom(2 << 20)
+    (src / "f").write_bytes(data)
+    img = mkfs(tmp_path / "fs.img", 1024, "8M", src)
+
+    async def go():
+        dev = CountingDevice(img)
+        try:
+            fs = await Ext2.mount(dev)
+            f = await fs.root.lookup(b"f")
+            dev.most = dev.reads = 0
+            got = await f.read(0, len(data))
+            return got, dev.most, dev.reads
+        finally:
+            dev.close()
+    got, most, reads = asyncio.run(go())
+    assert got == data
+    assert most >= 8 and reads >= 8        # the eight tables of 2 MiB together, at least
