@@ -4,6 +4,7 @@ Same command line under supervisord, ``skas run`` and the tests."""
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -31,6 +32,10 @@ def main(service: str, run: Callable[[GuestConfig], int], drop_now: bool = True)
                         help="the guest's TOML configuration (written by skas create/run)")
     args = parser.parse_args()
     phases.mark(service, "imported")
+    # what the imports made lives as long as the service: no collection
+    # need walk it (a fork of skas run imported with collection off)
+    gc.freeze()
+    gc.enable()
     try:
         cfg = guest_config.load(args.guest_config)
     except (OSError, ValueError, TypeError) as exc:

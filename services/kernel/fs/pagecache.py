@@ -38,7 +38,6 @@ import asyncio
 import errno
 import logging
 import os
-import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -293,7 +292,7 @@ class PageCache:
         old = self.current.get(ident)
         if old is not None:
             self._drop(old)
-        key = secrets.token_hex(16)
+        key = os.urandom(16).hex()        # secrets.token_hex's, without its imports
         path = self.shared_dir / key
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
