@@ -20,7 +20,7 @@ from conftest import HERE, disk_of, make_tree, skas
 from services.kernel.core.errors import Errno
 from services.kernel.fsimpl.ext2 import Ext2
 from services.kernel.fsimpl.tmpfs import Tmpfs
-from services.kernel.fs.pagecache import CHUNK, PageCache
+from services.kernel.fs.pagecache import CHUNK, FILL_AT_ONCE, PageCache
 from services.kernel.fs.vfs import Location, Mount
 from ext2_images import ImageFile
 
@@ -129,6 +129,32 @@ def test_a_fill_gives_the_loop_to_other_calls_between_chunks(tmp_path):
         await asyncio.gather(fill, bystander())
         return turns
     assert asyncio.run(go()) >= 32
+
+
+def test_a_fill_reads_up_to_fill_at_once_chunks_together(tmp_path):
+    """A map of many chunks has a few chunks' reads in flight at once (an
+    exec's program is read in one round trip's time, not one per chunk),
+    never more than FILL_AT_ONCE, and the file is whole."""
+    async def go():
+        cache = PageCache(tmp_path)
+        content = os.urandom(10 * CHUNK)
+        loc = await tmpfs_file(len(content), {0: content})
+        read, flying, most = loc.inode.read, [0], [0]
+
+        async def slow(offset, length):
+            flying[0] += 1
+            most[0] = max(most[0], flying[0])
+            try:
+                await asyncio.sleep(0.001)
+                return await read(offset, length)
+            finally:
+                flying[0] -= 1
+        loc.inode.read = slow
+        path = await host_path(cache, loc)
+        with open(path, "rb") as f:
+            assert f.read() == content
+        return most[0]
+    assert asyncio.run(go()) == FILL_AT_ONCE
 
 
 def test_a_new_version_unlinks_the_old_one(tmp_path):

@@ -3,12 +3,12 @@ indirect tables; runs of contiguous blocks mapped, allocated and freed in
 one pass."""
 from __future__ import annotations
 
-import asyncio
 import errno
 import stat as S
 import struct
 
 from services.kernel.core.errors import Errno
+from services.kernel.core.gathering import gather_all
 from services.kernel.fsimpl.ext2.layout import MAX_RUN_BYTES, NDIR_BLOCKS, Ext2Error
 
 
@@ -47,7 +47,7 @@ class BlockMap:
             return
         base = NDIR_BLOCKS + per
         tables = await self._slots(dind, (lo - base) // per, (hi - 1 - base) // per + 1)
-        await _all([self.fs.block(t) for t in tables if t])
+        await gather_all([self.fs.block(t) for t in tables if t])
 
     async def read(self, offset: int, length: int) -> bytes:
         end = min(self.size, offset + length)
@@ -72,7 +72,7 @@ class BlockMap:
             i += run
         # the runs' reads at once: a file in several runs (broken by its
         # indirect tables, say) waits for one round trip to ubd_io, not one each
-        data = await _all([p for p in parts if type(p) is not int])
+        data = await gather_all([p for p in parts if type(p) is not int])
         parts = [bytes(p) if type(p) is int else data.pop(0) for p in parts]
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         skip = offset - first * bs
@@ -250,15 +250,3 @@ class BlockMap:
             xattr_blocks = self.fs.block_size // 512 if self.file_acl else 0
             return self.blocks - xattr_blocks > 0
         return True
-
-
-async def _all(reads: list) -> list:
-    """The results of awaitables run at once, in order; the first failure
-    raised once all are done (none is left running, or failing unread)."""
-    if len(reads) == 1:
-        return [await reads[0]]
-    results = await asyncio.gather(*reads, return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
-    return results
