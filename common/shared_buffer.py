@@ -49,11 +49,11 @@ class SharedBuffer:
         parts = data if type(data) is list else [data]
         if sum(map(len, parts)) > self.slot or not self.free:
             return None
-        at = pos = self.free.pop() * self.slot
+        at = self.free.pop() * self.slot
         m = self.map
-        for part in parts:
-            m[pos:pos + len(part)] = part
-            pos += len(part)
+        m.seek(at)
+        for part in parts:                  # (no slice or len made per part)
+            m.write(part)
         return at
 
     def release(self, at: int) -> None:

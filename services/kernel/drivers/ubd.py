@@ -88,14 +88,17 @@ class DeviceCache:
         Parts that are each one aligned page are kept as they are (a
         bytearray as bytes), not copied out of their join."""
         if type(data) is list:
-            if offset % PAGE or any(len(p) != PAGE for p in data):
+            if offset % PAGE or {PAGE} != set(map(len, data)):
                 data = b"".join(data)
             else:
-                self.drop(offset, len(data) * PAGE)
+                numbers = range(offset // PAGE, offset // PAGE + len(data))
+                pages = self.pages
+                if not pages.keys().isdisjoint(numbers):    # (re-put: to the recent end)
+                    self.drop(offset, len(data) * PAGE)
                 if self.limit:
-                    pages = self.pages
-                    pages.update(zip(range(offset // PAGE, offset // PAGE + len(data)),
-                                     [p if type(p) is bytes else bytes(p) for p in data]))
+                    if bytearray in set(map(type, data)):
+                        data = [p if type(p) is bytes else bytes(p) for p in data]
+                    pages.update(zip(numbers, data))
                     while len(pages) > self.limit:
                         pages.popitem(last=False)
                 return

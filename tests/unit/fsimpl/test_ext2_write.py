@@ -653,3 +653,47 @@ def test_blocks_a_removed_file_let_go_leave_the_devices_cache(image):
         assert len(forgotten) - len(held) >= 1        # the indirect block too
     session(image, body)
     fsck(image)
+
+
+def test_split_gives_runs_all_fresh_or_all_not():
+    split = ext2_super._split
+    assert split(10, 20, set()) == [(10, 20, False)]
+    assert split(10, 20, set(range(5, 30))) == [(10, 20, True)]
+    assert split(10, 20, {30, 31}) == [(10, 20, False)]
+    assert split(10, 20, {12, 13, 19}) == [(10, 12, False), (12, 14, True), (14, 19, False),
+                                           (19, 20, True)]
+
+
+def test_a_write_back_that_fails_part_way_keeps_what_did_not_go(image):
+    """The runs written before a failure are dirty no more; the rest stay
+    dirty, for the next write-back to try again, and then all is on the image."""
+    async def body(fs):
+        bs = fs.block_size
+        dev = fs.dev
+        f = await fs.root.create(b"two", stat.S_IFREG | 0o644, 0, 0)
+        data = os.urandom(40 * bs)
+        await f.write(0, data)
+        g = await fs.root.create(b"other", stat.S_IFREG | 0o644, 0, 0)
+        await g.write(0, data[::-1])
+        write_parts, calls = dev.write_parts, []
+
+        async def failing(offset, parts, fresh=False):
+            calls.append(offset)
+            if len(calls) == 2:
+                raise Errno(errno.EIO)
+            await write_parts(offset, parts, fresh)
+        dev.write_parts = failing
+        async with fs.lock:
+            with pytest.raises(Errno):
+                await fs.write_back()
+            left = set(fs.dirty)
+        assert calls[0] // bs not in left     # the run that went is dirty no more
+        assert calls[1] // bs in left         # the one that failed, and those after, are
+        dev.write_parts = write_parts
+        async with fs.lock:
+            await fs.write_back()
+        assert not fs.dirty
+        return data
+    data = session(image, body)
+    fsck(image)
+    assert debugfs(image, "cat /two") == data and debugfs(image, "cat /other") == data[::-1]

@@ -238,13 +238,20 @@ class Ext2(FileSystem):
             span.set("ext2.blocks", len(dirty))
             bs = self.block_size
             fresh = self.fresh
-            for first, count in list(block_runs(sorted(dirty), MAX_RUN_BYTES // bs)):
-                for start, end, is_fresh in _split(first, first + count, fresh):
-                    run = range(start, end)
-                    await self.dev.write_parts(start * bs, list(map(dirty.__getitem__, run)),
-                                               is_fresh)
+            written = []
+            try:
+                for first, count in list(block_runs(sorted(dirty), MAX_RUN_BYTES // bs)):
+                    for start, end, is_fresh in _split(first, first + count, fresh):
+                        run = range(start, end)
+                        await self.dev.write_parts(start * bs, list(map(dirty.__getitem__, run)),
+                                                   is_fresh)
+                        written.append(run)
+            except BaseException:
+                for run in written:               # what did go is dirty no more
                     for block in run:
                         del dirty[block]
+                raise
+            dirty.clear()                         # all of it went
         if self.dev.uncommitted >= COMMIT_BYTES and self.committing is None:
             self.committing = asyncio.ensure_future(self._commit())
 
@@ -362,8 +369,9 @@ class Ext2(FileSystem):
                 self.group_free[g][0] -= n
                 self.meta_dirty = True
                 taken = range(base + bit, base + bit + n)
-                self.fresh.update(taken if not self.freed else
-                                  (b for b in taken if b not in self.freed))
+                # (a first pass avoided what was let go: all it takes is fresh)
+                self.fresh.update(taken if avoid or not self.freed else
+                                  set(taken).difference(self.freed))
                 return base + bit, n
         raise Errno(errno.ENOSPC)
 
@@ -472,9 +480,12 @@ class Ext2(FileSystem):
 
 def _split(start: int, end: int, fresh: set[int]) -> list[tuple[int, int, bool]]:
     """Blocks [start, end) as runs (first, end, fresh) that are all fresh or
-    all not."""
-    if not fresh:
+    all not; a block at a time only where the run mixes them."""
+    blocks = range(start, end)
+    if fresh.isdisjoint(blocks):
         return [(start, end, False)]
+    if fresh.issuperset(blocks):
+        return [(start, end, True)]
     runs = []
     at = start
     while at < end:
