@@ -167,3 +167,48 @@ def test_two_running_guests_never_share_a_host_uid(tmp_path):
         (tmp_path / str(i)).mkdir()
     guests = [Jail(tmp_path / str(i), "same", 16) for i in range(3)]   # as root: leased
     assert len({g.uid for g in guests}) == 3
+
+
+def _userspace(tmp_path):
+    """A userspace service object for a guest config of its own (no kernel:
+    what it sends waits in its link)."""
+    from common.config import GuestConfig
+    from services.userspace.service import Userspace
+    cfg = GuestConfig(name="spare", run_dir=tmp_path / "run", disks={"ubd0": "/dev/null"},
+                      init=["/bin/true"], console="log", notify=False)
+    cfg.make_run_dir()
+    cfg.write()
+    return Userspace(cfg)
+
+
+def _spawn_request(u, task):
+    from common.protocol import Message
+    sent = []
+    u.send = lambda type_, body, id_=None: sent.append((type_, body))
+    u.spawn(Message("spawn", 7, "kernel", {"task": task}))
+    return sent
+
+
+def test_init_gets_the_stub_made_ahead_and_a_stirred_one_is_dropped(tmp_path):
+    """The stub made before the kernel is heard from is init's when the
+    kernel asks; one that stirred first (here: killed) is dropped as its
+    event is reaped, and init gets a new one made then."""
+    u = _userspace(tmp_path)
+    try:
+        u.make_spare()
+        spare = u.spare
+        assert spare is not None and "Seccomp:\t2" in open(f"/proc/{spare.pid}/status").read()
+        sent = _spawn_request(u, 1)
+        assert sent == [("spawned", {"task": 1, "pid": spare.pid, "listener": False})]
+        assert u.spare is None and u.by_task[1] is spare and spare.task == 1
+
+        u.make_spare()
+        stirred = u.spare
+        os.kill(stirred.pid, 9)
+        os.waitid(os.P_PID, stirred.pid, os.WEXITED | os.WNOWAIT)
+        u.reap()
+        assert u.spare is None
+        sent = _spawn_request(u, 2)
+        assert sent[0][0] == "spawned" and sent[0][1]["pid"] not in (stirred.pid, spare.pid)
+    finally:
+        u.shutdown()
