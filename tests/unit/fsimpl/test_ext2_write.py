@@ -697,3 +697,24 @@ def test_a_write_back_that_fails_part_way_keeps_what_did_not_go(image):
     data = session(image, body)
     fsck(image)
     assert debugfs(image, "cat /two") == data and debugfs(image, "cat /other") == data[::-1]
+
+
+def test_the_sorted_list_of_freed_blocks_stays_the_freed_set_sorted(image):
+    """What the allocator avoids first, merged as blocks are freed (not
+    sorted anew at each allocation): always the freed set, in order."""
+    async def body(fs):
+        bs = fs.block_size
+        big = await fs.root.create(b"big", stat.S_IFREG | 0o644, 0, 0)
+        await big.write(0, os.urandom(200 * bs))
+        await fs.sync()
+        await fs.root.unlink(b"big")
+        for i in range(6):
+            f = await fs.root.create(b"s%d" % i, stat.S_IFREG | 0o644, 0, 0)
+            await f.write(0, os.urandom((i + 1) * bs))
+            assert fs._freed_order in (None, sorted(fs.freed))
+            if i % 2:
+                await fs.root.unlink(b"s%d" % (i - 1))
+                assert fs._freed_order in (None, sorted(fs.freed))
+        assert fs._freed_order == sorted(fs.freed)
+    session(image, body)
+    fsck(image)

@@ -409,8 +409,10 @@ class Ext2(FileSystem):
             set_run(await self.mutable(self.block_bitmaps[g]), at, n, on=False)
             self.group_free[g][0] += n
         self.meta_dirty = True
+        if self._freed_order is not None:     # kept sorted: merged, not sorted anew
+            new = [b for b in order if b not in self.freed]
+            self._freed_order = sorted(self._freed_order + new)   # two runs: a linear merge
         self.freed.update(order)
-        self._freed_order = None
         self.fresh.difference_update(order)
         self._forget(order)
 
