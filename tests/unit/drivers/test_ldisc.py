@@ -77,3 +77,54 @@ def test_input_is_bounded_both_ways():
     tty.ldisc.set_termios(old)
     tty.ldisc.take_raw(N_TTY_BUF_SIZE)
     assert tty.ldisc.receive(flood) == N_TTY_BUF_SIZE - 1
+
+
+def _per_byte(tty, data: bytes) -> int:
+    """receive as it was: every byte through _char (the reference)."""
+    ldisc = tty.ldisc
+    for i, c in enumerate(data):
+        if not ldisc.room():
+            return i
+        ldisc._char(c)
+    return len(data)
+
+
+def test_a_full_line_passes_over_ordinary_bytes_whole_as_byte_by_byte_would():
+    """Past a line that fills the buffer, ordinary bytes are dropped a run
+    at a time, and what that leaves (lines, echo, signals, flow, count
+    taken) is what taking them one by one leaves, on inputs with every
+    kind of special byte in them (ISTRIP's high bit too), across flags."""
+    import random
+    from services.kernel.abi.termbits import ISTRIP, IXON
+    from services.kernel.drivers.tty import ldisc as ldisc_mod
+    rng = random.Random(18)
+    skips = []
+    specials = ldisc_mod._specials
+    ldisc_mod._specials = lambda cc: (skips.append(1), specials(cc))[1]
+    alphabet = b"ab\x80\x8a" + bytes(range(0, 32)) + b"\x7f\xe1\x83"
+    for case in range(60):
+        flags = {"iflag": Termios().iflag | (ISTRIP if case % 3 == 0 else 0)
+                 | (IXANY if case % 4 == 0 else 0) & ~(IXON if case % 5 == 0 else 0)}
+        odds = (0.0005, 0.002, 0.02)[case % 3]
+        data = bytes(rng.choice(alphabet) if rng.random() < odds else ord("x")
+                     for _ in range(rng.randrange(4500, 9000)))
+        fast, slow = Terminal(**flags), Terminal(**flags)
+        slow.ldisc.receive = lambda d, t=slow: _per_byte(t, d)
+        for at in range(0, len(data), 2000):
+            taken = fast.ldisc.receive(data[at:at + 2000]), slow.ldisc.receive(data[at:at + 2000])
+            assert taken[0] == taken[1], case
+        a, b = fast.ldisc, slow.ldisc
+        assert (list(a.lines), a.line, a.held, a.lnext) == (list(b.lines), b.line, b.held, b.lnext)
+        assert (fast.echoed, fast.signals, fast.stopped) == (slow.echoed, slow.signals, slow.stopped)
+    ldisc_mod._specials = specials
+    assert len(skips) >= 20                  # the full-line path was taken, often
+
+
+def test_64_kib_into_a_full_line_is_a_handful_of_byte_steps():
+    tty = Terminal()
+    steps = []
+    char = tty.ldisc._char
+    tty.ldisc._char = lambda c: (steps.append(c), char(c))
+    assert tty.ldisc.receive(b"y" * N_TTY_BUF_SIZE + b"z" * (64 << 10) + b"\n") > 64 << 10
+    assert len(steps) == N_TTY_BUF_SIZE - 1 + 1       # the line's bytes, then its end
+    assert tty.ldisc.take_line(1 << 20) == b"y" * (N_TTY_BUF_SIZE - 1) + b"\n"

@@ -15,6 +15,8 @@ but its end (so it can still end).  ``opost`` is the output side (OPOST, ONLCR, 
 ONLRET, tabs), with the column it needs."""
 from __future__ import annotations
 
+import functools
+import re
 from collections import deque
 
 from services.kernel.abi.signal import SIGINT, SIGQUIT, SIGTSTP
@@ -30,6 +32,17 @@ ERASE, WERASE, KILL = 0, 1, 2
 
 def _cntrl(c: int) -> bool:
     return c < 32 or c == 127
+
+
+@functools.lru_cache(maxsize=64)
+def _specials(cc: bytes) -> re.Pattern:
+    """The bytes ``_char`` may do more with than store (whatever the flags
+    say, and with ISTRIP's high bit either way): every other one is
+    dropped unechoed once a canonical line fills the buffer."""
+    chars = {10, 13} | {cc[i] for i in (VSTART, VSTOP, VINTR, VQUIT, VSUSP, VERASE, VKILL,
+                                          VWERASE, VLNEXT, VREPRINT, VEOF, VEOL, VEOL2)}
+    chars |= {c | 0x80 for c in chars}
+    return re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in sorted(chars)) + b"]")
 
 
 class LineDiscipline:
@@ -113,12 +126,27 @@ class LineDiscipline:
         return self.held < HOLD or self.canonical and not self.lines
 
     def receive(self, data: bytes) -> int:
-        """Take typed bytes; how many were taken (fewer once it is full)."""
-        for i, c in enumerate(data):
+        """Take typed bytes; how many were taken (fewer once it is full).
+        A canonical line that fills the buffer drops the ordinary bytes
+        after it unechoed, until one that means something (a line end, an
+        editing or a signal character): such a run is passed over whole,
+        not a byte at a time (a 64 KiB write into a full line took 75 ms)."""
+        i, n = 0, len(data)
+        while i < n:
             if not self.room():
                 return i
-            self._char(c)
-        return len(data)
+            if self.held >= HOLD and not self.lnext and self.canonical:
+                found = _specials(self.tty.termios.cc).search(data, i)
+                end = found.start() if found else n
+                if end > i:
+                    iflag = self.tty.termios.iflag
+                    if iflag & IXON and iflag & IXANY:
+                        self.tty.flow(False)     # as each of them would have
+                    i = end
+                    continue
+            self._char(data[i])
+            i += 1
+        return n
 
     def _char(self, c: int) -> None:
         tio = self.tty.termios
