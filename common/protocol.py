@@ -215,13 +215,17 @@ def encode(type_: str, id_: int, sender: str, body: dict[str, Any] | None = None
 ENVELOPE = "envelope must be a 6-element array [version, type, id, sender, traceparent, body]"
 
 
-def _array_header(raw: bytes) -> tuple[int, msgpack.Unpacker] | None:
+ARRAY_HEADER_MAX = 5         # msgpack's array 32: a byte and four of length
+
+
+def _array_header(raw: bytes, whole: bool = False) -> tuple[int, msgpack.Unpacker] | None:
     """The length of the array raw starts with and an unpacker past its
-    header, or None if raw does not start with one: a frame that is not an
-    envelope is refused by its first bytes, not after decoding a million
-    elements."""
+    header (fed only the header's bytes unless whole: feeding copies, and
+    a block's data in a message is up to 16 MiB), or None if raw does not
+    start with one: a frame that is not an envelope is refused by its
+    first bytes, not after decoding a million elements."""
     unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(raw)
+    unpacker.feed(raw if whole else memoryview(raw)[:ARRAY_HEADER_MAX])
     try:
         return unpacker.read_array_header(), unpacker
     except Exception:         # msgpack raises several unrelated types
@@ -260,7 +264,7 @@ def request_id(raw: bytes) -> int:
     """Best-effort id of a message that failed to decode, for the error reply:
     the third element of the array it starts with, if an integer (not a
     bool, which msgpack tells apart and decode refuses)."""
-    header = _array_header(raw)
+    header = _array_header(raw, whole=True)
     try:
         if header is not None and header[0] > 2:
             unpacker = header[1]

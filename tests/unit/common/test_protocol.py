@@ -50,3 +50,23 @@ def test_encode_refuses_what_decode_would():
 def test_request_id_is_recovered_for_error_replies():
     assert protocol.request_id(msgpack.packb([9, "x", 77, "s", None, {}])) == 77
     assert protocol.request_id(b"\xc1") == 0
+
+
+def test_decoding_a_block_of_data_feeds_only_the_envelopes_header(monkeypatch):
+    """The envelope check reads the array header from a frame's first bytes
+    alone: a 16 MiB block in a message is not copied into an unpacker to
+    learn that it is an array of six; a malformed frame's id is still found."""
+    fed = []
+
+    class Recording(msgpack.Unpacker):
+        def feed(self, data):
+            fed.append(len(data))
+            super().feed(data)
+    monkeypatch.setattr(protocol.msgpack, "Unpacker", Recording)
+    block = b"\xa5" * (1 << 20)
+    msg = protocol.decode(protocol.encode("block_done", 9, "ubd", {"status": 0, "data": block}))
+    assert msg["data"] == block and max(fed) <= protocol.ARRAY_HEADER_MAX
+    bad = msgpack.packb([1, "block_done", 77, "ubd", None, {"status": 0}])    # no data
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode(bad)
+    assert protocol.request_id(bad) == 77
