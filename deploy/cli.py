@@ -6,10 +6,11 @@ phases.mark("cli", "start")
 
 import gc
 # Imports make many objects and no garbage: the collections they set off
-# cost ~7 ms of a cold start.  Collection is on again as a command starts
-# (main), or for skas run once the services are forked (_run_guest), the
-# imports' objects frozen first, so that no collection walks them again
-# (nor, in a service, copies their pages).
+# cost ~7 ms of a cold start.  Off while this module's imports run, on
+# again at its end, what they made frozen (gc.freeze: no collection walks
+# those objects again, nor, in a service forked from skas, copies their
+# pages); each fork imports its own modules with collection off
+# (deploy/forked.py) and freezes them too (common/service.py).
 gc.disable()
 
 import json
@@ -40,13 +41,10 @@ CTL_TIMEOUT = 30.0           # seconds: a sync of big disks, a halt, a freeze's 
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.pass_context
-def main(ctx: click.Context) -> None:
+def main() -> None:
     """skas: run Linux programs from a disk image under a user-mode kernel.
 
     Each guest is four host processes (kernel, userspace, ubd_io, sigio)."""
-    if ctx.invoked_subcommand != "run":      # (run turns collection on itself)
-        gc.enable()
 
 
 # --- disks -------------------------------------------------------------------------
@@ -394,7 +392,6 @@ def _run_guest(cfg: GuestConfig) -> int:
     while code == REBOOT and not interrupted:     # reboot(2): all four services anew
         gc.freeze()
         procs.update(launch.start(cfg, fork=True))
-        gc.enable()
         if interrupted:              # while starting: stop at once
             procs["kernel"].send_signal(signal.SIGTERM)
         try:
@@ -724,6 +721,12 @@ def syscalls() -> None:
         click.echo(f"{nr:>4} {p.name:<20} {p.route:<8} {p.support:<8} {restart:<15} "
                    f"{p.note}".rstrip())
 
+
+# This module's imports are done (see its top).  What they made is frozen
+# first: turned on over them, collection's first pass would walk it all
+# (measured: a cold start 6-13 ms slower).
+gc.freeze()
+gc.enable()
 
 if __name__ == "__main__":
     main(prog_name="skas")

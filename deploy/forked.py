@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import gc
 import logging
 import os
 import runpy
@@ -110,6 +111,7 @@ def start(service: str, config: Path, log: int, console: bool,
         _fresh_signals()
         atexit._clear()         # skas's exit handlers are not the service's
         sys.argv = [f"-m services.{service}", "--guest-config", str(config)]
+        gc.disable()            # for its imports: common.service.main turns it on again
         runpy.run_module(f"services.{service}", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exc:

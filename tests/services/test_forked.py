@@ -60,3 +60,11 @@ def test_a_forked_service_serves_the_socket_it_is_given_and_stops_on_sigterm(tmp
     printed, log = launch(tmp_path, cfg.path, "serve")
     # a ping sent before the service ran is answered, on the socket bound for it
     assert printed == ["pong", "True", "serving", "0"], log
+
+
+def test_importing_the_cli_leaves_collection_on():
+    """deploy/cli.py turns the cyclic collector off for its own imports only:
+    a program that imports it (a test, a tool) keeps collecting."""
+    out = subprocess.run([sys.executable, "-c", "import gc, deploy.cli; print(gc.isenabled())"],
+                         capture_output=True, text=True, cwd=HERE.parent, check=True).stdout
+    assert out.strip() == "True"
