@@ -389,6 +389,10 @@ class Userspace:
 
     def spawn(self, msg: Message) -> None:
         task = msg["task"]
+        if self.spare is not None and os.waitid(
+                os.P_PID, self.spare.pid, os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT
+                | WALL) is not None:
+            self.drop_spare()         # it stirred since reap last looked: not init's
         t, self.spare = self.spare, None
         try:
             if t is None:

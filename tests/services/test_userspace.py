@@ -210,5 +210,13 @@ def test_init_gets_the_stub_made_ahead_and_a_stirred_one_is_dropped(tmp_path):
         assert u.spare is None
         sent = _spawn_request(u, 2)
         assert sent[0][0] == "spawned" and sent[0][1]["pid"] not in (stirred.pid, spare.pid)
+
+        u.make_spare()                  # killed, and asked for before reap saw it
+        late = u.spare
+        os.kill(late.pid, 9)
+        os.waitid(os.P_PID, late.pid, os.WEXITED | os.WNOWAIT)
+        sent = _spawn_request(u, 3)
+        assert sent[0][0] == "spawned" and sent[0][1]["pid"] != late.pid
+        assert u.by_task[3].pid != late.pid
     finally:
         u.shutdown()

@@ -235,7 +235,7 @@ class PageCache:
         v.busy += 1
         try:
             chunks = range(offset // CHUNK, -(-end // CHUNK))
-            for at in range(0, len(chunks), FILL_AT_ONCE):
+            for at in range(0, len(chunks), FILL_AT_ONCE):     # (a map may span TiBs)
                 group = [c for c in chunks[at:at + FILL_AT_ONCE] if c not in v.filled]
                 if group and fd < 0:
                     fd = os.open(self.dir / v.key, os.O_WRONLY | os.O_CLOEXEC)

@@ -556,3 +556,33 @@ def test_a_file_in_several_runs_is_read_with_its_runs_and_tables_at_once(tmp_pat
     got, most, reads = asyncio.run(go())
     assert got == data
     assert most >= 8 and reads >= 8        # the eight tables of 2 MiB together, at least
+
+
+def test_a_file_in_thousands_of_runs_is_read_a_few_runs_at_a_time(tmp_path):
+    """A guest decides how many runs a file is in (two files written a block
+    each in turn): one read of it keeps at most gathering.AT_ONCE requests
+    in flight, not one per run, and gets the file's bytes."""
+    from services.kernel.core.gathering import AT_ONCE
+    img = mkfs(tmp_path / "fs.img", 1024, "8M")
+    blocks = [os.urandom(1024) for _ in range(600)]
+
+    async def go():
+        dev = CountingDevice(img)
+        try:
+            fs = await Ext2.mount(dev)
+            a = await fs.root.create(b"a", stat.S_IFREG | 0o644, 0, 0)
+            b = await fs.root.create(b"b", stat.S_IFREG | 0o644, 0, 0)
+            for i, block in enumerate(blocks):
+                await a.write(i * 1024, block)
+                await b.write(i * 1024, block)
+            await fs.sync()
+            fs.meta_cache.blocks.clear()
+            fs.data_cache.blocks.clear()
+            dev.most = dev.reads = 0
+            got = await a.read(0, len(blocks) * 1024)
+            return got, dev.most, dev.reads
+        finally:
+            dev.close()
+    got, most, reads = asyncio.run(go())
+    assert got == b"".join(blocks)
+    assert reads >= 300 and 2 <= most <= AT_ONCE <= 16      # not one in flight per run

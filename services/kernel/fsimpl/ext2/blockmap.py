@@ -72,8 +72,8 @@ class BlockMap:
             i += run
         # the runs' reads at once: a file in several runs (broken by its
         # indirect tables, say) waits for one round trip to ubd_io, not one each
-        data = await gather_all([p for p in parts if type(p) is not int])
-        parts = [bytes(p) if type(p) is int else data.pop(0) for p in parts]
+        read = iter(await gather_all([p for p in parts if type(p) is not int]))
+        parts = [bytes(p) if type(p) is int else next(read) for p in parts]
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         skip = offset - first * bs
         return data[skip:skip + end - offset]       # no copy if it is all of it
