@@ -5,6 +5,7 @@ that an ability one of them lacks has Linux's answer here (EOPNOTSUPP,
 nothing to write back) and no caller probes for it."""
 from __future__ import annotations
 
+import asyncio
 import errno
 from typing import Any, Callable
 
@@ -30,6 +31,11 @@ class Inode:
     # changes the data calls ``changed``
     pages: FilePages | None = None
     cache_reads = False  # read(2) of it goes through the file cache (fs/vfs.py read_into)
+    # Linux's inode lock, for writes (fs/vfs.py write_from), made at its first
+    # write: one at a time per inode, so that an O_APPEND write's end, or a
+    # position shared since fork, is read and moved by one writer and not
+    # overwritten by the next
+    write_lock: asyncio.Lock | None = None
 
     def changed(self, start: int, end: int | None = None) -> None:
         """Its bytes [start, end) (None: to the end of the file) are not what

@@ -58,7 +58,6 @@ import itertools
 import os
 import stat as S
 import struct
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -524,10 +523,6 @@ class OpenFile:
 
 WRITE_CHUNK = 16 << 20        # the most of one write held in the kernel at once
 PIECE = 64 << 10              # what a device or an eventfd takes of a write at a time
-# Linux's inode lock, for writes: one at a time per inode, so that an
-# O_APPEND write's end, or a position shared since fork, is read and moved
-# by one writer and not overwritten by the next
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 _DIRENT64 = struct.Struct("<QqHB")      # linux_dirent64 up to its name
 _PADS = [bytes(n) for n in range(9)]    # a name's NUL and the padding to 8 bytes
 
@@ -623,7 +618,10 @@ class InodeFile(OpenFile):
         inode = self.loc.inode
         if not total:
             return 0
-        async with _WRITE_LOCKS.setdefault(inode, asyncio.Lock()):
+        lock = inode.write_lock
+        if lock is None:
+            lock = inode.write_lock = asyncio.Lock()
+        async with lock:
             if self.flags & O_APPEND:
                 at = inode.size
             else:

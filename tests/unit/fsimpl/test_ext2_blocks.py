@@ -512,6 +512,35 @@ def test_truncate_inside_a_block_zeroes_its_tail_for_a_later_extension(tmp_path)
     assert cat(img, "/t") == data
 
 
+def test_a_table_freed_by_truncate_is_not_written_through_when_it_is_someone_elses(tmp_path):
+    """A file written in order remembers its last indirect table (_leaf's
+    hint).  Truncated, the table is freed; once another file holds that
+    block, writing the first file past its direct blocks again must make a
+    new table, not write pointers into the other file's data."""
+    bs = 1024
+    img = mkfs(tmp_path / "fs.img", bs)
+
+    async def body(fs):
+        a = await fs.root.create(b"a", stat.S_IFREG | 0o644, 0, 0)
+        await a.write(0, b"".join(content(lb, bs) for lb in range(20)))
+        table = a.blockptrs[NDIR_BLOCKS]
+        assert table and a._leaf_hint is not None
+        await a.truncate(0)
+        await fs.sync()                  # what truncate freed may be taken again
+        b = await fs.root.create(b"b", stat.S_IFREG | 0o644, 0, 0)
+        await b.write(0, b"B" * (20 * bs))
+        taken = [(await b._bmap(lb, False))[0] for lb in range(20)] + [b.blockptrs[NDIR_BLOCKS]]
+        assert table in taken            # (else this test shows nothing)
+        await a.write(NDIR_BLOCKS * bs, content(NDIR_BLOCKS, bs))
+        assert a.blockptrs[NDIR_BLOCKS] not in taken
+        return await a.read(0, (NDIR_BLOCKS + 1) * bs), await b.read(0, 20 * bs)
+    a_data, b_data = session(img, body)
+    assert a_data == bytes(NDIR_BLOCKS * bs) + content(NDIR_BLOCKS, bs)
+    assert b_data == b"B" * (20 * bs)
+    fsck(img)
+    assert cat(img, "/a") == a_data and cat(img, "/b") == b_data
+
+
 class CountingDevice(ImageDevice):
     """An image whose reads take a loop turn each, counting how many are
     in flight at once."""

@@ -126,6 +126,10 @@ class BlockMap:
         tables on the way allocated if create; None if one is missing."""
         if lb < NDIR_BLOCKS:
             return None, lb, min(NDIR_BLOCKS, lb + count)
+        hint = self._leaf_hint
+        if hint is not None and hint[0] <= lb < hint[1]:
+            i = lb - hint[0]
+            return hint[2], i, min(hint[1] - hint[0], i + count)
         per = self.fs.block_size // 4
         rel, depth, span = lb - NDIR_BLOCKS, 1, per
         while rel >= span:
@@ -142,6 +146,7 @@ class BlockMap:
             if not holder:
                 return None
             i = rel // per ** level % per
+        self._leaf_hint = (lb - i, lb - i + per, holder)
         return holder, i, min(per, i + count)
 
     async def _bmap_run(self, lb: int, count: int, create: bool) -> tuple[int, int, bool]:
@@ -220,6 +225,7 @@ class BlockMap:
     async def _truncate_blocks(self, keep: int) -> None:
         """Free every block past the first keep logical ones, tables included
         (a table left mapping nothing too), all in one go."""
+        self._leaf_hint = None
         ptrs = list(self.blockptrs)
         doomed = []
         for i in range(keep, NDIR_BLOCKS):

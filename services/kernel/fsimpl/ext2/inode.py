@@ -48,6 +48,11 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
         self.mtime, self.mtime_ns = decode_time(mtime, extra.get(136, 0))
         self.atime, self.atime_ns = decode_time(atime, extra.get(140, 0))
         self.blockptrs = BLOCKPTRS.unpack(self.i_block)
+        # the last indirect table _leaf found (first and end logical block it
+        # maps, its block): a file written or read in order walks the tree
+        # once per table, not once per call; any change to i_block or a
+        # truncate forgets it, as only those free or move a table
+        self._leaf_hint: tuple[int, int, int] | None = None
         self.rdev = self._rdev() if S.S_ISCHR(self.mode) or S.S_ISBLK(self.mode) else 0
         # a directory's names, once read: name -> the logical block its entry is in
         # << 32 | its inode number (one dict, not two: a big one's growth costs twice less)
@@ -110,6 +115,7 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
 
     def _set_ptrs(self, ptrs: list[int]) -> None:
         self.blockptrs = tuple(ptrs)
+        self._leaf_hint = None
         self.i_block = BLOCKPTRS.pack(*ptrs)
 
     def _touch(self, m: bool = True) -> None:
