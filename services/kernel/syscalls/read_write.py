@@ -83,10 +83,10 @@ async def _write_guest(t, f, vecs: list[tuple[int, int]], offset: int | None) ->
     socket's is a send, which knows when it signals)."""
     if isinstance(f, SocketFile):
         return await write_socket(t, f, vecs)
-    total = sum(length for _, length in vecs)
+    total = vecs[0][1] if len(vecs) == 1 else sum(length for _, length in vecs)
     read = functools.partial(gather, t, vecs)
-    if total and isinstance(f, InodeFile):
-        await remove_privs(f.loc.inode, t.cred)
+    if total and isinstance(f, InodeFile) and f.loc.inode.mode & (S.S_ISUID | S.S_ISGID):
+        await remove_privs(f.loc.inode, t.cred)     # (a set-ID bit is rare: no await without)
     try:
         if total <= WRITE_CHUNK and type(f) is InodeFile:    # most writes: in one piece
             n = await f.write(read(0, total), offset)

@@ -99,7 +99,9 @@ class BlockMap:
         """Entries i..end-1 of indirect table holder (None: of i_block)."""
         if holder is None:
             return self.blockptrs[i:end]
-        return struct.unpack_from(f"<{end - i}I", await self.fs.block(holder), 4 * i)
+        fs = self.fs
+        return struct.unpack_from(f"<{end - i}I", fs.cached(holder) or await fs.block(holder),
+                                  4 * i)
 
     async def _set_slots(self, holder: int | None, i: int, values) -> None:
         """Set entries i.. of indirect table holder (None: of i_block)."""
@@ -108,7 +110,9 @@ class BlockMap:
             ptrs[i:i + len(values)] = values
             self._set_ptrs(ptrs)
         else:
-            struct.pack_into(f"<{len(values)}I", await self.fs.mutable(holder), 4 * i, *values)
+            fs = self.fs
+            struct.pack_into(f"<{len(values)}I", fs.mutable_now(holder) or await fs.mutable(holder),
+                             4 * i, *values)
 
     async def _table_at(self, holder: int | None, i: int, create: bool) -> int:
         """The indirect table in entry i of holder: if none, a new zeroed one

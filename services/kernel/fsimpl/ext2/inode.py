@@ -125,12 +125,11 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
             self.mtime, self.mtime_ns = now
 
     async def _padded(self, phys: int, new: bool, skip: int, chunk: bytes) -> bytes:
-        """chunk, to be written skip bytes into block phys, made whole blocks
-        with what the blocks hold around it (zeros if they are new)."""
+        """chunk, to be written skip bytes into block phys and not ending
+        on a block's end or not starting on one, made whole blocks with what
+        the blocks hold around it (zeros if they are new)."""
         bs = self.fs.block_size
         tail = -(skip + len(chunk)) % bs
-        if not (skip or tail):
-            return chunk
         if new:
             return bytes(skip) + chunk + bytes(tail)
         head = (await self.fs.data(phys, 1))[:skip] if skip else b""
@@ -149,8 +148,10 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
                 lb, skip = divmod(pos, bs)
                 phys, n, new = await self._bmap_run(lb, (end - 1) // bs + 1 - lb, True)
                 stop = min(end, (lb + n) * bs)
-                await fs.put(phys, await self._padded(phys, new, skip,
-                                                      data[pos - offset:stop - offset]))
+                chunk = data[pos - offset:stop - offset]
+                if skip or stop % bs:
+                    chunk = await self._padded(phys, new, skip, chunk)
+                await fs.put(phys, chunk)
                 pos = stop
         except Errno as exc:
             if exc.code != errno.ENOSPC or pos == offset:

@@ -124,6 +124,12 @@ class Ext2(FileSystem):
             raise Ext2Error(errno.EIO, f"short read at byte {offset}: the device ends early")
         return data
 
+    def cached(self, block: int) -> bytes | None:
+        """One metadata block if it is at hand (dirty or in the metadata
+        cache), without a coroutine: a 64 KiB write reads a table and a
+        bitmap, and each await of ``block`` cost more than the lookup."""
+        return self.dirty.get(block) or self.meta_cache.get(block)
+
     async def block(self, block: int) -> bytes:
         """One metadata block, through the metadata cache."""
         data = self.dirty.get(block) or self.meta_cache.get(block)
@@ -177,6 +183,12 @@ class Ext2(FileSystem):
             self.dirty.update(zip(blocks, [data[at:at + bs] for at in range(0, len(data), bs)]))
         if len(self.dirty) > DIRTY_LIMIT:
             await self.write_back()
+
+    def mutable_now(self, block: int) -> bytearray | None:
+        """mutable's block if it already has its dirty copy (no coroutine),
+        else None: then call mutable."""
+        data = self.dirty.get(block)
+        return data if type(data) is bytearray else None
 
     async def mutable(self, block: int) -> bytearray:
         """A metadata block to change in place (a bitmap, an inode table, an
@@ -356,7 +368,7 @@ class Ext2(FileSystem):
                 g = (g0 + k) % self.ngroups
                 if self.group_free[g][0] <= 0:
                     continue
-                bm = await self.block(self.block_bitmaps[g])
+                bm = self.cached(self.block_bitmaps[g]) or await self.block(self.block_bitmaps[g])
                 start = goal - first - g * bpg if k == 0 else 0
                 nbits, base = self._group_blocks(g), first + g * bpg
                 found = (clear_avoiding(bm, start, nbits, base, avoid)
@@ -365,7 +377,8 @@ class Ext2(FileSystem):
                     continue
                 bit, limit = found
                 n = clear_run(bm, bit, min(limit, bit + count))
-                set_run(await self.mutable(self.block_bitmaps[g]), bit, n)
+                bitmap = self.block_bitmaps[g]
+                set_run(self.mutable_now(bitmap) or await self.mutable(bitmap), bit, n)
                 self.group_free[g][0] -= n
                 self.meta_dirty = True
                 taken = range(base + bit, base + bit + n)
