@@ -28,7 +28,7 @@ import click
 from common import config as guest_config
 from common import tracing
 from common.config import SERVICES, GuestConfig, default_run_root
-from common.exits import BOOT_FAILED, REBOOT
+from common.exits import BOOT_FAILED, CONFIG, REBOOT
 from common.transport import Link
 from deploy import disk as diskmod
 from deploy import distro
@@ -523,7 +523,7 @@ def status(name) -> None:
     for service in SERVICES:
         info = procs.get(service, {})
         states[service] = (_ask_status(cfg.endpoints[service], cfg.curve_files("kernel", service))
-                           if info.get("pid") else "-")
+                           if info.get("pid") else _ended(cfg, service, info))
         click.echo(f"{service:<10} {info.get('statename', 'unknown'):<10} "
                    f"{info.get('pid') or '-':>7}  {_summary(states[service])}")
     kernel = states["kernel"]
@@ -540,6 +540,18 @@ def status(name) -> None:
         from deploy import trace as trace_view
         for line in trace_view.metrics_lines(latest_metrics(tracing.trace_dir(cfg))):
             click.echo(line)
+
+
+def _ended(cfg: GuestConfig, service: str, info: dict) -> str:
+    """What status says of a service with no process: how it exited, if it
+    did on its own (CONFIG: why, and where to read more)."""
+    if info.get("statename") != "EXITED":
+        return "-"
+    code = info.get("exitstatus")
+    if code == CONFIG:
+        return (f"exit {code}: cannot serve as configured; see "
+                f"{cfg.run_dir / (service + '.log')}")
+    return f"exit {code}"
 
 
 def _guest_config(where: str) -> GuestConfig:

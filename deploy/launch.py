@@ -24,6 +24,7 @@ from pathlib import Path
 
 from common import activation, phases
 from common.config import SERVICES, GuestConfig
+from common.exits import CONFIG
 from deploy import forked
 
 REPO = Path(__file__).resolve().parent.parent   # holds services/, so -m services.x imports
@@ -75,7 +76,10 @@ class ServiceEnded(Exception):
 
     def __init__(self, service: str, code: int):
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        super().__init__(f"{service} ended ({how}) while the guest ran")
+        if code == CONFIG:
+            super().__init__(f"{service} cannot serve as configured ({how})")
+        else:
+            super().__init__(f"{service} ended ({how}) while the guest ran")
         self.service = service
 
 

@@ -1,5 +1,8 @@
 """The supervisord event listener of one guest: when its kernel or userspace
-exits, the guest is over, so the whole group is stopped; and if the kernel
+exits, the guest is over, so the whole group is stopped; so it is when
+ubd_io or sigio exits common/exits.py's CONFIG (it cannot serve as
+configured: a disk another guest is using), which supervisord does not
+restart and without which the kernel would wait for ever; and if the kernel
 ended with common/exits.py's REBOOT (the guest asked to boot again), the
 group is started anew, as UML re-executes itself on reboot.
 
@@ -20,6 +23,7 @@ import sys
 from common.exits import REBOOT
 
 GUEST_CORE = ("kernel", "userspace")
+HELPERS = ("ubd_io", "sigio")      # restarted by supervisord, unless they exit CONFIG
 LIVE = ("STARTING", "RUNNING", "BACKOFF", "STOPPING")     # supervisord's states with a process
 
 
@@ -41,12 +45,17 @@ def next_event(stdin, stdout) -> tuple[dict[str, str], str]:
 
 def main(name: str) -> None:
     core = {f"{name}-{s}" for s in GUEST_CORE}
+    helpers = {f"{name}-{s}" for s in HELPERS}
     rpc = None
     while True:
         headers, payload = next_event(sys.stdin, sys.stdout)
         try:
             fields = dict(tok.split(":", 1) for tok in payload.split("\n", 1)[0].split())
-            if fields.get("groupname") == name and fields.get("processname") in core:
+            process = fields.get("processname")
+            # (a helper's exit is "expected" only with CONFIG: supervisor.py's exitcodes)
+            gave_up = (process in helpers and fields.get("expected") == "1"
+                       and headers["eventname"] == "PROCESS_STATE_EXITED")
+            if fields.get("groupname") == name and (process in core or gave_up):
                 if rpc is None:
                     from supervisor import childutils
                     rpc = childutils.getRPCInterface(os.environ)
@@ -58,7 +67,7 @@ def main(name: str) -> None:
 
 
 def guest_ended(supervisor, name: str, fields: dict, event: str) -> None:
-    """A core service of guest name ended: stop the group, and start it again
+    """A core service of guest name ended, or a helper gave up: stop the group, and start it again
     if the kernel's code says reboot.  An event of a process that a reboot
     has already replaced (its pid is not the running one's) is old news; so
     is one that finds the group down already (the kernel's death makes
@@ -73,7 +82,8 @@ def guest_ended(supervisor, name: str, fields: dict, event: str) -> None:
     reboot = process == f"{name}-kernel" and info["exitstatus"] == REBOOT
     if not reboot and not any(p["statename"] in LIVE for p in group.values()):
         return
-    log(f"{process} {event}: stopping {name}")
+    why = "" if process.endswith(GUEST_CORE) else " (it cannot serve as configured: see its log)"
+    log(f"{process} {event}{why}: stopping {name}")
     supervisor.stopProcessGroup(name, True)
     kernel = supervisor.getProcessInfo(f"{name}:{name}-kernel")
     if kernel["exitstatus"] == REBOOT:

@@ -17,6 +17,7 @@ from pathlib import Path
 from supervisor.xmlrpc import SupervisorTransport
 
 from common.config import SERVICES, GuestConfig
+from common.exits import CONFIG
 from deploy.launch import REPO, command
 
 MAIN_CONF = """\
@@ -82,8 +83,11 @@ def include_file(cfg: GuestConfig) -> str:
                 + ",".join(program_name(cfg.name, s) for s in SERVICES) + "\n"]
     for service in SERVICES:
         # kernel and userspace are the guest: when one ends the guest is over.
-        # ubd_io and sigio are restarted and the kernel resends to them.
-        restart = "true" if service in ("ubd_io", "sigio") else "false"
+        # ubd_io and sigio are restarted and the kernel resends to them,
+        # unless they exit CONFIG (they cannot serve as configured): then
+        # the listener stops the guest.
+        restart = ("unexpected\nexitcodes=" + str(CONFIG) if service in ("ubd_io", "sigio")
+                   else "false")
         sections.append(
             f"[program:{program_name(cfg.name, service)}]\n"
             f"command={_value(shlex.join(command(service, cfg.path)))}\n"

@@ -27,6 +27,10 @@ from services.kernel.sched.task import Credentials, Task
 from services.kernel.syscalls.mount import add_disk_node, boot_vfs, mount_tmpfs
 
 log = logging.getLogger("kernel")
+# ubd_io's first answer is awaited this many deadlines (2 s each) at boot:
+# long enough for a loaded host to start it (or supervisord to restart it),
+# short of a guest that looks started and never boots
+BOOT_RESENDS = 30
 
 
 async def boot(kernel: Kernel) -> None:
@@ -41,7 +45,14 @@ async def boot(kernel: Kernel) -> None:
 async def start_init(kernel: Kernel) -> None:
     cfg = kernel.cfg
     phases.mark("kernel", "hello")
-    await find_disks(kernel)
+    try:
+        await find_disks(kernel)
+    except asyncio.TimeoutError:
+        log.error("ubd_io has not answered in %d s: the guest cannot boot without its disks "
+                  "(see ubd_io's log: its disk may be another guest's)",
+                  (BOOT_RESENDS + 1) * kernel.ubd.deadline)
+        await kernel.shutdown(BOOT_FAILED)
+        return
     try:
         fs = await Ext2.mount(kernel.disks[0])
     except (Ext2Error, Errno) as exc:
@@ -97,7 +108,7 @@ async def start_init(kernel: Kernel) -> None:
 async def find_disks(kernel: Kernel) -> None:
     """The guest's disks, with their sizes as ubd_io found them (for
     /sys/block; only the sizes: its answer names host files too)."""
-    reply = await kernel.ubd.request("status", {})
+    reply = await kernel.ubd.request("status", {}, retries=BOOT_RESENDS)
     devices = reply["state"].get("devices", {}) if reply.type == "status_reply" else {}
     for name in sorted(kernel.cfg.disks):          # ubdN: ubd_io checked the names
         disk = UbdDevice(kernel.ubd, int(name[3:]))

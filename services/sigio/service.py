@@ -22,6 +22,7 @@ import zmq
 
 from common import phases, tracing
 from common.config import GuestConfig
+from common.exits import CONFIG
 from common.protocol import Message
 from common.service import Running
 from common.transport import Endpoint, Link
@@ -151,7 +152,11 @@ def run(cfg: GuestConfig) -> int:
             out = ConsoleOut(log_file.fd, log_file.write, kernel)
     else:
         out = ConsoleOut(1, lambda data: os.write(1, data), kernel)
-    endpoint = Endpoint(cfg.endpoints["sigio"], f"{cfg.name}/sigio")
+    try:
+        endpoint = Endpoint(cfg.endpoints["sigio"], f"{cfg.name}/sigio")
+    except (ValueError, zmq.ZMQError) as exc:
+        log.error("cannot serve at %s: %s", cfg.endpoints["sigio"], exc)
+        return CONFIG
     telemetry = tracing.start(cfg, "sigio")          # None when the guest does not trace
     if telemetry is not None:
         from services.sigio.tracing import ConsoleSpans

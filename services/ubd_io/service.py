@@ -8,6 +8,7 @@ import os
 import zmq
 
 from common import phases, privileges, tracing
+from common.exits import CONFIG
 from common.config import UBD_MAX, GuestConfig, parse_disk
 from common.protocol import Message
 from common.service import Running
@@ -51,14 +52,14 @@ def run(cfg: GuestConfig) -> int:
         images = open_disks(cfg.disks)
     except (OSError, ValueError, CowError, JournalError) as exc:
         log.error("cannot open the guest's disks: %s", exc)
-        return 1
+        return CONFIG
     privileges.drop("ubd_io")          # with its images open, before zmq's thread
     address = cfg.endpoints["ubd_io"]
     try:
         endpoint = Endpoint(address, f"{cfg.name}/ubd_io", cfg.curve_files("ubd_io", "kernel"))
     except (ValueError, zmq.ZMQError) as exc:
         log.error("cannot serve at %s: %s", address, exc)
-        return 1
+        return CONFIG
     keep_freed_memory()
     blocks = BlockQueue(images, cfg.ubd_queue)
     telemetry = tracing.start(cfg, "ubd_io")          # None when the guest does not trace

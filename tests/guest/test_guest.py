@@ -126,5 +126,5 @@ def test_a_disk_in_use_ends_the_second_run_with_ubd_ios_reason(disk):
         first.send_signal(signal.SIGTERM)
         first.wait(10)
     assert second.returncode == 125
-    assert "ubd_io ended (exit status 1) while the guest ran" in second.stderr
+    assert "ubd_io cannot serve as configured (exit status 78)" in second.stderr
     assert "is in use by another ubd_io" in second.stderr

@@ -31,13 +31,14 @@ def fdisk(tmp_path_factory):
     yield from disk_of(tmp_path_factory, make_tree(tmp_path_factory, "ftree", ("sec_faults",)))
 
 
-def run_kernel(tmp_path, disk, init: list[str], notify: bool = True):
+def run_kernel(tmp_path, disk, init: list[str], notify: bool = True,
+               others=("userspace", "ubd_io", "sigio")):
     """The guest's exit code and console; its kernel runs here, so that a
     test can patch it (60 s at most: a kernel that hangs fails the test)."""
     cfg = make_config(tmp_path, disk, init)
     cfg.notify = notify
     cfg.write()
-    procs = launch.start(cfg, ("userspace", "ubd_io", "sigio"))
+    procs = launch.start(cfg, others)
     sigterm = signal.getsignal(signal.SIGTERM)
     try:
         code = uvloop.run(asyncio.wait_for(kmain.main(cfg), 60))
@@ -115,6 +116,19 @@ def test_a_bug_at_boot_halts_the_guest_unbooted(tmp_path, fdisk, monkeypatch, ca
     assert code == service.BOOT_FAILED
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
         "kernel bug at boot"]
+
+
+def test_a_kernel_whose_ubd_io_never_answers_halts_unbooted_and_says_so(
+        tmp_path, fdisk, monkeypatch, caplog):
+    """No ubd_io (one that cannot open its disk, under supervisord): the
+    kernel gives up after BOOT_RESENDS deadlines instead of waiting for
+    ever."""
+    monkeypatch.setattr(kmain, "BOOT_RESENDS", 1)
+    code, _ = run_kernel(tmp_path, fdisk, ["/bin/true"], others=("userspace", "sigio"))
+    assert code == service.BOOT_FAILED
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "ubd_io has not answered in 4 s: the guest cannot boot without its disks (see "
+        "ubd_io's log: its disk may be another guest's)"]
 
 
 def test_a_bug_at_the_halt_still_ends_the_kernel_with_the_guests_code(

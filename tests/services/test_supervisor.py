@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from common import config as guest_config
+from common.exits import CONFIG
 from conftest import disk_of, make_tree, skas
 from deploy import disk as diskmod
 from deploy import supervisor
@@ -52,6 +53,30 @@ def test_sigkill_to_a_core_service_takes_the_whole_guest_down(skas_home, disk, v
     pids = guest_pids(name)
     os.kill(supervisor.group_state(name)[victim]["pid"], signal.SIGKILL)
     wait_until(lambda: not alive(pids), 60, "every host process of the guest gone")
+
+
+def test_a_guest_whose_disk_another_guest_is_using_stops_and_says_why(skas_home, disk):
+    """Its ubd_io cannot open the disk and exits CONFIG: supervisord does
+    not start it again, the listener stops the guest (its kernel would wait
+    for its disks for ever), status says where to read why; the guest
+    that holds the disk runs on."""
+    create("first", disk, "/bin/busybox", "sleep", "600")
+    second = create("second", disk, "/bin/busybox", "sleep", "600")
+    supervisor.ctl("start", "first:*")
+    wait_until(lambda: len(guest_pids("first")) == 5, 15, "four services and init")
+    supervisor.ctl("start", "second:*")
+    wait_until(lambda: not guest_pids("second"), 30, "the second guest stopped")
+    state = supervisor.group_state("second")
+    assert state["ubd_io"]["statename"] == "EXITED" and state["ubd_io"]["exitstatus"] == CONFIG
+    assert {state[s]["statename"] for s in ("kernel", "userspace", "sigio")} == {"STOPPED"}
+    assert "is in use by another ubd_io" in (second.run_dir / "ubd_io.log").read_text()
+    assert "second-ubd_io PROCESS_STATE_EXITED (it cannot serve as configured" in \
+        (second.run_dir / "listener.log").read_text()
+    line = next(ln for ln in skas("status", "second").stdout.splitlines()
+                if ln.startswith("ubd_io"))
+    assert f"exit {CONFIG}: cannot serve as configured; see {second.run_dir}/ubd_io.log" in line
+    assert set(states("first").values()) == {"RUNNING"}
+    assert len(guest_pids("first")) == 5
 
 
 def test_supervisorctl_stop_writes_the_guest_disk_back(skas_home, tmp_path_factory):
