@@ -18,6 +18,7 @@ import subprocess
 
 import pytest
 
+from common.exits import CONFIG
 from common.transport import AsyncLink
 from deploy import disk as diskmod
 from deploy import launch
@@ -204,7 +205,7 @@ def test_a_backing_file_that_changed_is_refused(tmp_path, backing, ubd):
     uml_mkcow(overlay, backing)
     os.utime(backing, (1_000_000_000, 1_000_000_000))
     u = ubd({"ubd0": str(overlay)})
-    assert u.procs["ubd_io"].wait(30) == 1
+    assert u.procs["ubd_io"].wait(30) == CONFIG
     assert "mtime mismatch" in u.log()
     r = skas("disk", "merge", str(overlay), str(tmp_path / "m.img"))
     assert r.returncode != 0 and "mtime mismatch" in r.stderr

@@ -15,6 +15,7 @@ import textwrap
 
 import pytest
 
+from common.exits import CONFIG
 from deploy import disk as diskmod
 from ext2_images import fsck
 from services.ubd_io import journal as jmod
@@ -268,7 +269,7 @@ def test_the_service_refuses_a_spoiled_journal_with_a_clear_error(tmp_path, stat
     u = Ubd(tmp_path, {"ubd0": str(before)})
     u.start()
     try:
-        assert u.procs["ubd_io"].wait(30) == 1
+        assert u.procs["ubd_io"].wait(30) == CONFIG
         assert "not a skas journal" in u.log() and "Traceback" not in u.log()
     finally:
         u.stop()

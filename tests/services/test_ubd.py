@@ -10,17 +10,22 @@ import itertools
 import os
 import signal
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import zmq
 import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
+from common.exits import CONFIG
 from common import protocol
 from common.config import GuestConfig
 from common.shared_buffer import SLOTS, SharedBuffer
 from common.transport import AsyncLink, Channel, Link, context
 from deploy import launch
+from services.kernel.drivers import ubd as ubdmod
 from services.kernel.drivers.ubd import UbdDevice
 from services.kernel.core.errors import Errno
 from services.ubd_io.block_queue import INLINE_MAX
@@ -241,7 +246,7 @@ def test_status_describes_the_devices_and_the_queue(ubd, image):
 def test_a_missing_image_stops_ubd_io_with_a_clear_error(tmp_path):
     u = Ubd(tmp_path, {"ubd0": str(tmp_path / "nope.img")})
     u.procs = launch.start(u.cfg, ("ubd_io",))
-    assert u.procs["ubd_io"].wait(30) == 1
+    assert u.procs["ubd_io"].wait(30) == CONFIG
     assert "cannot open the guest's disks" in u.log() and "nope.img" in u.log()
 
 
@@ -313,7 +318,7 @@ def test_tcp_ubd_io_gives_nothing_to_a_client_without_the_right_keys(tcp_ubd, wh
 
 def test_a_tcp_endpoint_without_keys_is_refused_with_what_to_do(ubd, image):
     u = ubd({"ubd0": str(image)}, endpoints={"ubd_io": f"tcp://127.0.0.1:{free_port()}"})
-    assert u.procs["ubd_io"].wait(30) == 1
+    assert u.procs["ubd_io"].wait(30) == CONFIG
     assert "create_certificates" in u.log()
     with pytest.raises(ValueError, match="CURVE"):
         Link(u.cfg.endpoints["ubd_io"], "test")
@@ -554,3 +559,111 @@ def test_a_forgotten_range_leaves_the_cache_and_is_read_from_ubd_io_again(ubd, i
     cached, seen = run_async(go)
     assert cached == [0, 4, 5, 6, 7]
     assert b"".join(reversed(seen)) == data[:4096] + bytes(3 * 4096) + data[4 * 4096:]
+
+
+class FailingDisk:
+    """The memory double (tests/doubles/memory_ubd.py) as this guest's
+    ubd_io: every WRITE and FLUSH fails with EIO between fail() and heal()."""
+
+    def __init__(self, tmp_path, image):
+        self.cfg = GuestConfig(name="failing", run_dir=tmp_path / "run",
+                               disks={"ubd0": str(image)}, init=["/bin/true"], console="log")
+        self.cfg.make_run_dir()
+        self.cfg.write()
+        self.log = self.cfg.run_dir / "memory_ubd.log"
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.doubles.memory_ubd", "--guest-config",
+                 str(self.cfg.path)], cwd=Path(__file__).resolve().parents[2],
+                stdout=log, stderr=log, start_new_session=True)
+
+    async def _signal(self, signum: int, word: str) -> None:
+        count = self.log.read_text().count(word)
+        self.proc.send_signal(signum)
+        while self.log.read_text().count(word) == count:
+            await asyncio.sleep(0.01)
+
+    async def fail(self) -> None:
+        await self._signal(signal.SIGUSR1, "failing")
+
+    async def heal(self) -> None:
+        await self._signal(signal.SIGUSR2, "healed")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def failing_disk(tmp_path, image):
+    disk = FailingDisk(tmp_path, image)
+    yield disk
+    disk.stop()
+
+
+def test_a_failed_write_is_read_back_and_written_again_once_the_disk_takes_writes(
+        failing_disk, image):
+    """As Linux keeps a page whose write-back failed: the flush fails, reads
+    (from the cache or, evicted, from the disk) see what was written, a
+    later write wins over the part it covers, and the next commit point
+    after the disk healed writes the rest; a range forgotten (freed by the
+    filesystem) is not written again."""
+    original = image.read_bytes()
+    a, b, c, x = (bytes([v]) * 8192 for v in b"abcx")
+
+    async def go(loop):
+        link = AsyncLink(loop, failing_disk.cfg.endpoints["ubd_io"], "kernel")
+        dev = UbdDevice(link, 0)
+        await dev.flush()                            # (the buffer refused: data in messages)
+        await failing_disk.fail()
+        await dev.write(0, a)
+        await dev.write(4096, b[:4096])              # over a's second half, after it
+        await dev.write(65536, x)
+        with pytest.raises(Errno) as failed:
+            await dev.flush()
+        pending = dict(dev.failed)
+        await dev.write(0, c[:2048])                 # after the failure: wins over a's start
+        cached = await dev.read(0, 8192)
+        dev.cache.pages.clear()                      # evicted: read from the disk, overlaid
+        overlaid = await dev.read(0, 8192)
+        dev.forget(65536, 8192)                      # freed: not worth writing again
+        await failing_disk.heal()
+        await dev.flush()
+        assert not dev.failed
+        fresh = UbdDevice(AsyncLink(loop, failing_disk.cfg.endpoints["ubd_io"], "check"), 0)
+        return failed.value.code, pending, cached, overlaid, await fresh.read(0, 81920)
+
+    code, pending, cached, overlaid, disk = run_async(go)
+    assert code == errno.EIO
+    assert pending == {0: a[:4096], 4096: b[:4096], 65536: x}
+    want = c[:2048] + a[2048:4096] + b[:4096]
+    assert cached == overlaid == want
+    assert disk == want + original[8192:81920]
+
+
+def test_failed_writes_past_the_retry_bound_are_dropped_and_logged(
+        failing_disk, image, monkeypatch, caplog):
+    """RETRY_BYTES bounds what failed writes keep: past it one is dropped
+    (its range reads from the disk again) and the log says e2fsck may be
+    needed."""
+    monkeypatch.setattr(ubdmod, "RETRY_BYTES", 8192)
+    original = image.read_bytes()
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, failing_disk.cfg.endpoints["ubd_io"], "kernel"), 0)
+        await dev.flush()
+        await failing_disk.fail()
+        await dev.write(0, b"k" * 8192)
+        await dev.write(16384, b"d" * 4096)
+        with pytest.raises(Errno):
+            await dev.flush()
+        kept = sorted(dev.failed)
+        await failing_disk.heal()
+        await dev.flush()
+        return kept, await dev.read(0, 20480)
+
+    kept, disk = run_async(go)
+    assert kept == [0]
+    assert disk == b"k" * 8192 + original[8192:20480]
+    assert any("a failed write of 4096 bytes at 16384 is dropped" in r.getMessage()
+               and "e2fsck" in r.getMessage() for r in caplog.records)

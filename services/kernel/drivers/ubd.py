@@ -28,7 +28,13 @@ Writes are posted, as to a disk with a write cache: ``write`` returns once
 the request is registered (so every later request is ordered after it) and
 runs on its own, at most POSTED_MAX or POSTED_BYTES at once; ``flush`` waits
 for all of them and raises the error of any that failed since the last
-flush, as Linux's fsync reports a failed write-back.  A filesystem writing
+flush, as Linux's fsync reports a failed write-back.  A posted write that
+fails (the host's disk full, the image made immutable) is kept, as Linux
+keeps a page whose write-back failed: reads see its data, a later change
+to its range replaces that part of it, and it is written again at each
+commit point until the disk takes it (at most RETRY_BYTES of them: past
+that a failed write is dropped, and logged); so a disk that fills and
+empties again ends with an image that agrees with itself.  A filesystem writing
 back many runs then keeps ubd_io's workers busy instead of waiting for each
 (measured in-process: 64 MiB written and synced through ext2 at 144 MB/s,
 105 MB/s with each write awaited)."""
@@ -55,6 +61,11 @@ CACHE_BYTES = 128 << 20
 READAHEAD_MIN, READAHEAD_MAX = 16 << 10, 128 << 10   # Linux's default read_ahead_kb: 128
 POSTED_MAX = 32            # writes in flight before write() waits for one
 POSTED_BYTES = 32 << 20
+RETRY_BYTES = 64 << 20     # failed writes kept to write again (see above)
+# what a disk can recover from: the host's disk full or over quota, the
+# image made immutable or read-only, an I/O error (not a request refused
+# as such: a device gone, an op it cannot do)
+TRANSIENT = (errno.ENOSPC, errno.EDQUOT, errno.EPERM, errno.EACCES, errno.EROFS, errno.EIO)
 COMMIT_POINTS = ("FLUSH", "COMMIT")
 WRITES = ("WRITE", "WRITE_FRESH")   # WRITE_FRESH: blocks no committed structure holds
 
@@ -127,6 +138,11 @@ class DeviceCache:
                 pages.pop(n, None)
 
 
+class _Kept(Exception):
+    """A posted write failed and its data is kept to write again: no error
+    for the next flush to raise unless writing it again fails too."""
+
+
 @dataclass(eq=False)
 class _InFlight:
     op: str
@@ -160,6 +176,10 @@ class UbdDevice:
         self.posted: dict[asyncio.Future, int] = {}     # writes running on their own: bytes
         self.posted_bytes = 0
         self.write_error: BaseException | None = None   # of a posted write, for the next flush
+        # failed posted writes to write again: start -> data, disjoint, newest state
+        self.failed: dict[int, bytes] = {}
+        self.failed_bytes = 0
+        self.failed_code = 0               # the errno of the last one kept
         self.read_end = -1                 # where the last read ended: is the next sequential?
         self.window = 0                    # the read-ahead window, while reads are sequential
         self.ahead: asyncio.Future | None = None        # the read-ahead in flight
@@ -183,6 +203,8 @@ class UbdDevice:
         me = _InFlight(op, offset, offset + length)
         earlier = [p for p in self.in_flight if me.must_follow(p)]
         self.in_flight.append(me)
+        if me.mutates and self.failed:
+            self._trim_failed(offset, offset + length)
         if me.mutates:
             if op != "WRITE_FRESH":            # (ubd_io's journal does not hold those)
                 self.uncommitted += length
@@ -197,17 +219,71 @@ class UbdDevice:
                 await p.done.wait()
             try:
                 result = await self._send(op, offset, length, data)
-            except BaseException:
+            except BaseException as exc:
                 if me.mutates:
+                    if op in WRITES and getattr(exc, "transient", False) \
+                            and self._keep_failed(me, data, exc.code):
+                        raise _Kept() from exc
                     self.cache.drop(offset, length)     # what it left is unknown
                 raise
-            if op == "READ" and not any(p.mutates and p.start < me.end and me.start < p.end
-                                        for p in self.in_flight):
-                self.cache.put(offset, result)     # unless a later change is in the cache
+            if op == "READ":
+                if self.failed:
+                    result = self._overlay(offset, result)
+                if not any(p.mutates and p.start < me.end and me.start < p.end
+                           for p in self.in_flight):
+                    self.cache.put(offset, result)     # unless a later change is in the cache
             return result
         finally:
             self.in_flight.remove(me)
             me.done.set()
+
+    def _keep_failed(self, me: _InFlight, data: bytes | list[bytes], code: int) -> bool:
+        """A posted write failed: keep what of it no change registered after
+        it replaces (those wait for it, so they are all still in flight),
+        to write again; False if it goes past the device's end or would
+        pass RETRY_BYTES (it is then dropped, as before there was any
+        keeping)."""
+        if 0 < self.size < me.end:
+            return False                         # it never will be written
+        data = b"".join(data) if type(data) is list else bytes(data)
+        if self.failed_bytes + len(data) > RETRY_BYTES:
+            log.error("ubd%d: a failed write of %d bytes at %d is dropped (%d bytes already "
+                      "wait to be written again): the filesystem may need e2fsck",
+                      self.dev, len(data), me.start, self.failed_bytes)
+            return False
+        self._trim_failed(me.start, me.end)      # an older failure there: this is newer
+        self.failed[me.start] = data
+        self.failed_code = code
+        self.failed_bytes += len(data)
+        later = self.in_flight[self.in_flight.index(me) + 1:]
+        for p in later:
+            if p.mutates:
+                self._trim_failed(p.start, p.end)
+        return True
+
+    def _trim_failed(self, start: int, end: int) -> None:
+        """[start, end) changed after the failed writes: they keep only what
+        lies outside it."""
+        for at in [at for at, data in self.failed.items()
+                   if at < end and start < at + len(data)]:
+            data = self.failed.pop(at)
+            self.failed_bytes -= len(data)
+            for lo, hi in ((at, min(start, at + len(data))), (max(end, at), at + len(data))):
+                if lo < hi:
+                    self.failed[lo] = data[lo - at:hi - at]
+                    self.failed_bytes += hi - lo
+
+    def _overlay(self, offset: int, data: bytes) -> bytes:
+        """data read from ubd_io at offset, with the failed writes over it:
+        what the disk should hold."""
+        out = None
+        end = offset + len(data)
+        for at, kept in self.failed.items():
+            lo, hi = max(at, offset), min(at + len(kept), end)
+            if lo < hi:
+                out = bytearray(data) if out is None else out
+                out[lo - offset:hi - offset] = kept[lo - at:hi - at]
+        return data if out is None else bytes(out)
 
     async def _request(self, op: str, offset: int, length: int, data: bytes = b"") -> bytes:
         me, earlier = self._enter(op, offset, length)
@@ -221,6 +297,11 @@ class UbdDevice:
         while self.posted and (len(self.posted) >= POSTED_MAX
                                or self.posted_bytes + length > POSTED_BYTES):
             await asyncio.wait(list(self.posted), return_when=asyncio.FIRST_COMPLETED)
+        self._post_now(offset, data, length, fresh)
+
+    def _post_now(self, offset: int, data: bytes | list[bytes], length: int,
+                  fresh: bool = False) -> None:
+        """_post's registering and starting, with no wait for room first."""
         me, earlier = self._enter("WRITE_FRESH" if fresh else "WRITE", offset, length)
         tracing.tracer.dirtied(self)    # what the next flush makes durable, for its links
         self.cache.put(offset, data)    # read from here on, as Linux reads a page under write-back
@@ -231,7 +312,9 @@ class UbdDevice:
 
     def _posted_done(self, task: asyncio.Future) -> None:
         self.posted_bytes -= self.posted.pop(task)
-        if not task.cancelled() and task.exception() is not None and self.write_error is None:
+        if task.cancelled() or isinstance(task.exception(), _Kept):
+            return               # (kept: the commit point that writes it again says)
+        if task.exception() is not None and self.write_error is None:
             self.write_error = task.exception()
 
     async def _send(self, op: str, offset: int, length: int,
@@ -260,7 +343,10 @@ class UbdDevice:
             log.error("ubd%d %s: unexpected answer %r", self.dev, op, reply.type)
             raise Errno(errno.EIO)
         if reply["status"] < 0:
-            raise Errno(_block_errno(-reply["status"]))
+            code = -reply["status"]
+            error = Errno(_block_errno(code))
+            error.transient = code in TRANSIENT        # (a failed write is then kept)
+            raise error
         return reply["data"]
 
     async def _ask(self, kind: str, body: dict) -> Message:
@@ -383,8 +469,11 @@ class UbdDevice:
         used.  Their memory then holds the next data written, not new heap:
         measured, a guest writing, deleting and writing again 64 MiB made
         the kernel grow by ~160 MiB first, a page fault per 4 KiB (~4 µs
-        each on the development VM; the rounds ~20% slower meanwhile)."""
+        each on the development VM; the rounds ~20% slower meanwhile).
+        A failed write there need not be written again either."""
         self.cache.drop(offset, length)
+        if self.failed:
+            self._trim_failed(offset, offset + length)
 
     async def discard(self, offset: int, length: int) -> None:
         """The range reads as zeros afterwards (ubd_io punches a hole);
@@ -410,6 +499,11 @@ class UbdDevice:
         await self._commit_point("COMMIT")
 
     async def _commit_point(self, op: str) -> None:
+        # the failed writes again, all registered before anything else can
+        # be (no wait for room: nothing newer may slip in before one of them)
+        retry, self.failed, self.failed_bytes = self.failed, {}, 0
+        for at, data in retry.items():      # through the journal (WRITE): whole with the unit
+            self._post_now(at, data, len(data))
         held, self.quarantine = self.quarantine, []
         self.uncommitted = 0
         try:
@@ -427,6 +521,8 @@ class UbdDevice:
         error, self.write_error = self.write_error, None
         if error is not None:
             raise error
+        if self.failed:                      # written again here, and failed again
+            raise Errno(self.failed_code)
 
 
 def _block_errno(code: int) -> int:

@@ -657,6 +657,11 @@ class Kernel:
                 await asyncio.wait_for(self._write_back(), 10)
             except (asyncio.TimeoutError, Errno) as exc:
                 log.error("could not write the filesystems back at halt: %r", exc)
+                for disk in self.disks.values():
+                    if disk.failed_bytes:
+                        log.error("ubd%d: %d bytes its disk did not take are lost; check the "
+                                  "image before its next use: skas disk check IMAGE",
+                                  disk.dev, disk.failed_bytes)
             except Exception:
                 log.exception("kernel bug writing the filesystems back at halt")
         try:
