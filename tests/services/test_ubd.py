@@ -621,7 +621,7 @@ def test_a_failed_write_is_read_back_and_written_again_once_the_disk_takes_write
         await dev.write(65536, x)
         with pytest.raises(Errno) as failed:
             await dev.flush()
-        pending = dict(dev.failed)
+        pending = dict(dev.failed.data)
         await dev.write(0, c[:2048])                 # after the failure: wins over a's start
         cached = await dev.read(0, 8192)
         dev.cache.pages.clear()                      # evicted: read from the disk, overlaid
@@ -657,7 +657,7 @@ def test_failed_writes_past_the_retry_bound_are_dropped_and_logged(
         await dev.write(16384, b"d" * 4096)
         with pytest.raises(Errno):
             await dev.flush()
-        kept = sorted(dev.failed)
+        kept = sorted(dev.failed.data)
         await failing_disk.heal()
         await dev.flush()
         return kept, await dev.read(0, 20480)

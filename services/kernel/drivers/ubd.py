@@ -41,6 +41,7 @@ back many runs then keeps ubd_io's workers busy instead of waiting for each
 from __future__ import annotations
 
 import asyncio
+import bisect
 import errno
 import logging
 from collections import OrderedDict
@@ -138,6 +139,80 @@ class DeviceCache:
                 pages.pop(n, None)
 
 
+class FailedWrites:
+    """Posted writes that failed, kept to write again (see the module's
+    docstring): disjoint ranges, their starts sorted, so that a change, a
+    read and a commit point find the ones they touch by bisection however
+    many there are (a guest can cut RETRY_BYTES into 64K pieces of 1 KiB)."""
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.data: dict[int, bytes] = {}
+        self.bytes = 0
+        self.code = 0                      # the errno of the last one kept
+
+    def __bool__(self) -> bool:
+        return bool(self.starts)
+
+    def _touching(self, start: int, end: int) -> tuple[int, int]:
+        """Where in starts the ranges that overlap [start, end) are: [i, j)."""
+        starts = self.starts
+        i = bisect.bisect_right(starts, start) - 1
+        if i < 0 or starts[i] + len(self.data[starts[i]]) <= start:
+            i += 1                         # (only the one before start can reach into it)
+        return i, bisect.bisect_left(starts, end, lo=i)
+
+    def trim(self, start: int, end: int) -> None:
+        """[start, end) changed after them: they keep only what lies outside it."""
+        i, j = self._touching(start, end)
+        if i == j:
+            return
+        pieces = []
+        for at in self.starts[i:j]:
+            data = self.data.pop(at)
+            self.bytes -= len(data)
+            for lo, hi in ((at, min(start, at + len(data))), (max(end, at), at + len(data))):
+                if lo < hi:
+                    self.data[lo] = data[lo - at:hi - at]
+                    self.bytes += hi - lo
+                    pieces.append(lo)
+        self.starts[i:j] = pieces          # (in order: a head, then a tail)
+
+    def add(self, start: int, data: bytes, code: int) -> None:
+        self.trim(start, start + len(data))
+        bisect.insort(self.starts, start)
+        self.data[start] = data
+        self.bytes += len(data)
+        self.code = code
+
+    def overlay(self, offset: int, data: bytes) -> bytes:
+        """data read from the disk at offset, with them over it: what the
+        disk should hold."""
+        i, j = self._touching(offset, offset + len(data))
+        if i == j:
+            return data
+        out = bytearray(data)
+        for at in self.starts[i:j]:
+            kept = self.data[at]
+            lo, hi = max(at, offset), min(at + len(kept), offset + len(data))
+            out[lo - offset:hi - offset] = kept[lo - at:hi - at]
+        return bytes(out)
+
+    def take(self, longest: int) -> list[tuple[int, bytes]]:
+        """All of them, adjacent ones joined (up to longest bytes a run),
+        none kept any more."""
+        runs: list[list] = []
+        for at in self.starts:
+            data = self.data[at]
+            if runs and runs[-1][0] + runs[-1][2] == at and runs[-1][2] + len(data) <= longest:
+                runs[-1][1].append(data)
+                runs[-1][2] += len(data)
+            else:
+                runs.append([at, [data], len(data)])
+        self.starts, self.data, self.bytes = [], {}, 0
+        return [(at, b"".join(parts)) for at, parts, _ in runs]
+
+
 class _Kept(Exception):
     """A posted write failed and its data is kept to write again: no error
     for the next flush to raise unless writing it again fails too."""
@@ -176,10 +251,7 @@ class UbdDevice:
         self.posted: dict[asyncio.Future, int] = {}     # writes running on their own: bytes
         self.posted_bytes = 0
         self.write_error: BaseException | None = None   # of a posted write, for the next flush
-        # failed posted writes to write again: start -> data, disjoint, newest state
-        self.failed: dict[int, bytes] = {}
-        self.failed_bytes = 0
-        self.failed_code = 0               # the errno of the last one kept
+        self.failed = FailedWrites()       # posted writes that failed, to write again
         self.read_end = -1                 # where the last read ended: is the next sequential?
         self.window = 0                    # the read-ahead window, while reads are sequential
         self.ahead: asyncio.Future | None = None        # the read-ahead in flight
@@ -204,7 +276,7 @@ class UbdDevice:
         earlier = [p for p in self.in_flight if me.must_follow(p)]
         self.in_flight.append(me)
         if me.mutates and self.failed:
-            self._trim_failed(offset, offset + length)
+            self.failed.trim(offset, offset + length)
         if me.mutates:
             if op != "WRITE_FRESH":            # (ubd_io's journal does not hold those)
                 self.uncommitted += length
@@ -228,7 +300,7 @@ class UbdDevice:
                 raise
             if op == "READ":
                 if self.failed:
-                    result = self._overlay(offset, result)
+                    result = self.failed.overlay(offset, result)
                 if not any(p.mutates and p.start < me.end and me.start < p.end
                            for p in self.in_flight):
                     self.cache.put(offset, result)     # unless a later change is in the cache
@@ -246,44 +318,16 @@ class UbdDevice:
         if 0 < self.size < me.end:
             return False                         # it never will be written
         data = b"".join(data) if type(data) is list else bytes(data)
-        if self.failed_bytes + len(data) > RETRY_BYTES:
+        if self.failed.bytes + len(data) > RETRY_BYTES:
             log.error("ubd%d: a failed write of %d bytes at %d is dropped (%d bytes already "
                       "wait to be written again): the filesystem may need e2fsck",
-                      self.dev, len(data), me.start, self.failed_bytes)
+                      self.dev, len(data), me.start, self.failed.bytes)
             return False
-        self._trim_failed(me.start, me.end)      # an older failure there: this is newer
-        self.failed[me.start] = data
-        self.failed_code = code
-        self.failed_bytes += len(data)
-        later = self.in_flight[self.in_flight.index(me) + 1:]
-        for p in later:
+        self.failed.add(me.start, data, code)    # (over an older failure there: newer)
+        for p in self.in_flight[self.in_flight.index(me) + 1:]:
             if p.mutates:
-                self._trim_failed(p.start, p.end)
+                self.failed.trim(p.start, p.end)
         return True
-
-    def _trim_failed(self, start: int, end: int) -> None:
-        """[start, end) changed after the failed writes: they keep only what
-        lies outside it."""
-        for at in [at for at, data in self.failed.items()
-                   if at < end and start < at + len(data)]:
-            data = self.failed.pop(at)
-            self.failed_bytes -= len(data)
-            for lo, hi in ((at, min(start, at + len(data))), (max(end, at), at + len(data))):
-                if lo < hi:
-                    self.failed[lo] = data[lo - at:hi - at]
-                    self.failed_bytes += hi - lo
-
-    def _overlay(self, offset: int, data: bytes) -> bytes:
-        """data read from ubd_io at offset, with the failed writes over it:
-        what the disk should hold."""
-        out = None
-        end = offset + len(data)
-        for at, kept in self.failed.items():
-            lo, hi = max(at, offset), min(at + len(kept), end)
-            if lo < hi:
-                out = bytearray(data) if out is None else out
-                out[lo - offset:hi - offset] = kept[lo - at:hi - at]
-        return data if out is None else bytes(out)
 
     async def _request(self, op: str, offset: int, length: int, data: bytes = b"") -> bytes:
         me, earlier = self._enter(op, offset, length)
@@ -473,7 +517,7 @@ class UbdDevice:
         A failed write there need not be written again either."""
         self.cache.drop(offset, length)
         if self.failed:
-            self._trim_failed(offset, offset + length)
+            self.failed.trim(offset, offset + length)
 
     async def discard(self, offset: int, length: int) -> None:
         """The range reads as zeros afterwards (ubd_io punches a hole);
@@ -501,9 +545,8 @@ class UbdDevice:
     async def _commit_point(self, op: str) -> None:
         # the failed writes again, all registered before anything else can
         # be (no wait for room: nothing newer may slip in before one of them)
-        retry, self.failed, self.failed_bytes = self.failed, {}, 0
-        for at, data in retry.items():      # through the journal (WRITE): whole with the unit
-            self._post_now(at, data, len(data))
+        for at, data in self.failed.take(BLOCK_MAX):   # through the journal (WRITE): whole
+            self._post_now(at, data, len(data))          # with the unit
         held, self.quarantine = self.quarantine, []
         self.uncommitted = 0
         try:
@@ -522,7 +565,7 @@ class UbdDevice:
         if error is not None:
             raise error
         if self.failed:                      # written again here, and failed again
-            raise Errno(self.failed_code)
+            raise Errno(self.failed.code)
 
 
 def _block_errno(code: int) -> int:

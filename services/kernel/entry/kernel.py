@@ -658,10 +658,10 @@ class Kernel:
             except (asyncio.TimeoutError, Errno) as exc:
                 log.error("could not write the filesystems back at halt: %r", exc)
                 for disk in self.disks.values():
-                    if disk.failed_bytes:
+                    if disk.failed.bytes:
                         log.error("ubd%d: %d bytes its disk did not take are lost; check the "
                                   "image before its next use: skas disk check IMAGE",
-                                  disk.dev, disk.failed_bytes)
+                                  disk.dev, disk.failed.bytes)
             except Exception:
                 log.exception("kernel bug writing the filesystems back at halt")
         try:
