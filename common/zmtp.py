@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 MORE, LONG, COMMAND = 1, 2, 4
 MAX_FRAME = 256 << 20          # far above any message of ours (BLOCK_MAX is 16 MiB)
+# what a Router keeps for a peer that reads nothing before it drops what
+# else comes for it (libzmq's ROUTER drops past its SNDHWM, 1000 messages):
+# a client that sends and never reads cannot make the kernel's memory grow
+MAX_UNREAD = 64 << 20
 GREETING_SIZE = 64
 GREETING = (b"\xff" + bytes(8) + b"\x7f"          # signature
             + b"\x03\x01"                         # version 3.1
@@ -186,15 +190,25 @@ class Router:
         self.on_message = on_message
         self.on_lost = on_lost
         self.peers: dict[bytes, asyncio.Transport] = {}
+        self.dropping: set[bytes] = set()               # peers past MAX_UNREAD, logged once
         self.ids = itertools.count(0x6B8B4567)          # libzmq starts at a random uint32
         self.server = loop.create_task(
             loop.create_unix_server(lambda: _RouterPeer(self), sock=sock))
 
     def send(self, to: bytes | None, frames: list[bytes]) -> None:
-        """To one peer; a peer that is gone drops it, as a ROUTER does."""
+        """To one peer; a peer that is gone drops it, as a ROUTER does, and
+        so does one that has left MAX_UNREAD bytes unread."""
         transport = self.peers.get(to)
-        if transport is not None:
-            transport.write(message(frames))
+        if transport is None:
+            return
+        if transport.get_write_buffer_size() > MAX_UNREAD:
+            if to not in self.dropping:
+                self.dropping.add(to)
+                log.warning("a peer (%r) has left %d MiB unread: what else comes for it is "
+                            "dropped until it reads", to, MAX_UNREAD >> 20)
+            return
+        self.dropping.discard(to)
+        transport.write(message(frames))
 
     def close(self) -> None:
         for transport in self.peers.values():
@@ -239,6 +253,7 @@ class _RouterPeer:
     def connection_lost(self, exc) -> None:
         if self.id is not None and self.router.peers.get(self.id) is self.transport:
             del self.router.peers[self.id]
+            self.router.dropping.discard(self.id)
             self.router.on_lost(self.id)
 
     def eof_received(self) -> None:      # None: the transport closes itself

@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+import uvloop
 import zmq
 
 from common import zmtp
@@ -152,6 +153,60 @@ def test_what_is_not_zmtp_is_dropped_and_the_router_serves_on(tmp_path):
         router.close()
 
     asyncio.run(main())
+
+
+def test_a_peer_that_reads_nothing_gets_no_more_than_the_bound_kept_for_it(
+        tmp_path, monkeypatch, caplog):
+    """A client that sends and never reads: past MAX_UNREAD bytes kept for
+    it, the router drops what else comes for it (logged once), as libzmq's
+    ROUTER drops past its high-water mark; once it reads, it gets messages
+    again."""
+    monkeypatch.setattr(zmtp, "MAX_UNREAD", 1 << 20)
+    endpoint = f"ipc://{tmp_path}/h.sock"
+    payload = bytes(256 << 10)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+        router = zmtp.Router(loop, endpoint,
+                             lambda to, frames: (seen.append(frames),
+                                                 router.send(to, [frames[0], payload])))
+        await asyncio.sleep(0.05)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(f"{tmp_path}/h.sock")
+        s.setblocking(False)
+        await loop.sock_sendall(s, zmtp.handshake(b"DEALER"))
+        for n in range(64):                                   # 16 MiB of answers asked
+            await loop.sock_sendall(s, zmtp.message([b"%d" % n]))
+        await _until(lambda: len(seen) == 64)
+        (transport,) = router.peers.values()
+        kept = transport.get_write_buffer_size()
+        decoder, got = zmtp.Decoder(b"DEALER"), []
+
+        async def read_until(check):
+            while not check():
+                data = await asyncio.wait_for(loop.sock_recv(s, 1 << 20), 5)
+                got.extend(frames[0] for frames in decoder.feed(data))
+        await read_until(lambda: got and transport.get_write_buffer_size() == 0)
+        await asyncio.sleep(0.05)
+        while True:                                           # what is on the socket still
+            try:
+                data = s.recv(1 << 20)
+            except BlockingIOError:
+                break
+            got.extend(frames[0] for frames in decoder.feed(data))
+        answered = list(got)
+        await loop.sock_sendall(s, zmtp.message([b"again"]))
+        await read_until(lambda: b"again" in got)
+        s.close()
+        router.close()
+        return kept, answered
+
+    kept, answered = uvloop.run(main())       # the kernel's loop
+    assert kept <= (1 << 20) + len(payload) + 64
+    assert 0 < len(answered) < 64 and answered == [b"%d" % n for n in range(len(answered))]
+    drops = [r for r in caplog.records if "left 1 MiB unread" in r.getMessage()]
+    assert len(drops) == 1
 
 
 def test_the_decoder_takes_bytes_as_they_come():
