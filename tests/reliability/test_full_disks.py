@@ -132,6 +132,16 @@ def _wait_for_line(path: Path, text: str) -> None:
         time.sleep(0.05)
 
 
+def _boot(tmp_path, img: Path, tree: Path, script: str, double: bool) -> Guest:
+    """A guest on a new image of tree at img, running script, its console
+    the test's pipes."""
+    diskmod.create(img, "32M", tree)
+    cfg = make_config(tmp_path, img, ["/bin/sh", script], console="stdio")
+    cfg.console_input, cfg.console_tty = True, False
+    cfg.write()
+    return Guest(cfg, double)
+
+
 FAULTS = {   # fault: (the errno name the guest must see, the double in place of ubd_io?)
     "host-fs-full": ("No space left on device", False),
     "image-read-only": ("Input/output error", False),
@@ -144,11 +154,8 @@ def test_a_failing_disk_fails_the_calls_it_affects_and_the_kernel_serves_on(
         tmp_path, host_fs, full_tree, outcome, fault):
     error, double = FAULTS[fault]
     img = host_fs / "disk.img"
-    diskmod.create(img, "32M", full_tree)
-    cfg = make_config(tmp_path, img, ["/bin/sh", "/etc/full.sh"], console="stdio")
-    cfg.console_input, cfg.console_tty = True, False
-    cfg.write()
-    guest = Guest(cfg, double)
+    guest = _boot(tmp_path, img, full_tree, "/etc/full.sh", double)
+    cfg = guest.cfg
     try:
         guest.until("ready\n")
         if fault == "host-fs-full":
@@ -209,12 +216,8 @@ def diskmod_check(img: Path) -> str:
 def test_what_a_full_disk_never_took_is_named_at_the_halt(tmp_path, host_fs, full_tree):
     """The host's disk stays full to the end: the halt's write-back fails,
     and the kernel's log says how much is lost and what to run."""
-    img = host_fs / "disk.img"
-    diskmod.create(img, "32M", full_tree)
-    cfg = make_config(tmp_path, img, ["/bin/sh", "/etc/unhealed.sh"], console="stdio")
-    cfg.console_input, cfg.console_tty = True, False
-    cfg.write()
-    guest = Guest(cfg, False)
+    guest = _boot(tmp_path, host_fs / "disk.img", full_tree, "/etc/unhealed.sh", False)
+    cfg = guest.cfg
     try:
         guest.until("ready\n")
         _fill(host_fs)
