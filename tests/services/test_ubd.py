@@ -655,6 +655,7 @@ def test_failed_writes_past_the_retry_bound_are_dropped_and_logged(
         await failing_disk.fail()
         await dev.write(0, b"k" * 8192)
         await dev.write(16384, b"d" * 4096)
+        await dev.write(24576, b"e" * 4096)
         with pytest.raises(Errno):
             await dev.flush()
         kept = sorted(dev.failed.data)
@@ -665,5 +666,9 @@ def test_failed_writes_past_the_retry_bound_are_dropped_and_logged(
     kept, disk = run_async(go)
     assert kept == [0]
     assert disk == b"k" * 8192 + original[8192:20480]
-    assert any("a failed write of 4096 bytes at 16384 is dropped" in r.getMessage()
-               and "e2fsck" in r.getMessage() for r in caplog.records)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert [e for e in errors if "is dropped" in e] == [
+        "ubd0: a failed write of 4096 bytes at 16384 is dropped (8192 bytes already wait to be "
+        "written again): the filesystem may need e2fsck"]          # once, not per write
+    assert "ubd0: the disk takes writes again; 8192 bytes of failed writes were dropped " \
+        "meanwhile: the filesystem may need e2fsck" in errors

@@ -150,6 +150,7 @@ class FailedWrites:
         self.data: dict[int, bytes] = {}
         self.bytes = 0
         self.code = 0                      # the errno of the last one kept
+        self.dropped = 0                   # failed writes not kept (bytes) since all were taken
 
     def __bool__(self) -> bool:
         return bool(self.starts)
@@ -319,9 +320,11 @@ class UbdDevice:
             return False                         # it never will be written
         data = b"".join(data) if type(data) is list else bytes(data)
         if self.failed.bytes + len(data) > RETRY_BYTES:
-            log.error("ubd%d: a failed write of %d bytes at %d is dropped (%d bytes already "
-                      "wait to be written again): the filesystem may need e2fsck",
-                      self.dev, len(data), me.start, self.failed.bytes)
+            if not self.failed.dropped:        # (once: the rest are counted, and told after)
+                log.error("ubd%d: a failed write of %d bytes at %d is dropped (%d bytes already "
+                          "wait to be written again): the filesystem may need e2fsck",
+                          self.dev, len(data), me.start, self.failed.bytes)
+            self.failed.dropped += len(data)
             return False
         self.failed.add(me.start, data, code)    # (over an older failure there: newer)
         for p in self.in_flight[self.in_flight.index(me) + 1:]:
@@ -566,6 +569,11 @@ class UbdDevice:
             raise error
         if self.failed:                      # written again here, and failed again
             raise Errno(self.failed.code)
+        if self.failed.dropped:
+            log.error("ubd%d: the disk takes writes again; %d bytes of failed writes were "
+                      "dropped meanwhile: the filesystem may need e2fsck", self.dev,
+                      self.failed.dropped)
+            self.failed.dropped = 0
 
 
 def _block_errno(code: int) -> int:
