@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import select
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -102,6 +103,12 @@ class BlockQueue:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="ubd_io")
         self.spans = None     # services/ubd_io/tracing.py's RequestSpans, when the guest traces
+        # a device's failing reads, or other requests, since the last of their kind it
+        # served: (errno, how many) by (dev, is a read); the first is logged, the count
+        # once it serves again (a full host disk, with the kernel writing its failed
+        # writes again, would otherwise log a line a request)
+        self.failing: dict[tuple[int, bool], tuple[int, int]] = {}
+        self.failing_lock = threading.Lock()
 
     def plug(self, dev: int, image: Journaled) -> None:
         """A hot-plugged disk (``disk_open``): served from now on."""
@@ -219,11 +226,23 @@ class BlockQueue:
                 image.zero(req.offset, req.length, unmap=req.op == "DISCARD")
             status = 0
         except OSError as exc:
-            log.error("ubd%d %s at %d+%d: %s", req.dev, req.op, req.offset, req.length, exc)
             status = -(exc.errno or errno.EIO)
+            kind = (req.dev, req.op == "READ")
+            with self.failing_lock:
+                code, count = self.failing.get(kind, (status, 0))
+                self.failing[kind] = (status, count + 1)
+            if not count or code != status:
+                log.error("ubd%d %s at %d+%d: %s", req.dev, req.op, req.offset, req.length, exc)
         except Exception:   # a bug must still answer the request, not hang it
             log.exception("ubd%d %s at %d+%d failed", req.dev, req.op, req.offset, req.length)
             status = -errno.EIO
+        if status == 0 and self.failing:
+            with self.failing_lock:
+                failed = self.failing.pop((req.dev, req.op == "READ"), None)
+            if failed is not None and failed[1] > 1:
+                log.warning("ubd%d serves %s again: %d failed before (the last with %s)",
+                            req.dev, "reads" if req.op == "READ" else "writes", failed[1],
+                            os.strerror(-failed[0]))
         return status, data
 
     def completed(self) -> Iterator[tuple[BlockRequest, int, bytes]]:

@@ -672,3 +672,43 @@ def test_failed_writes_past_the_retry_bound_are_dropped_and_logged(
         "written again): the filesystem may need e2fsck"]          # once, not per write
     assert "ubd0: the disk takes writes again; 8192 bytes of failed writes were dropped " \
         "meanwhile: the filesystem may need e2fsck" in errors
+
+
+class _FullImage:
+    """An image whose writes fail with ENOSPC while full is set (the host's
+    disk full), for BlockQueue's logging; reads always work."""
+
+    def __init__(self):
+        self.full = True
+        self.written = 0
+
+    def write(self, offset, data):
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.written += len(data)
+
+    def read(self, offset, length):
+        return bytes(length)
+
+
+def test_a_failing_disk_logs_its_first_error_and_then_how_many_failed(caplog):
+    """A full host disk fails every write (and the kernel writes its failed
+    writes again at each commit point): ubd_io logs the first failure, and
+    the count once the disk takes writes again, not a line a request;
+    reads that work meanwhile do not reset the count."""
+    from services.ubd_io.block_queue import BlockQueue, BlockRequest
+    image = _FullImage()
+    blocks = BlockQueue({0: image}, 4)
+    try:
+        def req(op):
+            return BlockRequest(None, 1, 0, op, 0, 4096, b"x" * 4096 if op == "WRITE" else b"")
+        statuses = [blocks._do(req(op))[0] for op in ["WRITE", "READ"] * 50]
+        image.full = False
+        after = blocks._do(req("WRITE"))[0]
+    finally:
+        blocks.pool.shutdown()
+    assert statuses == [-errno.ENOSPC, 0] * 50 and after == 0
+    logged = [r.getMessage() for r in caplog.records if r.name == "ubd_io"]
+    assert logged == ["ubd0 WRITE at 0+4096: [Errno 28] No space left on device",
+                      "ubd0 serves writes again: 50 failed before (the last with No space "
+                      "left on device)"]
