@@ -185,12 +185,13 @@ class BlockMap:
     async def _tree(self, block: int, depth: int, doomed: list[int]) -> None:
         """Add an indirect table of this depth (1: pointers to data) and every
         block below it to doomed."""
-        for p in self.fs.ptrs.unpack(await self.fs.block(block)):
-            if p:
-                if depth > 1:
+        ptrs = self.fs.ptrs.unpack(await self.fs.block(block))
+        if depth > 1:
+            for p in ptrs:
+                if p:
                     await self._tree(p, depth - 1, doomed)
-                else:
-                    doomed.append(p)
+        else:
+            doomed.extend(filter(None, ptrs))        # (a 64 MiB file's 16,384 at C speed)
         doomed.append(block)
 
     async def _trim(self, block: int, depth: int, keep: int, doomed: list[int]) -> bool:
