@@ -44,10 +44,16 @@ def test_failed_writes_agree_with_a_byte_model(seed):
             want = bytes(model.get(start + i, b) for i, b in enumerate(disk))
             assert failed.overlay(start, disk) == want
         else:
+            pieces = dict(failed.data)
             runs = failed.take(300)
             got = {at + i: b for at, data in runs for i, b in enumerate(data)}
-            assert got == model and all(len(data) <= max(300, 1500) for _, data in runs)
+            assert got == model
             assert [at for at, _ in runs] == sorted(at for at, _ in runs)
+            # a run is joined up to 300 bytes, or is one piece that was longer
+            assert all(len(data) <= 300 or pieces.get(at) == data for at, data in runs)
+            # and adjacent pieces that fit together were joined
+            assert all(a + len(d) < b or len(d) + len(pieces[b]) > 300
+                       for (a, d), (b, _) in zip(runs, runs[1:]))
             model = {}
         check(failed, model)
         assert bool(failed) == bool(model)
