@@ -84,7 +84,10 @@ class BlockMap:
         fs = self.fs
         goal = self.goal or (fs.first_data + (self.ino - 1) // fs.inodes_per_group
                              * fs.blocks_per_group)
-        block, n = await fs.alloc_blocks(goal, count)
+        if S.S_ISREG(self.mode):
+            block, n = await fs.take_blocks(self, goal, count)
+        else:
+            block, n = await fs.alloc_blocks(goal, count)
         self.goal = block + n
         self.blocks += n * (fs.block_size // 512)
         if zero:

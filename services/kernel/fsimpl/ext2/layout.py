@@ -38,6 +38,7 @@ INDEX_FL = 0x1000          # EXT2_INDEX_FL: the directory has an htree
 
 DIRTY_LIMIT = 1024         # dirty blocks held before they are written back
 COMMIT_BYTES = 32 << 20    # written back uncommitted before a commit point is made
+PREALLOC_BYTES = 1 << 20   # a regular file's blocks taken ahead in one allocation
 
 LINK_MAX = 65000           # links to an inode, as Linux's ext4 driver (serving ext2) allows
 

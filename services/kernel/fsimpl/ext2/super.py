@@ -20,7 +20,8 @@ from services.kernel.fsimpl.ext2.cache import BlockCache
 from services.kernel.fsimpl.ext2.inode import Inode
 from services.kernel.fsimpl.ext2.layout import (
     CACHE_BLOCKS, COMMIT_BYTES, DIRTY_LIMIT, EXT2_MAGIC, GD, GROUP, INCOMPAT_FILETYPE, INCOMPAT_NAMES,
-    MAX_RUN_BYTES, RO_COMPAT_SPARSE_SUPER, ROOT_INO, SUPER, U16, U32, BlockSource, Ext2Error,
+    MAX_RUN_BYTES, PREALLOC_BYTES, RO_COMPAT_SPARSE_SUPER, ROOT_INO, SUPER, U16, U32, BlockSource,
+    Ext2Error,
     has_super, max_size, timestamp)
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ class Ext2(FileSystem):
         self.fresh: set[int] = set()
         self.freed: set[int] = set()
         self._freed_order: list[int] | None = None     # freed, sorted (for allocation)
+        # regular files' preallocations (ext2's EXT2_PREALLOCATE): blocks set
+        # in a bitmap for the inode's next ones, given back at every commit
+        # point (so no committed image holds them) or when space runs out
+        self.prealloc: dict[Inode, range] = {}
         self.wb_err = ErrSeq()
 
     @classmethod
@@ -110,7 +115,8 @@ class Ext2(FileSystem):
         """As Linux 6.x reports an ext2 mount (ext4's statfs, which serves ext2):
         free counts summed over the groups, f_blocks without the fixed metadata
         (reserved GDT blocks included), f_bavail without the root-reserved blocks."""
-        bfree = sum(blocks for blocks, _ in self.group_free)
+        bfree = sum(blocks for blocks, _ in self.group_free) + \
+            sum(map(len, self.prealloc.values()))
         return {"bsize": self.block_size, "frsize": self.block_size,
                 "blocks": self.blocks_count - self.overhead, "bfree": bfree,
                 "bavail": max(0, bfree - self.r_blocks), "files": self.inodes_count,
@@ -313,7 +319,8 @@ class Ext2(FileSystem):
 
     async def _write_out(self) -> None:
         """Every change to the device: dirty blocks, then the group
-        descriptors and superblock."""
+        descriptors and superblock (preallocations given back first)."""
+        await self.release_prealloc()
         await self.write_back()
         if self.meta_dirty:
             self.meta_dirty = False
@@ -352,9 +359,52 @@ class Ext2(FileSystem):
         journal (a file rewritten after its unlink went all through it)."""
         with tracing.tracer.span("ext2 block allocation", {"ext2.goal": goal,
                                                             "ext2.count": count}) as span:
-            first, n = await self._alloc_blocks(goal, count)
+            try:
+                first, n = await self._alloc_blocks(goal, count)
+            except Errno as exc:
+                if exc.code != errno.ENOSPC or not self.prealloc:
+                    raise
+                await self.release_prealloc()      # what files hold ahead, before ENOSPC
+                first, n = await self._alloc_blocks(goal, count)
             span.set("ext2.allocated", n)
             return first, n
+
+    async def take_blocks(self, inode: Inode, goal: int, count: int) -> tuple[int, int]:
+        """alloc_blocks for a regular file's data and tables: from its
+        preallocation when that starts at goal, else a new run with as many
+        more as the file has (up to PREALLOC_BYTES: a file growing by
+        doubling, a small file not at all), the part past count kept as its
+        preallocation.  Measured: a 64 KiB write's allocation (the bitmap
+        scanned and changed, the group counted, the blocks marked fresh)
+        cost ~10% of ext2's time writing a big file."""
+        held = self.prealloc.get(inode)
+        if held is not None:
+            if held.start == goal and len(held) >= count:
+                if len(held) == count:
+                    del self.prealloc[inode]
+                else:
+                    self.prealloc[inode] = held[count:]
+                return goal, count
+            await self.release_prealloc(inode)     # (too short: it starts the new run)
+        ahead = min(PREALLOC_BYTES // self.block_size, inode.blocks // (self.block_size // 512))
+        first, n = await self.alloc_blocks(goal, count + ahead)
+        if n > count:
+            self.prealloc[inode] = range(first + count, first + n)
+            n = count
+        return first, n
+
+    async def release_prealloc(self, inode: Inode | None = None) -> None:
+        """Give back the inode's preallocation (None: every file's): its
+        blocks free again, as if never taken (nothing was written to them)."""
+        held = [self.prealloc.pop(inode)] if inode is not None else list(self.prealloc.values())
+        if inode is None:
+            self.prealloc.clear()
+        for run in held:
+            g, bit = divmod(run.start - self.first_data, self.blocks_per_group)
+            set_run(await self.mutable(self.block_bitmaps[g]), bit, len(run), on=False)
+            self.group_free[g][0] += len(run)
+            self.fresh.difference_update(run)
+            self.meta_dirty = True
 
     async def _alloc_blocks(self, goal: int, count: int) -> tuple[int, int]:
         first, bpg = self.first_data, self.blocks_per_group
