@@ -13,6 +13,11 @@ import gc
 # (deploy/forked.py) and freezes them too (common/service.py).
 gc.disable()
 
+if __name__ == "__main__":      # (the console script's entry, deploy/entry.py, does the same)
+    import sys
+    from deploy import forked
+    forked.prefork_for(sys.argv[1:])     # skas run's kernel, imported meanwhile
+
 import json
 import os
 import re

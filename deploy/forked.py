@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import gc
+import importlib
 import logging
 import os
 import runpy
@@ -85,7 +86,18 @@ def start(service: str, config: Path, log: int, console: bool,
     """Fork service NAME: its stderr (and stdout, unless it has the
     console: then skas's stdin and stdout) to log, in a session of its own,
     SIGTERM when skas dies; listening, its endpoint's socket, handed over
-    (common/activation.py)."""
+    (common/activation.py).  A service forked ahead (``prefork``) is given
+    these instead of a new fork."""
+    early = _early.pop(service, None)
+    if early is not None:
+        proc, sock = early
+        fds = [log] + ([listening.fileno()] if listening is not None else [])
+        with sock:
+            try:
+                socket.send_fds(sock, [f"{config}\0{int(console)}".encode()], fds)
+            except OSError:     # it is gone already (why: on stderr); its exit is seen
+                pass
+        return proc
     if threading.active_count() > 1:
         raise RuntimeError("a service is forked only from a process with one thread")
     parent = os.getpid()
@@ -94,11 +106,62 @@ def start(service: str, config: Path, log: int, console: bool,
     pid = os.fork()
     if pid:
         return Forked(pid)
+    _child(service, parent, lambda: (config, log, console, listening))
+
+
+# services forked ahead by prefork, not yet started: their process, and
+# the socket their config and fds go down
+_early: dict[str, tuple[Forked, socket.socket]] = {}
+
+
+def prefork(service: str, module: str) -> None:
+    """Fork service NAME now, before skas has read its command line: the
+    child imports module (the service's code, ~60 ms for the kernel) on
+    another CPU while skas imports its own and writes the guest's config,
+    then waits for ``start`` to send it what a fork would have had.  The
+    kernel's imports were the longest step of a cold start, after skas's
+    own.  A child that is never started (skas fails first, or exits)
+    reads the end of its socket and exits."""
+    parent = os.getpid()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        theirs.close()
+        _early[service] = (Forked(pid), ours)
+        return
+    ours.close()
+
+    def told() -> tuple[Path, int, bool, socket.socket | None]:
+        gc.disable()            # for its imports: common.service.main turns it on again
+        importlib.import_module(module)
+        msg, fds, _, _ = socket.recv_fds(theirs, 4096, 2)
+        if not msg:                                  # skas is done without it
+            os._exit(0)
+        config, console = msg.decode().split("\0")
+        listening = socket.socket(fileno=fds[1]) if len(fds) > 1 else None
+        return Path(config), fds[0], console == "1", listening
+    _child(service, parent, told)
+
+
+def prefork_for(args: list[str]) -> None:
+    """``skas run``'s kernel forked ahead (``prefork``), where a second CPU
+    can import it meanwhile; on one CPU both would only take turns."""
+    if args[:1] == ["run"] and not {"-h", "--help"} & set(args) \
+            and len(os.sched_getaffinity(0)) > 1:
+        prefork("kernel", "services.kernel.main")
+
+
+def _child(service: str, parent: int, told) -> None:
+    """The new process of service NAME: told() gives its config, log fd,
+    whether it has the console, and its listening socket."""
     code = 1
     try:
         os.setsid()
         die_with(parent)()
         ctypes.CDLL(None).prctl(PR_SET_NAME, f"skas-{service}".encode()[:15])   # ps -o comm
+        config, log, console, listening = told()
         if not console:
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)

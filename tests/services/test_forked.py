@@ -5,8 +5,10 @@ A fork keeps one thread and no usable zmq context, so each case forks
 from a fresh interpreter (as skas run is), not from the test's."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
 from conftest import HERE, make_config
 
@@ -18,6 +20,12 @@ from common import activation, protocol
 from common.config import load
 from deploy import forked
 
+if sys.argv[3].startswith("prefork"):
+    forked.prefork("sigio", "services.sigio.service")
+    assert forked._early["sigio"]
+    if sys.argv[3] == "prefork unused":
+        print(forked._early["sigio"][0].pid)
+        sys.exit()
 config, log = Path(sys.argv[1]), os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 if sys.argv[3] == "unreadable config":
     print(forked.start("sigio", config, log, False).wait())
@@ -28,8 +36,10 @@ bound = os.stat(endpoint[len("ipc://"):]).st_ino
 dealer = zmq.Context().socket(zmq.DEALER)    # before the service runs: no retry needed
 dealer.connect(endpoint)
 dealer.send(protocol.encode("ping", 7, "test", {}))
+early = forked._early["sigio"][0].pid if "sigio" in forked._early else None
 service = forked.start("sigio", config, log, False, sock)
 sock.close()
+assert early in (None, service.pid) and not forked._early, "not the child forked ahead"
 assert dealer.poll(30000), "no pong"
 print(protocol.decode(dealer.recv()).type, os.stat(endpoint[len("ipc://"):]).st_ino == bound)
 try:
@@ -60,6 +70,34 @@ def test_a_forked_service_serves_the_socket_it_is_given_and_stops_on_sigterm(tmp
     printed, log = launch(tmp_path, cfg.path, "serve")
     # a ping sent before the service ran is answered, on the socket bound for it
     assert printed == ["pong", "True", "serving", "0"], log
+
+
+def test_a_service_forked_ahead_serves_once_started_and_stops_on_sigterm(tmp_path, disk):
+    """prefork: the service forked before its config exists (skas run's
+    kernel, while skas parses its options) gets its config, log and socket
+    from start, and is then the same service."""
+    cfg = make_config(tmp_path, disk, ["/bin/true"])
+    printed, log = launch(tmp_path, cfg.path, "prefork serve")
+    assert printed == ["pong", "True", "serving", "0"], log
+
+
+def test_a_service_forked_ahead_and_never_started_exits_with_skas(tmp_path):
+    """skas failing or done before it starts the service (skas run with a
+    bad option): the child forked ahead reads its socket's end and exits."""
+    printed, _ = launch(tmp_path, tmp_path / "unused.toml", "prefork unused")
+    pid = int(printed[0])
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid):
+        assert time.monotonic() < deadline, f"the child forked ahead ({pid}) is still running"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
 
 
 def test_importing_the_cli_leaves_collection_on():
