@@ -454,6 +454,32 @@ def test_a_growing_file_takes_blocks_ahead_in_few_allocations_and_gives_back_the
     assert len(free) - len(free_blocks(img)) == sum(blocks.values())   # nothing else taken
 
 
+def test_closing_a_file_gives_back_the_blocks_it_held_ahead(tmp_path):
+    """The last close of a file written to gives back what it held ahead
+    (not only the next commit point): the next file written starts right
+    after it."""
+    img = mkfs(tmp_path / "fs.img", 1024, "16M")
+    chunk = 64 << 10
+
+    async def body(fs):
+        a = await fs.root.create(b"a", stat.S_IFREG | 0o644, 0, 0)
+        unhold = a.hold()
+        for at in range(0, 8 * chunk, chunk):
+            await a.write(at, os.urandom(chunk))
+        assert a in fs.prealloc
+        unhold()
+        await asyncio.sleep(0)                  # the release takes the lock ...
+        async with fs.lock:
+            assert a not in fs.prealloc         # ... and has run
+        b = await fs.root.create(b"b", stat.S_IFREG | 0o644, 0, 0)
+        await b.write(0, os.urandom(chunk))
+    session(img, body)
+    fsck(img)
+    _, _, tables = file_blocks(img, "/a")
+    a_blocks = bmap(img, "/a", range(8 * chunk // 1024)) + sum(tables.values(), [])
+    assert bmap(img, "/b", [0]) == [max(a_blocks) + 1]
+
+
 def test_blocks_held_ahead_are_given_to_another_file_rather_than_enospc(tmp_path):
     """A file holding blocks ahead does not make another run out of space:
     the other takes every block that is not in use, then ENOSPC."""

@@ -29,7 +29,7 @@ as many contiguous blocks as are free are allocated (bitmaps scanned a byte,
 not a bit, at a time), entered in the block map in one pass and put in one
 piece (measured, 64 KiB written: ~150 µs of CPU block by block, ~50 so);
 a regular file's allocation takes blocks ahead for its next writes, given
-back at the next commit point (``Ext2.take_blocks``).
+back at its last close or the next commit point (``Ext2.take_blocks``).
 An indexed (dir_index) directory that is changed loses its EXT2_INDEX_FL,
 as Linux's ext2 does, so it is read linearly afterwards and stays valid.
 Mutations hold the filesystem's lock, so each is atomic with respect to the

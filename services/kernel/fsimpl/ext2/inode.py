@@ -241,9 +241,22 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
 
         def unhold() -> None:
             self.opens -= 1
-            if self.opens == 0 and self.nlink == 0 and self.ino in self.fs.inodes:
+            if self.opens:
+                return
+            if self.nlink == 0 and self.ino in self.fs.inodes:
                 asyncio.get_running_loop().create_task(self._evict_locked())
+            elif self in self.fs.prealloc:
+                asyncio.get_running_loop().create_task(self._release_locked())
         return unhold
+
+    async def _release_locked(self) -> None:
+        """The last open file is closed: the blocks this one took ahead go
+        back now rather than at the next commit point (as Linux's
+        ext2_release_file discards its reservation), so the next file
+        written starts where this one ends."""
+        async with self.fs.lock:
+            if self.opens == 0 and self in self.fs.prealloc:
+                await self.fs.release_prealloc(self)
 
     async def _evict_locked(self) -> None:
         async with self.fs.lock:
@@ -253,6 +266,8 @@ class Inode(Directory, BlockMap, Xattrs, BaseInode):
     async def _evict(self) -> None:
         """The last name and open file are gone: free the blocks and the inode."""
         self.changed(0)
+        if self in self.fs.prealloc:
+            await self.fs.release_prealloc(self)
         if self._has_block_map():
             await self._truncate_blocks(0)
         if self.file_acl:

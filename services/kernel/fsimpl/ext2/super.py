@@ -50,8 +50,9 @@ class Ext2(FileSystem):
         self.freed: set[int] = set()
         self._freed_order: list[int] | None = None     # freed, sorted (for allocation)
         # regular files' preallocations (ext2's EXT2_PREALLOCATE): blocks set
-        # in a bitmap for the inode's next ones, given back at every commit
-        # point (so no committed image holds them) or when space runs out
+        # in a bitmap for the inode's next ones, given back at its last
+        # close, at every commit point (so no committed image holds them)
+        # or when space runs out
         self.prealloc: dict[Inode, range] = {}
         self.wb_err = ErrSeq()
 
