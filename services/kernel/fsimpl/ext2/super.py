@@ -21,8 +21,7 @@ from services.kernel.fsimpl.ext2.inode import Inode
 from services.kernel.fsimpl.ext2.layout import (
     CACHE_BLOCKS, COMMIT_BYTES, DIRTY_LIMIT, EXT2_MAGIC, GD, GROUP, INCOMPAT_FILETYPE, INCOMPAT_NAMES,
     MAX_RUN_BYTES, PREALLOC_BYTES, RO_COMPAT_SPARSE_SUPER, ROOT_INO, SUPER, U16, U32, BlockSource,
-    Ext2Error,
-    has_super, max_size, timestamp)
+    Ext2Error, has_super, max_size, timestamp)
 
 log = logging.getLogger(__name__)
 
