@@ -10,7 +10,10 @@ if ! dpkg -s busybox-static debootstrap e2fsprogs gcc libc6-dev python3-venv uml
     $SUDO apt-get install -y -q busybox-static debootstrap e2fsprogs gcc libc6-dev python3 python3-venv \
         uml-utilities procps
 fi
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# Debian's own Python 3, the one the packages above are for, not whichever
+# python3 comes first on PATH (a pyenv build without PGO and LTO ran the
+# kernel ~30% slower: bench/README.md)
+[ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
 # compat: the checkout on sys.path by a .pth line; setuptools' default editable
 # finder cost every python start ~10 ms of imports (bench/coldstart.py: 25 -> 14 ms)
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
