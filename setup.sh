@@ -11,8 +11,9 @@ if ! dpkg -s busybox-static debootstrap e2fsprogs gcc libc6-dev python3-venv uml
         uml-utilities procps
 fi
 # Debian's own Python 3, the one the packages above are for, not whichever
-# python3 comes first on PATH (a pyenv build without PGO and LTO ran the
-# kernel ~30% slower: bench/README.md)
+# python3 comes first on PATH: a pyenv build (--enable-shared, without
+# --enable-optimizations) ran Python ~30% slower, the kernel's 64 KiB
+# writes ~12% (bench/README.md, seventh session)
 [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
 # compat: the checkout on sys.path by a .pth line; setuptools' default editable
 # finder cost every python start ~10 ms of imports (bench/coldstart.py: 25 -> 14 ms)
