@@ -538,6 +538,57 @@ def test_without_a_memfd_the_kernel_sends_the_data_itself(ubd, image, monkeypatc
     assert image.read_bytes()[:BIG] == data
 
 
+def test_small_reads_take_whole_pages_and_a_small_write_is_merged_into_its_page(ubd, image):
+    """A filesystem of 1 KiB blocks reading its metadata: each miss reads
+    the whole 4 KiB page, so the page's other blocks are then read from the
+    cache; blocks of one page asked at once wait for one read; a 1 KiB
+    write into a cached page is merged into it, not dropped with it; and a
+    read asked after a write to a page whose read was in flight sees the
+    write, never the bytes that read brings."""
+    u = ubd({"ubd0": str(image)})
+    disk = image.read_bytes()
+    KiB = 1024
+
+    async def go(loop):
+        dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
+        dev.size = len(disk)
+        reads = []
+        send = dev._send
+
+        async def counted(op, offset, length, data):
+            if op == "READ":
+                reads.append((offset, length))
+            return await send(op, offset, length, data)
+        dev._send = counted
+        out = {"page5": [await dev.read(5 * 4096 + k * KiB, KiB) for k in (1, 0, 3, 2)]}
+        out["page5 reads"] = list(reads)
+        await dev.write(5 * 4096 + 2 * KiB, b"w" * KiB)
+        out["page5 after"] = await dev.read(5 * 4096, 4096)
+        out["page9"] = await asyncio.gather(*(dev.read(9 * 4096 + k * KiB, KiB) for k in range(4)))
+        first = asyncio.ensure_future(dev.read(12 * 4096, KiB))
+        await asyncio.sleep(0)                   # its read is in flight
+        await dev.write(12 * 4096 + KiB, b"x" * KiB)
+        out["page12"] = await dev.read(12 * 4096, 4096)
+        out["page12 first"] = await first
+        await dev.flush()
+        out["reads"] = reads
+        return out
+
+    out = run_async(go)
+    page = lambda n: disk[n * 4096:(n + 1) * 4096]     # noqa: E731
+    assert out["page5"] == [page(5)[k * KiB:(k + 1) * KiB] for k in (1, 0, 3, 2)]
+    assert out["page5 reads"] == [(5 * 4096, 4096)]
+    assert out["page5 after"] == page(5)[:2 * KiB] + b"w" * KiB + page(5)[3 * KiB:]
+    assert b"".join(out["page9"]) == page(9)
+    assert out["reads"].count((9 * 4096, 4096)) == 1
+    assert out["page12"] == page(12)[:KiB] + b"x" * KiB + page(12)[2 * KiB:]
+    assert out["page12 first"] == page(12)[:KiB]
+    assert (5 * 4096, 4096) not in out["reads"][1:]          # the merged page was kept
+    on_disk = image.read_bytes()
+    assert on_disk[5 * 4096:6 * 4096] == out["page5 after"]
+    assert on_disk[12 * 4096:13 * 4096] == out["page12"]
+
+
 def test_a_forgotten_range_leaves_the_cache_and_is_read_from_ubd_io_again(ubd, image):
     """forget (blocks the filesystem freed) drops the pages the range
     touches, and only those: after the image changes behind the cache's
