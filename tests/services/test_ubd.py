@@ -115,6 +115,19 @@ def image(tmp_path):
     return path
 
 
+def count_reads(dev: UbdDevice) -> list[tuple[int, int]]:
+    """The READs dev sends to ubd_io from now on, (offset, length) each."""
+    reads = []
+    send = dev._send
+
+    async def counted(op, offset, length, data):
+        if op == "READ":
+            reads.append((offset, length))
+        return await send(op, offset, length, data)
+    dev._send = counted
+    return reads
+
+
 def sha(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
@@ -335,19 +348,12 @@ def test_sequential_reads_are_read_ahead_and_a_write_still_wins(ubd, image):
 
     async def go(loop):
         dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
-        reads = []
-        send = dev._send
-
-        async def counted(op, offset, length, data):
-            if op == "READ":
-                reads.append(length)
-            return await send(op, offset, length, data)
-        dev._send = counted
+        reads = count_reads(dev)
         got = [await dev.read(pos, 4096) for pos in range(0, 512 << 10, 4096)]
         await dev.write(256 << 10, b"w" * 4096)
         again = [await dev.read(pos, 4096) for pos in range(0, 1 * MiB, 4096)]
         await asyncio.wait([dev.ahead])
-        return b"".join(got), b"".join(again), reads
+        return b"".join(got), b"".join(again), [length for _, length in reads]
 
     first, again, reads = run_async(go)
     assert first == want[:512 << 10]
@@ -464,14 +470,7 @@ def test_a_write_in_flight_is_read_back_at_once_and_a_discard_in_flight_is_waite
     async def go(loop):
         dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
         assert await dev.read(MiB, 64 << 10) == image.read_bytes()[MiB:MiB + (64 << 10)]
-        reads = []
-        send = dev._send
-
-        async def counted(op, offset, length, data):
-            if op == "READ":
-                reads.append((offset, length))
-            return await send(op, offset, length, data)
-        dev._send = counted
+        reads = count_reads(dev)
         os.kill(pid, signal.SIGSTOP)
         try:
             await dev.write(MiB, new)
@@ -552,14 +551,7 @@ def test_small_reads_take_whole_pages_and_a_small_write_is_merged_into_its_page(
     async def go(loop):
         dev = UbdDevice(AsyncLink(loop, u.cfg.endpoints["ubd_io"], "kernel"), 0)
         dev.size = len(disk)
-        reads = []
-        send = dev._send
-
-        async def counted(op, offset, length, data):
-            if op == "READ":
-                reads.append((offset, length))
-            return await send(op, offset, length, data)
-        dev._send = counted
+        reads = count_reads(dev)
         out = {"page5": [await dev.read(5 * 4096 + k * KiB, KiB) for k in (1, 0, 3, 2)]}
         out["page5 reads"] = list(reads)
         await dev.write(5 * 4096 + 2 * KiB, b"w" * KiB)
