@@ -192,8 +192,14 @@ static void all(const char *dir)
     struct stat st0, st1;
     struct timespec now;
     stat(fpath, &st0);
-    do clock_gettime(CLOCK_REALTIME, &now);
-    while (now.tv_sec == st0.st_ctim.tv_sec && now.tv_nsec <= st0.st_ctim.tv_nsec + 20000000);
+    /* 50 ms past the old ctime (in whole nanoseconds: a wait that ended at
+       the next second let a loaded host stamp the change no later) */
+    long long ctime0 = st0.st_ctim.tv_sec * 1000000000LL + st0.st_ctim.tv_nsec;
+    struct timespec tick = {0, 1000000};
+    do {
+        nanosleep(&tick, NULL);
+        clock_gettime(CLOCK_REALTIME, &now);
+    } while (now.tv_sec * 1000000000LL + now.tv_nsec <= ctime0 + 50000000LL);
     setxattr(fpath, "user.c", "c", 1, 0);
     stat(fpath, &st1);
     printf("set changes ctime: %s\n", st1.st_ctim.tv_sec * 1000000000LL + st1.st_ctim.tv_nsec >
