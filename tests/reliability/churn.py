@@ -27,7 +27,13 @@ touch /data/stop
 wait
 echo "exit=$rc"
 """
-COMMAND = ("/bin/sh", "/etc/churn.sh", str(FILES), str(LINES))
+
+
+def command(files: int = FILES) -> tuple[str, ...]:
+    """The guest's command: churn through files files."""
+    return ("/bin/sh", "/etc/churn.sh", str(files), str(LINES))
+
+
 _LINE = re.compile(r"line (\d{6}) c{65}")
 _BASE = bytes((k * 7 + (k >> 9)) & 0xFF for k in range(4096 * 8 + 97))
 
