@@ -463,13 +463,14 @@ class UbdDevice:
         if self.ahead is not None and start <= offset and offset + length <= end:
             await asyncio.wait([self.ahead])     # what we want is on its way
         data = self.cache.get(offset, length)
-        # whole pages, as Linux reads a block device through its page cache:
-        # the 1 KiB blocks around a filesystem's metadata block are then at
-        # hand (an inode table's next, a directory's); none past the end
-        lo, hi = offset, offset + length
-        if self.size:
-            lo, hi = lo - lo % PAGE, max(min(-(-hi // PAGE) * PAGE, self.size), hi)
         if data is None:
+            # whole pages, as Linux reads a block device through its page
+            # cache: the 1 KiB blocks around a filesystem's metadata block
+            # are then at hand (an inode table's next, a directory's); none
+            # past the end
+            lo, hi = offset, offset + length
+            if self.size:
+                lo, hi = lo - lo % PAGE, max(min(-(-hi // PAGE) * PAGE, self.size), hi)
             reading = self._reading(lo, hi)
             if reading is not None:     # (several blocks of one page asked at once)
                 await reading.done.wait()
